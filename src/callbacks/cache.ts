@@ -1,0 +1,72 @@
+import type { ResolvedHeaders } from './client.js';
+
+/** A callback answer with the absolute moment (epoch ms) it stops being valid. */
+export interface CachedCredential {
+  readonly headers: ResolvedHeaders;
+  readonly expiresAt: number;
+}
+
+/**
+ * Where callback answers are kept. `peek` is the hot path: synchronous and free of I/O. `resolve` goes
+ * through every level and guarantees that concurrent misses for one key run `load` once. Failures are
+ * never cached: the waiters of one failed attempt share its error, and the next request tries again.
+ */
+export interface CredentialCache {
+  peek(key: string, now: number): CachedCredential | undefined;
+  resolve(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential>;
+  close(): Promise<void>;
+}
+
+/** The sidecar-mode cache: a bounded in-process map with per-key single flight. */
+export class MemoryCredentialCache implements CredentialCache {
+  private readonly entries = new Map<string, CachedCredential>();
+  private readonly inflight = new Map<string, Promise<CachedCredential>>();
+
+  constructor(
+    private readonly maxEntries = 10_000,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  peek(key: string, now: number): CachedCredential | undefined {
+    const hit = this.entries.get(key);
+    if (!hit) return undefined;
+    if (hit.expiresAt > now) return hit;
+    this.entries.delete(key);
+    return undefined;
+  }
+
+  /** Stores an entry that some other level already holds (used by layered caches). */
+  store(key: string, entry: CachedCredential): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next().value as string;
+      this.entries.delete(oldest);
+    }
+  }
+
+  resolve(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential> {
+    const hit = this.peek(key, this.clock());
+    if (hit) return Promise.resolve(hit);
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const attempt = load()
+      .then((headers) => {
+        const entry = { headers, expiresAt: this.clock() + ttlSeconds * 1000 };
+        this.store(key, entry);
+        return entry;
+      })
+      .finally(() => this.inflight.delete(key));
+    this.inflight.set(key, attempt);
+    return attempt;
+  }
+
+  /** Number of live entries (for tests and metrics). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async close(): Promise<void> {
+    this.entries.clear();
+  }
+}

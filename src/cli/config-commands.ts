@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import type { Command } from 'commander';
+import { proxyConfigSchema } from '../config/schema.js';
+import { loadSources } from '../config/watch.js';
+import { loadUnsealer } from '../runtime/service.js';
+import { SHAPE_ONLY_UNSEALER } from '../secrets/sealing.js';
+import { explain } from './explain.js';
+import { envOption } from './main.js';
+
+function configOptions(cmd: Command): Command {
+  return cmd
+    .addOption(envOption('--config <file>', 'proxy_config file (YAML or JSON)', 'AUTHPROXY_CONFIG').makeOptionMandatory())
+    .addOption(envOption('--secrets-dir <dir>', 'workspace secrets, one file per key', 'AUTHPROXY_SECRETS_DIR'))
+    .addOption(envOption('--sealing-key <file>', 'private sealing key; without it sealed values are only checked for shape', 'AUTHPROXY_SEALING_KEY'));
+}
+
+interface ConfigFlags {
+  config: string;
+  secretsDir?: string;
+  sealingKey?: string;
+}
+
+/** Loads a config for validate/explain; without a sealing key, opaque values are checked for shape only. */
+function load(flags: ConfigFlags) {
+  const unsealer = loadUnsealer(flags.sealingKey);
+  return loadSources({ configPath: flags.config, secretsDir: flags.secretsDir, unsealer: unsealer ?? SHAPE_ONLY_UNSEALER }).policy;
+}
+
+/** `validate`, `explain` and `schema`: the commands that read a config without serving it. */
+export function registerConfigCommands(program: Command): void {
+  configOptions(program.command('validate').description('check a proxy_config; exit 0 when valid')).action((flags: ConfigFlags) => {
+    const policy = load(flags);
+    process.stdout.write(`${flags.config}: valid (${policy.source.rules.length} rules, ${policy.callbacks.length} callbacks)\n`);
+  });
+
+  configOptions(program.command('explain').description('print the decision for one request as JSON, secrets redacted'))
+    .addOption(envOption('--sandbox <id>', 'sandbox id to explain for', 'AUTHPROXY_SANDBOX_ID').default('default'))
+    .argument('<method>', 'HTTP method, e.g. GET')
+    .argument('<url>', 'absolute URL, e.g. https://api.github.com/user')
+    .action((method: string, url: string, flags: ConfigFlags & { sandbox: string }) => {
+      process.stdout.write(JSON.stringify(explain(load(flags), method, url, flags.sandbox), null, 2) + '\n');
+    });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of proxy_config (for editors)')
+    .action(() => {
+      process.stdout.write(JSON.stringify(proxyConfigJsonSchema(), null, 2) + '\n');
+    });
+}
+
+/** The JSON Schema generated from the zod schema, so editors and the validator never disagree. */
+export function proxyConfigJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(proxyConfigSchema, { io: 'input', unrepresentable: 'any' }),
+    title: 'authproxy proxy_config',
+  };
+}

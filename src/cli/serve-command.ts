@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { createLogger } from '../log.js';
+import { parseListenAddress } from '../runtime/listen.js';
+import { startService } from '../runtime/service.js';
+import { startHttpPort } from '../runtime/http-port.js';
+import { envOption } from './main.js';
+import { AuthProxyError } from '../errors.js';
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+interface ServeFlags {
+  config: string;
+  listen: string;
+  secretsDir?: string;
+  sealingKey?: string;
+  signingKey?: string;
+  sandboxId: string;
+  metricsListen?: string;
+  logLevel: string;
+  callbackTimeoutMs: string;
+}
+
+/** `authproxy serve`: the ext_proc service, with hot reload, until SIGTERM/SIGINT. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('serve Envoy ext_proc decisions for a proxy_config')
+    .addOption(envOption('--config <file>', 'proxy_config file (YAML or JSON), watched for changes', 'AUTHPROXY_CONFIG').makeOptionMandatory())
+    .addOption(envOption('--listen <addr>', 'ext_proc gRPC address: host:port or unix:/path', 'AUTHPROXY_LISTEN').makeOptionMandatory())
+    .addOption(envOption('--secrets-dir <dir>', 'workspace secrets, one file per key, watched', 'AUTHPROXY_SECRETS_DIR'))
+    .addOption(envOption('--sealing-key <file>', 'private key that opens opaque values', 'AUTHPROXY_SEALING_KEY'))
+    .addOption(envOption('--signing-key <file>', 'Ed25519 key that signs callback requests', 'AUTHPROXY_SIGNING_KEY'))
+    .addOption(envOption('--sandbox-id <id>', 'sandbox id when Envoy sends no x-sandbox-id', 'AUTHPROXY_SANDBOX_ID').default('default'))
+    .addOption(envOption('--metrics-listen <addr>', 'HTTP address for /healthz and /.well-known/jwks.json', 'AUTHPROXY_METRICS_LISTEN'))
+    .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
+    .addOption(envOption('--callback-timeout-ms <ms>', 'callback request timeout', 'AUTHPROXY_CALLBACK_TIMEOUT_MS').default('5000'))
+    .action(async (flags: ServeFlags) => {
+      parseListenAddress(flags.listen, '--listen');
+      if (flags.metricsListen) parseListenAddress(flags.metricsListen, '--metrics-listen');
+      const timeout = Number(flags.callbackTimeoutMs);
+      if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) {
+        throw new AuthProxyError('usage', `--callback-timeout-ms: "${flags.callbackTimeoutMs}" must be a whole number of milliseconds, 1..60000`);
+      }
+      if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
+      const log = createLogger(flags.logLevel as 'info');
+      const service = await startService(
+        { ...flags, callbackTimeoutMs: timeout },
+        log,
+      );
+      let closing = false;
+      const side = flags.metricsListen
+        ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing })
+        : undefined;
+      const stop = async (signal: string) => {
+        if (closing) return;
+        closing = true;
+        log.info({ signal }, 'shutting down');
+        side?.server.close();
+        await service.close();
+        process.exit(0);
+      };
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      process.on('SIGINT', () => void stop('SIGINT'));
+      process.on('SIGHUP', () => service.watcher.reload());
+    });
+}

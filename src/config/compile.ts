@@ -1,0 +1,114 @@
+import { createHash } from 'node:crypto';
+import { AuthProxyError } from '../errors.js';
+import { HostIndex } from '../policy/host-index.js';
+import { compilePathPattern } from '../policy/path.js';
+import type { CompiledCallback, CompiledHeader, CompiledPolicy, CompiledRule } from '../policy/compiled.js';
+import { headerValueProblem, type ProxyConfig } from './schema.js';
+import { decodeSealed, type ValueUnsealer } from '../secrets/sealing.js';
+import { PLACEHOLDER } from '../secrets/workspace.js';
+
+/** What applying a config needs besides the config itself. */
+export interface CompileContext {
+  /** Workspace secrets by key. */
+  readonly secrets: ReadonlyMap<string, string>;
+  /** Decrypts opaque values; without it, a config holding opaque values is rejected. */
+  readonly unsealer: ValueUnsealer | undefined;
+}
+
+interface HeaderSpec {
+  readonly name: string;
+  readonly type: 'plaintext' | 'workspace_secret' | 'opaque';
+  readonly value: string;
+}
+
+/**
+ * Compiles a validated config into the index that decisions read: resolves `{KEY}` placeholders against
+ * workspace secrets, unseals opaque values and builds host indexes. All problems are gathered and thrown
+ * together, so a config is applied whole or not at all. Messages name the field and never a value.
+ */
+export function compilePolicy(config: ProxyConfig, ctx: CompileContext): CompiledPolicy {
+  const problems: string[] = [];
+  const resolve = (h: HeaderSpec, field: string, owner: string): CompiledHeader => ({
+    name: h.name,
+    value: resolveHeader(h, ctx, `${field}: ${owner}, header "${h.name}"`, problems),
+    sensitive: h.type !== 'plaintext',
+  });
+
+  const rules: CompiledRule[] = [];
+  const ruleIndex = new HostIndex();
+  config.rules.forEach((rule, position) => {
+    const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`));
+    if (!rule.enabled) return;
+    const matchers = rule.match_paths.map(compilePathPattern);
+    ruleIndex.add(rules.length, rule.match_hosts);
+    rules.push({
+      name: rule.name,
+      position,
+      matchPath: matchers.length === 0 ? undefined : (path) => matchers.some((m) => m(path)),
+      headers,
+    });
+  });
+
+  const callbackIndex = new HostIndex();
+  const callbacks: CompiledCallback[] = config.callbacks.map((cb, position) => {
+    callbackIndex.add(position, cb.match_hosts);
+    return {
+      id: callbackId(cb),
+      position,
+      url: cb.url,
+      ttlSeconds: cb.ttl_seconds,
+      requestHeaders: cb.request_headers.map((h, i) =>
+        resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${cb.url}`),
+      ),
+    };
+  });
+
+  if (problems.length > 0) throw new AuthProxyError('config_invalid', problems.join('; '), problems);
+
+  const noProxy = new HostIndex();
+  noProxy.add(0, config.no_proxy);
+  let access: CompiledPolicy['access'];
+  if (config.access_control) {
+    const mode = config.access_control.allow_list ? 'allow' : 'deny';
+    const index = new HostIndex();
+    index.add(0, config.access_control.allow_list ?? config.access_control.deny_list ?? []);
+    access = { mode, index };
+  }
+  return { rules, ruleIndex, callbacks, callbackIndex, noProxy, access, source: config };
+}
+
+function resolveHeader(h: HeaderSpec, ctx: CompileContext, where: string, problems: string[]): string {
+  if (h.type === 'plaintext') return h.value;
+  if (h.type === 'workspace_secret') {
+    const missing = new Set<string>();
+    const value = h.value.replace(PLACEHOLDER, (_m, key: string) => {
+      const secret = ctx.secrets.get(key);
+      if (secret === undefined) missing.add(key);
+      return secret ?? '';
+    });
+    if (!/\{[A-Za-z_][A-Za-z0-9_]*\}/.test(h.value)) problems.push(`${where}: workspace_secret value has no {KEY} placeholder`);
+    for (const key of missing) problems.push(`${where}: workspace secret "${key}" is not set`);
+    const bad = missing.size === 0 ? headerValueProblem(value) : undefined;
+    if (bad) problems.push(`${where}: resolved value ${bad}`);
+    return value;
+  }
+  try {
+    decodeSealed(h.value);
+    if (!ctx.unsealer) {
+      problems.push(`${where}: opaque value needs a sealing key (--sealing-key)`);
+      return '';
+    }
+    const value = ctx.unsealer.unseal(h.value);
+    const bad = headerValueProblem(value);
+    if (bad) problems.push(`${where}: unsealed value ${bad}`);
+    return value;
+  } catch (err) {
+    problems.push(`${where}: ${err instanceof AuthProxyError ? err.message : 'cannot be unsealed'}`);
+    return '';
+  }
+}
+
+function callbackId(cb: ProxyConfig['callbacks'][number]): string {
+  const canonical = JSON.stringify([cb.url, cb.match_hosts, cb.request_headers.map((h) => [h.name, h.type, h.value])]);
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 16);
+}

@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { AuthProxyError } from '../errors.js';
+import { formatPath, proxyConfigSchema, type ProxyConfig } from './schema.js';
+import { compilePolicy, type CompileContext } from './compile.js';
+import type { CompiledPolicy } from '../policy/compiled.js';
+
+/**
+ * Parses and validates proxy_config text (YAML or JSON; JSON is valid YAML). Throws one
+ * `config_invalid` error whose problems are each one line: `SOURCE: field.path: message`.
+ */
+export function parseConfigText(text: string, source: string): ProxyConfig {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const problems = doc.errors.map((e) => `${source}: ${yamlErrorLine(e)}`);
+    throw new AuthProxyError('config_invalid', problems.join('; '), problems);
+  }
+  return validateConfig(doc.toJS() ?? {}, source);
+}
+
+/** Validates an already-parsed value as a proxy_config, with field-named one-line problems. */
+export function validateConfig(value: unknown, source: string): ProxyConfig {
+  const result = proxyConfigSchema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${source}: ${formatPath(issue.path)}: ${issue.message}`);
+  throw new AuthProxyError('config_invalid', problems.join('; '), problems);
+}
+
+function yamlErrorLine(err: { message: string; linePos?: [{ line: number; col: number }, ...unknown[]] }): string {
+  const where = err.linePos?.[0] ? `line ${err.linePos[0].line}: ` : '';
+  return `${where}${err.message.split('\n')[0]}`;
+}
+
+/** Reads a config file; I/O errors become a one-line `config_io` error naming the file. */
+export function readConfigFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new AuthProxyError('config_io', `${path}: cannot read config (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+/** Reads, validates and compiles a config file; problems are prefixed with the file name. */
+export function loadPolicyFile(path: string, ctx: CompileContext): CompiledPolicy {
+  const config = parseConfigText(readConfigFile(path), path);
+  try {
+    return compilePolicy(config, ctx);
+  } catch (err) {
+    if (err instanceof AuthProxyError) {
+      const problems = err.problems.map((p) => `${path}: ${p}`);
+      throw new AuthProxyError(err.code, problems.join('; '), problems);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,149 @@
+import { z } from 'zod';
+import { canonicalPattern, hostPatternProblem } from './host-pattern.js';
+
+/**
+ * The proxy_config schema: the single source of the config's types, of validation and of the JSON
+ * Schema for editors. Objects are strict, so a misspelled key is an error rather than silently ignored.
+ */
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Headers that a rule or a callback may never set: Envoy owns them, or they change message framing. */
+const RESERVED_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade',
+  'proxy-connection', 'proxy-authorization', 'expect',
+]);
+
+/** Returns why `name` can't be set as an injected header, or undefined when it can. */
+export function headerNameProblem(name: string): string | undefined {
+  if (!TOKEN.test(name)) return 'must be an HTTP header name (token characters only)';
+  const lower = name.toLowerCase();
+  if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-envoy-')) return `"${name}" is reserved and cannot be injected`;
+  return undefined;
+}
+
+/** Returns why `value` can't be a header value, or undefined when it can. Never echoes the value. */
+export function headerValueProblem(value: string): string | undefined {
+  if (/[\r\n\0]/.test(value)) return 'must not contain CR, LF or NUL';
+  if (value.length > 8192) return 'is longer than 8192 characters';
+  return undefined;
+}
+
+const headerName = z.string().superRefine((name, ctx) => {
+  const problem = headerNameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const headerValue = z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
+  const problem = headerValueProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+function hostList(allowIp: boolean, min: number) {
+  return z
+    .array(
+      z.string({ error: 'must be a string' }).superRefine((pattern, ctx) => {
+        const problem = hostPatternProblem(pattern, allowIp);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }).transform(canonicalPattern),
+    )
+    .min(min, { error: `needs at least ${min} host pattern` });
+}
+
+const pathPattern = z
+  .string({ error: 'must be a string' })
+  .refine((p) => p.startsWith('/') || p.startsWith('*'), { error: 'must start with "/" or "*"' })
+  .refine((p) => !/[?#\s]/.test(p), { error: 'must not contain "?", "#" or spaces' });
+
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** One header of a rule. */
+export const headerSchema = z.strictObject({
+  name: headerName,
+  type: z.enum(['plaintext', 'workspace_secret', 'opaque'], { error: 'must be plaintext, workspace_secret or opaque' }),
+  value: headerValue,
+});
+
+/** One header that authproxy sends to a callback endpoint: plaintext or opaque only. */
+export const callbackHeaderSchema = z.strictObject({
+  name: headerName,
+  type: z.enum(['plaintext', 'opaque'], { error: 'must be plaintext or opaque (workspace_secret is not allowed here)' }),
+  value: headerValue,
+});
+
+/** One header-injection rule. */
+export const ruleSchema = z.strictObject({
+  name: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(128),
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  match_hosts: hostList(false, 1),
+  match_paths: z.array(pathPattern).default([]),
+  headers: z.array(headerSchema).min(1, { error: 'needs at least one header' }).max(32),
+  env_vars: z
+    .record(z.string().regex(envName, { error: 'must be an environment variable name' }), z.string({ error: 'must be a string' }))
+    .default({}),
+});
+
+/** One callback: the user's own credential endpoint. */
+export const callbackSchema = z.strictObject({
+  match_hosts: hostList(false, 1),
+  url: z.string({ error: 'must be a string' }).superRefine((raw, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be an absolute http:// or https:// URL' });
+      return;
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must use http:// or https://' });
+    if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials; use request_headers' });
+  }),
+  ttl_seconds: z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(60, { error: 'must be between 60 and 3600' })
+    .max(3600, { error: 'must be between 60 and 3600' }),
+  request_headers: z.array(callbackHeaderSchema).max(32).default([]),
+});
+
+/** Egress policy: allow_list or deny_list, never both. */
+export const accessControlSchema = z
+  .strictObject({ allow_list: hostList(false, 0).optional(), deny_list: hostList(false, 0).optional() })
+  .refine((ac) => (ac.allow_list === undefined) !== (ac.deny_list === undefined), {
+    error: 'set exactly one of allow_list or deny_list',
+  });
+
+/** A whole proxy_config, as in a file, the admin API or the SDK. */
+export const proxyConfigSchema = z
+  .strictObject({
+    rules: z.array(ruleSchema).default([]),
+    callbacks: z.array(callbackSchema).default([]),
+    access_control: accessControlSchema.optional(),
+    no_proxy: hostList(true, 0).default([]),
+    description: z.string({ error: 'must be a string' }).max(1024, { error: 'must be at most 1024 characters' }).optional(),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    config.rules.forEach((rule, i) => {
+      const first = seen.get(rule.name);
+      if (first !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${first}])` });
+      } else seen.set(rule.name, i);
+    });
+  });
+
+/** A validated proxy_config (defaults applied). */
+export type ProxyConfig = z.output<typeof proxyConfigSchema>;
+/** A proxy_config as a user writes it (defaults optional). */
+export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
+export type Rule = ProxyConfig['rules'][number];
+export type RuleHeader = z.output<typeof headerSchema>;
+export type Callback = ProxyConfig['callbacks'][number];
+
+/** Formats one zod issue path as `rules[0].headers[1].name`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out || '(root)';
+}

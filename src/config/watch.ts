@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+import { AuthProxyError, errorLine } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CompiledPolicy } from '../policy/compiled.js';
+import type { ValueUnsealer } from '../secrets/sealing.js';
+import { readSecretsDir } from '../secrets/workspace.js';
+import { compilePolicy } from './compile.js';
+import { parseConfigText, readConfigFile } from './load.js';
+
+/** Where a sidecar's config comes from. */
+export interface ConfigSources {
+  readonly configPath: string;
+  readonly secretsDir: string | undefined;
+  readonly unsealer: ValueUnsealer | undefined;
+}
+
+/** The inputs of one load, with a fingerprint so unchanged inputs are not compiled again. */
+function readInputs(src: ConfigSources): { text: string; secrets: Map<string, string>; fingerprint: string } {
+  const text = readConfigFile(src.configPath);
+  const secrets = src.secretsDir ? readSecretsDir(src.secretsDir) : new Map<string, string>();
+  const hash = createHash('sha256').update(text);
+  for (const [k, v] of secrets) hash.update(`\0${k}\0${v}`);
+  return { text, secrets, fingerprint: hash.digest('hex') };
+}
+
+/** Loads and compiles the config once; problems name the file and field. */
+export function loadSources(src: ConfigSources): { policy: CompiledPolicy; fingerprint: string } {
+  const inputs = readInputs(src);
+  const config = parseConfigText(inputs.text, src.configPath);
+  try {
+    return { policy: compilePolicy(config, { secrets: inputs.secrets, unsealer: src.unsealer }), fingerprint: inputs.fingerprint };
+  } catch (err) {
+    if (!(err instanceof AuthProxyError)) throw err;
+    const problems = err.problems.map((p) => `${src.configPath}: ${p}`);
+    throw new AuthProxyError(err.code, problems.join('; '), problems);
+  }
+}
+
+/**
+ * Watches the config file's directory and the secrets directory (which also catches Kubernetes' `..data`
+ * symlink swap and editors that replace files), plus a slow poll in case an event is missed. A valid
+ * change is compiled and handed to `apply` whole; an invalid one logs one error line and keeps the last
+ * good config.
+ */
+export class ConfigWatcher {
+  private readonly watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private lastSeen: string;
+  private lastError: string | undefined;
+
+  constructor(
+    private readonly src: ConfigSources,
+    initialFingerprint: string,
+    private readonly apply: (policy: CompiledPolicy) => void,
+    private readonly log: Logger,
+    private readonly options: { debounceMs?: number; pollMs?: number } = {},
+  ) {
+    this.lastSeen = initialFingerprint;
+  }
+
+  start(): this {
+    const dirs = new Set([dirname(this.src.configPath), ...(this.src.secretsDir ? [this.src.secretsDir] : [])]);
+    for (const dir of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, () => this.schedule());
+        w.on('error', () => this.schedule());
+        this.watchers.push(w);
+      } catch (err) {
+        this.log.warn({ dir, err: errorLine(err) }, 'cannot watch directory; relying on polling');
+      }
+    }
+    this.poller = setInterval(() => this.reload(), this.options.pollMs ?? 2000);
+    this.poller.unref();
+    return this;
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reload(), this.options.debounceMs ?? 100);
+    this.timer.unref();
+  }
+
+  /** Re-reads the inputs and applies them if they changed. Public so tests and SIGHUP can force it. */
+  reload(): void {
+    let fingerprint: string | undefined;
+    try {
+      const inputs = readInputs(this.src);
+      fingerprint = inputs.fingerprint;
+      if (fingerprint === this.lastSeen) return;
+      this.lastSeen = fingerprint;
+      const config = parseConfigText(inputs.text, this.src.configPath);
+      const policy = compilePolicy(config, { secrets: inputs.secrets, unsealer: this.src.unsealer });
+      this.apply(policy);
+      this.lastError = undefined;
+      this.log.info({ file: this.src.configPath, rules: policy.rules.length, callbacks: policy.callbacks.length }, 'config reloaded');
+    } catch (err) {
+      const message = err instanceof AuthProxyError ? err.problems.map((p) => p.startsWith(this.src.configPath) ? p : `${this.src.configPath}: ${p}`).join('; ') : errorLine(err);
+      if (message === this.lastError) return;
+      this.lastError = message;
+      this.log.error({ file: this.src.configPath }, `config reload rejected, keeping the last good config: ${message}`);
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    clearInterval(this.poller);
+    for (const w of this.watchers) w.close();
+  }
+}

@@ -1,0 +1,119 @@
+import { chmodSync, rmSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import {
+  ExternalProcessorService, type ProcessingRequest, type ProcessingResponse,
+} from '../gen/envoy/service/ext_proc/v3/external_processor.js';
+import type { Logger } from '../log.js';
+import type { Engine, Outcome } from '../runtime/engine.js';
+import { continueResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
+
+/** The gRPC metadata key in which each Envoy sidecar names its sandbox. */
+export const SANDBOX_METADATA_KEY = 'x-sandbox-id';
+const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
+const NOTHING: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization'] };
+
+/** Settings of the ext_proc server. */
+export interface ExtProcServerOptions {
+  readonly engine: Engine;
+  readonly log: Logger;
+  /** Used when a stream carries no `x-sandbox-id` metadata (sidecar mode). */
+  readonly defaultSandboxId: string;
+}
+
+/** A running gRPC server: ext_proc plus grpc.health.v1. */
+export interface RunningServer {
+  readonly server: grpc.Server;
+  readonly health: HealthImplementation;
+  /** `host:port` with the real port, or `unix:/path`. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The ext_proc stream handler: a thin shell around the Engine. One ProcessingResponse per
+ * request_headers message, in order; a message we never asked for gets a plain CONTINUE; a message with
+ * nothing set ends the stream with INVALID_ARGUMENT. Never throws into grpc-js.
+ */
+export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> {
+  return (call) => {
+    const ids = call.metadata.get(SANDBOX_METADATA_KEY);
+    const sandboxId = ids.length === 0 ? opts.defaultSandboxId : ids.length === 1 && typeof ids[0] === 'string' ? ids[0] : undefined;
+    let queue: Promise<void> = Promise.resolve();
+    const send = (response: ProcessingResponse | Promise<ProcessingResponse>) => {
+      queue = queue.then(async () => {
+        const resolved = await response;
+        if (!call.writableEnded && !call.destroyed) call.write(resolved);
+      });
+    };
+    call.on('data', (req: ProcessingRequest) => {
+      try {
+        const message = req.request;
+        if (!message) {
+          call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'ProcessingRequest has no request set' });
+          return;
+        }
+        if (message.$case !== 'requestHeaders') {
+          send(continueResponse(message.$case));
+          return;
+        }
+        const request = toPolicyRequest(message.value);
+        if (!request || sandboxId === undefined) {
+          opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'pass', reason: 'ambiguous_request' }, 'decision');
+          send(toProcessingResponse(NOTHING));
+          return;
+        }
+        const outcome = opts.engine.handle(request, sandboxId);
+        send(outcome instanceof Promise ? outcome.then(toProcessingResponse) : toProcessingResponse(outcome));
+      } catch (err) {
+        opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_proc handler failed');
+        call.emit('error', { code: grpc.status.INTERNAL, details: 'authproxy internal error' });
+      }
+    });
+    call.on('end', () => {
+      queue.then(() => call.end(), () => call.end());
+    });
+    call.on('error', () => {
+      /* the client went away; nothing to clean up */
+    });
+  };
+}
+
+/**
+ * Starts the ext_proc gRPC server on `listen` (`host:port`, or `unix:/path` whose socket file is made
+ * 0600 so that only its owner, Envoy's user, can ask for decisions).
+ */
+export async function startExtProcServer(
+  listen: string,
+  opts: ExtProcServerOptions,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+  register?: (server: grpc.Server) => void,
+): Promise<RunningServer> {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  server.addService(ExternalProcessorService, { process: extProcHandler(opts) });
+  register?.(server);
+  const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE]: 'SERVING' });
+  health.addToServer(server);
+  const socketPath = listen.startsWith('unix:') ? listen.slice('unix:'.length) : undefined;
+  if (socketPath) rmSync(socketPath, { force: true });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  if (socketPath) chmodSync(socketPath, 0o600);
+  const address = socketPath ? listen : `${listen.slice(0, listen.lastIndexOf(':'))}:${port}`;
+  return {
+    server,
+    health,
+    address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        health.setStatus('', 'NOT_SERVING');
+        health.setStatus(EXT_PROC_SERVICE, 'NOT_SERVING');
+        const timer = setTimeout(() => server.forceShutdown(), 2000);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,48 @@
+import type { HostIndex } from './host-index.js';
+import type { ProxyConfig } from '../config/schema.js';
+
+/** A header ready to inject: placeholders resolved, opaque values unsealed. */
+export interface CompiledHeader {
+  /** The header name as configured (Envoy lower-cases it on the wire). */
+  readonly name: string;
+  readonly value: string;
+  /** False only for plaintext headers: sensitive values are redacted in every read and log. */
+  readonly sensitive: boolean;
+}
+
+/** An enabled rule, compiled. */
+export interface CompiledRule {
+  readonly name: string;
+  /** Position in the config's `rules` list (disabled rules keep their numbers). */
+  readonly position: number;
+  /** Undefined when the rule has no `match_paths` (all paths match). */
+  readonly matchPath: ((path: string) => boolean) | undefined;
+  readonly headers: readonly CompiledHeader[];
+}
+
+/** A callback, compiled. */
+export interface CompiledCallback {
+  /** Stable id derived from the callback's definition; part of the cache key, so an edit invalidates. */
+  readonly id: string;
+  readonly position: number;
+  readonly url: string;
+  readonly ttlSeconds: number;
+  readonly requestHeaders: readonly CompiledHeader[];
+}
+
+/**
+ * The compiled form of one proxy_config: what a decision reads. Built once per config change, immutable
+ * afterwards, so swapping one reference applies a new config atomically.
+ */
+export interface CompiledPolicy {
+  readonly rules: readonly CompiledRule[];
+  /** Host patterns -> indexes into `rules`. */
+  readonly ruleIndex: HostIndex;
+  readonly callbacks: readonly CompiledCallback[];
+  /** Host patterns -> indexes into `callbacks`. */
+  readonly callbackIndex: HostIndex;
+  readonly noProxy: HostIndex;
+  readonly access: { readonly mode: 'allow' | 'deny'; readonly index: HostIndex } | undefined;
+  /** The validated config as given (opaque values still sealed), for reads and env_vars. */
+  readonly source: ProxyConfig;
+}

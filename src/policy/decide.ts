@@ -1,0 +1,51 @@
+import type { CompiledCallback, CompiledPolicy, CompiledRule } from './compiled.js';
+import { normaliseAuthority, type Target } from './host.js';
+import { normalisePath } from './path.js';
+
+/** The parts of one HTTP request that a decision reads (from Envoy's pseudo-headers). */
+export interface PolicyRequest {
+  readonly method: string;
+  readonly scheme: string;
+  readonly authority: string;
+  readonly path: string;
+}
+
+/** Why a request passes untouched. */
+export type PassReason = 'invalid_authority' | 'no_proxy' | 'ambiguous_path' | 'no_match';
+/** Why a request is refused. */
+export type RefuseReason = 'access_denied' | 'cleartext';
+
+/** The outcome of the pure decision; callbacks still need resolving by the caller. */
+export type Decision =
+  | { readonly outcome: 'pass'; readonly reason: PassReason; readonly target: Target | undefined }
+  | { readonly outcome: 'inject'; readonly rule: CompiledRule; readonly target: Target }
+  | { readonly outcome: 'callback'; readonly callback: CompiledCallback; readonly target: Target }
+  | { readonly outcome: 'refuse'; readonly status: 403; readonly reason: RefuseReason; readonly target: Target };
+
+/**
+ * The decision of the contract's "Matching" section, as a pure function of (compiled config, request):
+ * no I/O, no clock, no gRPC. Order: host normalisation, no_proxy, access_control, cleartext refusal,
+ * path normalisation, first enabled matching rule, first matching callback, else pass.
+ */
+export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
+  const target = normaliseAuthority(req.authority, req.scheme);
+  if (!target) return { outcome: 'pass', reason: 'invalid_authority', target };
+  const { host } = target;
+  if (policy.noProxy.has(host)) return { outcome: 'pass', reason: 'no_proxy', target };
+  if (policy.access) {
+    const listed = policy.access.index.has(host);
+    if (listed !== (policy.access.mode === 'allow')) return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
+  }
+  const ruleHits = policy.ruleIndex.all(host);
+  const callbackHit = policy.callbackIndex.first(host);
+  if (ruleHits.length === 0 && callbackHit === undefined) return { outcome: 'pass', reason: 'no_match', target };
+  if (req.scheme !== 'https') return { outcome: 'refuse', status: 403, reason: 'cleartext', target };
+  const path = normalisePath(req.path);
+  if (path === undefined) return { outcome: 'pass', reason: 'ambiguous_path', target };
+  for (const index of ruleHits) {
+    const rule = policy.rules[index]!;
+    if (!rule.matchPath || rule.matchPath(path)) return { outcome: 'inject', rule, target };
+  }
+  if (callbackHit !== undefined) return { outcome: 'callback', callback: policy.callbacks[callbackHit]!, target };
+  return { outcome: 'pass', reason: 'no_match', target };
+}

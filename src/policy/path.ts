@@ -1,0 +1,62 @@
+/**
+ * Path normalisation for matching (contract, Matching step 3): query and fragment dropped, percent-encoded
+ * unreserved characters decoded, repeated slashes merged, dot segments resolved. Returns undefined when
+ * the path stays ambiguous (an encoded `/` or `\`, a literal `\`, a `;` parameter, invalid percent-encoding,
+ * or not origin-form), and such a request gets no credential.
+ */
+export function normalisePath(raw: string): string | undefined {
+  let path = raw;
+  const cut = path.search(/[?#]/);
+  if (cut >= 0) path = path.slice(0, cut);
+  if (path === '') path = '/';
+  if (!path.startsWith('/')) return undefined;
+  if (path.includes(';') || path.includes('\\')) return undefined;
+  let decoded = '';
+  for (let i = 0; i < path.length; i++) {
+    const ch = path[i]!;
+    if (ch !== '%') {
+      decoded += ch;
+      continue;
+    }
+    const hex = path.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) return undefined;
+    const code = parseInt(hex, 16);
+    const c = String.fromCharCode(code);
+    if (c === '/' || c === '\\' || c === ';') return undefined;
+    decoded += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${hex.toUpperCase()}`;
+    i += 2;
+  }
+  return removeDotSegments(decoded.replace(/\/{2,}/g, '/'));
+}
+
+/** RFC 3986 section 5.2.4 on an absolute path whose slashes are already merged. */
+function removeDotSegments(path: string): string {
+  const out: string[] = [];
+  const segments = path.split('/').slice(1);
+  segments.forEach((seg, i) => {
+    const last = i === segments.length - 1;
+    if (seg === '.') {
+      if (last) out.push('');
+    } else if (seg === '..') {
+      out.pop();
+      if (last) out.push('');
+    } else out.push(seg);
+  });
+  return '/' + out.join('/');
+}
+
+/**
+ * Compiles a path pattern into a matcher over the whole normalised path: `*` matches any run of characters
+ * including `/`, `?` exactly one character, everything else literally. (micromatch is not used: its `*`
+ * stops at `/` and it gives `{}`, `[]`, `!` and `+()` meanings the contract does not.)
+ */
+export function compilePathPattern(pattern: string): (path: string) => boolean {
+  if (pattern === '*') return () => true;
+  if (!/[*?]/.test(pattern)) return (path) => path === pattern;
+  const body = pattern
+    .split('')
+    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\/-]/g, '\\$&')))
+    .join('');
+  const re = new RegExp(`^${body}$`, 's');
+  return (path) => re.test(path);
+}

@@ -1,0 +1,95 @@
+import type { Logger } from '../log.js';
+import type { CompiledPolicy } from '../policy/compiled.js';
+import { decide, type Decision, type PolicyRequest } from '../policy/decide.js';
+import type { CachedCredential } from '../callbacks/cache.js';
+import { CallbackFailure } from '../callbacks/client.js';
+import type { CallbackResolver } from '../callbacks/resolver.js';
+
+/** What Envoy should do with one request; the extproc adapter turns it into a ProcessingResponse. */
+export type Outcome =
+  | { readonly kind: 'continue'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[] }
+  | { readonly kind: 'immediate'; readonly status: number; readonly body: string };
+
+/** Finds the compiled config that applies to a sandbox. */
+export interface PolicySource {
+  policyFor(sandboxId: string): CompiledPolicy | undefined;
+}
+
+/** Body of the 502 the contract prescribes when a callback fails. */
+export const CALLBACK_FAILED_BODY = 'callback resolution failed';
+const ALWAYS_REMOVE = ['proxy-authorization'] as const;
+const PASS: Outcome = { kind: 'continue', set: [], remove: ALWAYS_REMOVE };
+
+/**
+ * Turns a request into an Outcome: the pure decision, then (for callbacks) the cache or the endpoint.
+ * Returns synchronously unless a callback has to be called, so warm requests cost no promise. Logs one
+ * debug line per decision with names and outcomes, never a value.
+ */
+export class Engine {
+  constructor(
+    private readonly source: PolicySource,
+    private readonly resolver: CallbackResolver,
+    private readonly log: Logger,
+  ) {}
+
+  handle(req: PolicyRequest, sandboxId: string): Outcome | Promise<Outcome> {
+    const policy = this.source.policyFor(sandboxId);
+    if (!policy) {
+      this.trace(sandboxId, req, 'pass', { reason: 'unknown_sandbox' });
+      return PASS;
+    }
+    const decision = decide(policy, req);
+    switch (decision.outcome) {
+      case 'pass':
+        this.trace(sandboxId, req, 'pass', { reason: decision.reason });
+        return PASS;
+      case 'refuse':
+        this.trace(sandboxId, req, 'refuse', { reason: decision.reason, status: decision.status });
+        return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
+      case 'inject':
+        this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });
+        return { kind: 'continue', set: decision.rule.headers.map((h) => [h.name, h.value] as const), remove: ALWAYS_REMOVE };
+      case 'callback':
+        return this.viaCallback(decision, req, sandboxId);
+    }
+  }
+
+  private viaCallback(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string): Outcome | Promise<Outcome> {
+    const fields = { callback: decision.callback.url };
+    const found = this.resolver.lookup(decision.callback, decision.target, sandboxId);
+    if (!(found instanceof Promise)) {
+      this.trace(sandboxId, req, 'inject', { ...fields, cache: 'hit' });
+      return injected(found);
+    }
+    return found.then(
+      (entry) => {
+        this.trace(sandboxId, req, 'inject', { ...fields, cache: 'miss' });
+        return injected(entry);
+      },
+      (err: unknown) => {
+        const reason = err instanceof CallbackFailure ? err.reason : 'internal';
+        this.log.warn({ sandbox: sandboxId, host: decision.target.host, ...fields, reason, err: errMessage(err) }, 'callback resolution failed');
+        return { kind: 'immediate', status: 502, body: CALLBACK_FAILED_BODY } as const;
+      },
+    );
+  }
+
+  private trace(sandbox: string, req: PolicyRequest, outcome: string, extra: Record<string, unknown>): void {
+    if (!this.log.isLevelEnabled('debug')) return;
+    const cut = req.path.search(/[?#]/);
+    const path = cut >= 0 ? req.path.slice(0, cut) : req.path;
+    this.log.debug({ sandbox, method: req.method, authority: req.authority, path, outcome, ...extra }, 'decision');
+  }
+}
+
+function injected(entry: CachedCredential): Outcome {
+  return { kind: 'continue', set: entry.headers, remove: ALWAYS_REMOVE };
+}
+
+function refusalBody(reason: string): string {
+  return reason === 'cleartext' ? 'credentials are only sent over https' : 'egress to this host is not allowed';
+}
+
+function errMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,125 @@
+import {
+  createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync,
+  hkdfSync, randomBytes, type KeyObject,
+} from 'node:crypto';
+import { AuthProxyError } from '../errors.js';
+
+/**
+ * Sealing of opaque values: an X25519 sealed box (ephemeral key agreement, HKDF-SHA256, AES-256-GCM).
+ * Anyone with the public key can seal; only the proxy, holding the private key, can unseal, and only in
+ * memory. Format: `sealed:` + base64url(version 1 | ephemeral public key 32 | nonce 12 | ciphertext | tag 16).
+ */
+export const SEALED_PREFIX = 'sealed:';
+const VERSION = 1;
+const INFO = Buffer.from('authproxy seal v1');
+
+/** A freshly generated sealing key pair, PEM encoded (PKCS#8 private, SPKI public). */
+export function generateSealingKeys(): { privatePem: string; publicPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  return {
+    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
+
+function rawPublic(key: KeyObject): Buffer {
+  const der = key.export({ type: 'spki', format: 'der' });
+  return der.subarray(der.length - 32);
+}
+
+function deriveKey(shared: Buffer, ephemeralPub: Buffer, recipientPub: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', shared, Buffer.concat([ephemeralPub, recipientPub]), INFO, 32));
+}
+
+/** Parses a PEM public sealing key; throws a one-line error naming `source` when it isn't X25519. */
+export function parsePublicKey(pem: string, source: string): KeyObject {
+  try {
+    const key = createPublicKey(pem);
+    if (key.asymmetricKeyType === 'x25519') return key;
+  } catch {
+    /* reported below */
+  }
+  throw new AuthProxyError('key_invalid', `${source}: not an X25519 public key in PEM form`);
+}
+
+/** Parses a PEM private sealing key; throws a one-line error naming `source` when it isn't X25519. */
+export function parsePrivateKey(pem: string, source: string): KeyObject {
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType === 'x25519') return key;
+  } catch {
+    /* reported below */
+  }
+  throw new AuthProxyError('key_invalid', `${source}: not an X25519 private key in PEM form`);
+}
+
+/** Seals `plaintext` to `publicKey`; the result is safe to store in a config file or database. */
+export function seal(plaintext: string, publicKey: KeyObject): string {
+  const ephemeral = generateKeyPairSync('x25519');
+  const ephemeralPub = rawPublic(ephemeral.publicKey);
+  const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey });
+  const key = deriveKey(shared, ephemeralPub, rawPublic(publicKey));
+  const nonce = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return SEALED_PREFIX + Buffer.concat([Buffer.from([VERSION]), ephemeralPub, nonce, body]).toString('base64url');
+}
+
+/** Anything that can open a sealed value: the real Unsealer, or the shape-only check of `validate`. */
+export interface ValueUnsealer {
+  unseal(sealed: string): string;
+}
+
+/**
+ * For commands run without the private key (validate, explain): accepts any well-formed sealed value and
+ * yields an empty string, so a config can be checked where the key is not available.
+ */
+export const SHAPE_ONLY_UNSEALER: ValueUnsealer = {
+  unseal(sealed: string): string {
+    decodeSealed(sealed);
+    return '';
+  },
+};
+
+/** Unseals values sealed to one key pair. Exists so the private key stays inside one object. */
+export class Unsealer implements ValueUnsealer {
+  private readonly recipientPub: Buffer;
+  constructor(private readonly privateKey: KeyObject) {
+    this.recipientPub = rawPublic(createPublicKey(privateKey));
+  }
+
+  /** Decrypts a sealed value; throws a `seal_invalid` error (never containing the value) on any problem. */
+  unseal(sealed: string): string {
+    const blob = decodeSealed(sealed);
+    const ephemeralPub = blob.subarray(1, 33);
+    const nonce = blob.subarray(33, 45);
+    const tag = blob.subarray(blob.length - 16);
+    const ciphertext = blob.subarray(45, blob.length - 16);
+    try {
+      const publicKey = createPublicKey({
+        key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), ephemeralPub]),
+        format: 'der',
+        type: 'spki',
+      });
+      const shared = diffieHellman({ privateKey: this.privateKey, publicKey });
+      const decipher = createDecipheriv('aes-256-gcm', deriveKey(shared, ephemeralPub, this.recipientPub), nonce);
+      decipher.setAuthTag(tag);
+      return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
+    } catch {
+      throw new AuthProxyError('seal_invalid', 'cannot be unsealed with this sealing key (sealed to another key, or corrupted)');
+    }
+  }
+}
+
+/** Checks the shape of a sealed value without a key; throws a `seal_invalid` error when malformed. */
+export function decodeSealed(sealed: string): Buffer {
+  if (!sealed.startsWith(SEALED_PREFIX)) {
+    throw new AuthProxyError('seal_invalid', 'opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`');
+  }
+  const b64 = sealed.slice(SEALED_PREFIX.length);
+  const blob = Buffer.from(b64, 'base64url');
+  if (!/^[A-Za-z0-9_-]+$/.test(b64) || blob.length < 1 + 32 + 12 + 16 || blob[0] !== VERSION) {
+    throw new AuthProxyError('seal_invalid', 'is not a valid sealed value (bad encoding or version)');
+  }
+  return blob;
+}
