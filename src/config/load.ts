@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { AuthProxyError } from '../errors.js';
 import { formatPath, proxyConfigSchema, type ProxyConfig } from './schema.js';
 import { compilePolicy, type CompileContext } from './compile.js';
@@ -10,9 +10,10 @@ import type { CompiledPolicy } from '../policy/compiled.js';
  * `config_invalid` error whose problems are each one line: `SOURCE: field.path: message`.
  */
 export function parseConfigText(text: string, source: string): ProxyConfig {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) {
-    const problems = doc.errors.map((e) => `${source}: ${yamlErrorLine(e)}`);
+    const problems = doc.errors.map((e) => `${source}: ${yamlErrorLine(e, lines)}`);
     throw new AuthProxyError('config_invalid', problems.join('; '), problems);
   }
   return validateConfig(doc.toJS() ?? {}, source);
@@ -26,8 +27,9 @@ export function validateConfig(value: unknown, source: string): ProxyConfig {
   throw new AuthProxyError('config_invalid', problems.join('; '), problems);
 }
 
-function yamlErrorLine(err: { message: string; linePos?: [{ line: number; col: number }, ...unknown[]] }): string {
-  const where = err.linePos?.[0] ? `line ${err.linePos[0].line}: ` : '';
+/** One line per YAML error: its line number and first message line, never an excerpt of the source. */
+function yamlErrorLine(err: YAMLError, lines: LineCounter): string {
+  const where = err.pos ? `line ${lines.linePos(err.pos[0]).line}: ` : '';
   return `${where}${err.message.split('\n')[0]}`;
 }
 

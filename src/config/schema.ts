@@ -52,7 +52,7 @@ function hostList(allowIp: boolean, min: number) {
 const pathPattern = z
   .string({ error: 'must be a string' })
   .refine((p) => p.startsWith('/') || p.startsWith('*'), { error: 'must start with "/" or "*"' })
-  .refine((p) => !/[?#\s]/.test(p), { error: 'must not contain "?", "#" or spaces' });
+  .refine((p) => !/[#\s]/.test(p), { error: 'must not contain "#" or spaces' });
 
 const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -11,6 +11,8 @@ import { continueResponse, toPolicyRequest, toProcessingResponse } from './trans
 /** The gRPC metadata key in which each Envoy sidecar names its sandbox. */
 export const SANDBOX_METADATA_KEY = 'x-sandbox-id';
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
+/** What a sandbox id may look like; anything else (including two ids joined by a comma) is ambiguous. */
+export const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const NOTHING: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization'] };
 
 /** Settings of the ext_proc server. */
@@ -38,7 +40,8 @@ export interface RunningServer {
 export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> {
   return (call) => {
     const ids = call.metadata.get(SANDBOX_METADATA_KEY);
-    const sandboxId = ids.length === 0 ? opts.defaultSandboxId : ids.length === 1 && typeof ids[0] === 'string' ? ids[0] : undefined;
+    const only = ids.length === 1 && typeof ids[0] === 'string' && SANDBOX_ID.test(ids[0]) ? ids[0] : undefined;
+    const sandboxId = ids.length === 0 ? opts.defaultSandboxId : only;
     let queue: Promise<void> = Promise.resolve();
     const send = (response: ProcessingResponse | Promise<ProcessingResponse>) => {
       queue = queue.then(async () => {

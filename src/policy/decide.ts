@@ -20,7 +20,7 @@ export type Decision =
   | { readonly outcome: 'pass'; readonly reason: PassReason; readonly target: Target | undefined }
   | { readonly outcome: 'inject'; readonly rule: CompiledRule; readonly target: Target }
   | { readonly outcome: 'callback'; readonly callback: CompiledCallback; readonly target: Target }
-  | { readonly outcome: 'refuse'; readonly status: 403; readonly reason: RefuseReason; readonly target: Target };
+  | { readonly outcome: 'refuse'; readonly status: 403; readonly reason: RefuseReason; readonly target: Target | undefined };
 
 /**
  * The decision of the contract's "Matching" section, as a pure function of (compiled config, request):
@@ -29,7 +29,11 @@ export type Decision =
  */
 export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   const target = normaliseAuthority(req.authority, req.scheme);
-  if (!target) return { outcome: 'pass', reason: 'invalid_authority', target };
+  if (!target) {
+    // An authority that names no host can't be on an allow_list, so it may not be reached.
+    if (policy.access?.mode === 'allow') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
+    return { outcome: 'pass', reason: 'invalid_authority', target };
+  }
   const { host } = target;
   if (policy.noProxy.has(host)) return { outcome: 'pass', reason: 'no_proxy', target };
   if (policy.access) {

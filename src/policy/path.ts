@@ -1,3 +1,6 @@
+/** A path without `%`, `//` or a dot segment is already normal: the common case skips all work. */
+const SPECIAL = /%|\/\/|\/\.\.?(?:\/|$)/;
+
 /**
  * Path normalisation for matching (contract, Matching step 3): query and fragment dropped, percent-encoded
  * unreserved characters decoded, repeated slashes merged, dot segments resolved. Returns undefined when
@@ -11,6 +14,7 @@ export function normalisePath(raw: string): string | undefined {
   if (path === '') path = '/';
   if (!path.startsWith('/')) return undefined;
   if (path.includes(';') || path.includes('\\')) return undefined;
+  if (!SPECIAL.test(path)) return path;
   let decoded = '';
   for (let i = 0; i < path.length; i++) {
     const ch = path[i]!;

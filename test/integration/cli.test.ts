@@ -1,0 +1,143 @@
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { tempDir, type TempDir } from '../helpers/fs.js';
+
+const CANARY_WS = 'canary-ws-5d1e';
+const CANARY_OPAQUE = 'canary-opaque-a9c0';
+
+describe('authproxy CLI', () => {
+  let dir: TempDir;
+  let sealed: string;
+
+  beforeAll(() => {
+    dir = tempDir();
+    expect(runCli(['keys', 'init', '--dir', join(dir.path, 'keys')]).status).toBe(0);
+    const seal = runCli(['seal', '--public-key', join(dir.path, 'keys/sealing.pub')], { input: `Basic ${CANARY_OPAQUE}\n` });
+    expect(seal.status).toBe(0);
+    sealed = seal.stdout.trim();
+    dir.dir('secrets');
+    dir.file('secrets/TOKEN', `${CANARY_WS}\n`);
+    dir.file(
+      'config.yaml',
+      `
+rules:
+  - name: github-api
+    match_hosts: ["api.github.com"]
+    match_paths: ["/user"]
+    headers:
+      - { name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }
+      - { name: X-Plain, type: plaintext, value: "visible" }
+  - name: github-git
+    match_hosts: ["github.com"]
+    headers:
+      - { name: Authorization, type: opaque, value: "${sealed}" }
+`,
+    );
+  });
+  afterAll(() => dir.cleanup());
+
+  it('keys init writes private keys with mode 0600 and refuses to overwrite', () => {
+    expect(statSync(join(dir.path, 'keys/sealing.key')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir.path, 'keys/signing.key')).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir.path, 'keys/sealing.pub'), 'utf8')).toContain('BEGIN PUBLIC KEY');
+    const again = runCli(['keys', 'init', '--dir', join(dir.path, 'keys')]);
+    expect(again.status).not.toBe(0);
+    expect(again.stderr).toContain('already exists');
+  });
+
+  it('seal prints a sealed value that never contains the secret', () => {
+    expect(sealed).toMatch(/^sealed:[A-Za-z0-9_-]+$/);
+    expect(sealed).not.toContain(CANARY_OPAQUE);
+  });
+
+  it('validate exits 0 for a valid config (opaque values checked for shape without the key)', () => {
+    const r = runCli(['validate', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('valid (2 rules, 0 callbacks)');
+  });
+
+  it('validate reads its flags from AUTHPROXY_* variables', () => {
+    const r = runCli(['validate'], { env: { AUTHPROXY_CONFIG: join(dir.path, 'config.yaml'), AUTHPROXY_SECRETS_DIR: join(dir.path, 'secrets') } });
+    expect(r.status).toBe(0);
+  });
+
+  it('validate prints one line per problem naming file and field, and no stack trace', () => {
+    const bad = dir.file('bad.yaml', 'rules:\n  - name: x\n    match_hosts: ["*.com"]\n    headers: [{ name: "a b", type: plaintext, value: v }]\n');
+    const r = runCli(['validate', '--config', bad]);
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toEqual([
+      `authproxy: ${bad}: rules[0].match_hosts[0]: "*.com" is too broad: a wildcard needs a domain of at least two labels`,
+      `authproxy: ${bad}: rules[0].headers[0].name: must be an HTTP header name (token characters only)`,
+    ]);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('validate rejects a plaintext opaque value and a missing secret by name', () => {
+    const bad = dir.file('bad2.yaml', `rules:\n  - name: x\n    match_hosts: ["a.example.com"]\n    headers:\n      - { name: A, type: opaque, value: "${CANARY_OPAQUE}" }\n      - { name: B, type: workspace_secret, value: "{NOPE}" }\n`);
+    const r = runCli(['validate', '--config', bad, '--secrets-dir', join(dir.path, 'secrets')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('rules[0].headers[0].value: rule "x", header "A": opaque values must be sealed');
+    expect(r.stderr).toContain('rules[0].headers[1].value: rule "x", header "B": workspace secret "NOPE" is not set');
+    expect(r.stderr).not.toContain(CANARY_OPAQUE);
+  });
+
+  it('validate with the wrong sealing key names the field', () => {
+    runCli(['keys', 'init', '--dir', join(dir.path, 'other')]);
+    const r = runCli(['validate', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'), '--sealing-key', join(dir.path, 'other/sealing.key')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('rules[1].headers[0].value: rule "github-git", header "Authorization": cannot be unsealed');
+  });
+
+  it('explain prints the decision with sensitive values redacted', () => {
+    const r = runCli([
+      'explain', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'),
+      '--sealing-key', join(dir.path, 'keys/sealing.key'), 'GET', 'https://API.github.com./user?token=1',
+    ]);
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ outcome: 'inject', rule: 'github-api', host: 'api.github.com', port: 443, path: '/user' });
+    expect(out.set_headers).toEqual([{ name: 'Authorization', value: '[redacted]' }, { name: 'X-Plain', value: 'visible' }]);
+    const git = runCli(['explain', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'), '--sealing-key', join(dir.path, 'keys/sealing.key'), 'GET', 'https://github.com/o/r.git/info/refs']);
+    expect(JSON.parse(git.stdout).set_headers).toEqual([{ name: 'Authorization', value: '[redacted]' }]);
+    expect(r.stdout + git.stdout).not.toContain(CANARY_WS);
+    expect(r.stdout + git.stdout).not.toContain(CANARY_OPAQUE);
+  });
+
+  it('explain shows refusals and pass reasons', () => {
+    const r = runCli(['explain', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'), 'GET', 'http://api.github.com/user']);
+    expect(JSON.parse(r.stdout)).toMatchObject({ outcome: 'refuse', status: 403, reason: 'cleartext' });
+    const p = runCli(['explain', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'), 'GET', 'https://api.github.com/a%2Fb']);
+    expect(JSON.parse(p.stdout)).toMatchObject({ outcome: 'pass', reason: 'ambiguous_path' });
+  });
+
+  it('jwks prints the public Ed25519 key', () => {
+    const r = runCli(['jwks', '--signing-key', join(dir.path, 'keys/signing.key')]);
+    const jwks = JSON.parse(r.stdout);
+    expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA' });
+    expect(jwks.keys[0].d).toBeUndefined();
+  });
+
+  it('schema prints a JSON Schema generated from the zod schema', () => {
+    const schema = JSON.parse(runCli(['schema']).stdout);
+    expect(schema.properties.rules.items.required).toEqual(expect.arrayContaining(['name', 'match_hosts', 'headers']));
+    expect(schema.properties.callbacks.items.properties.ttl_seconds).toMatchObject({ minimum: 60, maximum: 3600 });
+    expect(schema.additionalProperties).toBe(false);
+  });
+
+  it('serve rejects a bad --listen with one line', () => {
+    const r = runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', 'nonsense']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim()).toBe('authproxy: --listen: "nonsense" must be host:port or unix:/path');
+  });
+
+  it('serve exits non-zero with field-named lines when the config is invalid', () => {
+    const bad = dir.file('bad3.yaml', 'rules: 3\n');
+    const r = runCli(['serve', '--config', bad, '--listen', '127.0.0.1:0']);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toMatch(new RegExp(`^authproxy: ${bad}: rules: `));
+  });
+});
