@@ -7,13 +7,13 @@ export interface CachedCredential {
 }
 
 /**
- * Where callback answers are kept. `peek` is the hot path: synchronous and free of I/O. `resolve` goes
- * through every level and guarantees that concurrent misses for one key run `load` once. Failures are
- * never cached: the waiters of one failed attempt share its error, and the next request tries again.
+ * Where callback answers are kept. `get` returns the value synchronously on an in-process hit (the hot
+ * path: no I/O, no promise); otherwise a promise that goes through every level and guarantees that
+ * concurrent misses for one key run `load` once. Failures are never cached: the waiters of one failed
+ * attempt share its error, and the next request tries again.
  */
 export interface CredentialCache {
-  peek(key: string, now: number): CachedCredential | undefined;
-  resolve(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential>;
+  get(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): CachedCredential | Promise<CachedCredential>;
   close(): Promise<void>;
 }
 
@@ -45,9 +45,9 @@ export class MemoryCredentialCache implements CredentialCache {
     }
   }
 
-  resolve(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential> {
+  get(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): CachedCredential | Promise<CachedCredential> {
     const hit = this.peek(key, this.clock());
-    if (hit) return Promise.resolve(hit);
+    if (hit) return hit;
     const running = this.inflight.get(key);
     if (running) return running;
     const attempt = load()

@@ -18,13 +18,10 @@ export class CallbackResolver {
     private readonly cache: CredentialCache,
     private readonly signer: CallbackSigner,
     private readonly limits: CallbackLimits = DEFAULT_CALLBACK_LIMITS,
-    private readonly clock: () => number = Date.now,
   ) {}
 
   lookup(callback: CompiledCallback, target: Target, sandboxId: string): CachedCredential | Promise<CachedCredential> {
     const key = callbackCacheKey(sandboxId, callback, target);
-    const hit = this.cache.peek(key, this.clock());
-    if (hit) return hit;
-    return this.cache.resolve(key, callback.ttlSeconds, () => callCallback(callback, target, sandboxId, this.signer, this.limits));
+    return this.cache.get(key, callback.ttlSeconds, () => callCallback(callback, target, sandboxId, this.signer, this.limits));
   }
 }

@@ -4,6 +4,7 @@ import { parseListenAddress } from '../runtime/listen.js';
 import { startService } from '../runtime/service.js';
 import { startHttpPort } from '../runtime/http-port.js';
 import { envOption } from './main.js';
+import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -41,6 +42,7 @@ export function registerServeCommand(program: Command): void {
       if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) {
         throw new AuthProxyError('usage', `--callback-timeout-ms: "${flags.callbackTimeoutMs}" must be a whole number of milliseconds, 1..60000`);
       }
+      if (!SANDBOX_ID.test(flags.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${flags.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
       const log = createLogger(flags.logLevel as 'info');
       const service = await startService(
@@ -51,6 +53,7 @@ export function registerServeCommand(program: Command): void {
       const side = flags.metricsListen
         ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing })
         : undefined;
+      if (side) log.info({ listen: side.address }, 'http port serving /healthz and /.well-known/jwks.json');
       const stop = async (signal: string) => {
         if (closing) return;
         closing = true;

@@ -16,7 +16,15 @@ export function parseConfigText(text: string, source: string): ProxyConfig {
     const problems = doc.errors.map((e) => `${source}: ${yamlErrorLine(e, lines)}`);
     throw new AuthProxyError('config_invalid', problems.join('; '), problems);
   }
-  return validateConfig(doc.toJS() ?? {}, source);
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (err) {
+    // toJS refuses documents whose aliases expand excessively (a "billion laughs" attack).
+    const problem = `${source}: ${(err as Error).message.split('\n')[0]}`;
+    throw new AuthProxyError('config_invalid', problem, [problem]);
+  }
+  return validateConfig(value ?? {}, source);
 }
 
 /** Validates an already-parsed value as a proxy_config, with field-named one-line problems. */

@@ -48,7 +48,7 @@ describe('callbacks against a real HTTP endpoint', () => {
     server.calls.length = 0;
     server.set(answer({ Authorization: `Bearer ${CANARY}` }));
     cache = new MemoryCredentialCache(100, () => now);
-    resolver = new CallbackResolver(cache, signer, { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: 300 }, () => now);
+    resolver = new CallbackResolver(cache, signer, { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: 300 });
   });
 
   it('POSTs the contract body with Content-Type, configured headers and a verifiable signature', async () => {

@@ -64,6 +64,17 @@ access_control:
     dir?.cleanup();
   });
 
+  it('serves /healthz and the signing JWKS on --metrics-listen', async () => {
+    const line = proc.output().split('\n').find((l) => l.includes('http port serving'))!;
+    const base = `http://${JSON.parse(line).listen}`;
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    const served = await (await fetch(`${base}/.well-known/jwks.json`)).json();
+    const printed = JSON.parse(runCli(['jwks', '--signing-key', join(dir.path, 'keys/signing.key')]).stdout);
+    expect(served).toEqual(printed);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+
   it('injects every kind of credential and logs decisions without values, then exits cleanly on SIGTERM', async () => {
     const client = extProcClient(`unix:${socket()}`);
     const auth = async (host: string, path = '/') => setHeaders((await exchange(client, [requestHeaders(host, path, { authorization: 'placeholder', 'proxy-authorization': CANARIES.workspace })])).responses[0]!).authorization;

@@ -26,7 +26,7 @@ describe('invalid fixtures (one problem set per file, source name "FILE")', () =
   const files = list('invalid');
 
   it('has the fixtures the suite is meant to cover', () => {
-    expect(files.length).toBeGreaterThanOrEqual(36);
+    expect(files.length).toBeGreaterThanOrEqual(37);
     for (const f of files) expect(read('invalid', f).startsWith('# expect: '), f).toBe(true);
   });
 
@@ -38,7 +38,7 @@ describe('invalid fixtures (one problem set per file, source name "FILE")', () =
     expect(err.code).toBe('config_invalid');
     expect(err.problems).toEqual(expected);
     expect(err.message).toBe(expected.join('; '));
-    expect(err.message).not.toContain('FAKE-canary');
+    expect(err.message).not.toMatch(/FAKE/);
     expect(err.message).not.toContain('\n');
   });
 });
