@@ -3,6 +3,7 @@ import { AuthProxyError, errorLine } from '../errors.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerKeyCommands } from './key-commands.js';
 import { registerServeCommand } from './serve-command.js';
+import { registerEnvoyCommands } from './envoy-commands.js';
 
 /**
  * The `authproxy` command line. Every failure prints one line per problem (file and field named) to
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   registerServeCommand(program);
   registerConfigCommands(program);
   registerKeyCommands(program);
+  registerEnvoyCommands(program);
   return program;
 }
 

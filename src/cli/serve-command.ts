@@ -19,6 +19,21 @@ interface ServeFlags {
   metricsListen?: string;
   logLevel: string;
   callbackTimeoutMs: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  insecureTcp?: boolean;
+}
+
+/** mTLS settings from flags; a TCP listener without them needs an explicit --insecure-tcp. */
+function tlsSettings(flags: ServeFlags): { cert: string; key: string; clientCa: string } | undefined {
+  const parts = [flags.tlsCert, flags.tlsKey, flags.tlsClientCa];
+  if (parts.some(Boolean) && !parts.every(Boolean)) throw new AuthProxyError('usage', '--tls-cert, --tls-key and --tls-client-ca go together');
+  const tls = flags.tlsCert ? { cert: flags.tlsCert, key: flags.tlsKey!, clientCa: flags.tlsClientCa! } : undefined;
+  if (parseListenAddress(flags.listen, '--listen').kind === 'tcp' && !tls && !flags.insecureTcp) {
+    throw new AuthProxyError('usage', '--listen: a TCP listener needs mTLS (--tls-cert, --tls-key, --tls-client-ca), because decisions contain secrets; use unix:/path, or --insecure-tcp for local experiments');
+  }
+  return tls;
 }
 
 /** `authproxy serve`: the ext_proc service, with hot reload, until SIGTERM/SIGINT. */
@@ -33,10 +48,14 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--signing-key <file>', 'Ed25519 key that signs callback requests', 'AUTHPROXY_SIGNING_KEY'))
     .addOption(envOption('--sandbox-id <id>', 'sandbox id when Envoy sends no x-sandbox-id', 'AUTHPROXY_SANDBOX_ID').default('default'))
     .addOption(envOption('--metrics-listen <addr>', 'HTTP address for /healthz and /.well-known/jwks.json', 'AUTHPROXY_METRICS_LISTEN'))
+    .addOption(envOption('--tls-cert <file>', 'server certificate for mTLS on a TCP --listen', 'AUTHPROXY_TLS_CERT'))
+    .addOption(envOption('--tls-key <file>', 'server key for mTLS on a TCP --listen', 'AUTHPROXY_TLS_KEY'))
+    .addOption(envOption('--tls-client-ca <file>', "CA that signs the sidecars' client certificates", 'AUTHPROXY_TLS_CLIENT_CA'))
+    .addOption(envOption('--insecure-tcp', 'allow a TCP --listen without mTLS (local experiments only)', 'AUTHPROXY_INSECURE_TCP'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
     .addOption(envOption('--callback-timeout-ms <ms>', 'callback request timeout', 'AUTHPROXY_CALLBACK_TIMEOUT_MS').default('5000'))
     .action(async (flags: ServeFlags) => {
-      parseListenAddress(flags.listen, '--listen');
+      const tls = tlsSettings(flags);
       if (flags.metricsListen) parseListenAddress(flags.metricsListen, '--metrics-listen');
       const timeout = Number(flags.callbackTimeoutMs);
       if (!Number.isInteger(timeout) || timeout < 1 || timeout > 60_000) {
@@ -46,7 +65,7 @@ export function registerServeCommand(program: Command): void {
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
       const log = createLogger(flags.logLevel as 'info');
       const service = await startService(
-        { ...flags, callbackTimeoutMs: timeout },
+        { ...flags, callbackTimeoutMs: timeout, tls },
         log,
       );
       let closing = false;

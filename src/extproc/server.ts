@@ -13,6 +13,11 @@ export const SANDBOX_METADATA_KEY = 'x-sandbox-id';
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 /** What a sandbox id may look like; anything else (including two ids joined by a comma) is ambiguous. */
 export const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/**
+ * The gRPC metadata key that tells the forward proxy's two ext_proc filters apart: `connect` on the outer
+ * listener (intercept-or-tunnel), `inject` (or absent) on requests whose credentials are decided.
+ */
+export const PHASE_METADATA_KEY = 'x-authproxy-phase';
 const NOTHING: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization'] };
 
 /** Settings of the ext_proc server. */
@@ -42,6 +47,7 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
     const ids = call.metadata.get(SANDBOX_METADATA_KEY);
     const only = ids.length === 1 && typeof ids[0] === 'string' && SANDBOX_ID.test(ids[0]) ? ids[0] : undefined;
     const sandboxId = ids.length === 0 ? opts.defaultSandboxId : only;
+    const phase = call.metadata.get(PHASE_METADATA_KEY)[0];
     let queue: Promise<void> = Promise.resolve();
     const send = (response: ProcessingResponse | Promise<ProcessingResponse>) => {
       queue = queue.then(async () => {
@@ -60,7 +66,11 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
           send(continueResponse(message.$case));
           return;
         }
-        const request = toPolicyRequest(message.value);
+        const request = toPolicyRequest(message.value, req.attributes);
+        if (request && phase === 'connect') {
+          send(toProcessingResponse(opts.engine.route(request.method, request.authority, sandboxId)));
+          return;
+        }
         if (!request || sandboxId === undefined) {
           opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'pass', reason: 'ambiguous_request' }, 'decision');
           send(toProcessingResponse(NOTHING));

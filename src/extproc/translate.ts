@@ -1,13 +1,14 @@
-import type { HttpHeaders, ProcessingResponse } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
+import type { HttpHeaders, ProcessingRequest, ProcessingResponse } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import { HeaderValueOption_HeaderAppendAction } from '../gen/envoy/config/core/v3/base.js';
 import type { PolicyRequest } from '../policy/decide.js';
+import type { Target } from '../policy/host.js';
 import type { Outcome } from '../runtime/engine.js';
 
 /**
  * Reads the request pseudo-headers from Envoy's header map (raw_value first, as Envoy 1.32+ sends it).
  * Returns undefined when a pseudo-header is missing or repeated: such a request is ambiguous.
  */
-export function toPolicyRequest(headers: HttpHeaders | undefined): PolicyRequest | undefined {
+export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: ProcessingRequest['attributes']): PolicyRequest | undefined {
   const found: Record<string, string | null> = { ':method': null, ':scheme': null, ':authority': null, ':path': null };
   for (const h of headers?.headers?.headers ?? []) {
     if (!(h.key in found)) continue;
@@ -17,7 +18,50 @@ export function toPolicyRequest(headers: HttpHeaders | undefined): PolicyRequest
   const method = found[':method'];
   const authority = found[':authority'];
   if (!method || !authority) return undefined;
-  return { method, scheme: found[':scheme'] ?? 'https', authority, path: found[':path'] ?? '' };
+  const base = { method, scheme: found[':scheme'] ?? 'https', authority, path: found[':path'] ?? '' };
+  const attrs = attributes?.[EXT_PROC_ATTRIBUTES];
+  if (!attrs || !(CONNECT_AUTHORITY in attrs)) return base;
+  return { ...base, tunnel: { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) } };
+}
+
+/** The attribute keys the sidecar's inner ext_proc filter asks Envoy for (see envoy/). */
+const EXT_PROC_ATTRIBUTES = 'envoy.filters.http.ext_proc';
+const CONNECT_AUTHORITY = 'filter_state["authproxy.connect_authority"]';
+const SNI = 'connection.requested_server_name';
+
+function stringAttr(attrs: Record<string, unknown>, key: string): string | undefined {
+  const v = attrs[key];
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+/** The header the sidecar's outer route table matches on to intercept or tunnel a CONNECT. */
+export const ROUTE_HEADER = 'x-authproxy-route';
+
+/**
+ * The answer to a CONNECT on the outer listener: the routing header, a route cache clear, and the target
+ * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
+ */
+export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target): ProcessingResponse {
+  return {
+    response: {
+      $case: 'requestHeaders',
+      value: {
+        response: {
+          status: 0,
+          headerMutation: {
+            setHeaders: [{ header: { key: ROUTE_HEADER, value: '', rawValue: Buffer.from(route) }, appendAction: OVERWRITE, keepEmptyValue: false }],
+            removeHeaders: [],
+          },
+          bodyMutation: undefined,
+          trailers: undefined,
+          clearRouteCache: true,
+        },
+      },
+    },
+    dynamicMetadata: { authproxy: { target_host: target.host, target_port: String(target.port) } },
+    modeOverride: undefined,
+    overrideMessageTimeout: undefined,
+  };
 }
 
 const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
@@ -27,6 +71,7 @@ const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_AD
  * `append_action: OVERWRITE_IF_EXISTS_OR_ADD` with `append` unset, and refusals as ImmediateResponse.
  */
 export function toProcessingResponse(outcome: Outcome): ProcessingResponse {
+  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target);
   if (outcome.kind === 'immediate') {
     return {
       response: {

@@ -8,19 +8,24 @@ export interface PolicyRequest {
   readonly scheme: string;
   readonly authority: string;
   readonly path: string;
+  /**
+   * Set when the request arrived inside a CONNECT tunnel that Envoy intercepted: the CONNECT target and the
+   * TLS SNI, which must both name the request's host (else a sandbox could steer a credential elsewhere).
+   */
+  readonly tunnel?: { readonly connectAuthority: string | undefined; readonly sni: string | undefined };
 }
 
 /** Why a request passes untouched. */
 export type PassReason = 'invalid_authority' | 'no_proxy' | 'ambiguous_path' | 'no_match';
 /** Why a request is refused. */
-export type RefuseReason = 'access_denied' | 'cleartext';
+export type RefuseReason = 'access_denied' | 'cleartext' | 'misdirected';
 
 /** The outcome of the pure decision; callbacks still need resolving by the caller. */
 export type Decision =
   | { readonly outcome: 'pass'; readonly reason: PassReason; readonly target: Target | undefined }
   | { readonly outcome: 'inject'; readonly rule: CompiledRule; readonly target: Target }
   | { readonly outcome: 'callback'; readonly callback: CompiledCallback; readonly target: Target }
-  | { readonly outcome: 'refuse'; readonly status: 403; readonly reason: RefuseReason; readonly target: Target | undefined };
+  | { readonly outcome: 'refuse'; readonly status: 403 | 421; readonly reason: RefuseReason; readonly target: Target | undefined };
 
 /**
  * The decision of the contract's "Matching" section, as a pure function of (compiled config, request):
@@ -28,21 +33,25 @@ export type Decision =
  * path normalisation, first enabled matching rule, first matching callback, else pass.
  */
 export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
-  const target = normaliseAuthority(req.authority, req.scheme);
+  let target = normaliseAuthority(req.authority, req.scheme);
   if (!target) {
     // An authority that names no host can't be on an allow_list, so it may not be reached.
     if (policy.access?.mode === 'allow') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
     return { outcome: 'pass', reason: 'invalid_authority', target };
   }
-  const { host } = target;
-  if (policy.noProxy.has(host)) return { outcome: 'pass', reason: 'no_proxy', target };
-  if (policy.access) {
-    const listed = policy.access.index.has(host);
-    if (listed !== (policy.access.mode === 'allow')) return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
+  if (req.tunnel) {
+    const connect = normaliseAuthority(req.tunnel.connectAuthority ?? '', 'https');
+    const sni = req.tunnel.sni?.toLowerCase().replace(/\.$/, '');
+    if (!connect || connect.host !== target.host || sni !== target.host) return { outcome: 'refuse', status: 421, reason: 'misdirected', target };
+    target = connect;
   }
+  const { host } = target;
+  const standing = hostStanding(policy, host);
+  if (standing === 'no_proxy') return { outcome: 'pass', reason: 'no_proxy', target };
+  if (standing === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
+  if (standing === 'plain') return { outcome: 'pass', reason: 'no_match', target };
   const ruleHits = policy.ruleIndex.all(host);
   const callbackHit = policy.callbackIndex.first(host);
-  if (ruleHits.length === 0 && callbackHit === undefined) return { outcome: 'pass', reason: 'no_match', target };
   if (req.scheme !== 'https') return { outcome: 'refuse', status: 403, reason: 'cleartext', target };
   const path = normalisePath(req.path);
   if (path === undefined) return { outcome: 'pass', reason: 'ambiguous_path', target };
@@ -52,4 +61,14 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   }
   if (callbackHit !== undefined) return { outcome: 'callback', callback: policy.callbacks[callbackHit]!, target };
   return { outcome: 'pass', reason: 'no_match', target };
+}
+
+/** Where a host stands before any path is looked at: the part of a decision that CONNECT and SDS share too. */
+export type HostStanding = 'no_proxy' | 'denied' | 'credentialed' | 'plain';
+
+/** no_proxy first, then access_control, then whether any enabled rule or callback names the host. */
+export function hostStanding(policy: CompiledPolicy, host: string): HostStanding {
+  if (policy.noProxy.has(host)) return 'no_proxy';
+  if (policy.access && policy.access.index.has(host) !== (policy.access.mode === 'allow')) return 'denied';
+  return policy.ruleIndex.has(host) || policy.callbackIndex.has(host) ? 'credentialed' : 'plain';
 }

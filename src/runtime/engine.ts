@@ -1,6 +1,8 @@
 import type { Logger } from '../log.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import { decide, type Decision, type PolicyRequest } from '../policy/decide.js';
+import { decideRoute } from '../policy/connect.js';
+import type { Target } from '../policy/host.js';
 import type { CachedCredential } from '../callbacks/cache.js';
 import { CallbackFailure } from '../callbacks/client.js';
 import type { CallbackResolver } from '../callbacks/resolver.js';
@@ -8,7 +10,8 @@ import type { CallbackResolver } from '../callbacks/resolver.js';
 /** What Envoy should do with one request; the extproc adapter turns it into a ProcessingResponse. */
 export type Outcome =
   | { readonly kind: 'continue'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[] }
-  | { readonly kind: 'immediate'; readonly status: number; readonly body: string };
+  | { readonly kind: 'immediate'; readonly status: number; readonly body: string }
+  | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target };
 
 /** Finds the compiled config that applies to a sandbox. */
 export interface PolicySource {
@@ -54,6 +57,17 @@ export class Engine {
     }
   }
 
+  /** The forward proxy's intercept-or-tunnel choice for a CONNECT or absolute-form request (outer listener). */
+  route(method: string, authority: string, sandboxId: string | undefined): Outcome {
+    const policy = sandboxId === undefined ? undefined : this.source.policyFor(sandboxId);
+    const decision = decideRoute(policy, method, authority);
+    if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ sandbox: sandboxId ?? '(ambiguous)', method, authority, phase: 'connect', outcome: decision.outcome, reason: 'reason' in decision ? decision.reason : undefined }, 'decision');
+    }
+    if (decision.outcome === 'refuse') return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
+    return { kind: 'route', route: decision.outcome, target: decision.target };
+  }
+
   private viaCallback(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string): Outcome | Promise<Outcome> {
     const fields = { callback: decision.callback.url };
     const found = this.resolver.lookup(decision.callback, decision.target, sandboxId);
@@ -86,8 +100,14 @@ function injected(entry: CachedCredential): Outcome {
   return { kind: 'continue', set: entry.headers, remove: ALWAYS_REMOVE };
 }
 
+const REFUSALS: Record<string, string> = {
+  cleartext: 'credentials are only sent over https',
+  misdirected: 'host, TLS server name and CONNECT target disagree',
+  invalid_authority: 'invalid target',
+};
+
 function refusalBody(reason: string): string {
-  return reason === 'cleartext' ? 'credentials are only sent over https' : 'egress to this host is not allowed';
+  return REFUSALS[reason] ?? 'egress to this host is not allowed';
 }
 
 function errMessage(err: unknown): string {

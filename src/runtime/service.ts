@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
 import { AuthProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ConfigWatcher, loadSources } from '../config/watch.js';
@@ -21,6 +22,18 @@ export interface ServeSettings {
   readonly sandboxId: string;
   readonly callbackTimeoutMs?: number;
   readonly pollMs?: number;
+  /** mTLS for a TCP listener: server certificate and key, and the CA that signs sidecars' client certificates. */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly clientCa: string };
+}
+
+/**
+ * gRPC server credentials: insecure for a Unix socket (its 0600 mode is the access control), mutual TLS
+ * with a required, verified client certificate when `tls` is given.
+ */
+export function serverCredentials(tls: ServeSettings['tls']): grpc.ServerCredentials {
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  const read = (path: string) => Buffer.from(readKeyFile(path));
+  return grpc.ServerCredentials.createSsl(read(tls.clientCa), [{ cert_chain: read(tls.cert), private_key: read(tls.key) }], true);
 }
 
 /** A running authproxy: the gRPC server, the config watcher and the pieces tests reach into. */
@@ -59,18 +72,18 @@ export async function startService(settings: ServeSettings, log: Logger, cache: 
   if (!settings.signingKey) log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
   const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs };
   const engine = new Engine(policy, new CallbackResolver(cache, signer, limits), log);
-  const grpc = await startExtProcServer(settings.listen, { engine, log, defaultSandboxId: settings.sandboxId });
+  const server = await startExtProcServer(settings.listen, { engine, log, defaultSandboxId: settings.sandboxId }, serverCredentials(settings.tls));
   const watcher = new ConfigWatcher(sources, initial.fingerprint, (p) => policy.replace(p), log, { pollMs: settings.pollMs }).start();
-  log.info({ listen: grpc.address, rules: initial.policy.rules.length, callbacks: initial.policy.callbacks.length }, 'authproxy serving');
+  log.info({ listen: server.address, rules: initial.policy.rules.length, callbacks: initial.policy.callbacks.length }, 'authproxy serving');
   return {
-    address: grpc.address,
-    grpc,
+    address: server.address,
+    grpc: server,
     policy,
     watcher,
     signer,
     close: async () => {
       watcher.stop();
-      await grpc.close();
+      await server.close();
       await cache.close();
     },
   };

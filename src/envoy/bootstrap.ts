@@ -1,0 +1,277 @@
+import { stringify } from 'yaml';
+import { parseListenAddress } from '../runtime/listen.js';
+import { ROUTE_HEADER } from '../extproc/translate.js';
+import { PHASE_METADATA_KEY } from '../extproc/server.js';
+import { grpcService, authproxyCluster, type AuthproxyTls } from './clusters.js';
+
+/** What `authproxy envoy-config` needs to render a sidecar's bootstrap. */
+export interface BootstrapOptions {
+  /** Address the sandbox's HTTP(S)_PROXY points at. */
+  readonly proxyAddress: string;
+  readonly proxyPort: number;
+  /** Envoy admin interface on 127.0.0.1; omitted when undefined (sandbox code could reach it). */
+  readonly adminPort?: number;
+  /** authproxy's ext_proc + SDS address: `unix:/path` or `host:port` (then `authproxyTls` is required). */
+  readonly authproxy: string;
+  readonly authproxyTls?: AuthproxyTls;
+  /** PEM bundle that upstream servers are verified against. */
+  readonly caBundle: string;
+  readonly sandboxId: string;
+  /** Optional `host:port` of a DNS server (tests); otherwise c-ares reads /etc/resolv.conf. */
+  readonly dnsResolver?: string;
+  /** ext_proc per-message timeout; must exceed authproxy's callback timeout. */
+  readonly messageTimeoutMs: number;
+  /** When set, the only header names authproxy may set (strict allow-list); else any non-reserved header. */
+  readonly credentialHeaders?: readonly string[];
+}
+
+/**
+ * Headers authproxy may never set or remove on the inner listener, whatever the config says. Envoy's
+ * mutation rules already refuse `host`, pseudo-headers and `x-envoy-*` by default; RE2's program size
+ * limit (100) is why this list is written compactly.
+ */
+const RESERVED = '^(te|trailer|upgrade|expect|(proxy-)?connection|keep-alive|content-length|transfer-encoding|x-authproxy-.*)$';
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
+const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
+
+function dnsCache(opts: BootstrapOptions) {
+  const cares: Record<string, unknown> = { dns_resolver_options: { use_tcp_for_dns_lookups: false, no_default_search_domain: true } };
+  if (opts.dnsResolver) {
+    const dns = parseListenAddress(opts.dnsResolver, '--dns-resolver');
+    if (dns.kind !== 'tcp') throw new Error('--dns-resolver must be host:port');
+    cares.resolvers = [{ socket_address: { address: dns.host, port_value: dns.port } }];
+    cares.use_resolvers_as_fallback = false;
+  }
+  return {
+    name: 'dns_cache',
+    dns_lookup_family: 'V4_PREFERRED',
+    typed_dns_resolver_config: {
+      name: 'envoy.network.dns_resolver.cares',
+      typed_config: typed('envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig', cares),
+    },
+  };
+}
+
+function extProc(opts: BootstrapOptions, phase: 'connect' | 'inject', extra: Record<string, unknown>) {
+  return {
+    name: 'envoy.filters.http.ext_proc',
+    typed_config: typed('envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor', {
+      grpc_service: grpcService(opts.sandboxId, opts.messageTimeoutMs, [[PHASE_METADATA_KEY, phase]]),
+      failure_mode_allow: false,
+      message_timeout: seconds(opts.messageTimeoutMs),
+      processing_mode: {
+        request_header_mode: 'SEND',
+        response_header_mode: 'SKIP',
+        request_body_mode: 'NONE',
+        response_body_mode: 'NONE',
+        request_trailer_mode: 'SKIP',
+        response_trailer_mode: 'SKIP',
+      },
+      ...extra,
+    }),
+  };
+}
+
+const dfpFilter = (opts: BootstrapOptions, fromFilterState: boolean) => ({
+  name: 'envoy.filters.http.dynamic_forward_proxy',
+  typed_config: typed('envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig', {
+    dns_cache_config: dnsCache(opts),
+    ...(fromFilterState ? { allow_dynamic_host_from_filter_state: true } : {}),
+  }),
+});
+
+const router = (extra: object = {}) => ({ name: 'envoy.filters.http.router', typed_config: typed('envoy.extensions.filters.http.router.v3.Router', extra) });
+
+const accessLog = (prefix: string, format: string) => [{
+  name: 'envoy.access_loggers.stdout',
+  typed_config: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
+    log_format: { text_format_source: { inline_string: `[${prefix}] ${format}\n` } },
+  }),
+}];
+
+const routeOn = (value: string) => [{ name: ROUTE_HEADER, string_match: { exact: value } }];
+const connectUpgrade = [{ upgrade_type: 'CONNECT', connect_config: {} }];
+
+/** Sets filter state that the internal listener's connection inherits (shared_with_upstream: ONCE). */
+const fromMetadata = (key: string, field: string) => ({
+  object_key: key,
+  format_string: { text_format_source: { inline_string: `%DYNAMIC_METADATA(authproxy:${field})%` }, omit_empty_values: true },
+  shared_with_upstream: 'ONCE',
+  skip_if_empty: true,
+});
+
+function outerListener(opts: BootstrapOptions) {
+  return {
+    name: 'forward_proxy',
+    address: { socket_address: { address: opts.proxyAddress, port_value: opts.proxyPort } },
+    filter_chains: [{
+      filters: [{
+        name: 'envoy.filters.network.http_connection_manager',
+        typed_config: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+          stat_prefix: 'forward_proxy',
+          codec_type: 'AUTO',
+          http2_protocol_options: { allow_connect: true },
+          upgrade_configs: [{ upgrade_type: 'CONNECT' }],
+          // The routing header may only come from authproxy: drop any copy the sandbox sent, first thing.
+          early_header_mutation_extensions: [{
+            name: 'envoy.http.early_header_mutation.header_mutation',
+            typed_config: typed('envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation', { mutations: [{ remove: ROUTE_HEADER }] }),
+          }],
+          access_log: accessLog('outer', '%REQ(:METHOD)% %REQ(:AUTHORITY)% route=%ROUTE_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%'),
+          route_config: {
+            name: 'forward_proxy',
+            virtual_hosts: [{
+              name: 'all',
+              domains: ['*'],
+              routes: [
+                { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
+                { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
+                { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
+                { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER], route: { cluster: 'dfp_plain', timeout: '300s' } },
+                { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
+              ],
+            }],
+          },
+          http_filters: [
+            extProc(opts, 'connect', {
+              route_cache_action: 'CLEAR',
+              mutation_rules: { disallow_all: true, allow_expression: { regex: `^${ROUTE_HEADER}$` }, disallow_is_error: true },
+              metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
+            }),
+            {
+              name: 'envoy.filters.http.set_filter_state',
+              typed_config: typed('envoy.extensions.filters.http.set_filter_state.v3.Config', {
+                on_request_headers: [
+                  fromMetadata('envoy.upstream.dynamic_host', 'target_host'),
+                  fromMetadata('envoy.upstream.dynamic_port', 'target_port'),
+                  {
+                    object_key: 'authproxy.connect_authority',
+                    factory_key: 'envoy.string',
+                    format_string: { text_format_source: { inline_string: '%REQ(:AUTHORITY)%' } },
+                    shared_with_upstream: 'ONCE',
+                  },
+                ],
+              }),
+            },
+            dfpFilter(opts, false),
+            router(),
+          ],
+        }),
+      }],
+    }],
+  };
+}
+
+function innerListener(opts: BootstrapOptions) {
+  const mutationRules = opts.credentialHeaders
+    ? { disallow_all: true, allow_expression: { regex: `^(${[...opts.credentialHeaders, 'proxy-authorization'].map((h) => h.toLowerCase().replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})$` }, disallow_is_error: true }
+    : { disallow_system: true, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
+  return {
+    name: 'intercept_tls',
+    internal_listener: {},
+    listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector') }],
+    filter_chains: [{
+      transport_socket_connect_timeout: '10s',
+      transport_socket: {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: typed('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
+          disable_stateless_session_resumption: true,
+          disable_stateful_session_resumption: true,
+          common_tls_context: {
+            alpn_protocols: ['h2', 'http/1.1'],
+            custom_tls_certificate_selector: {
+              name: 'envoy.tls.certificate_selectors.on_demand_secret',
+              typed_config: typed('envoy.extensions.transport_sockets.tls.cert_selectors.on_demand_secret.v3.Config', {
+                config_source: {
+                  resource_api_version: 'V3',
+                  initial_fetch_timeout: '5s',
+                  api_config_source: { api_type: 'DELTA_GRPC', transport_api_version: 'V3', grpc_services: [grpcService(opts.sandboxId)] },
+                },
+                certificate_mapper: {
+                  name: 'envoy.tls.certificate_mappers.sni',
+                  typed_config: typed('envoy.extensions.transport_sockets.tls.cert_mappers.sni.v3.SNI', { default_value: 'no-sni.invalid' }),
+                },
+              }),
+            },
+          },
+        }),
+      },
+      filters: [{
+        name: 'envoy.filters.network.http_connection_manager',
+        typed_config: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+          stat_prefix: 'intercept',
+          codec_type: 'AUTO',
+          normalize_path: true,
+          merge_slashes: true,
+          path_with_escaped_slashes_action: 'REJECT_REQUEST',
+          strip_any_host_port: true,
+          strip_trailing_host_dot: true,
+          access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),
+          route_config: { name: 'intercept', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s' } }] }] },
+          http_filters: [
+            extProc(opts, 'inject', {
+              request_attributes: ['connection.requested_server_name', 'filter_state["authproxy.connect_authority"]'],
+              mutation_rules: mutationRules,
+            }),
+            dfpFilter(opts, true),
+            router({ suppress_envoy_headers: true }),
+          ],
+        }),
+      }],
+    }],
+  };
+}
+
+/** Renders the sidecar's Envoy bootstrap (forward-proxy mode) as YAML. */
+export function renderBootstrap(opts: BootstrapOptions): string {
+  const dfpCluster = (name: string, extra: object) => ({
+    name,
+    connect_timeout: '5s',
+    lb_policy: 'CLUSTER_PROVIDED',
+    cluster_type: {
+      name: 'envoy.clusters.dynamic_forward_proxy',
+      typed_config: typed('envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig', { dns_cache_config: dnsCache(opts) }),
+    },
+    ...extra,
+  });
+  const bootstrap = {
+    node: { id: `authproxy-sidecar-${opts.sandboxId}`, cluster: 'authproxy-sidecar' },
+    ...(opts.adminPort !== undefined ? { admin: { address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort } } } } : {}),
+    bootstrap_extensions: [{ name: 'envoy.bootstrap.internal_listener', typed_config: typed('envoy.extensions.bootstrap.internal_listener.v3.InternalListener') }],
+    static_resources: {
+      listeners: [outerListener(opts), innerListener(opts)],
+      clusters: [
+        authproxyCluster(opts.authproxy, opts.authproxyTls),
+        {
+          name: 'intercept_internal',
+          connect_timeout: '5s',
+          load_assignment: { cluster_name: 'intercept_internal', endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: 'intercept_tls' } } } }] }] },
+          transport_socket: {
+            name: 'envoy.transport_sockets.internal_upstream',
+            typed_config: typed('envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport', {
+              transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') },
+            }),
+          },
+        },
+        dfpCluster('dfp_plain', {}),
+        dfpCluster('dfp_tls', {
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
+              upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true },
+              auto_config: { http_protocol_options: {}, http2_protocol_options: {} },
+            }),
+          },
+          transport_socket: {
+            name: 'envoy.transport_sockets.tls',
+            typed_config: typed('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
+              common_tls_context: { alpn_protocols: ['h2', 'http/1.1'], validation_context: { trusted_ca: { filename: opts.caBundle } } },
+            }),
+          },
+        }),
+      ],
+    },
+  };
+  return `# authproxy sidecar bootstrap (forward-proxy mode), rendered by \`authproxy envoy-config\`. Envoy >= 1.37.\n${stringify(bootstrap, { aliasDuplicateObjects: false, lineWidth: 0 })}`;
+}
+

@@ -1,0 +1,59 @@
+import { parseListenAddress } from '../runtime/listen.js';
+import { SANDBOX_METADATA_KEY } from '../extproc/server.js';
+
+/** Client certificate, key and CA with which Envoy authenticates to authproxy over TCP (mTLS). */
+export interface AuthproxyTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
+
+/**
+ * The `grpc_service` of every ext_proc filter and SDS source: the authproxy cluster, with the sandbox's
+ * identity in initial metadata (which code inside the sandbox cannot touch).
+ */
+export function grpcService(sandboxId: string, timeoutMs?: number, extra: Array<[string, string]> = []) {
+  return {
+    envoy_grpc: { cluster_name: 'authproxy' },
+    ...(timeoutMs ? { timeout: `${(timeoutMs / 1000).toFixed(3)}s` } : {}),
+    initial_metadata: [[SANDBOX_METADATA_KEY, sandboxId], ...extra].map(([key, value]) => ({ key, value })),
+  };
+}
+
+/**
+ * The cluster that reaches authproxy: a Unix socket (only Envoy's user may open it), or TCP with mTLS so
+ * that nothing but a sidecar holding a client certificate gets decisions, which contain secrets.
+ */
+export function authproxyCluster(address: string, tls: AuthproxyTls | undefined) {
+  const parsed = parseListenAddress(address, '--authproxy');
+  if (parsed.kind === 'tcp' && !tls) throw new Error('--authproxy on TCP needs --authproxy-tls-cert, --authproxy-tls-key and --authproxy-tls-ca (mTLS)');
+  const endpoint = parsed.kind === 'unix' ? { pipe: { path: parsed.path } } : { socket_address: { address: parsed.host, port_value: parsed.port } };
+  return {
+    name: 'authproxy',
+    type: parsed.kind === 'unix' ? 'STATIC' : 'STRICT_DNS',
+    connect_timeout: '1s',
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
+        explicit_http_config: { http2_protocol_options: {} },
+      }),
+    },
+    load_assignment: { cluster_name: 'authproxy', endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }] },
+    ...(tls && parsed.kind === 'tcp'
+      ? {
+          transport_socket: {
+            name: 'envoy.transport_sockets.tls',
+            typed_config: typed('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
+              sni: parsed.host,
+              common_tls_context: {
+                alpn_protocols: ['h2'],
+                tls_certificates: [{ certificate_chain: { filename: tls.cert }, private_key: { filename: tls.key } }],
+                validation_context: { trusted_ca: { filename: tls.ca } },
+              },
+            }),
+          },
+        }
+      : {}),
+  };
+}

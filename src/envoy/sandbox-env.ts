@@ -1,0 +1,53 @@
+import type { ProxyConfig } from '../config/schema.js';
+
+/** Where the sandbox finds the proxy and the CA bundle that trusts authproxy's leaves. */
+export interface SandboxEnvOptions {
+  readonly proxyUrl: string;
+  /** PEM bundle inside the sandbox: the system roots plus authproxy's CA (see `authproxy ca bundle`). */
+  readonly caFile: string;
+}
+
+/** The variables curl, git, Python requests and Node read for their CA bundle. */
+const CA_VARIABLES = ['SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'REQUESTS_CA_BUNDLE', 'NODE_EXTRA_CA_CERTS'];
+
+/** `*.example.com` in a host pattern is `.example.com` in NO_PROXY's convention. */
+function noProxyEntry(pattern: string): string {
+  return pattern.startsWith('*.') ? pattern.slice(1) : pattern.includes(':') ? `[${pattern}]` : pattern;
+}
+
+/**
+ * The environment a sandbox needs: proxy variables in both cases (curl reads only lower-case
+ * `http_proxy`), NO_PROXY from the config's `no_proxy`, CA bundle variables, and every enabled rule's
+ * `env_vars` placeholders. Never a secret: placeholders are what the sandbox holds instead.
+ */
+export function sandboxEnv(config: ProxyConfig, opts: SandboxEnvOptions): Array<[string, string]> {
+  const env: Array<[string, string]> = [];
+  for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy']) env.push([name, opts.proxyUrl]);
+  const noProxy = config.no_proxy.map(noProxyEntry).join(',');
+  if (noProxy) env.push(['NO_PROXY', noProxy], ['no_proxy', noProxy]);
+  for (const name of CA_VARIABLES) env.push([name, opts.caFile]);
+  const seen = new Set(env.map(([k]) => k));
+  for (const rule of config.rules) {
+    if (!rule.enabled) continue;
+    for (const [k, v] of Object.entries(rule.env_vars)) {
+      if (seen.has(k)) continue;
+      seen.add(k);
+      env.push([k, v]);
+    }
+  }
+  return env;
+}
+
+/** The `env_vars` of enabled rules alone (what the admin API's `/env` returns). */
+export function envVarPlaceholders(config: ProxyConfig): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rule of config.rules) if (rule.enabled) for (const [k, v] of Object.entries(rule.env_vars)) out[k] ??= v;
+  return out;
+}
+
+/** Formats variables as `export K='v'` lines (POSIX shell quoting), `K=v` lines or a JSON object. */
+export function formatEnv(env: Array<[string, string]>, format: 'shell' | 'dotenv' | 'json'): string {
+  if (format === 'json') return JSON.stringify(Object.fromEntries(env), null, 2) + '\n';
+  if (format === 'dotenv') return env.map(([k, v]) => `${k}=${v}\n`).join('');
+  return env.map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`).join('');
+}

@@ -1,0 +1,92 @@
+/**
+ * Only Envoy may get decisions (they contain secrets): the Unix socket is 0600, so another user cannot
+ * connect; on TCP, mTLS requires a client certificate from the configured CA.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { startService, type Service } from '../../src/runtime/service.js';
+import { exchange, extProcClient, requestHeaders, setHeaders } from '../helpers/extproc-client.js';
+import { tempDir, type TempDir } from '../helpers/fs.js';
+import { makeMtls, type MtlsFiles } from '../helpers/mtls.js';
+
+const CONFIG = `
+rules:
+  - name: r
+    match_hosts: ["api.example.com"]
+    headers: [{ name: Authorization, type: plaintext, value: "Bearer caller-auth-canary" }]
+`;
+const isRoot = process.getuid?.() === 0;
+if (!isRoot) console.warn('SKIPPED unix-socket permission test: needs root to run a client as another user (CI runs as root)');
+
+describe('caller authentication', () => {
+  let dir: TempDir;
+  let mtls: MtlsFiles;
+  let unixService: Service;
+  let tlsService: Service;
+  const log = createLogger('silent');
+
+  beforeAll(async () => {
+    dir = tempDir();
+    chmodSync(dir.path, 0o755);
+    const config = dir.file('config.yaml', CONFIG);
+    mtls = makeMtls(dir.path);
+    unixService = await startService({ config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default' }, log);
+    tlsService = await startService(
+      { config, listen: '127.0.0.1:0', sandboxId: 'default', tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } },
+      log,
+    );
+  });
+  afterAll(async () => {
+    await unixService?.close();
+    await tlsService?.close();
+    dir?.cleanup();
+  });
+
+  it.skipIf(!isRoot)('a process running as another user cannot connect to the 0600 socket', () => {
+    const socket = unixService.address.slice('unix:'.length);
+    const script = `require('net').connect(${JSON.stringify(socket)}).on('connect', () => { console.log('CONNECTED'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); });`;
+    const r = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    expect(r.stdout.trim()).toBe('EACCES');
+  });
+
+  it('the socket owner gets decisions', async () => {
+    const client = extProcClient(unixService.address);
+    const { responses } = await exchange(client, [requestHeaders('api.example.com')]);
+    expect(setHeaders(responses[0]!).authorization).toBe('Bearer caller-auth-canary');
+    client.close();
+  });
+
+  const tlsClient = (certs?: { cert: string; key: string }, ca = mtls.ca) =>
+    extProcClient(
+      tlsService.address.replace('127.0.0.1', 'localhost'),
+      grpc.credentials.createSsl(readFileSync(ca), certs ? readFileSync(certs.key) : null, certs ? readFileSync(certs.cert) : null),
+    );
+
+  it('over TCP, a client without a certificate gets no decision', async () => {
+    const client = tlsClient();
+    const { responses, status } = await exchange(client, [requestHeaders('api.example.com')]);
+    expect(responses).toHaveLength(0);
+    expect(status.code).toBe(grpc.status.UNAVAILABLE);
+    client.close();
+  });
+
+  it('over TCP, a client certificate from another CA gets no decision', async () => {
+    const other = makeMtls(dir.path, 'other');
+    const client = tlsClient(other.client('sb-1'));
+    const { responses, status } = await exchange(client, [requestHeaders('api.example.com')]);
+    expect(responses).toHaveLength(0);
+    expect(status.code).toBe(grpc.status.UNAVAILABLE);
+    client.close();
+  });
+
+  it('over TCP, a client certificate from the configured CA gets decisions', async () => {
+    const client = tlsClient(mtls.client('sb-1'));
+    const { responses } = await exchange(client, [requestHeaders('api.example.com')]);
+    expect(setHeaders(responses[0]!).authorization).toBe('Bearer caller-auth-canary');
+    client.close();
+  });
+});
