@@ -134,9 +134,15 @@ rules:
     expect(r.stderr.trim()).toBe('authproxy: --listen: "nonsense" must be host:port or unix:/path');
   });
 
+  it('serve refuses a TCP --listen without mTLS unless --insecure-tcp is given', () => {
+    const r = runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', '127.0.0.1:0']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--listen: a TCP listener needs mTLS');
+  });
+
   it('serve exits non-zero with field-named lines when the config is invalid', () => {
     const bad = dir.file('bad3.yaml', 'rules: 3\n');
-    const r = runCli(['serve', '--config', bad, '--listen', '127.0.0.1:0']);
+    const r = runCli(['serve', '--config', bad, '--listen', '127.0.0.1:0', '--insecure-tcp']);
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toMatch(new RegExp(`^authproxy: ${bad}: rules: `));
   });

@@ -1,0 +1,98 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { envoyBinary } from '../helpers/envoy.js';
+import { tempDir, type TempDir } from '../helpers/fs.js';
+import { makeMtls } from '../helpers/mtls.js';
+
+const bin = envoyBinary();
+if (!bin) console.warn('SKIPPED envoy --mode validate checks: no Envoy binary (.ci/run installs it; or set ENVOY_BIN)');
+
+/** Runs `envoy --mode validate` on a rendered bootstrap: Envoy itself is the judge of the YAML. */
+function envoyValidate(dir: string, yaml: string): string {
+  const file = join(dir, `e-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, yaml);
+  try {
+    return execFileSync(bin!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '--log-level', 'error'], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`envoy rejected the config: ${(err as { stdout?: string; stderr?: string }).stderr ?? ''}${(err as { stdout?: string }).stdout ?? ''}`);
+  }
+}
+
+describe('authproxy envoy-config and sandbox-env', () => {
+  let dir: TempDir;
+  beforeAll(() => {
+    dir = tempDir();
+  });
+  afterAll(() => dir.cleanup());
+
+  it('renders the committed envoy/envoy.yaml with default flags', () => {
+    const r = runCli(['envoy-config']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(readFileSync(new URL('../../envoy/envoy.yaml', import.meta.url), 'utf8'));
+  });
+
+  it('sets the sandbox id and phase on every ext_proc stream and the SDS source', () => {
+    const yaml = runCli(['envoy-config', '--sandbox-id', 'sb-77']).stdout;
+    expect(yaml.match(/key: x-sandbox-id\n\s+value: sb-77/g)).toHaveLength(3);
+    expect(yaml).toMatch(/key: x-authproxy-phase\n\s+value: connect/);
+    expect(yaml).toMatch(/key: x-authproxy-phase\n\s+value: inject/);
+    const doc = parse(yaml);
+    const inner = doc.static_resources.listeners[1].filter_chains[0].filters[0].typed_config;
+    expect(inner).toMatchObject({ normalize_path: true, merge_slashes: true, path_with_escaped_slashes_action: 'REJECT_REQUEST', strip_any_host_port: true, strip_trailing_host_dot: true });
+    const extProc = inner.http_filters[0].typed_config;
+    expect(extProc).toMatchObject({ failure_mode_allow: false, processing_mode: { request_header_mode: 'SEND', response_header_mode: 'SKIP' } });
+    expect(extProc.message_timeout).toBe('7.000s');
+  });
+
+  it.skipIf(!bin)('passes envoy --mode validate: Unix socket, mTLS over TCP, strict header list, test DNS', () => {
+    envoyValidate(dir.path, runCli(['envoy-config', '--admin-port', '9901', '--dns-resolver', '127.0.0.1:5353']).stdout);
+    const files = makeMtls(dir.path);
+    const client = files.client('sb-1');
+    const mtls = runCli([
+      'envoy-config', '--authproxy', '127.0.0.1:7000', '--authproxy-tls-cert', client.cert, '--authproxy-tls-key', client.key,
+      '--authproxy-tls-ca', files.ca, '--credential-headers', 'Authorization,x-api-key',
+    ]);
+    expect(mtls.status).toBe(0);
+    expect(mtls.stdout).toContain('allow_expression');
+    envoyValidate(dir.path, mtls.stdout);
+  });
+
+  it('refuses TCP to authproxy without mTLS, and a bad sandbox id', () => {
+    const tcp = runCli(['envoy-config', '--authproxy', '127.0.0.1:7000']);
+    expect(tcp.status).toBe(2);
+    expect(tcp.stderr).toContain('mTLS');
+    expect(runCli(['envoy-config', '--sandbox-id', 'a b']).status).toBe(2);
+  });
+
+  it('sandbox-env prints proxy, NO_PROXY, CA variables and env_vars placeholders, never a secret', () => {
+    const config = dir.file('config.yaml', `
+rules:
+  - name: openai
+    match_hosts: ["api.openai.com"]
+    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {OPENAI_API_KEY}" }]
+    env_vars: { OPENAI_API_KEY: proxy-injected }
+  - name: off
+    enabled: false
+    match_hosts: ["x.example.com"]
+    headers: [{ name: A, type: plaintext, value: "v" }]
+    env_vars: { DISABLED_VAR: nope }
+no_proxy: ["localhost", "*.internal.example.com", "::1"]
+`);
+    const r = runCli(['sandbox-env', '--config', config, '--proxy-url', 'http://127.0.0.1:15000', '--ca-file', '/etc/ca.pem', '--format', 'json']);
+    expect(r.status).toBe(0);
+    const env = JSON.parse(r.stdout);
+    expect(env).toMatchObject({
+      HTTPS_PROXY: 'http://127.0.0.1:15000', http_proxy: 'http://127.0.0.1:15000',
+      NO_PROXY: 'localhost,.internal.example.com,[::1]',
+      SSL_CERT_FILE: '/etc/ca.pem', CURL_CA_BUNDLE: '/etc/ca.pem', GIT_SSL_CAINFO: '/etc/ca.pem', REQUESTS_CA_BUNDLE: '/etc/ca.pem', NODE_EXTRA_CA_CERTS: '/etc/ca.pem',
+      OPENAI_API_KEY: 'proxy-injected',
+    });
+    expect(env.DISABLED_VAR).toBeUndefined();
+    const shell = runCli(['sandbox-env', '--config', config]).stdout;
+    expect(shell).toContain("export OPENAI_API_KEY='proxy-injected'\n");
+  });
+});
