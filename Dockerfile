@@ -1,0 +1,23 @@
+# authproxy: the ext_proc / SDS service. Build: docker build -t authproxy .
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+COPY bin ./bin
+COPY src ./src
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+COPY package.json ./
+COPY examples ./examples
+# Envoy's official image runs as uid 101; authproxy runs as the same uid so that only the two of them can
+# open the 0600 Unix socket they share.
+RUN groupadd -g 101 authproxy && useradd -u 101 -g 101 -M -s /usr/sbin/nologin authproxy \
+ && mkdir -p /run/authproxy /etc/authproxy/keys && chown -R 101:101 /run/authproxy /etc/authproxy
+USER 101:101
+ENTRYPOINT ["node", "/app/bin/authproxy.js"]
+CMD ["--help"]
