@@ -4,6 +4,7 @@ import { registerConfigCommands } from './config-commands.js';
 import { registerKeyCommands } from './key-commands.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerEnvoyCommands } from './envoy-commands.js';
+import { registerCaCommand } from './ca-command.js';
 
 /**
  * The `authproxy` command line. Every failure prints one line per problem (file and field named) to
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerConfigCommands(program);
   registerKeyCommands(program);
   registerEnvoyCommands(program);
+  registerCaCommand(program);
   return program;
 }
 

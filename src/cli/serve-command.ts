@@ -3,6 +3,7 @@ import { createLogger } from '../log.js';
 import { parseListenAddress } from '../runtime/listen.js';
 import { startService } from '../runtime/service.js';
 import { startHttpPort } from '../runtime/http-port.js';
+import { metricsRoutes } from '../metrics/routes.js';
 import { envOption } from './main.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
@@ -17,12 +18,23 @@ interface ServeFlags {
   signingKey?: string;
   sandboxId: string;
   metricsListen?: string;
+  redis?: string;
+  redisPrefix: string;
+  cacheKey?: string;
   logLevel: string;
   callbackTimeoutMs: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
   insecureTcp?: boolean;
+  caCert?: string;
+  caKey?: string;
+}
+
+/** The interception CA from flags: both files or neither. */
+function caSettings(flags: ServeFlags): { cert: string; key: string } | undefined {
+  if (Boolean(flags.caCert) !== Boolean(flags.caKey)) throw new AuthProxyError('usage', '--ca-cert and --ca-key go together');
+  return flags.caCert ? { cert: flags.caCert, key: flags.caKey! } : undefined;
 }
 
 /** mTLS settings from flags; a TCP listener without them needs an explicit --insecure-tcp. */
@@ -47,7 +59,12 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--sealing-key <file>', 'private key that opens opaque values', 'AUTHPROXY_SEALING_KEY'))
     .addOption(envOption('--signing-key <file>', 'Ed25519 key that signs callback requests', 'AUTHPROXY_SIGNING_KEY'))
     .addOption(envOption('--sandbox-id <id>', 'sandbox id when Envoy sends no x-sandbox-id', 'AUTHPROXY_SANDBOX_ID').default('default'))
-    .addOption(envOption('--metrics-listen <addr>', 'HTTP address for /healthz and /.well-known/jwks.json', 'AUTHPROXY_METRICS_LISTEN'))
+    .addOption(envOption('--metrics-listen <addr>', 'HTTP address for /healthz, /status, /metrics and /.well-known/jwks.json', 'AUTHPROXY_METRICS_LISTEN'))
+    .addOption(envOption('--redis <url>', 'share callback results across replicas: redis://, rediss://, redis+sentinel://, redis+cluster:// (REDIS_URL also read)', 'AUTHPROXY_REDIS'))
+    .addOption(envOption('--redis-prefix <prefix>', 'prefix of every Redis key and channel', 'AUTHPROXY_REDIS_PREFIX').default('authproxy:'))
+    .addOption(envOption('--cache-key <file>', '32-byte key that encrypts cached credentials in Redis (default: derived from --sealing-key)', 'AUTHPROXY_CACHE_KEY'))
+    .addOption(envOption('--ca-cert <file>', 'interception CA certificate (authproxy ca init); enables SDS', 'AUTHPROXY_CA_CERT'))
+    .addOption(envOption('--ca-key <file>', 'interception CA private key', 'AUTHPROXY_CA_KEY'))
     .addOption(envOption('--tls-cert <file>', 'server certificate for mTLS on a TCP --listen', 'AUTHPROXY_TLS_CERT'))
     .addOption(envOption('--tls-key <file>', 'server key for mTLS on a TCP --listen', 'AUTHPROXY_TLS_KEY'))
     .addOption(envOption('--tls-client-ca <file>', "CA that signs the sidecars' client certificates", 'AUTHPROXY_TLS_CLIENT_CA'))
@@ -64,15 +81,16 @@ export function registerServeCommand(program: Command): void {
       if (!SANDBOX_ID.test(flags.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${flags.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
       const log = createLogger(flags.logLevel as 'info');
+      flags.redis ??= process.env.REDIS_URL || undefined;
       const service = await startService(
-        { ...flags, callbackTimeoutMs: timeout, tls },
+        { ...flags, callbackTimeoutMs: timeout, tls, ca: caSettings(flags) },
         log,
       );
       let closing = false;
       const side = flags.metricsListen
-        ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing })
+        ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing, extraRoutes: metricsRoutes(service.metrics, service.cacheHealth) })
         : undefined;
-      if (side) log.info({ listen: side.address }, 'http port serving /healthz and /.well-known/jwks.json');
+      if (side) log.info({ listen: side.address }, 'http port serving /healthz, /status, /metrics and /.well-known/jwks.json');
       const stop = async (signal: string) => {
         if (closing) return;
         closing = true;

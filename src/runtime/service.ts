@@ -3,13 +3,19 @@ import * as grpc from '@grpc/grpc-js';
 import { AuthProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ConfigWatcher, loadSources } from '../config/watch.js';
-import { MemoryCredentialCache, type CredentialCache } from '../callbacks/cache.js';
+import type { CredentialCache } from '../callbacks/cache.js';
+import { createCredentialCache, type CacheHealth } from '../callbacks/cache-setup.js';
 import { DEFAULT_CALLBACK_LIMITS } from '../callbacks/client.js';
 import { CallbackResolver } from '../callbacks/resolver.js';
+import { Metrics } from '../metrics/metrics.js';
 import { CallbackSigner } from '../callbacks/signer.js';
 import { parsePrivateKey, Unsealer } from '../secrets/sealing.js';
 import { startExtProcServer, type RunningServer } from '../extproc/server.js';
-import { Engine } from './engine.js';
+import { Engine, type PolicySource } from './engine.js';
+import { addSdsService, type SdsOptions, type SdsService } from '../sds/server.js';
+import { CertificateAuthority } from '../sds/ca.js';
+import { LeafCache } from '../sds/leaf-cache.js';
+import { mayIntercept } from '../policy/connect.js';
 import { SidecarPolicy } from './sidecar-policy.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
@@ -22,8 +28,14 @@ export interface ServeSettings {
   readonly sandboxId: string;
   readonly callbackTimeoutMs?: number;
   readonly pollMs?: number;
+  /** Shared-service callback cache (src/callbacks/cache-setup.ts): Redis URL, key prefix, 32-byte cache key file. */
+  readonly redis?: string;
+  readonly redisPrefix?: string;
+  readonly cacheKey?: string;
   /** mTLS for a TCP listener: server certificate and key, and the CA that signs sidecars' client certificates. */
   readonly tls?: { readonly cert: string; readonly key: string; readonly clientCa: string };
+  /** The interception CA: with it, authproxy also serves SDS and mints a leaf per intercepted host. */
+  readonly ca?: { readonly cert: string; readonly key: string };
 }
 
 /**
@@ -43,6 +55,10 @@ export interface Service {
   readonly policy: SidecarPolicy;
   readonly watcher: ConfigWatcher;
   readonly signer: CallbackSigner;
+  /** Prometheus metrics of this process (served on /metrics of --metrics-listen). */
+  readonly metrics: Metrics;
+  /** `degraded` while Redis is configured but unusable (served on /status). */
+  cacheHealth(): CacheHealth;
   close(): Promise<void>;
 }
 
@@ -61,8 +77,19 @@ export function readKeyFile(path: string): string {
   }
 }
 
+/** The SDS service's settings: leaves minted by the CA, only for hosts the sandbox's policy intercepts. */
+async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, defaultSandboxId: string, log: Logger): Promise<SdsOptions> {
+  const authority = await CertificateAuthority.load(ca.cert, ca.key);
+  return {
+    leafCache: new LeafCache(authority, { log }),
+    mayMint: (sandboxId, hostname) => mayIntercept(source.policyFor(sandboxId), hostname),
+    defaultSandboxId,
+    log,
+  };
+}
+
 /** Starts sidecar-mode authproxy; throws a one-line AuthProxyError when the first config is invalid. */
-export async function startService(settings: ServeSettings, log: Logger, cache: CredentialCache = new MemoryCredentialCache()): Promise<Service> {
+export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey) };
   const initial = loadSources(sources);
   const policy = new SidecarPolicy(initial.policy);
@@ -71,8 +98,17 @@ export async function startService(settings: ServeSettings, log: Logger, cache: 
     : await CallbackSigner.ephemeral();
   if (!settings.signingKey) log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
   const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs };
-  const engine = new Engine(policy, new CallbackResolver(cache, signer, limits), log);
-  const server = await startExtProcServer(settings.listen, { engine, log, defaultSandboxId: settings.sandboxId }, serverCredentials(settings.tls));
+  const metrics = new Metrics({ defaultMetrics: true });
+  const choice = given
+    ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
+    : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
+  const cache = choice.cache;
+  const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics), log);
+  const sdsOptions = settings.ca ? await sdsFor(settings.ca, policy, settings.sandboxId, log) : undefined;
+  let sds: SdsService | undefined;
+  const server = await startExtProcServer(settings.listen, { engine, log, defaultSandboxId: settings.sandboxId }, serverCredentials(settings.tls), (s) => {
+    if (sdsOptions) sds = addSdsService(s, sdsOptions);
+  });
   const watcher = new ConfigWatcher(sources, initial.fingerprint, (p) => policy.replace(p), log, { pollMs: settings.pollMs }).start();
   log.info({ listen: server.address, rules: initial.policy.rules.length, callbacks: initial.policy.callbacks.length }, 'authproxy serving');
   return {
@@ -81,8 +117,11 @@ export async function startService(settings: ServeSettings, log: Logger, cache: 
     policy,
     watcher,
     signer,
+    metrics,
+    cacheHealth: choice.health,
     close: async () => {
       watcher.stop();
+      sds?.close();
       await server.close();
       await cache.close();
     },

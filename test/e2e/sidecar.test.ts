@@ -138,8 +138,9 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
 
   it('git clone over HTTPS with Basic x-access-token from a sealed opaque value', async () => {
     const dest = join(dir.path, `clone-${Date.now()}`);
-    await run('git', ['-c', `http.proxy=http://127.0.0.1:${proxyPort}`, '-c', `http.sslCAInfo=${authproxyCa()}`, 'clone', '-q', `https://github.com:${upstream.port}/org/repo.git`, dest], {
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+    // As `authproxy sandbox-env` sets it: git reads GIT_SSL_CAINFO (which beats http.sslCAInfo) and the proxy variables.
+    await run('git', ['clone', '-q', `https://github.com:${upstream.port}/org/repo.git`, dest], {
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_SSL_CAINFO: authproxyCa(), HTTPS_PROXY: `http://127.0.0.1:${proxyPort}`, https_proxy: `http://127.0.0.1:${proxyPort}` },
     });
     const { stdout } = await run('git', ['-C', dest, 'show', 'HEAD:README.md']);
     expect(stdout).toBe('hello from the e2e repo\n');
@@ -187,8 +188,8 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
   });
 
   it('a config change (new host) takes effect without restarting Envoy', async () => {
-    const r = await curl(url('api.openai.com', '/v1/models'), ['-H', 'Authorization: Bearer placeholder']);
-    expect(JSON.parse(r.body).headers.authorization).toBe('Bearer placeholder');
+    const tunnelled = await run('curl', ['-sS', '-x', `http://127.0.0.1:${proxyPort}`, '--cacert', upstreamPki.caFile, '-H', 'Authorization: Bearer placeholder', url('api.openai.com', '/v1/models')]);
+    expect(JSON.parse(tunnelled.stdout).headers.authorization).toBe('Bearer placeholder');
     writeFileSync(join(dir.path, 'config.yaml'), renderConfig(`  - name: openai
     match_hosts: ["api.openai.com"]
     headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]`));

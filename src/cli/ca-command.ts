@@ -1,0 +1,48 @@
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { AuthProxyError } from '../errors.js';
+import { generateCa } from '../sds/ca.js';
+import { envOption } from './main.js';
+
+/** Where `ca init` wrote the CA. */
+export interface CaFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/**
+ * Writes a new interception CA: DIR/ca.crt (0644, to be trusted by sandboxes) and DIR/ca.key (0600,
+ * for authproxy only). Refuses to replace either file without `force`: a new CA silently breaks every
+ * sandbox that trusts the old one. Modes are set explicitly, also when an existing file is overwritten.
+ */
+export async function initCaFiles(dir: string, options: { force?: boolean; commonName?: string } = {}): Promise<CaFiles> {
+  const files = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
+  const existing = [files.cert, files.key].find((f) => existsSync(f));
+  if (existing && !options.force) throw new AuthProxyError('usage', `${existing}: already exists (use --force to overwrite)`);
+  const { certPem, keyPem } = await generateCa(options.commonName);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(files.key, keyPem, { mode: 0o600 });
+    chmodSync(files.key, 0o600);
+    writeFileSync(files.cert, certPem, { mode: 0o644 });
+    chmodSync(files.cert, 0o644);
+  } catch (err) {
+    throw new AuthProxyError('config_io', `${dir}: cannot write the CA (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  return files;
+}
+
+/** `authproxy ca init`: the CA whose leaves Envoy serves for intercepted hosts. */
+export function registerCaCommand(program: Command): void {
+  const ca = program.command('ca').description('manage the CA that signs interception certificates');
+  ca.command('init')
+    .description('write DIR/ca.crt (0644, trusted by sandboxes) and DIR/ca.key (0600, for authproxy only)')
+    .addOption(envOption('--dir <dir>', 'where to write the CA', 'AUTHPROXY_CA_DIR').makeOptionMandatory())
+    .option('--common-name <name>', 'subject CN of the CA certificate', 'authproxy CA')
+    .option('--force', 'overwrite an existing CA')
+    .action(async (flags: { dir: string; force?: boolean; commonName: string }) => {
+      const files = await initCaFiles(flags.dir, { force: flags.force, commonName: flags.commonName });
+      process.stdout.write(`wrote ${files.cert}, ${files.key}\n`);
+    });
+}
