@@ -238,6 +238,10 @@ export function renderBootstrap(opts: BootstrapOptions): string {
   const bootstrap = {
     node: { id: `authproxy-sidecar-${opts.sandboxId}`, cluster: 'authproxy-sidecar' },
     ...(opts.adminPort !== undefined ? { admin: { address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort } } } } : {}),
+    // ext_proc streams end with a half-close and authproxy's OK status instead of an RST_STREAM per
+    // request: Node's HTTP/2 (nghttp2) answers more than ~1,000 resets per connection (33/s sustained)
+    // with GOAWAY, and the streams in flight then fail (measured: 9 of 4,000 requests at 8 in flight).
+    layered_runtime: { layers: [{ name: 'static', static_layer: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': true } }] },
     bootstrap_extensions: [{ name: 'envoy.bootstrap.internal_listener', typed_config: typed('envoy.extensions.bootstrap.internal_listener.v3.InternalListener') }],
     static_resources: {
       listeners: [outerListener(opts), innerListener(opts)],

@@ -49,10 +49,15 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
     const sandboxId = ids.length === 0 ? opts.defaultSandboxId : only;
     const phase = call.metadata.get(PHASE_METADATA_KEY)[0];
     let queue: Promise<void> = Promise.resolve();
-    const send = (response: ProcessingResponse | Promise<ProcessingResponse>) => {
+    // After the request_headers answer nothing else is asked for (every other phase is SKIP), so the
+    // stream is closed with OK right away. Left open, Envoy resets every stream itself, and Node's HTTP/2
+    // rapid-reset guard then sends GOAWAY after ~1,000 resets, refusing the streams in flight (seen: 503s).
+    const send = (response: ProcessingResponse | Promise<ProcessingResponse>, last = false) => {
       queue = queue.then(async () => {
         const resolved = await response;
-        if (!call.writableEnded && !call.destroyed) call.write(resolved);
+        if (call.writableEnded || call.destroyed) return;
+        call.write(resolved);
+        if (last) call.end();
       });
     };
     call.on('data', (req: ProcessingRequest) => {
@@ -68,23 +73,23 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
         }
         const request = toPolicyRequest(message.value, req.attributes);
         if (request && phase === 'connect') {
-          send(toProcessingResponse(opts.engine.route(request.method, request.authority, sandboxId)));
+          send(toProcessingResponse(opts.engine.route(request.method, request.authority, sandboxId)), true);
           return;
         }
         if (!request || sandboxId === undefined) {
           opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'pass', reason: 'ambiguous_request' }, 'decision');
-          send(toProcessingResponse(NOTHING));
+          send(toProcessingResponse(NOTHING), true);
           return;
         }
         const outcome = opts.engine.handle(request, sandboxId);
-        send(outcome instanceof Promise ? outcome.then(toProcessingResponse) : toProcessingResponse(outcome));
+        send(outcome instanceof Promise ? outcome.then(toProcessingResponse) : toProcessingResponse(outcome), true);
       } catch (err) {
         opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_proc handler failed');
         call.emit('error', { code: grpc.status.INTERNAL, details: 'authproxy internal error' });
       }
     });
     call.on('end', () => {
-      queue.then(() => call.end(), () => call.end());
+      queue.then(() => !call.writableEnded && call.end(), () => !call.writableEnded && call.end());
     });
     call.on('error', () => {
       /* the client went away; nothing to clean up */

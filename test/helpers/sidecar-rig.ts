@@ -1,0 +1,117 @@
+/**
+ * A whole sidecar on loopback, for end-to-end tests, the demo and the Envoy benchmark: a TLS upstream
+ * (with its own test CA) answering for every test hostname, a DNS server mapping those names to
+ * 127.0.0.1, `authproxy serve` as a child process on a 0600 Unix socket (with keys and the interception
+ * CA), and a real Envoy rendered by `renderBootstrap`.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { renderBootstrap } from '../../src/envoy/bootstrap.js';
+import { runCli, startCli } from './cli.js';
+import { startDnsServer } from './dns-server.js';
+import { freePort, startEnvoy, type RunningEnvoy } from './envoy.js';
+import { eventually, tempDir, type TempDir } from './fs.js';
+import { makePki, type TestPki } from './pki.js';
+import { startUpstream, type GitRepoOptions } from './upstream.js';
+
+export interface RigOptions {
+  readonly hosts: string[];
+  /** The proxy_config; `seal` seals a value with the rig's key. */
+  readonly config: (seal: (plaintext: string) => string) => string;
+  readonly secrets: Record<string, string>;
+  readonly git?: (dir: TempDir) => Promise<GitRepoOptions>;
+  /** Last word on the Envoy YAML (the benchmark removes the ext_proc filter for its baseline). */
+  readonly envoyYaml?: (yaml: string) => string;
+  readonly logLevel?: string;
+}
+
+export interface Rig {
+  readonly dir: TempDir;
+  readonly upstreamPki: TestPki;
+  readonly upstream: Awaited<ReturnType<typeof startUpstream>>;
+  readonly proxyUrl: string;
+  readonly authproxyCa: string;
+  readonly configPath: string;
+  url(host: string, path: string): string;
+  seal(plaintext: string): string;
+  authproxyOutput(): string;
+  stopAuthproxy(): Promise<void>;
+  startAuthproxy(): Promise<void>;
+  envoy: RunningEnvoy;
+  /** One Envoy statistic from the admin port (`/stats?filter=`), as a number. */
+  envoyStat(name: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startRig(opts: RigOptions): Promise<Rig> {
+  const dir = tempDir('authproxy-rig-');
+  mkdirSync(join(dir.path, 'run'), { mode: 0o700 });
+  const keys = join(dir.path, 'keys');
+  const upstreamPki = await makePki(dir.path, 'upstream', opts.hosts);
+  const upstream = await startUpstream(upstreamPki, opts.git ? await opts.git(dir) : undefined);
+  const dns = await startDnsServer(opts.hosts);
+  if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0) throw new Error('key setup failed');
+  const seal = (plaintext: string) => runCli(['seal', '--public-key', join(keys, 'sealing.pub')], { input: plaintext }).stdout.trim();
+  dir.dir('secrets');
+  for (const [k, v] of Object.entries(opts.secrets)) dir.file(`secrets/${k}`, `${v}\n`);
+  const configPath = dir.file('config.yaml', opts.config(seal));
+  const socket = join(dir.path, 'run', 'authproxy.sock');
+  let authproxy: ReturnType<typeof startCli> | undefined;
+  let earlierOutput = '';
+  const startAuthproxy = async () => {
+    authproxy = startCli([
+      'serve', '--config', configPath, '--listen', `unix:${socket}`, '--secrets-dir', join(dir.path, 'secrets'),
+      '--sealing-key', join(keys, 'sealing.key'), '--ca-cert', join(keys, 'ca.crt'), '--ca-key', join(keys, 'ca.key'),
+      '--log-level', opts.logLevel ?? 'debug',
+    ]);
+    const current = authproxy;
+    await eventually(() => {
+      if (current.child.exitCode !== null) throw new Error(`authproxy exited: ${current.output().slice(-2000)}`);
+      return existsSync(socket);
+    }, 15_000, 'authproxy to start');
+  };
+  const stopAuthproxy = async () => {
+    if (!authproxy) return;
+    authproxy.child.kill('SIGKILL');
+    await authproxy.exited;
+    rmSync(socket, { force: true });
+    earlierOutput += authproxy.output();
+    authproxy = undefined;
+  };
+  await startAuthproxy();
+  const proxyPort = await freePort();
+  const adminPort = await freePort();
+  let yaml = renderBootstrap({
+    proxyAddress: '127.0.0.1', proxyPort, adminPort, authproxy: `unix:${socket}`, caBundle: upstreamPki.caFile,
+    sandboxId: 'sb-rig', dnsResolver: `127.0.0.1:${dns.port}`, messageTimeoutMs: 7000,
+  });
+  if (opts.envoyYaml) yaml = opts.envoyYaml(yaml);
+  const envoy = await startEnvoy(dir.path, yaml, adminPort);
+  return {
+    dir,
+    upstreamPki,
+    upstream,
+    proxyUrl: `http://127.0.0.1:${proxyPort}`,
+    authproxyCa: join(keys, 'ca.crt'),
+    configPath,
+    url: (host, path) => `https://${host}:${upstream.port}${path}`,
+    seal,
+    authproxyOutput: () => earlierOutput + (authproxy?.output() ?? ''),
+    stopAuthproxy,
+    startAuthproxy,
+    envoy,
+    envoyStat: async (name) => {
+      const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats?filter=${encodeURIComponent(`^${name}$`)}`)).text();
+      const m = /: (\d+)\s*$/.exec(text.trim());
+      if (!m) throw new Error(`no Envoy stat ${name}`);
+      return Number(m[1]);
+    },
+    stop: async () => {
+      await envoy.stop();
+      await stopAuthproxy();
+      await upstream.close();
+      dns.close();
+      dir.cleanup();
+    },
+  };
+}
