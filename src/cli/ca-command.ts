@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
@@ -44,5 +44,24 @@ export function registerCaCommand(program: Command): void {
     .action(async (flags: { dir: string; force?: boolean; commonName: string }) => {
       const files = await initCaFiles(flags.dir, { force: flags.force, commonName: flags.commonName });
       process.stdout.write(`wrote ${files.cert}, ${files.key}\n`);
+    });
+  ca.command('bundle')
+    .description("print the sandbox's CA bundle: the system roots (for tunnelled hosts) plus authproxy's CA (for intercepted ones)")
+    .addOption(envOption('--ca-cert <file>', "authproxy's CA certificate (ca.crt)", 'AUTHPROXY_CA_CERT').makeOptionMandatory())
+    .option('--system <file>', 'system roots', '/etc/ssl/certs/ca-certificates.crt')
+    .action((flags: { caCert: string; system: string }) => {
+      const read = (path: string, what: string) => {
+        try {
+          return readFileSync(path, 'utf8');
+        } catch (err) {
+          throw new AuthProxyError('config_io', `${path}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+      };
+      const ca = read(flags.caCert, 'CA certificate');
+      if (!ca.includes('-----BEGIN CERTIFICATE-----') || ca.includes('PRIVATE KEY')) {
+        throw new AuthProxyError('key_invalid', `${flags.caCert}: not a PEM certificate (and never pass the CA key here)`);
+      }
+      const system = read(flags.system, 'system roots');
+      process.stdout.write(`${system.trimEnd()}\n# authproxy interception CA\n${ca.trimEnd()}\n`);
     });
 }

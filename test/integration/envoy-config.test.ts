@@ -68,6 +68,18 @@ describe('authproxy envoy-config and sandbox-env', () => {
     expect(runCli(['envoy-config', '--sandbox-id', 'a b']).status).toBe(2);
   });
 
+  it('ca bundle appends the interception CA to the system roots and refuses a key file', () => {
+    expect(runCli(['ca', 'init', '--dir', join(dir.path, 'ca')]).status).toBe(0);
+    const system = dir.file('roots.pem', readFileSync(join(dir.path, 'ca', 'ca.crt'), 'utf8').replace(/authproxy/g, 'x'));
+    const r = runCli(['ca', 'bundle', '--ca-cert', join(dir.path, 'ca', 'ca.crt'), '--system', system]);
+    expect(r.status).toBe(0);
+    expect(r.stdout.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(r.stdout.trimEnd().endsWith(readFileSync(join(dir.path, 'ca', 'ca.crt'), 'utf8').trimEnd())).toBe(true);
+    const key = runCli(['ca', 'bundle', '--ca-cert', join(dir.path, 'ca', 'ca.key'), '--system', system]);
+    expect(key.status).toBe(1);
+    expect(key.stdout).toBe('');
+  });
+
   it('sandbox-env prints proxy, NO_PROXY, CA variables and env_vars placeholders, never a secret', () => {
     const config = dir.file('config.yaml', `
 rules:
