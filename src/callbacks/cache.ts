@@ -1,4 +1,5 @@
 import type { ResolvedHeaders } from './client.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /** A callback answer with the absolute moment (epoch ms) it stops being valid. */
 export interface CachedCredential {
@@ -17,7 +18,10 @@ export interface CredentialCache {
   close(): Promise<void>;
 }
 
-/** The sidecar-mode cache: a bounded in-process map with per-key single flight. */
+/**
+ * The sidecar-mode cache, and L1 of the shared one: a bounded in-process map (oldest entries evicted
+ * first) with per-key single flight. An entry is never served at or after its absolute expiry.
+ */
 export class MemoryCredentialCache implements CredentialCache {
   private readonly entries = new Map<string, CachedCredential>();
   private readonly inflight = new Map<string, Promise<CachedCredential>>();
@@ -25,6 +29,7 @@ export class MemoryCredentialCache implements CredentialCache {
   constructor(
     private readonly maxEntries = 10_000,
     private readonly clock: () => number = Date.now,
+    private readonly metrics?: Metrics,
   ) {}
 
   peek(key: string, now: number): CachedCredential | undefined {
@@ -47,13 +52,20 @@ export class MemoryCredentialCache implements CredentialCache {
 
   get(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): CachedCredential | Promise<CachedCredential> {
     const hit = this.peek(key, this.clock());
-    if (hit) return hit;
+    if (hit) {
+      this.metrics?.cacheLookup('l1');
+      return hit;
+    }
     const running = this.inflight.get(key);
-    if (running) return running;
+    if (running) {
+      this.metrics?.singleFlightWait('local');
+      return running;
+    }
     const attempt = load()
       .then((headers) => {
         const entry = { headers, expiresAt: this.clock() + ttlSeconds * 1000 };
         this.store(key, entry);
+        this.metrics?.cacheLookup('miss');
         return entry;
       })
       .finally(() => this.inflight.delete(key));

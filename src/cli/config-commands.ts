@@ -6,6 +6,7 @@ import { loadUnsealer } from '../runtime/service.js';
 import { SHAPE_ONLY_UNSEALER } from '../secrets/sealing.js';
 import { explain } from './explain.js';
 import { envOption } from './main.js';
+import { AuthProxyError } from '../errors.js';
 
 function configOptions(cmd: Command): Command {
   return cmd
@@ -20,17 +21,21 @@ interface ConfigFlags {
   sealingKey?: string;
 }
 
-/** Loads a config for validate/explain; without a sealing key, opaque values are checked for shape only. */
+/** Loads a config file for validate/explain; without a sealing key, opaque values are checked for shape only. */
 function load(flags: ConfigFlags) {
   const unsealer = loadUnsealer(flags.sealingKey);
-  return loadSources({ configPath: flags.config, secretsDir: flags.secretsDir, unsealer: unsealer ?? SHAPE_ONLY_UNSEALER }).policy;
+  return loadSources({ configPath: flags.config, secretsDir: flags.secretsDir, unsealer: unsealer ?? SHAPE_ONLY_UNSEALER }).file;
 }
 
 /** `validate`, `explain` and `schema`: the commands that read a config without serving it. */
 export function registerConfigCommands(program: Command): void {
   configOptions(program.command('validate').description('check a proxy_config; exit 0 when valid')).action((flags: ConfigFlags) => {
-    const policy = load(flags);
-    process.stdout.write(`${flags.config}: valid (${policy.source.rules.length} rules, ${policy.callbacks.length} callbacks)\n`);
+    const file = load(flags);
+    const all = [...(file.default ? [file.default] : []), ...file.sandboxes.values()];
+    const rules = all.reduce((n, p) => n + p.source.rules.length, 0);
+    const callbacks = all.reduce((n, p) => n + p.callbacks.length, 0);
+    const sandboxes = file.sandboxes.size > 0 ? `${file.sandboxes.size} sandboxes, ` : '';
+    process.stdout.write(`${flags.config}: valid (${sandboxes}${rules} rules, ${callbacks} callbacks)\n`);
   });
 
   configOptions(program.command('explain').description('print the decision for one request as JSON, secrets redacted'))
@@ -38,7 +43,10 @@ export function registerConfigCommands(program: Command): void {
     .argument('<method>', 'HTTP method, e.g. GET')
     .argument('<url>', 'absolute URL, e.g. https://api.github.com/user')
     .action((method: string, url: string, flags: ConfigFlags & { sandbox: string }) => {
-      process.stdout.write(JSON.stringify(explain(load(flags), method, url, flags.sandbox), null, 2) + '\n');
+      const file = load(flags);
+      const policy = file.sandboxes.get(flags.sandbox) ?? file.default;
+      if (!policy) throw new AuthProxyError('usage', `--sandbox: "${flags.sandbox}" has no config in ${flags.config}`);
+      process.stdout.write(JSON.stringify(explain(policy, method, url, flags.sandbox), null, 2) + '\n');
     });
 
   program

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
-import { parseConfigText, readConfigFile } from '../config/load.js';
+import { readConfigFile } from '../config/load.js';
+import { parseConfigFile } from '../config/file.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
 import { SANDBOX_ID } from '../extproc/server.js';
@@ -75,10 +76,13 @@ export function registerEnvoyCommands(program: Command): void {
     .addOption(envOption('--config <file>', 'proxy_config file', 'AUTHPROXY_CONFIG').makeOptionMandatory())
     .addOption(envOption('--proxy-url <url>', "the sidecar's forward proxy as the sandbox sees it", 'AUTHPROXY_PROXY_URL').default('http://127.0.0.1:10000'))
     .addOption(envOption('--ca-file <file>', "CA bundle path inside the sandbox (system roots + authproxy's CA)", 'AUTHPROXY_SANDBOX_CA_FILE').default('/etc/authproxy/ca-bundle.pem'))
+    .addOption(envOption('--sandbox <id>', 'which sandbox of a `sandboxes:` config file', 'AUTHPROXY_SANDBOX_ID').default('default'))
     .option('--format <format>', 'shell (export lines), dotenv or json', 'shell')
-    .action((f: { config: string; proxyUrl: string; caFile: string; format: string }) => {
+    .action((f: { config: string; proxyUrl: string; caFile: string; format: string; sandbox: string }) => {
       if (!['shell', 'dotenv', 'json'].includes(f.format)) throw new AuthProxyError('usage', '--format: must be shell, dotenv or json');
-      const config = parseConfigText(readConfigFile(f.config), f.config);
+      const file = parseConfigFile(readConfigFile(f.config), f.config);
+      const config = file.sandboxes.get(f.sandbox) ?? file.default;
+      if (!config) throw new AuthProxyError('usage', `--sandbox: "${f.sandbox}" has no config in ${f.config}`);
       process.stdout.write(formatEnv(sandboxEnv(config, { proxyUrl: f.proxyUrl, caFile: f.caFile }), f.format as 'shell'));
     });
 }

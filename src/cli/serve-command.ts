@@ -27,8 +27,15 @@ interface ServeFlags {
   tlsKey?: string;
   tlsClientCa?: string;
   insecureTcp?: boolean;
+  bindSandboxToCert?: boolean;
   caCert?: string;
   caKey?: string;
+}
+
+/** --bind-sandbox-to-cert needs client certificates, so it needs mTLS. */
+function bindToCert(flags: ServeFlags, tls: unknown): boolean {
+  if (flags.bindSandboxToCert && !tls) throw new AuthProxyError('usage', '--bind-sandbox-to-cert: needs mTLS (--tls-cert, --tls-key, --tls-client-ca)');
+  return Boolean(flags.bindSandboxToCert);
 }
 
 /** The interception CA from flags: both files or neither. */
@@ -68,6 +75,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--tls-cert <file>', 'server certificate for mTLS on a TCP --listen', 'AUTHPROXY_TLS_CERT'))
     .addOption(envOption('--tls-key <file>', 'server key for mTLS on a TCP --listen', 'AUTHPROXY_TLS_KEY'))
     .addOption(envOption('--tls-client-ca <file>', "CA that signs the sidecars' client certificates", 'AUTHPROXY_TLS_CLIENT_CA'))
+    .addOption(envOption('--bind-sandbox-to-cert', "mTLS: a stream's x-sandbox-id must be named by its client certificate (URI SAN .../sandbox/ID or CN)", 'AUTHPROXY_BIND_SANDBOX_TO_CERT'))
     .addOption(envOption('--insecure-tcp', 'allow a TCP --listen without mTLS (local experiments only)', 'AUTHPROXY_INSECURE_TCP'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
     .addOption(envOption('--callback-timeout-ms <ms>', 'callback request timeout', 'AUTHPROXY_CALLBACK_TIMEOUT_MS').default('5000'))
@@ -83,7 +91,7 @@ export function registerServeCommand(program: Command): void {
       const log = createLogger(flags.logLevel as 'info');
       flags.redis ??= process.env.REDIS_URL || undefined;
       const service = await startService(
-        { ...flags, callbackTimeoutMs: timeout, tls, ca: caSettings(flags) },
+        { ...flags, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
         log,
       );
       let closing = false;

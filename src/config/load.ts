@@ -2,36 +2,37 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { AuthProxyError } from '../errors.js';
 import { formatPath, proxyConfigSchema, type ProxyConfig } from './schema.js';
-import { compilePolicy, type CompileContext } from './compile.js';
-import type { CompiledPolicy } from '../policy/compiled.js';
 
-/**
- * Parses and validates proxy_config text (YAML or JSON; JSON is valid YAML). Throws one
- * `config_invalid` error whose problems are each one line: `SOURCE: field.path: message`.
- */
-export function parseConfigText(text: string, source: string): ProxyConfig {
+/** Parses YAML or JSON text (JSON is valid YAML); syntax errors are one line each, naming the line. */
+export function parseYamlText(text: string, source: string): unknown {
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => `${source}: ${yamlErrorLine(e, lines)}`);
     throw new AuthProxyError('config_invalid', problems.join('; '), problems);
   }
-  let value: unknown;
   try {
-    value = doc.toJS();
+    return doc.toJS() ?? {};
   } catch (err) {
     // toJS refuses documents whose aliases expand excessively (a "billion laughs" attack).
     const problem = `${source}: ${(err as Error).message.split('\n')[0]}`;
     throw new AuthProxyError('config_invalid', problem, [problem]);
   }
-  return validateConfig(value ?? {}, source);
+}
+
+/**
+ * Parses and validates proxy_config text. Throws one `config_invalid` error whose problems are each one
+ * line: `SOURCE: field.path: message`.
+ */
+export function parseConfigText(text: string, source: string): ProxyConfig {
+  return validateConfig(parseYamlText(text, source), source);
 }
 
 /** Validates an already-parsed value as a proxy_config, with field-named one-line problems. */
-export function validateConfig(value: unknown, source: string): ProxyConfig {
+export function validateConfig(value: unknown, source: string, pathPrefix = ''): ProxyConfig {
   const result = proxyConfigSchema.safeParse(value);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${source}: ${formatPath(issue.path)}: ${issue.message}`);
+  const problems = result.error.issues.map((issue) => `${source}: ${pathPrefix}${formatPath(issue.path)}: ${issue.message}`);
   throw new AuthProxyError('config_invalid', problems.join('; '), problems);
 }
 
@@ -47,19 +48,5 @@ export function readConfigFile(path: string): string {
     return readFileSync(path, 'utf8');
   } catch (err) {
     throw new AuthProxyError('config_io', `${path}: cannot read config (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-}
-
-/** Reads, validates and compiles a config file; problems are prefixed with the file name. */
-export function loadPolicyFile(path: string, ctx: CompileContext): CompiledPolicy {
-  const config = parseConfigText(readConfigFile(path), path);
-  try {
-    return compilePolicy(config, ctx);
-  } catch (err) {
-    if (err instanceof AuthProxyError) {
-      const problems = err.problems.map((p) => `${path}: ${p}`);
-      throw new AuthProxyError(err.code, problems.join('; '), problems);
-    }
-    throw err;
   }
 }

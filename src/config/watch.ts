@@ -3,11 +3,10 @@ import { watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { AuthProxyError, errorLine } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CompiledPolicy } from '../policy/compiled.js';
 import type { ValueUnsealer } from '../secrets/sealing.js';
 import { readSecretsDir } from '../secrets/workspace.js';
-import { compilePolicy } from './compile.js';
-import { parseConfigText, readConfigFile } from './load.js';
+import { compileFile, parseConfigFile, type CompiledFile } from './file.js';
+import { readConfigFile } from './load.js';
 
 /** Where a sidecar's config comes from. */
 export interface ConfigSources {
@@ -25,17 +24,20 @@ function readInputs(src: ConfigSources): { text: string; secrets: Map<string, st
   return { text, secrets, fingerprint: hash.digest('hex') };
 }
 
-/** Loads and compiles the config once; problems name the file and field. */
-export function loadSources(src: ConfigSources): { policy: CompiledPolicy; fingerprint: string } {
+/** One applied load: the compiled file and the workspace secrets it was compiled with. */
+export interface LoadedSources {
+  readonly file: CompiledFile;
+  /** Kept so that configs from the admin API are resolved against the same secrets. */
+  readonly secrets: ReadonlyMap<string, string>;
+  readonly fingerprint: string;
+}
+
+/** Loads and compiles the config file once; problems name the file and field. */
+export function loadSources(src: ConfigSources): LoadedSources {
   const inputs = readInputs(src);
-  const config = parseConfigText(inputs.text, src.configPath);
-  try {
-    return { policy: compilePolicy(config, { secrets: inputs.secrets, unsealer: src.unsealer }), fingerprint: inputs.fingerprint };
-  } catch (err) {
-    if (!(err instanceof AuthProxyError)) throw err;
-    const problems = err.problems.map((p) => `${src.configPath}: ${p}`);
-    throw new AuthProxyError(err.code, problems.join('; '), problems);
-  }
+  const parsed = parseConfigFile(inputs.text, src.configPath);
+  const file = compileFile(parsed, { secrets: inputs.secrets, unsealer: src.unsealer }, src.configPath);
+  return { file, secrets: inputs.secrets, fingerprint: inputs.fingerprint };
 }
 
 /**
@@ -54,7 +56,7 @@ export class ConfigWatcher {
   constructor(
     private readonly src: ConfigSources,
     initialFingerprint: string,
-    private readonly apply: (policy: CompiledPolicy) => void,
+    private readonly apply: (loaded: LoadedSources) => void,
     private readonly log: Logger,
     private readonly options: { debounceMs?: number; pollMs?: number } = {},
   ) {
@@ -91,11 +93,10 @@ export class ConfigWatcher {
       fingerprint = inputs.fingerprint;
       if (fingerprint === this.lastSeen) return;
       this.lastSeen = fingerprint;
-      const config = parseConfigText(inputs.text, this.src.configPath);
-      const policy = compilePolicy(config, { secrets: inputs.secrets, unsealer: this.src.unsealer });
-      this.apply(policy);
+      const file = compileFile(parseConfigFile(inputs.text, this.src.configPath), { secrets: inputs.secrets, unsealer: this.src.unsealer }, this.src.configPath);
+      this.apply({ file, secrets: inputs.secrets, fingerprint });
       this.lastError = undefined;
-      this.log.info({ file: this.src.configPath, rules: policy.rules.length, callbacks: policy.callbacks.length }, 'config reloaded');
+      this.log.info({ file: this.src.configPath, rules: file.default?.rules.length ?? 0, sandboxes: file.sandboxes.size }, 'config reloaded');
     } catch (err) {
       const message = err instanceof AuthProxyError ? err.problems.map((p) => p.startsWith(this.src.configPath) ? p : `${this.src.configPath}: ${p}`).join('; ') : errorLine(err);
       if (message === this.lastError) return;

@@ -6,13 +6,11 @@ import {
 } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import type { Logger } from '../log.js';
 import type { Engine, Outcome } from '../runtime/engine.js';
+import { streamSandboxId, type IdentityOptions } from './identity.js';
 import { continueResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
 
-/** The gRPC metadata key in which each Envoy sidecar names its sandbox. */
-export const SANDBOX_METADATA_KEY = 'x-sandbox-id';
+export { SANDBOX_ID, SANDBOX_METADATA_KEY } from './identity.js';
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
-/** What a sandbox id may look like; anything else (including two ids joined by a comma) is ambiguous. */
-export const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 /**
  * The gRPC metadata key that tells the forward proxy's two ext_proc filters apart: `connect` on the outer
  * listener (intercept-or-tunnel), `inject` (or absent) on requests whose credentials are decided.
@@ -24,8 +22,8 @@ const NOTHING: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorizat
 export interface ExtProcServerOptions {
   readonly engine: Engine;
   readonly log: Logger;
-  /** Used when a stream carries no `x-sandbox-id` metadata (sidecar mode). */
-  readonly defaultSandboxId: string;
+  /** How each stream's sandbox is identified (metadata, default id, optional client-certificate binding). */
+  readonly identity: IdentityOptions;
 }
 
 /** A running gRPC server: ext_proc plus grpc.health.v1. */
@@ -44,9 +42,7 @@ export interface RunningServer {
  */
 export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> {
   return (call) => {
-    const ids = call.metadata.get(SANDBOX_METADATA_KEY);
-    const only = ids.length === 1 && typeof ids[0] === 'string' && SANDBOX_ID.test(ids[0]) ? ids[0] : undefined;
-    const sandboxId = ids.length === 0 ? opts.defaultSandboxId : only;
+    const sandboxId = streamSandboxId(call, opts.identity);
     const phase = call.metadata.get(PHASE_METADATA_KEY)[0];
     let queue: Promise<void> = Promise.resolve();
     // After the request_headers answer nothing else is asked for (every other phase is SKIP), so the

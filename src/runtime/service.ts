@@ -16,7 +16,9 @@ import { addSdsService, type SdsOptions, type SdsService } from '../sds/server.j
 import { CertificateAuthority } from '../sds/ca.js';
 import { LeafCache } from '../sds/leaf-cache.js';
 import { mayIntercept } from '../policy/connect.js';
-import { SidecarPolicy } from './sidecar-policy.js';
+import { PolicyRegistry } from '../sandboxes/registry.js';
+import { RedisSandboxStore } from '../sandboxes/store.js';
+import { createRedisClient } from '../callbacks/redis-url.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
 export interface ServeSettings {
@@ -32,8 +34,14 @@ export interface ServeSettings {
   readonly redis?: string;
   readonly redisPrefix?: string;
   readonly cacheKey?: string;
+  /** With `redis`: read per-sandbox configs stored through the admin API (default true). */
+  readonly sandboxStore?: boolean;
+  /** How often stored sandbox configs are fully resynced, in case a pub/sub announcement was missed. */
+  readonly resyncMs?: number;
   /** mTLS for a TCP listener: server certificate and key, and the CA that signs sidecars' client certificates. */
   readonly tls?: { readonly cert: string; readonly key: string; readonly clientCa: string };
+  /** mTLS only: a stream's sandbox id must be one its client certificate names. */
+  readonly bindSandboxToCert?: boolean;
   /** The interception CA: with it, authproxy also serves SDS and mints a leaf per intercepted host. */
   readonly ca?: { readonly cert: string; readonly key: string };
 }
@@ -52,7 +60,7 @@ export function serverCredentials(tls: ServeSettings['tls']): grpc.ServerCredent
 export interface Service {
   readonly address: string;
   readonly grpc: RunningServer;
-  readonly policy: SidecarPolicy;
+  readonly policy: PolicyRegistry;
   readonly watcher: ConfigWatcher;
   readonly signer: CallbackSigner;
   /** Prometheus metrics of this process (served on /metrics of --metrics-listen). */
@@ -92,7 +100,9 @@ async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, d
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey) };
   const initial = loadSources(sources);
-  const policy = new SidecarPolicy(initial.policy);
+  const store = settings.redis && settings.sandboxStore !== false ? new RedisSandboxStore(createRedisClient(settings.redis), settings.redisPrefix ?? 'authproxy:') : undefined;
+  const policy = new PolicyRegistry(initial, sources.unsealer, log, store);
+  await policy.start(settings.resyncMs);
   const signer = settings.signingKey
     ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey)
     : await CallbackSigner.ephemeral();
@@ -104,13 +114,13 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
     : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
   const cache = choice.cache;
   const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics), log);
-  const sdsOptions = settings.ca ? await sdsFor(settings.ca, policy, settings.sandboxId, log) : undefined;
+  const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: settings.bindSandboxToCert ?? false } : undefined;
   let sds: SdsService | undefined;
-  const server = await startExtProcServer(settings.listen, { engine, log, defaultSandboxId: settings.sandboxId }, serverCredentials(settings.tls), (s) => {
+  const server = await startExtProcServer(settings.listen, { engine, log, identity: { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false } }, serverCredentials(settings.tls), (s) => {
     if (sdsOptions) sds = addSdsService(s, sdsOptions);
   });
-  const watcher = new ConfigWatcher(sources, initial.fingerprint, (p) => policy.replace(p), log, { pollMs: settings.pollMs }).start();
-  log.info({ listen: server.address, rules: initial.policy.rules.length, callbacks: initial.policy.callbacks.length }, 'authproxy serving');
+  const watcher = new ConfigWatcher(sources, initial.fingerprint, (loaded) => policy.applyFile(loaded), log, { pollMs: settings.pollMs }).start();
+  log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
   return {
     address: server.address,
     grpc: server,
@@ -123,6 +133,8 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
       watcher.stop();
       sds?.close();
       await server.close();
+      await policy.close();
+      await store?.close();
       await cache.close();
     },
   };

@@ -15,7 +15,7 @@ import { RENEWAL_RETRY_MS, scrubDetail, StreamState, type StreamContext } from '
  */
 export function deltaSecretsHandler(ctx: StreamContext): grpc.handleBidiStreamingCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
   return (call) => {
-    const sandboxId = ctx.sandboxIdOf(call.metadata);
+    const sandboxId = ctx.sandboxIdOf(call);
     const state = new StreamState(call as grpc.ServerDuplexStream<unknown, unknown>, ctx, 'delta');
     /** Subscribed names that were answered with a secret -> the version sent. */
     const sent = new Map<string, string>();

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { AuthProxyError } from '../errors.js';
-import { SANDBOX_ID, SANDBOX_METADATA_KEY } from '../extproc/server.js';
+import { SANDBOX_ID } from '../extproc/server.js';
+import { streamSandboxId } from '../extproc/identity.js';
 import { SecretDiscoveryServiceService, type SecretDiscoveryServiceServer } from '../gen/envoy/service/secret/v3/sds.js';
 import type { Logger } from '../log.js';
 import { deltaSecretsHandler } from './delta-stream.js';
@@ -22,6 +23,8 @@ export interface SdsOptions {
   readonly mayMint: MintPolicy;
   /** Used when a stream carries no `x-sandbox-id` metadata (sidecar mode). */
   readonly defaultSandboxId: string;
+  /** mTLS: the sandbox id must be vouched for by the client certificate (see src/extproc/identity.ts). */
+  readonly bindToClientCert?: boolean;
   readonly log: Logger;
 }
 
@@ -42,10 +45,7 @@ export interface SdsService {
  * malformed, two ids joined by a comma) is ambiguous and returns undefined, so every name is refused.
  */
 export function sandboxIdFrom(metadata: grpc.Metadata, defaultSandboxId: string): string | undefined {
-  const ids = metadata.get(SANDBOX_METADATA_KEY);
-  if (ids.length === 0) return defaultSandboxId;
-  const only = ids.length === 1 ? ids[0] : undefined;
-  return typeof only === 'string' && SANDBOX_ID.test(only) ? only : undefined;
+  return streamSandboxId({ metadata }, { defaultSandboxId, bindToClientCert: false });
 }
 
 /**
@@ -63,7 +63,7 @@ export function addSdsService(server: grpc.Server, opts: SdsOptions): SdsService
     issuer: new SecretIssuer(opts.leafCache, opts.mayMint, opts.log),
     clock: opts.leafCache.clock,
     log: opts.log,
-    sandboxIdOf: (metadata) => sandboxIdFrom(metadata, opts.defaultSandboxId),
+    sandboxIdOf: (call) => streamSandboxId(call, { defaultSandboxId: opts.defaultSandboxId, bindToClientCert: opts.bindToClientCert ?? false }),
     track: (state) => streams.add(state),
     untrack: (state) => streams.delete(state),
   };

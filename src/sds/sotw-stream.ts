@@ -18,7 +18,7 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
  */
 export function streamSecretsHandler(ctx: StreamContext): grpc.handleBidiStreamingCall<DiscoveryRequest, DiscoveryResponse> {
   return (call) => {
-    const sandboxId = ctx.sandboxIdOf(call.metadata);
+    const sandboxId = ctx.sandboxIdOf(call);
     const state = new StreamState(call as grpc.ServerDuplexStream<unknown, unknown>, ctx, 'sotw');
     let names: string[] = [];
     /** Name -> version of the secret last sent for it. */

@@ -1,3 +1,4 @@
+import type { IdentifiableCall } from '../extproc/identity.js';
 import * as grpc from '@grpc/grpc-js';
 import { errorLine } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -15,7 +16,7 @@ export interface StreamContext {
   readonly clock: Clock;
   readonly log: Logger;
   /** The sandbox named by a stream's metadata; undefined when it is ambiguous (every name is refused). */
-  sandboxIdOf(metadata: grpc.Metadata): string | undefined;
+  sandboxIdOf(call: IdentifiableCall): string | undefined;
   /** Registers a stream so that shutting the service down can end it. */
   track(state: StreamState): void;
   untrack(state: StreamState): void;

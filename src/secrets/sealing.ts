@@ -88,6 +88,11 @@ export class Unsealer implements ValueUnsealer {
     this.recipientPub = rawPublic(createPublicKey(privateKey));
   }
 
+  /** The matching public key, so that values arriving in plaintext (admin API) can be sealed for storage. */
+  publicKey(): KeyObject {
+    return createPublicKey(this.privateKey);
+  }
+
   /** Decrypts a sealed value; throws a `seal_invalid` error (never containing the value) on any problem. */
   unseal(sealed: string): string {
     const blob = decodeSealed(sealed);

@@ -27,6 +27,7 @@ describe('caller authentication', () => {
   let mtls: MtlsFiles;
   let unixService: Service;
   let tlsService: Service;
+  let boundService: Service;
   const log = createLogger('silent');
 
   beforeAll(async () => {
@@ -39,10 +40,22 @@ describe('caller authentication', () => {
       { config, listen: '127.0.0.1:0', sandboxId: 'default', tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } },
       log,
     );
+    const multi = dir.file('multi.yaml', `
+sandboxes:
+  sb-1:
+    rules: [{ name: r1, match_hosts: ["api.example.com"], headers: [{ name: Authorization, type: plaintext, value: "Bearer for-sb-1" }] }]
+  sb-2:
+    rules: [{ name: r2, match_hosts: ["api.example.com"], headers: [{ name: Authorization, type: plaintext, value: "Bearer for-sb-2" }] }]
+`);
+    boundService = await startService(
+      { config: multi, listen: '127.0.0.1:0', sandboxId: 'default', bindSandboxToCert: true, tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } },
+      log,
+    );
   });
   afterAll(async () => {
     await unixService?.close();
     await tlsService?.close();
+    await boundService?.close();
     dir?.cleanup();
   });
 
@@ -81,6 +94,31 @@ describe('caller authentication', () => {
     expect(responses).toHaveLength(0);
     expect(status.code).toBe(grpc.status.UNAVAILABLE);
     client.close();
+  });
+
+  describe('with --bind-sandbox-to-cert', () => {
+    const bound = (cn: string) => {
+      const files = mtls.client(cn);
+      return extProcClient(
+        boundService.address.replace('127.0.0.1', 'localhost'),
+        grpc.credentials.createSsl(readFileSync(mtls.ca), readFileSync(files.key), readFileSync(files.cert)),
+      );
+    };
+    const auth = async (client: grpc.Client, md: Record<string, string> = {}) =>
+      setHeaders((await exchange(client, [requestHeaders('api.example.com')], md)).responses[0]!).authorization;
+
+    it("a sidecar gets its own sandbox's credential, named by metadata or by its certificate alone", async () => {
+      const client = bound('sb-1');
+      expect(await auth(client, { 'x-sandbox-id': 'sb-1' })).toBe('Bearer for-sb-1');
+      expect(await auth(client)).toBe('Bearer for-sb-1');
+      client.close();
+    });
+
+    it('a sidecar cannot speak for another sandbox', async () => {
+      const client = bound('sb-1');
+      expect(await auth(client, { 'x-sandbox-id': 'sb-2' })).toBeUndefined();
+      client.close();
+    });
   });
 
   it('over TCP, a client certificate from the configured CA gets decisions', async () => {

@@ -1,0 +1,75 @@
+import { AuthProxyError } from '../errors.js';
+import { SANDBOX_ID } from '../extproc/server.js';
+import type { CompiledPolicy } from '../policy/compiled.js';
+import { compilePolicy, type CompileContext } from './compile.js';
+import { parseYamlText, validateConfig } from './load.js';
+import type { ProxyConfig } from './schema.js';
+
+/**
+ * What a mounted config file holds: one proxy_config for every sandbox (sidecar mode, or a fleet-wide
+ * default), or a `sandboxes:` map of sandbox id -> proxy_config for a shared service.
+ */
+export interface FileConfig {
+  readonly default: ProxyConfig | undefined;
+  readonly sandboxes: ReadonlyMap<string, ProxyConfig>;
+}
+
+/** A FileConfig, compiled. */
+export interface CompiledFile {
+  readonly default: CompiledPolicy | undefined;
+  readonly sandboxes: ReadonlyMap<string, CompiledPolicy>;
+}
+
+function fail(problems: string[]): never {
+  throw new AuthProxyError('config_invalid', problems.join('; '), problems);
+}
+
+/** Parses a config file's text; every problem names the file and the field (`sandboxes.ID.rules[0]...`). */
+export function parseConfigFile(text: string, source: string): FileConfig {
+  const value = parseYamlText(text, source);
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || !('sandboxes' in value)) {
+    return { default: validateConfig(value, source), sandboxes: new Map() };
+  }
+  const problems: string[] = [];
+  const extra = Object.keys(value).filter((k) => k !== 'sandboxes' && k !== 'description');
+  for (const key of extra) problems.push(`${source}: ${key}: not allowed beside "sandboxes" (put it inside a sandbox's config)`);
+  const map = (value as { sandboxes: unknown }).sandboxes;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) fail([...problems, `${source}: sandboxes: must be a map of sandbox id to proxy_config`]);
+  const sandboxes = new Map<string, ProxyConfig>();
+  for (const [id, config] of Object.entries(map)) {
+    if (!SANDBOX_ID.test(id)) {
+      problems.push(`${source}: sandboxes.${id}: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -`);
+      continue;
+    }
+    try {
+      sandboxes.set(id, validateConfig(config ?? {}, source, `sandboxes.${id}.`));
+    } catch (err) {
+      if (!(err instanceof AuthProxyError)) throw err;
+      problems.push(...err.problems);
+    }
+  }
+  if (problems.length > 0) fail(problems);
+  return { default: undefined, sandboxes };
+}
+
+/** Compiles every config of a file, all or nothing; problems are prefixed with `source` and the sandbox. */
+export function compileFile(file: FileConfig, ctx: CompileContext, source: string): CompiledFile {
+  const problems: string[] = [];
+  const compile = (config: ProxyConfig, prefix: string): CompiledPolicy | undefined => {
+    try {
+      return compilePolicy(config, ctx);
+    } catch (err) {
+      if (!(err instanceof AuthProxyError)) throw err;
+      problems.push(...err.problems.map((p) => `${source}: ${prefix}${p}`));
+      return undefined;
+    }
+  };
+  const compiledDefault = file.default ? compile(file.default, '') : undefined;
+  const sandboxes = new Map<string, CompiledPolicy>();
+  for (const [id, config] of file.sandboxes) {
+    const policy = compile(config, `sandboxes.${id}.`);
+    if (policy) sandboxes.set(id, policy);
+  }
+  if (problems.length > 0) fail(problems);
+  return { default: compiledDefault, sandboxes };
+}
