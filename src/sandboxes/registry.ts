@@ -11,7 +11,7 @@ import type { ValueUnsealer } from '../secrets/sealing.js';
 import type { SandboxStore } from './store.js';
 
 interface StoredPolicy {
-  readonly version: number;
+  readonly stamp: string;
   readonly config: ProxyConfig;
   readonly policy: CompiledPolicy;
 }
@@ -84,9 +84,13 @@ export class PolicyRegistry implements PolicySource {
   }
 
   /** Loads every stored config, then follows changes: pub/sub at once, a full resync every `resyncMs`. */
-  async start(resyncMs = 10_000): Promise<void> {
+  async start(resyncMs = 10_000, readyMs = 3000): Promise<void> {
     if (!this.store) return;
-    this.unsubscribe = await this.store.subscribe((id) => void this.refresh(id));
+    if (!(await this.store.ready(readyMs))) this.log.warn('sandbox config store not reachable yet; serving file configs and retrying');
+    this.unsubscribe = await this.store.subscribe(
+      (id) => void this.refresh(id),
+      () => void this.resync(),
+    );
     await this.resync();
     this.timer = setInterval(() => void this.resync(), resyncMs);
     this.timer.unref();
@@ -100,7 +104,7 @@ export class PolicyRegistry implements PolicySource {
 
   private async doResync(): Promise<void> {
     if (!this.store) return;
-    let versions: Map<string, number>;
+    let versions: Map<string, string>;
     try {
       versions = await this.store.versions();
     } catch (err) {
@@ -108,7 +112,7 @@ export class PolicyRegistry implements PolicySource {
       return;
     }
     for (const id of this.stored.keys()) if (!versions.has(id)) this.stored.delete(id);
-    const stale = [...versions].filter(([id, v]) => (this.stored.get(id)?.version ?? 0) < v).map(([id]) => id);
+    const stale = [...versions].filter(([id, stamp]) => this.stored.get(id)?.stamp !== stamp).map(([id]) => id);
     for (let i = 0; i < stale.length; i += 100) await Promise.all(stale.slice(i, i + 100).map((id) => this.refresh(id)));
   }
 
@@ -121,10 +125,10 @@ export class PolicyRegistry implements PolicySource {
         if (this.stored.delete(id)) this.log.info({ sandbox: id }, 'sandbox config removed');
         return;
       }
-      if ((this.stored.get(id)?.version ?? 0) >= entry.version) return;
+      if (this.stored.get(id)?.stamp === entry.stamp) return;
       const config = validateConfig(entry.config, `sandbox ${id}`);
       const policy = this.compile(id, config);
-      if (policy) this.stored.set(id, { version: entry.version, config, policy });
+      if (policy) this.stored.set(id, { stamp: entry.stamp, config, policy });
     } catch (err) {
       this.log.error({ sandbox: id, err: errorLine(err) }, 'cannot load stored sandbox config; keeping the last good one');
     }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ProxyConfig } from '../config/schema.js';
 import type { RedisClient } from '../callbacks/redis-url.js';
 import { duplicateClient } from '../callbacks/redis-url.js';
@@ -7,6 +7,11 @@ import { duplicateClient } from '../callbacks/redis-url.js';
 export interface StoredSandbox {
   readonly config: ProxyConfig;
   readonly version: number;
+  /**
+   * Unique per write (`version-nonce`): replicas compare stamps for equality, so a Redis that lost its
+   * data and counts versions from 1 again can never make a replica keep a stale config.
+   */
+  readonly stamp: string;
   readonly updatedAt: number;
 }
 
@@ -19,24 +24,32 @@ export interface SandboxStore {
   get(id: string): Promise<StoredSandbox | undefined>;
   put(id: string, config: ProxyConfig): Promise<StoredSandbox>;
   delete(id: string): Promise<boolean>;
-  /** Every stored sandbox id with its version. */
-  versions(): Promise<Map<string, number>>;
-  /** Calls `onChange(id)` for every write or delete on any replica; returns an unsubscribe function. */
-  subscribe(onChange: (id: string) => void): Promise<() => Promise<void>>;
+  /** Every stored sandbox id with its current stamp. */
+  versions(): Promise<Map<string, string>>;
+  /**
+   * Calls `onChange(id)` for every write or delete on any replica, and `onConnected()` each time the
+   * subscription is (re)established, when announcements may have been missed. Returns an unsubscribe.
+   */
+  subscribe(onChange: (id: string) => void, onConnected: () => void): Promise<() => Promise<void>>;
+  /** Resolves when the store can answer (or after `ms`, whichever is first). */
+  ready(ms: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
 // Version bump, value write and announcement happen in one script, so no replica can see a value
 // without its version or a version without its value.
 const PUT = `
-local v = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-local doc = v .. '\n' .. ARGV[3] .. '\n' .. ARGV[2]
+local v = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
+local stamp = v .. '-' .. ARGV[4]
+local doc = stamp .. string.char(10) .. ARGV[3] .. string.char(10) .. ARGV[2]
 redis.call('SET', KEYS[1], doc)
+redis.call('HSET', KEYS[2], ARGV[1], stamp)
 redis.call('PUBLISH', KEYS[3], ARGV[1])
 return doc`;
 const DELETE = `
 local n = redis.call('DEL', KEYS[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 if n > 0 then redis.call('PUBLISH', KEYS[3], ARGV[1]) end
 return n`;
 
@@ -55,6 +68,9 @@ export class RedisSandboxStore implements SandboxStore {
     private readonly clock: () => number = Date.now,
   ) {
     this.base = `${prefix}{sbx}:`;
+    // Connection trouble surfaces as failed commands (the registry logs and retries at the next resync);
+    // without a listener, ioredis would print every reconnect attempt as an unhandled error.
+    redis.on('error', () => undefined);
   }
 
   private key(id: string): string {
@@ -65,8 +81,26 @@ export class RedisSandboxStore implements SandboxStore {
     return `${this.base}versions`;
   }
 
+  private get seqKey(): string {
+    return `${this.base}seq`;
+  }
+
   private get channel(): string {
     return `${this.base}changes`;
+  }
+
+  ready(ms: number): Promise<boolean> {
+    if (this.redis.status === 'ready') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.redis.on('ready', onReady);
+    });
   }
 
   async get(id: string): Promise<StoredSandbox | undefined> {
@@ -75,20 +109,19 @@ export class RedisSandboxStore implements SandboxStore {
   }
 
   async put(id: string, config: ProxyConfig): Promise<StoredSandbox> {
-    const raw = (await this.redis.eval(PUT, 3, this.key(id), this.versionsKey, this.channel, id, JSON.stringify(config), String(this.clock()))) as string;
+    const raw = (await this.redis.eval(PUT, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id, JSON.stringify(config), String(this.clock()), randomUUID())) as string;
     return parseStored(raw)!;
   }
 
   async delete(id: string): Promise<boolean> {
-    return ((await this.redis.eval(DELETE, 3, this.key(id), this.versionsKey, this.channel, id)) as number) > 0;
+    return ((await this.redis.eval(DELETE, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id)) as number) > 0;
   }
 
-  async versions(): Promise<Map<string, number>> {
-    const all = await this.redis.hgetall(this.versionsKey);
-    return new Map(Object.entries(all).map(([id, v]) => [id, Number(v)]));
+  async versions(): Promise<Map<string, string>> {
+    return new Map(Object.entries(await this.redis.hgetall(this.versionsKey)));
   }
 
-  async subscribe(onChange: (id: string) => void): Promise<() => Promise<void>> {
+  async subscribe(onChange: (id: string) => void, onConnected: () => void): Promise<() => Promise<void>> {
     const sub = duplicateClient(this.redis);
     this.subscriber = sub;
     sub.on('message', (channel: string, id: string) => {
@@ -97,7 +130,11 @@ export class RedisSandboxStore implements SandboxStore {
     sub.on('error', () => {
       /* reconnects by itself; the periodic resync heals what was missed */
     });
-    await sub.subscribe(this.channel);
+    const subscribe = () => {
+      sub.subscribe(this.channel).then(onConnected, () => undefined);
+    };
+    sub.on('ready', subscribe);
+    if (sub.status === 'ready') subscribe();
     return async () => {
       await sub.unsubscribe(this.channel).catch(() => undefined);
       sub.disconnect();
@@ -109,10 +146,11 @@ export class RedisSandboxStore implements SandboxStore {
   }
 }
 
-/** Stored form: `version\nupdatedAt\nconfig JSON` (the config is never re-encoded by Lua's cjson). */
+/** Stored form: `stamp\nupdatedAt\nconfig JSON` (the config is never re-encoded by Lua's cjson). */
 function parseStored(raw: string): StoredSandbox | undefined {
   const first = raw.indexOf('\n');
   const second = raw.indexOf('\n', first + 1);
   if (first < 0 || second < 0) return undefined;
-  return { version: Number(raw.slice(0, first)), updatedAt: Number(raw.slice(first + 1, second)), config: JSON.parse(raw.slice(second + 1)) as ProxyConfig };
+  const stamp = raw.slice(0, first);
+  return { stamp, version: parseInt(stamp, 10), updatedAt: Number(raw.slice(first + 1, second)), config: JSON.parse(raw.slice(second + 1)) as ProxyConfig };
 }
