@@ -1,4 +1,4 @@
-import type { CompiledHeader, CompiledPolicy } from '../policy/compiled.js';
+import { redactUrl, type CompiledHeader, type CompiledPolicy } from '../policy/compiled.js';
 import { decide } from '../policy/decide.js';
 import { normalisePath } from '../policy/path.js';
 import { AuthProxyError } from '../errors.js';
@@ -40,7 +40,7 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
       return {
         ...base,
         callback: {
-          url: decision.callback.url,
+          url: redactUrl(decision.callback.url),
           ttl_seconds: decision.callback.ttlSeconds,
           request_headers: decision.callback.requestHeaders.map(redact),
         },

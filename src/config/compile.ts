@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import { HostIndex } from '../policy/host-index.js';
 import { compilePathPattern } from '../policy/path.js';
-import type { CompiledCallback, CompiledHeader, CompiledPolicy, CompiledRule } from '../policy/compiled.js';
+import { redactUrl, type CompiledCallback, type CompiledHeader, type CompiledPolicy, type CompiledRule } from '../policy/compiled.js';
 import { headerValueProblem, type ProxyConfig } from './schema.js';
 import { decodeSealed, type ValueUnsealer } from '../secrets/sealing.js';
 import { PLACEHOLDER } from '../secrets/workspace.js';
@@ -58,7 +58,7 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
       url: cb.url,
       ttlSeconds: cb.ttl_seconds,
       requestHeaders: cb.request_headers.map((h, i) =>
-        resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${cb.url}`),
+        resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`),
       ),
     };
   });

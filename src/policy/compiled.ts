@@ -46,3 +46,9 @@ export interface CompiledPolicy {
   /** The validated config as given (opaque values still sealed), for reads and env_vars. */
   readonly source: ProxyConfig;
 }
+
+/** A URL safe to show: scheme, host, port and path; any query or fragment becomes `?[redacted]`. */
+export function redactUrl(url: string): string {
+  const cut = url.search(/[?#]/);
+  return cut < 0 ? url : `${url.slice(0, cut)}?[redacted]`;
+}

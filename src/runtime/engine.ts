@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { CompiledPolicy } from '../policy/compiled.js';
+import { redactUrl, type CompiledPolicy } from '../policy/compiled.js';
 import { decide, type Decision, type PolicyRequest } from '../policy/decide.js';
 import { decideRoute } from '../policy/connect.js';
 import type { Target } from '../policy/host.js';
@@ -69,7 +69,7 @@ export class Engine {
   }
 
   private viaCallback(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string): Outcome | Promise<Outcome> {
-    const fields = { callback: decision.callback.url };
+    const fields = { callback: redactUrl(decision.callback.url) };
     const found = this.resolver.lookup(decision.callback, decision.target, sandboxId);
     if (!(found instanceof Promise)) {
       this.trace(sandboxId, req, 'inject', { ...fields, cache: 'hit' });
