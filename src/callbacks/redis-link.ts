@@ -12,8 +12,8 @@ const PROBE_MS = 500;
  * The shared cache's view of Redis: a command connection, a pub/sub connection, and whether Redis is
  * usable right now. It is `down` when the connection is lost, or when commands time out and a PING
  * does too; then requests are served from memory with direct callback calls, a PING probe runs until
- * Redis answers again, and ioredis reconnects with backoff. Each change is logged
- * once (never with the URL, which may carry a password) and mirrored in the `authproxy_redis_up` gauge.
+ * Redis answers again, and ioredis reconnects with backoff. Each change is logged once (never with the
+ * URL, which may carry a password) and mirrored in the `authproxy_redis_up` gauge.
  */
 export class RedisLink {
   readonly subscriber: RedisClient;
@@ -26,7 +26,7 @@ export class RedisLink {
 
   constructor(
     readonly client: RedisClient,
-    private readonly channel: string,
+    channel: string,
     onNotice: (message: string) => void,
     private readonly log: Logger,
     private readonly metrics?: Metrics,

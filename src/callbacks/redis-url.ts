@@ -31,6 +31,9 @@ function common(tuning: RedisClientTuning): RedisOptions {
     maxRetriesPerRequest: 1,
     retryStrategy: backoff,
     connectionName: 'authproxy',
+    // ioredis's own resubscription after a reconnect leaves its promise unhandled when the connection
+    // drops again at once (an unhandled rejection); subscribers here resubscribe on 'ready' themselves.
+    autoResubscribe: false,
   };
 }
 

@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
 import { parseListenAddress } from '../runtime/listen.js';
-import { startService } from '../runtime/service.js';
+import { loadUnsealer, startService } from '../runtime/service.js';
+import { startAdminServer } from '../admin/server.js';
+import { AdminTokens } from '../admin/tokens.js';
+import { parseCallbackAllowList } from '../admin/callback-policy.js';
 import { startHttpPort } from '../runtime/http-port.js';
 import { metricsRoutes } from '../metrics/routes.js';
 import { envOption } from './main.js';
@@ -28,8 +31,19 @@ interface ServeFlags {
   tlsClientCa?: string;
   insecureTcp?: boolean;
   bindSandboxToCert?: boolean;
+  adminListen?: string;
+  adminTokens?: string;
+  callbackAllow?: string;
   caCert?: string;
   caKey?: string;
+}
+
+/** The admin API's flags go together and need Redis, where configs are stored; returns the callback allow-list. */
+function adminChecks(flags: ServeFlags): ReturnType<typeof parseCallbackAllowList> | undefined {
+  if (Boolean(flags.adminListen) !== Boolean(flags.adminTokens)) throw new AuthProxyError('usage', '--admin-listen and --admin-tokens go together');
+  if (flags.adminListen) parseListenAddress(flags.adminListen, '--admin-listen');
+  if (flags.adminListen && !flags.redis) throw new AuthProxyError('usage', '--admin-listen needs --redis (configs are stored in Redis)');
+  return flags.callbackAllow ? parseCallbackAllowList(flags.callbackAllow) : undefined;
 }
 
 /** --bind-sandbox-to-cert needs client certificates, so it needs mTLS. */
@@ -77,6 +91,9 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--tls-client-ca <file>', "CA that signs the sidecars' client certificates", 'AUTHPROXY_TLS_CLIENT_CA'))
     .addOption(envOption('--bind-sandbox-to-cert', "mTLS: a stream's x-sandbox-id must be named by its client certificate (URI SAN .../sandbox/ID or CN)", 'AUTHPROXY_BIND_SANDBOX_TO_CERT'))
     .addOption(envOption('--insecure-tcp', 'allow a TCP --listen without mTLS (local experiments only)', 'AUTHPROXY_INSECURE_TCP'))
+    .addOption(envOption('--admin-listen <addr>', 'admin HTTP API address (host:port or unix:/path); needs --admin-tokens and --redis', 'AUTHPROXY_ADMIN_LISTEN'))
+    .addOption(envOption('--admin-tokens <file>', 'admin API bearer tokens, one per line: TOKEN [id,prefix*,...]; re-read when it changes', 'AUTHPROXY_ADMIN_TOKENS'))
+    .addOption(envOption('--callback-allow <list>', 'hosts, *.domains, IPs or CIDRs that callback URLs stored through the admin API may use', 'AUTHPROXY_CALLBACK_ALLOW'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
     .addOption(envOption('--callback-timeout-ms <ms>', 'callback request timeout', 'AUTHPROXY_CALLBACK_TIMEOUT_MS').default('5000'))
     .action(async (flags: ServeFlags) => {
@@ -90,10 +107,23 @@ export function registerServeCommand(program: Command): void {
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
       const log = createLogger(flags.logLevel as 'info');
       flags.redis ??= process.env.REDIS_URL || undefined;
+      const callbackAllow = adminChecks(flags);
       const service = await startService(
         { ...flags, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
         log,
       );
+      const admin = flags.adminListen
+        ? await startAdminServer({
+            listen: flags.adminListen,
+            tokens: await AdminTokens.fromFile(flags.adminTokens!, log),
+            store: service.policy.store!,
+            registry: service.policy,
+            sealPublicKey: loadUnsealer(flags.sealingKey)?.publicKey(),
+            log,
+            callbackPolicy: callbackAllow ? { allow: callbackAllow } : undefined,
+          })
+        : undefined;
+      if (admin) log.info({ listen: admin.address }, 'admin API serving');
       let closing = false;
       const side = flags.metricsListen
         ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing, extraRoutes: metricsRoutes(service.metrics, service.cacheHealth) })
@@ -104,6 +134,7 @@ export function registerServeCommand(program: Command): void {
         closing = true;
         log.info({ signal }, 'shutting down');
         side?.server.close();
+        await admin?.close();
         await service.close();
         process.exit(0);
       };

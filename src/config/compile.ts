@@ -46,6 +46,7 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
       position,
       matchPath: matchers.length === 0 ? undefined : (path) => matchers.some((m) => m(path)),
       headers,
+      pairs: headers.map((h) => [h.name, h.value] as const),
     });
   });
 

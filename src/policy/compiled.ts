@@ -18,6 +18,8 @@ export interface CompiledRule {
   /** Undefined when the rule has no `match_paths` (all paths match). */
   readonly matchPath: ((path: string) => boolean) | undefined;
   readonly headers: readonly CompiledHeader[];
+  /** `headers` as (name, value) pairs, built once so that injecting allocates nothing per request. */
+  readonly pairs: ReadonlyArray<readonly [string, string]>;
 }
 
 /** A callback, compiled. */

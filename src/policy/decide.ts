@@ -46,12 +46,12 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
     target = connect;
   }
   const { host } = target;
-  const standing = hostStanding(policy, host);
-  if (standing === 'no_proxy') return { outcome: 'pass', reason: 'no_proxy', target };
-  if (standing === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
-  if (standing === 'plain') return { outcome: 'pass', reason: 'no_match', target };
+  const barrier = bypassOrDenial(policy, host);
+  if (barrier === 'no_proxy') return { outcome: 'pass', reason: 'no_proxy', target };
+  if (barrier === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
   const ruleHits = policy.ruleIndex.all(host);
   const callbackHit = policy.callbackIndex.first(host);
+  if (ruleHits.length === 0 && callbackHit === undefined) return { outcome: 'pass', reason: 'no_match', target };
   if (req.scheme !== 'https') return { outcome: 'refuse', status: 403, reason: 'cleartext', target };
   const path = normalisePath(req.path);
   if (path === undefined) return { outcome: 'pass', reason: 'ambiguous_path', target };
@@ -66,9 +66,14 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
 /** Where a host stands before any path is looked at: the part of a decision that CONNECT and SDS share too. */
 export type HostStanding = 'no_proxy' | 'denied' | 'credentialed' | 'plain';
 
-/** no_proxy first, then access_control, then whether any enabled rule or callback names the host. */
-export function hostStanding(policy: CompiledPolicy, host: string): HostStanding {
+/** no_proxy first, then access_control: the checks that come before any rule is looked at. */
+function bypassOrDenial(policy: CompiledPolicy, host: string): 'no_proxy' | 'denied' | undefined {
   if (policy.noProxy.has(host)) return 'no_proxy';
   if (policy.access && policy.access.index.has(host) !== (policy.access.mode === 'allow')) return 'denied';
-  return policy.ruleIndex.has(host) || policy.callbackIndex.has(host) ? 'credentialed' : 'plain';
+  return undefined;
+}
+
+/** Where a host stands: bypassed, denied, or whether any enabled rule or callback names it. */
+export function hostStanding(policy: CompiledPolicy, host: string): HostStanding {
+  return bypassOrDenial(policy, host) ?? (policy.ruleIndex.has(host) || policy.callbackIndex.has(host) ? 'credentialed' : 'plain');
 }

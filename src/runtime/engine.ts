@@ -6,6 +6,7 @@ import type { Target } from '../policy/host.js';
 import type { CachedCredential } from '../callbacks/cache.js';
 import { CallbackFailure } from '../callbacks/client.js';
 import type { CallbackResolver } from '../callbacks/resolver.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /** What Envoy should do with one request; the extproc adapter turns it into a ProcessingResponse. */
 export type Outcome =
@@ -33,27 +34,33 @@ export class Engine {
     private readonly source: PolicySource,
     private readonly resolver: CallbackResolver,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {}
 
   handle(req: PolicyRequest, sandboxId: string): Outcome | Promise<Outcome> {
+    const debug = this.log.isLevelEnabled('debug');
     const policy = this.source.policyFor(sandboxId);
     if (!policy) {
-      this.trace(sandboxId, req, 'pass', { reason: 'unknown_sandbox' });
+      this.metrics?.decision('pass', 'unknown_sandbox');
+      if (debug) this.trace(sandboxId, req, 'pass', { reason: 'unknown_sandbox' });
       return PASS;
     }
     const decision = decide(policy, req);
     switch (decision.outcome) {
       case 'pass':
-        this.trace(sandboxId, req, 'pass', { reason: decision.reason });
+        this.metrics?.decision('pass', decision.reason);
+        if (debug) this.trace(sandboxId, req, 'pass', { reason: decision.reason });
         return PASS;
       case 'refuse':
-        this.trace(sandboxId, req, 'refuse', { reason: decision.reason, status: decision.status });
+        this.metrics?.decision('refuse', decision.reason);
+        if (debug) this.trace(sandboxId, req, 'refuse', { reason: decision.reason, status: decision.status });
         return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
       case 'inject':
-        this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });
-        return { kind: 'continue', set: decision.rule.headers.map((h) => [h.name, h.value] as const), remove: ALWAYS_REMOVE };
+        this.metrics?.decision('inject', 'rule');
+        if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });
+        return { kind: 'continue', set: decision.rule.pairs, remove: ALWAYS_REMOVE };
       case 'callback':
-        return this.viaCallback(decision, req, sandboxId);
+        return this.viaCallback(decision, req, sandboxId, debug);
     }
   }
 
@@ -68,28 +75,30 @@ export class Engine {
     return { kind: 'route', route: decision.outcome, target: decision.target };
   }
 
-  private viaCallback(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string): Outcome | Promise<Outcome> {
-    const fields = { callback: redactUrl(decision.callback.url) };
+  private viaCallback(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string, debug: boolean): Outcome | Promise<Outcome> {
     const found = this.resolver.lookup(decision.callback, decision.target, sandboxId);
     if (!(found instanceof Promise)) {
-      this.trace(sandboxId, req, 'inject', { ...fields, cache: 'hit' });
+      this.metrics?.decision('inject', 'callback');
+      if (debug) this.trace(sandboxId, req, 'inject', { callback: redactUrl(decision.callback.url), cache: 'hit' });
       return injected(found);
     }
     return found.then(
       (entry) => {
-        this.trace(sandboxId, req, 'inject', { ...fields, cache: 'miss' });
+        this.metrics?.decision('inject', 'callback');
+        if (this.log.isLevelEnabled('debug')) this.trace(sandboxId, req, 'inject', { callback: redactUrl(decision.callback.url), cache: 'miss' });
         return injected(entry);
       },
       (err: unknown) => {
         const reason = err instanceof CallbackFailure ? err.reason : 'internal';
-        this.log.warn({ sandbox: sandboxId, host: decision.target.host, ...fields, reason, err: errMessage(err) }, 'callback resolution failed');
+        this.metrics?.decision('callback_failed', reason);
+        this.log.warn({ sandbox: sandboxId, host: decision.target.host, callback: redactUrl(decision.callback.url), reason, err: errMessage(err) }, 'callback resolution failed');
         return { kind: 'immediate', status: 502, body: CALLBACK_FAILED_BODY } as const;
       },
     );
   }
 
+  /** One debug line per decision: names and outcomes, the path without its query, never a value. */
   private trace(sandbox: string, req: PolicyRequest, outcome: string, extra: Record<string, unknown>): void {
-    if (!this.log.isLevelEnabled('debug')) return;
     const cut = req.path.search(/[?#]/);
     const path = cut >= 0 ? req.path.slice(0, cut) : req.path;
     this.log.debug({ sandbox, method: req.method, authority: req.authority, path, outcome, ...extra }, 'decision');

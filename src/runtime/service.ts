@@ -113,7 +113,7 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
     ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
     : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
   const cache = choice.cache;
-  const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics), log);
+  const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics), log, metrics);
   const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: settings.bindSandboxToCert ?? false } : undefined;
   let sds: SdsService | undefined;
   const server = await startExtProcServer(settings.listen, { engine, log, identity: { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false } }, serverCredentials(settings.tls), (s) => {

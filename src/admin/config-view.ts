@@ -1,0 +1,34 @@
+import type { ProxyConfig } from '../config/schema.js';
+import type { StoredSandbox } from '../sandboxes/store.js';
+import type { OpaqueHeaderView, ProxyConfigView, SandboxConfigResponse, VisibleHeaderView } from '../sdk/types.js';
+
+type Visible = 'plaintext' | 'workspace_secret';
+
+/** One header as reads show it: opaque ones lose their value, the others are returned as written. */
+function viewHeader<T extends Visible>(h: { name: string; type: T | 'opaque'; value: string }): VisibleHeaderView<T> | OpaqueHeaderView {
+  return h.type === 'opaque' ? { name: h.name, type: 'opaque', is_set: true } : { name: h.name, type: h.type as T, value: h.value };
+}
+
+/**
+ * The read view of a stored config. Exists as the one place that decides what leaves the API: every opaque
+ * header becomes `{name, type: "opaque", is_set: true}` (not even its sealed form is returned), while
+ * workspace_secret headers keep their `{KEY}` template, which is never resolved in a stored config.
+ * The view is itself a valid PATCH body, so read-modify-write keeps every opaque value.
+ */
+export function configView(config: ProxyConfig): ProxyConfigView {
+  return {
+    ...config,
+    rules: config.rules.map((r) => ({ ...r, headers: r.headers.map(viewHeader) })),
+    callbacks: config.callbacks.map((c) => ({ ...c, request_headers: c.request_headers.map(viewHeader) })),
+  };
+}
+
+/** The response body of GET, PUT and PATCH. */
+export function sandboxResponse(id: string, stored: StoredSandbox): SandboxConfigResponse {
+  return {
+    sandbox_id: id,
+    version: stored.version,
+    updated_at: new Date(stored.updatedAt).toISOString(),
+    proxy_config: configView(stored.config),
+  };
+}

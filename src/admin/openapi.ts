@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { callbackHeaderSchema, headerSchema, proxyConfigSchema } from '../config/schema.js';
+import { SANDBOX_ID } from '../extproc/server.js';
+
+type Json = Record<string, unknown>;
+
+const HOST_LISTS = new Set(['match_hosts', 'no_proxy', 'allow_list', 'deny_list']);
+
+/** Host pattern lists are strings that zod canonicalises (a transform JSON Schema can't express on output). */
+function fixHostLists(node: unknown): void {
+  if (typeof node !== 'object' || node === null) return;
+  for (const [key, value] of Object.entries(node)) {
+    if (HOST_LISTS.has(key) && typeof value === 'object' && value !== null) (value as Json).items = { type: 'string' };
+    fixHostLists(value);
+  }
+}
+
+function generate(io: 'input' | 'output', header: (json: Json) => void): Json {
+  const { $schema: _drop, ...schema } = z.toJSONSchema(proxyConfigSchema, {
+    io,
+    unrepresentable: 'any',
+    override: (ctx) => {
+      if (ctx.zodSchema === headerSchema || ctx.zodSchema === callbackHeaderSchema) header(ctx.jsonSchema as Json);
+    },
+  }) as Json;
+  fixHostLists(schema);
+  return schema;
+}
+
+/** Request bodies: `value` may be left out of an opaque header in a PATCH, and `is_set` is accepted. */
+function writeHeader(json: Json): void {
+  const props = json.properties as Json;
+  props.is_set = { type: 'boolean', description: 'opaque only: true (with no value) keeps the stored value in a PATCH' };
+  (props.value as Json).description = 'plaintext: sent as is; workspace_secret: a "{KEY}" template; opaque: the secret in plaintext (sealed before storing) or a "sealed:..." value. Required, except for an opaque header in a PATCH, which then keeps its stored value.';
+  json.required = ['name', 'type'];
+}
+
+/** Read bodies: opaque headers come back as `{name, type: "opaque", is_set: true}`, never with a value. */
+function viewHeader(json: Json): void {
+  const types = ((json.properties as Json).type as Json).enum as string[];
+  const visible = types.filter((t) => t !== 'opaque');
+  for (const key of Object.keys(json)) delete json[key];
+  json.oneOf = [
+    { type: 'object', properties: { name: { type: 'string' }, type: { enum: visible }, value: { type: 'string' } }, required: ['name', 'type', 'value'], additionalProperties: false },
+    { type: 'object', properties: { name: { type: 'string' }, type: { const: 'opaque' }, is_set: { const: true } }, required: ['name', 'type', 'is_set'], additionalProperties: false },
+  ];
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json) => ({ content: { 'application/json': { schema } } });
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: ERROR_TEXT[c], ...json(ref('Error')) }]));
+const ERROR_TEXT: Record<number, string> = {
+  400: 'bad sandbox id or malformed JSON',
+  401: 'no or unknown bearer token',
+  403: 'the token is scoped to other sandboxes',
+  404: 'no stored proxy_config for this sandbox',
+  409: 'the sandbox is defined in the mounted config file and cannot be written through the API',
+  413: 'body larger than the limit',
+  415: 'body is not application/json',
+  422: 'invalid proxy_config: every problem names its field',
+};
+
+/**
+ * The OpenAPI 3.1 document of the admin API, served at `GET /v1/openapi.json`. Exists so clients in any
+ * language can be generated against it; its proxy_config schemas come from the same zod schema the API
+ * validates with (`z.toJSONSchema`), so the document and the validator cannot disagree.
+ */
+export function openApiDocument(): Json {
+  const sandboxConfig = {
+    type: 'object',
+    properties: { sandbox_id: { type: 'string' }, version: { type: 'integer' }, updated_at: { type: 'string', format: 'date-time' }, proxy_config: ref('ProxyConfigView') },
+    required: ['sandbox_id', 'version', 'updated_at', 'proxy_config'],
+  };
+  const idParam = { name: 'id', in: 'path', required: true, description: 'sandbox id', schema: { type: 'string', pattern: SANDBOX_ID.source } };
+  const write = (summary: string, extra: Json) => ({
+    summary,
+    requestBody: { required: true, ...json(ref('ProxyConfigWrite')) },
+    ...extra,
+  });
+  return {
+    openapi: '3.1.0',
+    info: { title: 'authproxy admin API', version: '1', description: 'Per-sandbox proxy_config of a shared authproxy service. Opaque values are write-only.' },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        ProxyConfigWrite: { ...generate('input', writeHeader), title: 'proxy_config (request body)' },
+        ProxyConfigView: { ...generate('output', viewHeader), title: 'proxy_config (as read)' },
+        SandboxConfig: sandboxConfig,
+        SandboxEnv: {
+          type: 'object',
+          properties: { sandbox_id: { type: 'string' }, version: { type: 'integer' }, env_vars: { type: 'object', additionalProperties: { type: 'string' } } },
+          required: ['sandbox_id', 'version', 'env_vars'],
+        },
+        Error: { type: 'object', properties: { error: { type: 'string' }, problems: { type: 'array', items: { type: 'string' } } }, required: ['error'] },
+      },
+    },
+    security: [{ bearer: [] }],
+    paths: {
+      '/v1/sandboxes/{id}/proxy-config': {
+        parameters: [idParam],
+        get: { summary: 'read a sandbox config (opaque values shown as is_set)', responses: { 200: { description: 'the config', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 404) } },
+        put: write('create or replace a sandbox config', {
+          responses: { 200: { description: 'replaced', ...json(ref('SandboxConfig')) }, 201: { description: 'created', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 409, 413, 415, 422) },
+        }),
+        patch: write('replace a sandbox config wholesale, keeping opaque values sent without a value', {
+          responses: { 200: { description: 'patched', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 404, 409, 413, 415, 422) },
+        }),
+        delete: { summary: 'delete a sandbox config', responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) } },
+      },
+      '/v1/sandboxes/{id}/env': {
+        parameters: [idParam],
+        get: { summary: 'env_vars placeholders of the enabled rules', responses: { 200: { description: 'placeholders', ...json(ref('SandboxEnv')) }, ...errors(400, 401, 403, 404) } },
+      },
+      '/v1/openapi.json': { get: { summary: 'this document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
+      '/healthz': { get: { summary: 'liveness', security: [], responses: { 200: { description: 'ok' } } } },
+    },
+  };
+}

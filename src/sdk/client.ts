@@ -1,0 +1,156 @@
+import type { ApiErrorBody, ProxyConfigPatch, ProxyConfigWrite, SandboxConfigResponse, SandboxEnvResponse } from './types.js';
+import { DEFAULT_RETRY, isRetryableStatus, nextDelay, retryAfterMs, type RetryOptions } from './retry.js';
+
+/** Options of `AuthProxyClient`. */
+export interface AuthProxyClientOptions {
+  /** The admin API's base URL, e.g. `http://authproxy-admin:8081`. */
+  readonly baseUrl: string;
+  /** A bearer token from the server's `--admin-tokens` file. */
+  readonly token: string;
+  /** A fetch implementation (default: the global `fetch`). */
+  readonly fetch?: typeof fetch;
+  /** Further attempts after the first on 429/5xx (and network errors for GET, PUT, DELETE); default 3. */
+  readonly retries?: number;
+  /** Finer retry timing; `retries` above wins over `retry.retries`. */
+  readonly retry?: Partial<RetryOptions>;
+  /** Timeout of one attempt (default 10 s). */
+  readonly timeoutMs?: number;
+  /** How the client waits between attempts (default `setTimeout`); lets tests observe the delays asked for. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * An admin API error: the HTTP status (0 when no response arrived), the server's one-line `error`, and its
+ * field-named `problems` (e.g. `rules[0].match_hosts[0]: ...`). Never contains the token or a secret value.
+ */
+export class AuthProxyApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    readonly problems: readonly string[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(problems.length > 0 ? `${status} ${error}: ${problems.join('; ')}` : `${status} ${error}`, options);
+    this.name = 'AuthProxyApiError';
+  }
+}
+
+type Method = 'GET' | 'PUT' | 'PATCH' | 'DELETE';
+/** Methods safe to repeat after a network error (the request may have reached the server). */
+const IDEMPOTENT: ReadonlySet<Method> = new Set(['GET', 'PUT', 'DELETE']);
+
+const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A typed client for authproxy's admin API (shared-service mode). Exists so orchestrators configure a
+ * sandbox's credentials in one call — with retries on 429 and 5xx that honour `Retry-After`, bounded
+ * backoff, per-attempt timeouts, and errors that carry the server's field-named problems.
+ * Loads no runtime dependency: only `fetch`.
+ */
+export class AuthProxyClient {
+  private readonly baseUrl: string;
+  private readonly fetchFn: typeof fetch;
+  private readonly retry: RetryOptions;
+  private readonly timeoutMs: number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly options: AuthProxyClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.fetchFn = options.fetch ?? globalThis.fetch;
+    this.retry = { ...DEFAULT_RETRY, ...options.retry, ...(options.retries !== undefined ? { retries: options.retries } : {}) };
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.sleep = options.sleep ?? sleepFor;
+  }
+
+  /** Creates a sandbox's config (PUT: replaces one that already exists; same call as `replace`). */
+  create(sandboxId: string, config: ProxyConfigWrite): Promise<SandboxConfigResponse> {
+    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config);
+  }
+
+  /** Replaces a sandbox's config whole (PUT); every opaque header needs its value. */
+  replace(sandboxId: string, config: ProxyConfigWrite): Promise<SandboxConfigResponse> {
+    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config);
+  }
+
+  /**
+   * Replaces a stored config wholesale, except that an opaque header sent without a value (or with
+   * `is_set: true`) keeps its stored value — so the `proxy_config` of `get()` can be edited and sent back.
+   * 404 when the sandbox has no stored config.
+   */
+  patch(sandboxId: string, config: ProxyConfigPatch): Promise<SandboxConfigResponse> {
+    return this.send<SandboxConfigResponse>('PATCH', configPath(sandboxId), config);
+  }
+
+  /** Reads a sandbox's config; opaque headers come back as `{name, type: "opaque", is_set: true}`. */
+  get(sandboxId: string): Promise<SandboxConfigResponse> {
+    return this.send<SandboxConfigResponse>('GET', configPath(sandboxId));
+  }
+
+  /** Deletes a sandbox's config; false when there was none. */
+  async delete(sandboxId: string): Promise<boolean> {
+    try {
+      await this.send<void>('DELETE', configPath(sandboxId));
+      return true;
+    } catch (err) {
+      if (err instanceof AuthProxyApiError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  /** The `env_vars` placeholders of the sandbox's enabled rules (never secrets). */
+  async env(sandboxId: string): Promise<Record<string, string>> {
+    return (await this.send<SandboxEnvResponse>('GET', `/v1/sandboxes/${encodeURIComponent(sandboxId)}/env`)).env_vars;
+  }
+
+  private async send<T>(method: Method, path: string, body?: unknown): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.fetchFn(`${this.baseUrl}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${this.options.token}`,
+            accept: 'application/json',
+            ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          },
+          body: body === undefined ? null : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (err) {
+        const wait = IDEMPOTENT.has(method) ? nextDelay(attempt, this.retry, undefined) : undefined;
+        if (wait === undefined) throw new AuthProxyApiError(0, `${method} ${path}: no response (${describe(err)})`, [], { cause: err });
+        await this.sleep(wait);
+        continue;
+      }
+      if (res.ok) return (res.status === 204 ? undefined : await res.json()) as T;
+      const wait = isRetryableStatus(res.status) ? nextDelay(attempt, this.retry, retryAfterMs(res.headers.get('retry-after'))) : undefined;
+      if (wait === undefined) throw await apiError(res);
+      await res.body?.cancel().catch(() => undefined);
+      await this.sleep(wait);
+    }
+  }
+}
+
+function configPath(sandboxId: string): string {
+  return `/v1/sandboxes/${encodeURIComponent(sandboxId)}/proxy-config`;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error && err.name === 'TimeoutError') return 'timed out';
+  const cause = err instanceof Error ? (err.cause as { code?: string } | undefined)?.code : undefined;
+  return cause ?? (err instanceof Error ? err.message.split('\n')[0]! : 'network error');
+}
+
+async function apiError(res: Response): Promise<AuthProxyApiError> {
+  const text = await res.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as Partial<ApiErrorBody>;
+    if (typeof body.error === 'string') {
+      const problems = Array.isArray(body.problems) ? body.problems.filter((p): p is string => typeof p === 'string') : [];
+      return new AuthProxyApiError(res.status, body.error, problems);
+    }
+  } catch {
+    /* not JSON: a proxy or load balancer answered */
+  }
+  return new AuthProxyApiError(res.status, res.statusText || 'error');
+}

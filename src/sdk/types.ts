@@ -1,0 +1,80 @@
+/**
+ * The admin API's wire types, derived from the proxy_config zod schema's types (type-only imports, so the
+ * SDK never loads zod at run time). Shared by the SDK and the admin server so the two cannot drift.
+ */
+import type { ProxyConfig, ProxyConfigInput } from '../config/schema.js';
+
+/** A proxy_config as a caller writes it (defaults optional): the body of a PUT. */
+export type ProxyConfigWrite = ProxyConfigInput;
+
+type RuleInput = NonNullable<ProxyConfigInput['rules']>[number];
+type CallbackInput = NonNullable<ProxyConfigInput['callbacks']>[number];
+
+/** One header of a rule, as written: `{name, type, value}`. */
+export type HeaderInput = RuleInput['headers'][number];
+/** One header sent to a callback endpoint, as written (plaintext or opaque). */
+export type CallbackHeaderInput = NonNullable<CallbackInput['request_headers']>[number];
+
+/**
+ * An opaque header without a value: in a PATCH it keeps the value stored for the same header (see the
+ * admin API's matching rules); in a GET it is how every opaque header is shown.
+ */
+export interface OpaqueHeaderKept {
+  name: string;
+  type: 'opaque';
+  is_set?: boolean;
+  value?: undefined;
+}
+
+/** An opaque header as a read shows it: set, and never with its value. */
+export interface OpaqueHeaderView {
+  name: string;
+  type: 'opaque';
+  is_set: true;
+}
+
+/** A plaintext or workspace_secret header as a read shows it: as written (`{KEY}` templates unresolved). */
+export interface VisibleHeaderView<T extends 'plaintext' | 'workspace_secret' = 'plaintext' | 'workspace_secret'> {
+  name: string;
+  type: T;
+  value: string;
+}
+
+/** A PATCH body: a whole proxy_config, where an opaque header may leave out its value to keep the stored one. */
+export type ProxyConfigPatch = Omit<ProxyConfigInput, 'rules' | 'callbacks'> & {
+  rules?: Array<Omit<RuleInput, 'headers'> & { headers: Array<HeaderInput | OpaqueHeaderKept> }>;
+  callbacks?: Array<Omit<CallbackInput, 'request_headers'> & { request_headers?: Array<CallbackHeaderInput | OpaqueHeaderKept> }>;
+};
+
+type Rule = ProxyConfig['rules'][number];
+type Callback = ProxyConfig['callbacks'][number];
+
+/** A stored proxy_config as reads return it: defaults filled in, opaque values replaced by `is_set: true`. */
+export type ProxyConfigView = Omit<ProxyConfig, 'rules' | 'callbacks'> & {
+  rules: Array<Omit<Rule, 'headers'> & { headers: Array<VisibleHeaderView | OpaqueHeaderView> }>;
+  callbacks: Array<Omit<Callback, 'request_headers'> & { request_headers: Array<VisibleHeaderView<'plaintext'> | OpaqueHeaderView> }>;
+};
+
+/** What GET, PUT and PATCH on `/v1/sandboxes/{id}/proxy-config` answer. */
+export interface SandboxConfigResponse {
+  sandbox_id: string;
+  /** Grows by one on every write of this sandbox's config. */
+  version: number;
+  /** ISO 8601 time of the latest write. */
+  updated_at: string;
+  proxy_config: ProxyConfigView;
+}
+
+/** What `GET /v1/sandboxes/{id}/env` answers: the placeholders a sandbox should set (never secrets). */
+export interface SandboxEnvResponse {
+  sandbox_id: string;
+  version: number;
+  env_vars: Record<string, string>;
+}
+
+/** Every error response of the admin API. */
+export interface ApiErrorBody {
+  error: string;
+  /** Field-named problems, e.g. `rules[0].match_hosts[0]: "*" may contain "*" only as "*.domain"`. */
+  problems?: string[];
+}
