@@ -102,40 +102,51 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
   const initial = loadSources(sources);
   const store = settings.redis && settings.sandboxStore !== false ? new RedisSandboxStore(createRedisClient(settings.redis), settings.redisPrefix ?? 'authproxy:') : undefined;
   const policy = new PolicyRegistry(initial, sources.unsealer, log, store);
-  await policy.start(settings.resyncMs);
-  const signer = settings.signingKey
-    ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey)
-    : await CallbackSigner.ephemeral();
-  if (!settings.signingKey) log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
-  const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs };
-  const metrics = new Metrics({ defaultMetrics: true });
-  const choice = given
-    ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
-    : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
-  const cache = choice.cache;
-  const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics), log, metrics);
-  const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: settings.bindSandboxToCert ?? false } : undefined;
-  let sds: SdsService | undefined;
-  const server = await startExtProcServer(settings.listen, { engine, log, identity: { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false } }, serverCredentials(settings.tls), (s) => {
-    if (sdsOptions) sds = addSdsService(s, sdsOptions);
-  });
-  const watcher = new ConfigWatcher(sources, initial.fingerprint, (loaded) => policy.applyFile(loaded), log, { pollMs: settings.pollMs }).start();
-  log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
-  return {
-    address: server.address,
-    grpc: server,
-    policy,
-    watcher,
-    signer,
-    metrics,
-    cacheHealth: choice.health,
-    close: async () => {
-      watcher.stop();
-      sds?.close();
-      await server.close();
-      await policy.close();
-      await store?.close();
-      await cache.close();
-    },
-  };
+  let cache: CredentialCache | undefined;
+  try {
+    await policy.start(settings.resyncMs);
+    const signer = settings.signingKey
+      ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey)
+      : await CallbackSigner.ephemeral();
+    if (!settings.signingKey) log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
+    const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs };
+    const metrics = new Metrics({ defaultMetrics: true });
+    const choice = given
+      ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
+      : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
+    cache = choice.cache;
+    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics), log, metrics);
+    const identity = { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false };
+    const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: identity.bindToClientCert } : undefined;
+    let sds: SdsService | undefined;
+    const server = await startExtProcServer(settings.listen, { engine, log, identity }, serverCredentials(settings.tls), (s) => {
+      if (sdsOptions) sds = addSdsService(s, sdsOptions);
+    });
+    const watcher = new ConfigWatcher(sources, initial.fingerprint, (loaded) => policy.applyFile(loaded), log, { pollMs: settings.pollMs }).start();
+    log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
+    const running = cache;
+    return {
+      address: server.address,
+      grpc: server,
+      policy,
+      watcher,
+      signer,
+      metrics,
+      cacheHealth: choice.health,
+      close: async () => {
+        watcher.stop();
+        sds?.close();
+        await server.close();
+        await policy.close();
+        await store?.close();
+        await running.close();
+      },
+    };
+  } catch (err) {
+    // Nothing half-started stays behind: Redis connections and timers would keep the process alive.
+    await policy.close();
+    await store?.close();
+    await cache?.close();
+    throw err;
+  }
 }

@@ -141,8 +141,10 @@ export class RedisSandboxStore implements SandboxStore {
     };
   }
 
+  /** Disconnects the subscriber and the client (the store owns the client it was given). */
   async close(): Promise<void> {
     this.subscriber?.disconnect();
+    this.redis.disconnect();
   }
 }
 
