@@ -35,20 +35,24 @@ async function measure(baseline: boolean, total: number, inFlight: number) {
     const body = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${body.slice(0, 200)}`);
   };
-  for (let i = 0; i < 200; i++) await one();
   const latencies: number[] = [];
-  let next = 0;
-  const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (next++ < total) {
-      const t0 = process.hrtime.bigint();
-      await one();
-      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-  }));
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  await dispatcher.close();
-  await rig.stop();
+  let seconds: number;
+  try {
+    for (let i = 0; i < 200; i++) await one();
+    let next = 0;
+    const start = process.hrtime.bigint();
+    await Promise.all(Array.from({ length: inFlight }, async () => {
+      while (next++ < total) {
+        const t0 = process.hrtime.bigint();
+        await one();
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }));
+    seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  } finally {
+    await dispatcher.close();
+    await rig.stop();
+  }
   latencies.sort((a, b) => a - b);
   return { rps: total / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }

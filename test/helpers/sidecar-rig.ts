@@ -78,15 +78,27 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     earlierOutput += authproxy.output();
     authproxy = undefined;
   };
-  await startAuthproxy();
-  const proxyPort = await freePort();
-  const adminPort = await freePort();
-  let yaml = renderBootstrap({
-    proxyAddress: '127.0.0.1', proxyPort, adminPort, authproxy: `unix:${socket}`, caBundle: upstreamPki.caFile,
-    sandboxId: 'sb-rig', dnsResolver: `127.0.0.1:${dns.port}`, messageTimeoutMs: 7000,
-  });
-  if (opts.envoyYaml) yaml = opts.envoyYaml(yaml);
-  const envoy = await startEnvoy(dir.path, yaml, adminPort);
+  let envoy: RunningEnvoy;
+  let proxyPort: number;
+  let adminPort: number;
+  try {
+    await startAuthproxy();
+    proxyPort = await freePort();
+    adminPort = await freePort();
+    let yaml = renderBootstrap({
+      proxyAddress: '127.0.0.1', proxyPort, adminPort, authproxy: `unix:${socket}`, caBundle: upstreamPki.caFile,
+      sandboxId: 'sb-rig', dnsResolver: `127.0.0.1:${dns.port}`, messageTimeoutMs: 7000,
+    });
+    if (opts.envoyYaml) yaml = opts.envoyYaml(yaml);
+    envoy = await startEnvoy(dir.path, yaml, adminPort);
+  } catch (err) {
+    // A rig that fails half way leaves nothing running behind it.
+    await stopAuthproxy();
+    await upstream.close();
+    dns.close();
+    dir.cleanup();
+    throw err;
+  }
   return {
     dir,
     upstreamPki,
