@@ -37,34 +37,48 @@ function stringAttr(attrs: Record<string, unknown>, key: string): string | undef
 /** The header the sidecar's outer route table matches on to intercept or tunnel a CONNECT. */
 export const ROUTE_HEADER = 'x-authproxy-route';
 
-/**
- * The answer to a CONNECT on the outer listener: the routing header, a route cache clear, and the target
- * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
- */
-export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target): ProcessingResponse {
+const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
+
+/** One header to set: the value in `raw_value` only, overwrite semantics, `append` left unset. */
+function setHeader(key: string, value: string) {
+  return { header: { key: key.toLowerCase(), value: '', rawValue: Buffer.from(value, 'utf8') }, appendAction: OVERWRITE, keepEmptyValue: false };
+}
+
+/** A request_headers answer that continues with `mutation` applied. */
+function continueWith(
+  setHeaders: ReturnType<typeof setHeader>[],
+  removeHeaders: string[],
+  extra: { clearRouteCache?: boolean; dynamicMetadata?: ProcessingResponse['dynamicMetadata'] } = {},
+): ProcessingResponse {
   return {
     response: {
       $case: 'requestHeaders',
       value: {
         response: {
           status: 0,
-          headerMutation: {
-            setHeaders: [{ header: { key: ROUTE_HEADER, value: '', rawValue: Buffer.from(route) }, appendAction: OVERWRITE, keepEmptyValue: false }],
-            removeHeaders: [],
-          },
+          headerMutation: { setHeaders, removeHeaders },
           bodyMutation: undefined,
           trailers: undefined,
-          clearRouteCache: true,
+          clearRouteCache: extra.clearRouteCache ?? false,
         },
       },
     },
-    dynamicMetadata: { authproxy: { target_host: target.host, target_port: String(target.port) } },
+    dynamicMetadata: extra.dynamicMetadata,
     modeOverride: undefined,
     overrideMessageTimeout: undefined,
   };
 }
 
-const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
+/**
+ * The answer to a CONNECT on the outer listener: the routing header, a route cache clear, and the target
+ * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
+ */
+export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target): ProcessingResponse {
+  return continueWith([setHeader(ROUTE_HEADER, route)], [], {
+    clearRouteCache: true,
+    dynamicMetadata: { authproxy: { target_host: target.host, target_port: String(target.port) } },
+  });
+}
 
 /**
  * Builds the ProcessingResponse for a request_headers message: header values in `raw_value` only,
@@ -72,42 +86,15 @@ const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_AD
  */
 export function toProcessingResponse(outcome: Outcome): ProcessingResponse {
   if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target);
-  if (outcome.kind === 'immediate') {
-    return {
-      response: {
-        $case: 'immediateResponse',
-        value: {
-          status: { code: outcome.status },
-          headers: {
-            setHeaders: [{ header: { key: 'content-type', value: '', rawValue: Buffer.from('text/plain') }, appendAction: OVERWRITE, keepEmptyValue: false }],
-            removeHeaders: [],
-          },
-          body: Buffer.from(outcome.body),
-          details: 'authproxy',
-        },
-      },
-      modeOverride: undefined,
-      overrideMessageTimeout: undefined,
-    };
-  }
+  if (outcome.kind === 'continue') return continueWith(outcome.set.map(([key, value]) => setHeader(key, value)), [...outcome.remove]);
   return {
     response: {
-      $case: 'requestHeaders',
+      $case: 'immediateResponse',
       value: {
-        response: {
-          status: 0,
-          headerMutation: {
-            setHeaders: outcome.set.map(([key, value]) => ({
-              header: { key: key.toLowerCase(), value: '', rawValue: Buffer.from(value, 'utf8') },
-              appendAction: OVERWRITE,
-              keepEmptyValue: false,
-            })),
-            removeHeaders: [...outcome.remove],
-          },
-          bodyMutation: undefined,
-          trailers: undefined,
-          clearRouteCache: false,
-        },
+        status: { code: outcome.status },
+        headers: { setHeaders: [setHeader('content-type', 'text/plain')], removeHeaders: [] },
+        body: Buffer.from(outcome.body),
+        details: 'authproxy',
       },
     },
     modeOverride: undefined,

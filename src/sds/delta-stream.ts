@@ -3,7 +3,7 @@ import { DeltaDiscoveryResponse, type DeltaDiscoveryRequest } from '../gen/envoy
 import type { Issued } from './issuer.js';
 import { renewalTime } from './leaf-cache.js';
 import { SECRET_TYPE_URL } from './secret-resource.js';
-import { RENEWAL_RETRY_MS, scrubDetail, StreamState, type StreamContext } from './stream-state.js';
+import { StreamState, type StreamContext } from './stream-state.js';
 
 /**
  * `SecretDiscoveryService/DeltaSecrets`, what Envoy's on-demand certificate selector uses (api_type
@@ -50,31 +50,12 @@ export function deltaSecretsHandler(ctx: StreamContext): grpc.handleBidiStreamin
 
     const renew = async (name: string): Promise<void> => {
       if (!sent.has(name)) return;
-      const result = await ctx.issuer.issue(name, sandboxId, true);
-      if (result.kind === 'refused' && result.reason === 'mint_failed') {
-        // Envoy still holds a valid leaf; try again later rather than removing it.
-        state.schedule(name, ctx.clock.now() + RENEWAL_RETRY_MS, () => renew(name));
-        return;
-      }
-      if (result.kind === 'secret' && result.version === sent.get(name)) {
-        state.schedule(name, renewalTime(result.leaf), () => renew(name));
-        return;
-      }
-      respond([result]);
+      await state.renew(name, sandboxId, sent.get(name), (result) => respond([result]), () => renew(name));
     };
 
     call.on('data', (req: DeltaDiscoveryRequest) => {
       state.run(async () => {
-        if (req.typeUrl !== '' && req.typeUrl !== SECRET_TYPE_URL) {
-          state.fail(grpc.status.INVALID_ARGUMENT, `type_url: this server only serves ${SECRET_TYPE_URL}`);
-          return;
-        }
-        if (req.errorDetail) {
-          ctx.log.warn(
-            { sandbox: sandboxId ?? '(ambiguous)', nonce: req.responseNonce, code: req.errorDetail.code, detail: scrubDetail(req.errorDetail.message) },
-            'sds: Envoy rejected a secret (NACK); not resending',
-          );
-        }
+        if (state.screen(req, sandboxId) === false) return;
         for (const name of req.resourceNamesUnsubscribe) {
           sent.delete(name);
           state.cancel(name);

@@ -3,7 +3,7 @@ import { DiscoveryResponse, type DiscoveryRequest } from '../gen/envoy/service/d
 import type { Any } from '../gen/google/protobuf/any.js';
 import { renewalTime } from './leaf-cache.js';
 import { SECRET_TYPE_URL } from './secret-resource.js';
-import { RENEWAL_RETRY_MS, scrubDetail, StreamState, type StreamContext } from './stream-state.js';
+import { StreamState, type StreamContext } from './stream-state.js';
 
 function sameNames(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((n, i) => n === b[i]);
@@ -45,31 +45,12 @@ export function streamSecretsHandler(ctx: StreamContext): grpc.handleBidiStreami
 
     const renew = async (name: string): Promise<void> => {
       if (!names.includes(name)) return;
-      const result = await ctx.issuer.issue(name, sandboxId, true);
-      if (result.kind === 'refused' && result.reason === 'mint_failed') {
-        state.schedule(name, ctx.clock.now() + RENEWAL_RETRY_MS, () => renew(name));
-        return;
-      }
-      if (result.kind === 'secret' && result.version === sent.get(name)) {
-        state.schedule(name, renewalTime(result.leaf), () => renew(name));
-        return;
-      }
-      await respondAll(name);
+      await state.renew(name, sandboxId, sent.get(name), () => respondAll(name), () => renew(name));
     };
 
     call.on('data', (req: DiscoveryRequest) => {
       state.run(async () => {
-        if (req.typeUrl !== '' && req.typeUrl !== SECRET_TYPE_URL) {
-          state.fail(grpc.status.INVALID_ARGUMENT, `type_url: this server only serves ${SECRET_TYPE_URL}`);
-          return;
-        }
-        if (req.errorDetail) {
-          ctx.log.warn(
-            { sandbox: sandboxId ?? '(ambiguous)', nonce: req.responseNonce, code: req.errorDetail.code, detail: scrubDetail(req.errorDetail.message) },
-            'sds: Envoy rejected a secret (NACK); not resending',
-          );
-          return;
-        }
+        if (state.screen(req, sandboxId) !== 'ok') return;
         const requested = [...new Set(req.resourceNames)].sort();
         if (req.responseNonce !== '' && sameNames(requested, names)) return; // an ACK
         for (const name of names) {

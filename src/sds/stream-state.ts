@@ -3,7 +3,9 @@ import * as grpc from '@grpc/grpc-js';
 import { errorLine } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Clock } from './clock.js';
-import type { SecretIssuer } from './issuer.js';
+import type { Issued, SecretIssuer } from './issuer.js';
+import { renewalTime } from './leaf-cache.js';
+import { SECRET_TYPE_URL } from './secret-resource.js';
 
 /** A renewal timer never fires sooner than this after it is planned, so a leaf that is due at once can't spin. */
 export const MIN_RENEWAL_DELAY_MS = 1000;
@@ -76,6 +78,41 @@ export class StreamState {
   }
 
   /** Ends the stream with a gRPC error status (a request we can't serve, such as a wrong type_url). */
+  /**
+   * The checks every request of both flavours starts with: a foreign type_url ends the stream (returns
+   * false), a NACK is logged once and not answered by a resend (returns 'nack').
+   */
+  screen(req: { typeUrl: string; responseNonce: string; errorDetail?: { code: number; message: string } | undefined }, sandboxId: string | undefined): 'ok' | 'nack' | false {
+    if (req.typeUrl !== '' && req.typeUrl !== SECRET_TYPE_URL) {
+      this.fail(grpc.status.INVALID_ARGUMENT, `type_url: this server only serves ${SECRET_TYPE_URL}`);
+      return false;
+    }
+    if (!req.errorDetail) return 'ok';
+    this.ctx.log.warn(
+      { sandbox: sandboxId ?? '(ambiguous)', nonce: req.responseNonce, code: req.errorDetail.code, detail: scrubDetail(req.errorDetail.message) },
+      'sds: Envoy rejected a secret (NACK); not resending',
+    );
+    return 'nack';
+  }
+
+  /**
+   * A due renewal of `name`, the same for both flavours: re-issue it; when minting failed, try again later
+   * (Envoy still holds a valid leaf, so nothing is removed); when the leaf did not change, plan the next
+   * renewal; otherwise hand the new result to `push`.
+   */
+  async renew(name: string, sandboxId: string | undefined, sentVersion: string | undefined, push: (result: Issued) => void | Promise<void>, again: () => Promise<void>): Promise<void> {
+    const result = await this.ctx.issuer.issue(name, sandboxId, true);
+    if (result.kind === 'refused' && result.reason === 'mint_failed') {
+      this.schedule(name, this.ctx.clock.now() + RENEWAL_RETRY_MS, again);
+      return;
+    }
+    if (result.kind === 'secret' && result.version === sentVersion) {
+      this.schedule(name, renewalTime(result.leaf), again);
+      return;
+    }
+    await push(result);
+  }
+
   fail(code: grpc.status, details: string): void {
     if (!this.closed) this.call.emit('error', { code, details });
     this.close();
