@@ -7,8 +7,9 @@ export type { Logger };
  * values; this is the second line of defence, and the canary test checks the first.
  */
 export const REDACT_PATHS = [
-  'value', '*.value', 'headers', '*.headers', 'authorization', '*.authorization', 'secret', '*.secret',
-  'token', '*.token', 'request_headers', '*.request_headers',
+  'value', '*.value', '*.*.value', 'headers', '*.headers', 'request_headers', '*.request_headers',
+  'authorization', '*.authorization', 'Authorization', '*.Authorization', '["proxy-authorization"]', '*["proxy-authorization"]',
+  'cookie', '*.cookie', 'secret', '*.secret', 'token', '*.token', 'password', '*.password', 'privateKeyPem', '*.privateKeyPem',
 ];
 
 /** The process logger: JSON lines, redaction on. `destination` lets tests capture output. */

@@ -1,3 +1,4 @@
+import { redactUrl } from '../policy/compiled.js';
 import type { KeyObject } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import { formatPath, proxyConfigSchema, type ProxyConfig } from '../config/schema.js';
@@ -83,6 +84,11 @@ function extractOpaque(body: unknown, slots: Slot[], problems: string[]): unknow
         const field = `${list}[${i}].${key}[${j}]`;
         const { is_set: isSet, value, ...rest } = h;
         if (isSet !== undefined && typeof isSet !== 'boolean') problems.push(`${field}.is_set: must be true or false`);
+        if (isSet === true && value !== undefined) {
+          problems.push(`${field}: is_set: true keeps the stored value; send either is_set or a new value, not both`);
+          return { ...rest, value: '' };
+        }
+        if (value === '') problems.push(`${field}.value: must not be empty`);
         if (value === undefined) {
           if (isSet === false) problems.push(`${field}.value: required when is_set is false`);
           slots.push({ list, i, j, field, action: 'keep' });
@@ -136,7 +142,7 @@ function settle(slot: Slot, name: string, config: ProxyConfig, opts: PrepareOpti
 }
 
 function ownerOf(slot: Slot, config: ProxyConfig): string {
-  return slot.list === 'rules' ? `rule "${config.rules[slot.i]!.name}"` : `callback ${config.callbacks[slot.i]!.url}`;
+  return slot.list === 'rules' ? `rule "${config.rules[slot.i]!.name}"` : `callback ${redactUrl(config.callbacks[slot.i]!.url)}`;
 }
 
 function storedOpaque(slot: Slot, name: string, config: ProxyConfig, stored: ProxyConfig | undefined): string | undefined {
@@ -145,8 +151,12 @@ function storedOpaque(slot: Slot, name: string, config: ProxyConfig, stored: Pro
   const pick = (headers: ReadonlyArray<{ name: string; type: string; value: string }>) =>
     headers.find((h) => h.type === 'opaque' && h.name.toLowerCase() === lower)?.value;
   if (slot.list === 'rules') {
-    const rule = stored.rules.find((r) => r.name === config.rules[slot.i]!.name);
-    return rule && pick(rule.headers);
+    const next = config.rules[slot.i]!;
+    const rule = stored.rules.find((r) => r.name === next.name);
+    // A kept secret may only go where it already went: the new hosts must be among the stored ones, or a
+    // PATCH could point a write-only credential at a host of the caller's choosing.
+    if (!rule || !next.match_hosts.every((h) => rule.match_hosts.includes(h))) return undefined;
+    return pick(rule.headers);
   }
   const url = config.callbacks[slot.i]!.url;
   for (const cb of stored.callbacks) {

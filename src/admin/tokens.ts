@@ -53,7 +53,8 @@ export function parseTokens(text: string, source: string): { entries: TokenEntry
     if (scopeText !== undefined) {
       scope = scopeText.split(',');
       const bad = scope.filter((s) => !SCOPE_ENTRY.test(s));
-      if (bad.length > 0) return void problems.push(`${where}: scope entries must be sandbox ids, "prefix*" or "*" (bad: ${bad.map((b) => JSON.stringify(b)).join(', ')})`);
+      // Never echo the entry: a line with two tokens would otherwise print the second one.
+      if (bad.length > 0) return void problems.push(`${where}: scope entries must be sandbox ids, "prefix*" or "*" (entry ${scope.indexOf(bad[0]!) + 1} is not)`);
       if (scope.includes('*')) scope = undefined;
     }
     entries.push({ id: key.slice(0, 8), scope, digest });

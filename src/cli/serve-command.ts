@@ -108,26 +108,37 @@ export function registerServeCommand(program: Command): void {
       const log = createLogger(flags.logLevel as 'info');
       flags.redis ??= process.env.REDIS_URL || undefined;
       const callbackAllow = adminChecks(flags);
+      // Everything that can fail on a flag is read before anything starts listening.
+      const tokens = flags.adminListen ? await AdminTokens.fromFile(flags.adminTokens!, log) : undefined;
       const service = await startService(
         { ...flags, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
         log,
       );
-      const admin = flags.adminListen
-        ? await startAdminServer({
-            listen: flags.adminListen,
-            tokens: await AdminTokens.fromFile(flags.adminTokens!, log),
-            store: service.policy.store!,
-            registry: service.policy,
-            sealPublicKey: loadUnsealer(flags.sealingKey)?.publicKey(),
-            log,
-            callbackPolicy: callbackAllow ? { allow: callbackAllow } : undefined,
-          })
-        : undefined;
-      if (admin) log.info({ listen: admin.address }, 'admin API serving');
+      let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
+      let side: Awaited<ReturnType<typeof startHttpPort>> | undefined;
       let closing = false;
-      const side = flags.metricsListen
-        ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing, extraRoutes: metricsRoutes(service.metrics, service.cacheHealth) })
-        : undefined;
+      try {
+        admin = tokens
+          ? await startAdminServer({
+              listen: flags.adminListen!,
+              tokens,
+              store: service.policy.store!,
+              registry: service.policy,
+              sealPublicKey: loadUnsealer(flags.sealingKey)?.publicKey(),
+              log,
+              callbackPolicy: callbackAllow ? { allow: callbackAllow } : undefined,
+            })
+          : undefined;
+        side = flags.metricsListen
+          ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing, extraRoutes: metricsRoutes(service.metrics, service.cacheHealth) })
+          : undefined;
+      } catch (err) {
+        // No half-started service: a port that could not open stops everything that did.
+        await admin?.close();
+        await service.close();
+        throw err;
+      }
+      if (admin) log.info({ listen: admin.address }, 'admin API serving');
       if (side) log.info({ listen: side.address }, 'http port serving /healthz, /status, /metrics and /.well-known/jwks.json');
       const stop = async (signal: string) => {
         if (closing) return;

@@ -19,7 +19,7 @@ export function hostPatternProblem(pattern: string, allowIp: boolean): string | 
   if (/[/:@?#]/.test(pattern) && !(allowIp && isIP(stripBrackets(pattern)) !== 0)) {
     return `"${pattern}" must be a bare hostname (no scheme, port or path)`;
   }
-  if (allowIp && isIP(stripBrackets(pattern)) !== 0) return undefined;
+  if (isIP(stripBrackets(pattern)) !== 0) return allowIp ? undefined : `"${pattern}" is an IP address: only no_proxy takes IP literals`;
   const lower = pattern.toLowerCase();
   if (lower.endsWith('.')) return `"${pattern}" must not end with a dot`;
   if (lower.startsWith('*.')) {
@@ -27,6 +27,7 @@ export function hostPatternProblem(pattern: string, allowIp: boolean): string | 
     if (domain.includes('*')) return `"${pattern}" may contain "*" only as its first label`;
     if (!isHostname(domain)) return `"${pattern}" is not a valid wildcard pattern`;
     if (domain.split('.').length < 2) return `"${pattern}" is too broad: a wildcard needs a domain of at least two labels`;
+    if (/^\d+$/.test(domain.slice(domain.lastIndexOf('.') + 1))) return `"${pattern}" looks like part of an IP address, not a domain`;
     const suffix = getPublicSuffix(domain, { allowPrivateDomains: true });
     if (suffix === domain) return `"${pattern}" is too broad: ${domain} is a public suffix`;
     return undefined;

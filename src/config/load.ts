@@ -32,14 +32,24 @@ export function parseConfigText(text: string, source: string): ProxyConfig {
 export function validateConfig(value: unknown, source: string, pathPrefix = ''): ProxyConfig {
   const result = proxyConfigSchema.safeParse(value);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${source}: ${pathPrefix}${formatPath(issue.path)}: ${issue.message}`);
+  const problems = result.error.issues.map((issue) => `${source}: ${pathPrefix}${formatPath(issue.path)}: ${issueMessage(issue)}`);
   throw new AuthProxyError('config_invalid', problems.join('; '), problems);
 }
 
-/** One line per YAML error: its line number and first message line, never an excerpt of the source. */
+/** One line per YAML error: its line number and first message line, with any quoted source text cut out. */
 function yamlErrorLine(err: YAMLError, lines: LineCounter): string {
   const where = err.pos ? `line ${lines.linePos(err.pos[0]).line}: ` : '';
-  return `${where}${err.message.split('\n')[0]}`;
+  return `${where}${err.message.split('\n')[0]!.replace(/"[^"]*"/g, '"…"')}`;
+}
+
+/** A field-like key name is shown; anything else (a mis-indented secret, say) is not echoed. */
+const SHOWABLE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/** zod's message, except that unrecognized keys are only named when they look like field names. */
+function issueMessage(issue: { code: string; message: string; keys?: readonly string[] }): string {
+  if (issue.code !== 'unrecognized_keys' || !issue.keys) return issue.message;
+  const shown = issue.keys.map((k) => (SHOWABLE_KEY.test(k) ? `"${k}"` : 'a key that is not a field name'));
+  return `Unrecognized key${shown.length > 1 ? 's' : ''}: ${shown.join(', ')}`;
 }
 
 /** Reads a config file; I/O errors become a one-line `config_io` error naming the file. */

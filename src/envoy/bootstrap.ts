@@ -128,7 +128,7 @@ function outerListener(opts: BootstrapOptions) {
                 { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
                 { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
                 { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
-                { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER], route: { cluster: 'dfp_plain', timeout: '300s' } },
+                { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization'], route: { cluster: 'dfp_plain', timeout: '300s' } },
                 { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
               ],
             }],

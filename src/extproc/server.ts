@@ -67,7 +67,7 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
           send(continueResponse(message.$case));
           return;
         }
-        const request = toPolicyRequest(message.value, req.attributes);
+        const request = toPolicyRequest(message.value, req.attributes, phase === 'inject');
         if (request && phase === 'connect') {
           send(toProcessingResponse(opts.engine.route(request.method, request.authority, sandboxId)), true);
           return;

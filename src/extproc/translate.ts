@@ -6,9 +6,12 @@ import type { Outcome } from '../runtime/engine.js';
 
 /**
  * Reads the request pseudo-headers from Envoy's header map (raw_value first, as Envoy 1.32+ sends it).
- * Returns undefined when a pseudo-header is missing or repeated: such a request is ambiguous.
+ * Returns undefined when :method, :scheme or :authority is missing, or any pseudo-header is repeated:
+ * such a request is ambiguous. With `inTunnel` (the forward proxy's inject phase) the CONNECT target and
+ * SNI attributes are always carried, present or not, so that a missing one fails the agreement check
+ * (421) instead of switching it off.
  */
-export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: ProcessingRequest['attributes']): PolicyRequest | undefined {
+export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: ProcessingRequest['attributes'], inTunnel = false): PolicyRequest | undefined {
   const found: Record<string, string | null> = { ':method': null, ':scheme': null, ':authority': null, ':path': null };
   for (const h of headers?.headers?.headers ?? []) {
     if (!(h.key in found)) continue;
@@ -17,10 +20,11 @@ export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: P
   }
   const method = found[':method'];
   const authority = found[':authority'];
-  if (!method || !authority) return undefined;
-  const base = { method, scheme: found[':scheme'] ?? 'https', authority, path: found[':path'] ?? '' };
-  const attrs = attributes?.[EXT_PROC_ATTRIBUTES];
-  if (!attrs || !(CONNECT_AUTHORITY in attrs)) return base;
+  const scheme = found[':scheme'];
+  if (!method || !authority || !scheme) return undefined;
+  const base = { method, scheme, authority, path: found[':path'] ?? '' };
+  const attrs = attributes?.[EXT_PROC_ATTRIBUTES] ?? {};
+  if (!inTunnel && !(CONNECT_AUTHORITY in attrs)) return base;
   return { ...base, tunnel: { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) } };
 }
 

@@ -100,7 +100,9 @@ async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, d
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey) };
   const initial = loadSources(sources);
-  const store = settings.redis && settings.sandboxStore !== false ? new RedisSandboxStore(createRedisClient(settings.redis), settings.redisPrefix ?? 'authproxy:') : undefined;
+  const storeKey = sources.unsealer?.deriveKey('authproxy sandbox store v1');
+  const store = settings.redis && settings.sandboxStore !== false ? new RedisSandboxStore(createRedisClient(settings.redis), settings.redisPrefix ?? 'authproxy:', storeKey) : undefined;
+  if (store && !storeKey) log.warn('no --sealing-key: sandbox configs in Redis are not authenticated (anyone who can write to Redis could plant one)');
   const policy = new PolicyRegistry(initial, sources.unsealer, log, store);
   let cache: CredentialCache | undefined;
   try {

@@ -1,4 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { AuthProxyError } from '../errors.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { RedisClient } from '../callbacks/redis-url.js';
 import { duplicateClient } from '../callbacks/redis-url.js';
@@ -41,7 +42,7 @@ export interface SandboxStore {
 const PUT = `
 local v = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
 local stamp = v .. '-' .. ARGV[4]
-local doc = stamp .. string.char(10) .. ARGV[3] .. string.char(10) .. ARGV[2]
+local doc = stamp .. string.char(10) .. ARGV[3] .. string.char(10) .. ARGV[5] .. string.char(10) .. ARGV[2]
 redis.call('SET', KEYS[1], doc)
 redis.call('HSET', KEYS[2], ARGV[1], stamp)
 redis.call('PUBLISH', KEYS[3], ARGV[1])
@@ -62,9 +63,15 @@ export class RedisSandboxStore implements SandboxStore {
   private readonly base: string;
   private subscriber: RedisClient | undefined;
 
+  /**
+   * `macKey` (shared by the replicas, derived from the sealing key) authenticates every stored config
+   * bound to its sandbox id: a config planted or edited in Redis by anyone without it is refused, so Redis
+   * write access alone can't point workspace secrets or sealed values at another host.
+   */
   constructor(
     private readonly redis: RedisClient,
     prefix: string,
+    private readonly macKey?: Buffer,
     private readonly clock: () => number = Date.now,
   ) {
     this.base = `${prefix}{sbx}:`;
@@ -103,14 +110,37 @@ export class RedisSandboxStore implements SandboxStore {
     });
   }
 
+  private mac(id: string, json: string): string {
+    return this.macKey ? createHmac('sha256', this.macKey).update(`${id}\n${json}`).digest('base64url') : '-';
+  }
+
   async get(id: string): Promise<StoredSandbox | undefined> {
     const raw = await this.redis.get(this.key(id));
-    return raw === null ? undefined : parseStored(raw);
+    return raw === null ? undefined : this.parse(id, raw);
   }
 
   async put(id: string, config: ProxyConfig): Promise<StoredSandbox> {
-    const raw = (await this.redis.eval(PUT, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id, JSON.stringify(config), String(this.clock()), randomUUID())) as string;
-    return parseStored(raw)!;
+    const json = JSON.stringify(config);
+    const raw = (await this.redis.eval(PUT, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id, json, String(this.clock()), randomUUID(), this.mac(id, json))) as string;
+    return this.parse(id, raw);
+  }
+
+  /** Stored form: `stamp\nupdatedAt\nmac\nconfig JSON` (the config is never re-encoded by Lua's cjson). */
+  private parse(id: string, raw: string): StoredSandbox {
+    const parts: number[] = [];
+    for (let at = -1, n = 0; n < 3; n++) parts.push((at = raw.indexOf('\n', at + 1)));
+    if (parts.some((p) => p < 0)) throw new AuthProxyError('config_invalid', `sandbox ${id}: stored config is malformed`);
+    const [a, b, c] = parts as [number, number, number];
+    const stamp = raw.slice(0, a);
+    const mac = raw.slice(b + 1, c);
+    const json = raw.slice(c + 1);
+    if (this.macKey) {
+      const expected = Buffer.from(this.mac(id, json));
+      if (mac.length !== expected.length || !timingSafeEqual(Buffer.from(mac), expected)) {
+        throw new AuthProxyError('config_invalid', `sandbox ${id}: stored config failed authentication (written without this deployment's key, or altered)`);
+      }
+    }
+    return { stamp, version: parseInt(stamp, 10), updatedAt: Number(raw.slice(a + 1, b)), config: JSON.parse(json) as ProxyConfig };
   }
 
   async delete(id: string): Promise<boolean> {
@@ -146,13 +176,4 @@ export class RedisSandboxStore implements SandboxStore {
     this.subscriber?.disconnect();
     this.redis.disconnect();
   }
-}
-
-/** Stored form: `stamp\nupdatedAt\nconfig JSON` (the config is never re-encoded by Lua's cjson). */
-function parseStored(raw: string): StoredSandbox | undefined {
-  const first = raw.indexOf('\n');
-  const second = raw.indexOf('\n', first + 1);
-  if (first < 0 || second < 0) return undefined;
-  const stamp = raw.slice(0, first);
-  return { stamp, version: parseInt(stamp, 10), updatedAt: Number(raw.slice(first + 1, second)), config: JSON.parse(raw.slice(second + 1)) as ProxyConfig };
 }

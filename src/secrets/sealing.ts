@@ -88,6 +88,15 @@ export class Unsealer implements ValueUnsealer {
     this.recipientPub = rawPublic(createPublicKey(privateKey));
   }
 
+  /**
+   * A 32-byte key for another purpose (HKDF-SHA256 of the private key with `info`), so that replicas that
+   * share the sealing key also share, say, the key that authenticates stored configs, with no extra file.
+   */
+  deriveKey(info: string): Buffer {
+    const der = this.privateKey.export({ type: 'pkcs8', format: 'der' });
+    return Buffer.from(hkdfSync('sha256', der, Buffer.alloc(0), Buffer.from(info), 32));
+  }
+
   /** The matching public key, so that values arriving in plaintext (admin API) can be sealed for storage. */
   publicKey(): KeyObject {
     return createPublicKey(this.privateKey);

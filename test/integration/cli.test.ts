@@ -140,6 +140,12 @@ rules:
     expect(r.stderr).toContain('--listen: a TCP listener needs mTLS');
   });
 
+  it('serve stops, rather than half-starts, when the admin tokens file is missing', () => {
+    const r = runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${join(dir.path, 'half.sock')}`, '--redis', 'redis://127.0.0.1:1', '--admin-listen', '127.0.0.1:0', '--admin-tokens', join(dir.path, 'missing-tokens')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('missing-tokens');
+  });
+
   it('serve exits non-zero with field-named lines when the config is invalid', () => {
     const bad = dir.file('bad3.yaml', 'rules: 3\n');
     const r = runCli(['serve', '--config', bad, '--listen', '127.0.0.1:0', '--insecure-tcp']);

@@ -46,6 +46,10 @@ describe('authproxy envoy-config and sandbox-env', () => {
     const extProc = inner.http_filters[0].typed_config;
     expect(extProc).toMatchObject({ failure_mode_allow: false, processing_mode: { request_header_mode: 'SEND', response_header_mode: 'SKIP' } });
     expect(extProc.message_timeout).toBe('7.000s');
+    const outerRoutes = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
+    const tunnel = outerRoutes.find((r: { name: string }) => r.name === 'http_tunnel');
+    expect(tunnel.request_headers_to_remove).toEqual(['x-authproxy-route', 'proxy-authorization']);
+    expect(doc.layered_runtime.layers[0].static_layer['envoy.reloadable_features.ext_proc_graceful_grpc_close']).toBe(true);
   });
 
   it.skipIf(!bin)('passes envoy --mode validate: Unix socket, mTLS over TCP, strict header list, test DNS', () => {
