@@ -1,7 +1,7 @@
 import type { CompiledCallback } from '../policy/compiled.js';
 import type { Target } from '../policy/host.js';
 import type { CachedCredential, CredentialCache } from './cache.js';
-import { callCallback, CallbackFailure, DEFAULT_CALLBACK_LIMITS, type CallbackLimits } from './client.js';
+import { callCallback, CallbackFailure, DEFAULT_CALLBACK_LIMITS, type CallbackLimits, type ResolvedHeaders } from './client.js';
 import type { CallbackSigner } from './signer.js';
 import type { Metrics } from '../metrics/metrics.js';
 
@@ -21,29 +21,40 @@ type Level<T> = Map<string, T>;
  * host) instead of building and hashing a new 40-odd-character key, which costs more than the rest of
  * the lookup. Bounded: cleared whole when it holds `max` keys (they are rebuilt on demand).
  */
+/** A cache key with the loader that fills it, built once per key so a warm lookup allocates nothing. */
+interface Slot {
+  readonly key: string;
+  readonly load: () => Promise<ResolvedHeaders>;
+}
+
 class KeyMemo {
-  private readonly root: Level<Level<Level<Map<number, string>>>> = new Map();
+  private readonly root: Level<Level<Level<Map<number, Slot>>>> = new Map();
   private size = 0;
 
-  constructor(private readonly max = 50_000) {}
+  constructor(
+    private readonly makeLoad: (callback: CompiledCallback, target: Target, sandboxId: string) => () => Promise<ResolvedHeaders>,
+    private readonly max = 50_000,
+  ) {}
 
-  key(sandboxId: string, callback: CompiledCallback, target: Target): string {
+  slot(sandboxId: string, callback: CompiledCallback, target: Target): Slot {
     let byCallback = this.root.get(sandboxId);
     if (!byCallback) this.root.set(sandboxId, (byCallback = new Map()));
     let byHost = byCallback.get(callback.id);
     if (!byHost) byCallback.set(callback.id, (byHost = new Map()));
     let byPort = byHost.get(target.host);
     if (!byPort) byHost.set(target.host, (byPort = new Map()));
-    let key = byPort.get(target.port);
-    if (key === undefined) {
+    let slot = byPort.get(target.port);
+    if (slot === undefined) {
+      // The loader keeps this callback and target: one with the same id has the same URL and headers.
+      slot = { key: callbackCacheKey(sandboxId, callback, target), load: this.makeLoad(callback, { host: target.host, port: target.port }, sandboxId) };
       if (++this.size > this.max) {
         this.root.clear();
         this.size = 0;
-        return callbackCacheKey(sandboxId, callback, target);
+        return slot;
       }
-      byPort.set(target.port, (key = callbackCacheKey(sandboxId, callback, target)));
+      byPort.set(target.port, slot);
     }
-    return key;
+    return slot;
   }
 }
 
@@ -59,11 +70,11 @@ export class CallbackResolver {
     private readonly metrics?: Metrics,
   ) {}
 
-  private readonly keys = new KeyMemo();
+  private readonly keys = new KeyMemo((callback, target, sandboxId) => () => this.call(callback, target, sandboxId));
 
   lookup(callback: CompiledCallback, target: Target, sandboxId: string): CachedCredential | Promise<CachedCredential> {
-    const key = this.keys.key(sandboxId, callback, target);
-    return this.cache.get(key, callback.ttlSeconds, () => this.call(callback, target, sandboxId));
+    const slot = this.keys.slot(sandboxId, callback, target);
+    return this.cache.get(slot.key, callback.ttlSeconds, slot.load);
   }
 
   /** One call to the endpoint, counted and timed (the cache decides when this happens). */

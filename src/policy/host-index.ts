@@ -1,3 +1,5 @@
+const NONE: number[] = [];
+
 /**
  * An index from host patterns to the positions of the entries (rules, callbacks, list items) that name
  * them, so a lookup costs one map probe per label of the host instead of a scan of every entry.
@@ -42,6 +44,7 @@ export class HostIndex {
       const hit = this.wildcard.get(host.slice(dot + 1));
       if (hit) lists.push(hit);
     }
+    if (lists.length === 0) return NONE;
     if (lists.length === 1) return lists[0]!;
     return [...new Set(lists.flat())].sort((a, b) => a - b);
   }
