@@ -2,23 +2,10 @@
  * An Envoy-like ext_proc client built from Envoy's own protos (shipped by @grpc/grpc-js-xds) with
  * @grpc/proto-loader, independent of our generated code, so tests check the wire format Envoy sees.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { loadEnvoyProtos } from './envoy-protos.js';
 
-const require = createRequire(import.meta.url);
-const deps = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-
-const definition = protoLoader.loadSync('envoy/service/ext_proc/v3/external_processor.proto', {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: false,
-  oneofs: true,
-  includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d)),
-});
-const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+const loaded = loadEnvoyProtos(['envoy/service/ext_proc/v3/external_processor.proto']) as unknown as {
   envoy: { service: { ext_proc: { v3: { ExternalProcessor: grpc.ServiceClientConstructor } } } };
 };
 

@@ -4,24 +4,10 @@
  * `json: true` makes proto-loader unpack each google.protobuf.Any with its own type for
  * envoy.extensions.transport_sockets.tls.v3.Secret (loaded alongside sds.proto).
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { loadEnvoyProtos } from './envoy-protos.js';
 
-const require = createRequire(import.meta.url);
-const deps = join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
-
-const definition = protoLoader.loadSync(['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'], {
-  keepCase: true,
-  longs: Number,
-  enums: String,
-  defaults: false,
-  oneofs: true,
-  json: true,
-  includeDirs: ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d)),
-});
-const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+const loaded = loadEnvoyProtos(['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'], { json: true }) as unknown as {
   envoy: { service: { secret: { v3: { SecretDiscoveryService: grpc.ServiceClientConstructor } } } };
 };
 
