@@ -152,7 +152,9 @@ export class SharedCredentialCache implements CredentialCache {
 
   private async viaFleet(key: string, name: string, token: string, ttl: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential> {
     const ticket = this.notices.open(name);
-    const giveUpAt = Date.now() + 2 * this.lockMs + 1000;
+    // One lock deadline, plus a little: by then a dead holder's lock has expired and been taken over. Waiting
+    // longer would push the answer past Envoy's message_timeout (a 504 instead of the contract's 502).
+    const giveUpAt = Date.now() + this.lockMs + 500;
     let skipValue = false;
     let waitedFor = '';
     let pause = FIRST_PAUSE_MS;

@@ -43,7 +43,7 @@ export function registerEnvoyCommands(program: Command): void {
     .addOption(envOption('--ca-bundle <file>', 'roots that upstream servers are verified against', 'AUTHPROXY_UPSTREAM_CA_BUNDLE').default('/etc/ssl/certs/ca-certificates.crt'))
     .addOption(envOption('--sandbox-id <id>', 'identity sent to authproxy as x-sandbox-id', 'AUTHPROXY_SANDBOX_ID').default('default'))
     .addOption(envOption('--dns-resolver <host:port>', 'DNS server for upstream names (default: /etc/resolv.conf)', 'AUTHPROXY_DNS_RESOLVER'))
-    .addOption(envOption('--message-timeout-ms <ms>', 'ext_proc message timeout; above the callback timeout', 'AUTHPROXY_MESSAGE_TIMEOUT_MS').default('7000'))
+    .addOption(envOption('--message-timeout-ms <ms>', 'ext_proc message timeout; above the worst callback wait (lock deadline + callback timeout)', 'AUTHPROXY_MESSAGE_TIMEOUT_MS').default('12000'))
     .addOption(envOption('--credential-headers <names>', 'comma-separated strict allow-list of headers authproxy may set', 'AUTHPROXY_CREDENTIAL_HEADERS'))
     .action((f: EnvoyFlags) => {
       if (!SANDBOX_ID.test(f.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${f.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);

@@ -45,7 +45,7 @@ describe('authproxy envoy-config and sandbox-env', () => {
     expect(inner).toMatchObject({ normalize_path: true, merge_slashes: true, path_with_escaped_slashes_action: 'REJECT_REQUEST', strip_any_host_port: true, strip_trailing_host_dot: true });
     const extProc = inner.http_filters[0].typed_config;
     expect(extProc).toMatchObject({ failure_mode_allow: false, processing_mode: { request_header_mode: 'SEND', response_header_mode: 'SKIP' } });
-    expect(extProc.message_timeout).toBe('7.000s');
+    expect(extProc.message_timeout).toBe('12.000s');
     const outerRoutes = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
     const tunnel = outerRoutes.find((r: { name: string }) => r.name === 'http_tunnel');
     expect(tunnel.request_headers_to_remove).toEqual(['x-authproxy-route', 'proxy-authorization']);
