@@ -28,6 +28,7 @@ export function sandboxResponse(id: string, stored: StoredSandbox): SandboxConfi
   return {
     sandbox_id: id,
     version: stored.version,
+    etag: `"${stored.stamp}"`,
     updated_at: new Date(stored.updatedAt).toISOString(),
     proxy_config: configView(stored.config),
   };

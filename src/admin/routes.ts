@@ -77,13 +77,21 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     const body = requireJson(request);
     const before = await fromStore(log, 'read', () => store.get(id));
     if (mode === 'patch' && !before) throw notFound(id);
+    const ifMatch = parseIfMatch(request.headers['if-match']);
+    if (ifMatch !== undefined && (before === undefined || (ifMatch !== '*' && ifMatch !== before.stamp))) {
+      throw new ApiError(412, 'the config changed since the version named in If-Match; read it again');
+    }
+    const createOnly = parseIfMatch(request.headers['if-none-match']) === '*';
+    if (createOnly && before) throw new ApiError(412, 'a config already exists (If-None-Match: *)');
     const prepared = prepareConfig(body, { mode, stored: before?.config, sealPublicKey: deps.sealPublicKey });
     if (!prepared.ok) throw invalidConfig(prepared.problems);
     checkApplicable(prepared.config);
-    const saved = await fromStore(log, 'write', () => store.put(id, prepared.config));
+    // Written only if nothing changed since `before` was read: a PATCH keeps opaque values from `before`.
+    const saved = await fromStore(log, 'write', () => store.put(id, prepared.config, before?.stamp ?? null));
+    if (!saved) throw new ApiError(ifMatch === undefined && !createOnly ? 409 : 412, 'the config changed while this request was applied; read it again and retry');
     const action = mode === 'patch' ? 'patch' : before ? 'replace' : 'create';
     audit(log, { actor: deps.principal(request).id, action, sandbox: id, change: diffConfigs(before?.config, saved.config), version: saved.version });
-    return reply.code(before ? 200 : 201).send(sandboxResponse(id, saved));
+    return reply.code(before ? 200 : 201).header('etag', `"${saved.stamp}"`).send(sandboxResponse(id, saved));
   };
 
   const read = async (id: string): Promise<StoredSandbox> => {
@@ -92,7 +100,10 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     return stored;
   };
 
-  app.get<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, async (request) => sandboxResponse(request.params.id, await read(request.params.id)));
+  app.get<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, async (request, reply) => {
+    const stored = await read(request.params.id);
+    return reply.header('etag', `"${stored.stamp}"`).send(sandboxResponse(request.params.id, stored));
+  });
 
   app.put<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, (request, reply) => write(request, reply, 'put'));
 
@@ -111,4 +122,11 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     const stored = await read(request.params.id);
     return { sandbox_id: request.params.id, version: stored.version, env_vars: envVarPlaceholders(stored.config) };
   });
+}
+
+/** The entity tag of an If-Match header (quotes and a weak prefix removed), `*`, or undefined. */
+function parseIfMatch(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value.trim() === '') return undefined;
+  return value.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }

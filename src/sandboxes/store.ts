@@ -23,7 +23,12 @@ export interface StoredSandbox {
  */
 export interface SandboxStore {
   get(id: string): Promise<StoredSandbox | undefined>;
-  put(id: string, config: ProxyConfig): Promise<StoredSandbox>;
+  /**
+   * Stores a config. With `expect`, only if the stored stamp is still that one (`null`: only if none is
+   * stored); otherwise nothing is written and `undefined` is returned, so read-modify-write can't lose a
+   * concurrent update.
+   */
+  put(id: string, config: ProxyConfig, expect?: string | null): Promise<StoredSandbox | undefined>;
   delete(id: string): Promise<boolean>;
   /** Every stored sandbox id with its current stamp. */
   versions(): Promise<Map<string, string>>;
@@ -40,6 +45,10 @@ export interface SandboxStore {
 // Version bump, value write and announcement happen in one script, so no replica can see a value
 // without its version or a version without its value.
 const PUT = `
+if ARGV[6] ~= '' then
+  local cur = redis.call('HGET', KEYS[2], ARGV[1])
+  if (ARGV[6] == '-' and cur) or (ARGV[6] ~= '-' and cur ~= ARGV[6]) then return false end
+end
 local v = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
 local stamp = v .. '-' .. ARGV[4]
 local doc = stamp .. string.char(10) .. ARGV[3] .. string.char(10) .. ARGV[5] .. string.char(10) .. ARGV[2]
@@ -119,10 +128,11 @@ export class RedisSandboxStore implements SandboxStore {
     return raw === null ? undefined : this.parse(id, raw);
   }
 
-  async put(id: string, config: ProxyConfig): Promise<StoredSandbox> {
+  async put(id: string, config: ProxyConfig, expect?: string | null): Promise<StoredSandbox | undefined> {
     const json = JSON.stringify(config);
-    const raw = (await this.redis.eval(PUT, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id, json, String(this.clock()), randomUUID(), this.mac(id, json))) as string;
-    return this.parse(id, raw);
+    const condition = expect === undefined ? '' : expect === null ? '-' : expect;
+    const raw = (await this.redis.eval(PUT, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id, json, String(this.clock()), randomUUID(), this.mac(id, json), condition)) as string | null;
+    return raw === null ? undefined : this.parse(id, raw);
   }
 
   /** Stored form: `stamp\nupdatedAt\nmac\nconfig JSON` (the config is never re-encoded by Lua's cjson). */

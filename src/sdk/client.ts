@@ -47,6 +47,13 @@ const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resol
  * backoff, per-attempt timeouts, and errors that carry the server's field-named problems.
  * Loads no runtime dependency: only `fetch`.
  */
+/** Options of a write: `ifMatch` (a response's `etag`) makes it apply only to that version (else 412). */
+export interface WriteOptions {
+  readonly ifMatch?: string;
+  /** Create only: fail with 412 when the sandbox already has a config (If-None-Match: *). */
+  readonly ifAbsent?: boolean;
+}
+
 export class AuthProxyClient {
   private readonly baseUrl: string;
   private readonly fetchFn: typeof fetch;
@@ -63,13 +70,13 @@ export class AuthProxyClient {
   }
 
   /** Creates a sandbox's config (PUT: replaces one that already exists; same call as `replace`). */
-  create(sandboxId: string, config: ProxyConfigWrite): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config);
+  create(sandboxId: string, config: ProxyConfigWrite, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
+    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config, options.ifMatch, options.ifAbsent);
   }
 
   /** Replaces a sandbox's config whole (PUT); every opaque header needs its value. */
-  replace(sandboxId: string, config: ProxyConfigWrite): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config);
+  replace(sandboxId: string, config: ProxyConfigWrite, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
+    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config, options.ifMatch);
   }
 
   /**
@@ -77,8 +84,8 @@ export class AuthProxyClient {
    * `is_set: true`) keeps its stored value — so the `proxy_config` of `get()` can be edited and sent back.
    * 404 when the sandbox has no stored config.
    */
-  patch(sandboxId: string, config: ProxyConfigPatch): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PATCH', configPath(sandboxId), config);
+  patch(sandboxId: string, config: ProxyConfigPatch, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
+    return this.send<SandboxConfigResponse>('PATCH', configPath(sandboxId), config, options.ifMatch);
   }
 
   /** Reads a sandbox's config; opaque headers come back as `{name, type: "opaque", is_set: true}`. */
@@ -102,7 +109,7 @@ export class AuthProxyClient {
     return (await this.send<SandboxEnvResponse>('GET', `/v1/sandboxes/${encodeURIComponent(sandboxId)}/env`)).env_vars;
   }
 
-  private async send<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  private async send<T>(method: Method, path: string, body?: unknown, ifMatch?: string, ifAbsent = false): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
       try {
@@ -112,6 +119,8 @@ export class AuthProxyClient {
             authorization: `Bearer ${this.options.token}`,
             accept: 'application/json',
             ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+            ...(ifMatch === undefined ? {} : { 'if-match': ifMatch }),
+            ...(ifAbsent ? { 'if-none-match': '*' } : {}),
           },
           body: body === undefined ? null : JSON.stringify(body),
           signal: AbortSignal.timeout(this.timeoutMs),

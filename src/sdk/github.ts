@@ -61,18 +61,25 @@ export function mergeGithubRules(rules: readonly RulePatch[], github: readonly R
  * the GitHub rules merged in; every other opaque header goes back without a value, so the server keeps
  * its stored value. Creates the config (PUT) when the sandbox has none.
  *
- * Read-modify-write: a change another writer makes to the same sandbox between the read and the PATCH is
- * overwritten (last writer wins), so give each sandbox one writer.
+ * The PATCH names the version it read (If-Match), so a change another writer makes in between is never
+ * overwritten: the read-merge-write is done again (up to `attempts` times).
  */
-export async function configureGithubProxy(client: AuthProxyClient, sandboxId: string, token: string): Promise<SandboxConfigResponse> {
+export async function configureGithubProxy(client: AuthProxyClient, sandboxId: string, token: string, attempts = 5): Promise<SandboxConfigResponse> {
   const github = githubProxyRules(token);
-  let current: SandboxConfigResponse;
-  try {
-    current = await client.get(sandboxId);
-  } catch (err) {
-    if (err instanceof AuthProxyApiError && err.status === 404) return client.create(sandboxId, { rules: github });
-    throw err;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      let current: SandboxConfigResponse;
+      try {
+        current = await client.get(sandboxId);
+      } catch (err) {
+        if (err instanceof AuthProxyApiError && err.status === 404) return await client.create(sandboxId, { rules: github }, { ifAbsent: true });
+        throw err;
+      }
+      const config: ProxyConfigPatch = current.proxy_config;
+      return await client.patch(sandboxId, { ...config, rules: mergeGithubRules(config.rules ?? [], github) }, { ifMatch: current.etag });
+    } catch (err) {
+      const conflict = err instanceof AuthProxyApiError && (err.status === 409 || err.status === 412);
+      if (!conflict || attempt >= attempts) throw err;
+    }
   }
-  const config: ProxyConfigPatch = current.proxy_config;
-  return client.patch(sandboxId, { ...config, rules: mergeGithubRules(config.rules ?? [], github) });
 }

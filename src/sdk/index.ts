@@ -3,7 +3,7 @@
  * A client of the admin API of a shared authproxy service, typed from the proxy_config schema, with
  * helpers for the common credential rules. Imports nothing at run time besides its own files.
  */
-export { AuthProxyClient, AuthProxyApiError, type AuthProxyClientOptions } from './client.js';
+export { AuthProxyClient, AuthProxyApiError, type AuthProxyClientOptions, type WriteOptions } from './client.js';
 export { plaintext, workspaceSecret, opaqueSecret } from './headers.js';
 export { githubProxyRules, configureGithubProxy, mergeGithubRules, GITHUB_API_RULE, GITHUB_GIT_RULE } from './github.js';
 export { DEFAULT_RETRY, isRetryableStatus, retryAfterMs, type RetryOptions } from './retry.js';

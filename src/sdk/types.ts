@@ -60,6 +60,8 @@ export interface SandboxConfigResponse {
   sandbox_id: string;
   /** Grows by one on every write of this sandbox's config. */
   version: number;
+  /** The entity tag of this version: send it as `ifMatch` to write only if nobody changed it since. */
+  etag: string;
   /** ISO 8601 time of the latest write. */
   updated_at: string;
   proxy_config: ProxyConfigView;

@@ -43,7 +43,7 @@ export interface AdminRig {
   readonly tokensFile: string;
   readonly logs: ReturnType<typeof captureLogs>;
   /** One request; `token: null` sends no Authorization header; `raw` sends the body text as is. */
-  call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; contentType?: string }): Promise<Reply>;
+  call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> }): Promise<Reply>;
   /** The raw value Redis holds for a sandbox (what a dump of Redis would reveal). */
   rawStored(id: string): Promise<string>;
   close(): Promise<void>;
@@ -103,7 +103,7 @@ export async function startAdminRig(opts: AdminRigOptions = {}): Promise<AdminRi
     tokensFile,
     logs,
     async call(method, path, o = {}) {
-      const headers: Record<string, string> = {};
+      const headers: Record<string, string> = { ...o.headers };
       const token = o.token === undefined ? ADMIN_TOKEN : o.token;
       if (token !== null) headers.authorization = `Bearer ${token}`;
       const body = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));

@@ -3,7 +3,7 @@
  * empty opaque values are refused; a callback URL's query never appears in a problem.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAdminRig, type AdminRig } from '../helpers/admin.js';
+import { ADMIN_TOKEN, startAdminRig, type AdminRig } from '../helpers/admin.js';
 
 const SECRET = 'canary-hardening-secret-51ac';
 const path = (id: string) => `/v1/sandboxes/${id}/proxy-config`;
@@ -41,5 +41,51 @@ describe('admin API hardening', () => {
     const res = await rig.call('PUT', path('sb-h4'), { body });
     expect(res.status).toBe(422);
     expect(res.text).not.toContain(SECRET);
+  });
+});
+
+describe('conditional writes (ETag / If-Match)', () => {
+  let rig: AdminRig;
+  beforeAll(async () => {
+    rig = await startAdminRig();
+  });
+  afterAll(() => rig?.close());
+  const config = (name: string) => ({ rules: [{ name, match_hosts: ['api.example.com'], headers: [{ name: 'X-Key', type: 'plaintext', value: name }] }] });
+
+  it('GET returns an ETag; a write naming a stale one gets 412 and changes nothing', async () => {
+    await rig.call('PUT', path('sb-c1'), { body: config('first') });
+    const read = await rig.call('GET', path('sb-c1'));
+    const etag = read.headers.get('etag')!;
+    expect(etag).toMatch(/^"1-[0-9a-f-]+"$/);
+    expect(read.json.etag).toBe(etag);
+    await rig.call('PUT', path('sb-c1'), { body: config('second') });
+    const stale = await rig.call('PATCH', path('sb-c1'), { body: config('third'), headers: { 'if-match': etag } });
+    expect(stale.status).toBe(412);
+    expect((await rig.call('GET', path('sb-c1'))).json.proxy_config.rules[0].name).toBe('second');
+    const fresh = (await rig.call('GET', path('sb-c1'))).headers.get('etag')!;
+    expect((await rig.call('PATCH', path('sb-c1'), { body: config('third'), headers: { 'if-match': fresh } })).status).toBe(200);
+  });
+
+  it('If-None-Match: * creates only', async () => {
+    expect((await rig.call('PUT', path('sb-c2'), { body: config('a'), headers: { 'if-none-match': '*' } })).status).toBe(201);
+    expect((await rig.call('PUT', path('sb-c2'), { body: config('b'), headers: { 'if-none-match': '*' } })).status).toBe(412);
+  });
+
+  it('configureGithubProxy never overwrites a change made between its read and its write', async () => {
+    const { AuthProxyClient, configureGithubProxy } = await import('../../src/sdk/index.js');
+    await rig.call('PUT', path('sb-c3'), { body: config('keep-me') });
+    let interfered = false;
+    const sneaky: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!interfered && (init?.method ?? 'GET') === 'GET') {
+        interfered = true;
+        await rig.call('PUT', path('sb-c3'), { body: { rules: [...config('keep-me').rules, ...config('added-meanwhile').rules] } });
+      }
+      return res;
+    };
+    const client = new AuthProxyClient({ baseUrl: rig.url, token: ADMIN_TOKEN, fetch: sneaky });
+    await configureGithubProxy(client, 'sb-c3', 'ghs_conditional_token');
+    const names = (await rig.call('GET', path('sb-c3'))).json.proxy_config.rules.map((r: { name: string }) => r.name);
+    expect(names).toEqual(expect.arrayContaining(['keep-me', 'added-meanwhile', 'github-api', 'github-git']));
   });
 });
