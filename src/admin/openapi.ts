@@ -57,6 +57,7 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'the sandbox is defined in the mounted config file and cannot be written through the API',
   413: 'body larger than the limit',
   415: 'body is not application/json',
+  412: 'If-Match / If-None-Match failed: the config changed since it was read',
   422: 'invalid proxy_config: every problem names its field',
 };
 
@@ -68,12 +69,17 @@ const ERROR_TEXT: Record<number, string> = {
 export function openApiDocument(): Json {
   const sandboxConfig = {
     type: 'object',
-    properties: { sandbox_id: { type: 'string' }, version: { type: 'integer' }, updated_at: { type: 'string', format: 'date-time' }, proxy_config: ref('ProxyConfigView') },
-    required: ['sandbox_id', 'version', 'updated_at', 'proxy_config'],
+    properties: { sandbox_id: { type: 'string' }, version: { type: 'integer' }, etag: { type: 'string' }, updated_at: { type: 'string', format: 'date-time' }, proxy_config: ref('ProxyConfigView') },
+    required: ['sandbox_id', 'version', 'etag', 'updated_at', 'proxy_config'],
   };
   const idParam = { name: 'id', in: 'path', required: true, description: 'sandbox id', schema: { type: 'string', pattern: SANDBOX_ID.source } };
+  const preconditions = [
+    { name: 'If-Match', in: 'header', required: false, description: 'an etag: apply only to that version (else 412)', schema: { type: 'string' } },
+    { name: 'If-None-Match', in: 'header', required: false, description: '`*`: create only (else 412)', schema: { type: 'string', enum: ['*'] } },
+  ];
   const write = (summary: string, extra: Json) => ({
     summary,
+    parameters: preconditions,
     requestBody: { required: true, ...json(ref('ProxyConfigWrite')) },
     ...extra,
   });
@@ -100,10 +106,10 @@ export function openApiDocument(): Json {
         parameters: [idParam],
         get: { summary: 'read a sandbox config (opaque values shown as is_set)', responses: { 200: { description: 'the config', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 404) } },
         put: write('create or replace a sandbox config', {
-          responses: { 200: { description: 'replaced', ...json(ref('SandboxConfig')) }, 201: { description: 'created', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 409, 413, 415, 422) },
+          responses: { 200: { description: 'replaced', ...json(ref('SandboxConfig')) }, 201: { description: 'created', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 409, 412, 413, 415, 422) },
         }),
         patch: write('replace a sandbox config wholesale, keeping opaque values sent without a value', {
-          responses: { 200: { description: 'patched', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 404, 409, 413, 415, 422) },
+          responses: { 200: { description: 'patched', ...json(ref('SandboxConfig')) }, ...errors(400, 401, 403, 404, 409, 412, 413, 415, 422) },
         }),
         delete: { summary: 'delete a sandbox config', responses: { 204: { description: 'deleted' }, ...errors(400, 401, 403, 404, 409) } },
       },
