@@ -34,9 +34,12 @@ export interface LoadedSources {
 
 /** Loads and compiles the config file once; problems name the file and field. */
 export function loadSources(src: ConfigSources): LoadedSources {
-  const inputs = readInputs(src);
-  const parsed = parseConfigFile(inputs.text, src.configPath);
-  const file = compileFile(parsed, { secrets: inputs.secrets, unsealer: src.unsealer }, src.configPath);
+  return compileInputs(src, readInputs(src));
+}
+
+/** Parses and compiles inputs already read, all or nothing (shared by the first load and every reload). */
+function compileInputs(src: ConfigSources, inputs: ReturnType<typeof readInputs>): LoadedSources {
+  const file = compileFile(parseConfigFile(inputs.text, src.configPath), { secrets: inputs.secrets, unsealer: src.unsealer }, src.configPath);
   return { file, secrets: inputs.secrets, fingerprint: inputs.fingerprint };
 }
 
@@ -93,8 +96,9 @@ export class ConfigWatcher {
       fingerprint = inputs.fingerprint;
       if (fingerprint === this.lastSeen) return;
       this.lastSeen = fingerprint;
-      const file = compileFile(parseConfigFile(inputs.text, this.src.configPath), { secrets: inputs.secrets, unsealer: this.src.unsealer }, this.src.configPath);
-      this.apply({ file, secrets: inputs.secrets, fingerprint });
+      const loaded = compileInputs(this.src, inputs);
+      const { file } = loaded;
+      this.apply(loaded);
       this.lastError = undefined;
       this.log.info({ file: this.src.configPath, rules: file.default?.rules.length ?? 0, sandboxes: file.sandboxes.size }, 'config reloaded');
     } catch (err) {

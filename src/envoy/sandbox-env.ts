@@ -27,14 +27,7 @@ export function sandboxEnv(config: ProxyConfig, opts: SandboxEnvOptions): Array<
   if (noProxy) env.push(['NO_PROXY', noProxy], ['no_proxy', noProxy]);
   for (const name of CA_VARIABLES) env.push([name, opts.caFile]);
   const seen = new Set(env.map(([k]) => k));
-  for (const rule of config.rules) {
-    if (!rule.enabled) continue;
-    for (const [k, v] of Object.entries(rule.env_vars)) {
-      if (seen.has(k)) continue;
-      seen.add(k);
-      env.push([k, v]);
-    }
-  }
+  for (const [k, v] of Object.entries(envVarPlaceholders(config))) if (!seen.has(k)) env.push([k, v]);
   return env;
 }
 

@@ -3,7 +3,6 @@
  * admin API on replica A, ext_proc asked on replica B. A PATCH through the SDK on A changes what B injects
  * within a second; a PATCH that omits an opaque value keeps it; one sandbox never gets another's credential.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
