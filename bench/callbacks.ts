@@ -27,7 +27,7 @@ const FLEET = { timeoutMs: 10_000, lockMs: 11_000 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function callback(endpoint: Endpoint, id = 'bench'): CompiledCallback {
-  return { id, position: 0, url: endpoint.url, ttlSeconds: TTL, requestHeaders: [] };
+  return { id, position: 0, url: endpoint.url, ttlSeconds: TTL, requestHeaders: [], fullRequest: false };
 }
 
 /** Scenario 1: calls per key per TTL period, for bursts of concurrent misses and for steady traffic. */

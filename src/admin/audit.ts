@@ -33,6 +33,8 @@ export interface AuditEntry {
   readonly actor: string;
   readonly action: 'create' | 'replace' | 'patch' | 'delete';
   readonly sandbox: string;
+  /** The sandbox's tenant after the write (before it, for a delete). */
+  readonly tenant?: string;
   readonly change: ConfigChange;
   /** Version after the write; absent for a delete. */
   readonly version?: number;
@@ -49,6 +51,7 @@ export function audit(log: Logger, entry: AuditEntry): void {
       actor: entry.actor,
       action: entry.action,
       sandbox: entry.sandbox,
+      tenant: entry.tenant,
       version: entry.version,
       rules_added: entry.change.added,
       rules_removed: entry.change.removed,

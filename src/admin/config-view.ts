@@ -1,5 +1,6 @@
 import type { ProxyConfig } from '../config/schema.js';
 import type { StoredSandbox } from '../sandboxes/store.js';
+import { effectiveIdentity, type SandboxIdentity } from '../sandboxes/identity.js';
 import type { OpaqueHeaderView, ProxyConfigView, SandboxConfigResponse, VisibleHeaderView } from '../sdk/types.js';
 
 type Visible = 'plaintext' | 'workspace_secret';
@@ -23,10 +24,16 @@ export function configView(config: ProxyConfig): ProxyConfigView {
   };
 }
 
-/** The response body of GET, PUT and PATCH. */
-export function sandboxResponse(id: string, stored: StoredSandbox): SandboxConfigResponse {
+/**
+ * The response body of GET, PUT and PATCH. `tenant_id` / `organization_id` are the ones callbacks are sent:
+ * the stored ones, else the serve defaults (`organization_id` left out when there is none).
+ */
+export function sandboxResponse(id: string, stored: StoredSandbox, defaults: SandboxIdentity): SandboxConfigResponse {
+  const identity = effectiveIdentity(stored, defaults);
   return {
     sandbox_id: id,
+    tenant_id: identity.tenantId,
+    ...(identity.organizationId === undefined ? {} : { organization_id: identity.organizationId }),
     version: stored.version,
     etag: `"${stored.stamp}"`,
     updated_at: new Date(stored.updatedAt).toISOString(),

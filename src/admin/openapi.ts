@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { callbackHeaderSchema, headerSchema, proxyConfigSchema } from '../config/schema.js';
 import { SANDBOX_ID } from '../extproc/server.js';
+import { TENANT_ID } from '../sandboxes/identity.js';
 
 type Json = Record<string, unknown>;
 
@@ -52,8 +53,8 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [Stri
 const ERROR_TEXT: Record<number, string> = {
   400: 'bad sandbox id or malformed JSON',
   401: 'no or unknown bearer token',
-  403: 'the token is scoped to other sandboxes',
-  404: 'no stored proxy_config for this sandbox',
+  403: 'the token is scoped to other sandboxes, or (a tenant-scoped token) names another tenant or PUTs onto another tenant\'s sandbox',
+  404: 'no stored proxy_config for this sandbox (for a tenant-scoped token: also when the sandbox belongs to another tenant)',
   409: 'the sandbox is defined in the mounted config file and cannot be written through the API',
   413: 'body larger than the limit',
   415: 'body is not application/json',
@@ -67,10 +68,28 @@ const ERROR_TEXT: Record<number, string> = {
  * validates with (`z.toJSONSchema`), so the document and the validator cannot disagree.
  */
 export function openApiDocument(): Json {
+  const tenantId = { type: 'string', pattern: TENANT_ID.source };
   const sandboxConfig = {
     type: 'object',
-    properties: { sandbox_id: { type: 'string' }, version: { type: 'integer' }, etag: { type: 'string' }, updated_at: { type: 'string', format: 'date-time' }, proxy_config: ref('ProxyConfigView') },
-    required: ['sandbox_id', 'version', 'etag', 'updated_at', 'proxy_config'],
+    properties: {
+      sandbox_id: { type: 'string' },
+      tenant_id: { ...tenantId, description: 'the tenant (workspace) the sandbox belongs to, sent to callbacks as identity.tenant_id: the stored one, else the server default (--tenant-id)' },
+      organization_id: { ...tenantId, description: 'sent to callbacks as identity.organization_id; absent when none is stored and the server has no --organization-id' },
+      version: { type: 'integer' },
+      etag: { type: 'string' },
+      updated_at: { type: 'string', format: 'date-time' },
+      proxy_config: ref('ProxyConfigView'),
+    },
+    required: ['sandbox_id', 'tenant_id', 'version', 'etag', 'updated_at', 'proxy_config'],
+  };
+  const writeSchema = generate('input', writeHeader);
+  const writeBody = {
+    ...writeSchema,
+    properties: {
+      ...(writeSchema.properties as Json),
+      tenant_id: { ...tenantId, description: 'the sandbox\'s tenant (beside the proxy_config fields). PUT: omitted = a tenant-scoped token\'s tenant, else the server default; PATCH: omitted = kept. A tenant-scoped token may name only its own tenant.' },
+      organization_id: { oneOf: [tenantId, { type: 'null' }], description: 'the sandbox\'s organization. PUT: omitted = the server default; PATCH: omitted = kept, null = removed.' },
+    },
   };
   const idParam = { name: 'id', in: 'path', required: true, description: 'sandbox id', schema: { type: 'string', pattern: SANDBOX_ID.source } };
   const preconditions = [
@@ -89,7 +108,7 @@ export function openApiDocument(): Json {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
-        ProxyConfigWrite: { ...generate('input', writeHeader), title: 'proxy_config (request body)' },
+        ProxyConfigWrite: { ...writeBody, title: 'proxy_config with tenant_id / organization_id (request body)' },
         ProxyConfigView: { ...generate('output', viewHeader), title: 'proxy_config (as read)' },
         SandboxConfig: sandboxConfig,
         SandboxEnv: {

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { parseListenAddress } from '../runtime/listen.js';
 import type { PolicyRegistry } from '../sandboxes/registry.js';
 import type { SandboxStore } from '../sandboxes/store.js';
+import { DEFAULT_IDENTITY, type SandboxIdentity } from '../sandboxes/identity.js';
 import { ApiError } from './api-error.js';
 import { createCallbackPolicy } from './callback-policy.js';
 import { openApiDocument } from './openapi.js';
@@ -29,6 +30,8 @@ export interface AdminServerOptions {
   /** Operator allow-list for callback URLs: hostnames, `*.domain` patterns, IPs or CIDRs (metadata addresses are always refused). */
   readonly callbackPolicy?: { readonly allow: readonly string[] };
   readonly bodyLimitBytes?: number;
+  /** The serve defaults (`--tenant-id`, `--organization-id`) of sandboxes stored without a tenant. */
+  readonly defaultIdentity?: SandboxIdentity;
 }
 
 /** A running admin API. */
@@ -111,6 +114,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     sealPublicKey: opts.sealPublicKey,
     callbackPolicy,
     log: opts.log,
+    defaultIdentity: opts.defaultIdentity ?? DEFAULT_IDENTITY,
     authorize,
     principal: (request) => principals.get(request)!,
   });

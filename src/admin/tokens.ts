@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { AuthProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { TENANT_ID } from '../sandboxes/identity.js';
 
 /** Who made an admin request: a token id (never the token) and the sandboxes it may touch. */
 export interface AdminPrincipal {
@@ -10,6 +11,11 @@ export interface AdminPrincipal {
   readonly id: string;
   /** Exact ids and `prefix*` entries; undefined = every sandbox. */
   readonly scope: readonly string[] | undefined;
+  /**
+   * A `tenant=T` scope entry: the token creates sandboxes in tenant T only, touches only sandboxes whose
+   * tenant is T, and never changes a sandbox's tenant. Undefined = any tenant.
+   */
+  readonly tenant?: string;
 }
 
 interface TokenEntry extends AdminPrincipal {
@@ -19,6 +25,7 @@ interface TokenEntry extends AdminPrincipal {
 const MIN_TOKEN_LENGTH = 16;
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
 const SCOPE_ENTRY = /^(\*|[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\*?)$/;
+const TENANT_ENTRY = 'tenant=';
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
@@ -26,7 +33,8 @@ function sha256(text: string): Buffer {
 
 /**
  * Parses a tokens file: one token per line, optionally followed by whitespace and a scope
- * (`TOKEN sb-a,sb-team-*`); blank lines and `#` comments (whole lines, or after whitespace) are ignored.
+ * (`TOKEN sb-a,sb-team-*`, `TOKEN tenant=acme` or both: `TOKEN tenant=acme,sb-acme-*`; a token is then
+ * limited by every entry); blank lines and `#` comments (whole lines, or after whitespace) are ignored.
  * Returns the entries and one problem per bad line, naming the line but never the token.
  */
 export function parseTokens(text: string, source: string): { entries: TokenEntry[]; problems: string[] } {
@@ -50,14 +58,21 @@ export function parseTokens(text: string, source: string): { entries: TokenEntry
     if (first !== undefined) return void problems.push(`${where}: duplicate token (also line ${first})`);
     seen.set(key, i + 1);
     let scope: string[] | undefined;
+    let tenant: string | undefined;
     if (scopeText !== undefined) {
-      scope = scopeText.split(',');
+      const all = scopeText.split(',');
+      const tenants = all.filter((s) => s.startsWith(TENANT_ENTRY));
+      // Never echo an entry: a line with two tokens would otherwise print the second one.
+      const badTenant = tenants.findIndex((s) => !TENANT_ID.test(s.slice(TENANT_ENTRY.length)));
+      if (badTenant >= 0) return void problems.push(`${where}: "tenant=" needs a tenant id of 1-128 characters of A-Z a-z 0-9 . _ : - (entry ${all.indexOf(tenants[badTenant]!) + 1} is not)`);
+      if (tenants.length > 1) return void problems.push(`${where}: at most one "tenant=" scope entry per token`);
+      tenant = tenants[0]?.slice(TENANT_ENTRY.length);
+      scope = all.filter((s) => !s.startsWith(TENANT_ENTRY));
       const bad = scope.filter((s) => !SCOPE_ENTRY.test(s));
-      // Never echo the entry: a line with two tokens would otherwise print the second one.
-      if (bad.length > 0) return void problems.push(`${where}: scope entries must be sandbox ids, "prefix*" or "*" (entry ${scope.indexOf(bad[0]!) + 1} is not)`);
-      if (scope.includes('*')) scope = undefined;
+      if (bad.length > 0) return void problems.push(`${where}: scope entries must be sandbox ids, "prefix*", "*" or "tenant=ID" (entry ${all.indexOf(bad[0]!) + 1} is not)`);
+      if (scope.includes('*') || scope.length === 0) scope = undefined;
     }
-    entries.push({ id: key.slice(0, 8), scope, digest });
+    entries.push(tenant === undefined ? { id: key.slice(0, 8), scope, digest } : { id: key.slice(0, 8), scope, tenant, digest });
   });
   return { entries, problems };
 }
@@ -125,7 +140,7 @@ export class AdminTokens {
     const presented = sha256(m[1]!);
     let found: TokenEntry | undefined;
     for (const entry of this.entries) if (timingSafeEqual(entry.digest, presented)) found = entry;
-    return found && { id: found.id, scope: found.scope };
+    return found && (found.tenant === undefined ? { id: found.id, scope: found.scope } : { id: found.id, scope: found.scope, tenant: found.tenant });
   }
 
   private async maybeReload(): Promise<void> {

@@ -1,10 +1,13 @@
 import { headerNameProblem, headerValueProblem } from '../config/schema.js';
 import type { CompiledCallback } from '../policy/compiled.js';
 import type { Target } from '../policy/host.js';
+import { isIP } from 'node:net';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { EgressGuard } from '../egress/guard.js';
 import { SIGNATURE_HEADER, type CallbackSigner } from './signer.js';
 
 /** Why a callback failed; a closed set, used in logs and metrics. */
-export type CallbackFailureReason = 'status' | 'redirect' | 'transport' | 'timeout' | 'too_large' | 'malformed' | 'invalid_header';
+export type CallbackFailureReason = 'status' | 'redirect' | 'transport' | 'timeout' | 'too_large' | 'malformed' | 'invalid_header' | 'private_destination';
 
 /** A failed callback. The message names the reason and never a header value. */
 export class CallbackFailure extends Error {
@@ -18,6 +21,12 @@ export class CallbackFailure extends Error {
 export interface CallbackLimits {
   readonly timeoutMs: number;
   readonly maxBodyBytes: number;
+  /**
+   * Checks the callback URL's host every time a connection is opened (resolve, check every address,
+   * connect to the checked one), so a callback can't be pointed at a private or metadata address by DNS.
+   * `authproxy serve` always sets it; without it (library use, tests) the system resolver is used as is.
+   */
+  readonly egress?: EgressGuard;
 }
 
 /** Defaults of the contract: 5 s timeout, 64 KiB body. */
@@ -26,26 +35,62 @@ export const DEFAULT_CALLBACK_LIMITS: CallbackLimits = { timeoutMs: 5000, maxBod
 /** Headers a callback answered with, ready to inject. */
 export type ResolvedHeaders = ReadonlyArray<readonly [name: string, value: string]>;
 
+/** The `identity` member of a callback body (LangSmith's SandboxCallbackIdentity); `organization_id` only when set. */
+export interface CallbackIdentity {
+  readonly tenant_id: string;
+  readonly sandbox_id: string;
+  readonly organization_id?: string;
+}
+
+/** The `request` member of a `full_request` callback body (LangSmith's SandboxCallbackRequest). */
+export interface CallbackRequestSnapshot {
+  method: string;
+  url: string;
+  scheme: string;
+  host: string;
+  path: string;
+  query?: string;
+  headers: Record<string, string[]>;
+  body_base64: string;
+  body_truncated: boolean;
+}
+
+/** The exact body of one callback request: `{host, port, identity, request?}`, in that order. */
+export function callbackBody(target: Target, identity: CallbackIdentity, request?: CallbackRequestSnapshot): string {
+  const id = identity.organization_id === undefined
+    ? { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id }
+    : { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id, organization_id: identity.organization_id };
+  return JSON.stringify(request === undefined
+    ? { host: target.host, port: target.port, identity: id }
+    : { host: target.host, port: target.port, identity: id, request });
+}
+
 /**
- * Calls one callback endpoint as the contract says (signed JSON POST, redirects never followed) and
- * validates its answer. Any problem throws a CallbackFailure: the caller fails closed.
+ * Calls one callback endpoint as the contract says (JSON POST signed as LangSmith signs it, redirects
+ * never followed) and validates its answer. `request` (a `full_request` callback's snapshot) is added to
+ * the body when given. Any problem throws a CallbackFailure: the caller fails closed.
  */
 export async function callCallback(
   callback: CompiledCallback,
   target: Target,
-  sandboxId: string,
+  identity: CallbackIdentity,
   signer: CallbackSigner,
   limits: CallbackLimits = DEFAULT_CALLBACK_LIMITS,
+  request?: CallbackRequestSnapshot,
 ): Promise<ResolvedHeaders> {
-  const body = JSON.stringify({ host: target.host, port: target.port, identity: { sandbox_id: sandboxId } });
-  const headers = new Headers();
-  for (const h of callback.requestHeaders) headers.set(h.name, h.value);
-  headers.set('content-type', 'application/json');
-  headers.set(SIGNATURE_HEADER, await signer.sign(callback.url, body, sandboxId));
+  // Signed and sent as the same bytes, so `body_sha256` is the hash of exactly what the endpoint reads.
+  const body = Buffer.from(callbackBody(target, identity, request), 'utf8');
+  const headers: Record<string, string> = {};
+  for (const h of callback.requestHeaders) headers[h.name.toLowerCase()] = h.value;
+  // Set after the configured headers: the schema refuses these names there, and they always win.
+  headers['content-type'] = 'application/json';
+  headers[SIGNATURE_HEADER.toLowerCase()] = await signer.sign(callback.url, body);
   const signal = AbortSignal.timeout(limits.timeoutMs);
   let text: string;
   try {
-    const res = await fetch(callback.url, { method: 'POST', body, headers, redirect: 'manual', signal });
+    if (limits.egress) await checkLiteral(limits.egress, callback.url);
+    const init = { method: 'POST', body, headers, redirect: 'manual', signal } as const;
+    const res = (limits.egress ? await undiciFetch(callback.url, { ...init, dispatcher: guardedAgent(limits.egress) }) : await fetch(callback.url, init)) as Response;
     if (res.status >= 300 && res.status < 400) {
       await res.body?.cancel();
       throw new CallbackFailure('redirect', `answered ${res.status}; redirects are not followed`);
@@ -58,6 +103,8 @@ export async function callCallback(
   } catch (err) {
     if (err instanceof CallbackFailure) throw err;
     if (signal.aborted) throw new CallbackFailure('timeout', `no answer within ${limits.timeoutMs} ms`);
+    const refused = guardRefusal(err);
+    if (refused) throw new CallbackFailure('private_destination', refused);
     throw new CallbackFailure('transport', transportDetail(err));
   }
   return parseAnswer(text);
@@ -109,4 +156,50 @@ export function parseAnswer(text: string): ResolvedHeaders {
     if (valueProblem) throw new CallbackFailure('invalid_header', `headers.${name}: value ${valueProblem}`);
     return [name, value] as const;
   });
+}
+
+/** The error a guarded lookup fails with: the callback host resolves to an address that may not be dialled. */
+class EgressRefused extends Error {
+  readonly code = 'EAUTHPROXY_EGRESS';
+}
+
+function guardRefusal(err: unknown): string | undefined {
+  for (let e: unknown = err; e; e = (e as { cause?: unknown }).cause) if (e instanceof EgressRefused) return e.message;
+  return undefined;
+}
+
+/** An IP-literal URL host is dialled without any lookup, so the guard checks it here, before connecting. */
+async function checkLiteral(guard: EgressGuard, url: string): Promise<void> {
+  const host = new URL(url).hostname;
+  const bare = host.startsWith('[') ? host.slice(1, -1) : host;
+  if (isIP(bare) === 0) return;
+  const r = await guard.check(bare);
+  if (!r.ok) throw new CallbackFailure('private_destination', `callback host is a ${r.detail}`);
+}
+
+type LookupCallback = (err: Error | null, address: string | Array<{ address: string; family: number }>, family?: number) => void;
+
+const agents = new WeakMap<EgressGuard, Agent>();
+
+/**
+ * One connection pool per guard whose every new connection resolves the host through the guard and
+ * connects to exactly the address it checked; TLS still verifies the URL's hostname (SNI is the name).
+ */
+function guardedAgent(guard: EgressGuard): Agent {
+  let agent = agents.get(guard);
+  if (!agent) {
+    const lookup = (hostname: string, options: { all?: boolean }, cb: LookupCallback) => {
+      guard.check(hostname).then(
+        (r) => {
+          if (!r.ok) return cb(new EgressRefused(`callback host ${r.reason === 'unresolvable' ? 'does not resolve' : r.detail}`), '');
+          const family = r.address.includes(':') ? 6 : 4;
+          return options.all ? cb(null, [{ address: r.address, family }]) : cb(null, r.address, family);
+        },
+        (err: Error) => cb(err, ''),
+      );
+    };
+    agent = new Agent({ connect: { lookup } as object });
+    agents.set(guard, agent);
+  }
+  return agent;
 }

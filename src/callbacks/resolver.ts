@@ -1,9 +1,10 @@
 import type { CompiledCallback } from '../policy/compiled.js';
 import type { Target } from '../policy/host.js';
 import type { CachedCredential, CredentialCache } from './cache.js';
-import { callCallback, CallbackFailure, DEFAULT_CALLBACK_LIMITS, type CallbackLimits, type ResolvedHeaders } from './client.js';
+import { callCallback, CallbackFailure, DEFAULT_CALLBACK_LIMITS, type CallbackIdentity, type CallbackLimits, type CallbackRequestSnapshot, type ResolvedHeaders } from './client.js';
 import type { CallbackSigner } from './signer.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { DEFAULT_IDENTITY, type IdentitySource } from '../sandboxes/identity.js';
 
 /**
  * The cache key of the contract: one entry per (sandbox, callback, host, port). Joined with newlines,
@@ -61,6 +62,9 @@ class KeyMemo {
 /**
  * Resolves callback credentials through the cache. Returns the cached value synchronously on a hit, so a
  * warm key costs no I/O and no promise; on a miss, a promise that shares one call among concurrent misses.
+ * The sandbox's identity (tenant, organization) is looked up in `identities` when the endpoint is called,
+ * so a tenant changed through the admin API is sent from the next call on; without a source, every
+ * sandbox is in tenant `default`.
  */
 export class CallbackResolver {
   constructor(
@@ -68,6 +72,7 @@ export class CallbackResolver {
     private readonly signer: CallbackSigner,
     private readonly limits: CallbackLimits = DEFAULT_CALLBACK_LIMITS,
     private readonly metrics?: Metrics,
+    private readonly identities?: IdentitySource,
   ) {}
 
   private readonly keys = new KeyMemo((callback, target, sandboxId) => () => this.call(callback, target, sandboxId));
@@ -77,11 +82,22 @@ export class CallbackResolver {
     return this.cache.get(slot.key, callback.ttlSeconds, slot.load);
   }
 
+  /** One uncached call with a request snapshot in the body (a `full_request` callback), counted and timed. */
+  callFull(callback: CompiledCallback, target: Target, sandboxId: string, request: CallbackRequestSnapshot): Promise<ResolvedHeaders> {
+    return this.call(callback, target, sandboxId, request);
+  }
+
+  /** The `identity` of a callback body for this sandbox, as it is now. */
+  identityOf(sandboxId: string): CallbackIdentity {
+    const { tenantId, organizationId } = this.identities?.identityFor(sandboxId) ?? DEFAULT_IDENTITY;
+    return organizationId === undefined ? { tenant_id: tenantId, sandbox_id: sandboxId } : { tenant_id: tenantId, sandbox_id: sandboxId, organization_id: organizationId };
+  }
+
   /** One call to the endpoint, counted and timed (the cache decides when this happens). */
-  private async call(callback: CompiledCallback, target: Target, sandboxId: string) {
+  private async call(callback: CompiledCallback, target: Target, sandboxId: string, request?: CallbackRequestSnapshot) {
     const started = performance.now();
     try {
-      const headers = await callCallback(callback, target, sandboxId, this.signer, this.limits);
+      const headers = await callCallback(callback, target, this.identityOf(sandboxId), this.signer, this.limits, request);
       this.metrics?.callbackCall((performance.now() - started) / 1000);
       return headers;
     } catch (err) {

@@ -3,6 +3,7 @@ import { AuthProxyError } from '../errors.js';
 import { readConfigFile } from '../config/load.js';
 import { parseConfigFile } from '../config/file.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
+import { renderTransparentBootstrap } from '../envoy/transparent.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { envOption } from './main.js';
@@ -26,6 +27,7 @@ interface EnvoyFlags {
   dnsResolver?: string;
   messageTimeoutMs: string;
   credentialHeaders?: string;
+  mode: string;
 }
 
 /** `envoy-config` and `sandbox-env`: what the sidecar and the sandbox need to be wired to authproxy. */
@@ -33,8 +35,9 @@ export function registerEnvoyCommands(program: Command): void {
   program
     .command('envoy-config')
     .description("print the sidecar's Envoy bootstrap (forward proxy: intercept credentialed hosts, tunnel the rest)")
+    .addOption(envOption('--mode <mode>', 'forward (HTTP(S)_PROXY) or transparent (egress redirected by `authproxy sandbox-net`)', 'AUTHPROXY_ENVOY_MODE').default('forward'))
     .addOption(envOption('--proxy-address <ip>', 'address the sandbox reaches the proxy on', 'AUTHPROXY_PROXY_ADDRESS').default('127.0.0.1'))
-    .addOption(envOption('--proxy-port <port>', 'forward proxy port (HTTP(S)_PROXY)', 'AUTHPROXY_PROXY_PORT').default('10000'))
+    .addOption(envOption('--proxy-port <port>', 'forward proxy port (HTTP(S)_PROXY); in transparent mode the port redirected traffic arrives on', 'AUTHPROXY_PROXY_PORT').default('10000'))
     .addOption(envOption('--admin-port <port>', 'Envoy admin on 127.0.0.1 (off by default: sandbox code could reach it)', 'AUTHPROXY_ENVOY_ADMIN_PORT'))
     .addOption(envOption('--authproxy <addr>', 'authproxy ext_proc/SDS address: unix:/path or host:port (mTLS)', 'AUTHPROXY_ADDRESS').default('unix:/run/authproxy/authproxy.sock'))
     .addOption(envOption('--authproxy-tls-cert <file>', 'client certificate for mTLS to authproxy', 'AUTHPROXY_TLS_CLIENT_CERT'))
@@ -46,13 +49,15 @@ export function registerEnvoyCommands(program: Command): void {
     .addOption(envOption('--message-timeout-ms <ms>', 'ext_proc message timeout; above the worst callback wait (lock deadline + callback timeout)', 'AUTHPROXY_MESSAGE_TIMEOUT_MS').default('12000'))
     .addOption(envOption('--credential-headers <names>', 'comma-separated strict allow-list of headers authproxy may set', 'AUTHPROXY_CREDENTIAL_HEADERS'))
     .action((f: EnvoyFlags) => {
+      if (f.mode !== 'forward' && f.mode !== 'transparent') throw new AuthProxyError('usage', `--mode: "${f.mode}" must be forward or transparent`);
+      const render = f.mode === 'transparent' ? renderTransparentBootstrap : renderBootstrap;
       if (!SANDBOX_ID.test(f.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${f.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
       const tlsParts = [f.authproxyTlsCert, f.authproxyTlsKey, f.authproxyTlsCa];
       if (tlsParts.some(Boolean) && !tlsParts.every(Boolean)) throw new AuthProxyError('usage', '--authproxy-tls-cert, --authproxy-tls-key and --authproxy-tls-ca go together');
       const timeout = Number(f.messageTimeoutMs);
       if (!Number.isInteger(timeout) || timeout < 1000) throw new AuthProxyError('usage', '--message-timeout-ms: must be a whole number of at least 1000');
       try {
-        process.stdout.write(renderBootstrap({
+        process.stdout.write(render({
           proxyAddress: f.proxyAddress,
           proxyPort: port(f.proxyPort, '--proxy-port'),
           adminPort: f.adminPort === undefined ? undefined : port(f.adminPort, '--admin-port'),

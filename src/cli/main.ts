@@ -5,6 +5,7 @@ import { registerKeyCommands } from './key-commands.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerEnvoyCommands } from './envoy-commands.js';
 import { registerCaCommand } from './ca-command.js';
+import { registerNetCommand } from './net-command.js';
 
 /**
  * The `authproxy` command line. Every failure prints one line per problem (file and field named) to
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerEnvoyCommands(program);
   registerCaCommand(program);
+  registerNetCommand(program);
   return program;
 }
 

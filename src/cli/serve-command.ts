@@ -10,6 +10,8 @@ import { metricsRoutes } from '../metrics/routes.js';
 import { envOption } from './main.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
+import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.js';
+import { DEFAULT_CALLBACK_ISSUER, normalizeIssuer } from '../callbacks/signer.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -20,6 +22,9 @@ interface ServeFlags {
   sealingKey?: string;
   signingKey?: string;
   sandboxId: string;
+  tenantId: string;
+  organizationId?: string;
+  callbackIssuer: string;
   metricsListen?: string;
   redis?: string;
   redisPrefix: string;
@@ -36,6 +41,8 @@ interface ServeFlags {
   callbackAllow?: string;
   caCert?: string;
   caKey?: string;
+  egressAllowCidrs?: string;
+  dnsResolver?: string;
 }
 
 /** The admin API's flags go together and need Redis, where configs are stored; returns the callback allow-list. */
@@ -44,6 +51,17 @@ function adminChecks(flags: ServeFlags): ReturnType<typeof parseCallbackAllowLis
   if (flags.adminListen) parseListenAddress(flags.adminListen, '--admin-listen');
   if (flags.adminListen && !flags.redis) throw new AuthProxyError('usage', '--admin-listen needs --redis (configs are stored in Redis)');
   return flags.callbackAllow ? parseCallbackAllowList(flags.callbackAllow) : undefined;
+}
+
+/** --tenant-id, --organization-id and --callback-issuer, checked; the issuer with trailing slashes removed. */
+function identityChecks(flags: ServeFlags): { callbackIssuer: string } {
+  for (const [flag, value] of [['--tenant-id', flags.tenantId], ['--organization-id', flags.organizationId]] as const) {
+    const problem = value === undefined ? undefined : identityFieldProblem(value);
+    if (problem) throw new AuthProxyError('usage', `${flag}: "${value}" ${problem}`);
+  }
+  const callbackIssuer = normalizeIssuer(flags.callbackIssuer);
+  if (callbackIssuer === '' || /\s/.test(callbackIssuer)) throw new AuthProxyError('usage', '--callback-issuer: must be a non-empty URL or name without spaces');
+  return { callbackIssuer };
 }
 
 /** --bind-sandbox-to-cert needs client certificates, so it needs mTLS. */
@@ -80,6 +98,9 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--sealing-key <file>', 'private key that opens opaque values', 'AUTHPROXY_SEALING_KEY'))
     .addOption(envOption('--signing-key <file>', 'Ed25519 key that signs callback requests', 'AUTHPROXY_SIGNING_KEY'))
     .addOption(envOption('--sandbox-id <id>', 'sandbox id when Envoy sends no x-sandbox-id', 'AUTHPROXY_SANDBOX_ID').default('default'))
+    .addOption(envOption('--tenant-id <id>', 'tenant (workspace) sent in callback identities: sidecar mode, and sandboxes that name none', 'AUTHPROXY_TENANT_ID').default(DEFAULT_TENANT_ID))
+    .addOption(envOption('--organization-id <id>', 'organization sent in callback identities of sandboxes that name none (default: omitted)', 'AUTHPROXY_ORGANIZATION_ID'))
+    .addOption(envOption('--callback-issuer <url>', 'the iss claim of callback signatures (trailing slashes removed)', 'AUTHPROXY_CALLBACK_ISSUER').default(DEFAULT_CALLBACK_ISSUER))
     .addOption(envOption('--metrics-listen <addr>', 'HTTP address for /healthz, /status, /metrics and /.well-known/jwks.json', 'AUTHPROXY_METRICS_LISTEN'))
     .addOption(envOption('--redis <url>', 'share callback results across replicas: redis://, rediss://, redis+sentinel://, redis+cluster:// (REDIS_URL also read)', 'AUTHPROXY_REDIS'))
     .addOption(envOption('--redis-prefix <prefix>', 'prefix of every Redis key and channel', 'AUTHPROXY_REDIS_PREFIX').default('authproxy:'))
@@ -94,6 +115,8 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--admin-listen <addr>', 'admin HTTP API address (host:port or unix:/path); needs --admin-tokens and --redis', 'AUTHPROXY_ADMIN_LISTEN'))
     .addOption(envOption('--admin-tokens <file>', 'admin API bearer tokens, one per line: TOKEN [id,prefix*,...]; re-read when it changes', 'AUTHPROXY_ADMIN_TOKENS'))
     .addOption(envOption('--callback-allow <list>', 'hosts, *.domains, IPs or CIDRs that callback URLs stored through the admin API may use', 'AUTHPROXY_CALLBACK_ALLOW'))
+    .addOption(envOption('--egress-allow-cidrs <list>', 'private CIDRs that destinations and callbacks may resolve to (loopback and metadata only when named); never 127.0.0.0/8 in production', 'AUTHPROXY_EGRESS_ALLOW_CIDRS'))
+    .addOption(envOption('--dns-resolver <addr>', 'DNS server (host:port) for resolving destinations before they are checked (default: the system resolver)', 'AUTHPROXY_DNS_RESOLVER'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
     .addOption(envOption('--callback-timeout-ms <ms>', 'callback request timeout', 'AUTHPROXY_CALLBACK_TIMEOUT_MS').default('5000'))
     .action(async (flags: ServeFlags) => {
@@ -104,6 +127,7 @@ export function registerServeCommand(program: Command): void {
         throw new AuthProxyError('usage', `--callback-timeout-ms: "${flags.callbackTimeoutMs}" must be a whole number of milliseconds, 1..60000`);
       }
       if (!SANDBOX_ID.test(flags.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${flags.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
+      const { callbackIssuer } = identityChecks(flags);
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
       const log = createLogger(flags.logLevel as 'info');
       flags.redis ??= process.env.REDIS_URL || undefined;
@@ -111,7 +135,7 @@ export function registerServeCommand(program: Command): void {
       // Everything that can fail on a flag is read before anything starts listening.
       const tokens = flags.adminListen ? await AdminTokens.fromFile(flags.adminTokens!, log) : undefined;
       const service = await startService(
-        { ...flags, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
+        { ...flags, callbackIssuer, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
         log,
       );
       let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
@@ -124,6 +148,7 @@ export function registerServeCommand(program: Command): void {
               tokens,
               store: service.policy.store!,
               registry: service.policy,
+              defaultIdentity: service.policy.defaultIdentity,
               sealPublicKey: loadUnsealer(flags.sealingKey)?.publicKey(),
               log,
               callbackPolicy: callbackAllow ? { allow: callbackAllow } : undefined,

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import { HostIndex } from '../policy/host-index.js';
+import { AccessList } from '../policy/access.js';
 import { compilePathPattern } from '../policy/path.js';
 import { redactUrl, type CompiledCallback, type CompiledHeader, type CompiledPolicy, type CompiledRule } from '../policy/compiled.js';
 import { headerValueProblem, type ProxyConfig } from './schema.js';
+import { parseAccessEntry } from './access-pattern.js';
 import { decodeSealed, type ValueUnsealer } from '../secrets/sealing.js';
 import { PLACEHOLDER } from '../secrets/workspace.js';
 
@@ -58,6 +60,7 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
       position,
       url: cb.url,
       ttlSeconds: cb.ttl_seconds,
+      fullRequest: cb.full_request,
       requestHeaders: cb.request_headers.map((h, i) =>
         resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`),
       ),
@@ -68,14 +71,32 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
 
   const noProxy = new HostIndex();
   noProxy.add(0, config.no_proxy);
-  let access: CompiledPolicy['access'];
-  if (config.access_control) {
-    const mode = config.access_control.allow_list ? 'allow' : 'deny';
-    const index = new HostIndex();
-    index.add(0, config.access_control.allow_list ?? config.access_control.deny_list ?? []);
-    access = { mode, index };
-  }
+  const access = compileAccess(config.access_control);
   return { rules, ruleIndex, callbacks, callbackIndex, noProxy, access, source: config };
+}
+
+/**
+ * The populated access_control list as an `AccessList` (regexes compiled once, here). LangChain lets only
+ * one list be populated, and its clients send both (`{allow_list: [], deny_list: []}` = no restriction),
+ * so an empty list beside the other counts as not set. An `allow_list: []` given alone still means
+ * "nothing may be reached": a list that was written to allow nothing must not fail open.
+ */
+function compileAccess(ac: ProxyConfig['access_control']): CompiledPolicy['access'] {
+  if (!ac) return undefined;
+  const allow = ac.allow_list ?? [];
+  const deny = ac.deny_list ?? [];
+  const allowOnly = ac.allow_list !== undefined && ac.deny_list === undefined;
+  const mode = allow.length > 0 || allowOnly ? 'allow' : 'deny';
+  const entries = mode === 'allow' ? allow : deny;
+  if (entries.length === 0 && mode === 'deny') return undefined;
+  const parsed = entries.map((raw, i) => {
+    const result = parseAccessEntry(raw);
+    if (result.ok) return result.entry;
+    // Unreachable for a validated config; kept so compile never trusts its input blindly.
+    const problem = `access_control.${mode}_list[${i}]: ${result.problem}`;
+    throw new AuthProxyError('config_invalid', problem, [problem]);
+  });
+  return { mode, list: new AccessList(parsed) };
 }
 
 function resolveHeader(h: HeaderSpec, ctx: CompileContext, where: string, problems: string[]): string {
@@ -110,6 +131,6 @@ function resolveHeader(h: HeaderSpec, ctx: CompileContext, where: string, proble
 }
 
 function callbackId(cb: ProxyConfig['callbacks'][number]): string {
-  const canonical = JSON.stringify([cb.url, cb.match_hosts, cb.request_headers.map((h) => [h.name, h.type, h.value])]);
+  const canonical = JSON.stringify([cb.url, cb.match_hosts, cb.request_headers.map((h) => [h.name, h.type, h.value]), cb.full_request]);
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 16);
 }

@@ -1,6 +1,7 @@
 import { AuthProxyError } from '../errors.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
+import { identityFieldProblem, type IdentityFields } from '../sandboxes/identity.js';
 import { compilePolicy, type CompileContext } from './compile.js';
 import { parseYamlText, validateConfig } from './load.js';
 import type { ProxyConfig } from './schema.js';
@@ -12,12 +13,36 @@ import type { ProxyConfig } from './schema.js';
 export interface FileConfig {
   readonly default: ProxyConfig | undefined;
   readonly sandboxes: ReadonlyMap<string, ProxyConfig>;
+  /** The `tenant_id` / `organization_id` a `sandboxes:` entry names beside its proxy_config (entries without either are absent). */
+  readonly identities?: ReadonlyMap<string, IdentityFields>;
 }
 
 /** A FileConfig, compiled. */
 export interface CompiledFile {
   readonly default: CompiledPolicy | undefined;
   readonly sandboxes: ReadonlyMap<string, CompiledPolicy>;
+  readonly identities?: ReadonlyMap<string, IdentityFields>;
+}
+
+const IDENTITY_KEYS = [['tenant_id', 'tenantId'], ['organization_id', 'organizationId']] as const;
+
+/**
+ * Takes `tenant_id` and `organization_id` out of one `sandboxes:` entry (they sit beside its proxy_config
+ * fields), so the strict proxy_config schema sees only its own keys. Problems name `sandboxes.ID.tenant_id`.
+ */
+function splitIdentity(entry: unknown, where: string, problems: string[]): { config: unknown; identity: IdentityFields | undefined } {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return { config: entry, identity: undefined };
+  const config: Record<string, unknown> = { ...(entry as Record<string, unknown>) };
+  const identity: { tenantId?: string; organizationId?: string } = {};
+  for (const [key, field] of IDENTITY_KEYS) {
+    if (!(key in config)) continue;
+    const value = config[key];
+    delete config[key];
+    const problem = identityFieldProblem(value);
+    if (problem) problems.push(`${where}.${key}: ${problem}`);
+    else identity[field] = value as string;
+  }
+  return { config, identity: identity.tenantId === undefined && identity.organizationId === undefined ? undefined : identity };
 }
 
 function fail(problems: string[]): never {
@@ -36,11 +61,14 @@ export function parseConfigFile(text: string, source: string): FileConfig {
   const map = (value as { sandboxes: unknown }).sandboxes;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) fail([...problems, `${source}: sandboxes: must be a map of sandbox id to proxy_config`]);
   const sandboxes = new Map<string, ProxyConfig>();
-  for (const [id, config] of Object.entries(map)) {
+  const identities = new Map<string, IdentityFields>();
+  for (const [id, entry] of Object.entries(map)) {
     if (!SANDBOX_ID.test(id)) {
       problems.push(`${source}: sandboxes.${id}: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -`);
       continue;
     }
+    const { config, identity } = splitIdentity(entry, `${source}: sandboxes.${id}`, problems);
+    if (identity) identities.set(id, identity);
     try {
       sandboxes.set(id, validateConfig(config ?? {}, source, `sandboxes.${id}.`));
     } catch (err) {
@@ -49,7 +77,7 @@ export function parseConfigFile(text: string, source: string): FileConfig {
     }
   }
   if (problems.length > 0) fail(problems);
-  return { default: undefined, sandboxes };
+  return { default: undefined, sandboxes, identities };
 }
 
 /** Compiles every config of a file, all or nothing; problems are prefixed with `source` and the sandbox. */
@@ -71,5 +99,5 @@ export function compileFile(file: FileConfig, ctx: CompileContext, source: strin
     if (policy) sandboxes.set(id, policy);
   }
   if (problems.length > 0) fail(problems);
-  return { default: compiledDefault, sandboxes };
+  return { default: compiledDefault, sandboxes, identities: file.identities };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { canonicalPattern, hostPatternProblem } from './host-pattern.js';
+import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 
 /**
  * The proxy_config schema: the single source of the config's types, of validation and of the JSON
@@ -82,6 +83,9 @@ export const ruleSchema = z.strictObject({
     .default({}),
 });
 
+/** Headers authproxy sets on every callback request itself (the body's type and the signature JWT). */
+const PROXY_SET_CALLBACK_HEADERS = new Set(['content-type', 'x-langsmith-signature-jwt']);
+
 /** One callback: the user's own credential endpoint. */
 export const callbackSchema = z.strictObject({
   match_hosts: hostList(false, 1),
@@ -101,14 +105,37 @@ export const callbackSchema = z.strictObject({
     .int({ error: 'must be a whole number' })
     .min(60, { error: 'must be between 60 and 3600' })
     .max(3600, { error: 'must be between 60 and 3600' }),
-  request_headers: z.array(callbackHeaderSchema).max(32).default([]),
+  request_headers: z.array(callbackHeaderSchema).max(32).superRefine((headers, ctx) => {
+    headers.forEach((h, i) => {
+      if (PROXY_SET_CALLBACK_HEADERS.has(h.name.toLowerCase())) {
+        ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${h.name}" is set by authproxy on every callback request` });
+      }
+    });
+  }).default([]),
+  /** Called on every request to a matched host with a snapshot of it (method, URL, headers, first 1 MiB of body); never cached. */
+  full_request: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
-/** Egress policy: allow_list or deny_list, never both. */
+/** An access_control list: entries of the contract's Matching step 6, each checked by `parseAccessEntry`. */
+const accessList = z.array(
+  z.string({ error: 'must be a string' }).superRefine((entry, ctx) => {
+    const parsed = parseAccessEntry(entry);
+    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
+  }).transform(canonicalAccessEntry),
+);
+
+/**
+ * Egress policy. As in LangChain's API, only one of allow_list and deny_list may be *populated*: an empty
+ * list counts as not set, so `{allow_list: [], deny_list: [...]}` is a deny list. An object with neither
+ * key is still an error.
+ */
 export const accessControlSchema = z
-  .strictObject({ allow_list: hostList(false, 0).optional(), deny_list: hostList(false, 0).optional() })
-  .refine((ac) => (ac.allow_list === undefined) !== (ac.deny_list === undefined), {
+  .strictObject({ allow_list: accessList.optional(), deny_list: accessList.optional() })
+  .refine((ac) => ac.allow_list !== undefined || ac.deny_list !== undefined, {
     error: 'set exactly one of allow_list or deny_list',
+  })
+  .refine((ac) => !(ac.allow_list?.length && ac.deny_list?.length), {
+    error: 'only one of allow_list or deny_list may be populated (both have entries)',
   });
 
 /** A whole proxy_config, as in a file, the admin API or the SDK. */

@@ -2,7 +2,8 @@ import { stringify } from 'yaml';
 import { parseListenAddress } from '../runtime/listen.js';
 import { ROUTE_HEADER } from '../extproc/translate.js';
 import { PHASE_METADATA_KEY } from '../extproc/server.js';
-import { grpcService, authproxyCluster, type AuthproxyTls } from './clusters.js';
+import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
+import { SNAPSHOT_BODY_LIMIT } from '../callbacks/snapshot.js';
 
 /** What `authproxy envoy-config` needs to render a sidecar's bootstrap. */
 export interface BootstrapOptions {
@@ -33,7 +34,8 @@ export interface BootstrapOptions {
 const RESERVED = '^(te|trailer|upgrade|expect|(proxy-)?connection|keep-alive|content-length|transfer-encoding|x-authproxy-.*)$';
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
-const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
+/** A typed_config object (`@type` plus fields); exported for the transparent bootstrap's own filters. */
+export const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
 
 function dnsCache(opts: BootstrapOptions) {
   const cares: Record<string, unknown> = { dns_resolver_options: { use_tcp_for_dns_lookups: false, no_default_search_domain: true } };
@@ -53,7 +55,10 @@ function dnsCache(opts: BootstrapOptions) {
   };
 }
 
-function extProc(opts: BootstrapOptions, phase: 'connect' | 'inject', extra: Record<string, unknown>) {
+/** Which decision an ext_proc stream asks for (PHASE_METADATA_KEY): `capture` = a transparent-mode connection. */
+export type ExtProcPhase = 'connect' | 'inject' | 'capture';
+
+function extProc(opts: BootstrapOptions, phase: ExtProcPhase, extra: Record<string, unknown>) {
   return {
     name: 'envoy.filters.http.ext_proc',
     typed_config: typed('envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor', {
@@ -73,11 +78,12 @@ function extProc(opts: BootstrapOptions, phase: 'connect' | 'inject', extra: Rec
   };
 }
 
-const dfpFilter = (opts: BootstrapOptions, fromFilterState: boolean) => ({
+/** The dynamic forward proxy filter; its host comes from filter state (`envoy.upstream.dynamic_host`) when set. */
+const dfpFilter = (opts: BootstrapOptions) => ({
   name: 'envoy.filters.http.dynamic_forward_proxy',
   typed_config: typed('envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig', {
     dns_cache_config: dnsCache(opts),
-    ...(fromFilterState ? { allow_dynamic_host_from_filter_state: true } : {}),
+    allow_dynamic_host_from_filter_state: true,
   }),
 });
 
@@ -101,75 +107,102 @@ const fromMetadata = (key: string, field: string) => ({
   skip_if_empty: true,
 });
 
+/**
+ * How a copy of the outer (CONNECT-deciding) connection manager differs from the forward proxy's own:
+ * the transparent bootstrap runs the same HCM behind its capture listener, with its own stat prefix, the
+ * `capture` phase, and early header mutations that set the original destination from the connection.
+ */
+export interface OuterHcmVariant {
+  readonly statPrefix: string;
+  readonly logPrefix: string;
+  readonly phase: ExtProcPhase;
+  /** Early header mutations (after the removal of any sandbox-sent routing header). */
+  readonly mutations: readonly object[];
+  /** Headers removed from plain-http requests before they are forwarded (besides the routing header). */
+  readonly stripOnForward: readonly string[];
+}
+
+const FORWARD_HCM: OuterHcmVariant = { statPrefix: 'forward_proxy', logPrefix: 'outer', phase: 'connect', mutations: [], stripOnForward: [] };
+
+/**
+ * The outer listener's HTTP connection manager: CONNECTs and plain-http requests are decided by
+ * authproxy (intercept, tunnel or refuse). Exported so that transparent mode reuses it unchanged.
+ */
+export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORWARD_HCM) {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+      stat_prefix: variant.statPrefix,
+      codec_type: 'AUTO',
+      http2_protocol_options: { allow_connect: true },
+      upgrade_configs: [{ upgrade_type: 'CONNECT' }],
+      // The routing header may only come from authproxy: drop any copy the sandbox sent, first thing.
+      early_header_mutation_extensions: [{
+        name: 'envoy.http.early_header_mutation.header_mutation',
+        typed_config: typed('envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation', { mutations: [{ remove: ROUTE_HEADER }, ...variant.mutations] }),
+      }],
+      access_log: accessLog(variant.logPrefix, '%REQ(:METHOD)% %REQ(:AUTHORITY)% route=%ROUTE_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%'),
+      route_config: {
+        name: 'forward_proxy',
+        virtual_hosts: [{
+          name: 'all',
+          domains: ['*'],
+          routes: [
+            { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
+            { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
+            { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
+            { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward], route: { cluster: 'dfp_plain', timeout: '300s' } },
+            { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
+          ],
+        }],
+      },
+      http_filters: [
+        extProc(opts, variant.phase, {
+          route_cache_action: 'CLEAR',
+          mutation_rules: { disallow_all: true, allow_expression: { regex: `^${ROUTE_HEADER}$` }, disallow_is_error: true },
+          metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
+        }),
+        {
+          name: 'envoy.filters.http.set_filter_state',
+          typed_config: typed('envoy.extensions.filters.http.set_filter_state.v3.Config', {
+            on_request_headers: [
+              fromMetadata('envoy.upstream.dynamic_host', 'target_host'),
+              fromMetadata('envoy.upstream.dynamic_port', 'target_port'),
+              {
+                object_key: 'authproxy.connect_authority',
+                factory_key: 'envoy.string',
+                format_string: { text_format_source: { inline_string: '%REQ(:AUTHORITY)%' } },
+                shared_with_upstream: 'ONCE',
+              },
+            ],
+          }),
+        },
+        // Tunnels and plain-http forwards dial the address authproxy checked (filter state), not a fresh lookup.
+        dfpFilter(opts),
+        router(),
+      ],
+    }),
+  };
+}
+
 function outerListener(opts: BootstrapOptions) {
   return {
     name: 'forward_proxy',
     address: { socket_address: { address: opts.proxyAddress, port_value: opts.proxyPort } },
-    filter_chains: [{
-      filters: [{
-        name: 'envoy.filters.network.http_connection_manager',
-        typed_config: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
-          stat_prefix: 'forward_proxy',
-          codec_type: 'AUTO',
-          http2_protocol_options: { allow_connect: true },
-          upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-          // The routing header may only come from authproxy: drop any copy the sandbox sent, first thing.
-          early_header_mutation_extensions: [{
-            name: 'envoy.http.early_header_mutation.header_mutation',
-            typed_config: typed('envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation', { mutations: [{ remove: ROUTE_HEADER }] }),
-          }],
-          access_log: accessLog('outer', '%REQ(:METHOD)% %REQ(:AUTHORITY)% route=%ROUTE_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%'),
-          route_config: {
-            name: 'forward_proxy',
-            virtual_hosts: [{
-              name: 'all',
-              domains: ['*'],
-              routes: [
-                { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
-                { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
-                { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
-                { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization'], route: { cluster: 'dfp_plain', timeout: '300s' } },
-                { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
-              ],
-            }],
-          },
-          http_filters: [
-            extProc(opts, 'connect', {
-              route_cache_action: 'CLEAR',
-              mutation_rules: { disallow_all: true, allow_expression: { regex: `^${ROUTE_HEADER}$` }, disallow_is_error: true },
-              metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
-            }),
-            {
-              name: 'envoy.filters.http.set_filter_state',
-              typed_config: typed('envoy.extensions.filters.http.set_filter_state.v3.Config', {
-                on_request_headers: [
-                  fromMetadata('envoy.upstream.dynamic_host', 'target_host'),
-                  fromMetadata('envoy.upstream.dynamic_port', 'target_port'),
-                  {
-                    object_key: 'authproxy.connect_authority',
-                    factory_key: 'envoy.string',
-                    format_string: { text_format_source: { inline_string: '%REQ(:AUTHORITY)%' } },
-                    shared_with_upstream: 'ONCE',
-                  },
-                ],
-              }),
-            },
-            dfpFilter(opts, false),
-            router(),
-          ],
-        }),
-      }],
-    }],
+    filter_chains: [{ filters: [outerHcm(opts)] }],
   };
 }
 
-function innerListener(opts: BootstrapOptions) {
+/** The internal listener that terminates intercepted TLS (on-demand leaf) and runs the inject-phase ext_proc. */
+export function innerListener(opts: BootstrapOptions) {
   const mutationRules = opts.credentialHeaders
     ? { disallow_all: true, allow_expression: { regex: `^(${[...opts.credentialHeaders, 'proxy-authorization'].map((h) => h.toLowerCase().replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})$` }, disallow_is_error: true }
     : { disallow_system: true, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
   return {
     name: 'intercept_tls',
     internal_listener: {},
+    // The buffer limit is what BUFFERED_PARTIAL hands a `full_request` callback: the first 1 MiB of a body.
+    per_connection_buffer_limit_bytes: SNAPSHOT_BODY_LIMIT,
     listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector') }],
     filter_chains: [{
       transport_socket_connect_timeout: '10s',
@@ -213,8 +246,11 @@ function innerListener(opts: BootstrapOptions) {
             extProc(opts, 'inject', {
               request_attributes: ['connection.requested_server_name', 'filter_state["authproxy.connect_authority"]'],
               mutation_rules: mutationRules,
+              // Only `full_request` callbacks ask for a body (mode_override from the request_headers answer);
+              // every other request stays headers-only.
+              allow_mode_override: true,
             }),
-            dfpFilter(opts, true),
+            dfpFilter(opts),
             router({ suppress_envoy_headers: true }),
           ],
         }),
@@ -223,8 +259,11 @@ function innerListener(opts: BootstrapOptions) {
   };
 }
 
-/** Renders the sidecar's Envoy bootstrap (forward-proxy mode) as YAML. */
-export function renderBootstrap(opts: BootstrapOptions): string {
+/**
+ * The bootstrap document both modes share (node, runtime, internal listeners, authproxy and upstream
+ * clusters) around the listeners a mode brings; `extraClusters` go after the intercept cluster.
+ */
+export function bootstrapDocument(opts: BootstrapOptions, listeners: readonly object[], extraClusters: readonly object[] = []) {
   const dfpCluster = (name: string, extra: object) => ({
     name,
     connect_timeout: '5s',
@@ -244,20 +283,11 @@ export function renderBootstrap(opts: BootstrapOptions): string {
     layered_runtime: { layers: [{ name: 'static', static_layer: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': true } }] },
     bootstrap_extensions: [{ name: 'envoy.bootstrap.internal_listener', typed_config: typed('envoy.extensions.bootstrap.internal_listener.v3.InternalListener') }],
     static_resources: {
-      listeners: [outerListener(opts), innerListener(opts)],
+      listeners,
       clusters: [
         authproxyCluster(opts.authproxy, opts.authproxyTls),
-        {
-          name: 'intercept_internal',
-          connect_timeout: '5s',
-          load_assignment: { cluster_name: 'intercept_internal', endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: 'intercept_tls' } } } }] }] },
-          transport_socket: {
-            name: 'envoy.transport_sockets.internal_upstream',
-            typed_config: typed('envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport', {
-              transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') },
-            }),
-          },
-        },
+        internalCluster('intercept_internal', 'intercept_tls'),
+        ...extraClusters,
         dfpCluster('dfp_plain', {}),
         dfpCluster('dfp_tls', {
           typed_extension_protocol_options: {
@@ -276,6 +306,16 @@ export function renderBootstrap(opts: BootstrapOptions): string {
       ],
     },
   };
-  return `# authproxy sidecar bootstrap (forward-proxy mode), rendered by \`authproxy envoy-config\`. Envoy >= 1.37.\n${stringify(bootstrap, { aliasDuplicateObjects: false, lineWidth: 0 })}`;
+  return bootstrap;
+}
+
+/** The bootstrap as YAML under a one-line header naming the mode. */
+export function bootstrapYaml(mode: string, doc: object): string {
+  return `# authproxy sidecar bootstrap (${mode} mode), rendered by \`authproxy envoy-config\`. Envoy >= 1.37.\n${stringify(doc, { aliasDuplicateObjects: false, lineWidth: 0 })}`;
+}
+
+/** Renders the sidecar's Envoy bootstrap (forward-proxy mode) as YAML. */
+export function renderBootstrap(opts: BootstrapOptions): string {
+  return bootstrapYaml('forward-proxy', bootstrapDocument(opts, [outerListener(opts), innerListener(opts)]));
 }
 

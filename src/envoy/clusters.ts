@@ -57,3 +57,18 @@ export function authproxyCluster(address: string, tls: AuthproxyTls | undefined)
       : {}),
   };
 }
+
+/** A cluster whose one endpoint is an internal listener: how a decided connection reaches the next stage. */
+export function internalCluster(name: string, listener: string) {
+  return {
+    name,
+    connect_timeout: '5s',
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: listener } } } }] }] },
+    transport_socket: {
+      name: 'envoy.transport_sockets.internal_upstream',
+      typed_config: typed('envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport', {
+        transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') },
+      }),
+    },
+  };
+}

@@ -8,15 +8,19 @@ import type { Logger } from '../log.js';
 import type { Engine, Outcome } from '../runtime/engine.js';
 import { streamSandboxId, type IdentityOptions } from './identity.js';
 import { continueResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
+import { snapshotHeaders } from '../callbacks/snapshot.js';
+import { capturedFrom } from './capture.js';
 
 export { SANDBOX_ID, SANDBOX_METADATA_KEY } from './identity.js';
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 /**
  * The gRPC metadata key that tells the forward proxy's two ext_proc filters apart: `connect` on the outer
- * listener (intercept-or-tunnel), `inject` (or absent) on requests whose credentials are decided.
+ * listener (intercept-or-tunnel), `inject` (or absent) on requests whose credentials are decided, and
+ * `capture` on transparent mode's copy of the outer listener (the original destination comes in headers).
  */
 export const PHASE_METADATA_KEY = 'x-authproxy-phase';
 const NOTHING: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization'] };
+const BAD_CAPTURE: Outcome = { kind: 'immediate', status: 403, body: 'egress to this host is not allowed' };
 
 /** Settings of the ext_proc server. */
 export interface ExtProcServerOptions {
@@ -45,7 +49,10 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
     const sandboxId = streamSandboxId(call, opts.identity);
     const phase = call.metadata.get(PHASE_METADATA_KEY)[0];
     let queue: Promise<void> = Promise.resolve();
-    // After the request_headers answer nothing else is asked for (every other phase is SKIP), so the
+    // Set while a request is held for its body (a `full_request` callback): decides on the request_body message.
+    let awaitingBody: Extract<Outcome, { kind: 'awaitBody' }>['resume'] | undefined;
+    // After the request_headers answer nothing else is asked for (every other phase is SKIP, unless a
+    // full_request callback asked for the body: then the request_body answer comes first), so the
     // stream is closed with OK right away. Left open, Envoy resets every stream itself, and Node's HTTP/2
     // rapid-reset guard then sends GOAWAY after ~1,000 resets, refusing the streams in flight (seen: 503s).
     const send = (response: ProcessingResponse | Promise<ProcessingResponse>, last = false) => {
@@ -63,13 +70,28 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
           call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'ProcessingRequest has no request set' });
           return;
         }
+        if (message.$case === 'requestBody' && awaitingBody) {
+          const resume = awaitingBody;
+          awaitingBody = undefined;
+          const outcome = resume(message.value.body, message.value.endOfStream);
+          // Not ended here: after a body round trip Envoy half-closes the stream itself once it is done, and
+          // ending first made it reset the stream (one RST per full_request call, seen in tx_reset).
+          send(Promise.resolve(outcome).then((o) => toProcessingResponse(o, 'requestBody')));
+          return;
+        }
         if (message.$case !== 'requestHeaders') {
           send(continueResponse(message.$case));
           return;
         }
         const request = toPolicyRequest(message.value, req.attributes, phase === 'inject');
-        if (request && phase === 'connect') {
-          send(toProcessingResponse(opts.engine.route(request.method, request.authority, sandboxId)), true);
+        const original = phase === 'capture' ? capturedFrom(message.value) : undefined;
+        if (phase === 'capture' && !original) {
+          send(toProcessingResponse(BAD_CAPTURE), true);
+          return;
+        }
+        if (request && (phase === 'connect' || phase === 'capture')) {
+          const routed = opts.engine.route(request.method, request.authority, sandboxId, original);
+          send(routed instanceof Promise ? routed.then((o) => toProcessingResponse(o)) : toProcessingResponse(routed), true);
           return;
         }
         if (!request || sandboxId === undefined) {
@@ -77,8 +99,14 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
           send(toProcessingResponse(NOTHING), true);
           return;
         }
-        const outcome = opts.engine.handle(request, sandboxId);
-        send(outcome instanceof Promise ? outcome.then(toProcessingResponse) : toProcessingResponse(outcome), true);
+        const headers = message.value;
+        const outcome = opts.engine.handle(request, sandboxId, { endOfStream: headers.endOfStream, headers: () => snapshotHeaders(headers.headers?.headers ?? []) });
+        if (!(outcome instanceof Promise) && outcome.kind === 'awaitBody') {
+          awaitingBody = outcome.resume;
+          send(toProcessingResponse(outcome));
+          return;
+        }
+        send(outcome instanceof Promise ? outcome.then((o) => toProcessingResponse(o)) : toProcessingResponse(outcome), true);
       } catch (err) {
         opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_proc handler failed');
         call.emit('error', { code: grpc.status.INTERNAL, details: 'authproxy internal error' });

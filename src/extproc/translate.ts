@@ -1,5 +1,8 @@
 import type { HttpHeaders, ProcessingRequest, ProcessingResponse } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import { HeaderValueOption_HeaderAppendAction } from '../gen/envoy/config/core/v3/base.js';
+import {
+  ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type ProcessingMode,
+} from '../gen/envoy/extensions/filters/http/ext_proc/v3/processing_mode.js';
 import type { PolicyRequest } from '../policy/decide.js';
 import type { Target } from '../policy/host.js';
 import type { Outcome } from '../runtime/engine.js';
@@ -48,15 +51,15 @@ function setHeader(key: string, value: string) {
   return { header: { key: key.toLowerCase(), value: '', rawValue: Buffer.from(value, 'utf8') }, appendAction: OVERWRITE, keepEmptyValue: false };
 }
 
-/** A request_headers answer that continues with `mutation` applied. */
+/** A request_headers (or, for a held body, request_body) answer that continues with `mutation` applied. */
 function continueWith(
   setHeaders: ReturnType<typeof setHeader>[],
   removeHeaders: string[],
-  extra: { clearRouteCache?: boolean; dynamicMetadata?: ProcessingResponse['dynamicMetadata'] } = {},
+  extra: { clearRouteCache?: boolean; dynamicMetadata?: ProcessingResponse['dynamicMetadata']; phase?: 'requestHeaders' | 'requestBody'; modeOverride?: ProcessingMode } = {},
 ): ProcessingResponse {
   return {
     response: {
-      $case: 'requestHeaders',
+      $case: extra.phase ?? 'requestHeaders',
       value: {
         response: {
           status: 0,
@@ -68,19 +71,45 @@ function continueWith(
       },
     },
     dynamicMetadata: extra.dynamicMetadata,
-    modeOverride: undefined,
+    modeOverride: extra.modeOverride,
     overrideMessageTimeout: undefined,
   };
+}
+
+/**
+ * The processing mode asked for when a `full_request` callback needs the body: the first part of it
+ * (up to the listener's buffer limit) in one message, everything else skipped. A mode override replaces
+ * the whole mode, so every field is named (a missing response_header_mode would mean SEND).
+ */
+const BODY_MODE: ProcessingMode = {
+  requestHeaderMode: ProcessingMode_HeaderSendMode.SKIP,
+  responseHeaderMode: ProcessingMode_HeaderSendMode.SKIP,
+  requestBodyMode: ProcessingMode_BodySendMode.BUFFERED_PARTIAL,
+  responseBodyMode: ProcessingMode_BodySendMode.NONE,
+  requestTrailerMode: ProcessingMode_HeaderSendMode.SKIP,
+  responseTrailerMode: ProcessingMode_HeaderSendMode.SKIP,
+};
+
+/**
+ * The request_headers answer that holds the request and asks Envoy for its body (`mode_override`), used
+ * only for requests whose credentials come from a `full_request` callback. The sandbox's
+ * Proxy-Authorization is removed already; credentials follow in the request_body answer.
+ */
+export function askForBodyResponse(): ProcessingResponse {
+  return continueWith([], ['proxy-authorization'], { modeOverride: BODY_MODE });
 }
 
 /**
  * The answer to a CONNECT on the outer listener: the routing header, a route cache clear, and the target
  * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
  */
-export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target): ProcessingResponse {
+export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, address?: string): ProcessingResponse {
+  // The dialled host is the address the egress guard checked (IPv6 in brackets, as Envoy's dynamic
+  // forward proxy takes it); SNI and certificate validation stay on the hostname (the request's Host).
+  const dial = address === undefined ? target.host : address.includes(':') ? `[${address}]` : address;
   return continueWith([setHeader(ROUTE_HEADER, route)], [], {
     clearRouteCache: true,
-    dynamicMetadata: { authproxy: { target_host: target.host, target_port: String(target.port) } },
+    dynamicMetadata: { authproxy: { target_host: dial, target_port: String(target.port) } },
   });
 }
 
@@ -88,9 +117,10 @@ export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target): 
  * Builds the ProcessingResponse for a request_headers message: header values in `raw_value` only,
  * `append_action: OVERWRITE_IF_EXISTS_OR_ADD` with `append` unset, and refusals as ImmediateResponse.
  */
-export function toProcessingResponse(outcome: Outcome): ProcessingResponse {
-  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target);
-  if (outcome.kind === 'continue') return continueWith(outcome.set.map(([key, value]) => setHeader(key, value)), [...outcome.remove]);
+export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders'): ProcessingResponse {
+  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address);
+  if (outcome.kind === 'awaitBody') return askForBodyResponse();
+  if (outcome.kind === 'continue') return continueWith(outcome.set.map(([key, value]) => setHeader(key, value)), [...outcome.remove], { phase });
   return {
     response: {
       $case: 'immediateResponse',

@@ -1,3 +1,4 @@
+import type { AccessList } from './access.js';
 import type { HostIndex } from './host-index.js';
 import type { ProxyConfig } from '../config/schema.js';
 
@@ -30,6 +31,8 @@ export interface CompiledCallback {
   readonly url: string;
   readonly ttlSeconds: number;
   readonly requestHeaders: readonly CompiledHeader[];
+  /** Called on every request with a snapshot of it, never cached (`full_request: true`). */
+  readonly fullRequest: boolean;
 }
 
 /**
@@ -44,7 +47,8 @@ export interface CompiledPolicy {
   /** Host patterns -> indexes into `callbacks`. */
   readonly callbackIndex: HostIndex;
   readonly noProxy: HostIndex;
-  readonly access: { readonly mode: 'allow' | 'deny'; readonly index: HostIndex } | undefined;
+  /** The populated access_control list, if any: with `allow` only what it names may be reached, with `deny` what it names may not. */
+  readonly access: { readonly mode: 'allow' | 'deny'; readonly list: AccessList } | undefined;
   /** The validated config as given (opaque values still sealed), for reads and env_vars. */
   readonly source: ProxyConfig;
 }

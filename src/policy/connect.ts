@@ -20,7 +20,7 @@ export function decideRoute(policy: CompiledPolicy | undefined, method: string, 
   const target = normaliseAuthority(authority, connect ? 'https' : 'http');
   if (!target || (connect && !/:\d+$/.test(authority))) return { outcome: 'refuse', status: 403, reason: 'invalid_authority', target };
   if (!policy) return { outcome: 'tunnel', target, reason: 'no_match' };
-  const standing = hostStanding(policy, target.host);
+  const standing = hostStanding(policy, target.host, target.port);
   if (standing === 'no_proxy') return { outcome: 'tunnel', target, reason: 'no_proxy' };
   if (standing === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
   if (standing === 'plain') return { outcome: 'tunnel', target, reason: 'no_match' };
@@ -29,8 +29,11 @@ export function decideRoute(policy: CompiledPolicy | undefined, method: string, 
 
 /**
  * Whether authproxy may mint a leaf certificate for `hostname`: only for hosts it would intercept, so a
- * sandbox can't make it sign arbitrary names (and Envoy caches no certificate it will never use).
+ * sandbox can't make it sign arbitrary names (and Envoy caches no certificate it will never use). SDS
+ * knows no port, so a host counts when access_control lets it through on at least one port (an allow entry
+ * `host:8443` must still get its certificate); CONNECT then checks the real port.
  */
 export function mayIntercept(policy: CompiledPolicy | undefined, hostname: string): boolean {
-  return decideRoute(policy, 'CONNECT', `${hostname}:443`).outcome === 'intercept';
+  const target = normaliseAuthority(`${hostname}:443`, 'https');
+  return policy !== undefined && target !== undefined && hostStanding(policy, target.host, undefined) === 'credentialed';
 }

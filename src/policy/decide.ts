@@ -46,7 +46,7 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
     target = connect;
   }
   const { host } = target;
-  const barrier = bypassOrDenial(policy, host);
+  const barrier = bypassOrDenial(policy, host, target.port);
   if (barrier === 'no_proxy') return { outcome: 'pass', reason: 'no_proxy', target };
   if (barrier === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
   const ruleHits = policy.ruleIndex.all(host);
@@ -66,14 +66,26 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
 /** Where a host stands before any path is looked at: the part of a decision that CONNECT and SDS share too. */
 export type HostStanding = 'no_proxy' | 'denied' | 'credentialed' | 'plain';
 
-/** no_proxy first, then access_control: the checks that come before any rule is looked at. */
-function bypassOrDenial(policy: CompiledPolicy, host: string): 'no_proxy' | 'denied' | undefined {
+/**
+ * no_proxy first, then access_control (on host and port): the checks that come before any rule is looked at.
+ * With no port (SDS), a host is denied only when it is denied on every port.
+ */
+function bypassOrDenial(policy: CompiledPolicy, host: string, port: number | undefined): 'no_proxy' | 'denied' | undefined {
   if (policy.noProxy.has(host)) return 'no_proxy';
-  if (policy.access && policy.access.index.has(host) !== (policy.access.mode === 'allow')) return 'denied';
-  return undefined;
+  const access = policy.access;
+  if (!access) return undefined;
+  const allow = access.mode === 'allow';
+  let listed: boolean;
+  if (port !== undefined) listed = access.list.matches(host, port);
+  else listed = allow ? access.list.matchesOnSomePort(host) : access.list.matchesOnEveryPort(host);
+  return listed === allow ? undefined : 'denied';
 }
 
-/** Where a host stands: bypassed, denied, or whether any enabled rule or callback names it. */
-export function hostStanding(policy: CompiledPolicy, host: string): HostStanding {
-  return bypassOrDenial(policy, host) ?? (policy.ruleIndex.has(host) || policy.callbackIndex.has(host) ? 'credentialed' : 'plain');
+/**
+ * Where a target stands: bypassed, denied (access_control looks at the normalised target port too), or
+ * whether any enabled rule or callback names the host. `port` undefined means the port is unknown (SDS
+ * minting a certificate): then the host is denied only if access_control refuses it on every port.
+ */
+export function hostStanding(policy: CompiledPolicy, host: string, port: number | undefined): HostStanding {
+  return bypassOrDenial(policy, host, port) ?? (policy.ruleIndex.has(host) || policy.callbackIndex.has(host) ? 'credentialed' : 'plain');
 }

@@ -7,12 +7,30 @@ import type { CachedCredential } from '../callbacks/cache.js';
 import { CallbackFailure } from '../callbacks/client.js';
 import type { CallbackResolver } from '../callbacks/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { buildSnapshot } from '../callbacks/snapshot.js';
+import type { EgressGuard } from '../egress/guard.js';
+import type { OriginalDestination } from '../policy/capture.js';
+import { captureDecision, type SettledCapture } from './capture.js';
 
 /** What Envoy should do with one request; the extproc adapter turns it into a ProcessingResponse. */
 export type Outcome =
   | { readonly kind: 'continue'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[] }
   | { readonly kind: 'immediate'; readonly status: number; readonly body: string }
-  | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target };
+  /** `address`: the checked IP that Envoy must dial (the egress guard's pin); the hostname when no guard runs. */
+  | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target; readonly address?: string }
+  /** Hold the request and ask Envoy for its body; `resume` decides once the (first part of the) body is there. */
+  | { readonly kind: 'awaitBody'; resume(body: Uint8Array, complete: boolean): Outcome | Promise<Outcome> };
+
+/**
+ * What the adapter can tell about a request beyond its pseudo-headers. Read only when a decision needs it
+ * (a `full_request` callback), so ordinary requests never decode their whole header map.
+ */
+export interface RequestExtras {
+  /** True when the request ended with its headers: no body follows, so none is asked for. */
+  readonly endOfStream: boolean;
+  /** The headers as the sandbox sent them, name -> values (pseudo-headers and Proxy-Authorization left out). */
+  headers(): Record<string, string[]>;
+}
 
 /** Finds the compiled config that applies to a sandbox. */
 export interface PolicySource {
@@ -22,6 +40,7 @@ export interface PolicySource {
 /** Body of the 502 the contract prescribes when a callback fails. */
 export const CALLBACK_FAILED_BODY = 'callback resolution failed';
 const ALWAYS_REMOVE = ['proxy-authorization'] as const;
+const NO_BODY = new Uint8Array(0);
 const PASS: Outcome = { kind: 'continue', set: [], remove: ALWAYS_REMOVE };
 
 /**
@@ -35,9 +54,11 @@ export class Engine {
     private readonly resolver: CallbackResolver,
     private readonly log: Logger,
     private readonly metrics?: Metrics,
+    /** Refuses private destinations and pins the checked address; `authproxy serve` always sets one. */
+    private readonly egress?: EgressGuard,
   ) {}
 
-  handle(req: PolicyRequest, sandboxId: string): Outcome | Promise<Outcome> {
+  handle(req: PolicyRequest, sandboxId: string, extras?: RequestExtras): Outcome | Promise<Outcome> {
     const debug = this.log.isLevelEnabled('debug');
     const policy = this.source.policyFor(sandboxId);
     if (!policy) {
@@ -60,19 +81,41 @@ export class Engine {
         if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });
         return { kind: 'continue', set: decision.rule.pairs, remove: ALWAYS_REMOVE };
       case 'callback':
+        if (decision.callback.fullRequest) return this.viaFullRequest(decision, req, sandboxId, extras);
         return this.viaCallback(decision, req, sandboxId, debug);
     }
   }
 
-  /** The forward proxy's intercept-or-tunnel choice for a CONNECT or absolute-form request (outer listener). */
-  route(method: string, authority: string, sandboxId: string | undefined): Outcome {
+  /**
+   * The forward proxy's intercept-or-tunnel choice for a CONNECT or absolute-form request (outer listener),
+   * then the egress guard: the target is resolved here, every address checked, and the one checked is what
+   * Envoy dials. A private destination is 403 and an unresolvable one 502, whatever the lists say.
+   * With `original` (transparent mode: a redirected connection), the transparent rules come first and the
+   * guard checks and pins the original destination address instead of resolving the name.
+   */
+  route(method: string, authority: string, sandboxId: string | undefined, original?: OriginalDestination): Outcome | Promise<Outcome> {
     const policy = sandboxId === undefined ? undefined : this.source.policyFor(sandboxId);
-    const decision = decideRoute(policy, method, authority);
+    const decision = original ? captureDecision(policy, method, authority, original, this.egress) : decideRoute(policy, method, authority);
+    if (decision instanceof Promise) return decision.then((d) => this.pinRoute(d, method, authority, sandboxId, original));
+    return this.pinRoute(decision, method, authority, sandboxId, original);
+  }
+
+  private pinRoute(decision: SettledCapture, method: string, authority: string, sandboxId: string | undefined, original: OriginalDestination | undefined): Outcome | Promise<Outcome> {
     if (this.log.isLevelEnabled('debug')) {
-      this.log.debug({ sandbox: sandboxId ?? '(ambiguous)', method, authority, phase: 'connect', outcome: decision.outcome, reason: 'reason' in decision ? decision.reason : undefined }, 'decision');
+      this.log.debug({ sandbox: sandboxId ?? '(ambiguous)', method, authority, phase: original ? `capture_${original.kind}` : 'connect', outcome: decision.outcome, reason: 'reason' in decision ? decision.reason : undefined }, 'decision');
     }
     if (decision.outcome === 'refuse') return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
-    return { kind: 'route', route: decision.outcome, target: decision.target };
+    const { target } = decision;
+    const route = decision.outcome;
+    if (!this.egress) return { kind: 'route', route, target, address: original?.address };
+    return this.egress.check(original?.address ?? target.host).then((checked): Outcome => {
+      if (checked.ok) return { kind: 'route', route, target, address: checked.address };
+      this.metrics?.decision('refuse', checked.reason);
+      this.log.info({ sandbox: sandboxId ?? '(ambiguous)', host: target.host, port: target.port, reason: checked.reason, detail: checked.detail }, 'egress refused');
+      return checked.reason === 'unresolvable'
+        ? { kind: 'immediate', status: 502, body: refusalBody('unresolvable') }
+        : { kind: 'immediate', status: 403, body: refusalBody('private_destination') };
+    });
   }
 
   private viaCallback(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string, debug: boolean): Outcome | Promise<Outcome> {
@@ -97,6 +140,38 @@ export class Engine {
     );
   }
 
+  /**
+   * A `full_request` callback: called on every request with a snapshot of it, never cached. A request with
+   * a body is held and its body asked for first; one without a body (or an adapter that can't give one)
+   * is decided at once. Fails closed like any callback: 502, nothing injected.
+   */
+  private viaFullRequest(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string, extras: RequestExtras | undefined): Outcome | Promise<Outcome> {
+    const call = (body: Uint8Array, complete: boolean): Promise<Outcome> => {
+      const snapshot = buildSnapshot(
+        { method: req.method, scheme: req.scheme, path: req.path, headers: extras?.headers() ?? {}, body, complete },
+        decision.target,
+      );
+      return this.resolver.callFull(decision.callback, decision.target, sandboxId, snapshot).then(
+        (headers) => {
+          this.metrics?.decision('inject', 'callback');
+          if (this.log.isLevelEnabled('debug')) this.trace(sandboxId, req, 'inject', { callback: redactUrl(decision.callback.url), cache: 'full_request', body_bytes: body.byteLength });
+          return { kind: 'continue', set: headers, remove: ALWAYS_REMOVE } as const;
+        },
+        (err: unknown) => this.callbackFailed(err, decision, sandboxId),
+      );
+    };
+    if (!extras || extras.endOfStream) return call(NO_BODY, true);
+    return { kind: 'awaitBody', resume: call };
+  }
+
+  /** The one way a failed callback ends: a warning naming the reason (never a value) and the contract's 502. */
+  private callbackFailed(err: unknown, decision: Extract<Decision, { outcome: 'callback' }>, sandboxId: string): Outcome {
+    const reason = err instanceof CallbackFailure ? err.reason : 'internal';
+    this.metrics?.decision('callback_failed', reason);
+    this.log.warn({ sandbox: sandboxId, host: decision.target.host, callback: redactUrl(decision.callback.url), reason, err: errMessage(err) }, 'callback resolution failed');
+    return { kind: 'immediate', status: 502, body: CALLBACK_FAILED_BODY };
+  }
+
   /** One debug line per decision: names and outcomes, the path without its query, never a value. */
   private trace(sandbox: string, req: PolicyRequest, outcome: string, extra: Record<string, unknown>): void {
     const cut = req.path.search(/[?#]/);
@@ -113,6 +188,8 @@ const REFUSALS: Record<string, string> = {
   cleartext: 'credentials are only sent over https',
   misdirected: 'host, TLS server name and CONNECT target disagree',
   invalid_authority: 'invalid target',
+  private_destination: 'destination resolves to a private address',
+  unresolvable: 'destination could not be resolved',
 };
 
 function refusalBody(reason: string): string {

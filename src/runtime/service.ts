@@ -19,6 +19,9 @@ import { mayIntercept } from '../policy/connect.js';
 import { PolicyRegistry } from '../sandboxes/registry.js';
 import { RedisSandboxStore } from '../sandboxes/store.js';
 import { createRedisClient } from '../callbacks/redis-url.js';
+import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
+import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
+import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
 export interface ServeSettings {
@@ -28,6 +31,11 @@ export interface ServeSettings {
   readonly sealingKey?: string;
   readonly signingKey?: string;
   readonly sandboxId: string;
+  /** `--tenant-id` / `--organization-id`: the identity of sidecar mode and of sandboxes that name none. */
+  readonly tenantId?: string;
+  readonly organizationId?: string;
+  /** `--callback-issuer`: the `iss` of callback signatures (default `authproxy`). */
+  readonly callbackIssuer?: string;
   readonly callbackTimeoutMs?: number;
   readonly pollMs?: number;
   /** Shared-service callback cache (src/callbacks/cache-setup.ts): Redis URL, key prefix, 32-byte cache key file. */
@@ -44,6 +52,10 @@ export interface ServeSettings {
   readonly bindSandboxToCert?: boolean;
   /** The interception CA: with it, authproxy also serves SDS and mints a leaf per intercepted host. */
   readonly ca?: { readonly cert: string; readonly key: string };
+  /** `--egress-allow-cidrs`: private ranges that destinations and callback URLs may resolve to. */
+  readonly egressAllowCidrs?: string;
+  /** `--dns-resolver host:port`: where destinations are resolved (default: the system resolver). */
+  readonly dnsResolver?: string;
 }
 
 /**
@@ -96,28 +108,45 @@ async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, d
   };
 }
 
+/** The serve defaults of a sandbox's identity, from `--tenant-id` and `--organization-id`. */
+export function defaultIdentity(settings: Pick<ServeSettings, 'tenantId' | 'organizationId'>): SandboxIdentity {
+  const tenantId = settings.tenantId ?? DEFAULT_TENANT_ID;
+  return settings.organizationId === undefined ? { tenantId } : { tenantId, organizationId: settings.organizationId };
+}
+
+/**
+ * The private-destination guard of `serve`: always on, resolving with the system resolver or
+ * `--dns-resolver`, answers remembered for 5 s. Flags are checked before anything starts.
+ */
+export function egressGuard(settings: Pick<ServeSettings, 'egressAllowCidrs' | 'dnsResolver'>): EgressGuard {
+  const resolver = settings.dnsResolver ? serverResolver(settings.dnsResolver) : systemResolver;
+  return new EgressGuard(new CachingResolver(resolver), parseEgressAllowList(settings.egressAllowCidrs ?? ''));
+}
+
 /** Starts sidecar-mode authproxy; throws a one-line AuthProxyError when the first config is invalid. */
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
+  const egress = egressGuard(settings);
   const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey) };
   const initial = loadSources(sources);
   const storeKey = sources.unsealer?.deriveKey('authproxy sandbox store v1');
   const store = settings.redis && settings.sandboxStore !== false ? new RedisSandboxStore(createRedisClient(settings.redis), settings.redisPrefix ?? 'authproxy:', storeKey) : undefined;
   if (store && !storeKey) log.warn('no --sealing-key: sandbox configs in Redis are not authenticated (anyone who can write to Redis could plant one)');
-  const policy = new PolicyRegistry(initial, sources.unsealer, log, store);
+  const policy = new PolicyRegistry(initial, sources.unsealer, log, store, defaultIdentity(settings));
   let cache: CredentialCache | undefined;
   try {
     await policy.start(settings.resyncMs);
+    const signerOptions = { issuer: settings.callbackIssuer };
     const signer = settings.signingKey
-      ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey)
-      : await CallbackSigner.ephemeral();
+      ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey, signerOptions)
+      : await CallbackSigner.ephemeral(signerOptions);
     if (!settings.signingKey) log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
-    const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs };
+    const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs, egress };
     const metrics = new Metrics({ defaultMetrics: true });
     const choice = given
       ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
       : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
     cache = choice.cache;
-    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics), log, metrics);
+    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, metrics, egress);
     const identity = { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false };
     const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: identity.bindToClientCert } : undefined;
     let sds: SdsService | undefined;

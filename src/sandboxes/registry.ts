@@ -9,11 +9,13 @@ import type { CompiledPolicy } from '../policy/compiled.js';
 import type { PolicySource } from '../runtime/engine.js';
 import type { ValueUnsealer } from '../secrets/sealing.js';
 import type { SandboxStore } from './store.js';
+import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from './identity.js';
 
 interface StoredPolicy {
   readonly stamp: string;
   readonly config: ProxyConfig;
   readonly policy: CompiledPolicy;
+  readonly identity: IdentityFields;
 }
 
 /**
@@ -25,7 +27,7 @@ interface StoredPolicy {
  * version moves (announced over Redis pub/sub, with a periodic resync in case an announcement is lost).
  * Swapping a map entry is atomic for the requests that read it.
  */
-export class PolicyRegistry implements PolicySource {
+export class PolicyRegistry implements PolicySource, IdentitySource {
   private file: CompiledFile;
   private secrets: ReadonlyMap<string, string>;
   private readonly stored = new Map<string, StoredPolicy>();
@@ -38,6 +40,8 @@ export class PolicyRegistry implements PolicySource {
     private readonly unsealer: ValueUnsealer | undefined,
     private readonly log: Logger,
     readonly store?: SandboxStore,
+    /** The serve defaults (`--tenant-id`, `--organization-id`): sidecar mode, and sandboxes that name none. */
+    readonly defaultIdentity: SandboxIdentity = DEFAULT_IDENTITY,
   ) {
     this.file = loaded.file;
     this.secrets = loaded.secrets;
@@ -45,6 +49,15 @@ export class PolicyRegistry implements PolicySource {
 
   policyFor(sandboxId: string): CompiledPolicy | undefined {
     return this.stored.get(sandboxId)?.policy ?? this.file.sandboxes.get(sandboxId) ?? this.file.default;
+  }
+
+  /**
+   * Who a sandbox acts for in callbacks: each field from its stored record (admin API), else from its
+   * `sandboxes:` file entry, else the serve defaults.
+   */
+  identityFor(sandboxId: string): SandboxIdentity {
+    const file = effectiveIdentity(this.file.identities?.get(sandboxId), this.defaultIdentity);
+    return effectiveIdentity(this.stored.get(sandboxId)?.identity, file);
   }
 
   /** Whether the config file defines this sandbox (the admin API leaves such ids alone). */
@@ -128,7 +141,8 @@ export class PolicyRegistry implements PolicySource {
       if (this.stored.get(id)?.stamp === entry.stamp) return;
       const config = validateConfig(entry.config, `sandbox ${id}`);
       const policy = this.compile(id, config);
-      if (policy) this.stored.set(id, { stamp: entry.stamp, config, policy });
+      const identity = { tenantId: entry.tenantId, organizationId: entry.organizationId };
+      if (policy) this.stored.set(id, { stamp: entry.stamp, config, policy, identity });
     } catch (err) {
       this.log.error({ sandbox: id, err: errorLine(err) }, 'cannot load stored sandbox config; keeping the last good one');
     }

@@ -3,6 +3,7 @@ import { AuthProxyError } from '../errors.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { RedisClient } from '../callbacks/redis-url.js';
 import { duplicateClient } from '../callbacks/redis-url.js';
+import { TENANT_ID, type IdentityFields } from './identity.js';
 
 /** A sandbox's config as stored: validated, opaque values sealed, with a version that grows on every write. */
 export interface StoredSandbox {
@@ -14,6 +15,9 @@ export interface StoredSandbox {
    */
   readonly stamp: string;
   readonly updatedAt: number;
+  /** The tenant the sandbox belongs to, when one was stored (else the serve default applies). */
+  readonly tenantId?: string;
+  readonly organizationId?: string;
 }
 
 /**
@@ -28,7 +32,7 @@ export interface SandboxStore {
    * stored); otherwise nothing is written and `undefined` is returned, so read-modify-write can't lose a
    * concurrent update.
    */
-  put(id: string, config: ProxyConfig, expect?: string | null): Promise<StoredSandbox | undefined>;
+  put(id: string, config: ProxyConfig, expect?: string | null, identity?: IdentityFields): Promise<StoredSandbox | undefined>;
   delete(id: string): Promise<boolean>;
   /** Every stored sandbox id with its current stamp. */
   versions(): Promise<Map<string, string>>;
@@ -128,14 +132,23 @@ export class RedisSandboxStore implements SandboxStore {
     return raw === null ? undefined : this.parse(id, raw);
   }
 
-  async put(id: string, config: ProxyConfig, expect?: string | null): Promise<StoredSandbox | undefined> {
-    const json = JSON.stringify(config);
+  async put(id: string, config: ProxyConfig, expect?: string | null, identity: IdentityFields = {}): Promise<StoredSandbox | undefined> {
+    // Record metadata first, then the config, one JSON line each (JSON.stringify never writes a raw newline):
+    // the HMAC covers both, so the tenant is as authenticated as the config.
+    const meta: { tenant_id?: string; organization_id?: string } = {};
+    if (identity.tenantId !== undefined) meta.tenant_id = identity.tenantId;
+    if (identity.organizationId !== undefined) meta.organization_id = identity.organizationId;
+    const json = `${JSON.stringify(meta)}\n${JSON.stringify(config)}`;
     const condition = expect === undefined ? '' : expect === null ? '-' : expect;
     const raw = (await this.redis.eval(PUT, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id, json, String(this.clock()), randomUUID(), this.mac(id, json), condition)) as string | null;
     return raw === null ? undefined : this.parse(id, raw);
   }
 
-  /** Stored form: `stamp\nupdatedAt\nmac\nconfig JSON` (the config is never re-encoded by Lua's cjson). */
+  /**
+   * Stored form: `stamp\nupdatedAt\nmac\nrecord JSON\nconfig JSON`, where the record holds `tenant_id` and
+   * `organization_id`; records written before tenants existed lack that line. The MAC covers everything
+   * after its own line, bound to the sandbox id. (Nothing is re-encoded by Lua's cjson.)
+   */
   private parse(id: string, raw: string): StoredSandbox {
     const parts: number[] = [];
     for (let at = -1, n = 0; n < 3; n++) parts.push((at = raw.indexOf('\n', at + 1)));
@@ -143,14 +156,16 @@ export class RedisSandboxStore implements SandboxStore {
     const [a, b, c] = parts as [number, number, number];
     const stamp = raw.slice(0, a);
     const mac = raw.slice(b + 1, c);
-    const json = raw.slice(c + 1);
+    const payload = raw.slice(c + 1);
     if (this.macKey) {
-      const expected = Buffer.from(this.mac(id, json));
+      const expected = Buffer.from(this.mac(id, payload));
       if (mac.length !== expected.length || !timingSafeEqual(Buffer.from(mac), expected)) {
         throw new AuthProxyError('config_invalid', `sandbox ${id}: stored config failed authentication (written without this deployment's key, or altered)`);
       }
     }
-    return { stamp, version: parseInt(stamp, 10), updatedAt: Number(raw.slice(a + 1, b)), config: JSON.parse(json) as ProxyConfig };
+    const nl = payload.indexOf('\n');
+    const stored = { stamp, version: parseInt(stamp, 10), updatedAt: Number(raw.slice(a + 1, b)), config: JSON.parse(nl < 0 ? payload : payload.slice(nl + 1)) as ProxyConfig };
+    return nl < 0 ? stored : { ...stored, ...parseMeta(id, payload.slice(0, nl)) };
   }
 
   async delete(id: string): Promise<boolean> {
@@ -186,4 +201,17 @@ export class RedisSandboxStore implements SandboxStore {
     this.subscriber?.disconnect();
     this.redis.disconnect();
   }
+}
+
+/** The record line of a stored sandbox: its tenant and organization, each checked like an API input. */
+function parseMeta(id: string, line: string): IdentityFields {
+  const meta = JSON.parse(line) as { tenant_id?: unknown; organization_id?: unknown };
+  const out: { tenantId?: string; organizationId?: string } = {};
+  for (const [key, field] of [['tenant_id', 'tenantId'], ['organization_id', 'organizationId']] as const) {
+    const value = meta[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || !TENANT_ID.test(value)) throw new AuthProxyError('config_invalid', `sandbox ${id}: stored ${key} is malformed`);
+    out[field] = value;
+  }
+  return out;
 }

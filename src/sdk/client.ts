@@ -52,6 +52,14 @@ export interface WriteOptions {
   readonly ifMatch?: string;
   /** Create only: fail with 412 when the sandbox already has a config (If-None-Match: *). */
   readonly ifAbsent?: boolean;
+  /**
+   * The tenant (workspace) the sandbox belongs to, sent to callbacks as `identity.tenant_id`. Create and
+   * replace: left out = the token's tenant (a `tenant=` token), else the server's `--tenant-id`; patch:
+   * left out = kept. A tenant-scoped token may only name its own tenant (else 403).
+   */
+  readonly tenantId?: string;
+  /** The organization sent to callbacks as `identity.organization_id`; patch: left out = kept, `null` = removed. */
+  readonly organizationId?: string | null;
 }
 
 export class AuthProxyClient {
@@ -71,12 +79,12 @@ export class AuthProxyClient {
 
   /** Creates a sandbox's config (PUT: replaces one that already exists; same call as `replace`). */
   create(sandboxId: string, config: ProxyConfigWrite, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config, options.ifMatch, options.ifAbsent);
+    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), withIdentity(config, options), options.ifMatch, options.ifAbsent);
   }
 
   /** Replaces a sandbox's config whole (PUT); every opaque header needs its value. */
   replace(sandboxId: string, config: ProxyConfigWrite, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), config, options.ifMatch);
+    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), withIdentity(config, options), options.ifMatch);
   }
 
   /**
@@ -85,7 +93,7 @@ export class AuthProxyClient {
    * 404 when the sandbox has no stored config.
    */
   patch(sandboxId: string, config: ProxyConfigPatch, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PATCH', configPath(sandboxId), config, options.ifMatch);
+    return this.send<SandboxConfigResponse>('PATCH', configPath(sandboxId), withIdentity(config, options), options.ifMatch);
   }
 
   /** Reads a sandbox's config; opaque headers come back as `{name, type: "opaque", is_set: true}`. */
@@ -138,6 +146,15 @@ export class AuthProxyClient {
       await this.sleep(wait);
     }
   }
+}
+
+/** The write body: the proxy_config with `tenant_id` / `organization_id` beside its fields when given. */
+function withIdentity(config: object, options: WriteOptions): object {
+  return {
+    ...config,
+    ...(options.tenantId === undefined ? {} : { tenant_id: options.tenantId }),
+    ...(options.organizationId === undefined ? {} : { organization_id: options.organizationId }),
+  };
 }
 
 function configPath(sandboxId: string): string {

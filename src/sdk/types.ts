@@ -58,6 +58,10 @@ export type ProxyConfigView = Omit<ProxyConfig, 'rules' | 'callbacks'> & {
 /** What GET, PUT and PATCH on `/v1/sandboxes/{id}/proxy-config` answer. */
 export interface SandboxConfigResponse {
   sandbox_id: string;
+  /** The tenant (workspace) the sandbox belongs to: sent to callbacks as `identity.tenant_id`. */
+  tenant_id: string;
+  /** The organization sent to callbacks as `identity.organization_id`; absent when none is set. */
+  organization_id?: string;
   /** Grows by one on every write of this sandbox's config. */
   version: number;
   /** The entity tag of this version: send it as `ifMatch` to write only if nobody changed it since. */

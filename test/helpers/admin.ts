@@ -12,6 +12,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { CompiledPolicy } from '../../src/policy/compiled.js';
 import { PolicyRegistry } from '../../src/sandboxes/registry.js';
 import { RedisSandboxStore } from '../../src/sandboxes/store.js';
+import type { SandboxIdentity } from '../../src/sandboxes/identity.js';
 import { generateSealingKeys, parsePrivateKey, Unsealer } from '../../src/secrets/sealing.js';
 import { tempDir, type TempDir } from './fs.js';
 import { captureLogs } from './logs.js';
@@ -31,6 +32,8 @@ export interface AdminRigOptions {
   /** Without a sealing key, the API refuses plaintext opaque values. */
   readonly noSealingKey?: boolean;
   readonly bodyLimitBytes?: number;
+  /** The serve defaults (`--tenant-id`, `--organization-id`) given to the registry and the API. */
+  readonly defaultIdentity?: SandboxIdentity;
 }
 
 export interface AdminRig {
@@ -72,7 +75,7 @@ export async function startAdminRig(opts: AdminRigOptions = {}): Promise<AdminRi
   const logs = captureLogs('debug');
   const secrets = new Map(Object.entries(opts.secrets ?? {}));
   const sandboxes = new Map((opts.fileSandboxes ?? []).map((id) => [id, emptyPolicy(secrets, unsealer)]));
-  const registry = new PolicyRegistry({ file: { default: undefined, sandboxes }, secrets, fingerprint: '' }, unsealer, logs.log, store);
+  const registry = new PolicyRegistry({ file: { default: undefined, sandboxes }, secrets, fingerprint: '' }, unsealer, logs.log, store, opts.defaultIdentity);
   const tokensFile = dir.file('admin-tokens', `# admin tokens\n${ADMIN_TOKEN}\n\n${SCOPED_TOKEN} team-*,sb-solo  # team scope\n`);
   const tokens = await AdminTokens.fromFile(tokensFile, logs.log);
   let server: AdminServer;
@@ -87,6 +90,7 @@ export async function startAdminRig(opts: AdminRigOptions = {}): Promise<AdminRi
       log: logs.log,
       callbackPolicy: opts.callbackAllow ? { allow: opts.callbackAllow } : undefined,
       bodyLimitBytes: opts.bodyLimitBytes,
+      defaultIdentity: opts.defaultIdentity,
     });
   } catch (err) {
     redis.disconnect();

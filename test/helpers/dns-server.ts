@@ -1,6 +1,6 @@
 /**
- * A tiny DNS server on 127.0.0.1 for end-to-end tests: A = 127.0.0.1 for the names it is given, NXDOMAIN
- * for others. Envoy's c-ares resolver is pointed at it, so test hostnames such as api.github.com resolve
+ * A tiny DNS server on 127.0.0.1 for end-to-end tests: A = 127.0.0.1 (or what `answerFor` says, for
+ * rebinding tests) for the names it is given, NXDOMAIN for others; AAAA queries get no answer. Envoy's c-ares resolver is pointed at it, so test hostnames such as api.github.com resolve
  * to loopback without root or /etc/hosts.
  */
 import dgram from 'node:dgram';
@@ -18,7 +18,10 @@ function questionEnd(msg: Buffer): { name: string; end: number } {
   }
 }
 
-export async function startDnsServer(names: string[]): Promise<{ port: number; queries: string[]; close(): void }> {
+/** The IPv4 address to answer for `name`, given how many A queries for it came before this one. */
+export type DnsAnswer = (name: string, earlierQueries: number) => string;
+
+export async function startDnsServer(names: string[], answerFor: DnsAnswer = () => '127.0.0.1'): Promise<{ port: number; queries: string[]; close(): void }> {
   const known = new Set(names.map((n) => n.toLowerCase()));
   const queries: string[] = [];
   const sock = dgram.createSocket('udp4');
@@ -28,6 +31,7 @@ export async function startDnsServer(names: string[]): Promise<{ port: number; q
       const { name, end } = questionEnd(msg);
       queries.push(name);
       const qtype = msg.readUInt16BE(end);
+      if (qtype === 1) queries.push(`${name}/A`);
       const ok = known.has(name);
       const answer = ok && qtype === 1;
       const header = Buffer.alloc(12);
@@ -43,7 +47,8 @@ export async function startDnsServer(names: string[]): Promise<{ port: number; q
         rr.writeUInt16BE(1, 4);
         rr.writeUInt32BE(30, 6);
         rr.writeUInt16BE(4, 10);
-        Buffer.from([127, 0, 0, 1]).copy(rr, 12);
+        const earlier = queries.slice(0, -1).filter((q) => q === `${name}/A`).length;
+        Buffer.from(answerFor(name, earlier).split('.').map(Number)).copy(rr, 12);
         parts.push(rr);
       }
       sock.send(Buffer.concat(parts), rinfo.port, rinfo.address);

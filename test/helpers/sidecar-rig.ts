@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderBootstrap } from '../../src/envoy/bootstrap.js';
 import { runCli, startCli } from './cli.js';
-import { startDnsServer } from './dns-server.js';
+import { startDnsServer, type DnsAnswer } from './dns-server.js';
 import { freePort, startEnvoy, type RunningEnvoy } from './envoy.js';
 import { eventually, tempDir, type TempDir } from './fs.js';
 import { makePki, type TestPki } from './pki.js';
@@ -23,12 +23,17 @@ export interface RigOptions {
   /** Last word on the Envoy YAML (the benchmark removes the ext_proc filter for its baseline). */
   readonly envoyYaml?: (yaml: string) => string;
   readonly logLevel?: string;
+  /** `--egress-allow-cidrs` of authproxy: the test names resolve to 127.0.0.1, so loopback by default; `''` = none. */
+  readonly egressAllow?: string;
+  /** Answers of the rig's DNS server (see startDnsServer); default: 127.0.0.1 for every host. */
+  readonly dnsAnswer?: DnsAnswer;
 }
 
 export interface Rig {
   readonly dir: TempDir;
   readonly upstreamPki: TestPki;
   readonly upstream: Awaited<ReturnType<typeof startUpstream>>;
+  readonly dns: Awaited<ReturnType<typeof startDnsServer>>;
   readonly proxyUrl: string;
   readonly authproxyCa: string;
   readonly configPath: string;
@@ -49,7 +54,8 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   const keys = join(dir.path, 'keys');
   const upstreamPki = await makePki(dir.path, 'upstream', opts.hosts);
   const upstream = await startUpstream(upstreamPki, opts.git ? await opts.git(dir) : undefined);
-  const dns = await startDnsServer(opts.hosts);
+  const dns = await startDnsServer(opts.hosts, opts.dnsAnswer);
+  const egressAllow = opts.egressAllow ?? '127.0.0.0/8';
   if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0) throw new Error('key setup failed');
   const seal = (plaintext: string) => runCli(['seal', '--public-key', join(keys, 'sealing.pub')], { input: plaintext }).stdout.trim();
   dir.dir('secrets');
@@ -62,7 +68,8 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     authproxy = startCli([
       'serve', '--config', configPath, '--listen', `unix:${socket}`, '--secrets-dir', join(dir.path, 'secrets'),
       '--sealing-key', join(keys, 'sealing.key'), '--ca-cert', join(keys, 'ca.crt'), '--ca-key', join(keys, 'ca.key'),
-      '--log-level', opts.logLevel ?? 'debug',
+      '--log-level', opts.logLevel ?? 'debug', '--dns-resolver', `127.0.0.1:${dns.port}`,
+      ...(egressAllow ? ['--egress-allow-cidrs', egressAllow] : []),
     ]);
     const current = authproxy;
     await eventually(() => {
@@ -103,6 +110,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     dir,
     upstreamPki,
     upstream,
+    dns,
     proxyUrl: `http://127.0.0.1:${proxyPort}`,
     authproxyCa: join(keys, 'ca.crt'),
     configPath,

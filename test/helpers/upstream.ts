@@ -5,6 +5,7 @@
  * auth, as GitHub's smart HTTP is.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createSecureContext } from 'node:tls';
@@ -68,7 +69,8 @@ function serveGit(req: IncomingMessage, res: ServerResponse, git: GitRepoOptions
   cgi.on('close', () => res.end());
 }
 
-export async function startUpstream(pki: TestPki, git?: GitRepoOptions) {
+/** `at`: the address and port to listen on (default 127.0.0.1, any free port). */
+export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }) {
   const contexts = new Map([...pki.leaves].map(([host, { cert, key }]) => [host, createSecureContext({ cert, key })]));
   const first = [...pki.leaves.values()][0]!;
   const received: Received[] = [];
@@ -82,13 +84,22 @@ export async function startUpstream(pki: TestPki, git?: GitRepoOptions) {
       const sni = (req.socket as unknown as { servername?: string }).servername;
       received.push({ host: req.headers.host ?? '', sni, method: req.method ?? '', path: req.url ?? '', headers: req.headers });
       if (git && /\.git(\/|$)/.test(req.url ?? '')) return serveGit(req, res, git);
-      req.resume();
+      const hash = createHash('sha256');
+      let bodyBytes = 0;
+      req.on('data', (chunk: Buffer) => {
+        bodyBytes += chunk.byteLength;
+        hash.update(chunk);
+      });
       req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ host: req.headers.host, sni, path: req.url, headers: req.headers }));
+        const echo = { host: req.headers.host, sni, path: req.url, headers: req.headers, body_bytes: bodyBytes, body_sha256: hash.digest('hex') };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(echo));
       });
     },
   );
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, resolve);
+  });
   return {
     port: (server.address() as AddressInfo).port,
     received,

@@ -20,7 +20,7 @@ describe('refresh ahead across replicas', () => {
   let fleet: Awaited<ReturnType<typeof startFleet>>;
   let replicas: Replica[];
   let now: number;
-  const cb = (): CompiledCallback => ({ id: 'cb-r', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [] });
+  const cb = (): CompiledCallback => ({ id: 'cb-r', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
   /** A lookup that must be answered synchronously, from memory. */
   const hit = (r: Replica) => {
     const found = r.resolver.lookup(cb(), target, 'sb-1');

@@ -5,6 +5,7 @@ import { MemoryCredentialCache } from '../../src/callbacks/cache.js';
 import { CallbackFailure, DEFAULT_CALLBACK_LIMITS } from '../../src/callbacks/client.js';
 import { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { CallbackSigner, SIGNATURE_HEADER } from '../../src/callbacks/signer.js';
+import type { SandboxIdentity } from '../../src/sandboxes/identity.js';
 import type { CompiledCallback } from '../../src/policy/compiled.js';
 import { answer, startCallbackServer } from '../helpers/callback-server.js';
 
@@ -22,6 +23,7 @@ describe('callbacks against a real HTTP endpoint', () => {
     position: 0,
     url: `${server.base}${path}`,
     ttlSeconds,
+    fullRequest: false,
     requestHeaders: [
       { name: 'X-Callback-Key', value: `key-${CANARY}`, sensitive: true },
       { name: 'X-Team', value: 'blue', sensitive: false },
@@ -55,18 +57,60 @@ describe('callbacks against a real HTTP endpoint', () => {
     const result = await resolve(callback());
     expect(result.headers).toEqual([['Authorization', `Bearer ${CANARY}`]]);
     const call = server.calls[0]!;
-    expect(JSON.parse(call.body)).toEqual({ host: 'api.example.com', port: 443, identity: { sandbox_id: 'sb-1' } });
+    expect(call.body).toBe('{"host":"api.example.com","port":443,"identity":{"tenant_id":"default","sandbox_id":"sb-1"}}');
     expect(call.headers['content-type']).toBe('application/json');
     expect(call.headers['x-callback-key']).toBe(`key-${CANARY}`);
     expect(call.headers['x-team']).toBe('blue');
-    const jwt = call.headers[SIGNATURE_HEADER.toLowerCase()] as string;
+    expect(call.headers['x-authproxy-signature']).toBeUndefined();
+    const jwt = call.headers['x-langsmith-signature-jwt'] as string;
     const { payload, protectedHeader } = await jwtVerify(jwt, createLocalJWKSet(signer.jwks()), {
       audience: `${server.base}/resolve`,
       issuer: 'authproxy',
     });
-    expect(protectedHeader.alg).toBe('EdDSA');
-    expect(payload.sub).toBe('sb-1');
-    expect(payload.body_sha256).toBe(createHash('sha256').update(call.body).digest('base64url'));
+    expect(protectedHeader).toEqual({ alg: 'EdDSA', typ: 'JWT', kid: signer.kid });
+    expect(signer.jwks().keys[0]!.kid).toBe(signer.kid);
+    expect(payload.sub).toBe('langsmith-sandbox-callback');
+    expect(payload.aud).toEqual([`${server.base}/resolve`]);
+    expect(payload.nbf).toBe(payload.iat);
+    expect(payload.exp).toBe(payload.iat! + 300);
+    expect(payload.jti).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(payload.body_sha256).toBe(createHash('sha256').update(call.body).digest('hex'));
+    expect(payload.body_sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('sends each sandbox\'s identity as its source says at call time, organization_id only when set', async () => {
+    const identities = new Map<string, SandboxIdentity>([
+      ['sb-acme', { tenantId: 'acme', organizationId: 'org-1' }],
+      ['sb-solo', { tenantId: 'solo' }],
+    ]);
+    resolver = new CallbackResolver(cache, signer, DEFAULT_CALLBACK_LIMITS, undefined, { identityFor: (id) => identities.get(id)! });
+    await resolve(callback(), 'sb-acme');
+    await resolve(callback(), 'sb-solo');
+    expect(server.calls.map((c) => JSON.parse(c.body).identity)).toEqual([
+      { tenant_id: 'acme', sandbox_id: 'sb-acme', organization_id: 'org-1' },
+      { tenant_id: 'solo', sandbox_id: 'sb-solo' },
+    ]);
+    expect(server.calls[1]!.body).toBe('{"host":"api.example.com","port":443,"identity":{"tenant_id":"solo","sandbox_id":"sb-solo"}}');
+  });
+
+  it('adds a request snapshot to the body of an uncached full-request call', async () => {
+    const request = { method: 'POST', url: 'https://api.example.com/v1?x=1', scheme: 'https', host: 'api.example.com', path: '/v1', query: 'x=1', headers: { 'x-a': ['1'] }, body_base64: 'aGk=', body_truncated: false };
+    expect(await resolver.callFull(callback(), target, 'sb-1', request)).toEqual([['Authorization', `Bearer ${CANARY}`]]);
+    const call = server.calls[0]!;
+    expect(JSON.parse(call.body)).toEqual({ host: 'api.example.com', port: 443, identity: { tenant_id: 'default', sandbox_id: 'sb-1' }, request });
+    const { payload } = await jwtVerify(call.headers['x-langsmith-signature-jwt'] as string, createLocalJWKSet(signer.jwks()));
+    expect(payload.body_sha256).toBe(createHash('sha256').update(call.body).digest('hex'));
+    expect(cache.size).toBe(0);
+  });
+
+  it('signs with the configured issuer, trailing slashes removed', async () => {
+    const issued = await CallbackSigner.ephemeral({ issuer: 'https://auth.example.com//' });
+    expect(issued.issuer).toBe('https://auth.example.com');
+    resolver = new CallbackResolver(cache, issued, DEFAULT_CALLBACK_LIMITS);
+    await resolve(callback());
+    const jwt = server.calls[0]!.headers[SIGNATURE_HEADER.toLowerCase()] as string;
+    const { payload } = await jwtVerify(jwt, createLocalJWKSet(issued.jwks()), { issuer: 'https://auth.example.com' });
+    expect(payload.iss).toBe('https://auth.example.com');
   });
 
   it('a signature for one URL does not verify for another audience', async () => {

@@ -52,11 +52,11 @@ access_control:
   deny_list: ["denied.example.com"]
 `);
     proc = startCli([
-      'serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${socket()}`, '--log-level', 'debug',
+      'serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${socket()}`, '--log-level', 'debug', '--egress-allow-cidrs', '127.0.0.0/8',
       '--secrets-dir', join(dir.path, 'secrets'), '--sealing-key', join(dir.path, 'keys/sealing.key'),
       '--signing-key', join(dir.path, 'keys/signing.key'), '--metrics-listen', '127.0.0.1:0',
     ]);
-    await eventually(() => proc.output().includes('authproxy serving'), 10_000, 'serve to start');
+    await eventually(() => proc.output().includes('authproxy serving') && proc.output().includes('http port serving'), 10_000, 'serve to start');
   });
   afterAll(async () => {
     proc?.child.kill('SIGKILL');

@@ -134,6 +134,19 @@ rules:
     expect(r.stderr.trim()).toBe('authproxy: --listen: "nonsense" must be host:port or unix:/path');
   });
 
+  it('serve rejects a bad --tenant-id, --organization-id or --callback-issuer with one line naming the flag', () => {
+    const serve = (...flags: string[]) => runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${join(dir.path, 'tenant.sock')}`, ...flags]);
+    const tenant = serve('--tenant-id', 'a b');
+    expect(tenant.status).toBe(2);
+    expect(tenant.stderr.trim()).toBe('authproxy: --tenant-id: "a b" must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+    const org = runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${join(dir.path, 'tenant.sock')}`], { env: { AUTHPROXY_ORGANIZATION_ID: 'org/1' } });
+    expect(org.status).toBe(2);
+    expect(org.stderr.trim()).toBe('authproxy: --organization-id: "org/1" must be 1-128 characters of A-Z a-z 0-9 . _ : -');
+    const issuer = serve('--callback-issuer', '//');
+    expect(issuer.status).toBe(2);
+    expect(issuer.stderr.trim()).toBe('authproxy: --callback-issuer: must be a non-empty URL or name without spaces');
+  });
+
   it('serve refuses a TCP --listen without mTLS unless --insecure-tcp is given', () => {
     const r = runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', '127.0.0.1:0']);
     expect(r.status).toBe(2);

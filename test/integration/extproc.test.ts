@@ -45,7 +45,7 @@ access_control:
   deny_list: ["evil.example.org"]
 `,
     );
-    service = await startService({ config, secretsDir: secrets, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'sb-default' }, logs.log);
+    service = await startService({ config, secretsDir: secrets, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'sb-default', egressAllowCidrs: '127.0.0.0/8' }, logs.log);
     client = extProcClient(service.address);
   });
 
@@ -92,7 +92,7 @@ access_control:
     const { responses } = await exchange(client, [requestHeaders('api.example.com', '/v1')], { 'x-sandbox-id': 'sb-42' });
     expect(setHeaders(responses[0]!)).toEqual({ authorization: `Bearer cb-${CANARY}` });
     const last = callbacks.calls.at(-1)!;
-    expect(JSON.parse(last.body)).toEqual({ host: 'api.example.com', port: 443, identity: { sandbox_id: 'sb-42' } });
+    expect(JSON.parse(last.body)).toEqual({ host: 'api.example.com', port: 443, identity: { tenant_id: 'default', sandbox_id: 'sb-42' } });
   });
 
   it('answers 502 "callback resolution failed" when a callback fails', async () => {

@@ -23,7 +23,7 @@ describe('shared callback cache over Redis, three replicas', () => {
   let fleet: Awaited<ReturnType<typeof startFleet>>;
   let replicas: Replica[];
   let now: number;
-  const cb = (): CompiledCallback => ({ id: 'cb-1', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [] });
+  const cb = (): CompiledCallback => ({ id: 'cb-1', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
   const lookup = (r: Replica, sandbox = 'sb-1') => Promise.resolve(r.resolver.lookup(cb(), target, sandbox));
   const spread = (n: number, sandbox = 'sb-1') => Array.from({ length: n }, (_, i) => lookup(replicas[i % replicas.length]!, sandbox));
   const valueKey = (sandbox: string, sealer = TEST_SEALER) => `${PREFIX}{${sealer.keyName(callbackCacheKey(sandbox, cb(), target))}}:v`;

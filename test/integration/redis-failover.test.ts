@@ -18,7 +18,7 @@ describe('shared callback cache when things fail', () => {
   let server: Awaited<ReturnType<typeof startCallbackServer>>;
   let fleet: Awaited<ReturnType<typeof startFleet>> | undefined;
   let now: number;
-  const cb = (): CompiledCallback => ({ id: 'cb-f', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [] });
+  const cb = (): CompiledCallback => ({ id: 'cb-f', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
   const lookup = (r: Replica, sandbox = 'sb-1') => Promise.resolve(r.resolver.lookup(cb(), target, sandbox));
   const spread = (rs: Replica[], n: number, sandbox = 'sb-1') => Array.from({ length: n }, (_, i) => lookup(rs[i % rs.length]!, sandbox));
   const token = (e: CachedCredential) => e.headers[0]![1];

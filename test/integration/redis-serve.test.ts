@@ -43,7 +43,7 @@ describe('serve with --redis: two replicas behind one Redis', () => {
     const config = dir.file('config.yaml', `callbacks:\n  - match_hosts: ["api.example.com"]\n    url: "${callbacks.url}"\n    ttl_seconds: 60\n`);
     const cacheKey = dir.file('cache.key', randomBytes(32).toString('hex') + '\n');
     for (const name of ['a', 'b']) {
-      const service = await startService({ config, listen: `unix:${join(dir.path, `${name}.sock`)}`, sandboxId: 'sb-1', redis: redis.url, cacheKey }, logs.log);
+      const service = await startService({ config, listen: `unix:${join(dir.path, `${name}.sock`)}`, sandboxId: 'sb-1', redis: redis.url, cacheKey, egressAllowCidrs: '127.0.0.0/8' }, logs.log);
       services.push(service);
       clients.push(extProcClient(service.address));
     }

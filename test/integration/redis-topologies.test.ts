@@ -12,7 +12,7 @@ const target = { host: 'api.example.com', port: 443 };
 describe('Sentinel and Cluster URLs', () => {
   let server: Awaited<ReturnType<typeof startCallbackServer>>;
   const started: RedisServer[] = [];
-  const cb = (): CompiledCallback => ({ id: 'cb-t', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [] });
+  const cb = (): CompiledCallback => ({ id: 'cb-t', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
 
   beforeAll(async () => {
     server = await startCallbackServer(answer({ Authorization: 'Bearer topo' }, 50));

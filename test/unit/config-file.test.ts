@@ -46,4 +46,22 @@ describe('config file: one proxy_config or a sandboxes: map', () => {
     const compiled = compileFile(file, { secrets: new Map([['OK', 'v'], ['NOPE', 'w']]), unsealer: undefined }, 'F');
     expect(compiled.sandboxes.get('sb-2')!.rules[0]!.headers[0]!.value).toBe('Bearer w');
   });
+
+  it('reads tenant_id and organization_id beside a sandbox\'s proxy_config fields', () => {
+    const file = parseConfigFile(`sandboxes:\n  sb-1: { tenant_id: acme, organization_id: "org:1", rules: [] }\n  sb-2: { tenant_id: beta }\n  sb-3: {}\n  sb-4:\n`, 'F');
+    expect([...file.sandboxes.keys()]).toEqual(['sb-1', 'sb-2', 'sb-3', 'sb-4']);
+    expect(file.sandboxes.get('sb-1')).not.toHaveProperty('tenant_id');
+    expect([...file.identities!]).toEqual([['sb-1', { tenantId: 'acme', organizationId: 'org:1' }], ['sb-2', { tenantId: 'beta' }]]);
+    expect(compileFile(file, { secrets: new Map(), unsealer: undefined }, 'F').identities).toBe(file.identities);
+  });
+
+  it('refuses a malformed tenant_id or organization_id, naming sandboxes.ID.tenant_id', () => {
+    expect(problems(() => parseConfigFile(`sandboxes:\n  sb-1: { tenant_id: "a b", rules: [] }\n  sb-2: { organization_id: 5, tenant_id: "${'x'.repeat(129)}" }\n  sb-3: { tenant_id: "" }\n`, 'F'))).toEqual([
+      'F: sandboxes.sb-1.tenant_id: must be 1-128 characters of A-Z a-z 0-9 . _ : -',
+      'F: sandboxes.sb-2.tenant_id: must be 1-128 characters of A-Z a-z 0-9 . _ : -',
+      'F: sandboxes.sb-2.organization_id: must be a string',
+      'F: sandboxes.sb-3.tenant_id: must be 1-128 characters of A-Z a-z 0-9 . _ : -',
+    ]);
+    expect(problems(() => parseConfigFile('tenant_id: acme\nrules: []\n', 'F'))).toEqual(['F: (root): Unrecognized key: "tenant_id"']);
+  });
 });
