@@ -36,7 +36,7 @@ function linearDecide(policy: CompiledPolicy, req: PolicyRequest): string | unde
   const path = normalisePath(req.path);
   if (!target || path === undefined) return undefined;
   for (const rule of policy.rules) {
-    const patterns = policy.source.rules[rule.position]!.match_hosts;
+    const patterns = policy.source.rules[rule.position]!.match_hosts ?? [];
     const hostOk = patterns.some((p) => (p.startsWith('*.') ? target.host.endsWith(p.slice(1)) : p === target.host));
     if (hostOk && (!rule.matchPath || rule.matchPath(path))) return rule.name;
   }

@@ -9,7 +9,8 @@ import { parse, stringify } from 'yaml';
 import { ProxyAgent, request } from 'undici';
 import { envoyBinary } from '../test/helpers/envoy.js';
 import { startRig } from '../test/helpers/sidecar-rig.js';
-import { fmt, percentile, table } from './stats.js';
+import { fmt, loadTest, table } from './stats.js';
+import { runTransparentBench } from './transparent.js';
 
 const CONFIG = `
 rules:
@@ -35,26 +36,12 @@ async function measure(baseline: boolean, total: number, inFlight: number) {
     const body = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${body.slice(0, 200)}`);
   };
-  const latencies: number[] = [];
-  let seconds: number;
   try {
-    for (let i = 0; i < 200; i++) await one();
-    let next = 0;
-    const start = process.hrtime.bigint();
-    await Promise.all(Array.from({ length: inFlight }, async () => {
-      while (next++ < total) {
-        const t0 = process.hrtime.bigint();
-        await one();
-        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      }
-    }));
-    seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    return await loadTest(one, total, inFlight);
   } finally {
     await dispatcher.close();
     await rig.stop();
   }
-  latencies.sort((a, b) => a - b);
-  return { rps: total / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
 export async function runEnvoyBench(): Promise<string> {
@@ -67,5 +54,6 @@ export async function runEnvoyBench(): Promise<string> {
     rows.push([inFlight, 'Envoy without ext_proc', fmt(base.rps), fmt(base.p50, 3), fmt(base.p99, 3), '']);
     rows.push([inFlight, 'Envoy + authproxy', fmt(full.rps), fmt(full.p50, 3), fmt(full.p99, 3), `+${fmt(full.p50 - base.p50, 3)} / +${fmt(full.p99 - base.p99, 3)}`]);
   }
-  return table('HTTPS requests through the Envoy sidecar (TLS intercepted, keep-alive tunnel, loopback upstream)', ['in flight', 'setup', 'requests/s', 'p50 ms', 'p99 ms', 'added p50 / p99 ms'], rows);
+  const forward = table('HTTPS requests through the Envoy sidecar (TLS intercepted, keep-alive tunnel, loopback upstream)', ['in flight', 'setup', 'requests/s', 'p50 ms', 'p99 ms', 'added p50 / p99 ms'], rows);
+  return forward + (await runTransparentBench());
 }

@@ -4,11 +4,13 @@ import { runGrpcBench } from './grpc.js';
 import { runEnvoyBench } from './envoy.js';
 import { runSandboxBench } from './sandboxes.js';
 import { runCallbackBench } from './callbacks.js';
+import { runFullRequestBench } from './full-request.js';
 
 const GROUPS: Record<string, () => string | Promise<string>> = {
   decision: runDecisionBench,
   grpc: runGrpcBench,
   callbacks: runCallbackBench,
+  'full-request': runFullRequestBench,
   envoy: runEnvoyBench,
   sandboxes: runSandboxBench,
 };

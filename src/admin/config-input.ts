@@ -2,6 +2,7 @@ import { redactUrl } from '../policy/compiled.js';
 import type { KeyObject } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import { formatPath, proxyConfigSchema, type ProxyConfig } from '../config/schema.js';
+import { isProviderRule } from '../config/provider-schema.js';
 import { decodeSealed, seal, SEALED_PREFIX } from '../secrets/sealing.js';
 
 /**
@@ -20,16 +21,10 @@ import { decodeSealed, seal, SEALED_PREFIX } from '../secrets/sealing.js';
 /** Largest plaintext opaque value: its sealed form (61 bytes of overhead, base64url) must still fit 8192 characters. */
 export const MAX_OPAQUE_BYTES = 6000;
 
-type ListName = 'rules' | 'callbacks';
-const HEADER_LISTS: ReadonlyArray<readonly [ListName, 'headers' | 'request_headers']> = [
-  ['rules', 'headers'],
-  ['callbacks', 'request_headers'],
-];
-
+/** Where an opaque value sits: a header of a rule or callback, or a provider rule's Secret. */
 interface Slot {
-  readonly list: ListName;
-  readonly i: number;
-  readonly j: number;
+  /** Path from the config root to the object holding `value` (a header, or a Secret). */
+  readonly path: ReadonlyArray<string | number>;
   readonly field: string;
   readonly action: 'keep' | 'seal' | 'sealed';
   readonly plaintext?: string;
@@ -37,6 +32,9 @@ interface Slot {
 
 type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The Secrets of provider rules, by rule type: `rules[i].<type>.<field>`. */
+const PROVIDER_SECRETS: Record<string, readonly string[]> = { aws: ['access_key_id', 'secret_access_key'], gcp: ['service_account_json'] };
 
 /** What `prepareConfig` needs besides the body. */
 export interface PrepareOptions {
@@ -63,62 +61,81 @@ export function prepareConfig(body: unknown, opts: PrepareOptions): Prepared {
   }
   const config = parsed.data;
   for (const slot of slots) {
-    const header = headerAt(config, slot);
-    const value = settle(slot, header.name, config, opts, problems);
-    if (value !== undefined) header.value = value;
+    const holder = holderAt(config, slot.path);
+    const value = settle(slot, config, opts, problems);
+    if (value !== undefined) holder.value = value;
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
 }
 
-/** Copies the body, taking `is_set` and plaintext values out of opaque headers so the strict schema accepts them. */
+/**
+ * One opaque object of the body (a header or a Secret), copied with `is_set` and its plaintext value taken
+ * out so that the strict schema accepts it; records what to do with it in `slots`.
+ */
+function extractOne(h: Obj, path: ReadonlyArray<string | number>, slots: Slot[], problems: string[]): Obj {
+  const field = formatPath(path);
+  const { is_set: isSet, value, ...rest } = h;
+  if (isSet !== undefined && typeof isSet !== 'boolean') problems.push(`${field}.is_set: must be true or false`);
+  if (isSet === true && value !== undefined) {
+    problems.push(`${field}: is_set: true keeps the stored value; send either is_set or a new value, not both`);
+    return { ...rest, value: 'x' };
+  }
+  if (value === '') problems.push(`${field}.value: must not be empty`);
+  if (value === undefined) {
+    if (isSet === false) problems.push(`${field}.value: required when is_set is false`);
+    slots.push({ path, field, action: 'keep' });
+    return { ...rest, value: 'x' };
+  }
+  if (typeof value !== 'string') return { ...rest, value };
+  if (value.startsWith(SEALED_PREFIX)) {
+    try {
+      decodeSealed(value);
+    } catch (err) {
+      problems.push(`${field}.value: ${err instanceof AuthProxyError ? err.message : 'is not a valid sealed value'}`);
+    }
+    slots.push({ path, field, action: 'sealed' });
+    return { ...rest, value };
+  }
+  slots.push({ path, field, action: 'seal', plaintext: value });
+  return { ...rest, value };
+}
+
+const isOpaque = (v: unknown): v is Obj => isObject(v) && v.type === 'opaque';
+
+/** Copies the body, taking `is_set` and plaintext values out of every opaque header and Secret. */
 function extractOpaque(body: unknown, slots: Slot[], problems: string[]): unknown {
   if (!isObject(body)) return body;
   const copy: Obj = { ...body };
-  for (const [list, key] of HEADER_LISTS) {
+  const headerLists: ReadonlyArray<readonly [string, string]> = [['rules', 'headers'], ['callbacks', 'request_headers']];
+  for (const [list, key] of headerLists) {
     const items = copy[list];
     if (!Array.isArray(items)) continue;
     copy[list] = items.map((item: unknown, i) => {
-      if (!isObject(item) || !Array.isArray(item[key])) return item;
-      const headers = (item[key] as unknown[]).map((h, j) => {
-        if (!isObject(h) || h.type !== 'opaque') return h;
-        const field = `${list}[${i}].${key}[${j}]`;
-        const { is_set: isSet, value, ...rest } = h;
-        if (isSet !== undefined && typeof isSet !== 'boolean') problems.push(`${field}.is_set: must be true or false`);
-        if (isSet === true && value !== undefined) {
-          problems.push(`${field}: is_set: true keeps the stored value; send either is_set or a new value, not both`);
-          return { ...rest, value: '' };
-        }
-        if (value === '') problems.push(`${field}.value: must not be empty`);
-        if (value === undefined) {
-          if (isSet === false) problems.push(`${field}.value: required when is_set is false`);
-          slots.push({ list, i, j, field, action: 'keep' });
-          return { ...rest, value: '' };
-        }
-        if (typeof value !== 'string') return { ...rest, value };
-        if (value.startsWith(SEALED_PREFIX)) {
-          try {
-            decodeSealed(value);
-          } catch (err) {
-            problems.push(`${field}.value: ${err instanceof AuthProxyError ? err.message : 'is not a valid sealed value'}`);
-          }
-          slots.push({ list, i, j, field, action: 'sealed' });
-          return { ...rest, value };
-        }
-        slots.push({ list, i, j, field, action: 'seal', plaintext: value });
-        return { ...rest, value };
-      });
-      return { ...item, [key]: headers };
+      if (!isObject(item)) return item;
+      const out: Obj = { ...item };
+      if (Array.isArray(item[key])) out[key] = (item[key] as unknown[]).map((h, j) => (isOpaque(h) ? extractOne(h, [list, i, key, j], slots, problems) : h));
+      const provider = typeof item.type === 'string' ? item.type : '';
+      const auth = item[provider];
+      if (list === 'rules' && PROVIDER_SECRETS[provider] && isObject(auth)) {
+        const next: Obj = { ...auth };
+        for (const name of PROVIDER_SECRETS[provider]!) if (isOpaque(auth[name])) next[name] = extractOne(auth[name] as Obj, [list, i, provider, name], slots, problems);
+        out[provider] = next;
+      }
+      return out;
     });
   }
   return copy;
 }
 
-function headerAt(config: ProxyConfig, slot: Slot): { name: string; value: string } {
-  return slot.list === 'rules' ? config.rules[slot.i]!.headers[slot.j]! : config.callbacks[slot.i]!.request_headers[slot.j]!;
+/** The object at `path` of the parsed config (a header or a Secret): what holds the value to settle. */
+function holderAt(config: ProxyConfig, path: ReadonlyArray<string | number>): { value: string; name?: string } {
+  let at: unknown = config;
+  for (const part of path) at = (at as Record<string | number, unknown>)[part];
+  return at as { value: string; name?: string };
 }
 
-/** The value to store for one opaque header, or undefined after recording why there is none. */
-function settle(slot: Slot, name: string, config: ProxyConfig, opts: PrepareOptions, problems: string[]): string | undefined {
+/** The value to store for one opaque value, or undefined after recording why there is none. */
+function settle(slot: Slot, config: ProxyConfig, opts: PrepareOptions, problems: string[]): string | undefined {
   const field = `${slot.field}.value`;
   if (slot.action === 'sealed') return undefined;
   if (slot.action === 'seal') {
@@ -136,33 +153,50 @@ function settle(slot: Slot, name: string, config: ProxyConfig, opts: PrepareOpti
     problems.push(`${field}: required (only PATCH keeps a stored opaque value)`);
     return undefined;
   }
-  const kept = storedOpaque(slot, name, config, opts.stored);
-  if (kept === undefined) problems.push(`${field}: no stored value to keep for opaque header "${name}" (${ownerOf(slot, config)}); send a value`);
+  const kept = opts.stored ? storedOpaque(slot.path, config, opts.stored) : undefined;
+  if (kept === undefined) problems.push(`${field}: no stored value to keep for opaque ${describe(slot.path, config)}; send a value`);
   return kept;
 }
 
-function ownerOf(slot: Slot, config: ProxyConfig): string {
-  return slot.list === 'rules' ? `rule "${config.rules[slot.i]!.name}"` : `callback ${redactUrl(config.callbacks[slot.i]!.url)}`;
+function describe(path: ReadonlyArray<string | number>, config: ProxyConfig): string {
+  const [list, i, key] = path as [string, number, string];
+  const holder = holderAt(config, path);
+  if (list === 'callbacks') return `header "${holder.name}" (callback ${redactUrl(config.callbacks[i]!.url)})`;
+  const rule = config.rules[i]!;
+  return key === 'headers' ? `header "${holder.name}" (rule "${rule.name}")` : `${key}.${String(path[3])} (rule "${rule.name}")`;
 }
 
-function storedOpaque(slot: Slot, name: string, config: ProxyConfig, stored: ProxyConfig | undefined): string | undefined {
-  if (!stored) return undefined;
-  const lower = name.toLowerCase();
+/**
+ * The stored value a value-less opaque entry keeps (PATCH):
+ * - a rule's header: the opaque header with the same name (case-insensitive) in the stored rule with the same
+ *   `name`, only while the rule's hosts stay among the stored ones (or a PATCH could point a write-only
+ *   credential at a host of the caller's choosing);
+ * - a provider rule's Secret: the same Secret of the stored rule with the same `name` and `type` (provider
+ *   rules match fixed hosts, so the credential cannot be moved);
+ * - a callback's header: the opaque header with the same name in the first stored callback with the same `url`.
+ */
+function storedOpaque(path: ReadonlyArray<string | number>, config: ProxyConfig, stored: ProxyConfig): string | undefined {
+  const [list, i, key] = path as [string, number, string];
+  const holder = holderAt(config, path);
+  const lower = holder.name?.toLowerCase();
   const pick = (headers: ReadonlyArray<{ name: string; type: string; value: string }>) =>
     headers.find((h) => h.type === 'opaque' && h.name.toLowerCase() === lower)?.value;
-  if (slot.list === 'rules') {
-    const next = config.rules[slot.i]!;
-    const rule = stored.rules.find((r) => r.name === next.name);
-    // A kept secret may only go where it already went: the new hosts must be among the stored ones, or a
-    // PATCH could point a write-only credential at a host of the caller's choosing.
-    if (!rule || !next.match_hosts.every((h) => rule.match_hosts.includes(h))) return undefined;
-    return pick(rule.headers);
+  if (list === 'callbacks') {
+    const url = config.callbacks[i]!.url;
+    for (const cb of stored.callbacks) {
+      if (cb.url !== url) continue;
+      const value = pick(cb.request_headers);
+      if (value !== undefined) return value;
+    }
+    return undefined;
   }
-  const url = config.callbacks[slot.i]!.url;
-  for (const cb of stored.callbacks) {
-    if (cb.url !== url) continue;
-    const value = pick(cb.request_headers);
-    if (value !== undefined) return value;
+  const next = config.rules[i]!;
+  const rule = stored.rules.find((r) => r.name === next.name && r.type === next.type);
+  if (!rule) return undefined;
+  if (key !== 'headers') {
+    const secret = holderAt({ ...stored, rules: [rule] } as ProxyConfig, ['rules', 0, key, path[3]!]) as { type?: string; value: string } | undefined;
+    return secret?.type === 'opaque' ? secret.value : undefined;
   }
-  return undefined;
+  if (isProviderRule(next) || isProviderRule(rule) || !next.match_hosts.every((h) => rule.match_hosts.includes(h))) return undefined;
+  return pick(rule.headers);
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { callbackHeaderSchema, headerSchema, proxyConfigSchema } from '../config/schema.js';
+import { secretSchema } from '../config/provider-schema.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { TENANT_ID } from '../sandboxes/identity.js';
 
@@ -21,7 +22,7 @@ function generate(io: 'input' | 'output', header: (json: Json) => void): Json {
     io,
     unrepresentable: 'any',
     override: (ctx) => {
-      if (ctx.zodSchema === headerSchema || ctx.zodSchema === callbackHeaderSchema) header(ctx.jsonSchema as Json);
+      if (ctx.zodSchema === headerSchema || ctx.zodSchema === callbackHeaderSchema || ctx.zodSchema === secretSchema) header(ctx.jsonSchema as Json);
     },
   }) as Json;
   fixHostLists(schema);
@@ -33,17 +34,21 @@ function writeHeader(json: Json): void {
   const props = json.properties as Json;
   props.is_set = { type: 'boolean', description: 'opaque only: true (with no value) keeps the stored value in a PATCH' };
   (props.value as Json).description = 'plaintext: sent as is; workspace_secret: a "{KEY}" template; opaque: the secret in plaintext (sealed before storing) or a "sealed:..." value. Required, except for an opaque header in a PATCH, which then keeps its stored value.';
-  json.required = ['name', 'type'];
+  json.required = 'name' in props ? ['name', 'type'] : ['type'];
 }
 
 /** Read bodies: opaque headers come back as `{name, type: "opaque", is_set: true}`, never with a value. */
 function viewHeader(json: Json): void {
   const types = ((json.properties as Json).type as Json).enum as string[];
   const visible = types.filter((t) => t !== 'opaque');
+  // A provider rule's Secret has no name; a header has one.
+  const named = 'name' in (json.properties as Json);
+  const name = named ? { name: { type: 'string' } } : {};
+  const req = (...keys: string[]) => (named ? ['name', ...keys] : keys);
   for (const key of Object.keys(json)) delete json[key];
   json.oneOf = [
-    { type: 'object', properties: { name: { type: 'string' }, type: { enum: visible }, value: { type: 'string' } }, required: ['name', 'type', 'value'], additionalProperties: false },
-    { type: 'object', properties: { name: { type: 'string' }, type: { const: 'opaque' }, is_set: { const: true } }, required: ['name', 'type', 'is_set'], additionalProperties: false },
+    { type: 'object', properties: { ...name, type: { enum: visible }, value: { type: 'string' } }, required: req('type', 'value'), additionalProperties: false },
+    { type: 'object', properties: { ...name, type: { const: 'opaque' }, is_set: { const: true } }, required: req('type', 'is_set'), additionalProperties: false },
   ];
 }
 

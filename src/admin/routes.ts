@@ -11,6 +11,7 @@ import { ApiError, invalidConfig } from './api-error.js';
 import { audit, diffConfigs } from './audit.js';
 import type { CallbackPolicy } from './callback-policy.js';
 import { prepareConfig } from './config-input.js';
+import { checkRoleUnchanged } from './role-guard.js';
 import { sandboxResponse } from './config-view.js';
 import type { AdminPrincipal } from './tokens.js';
 import { effectiveIdentity, identityFieldProblem, type IdentityFields, type SandboxIdentity } from '../sandboxes/identity.js';
@@ -129,6 +130,7 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     const { config: configBody, given } = splitIdentity(body, identityProblems);
     const prepared = prepareConfig(configBody, { mode, stored: before?.config, sealPublicKey: deps.sealPublicKey });
     if (identityProblems.length > 0 || !prepared.ok) throw invalidConfig([...identityProblems, ...(prepared.ok ? [] : prepared.problems)]);
+    checkRoleUnchanged(before?.config, prepared.config);
     // A PATCH keeps what it doesn't name; a PUT replaces the record (a tenant-scoped token's tenant, else the default).
     const kept: IdentityFields = mode === 'patch' && before ? before : {};
     const identity: IdentityFields = {

@@ -43,7 +43,17 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
           url: redactUrl(decision.callback.url),
           ttl_seconds: decision.callback.ttlSeconds,
           request_headers: decision.callback.requestHeaders.map(redact),
+          full_request: decision.callback.fullRequest,
         },
       };
+    case 'aws':
+      return {
+        ...base,
+        rule: decision.rule.name,
+        aws: { service: decision.endpoint.service, region: decision.endpoint.region ?? null, auth: decision.rule.auth.kind, ...(decision.rule.auth.kind === 'role' ? { role_arn: decision.rule.auth.roleArn } : {}) },
+        set_headers: [{ name: 'Authorization', value: '[SigV4, re-signed]' }],
+      };
+    case 'gcp':
+      return { ...base, rule: decision.rule.name, gcp: { client_email: decision.rule.clientEmail, scopes: decision.rule.scopes }, set_headers: [{ name: 'Authorization', value: '[redacted]' }] };
   }
 }

@@ -6,8 +6,10 @@ import { compilePathPattern } from '../policy/path.js';
 import { redactUrl, type CompiledCallback, type CompiledHeader, type CompiledPolicy, type CompiledRule } from '../policy/compiled.js';
 import { headerValueProblem, type ProxyConfig } from './schema.js';
 import { parseAccessEntry } from './access-pattern.js';
-import { decodeSealed, type ValueUnsealer } from '../secrets/sealing.js';
-import { PLACEHOLDER } from '../secrets/workspace.js';
+import type { ValueUnsealer } from '../secrets/sealing.js';
+import { resolveValue } from './resolve-value.js';
+import { compileProviders } from './compile-providers.js';
+import { isProviderRule } from './provider-schema.js';
 
 /** What applying a config needs besides the config itself. */
 export interface CompileContext {
@@ -15,12 +17,19 @@ export interface CompileContext {
   readonly secrets: ReadonlyMap<string, string>;
   /** Decrypts opaque values; without it, a config holding opaque values is rejected. */
   readonly unsealer: ValueUnsealer | undefined;
+  /** `--gcp-token-uri-allow`: token endpoints besides Google's that a service-account key may name. */
+  readonly gcpTokenUriAllow?: readonly string[];
 }
 
 interface HeaderSpec {
   readonly name: string;
   readonly type: 'plaintext' | 'workspace_secret' | 'opaque';
   readonly value: string;
+}
+
+/** A header value resolved: a secret template filled or a sealed value opened, then checked as a header value. */
+function resolveHeader(h: HeaderSpec, ctx: CompileContext, where: string, problems: string[]): string {
+  return resolveValue(h, ctx, where, problems, headerValueProblem);
 }
 
 /**
@@ -39,6 +48,7 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
   const rules: CompiledRule[] = [];
   const ruleIndex = new HostIndex();
   config.rules.forEach((rule, position) => {
+    if (isProviderRule(rule)) return;
     const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`));
     if (!rule.enabled) return;
     const matchers = rule.match_paths.map(compilePathPattern);
@@ -72,7 +82,9 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
   const noProxy = new HostIndex();
   noProxy.add(0, config.no_proxy);
   const access = compileAccess(config.access_control);
-  return { rules, ruleIndex, callbacks, callbackIndex, noProxy, access, source: config };
+  const providers = compileProviders(config, ctx, problems);
+  if (problems.length > 0) throw new AuthProxyError('config_invalid', problems.join('; '), problems);
+  return { rules, ruleIndex, callbacks, callbackIndex, noProxy, access, ...providers, source: config };
 }
 
 /**
@@ -97,37 +109,6 @@ function compileAccess(ac: ProxyConfig['access_control']): CompiledPolicy['acces
     throw new AuthProxyError('config_invalid', problem, [problem]);
   });
   return { mode, list: new AccessList(parsed) };
-}
-
-function resolveHeader(h: HeaderSpec, ctx: CompileContext, where: string, problems: string[]): string {
-  if (h.type === 'plaintext') return h.value;
-  if (h.type === 'workspace_secret') {
-    const missing = new Set<string>();
-    const value = h.value.replace(PLACEHOLDER, (_m, key: string) => {
-      const secret = ctx.secrets.get(key);
-      if (secret === undefined) missing.add(key);
-      return secret ?? '';
-    });
-    if (!/\{[A-Za-z_][A-Za-z0-9_]*\}/.test(h.value)) problems.push(`${where}: workspace_secret value has no {KEY} placeholder`);
-    for (const key of missing) problems.push(`${where}: workspace secret "${key}" is not set`);
-    const bad = missing.size === 0 ? headerValueProblem(value) : undefined;
-    if (bad) problems.push(`${where}: resolved value ${bad}`);
-    return value;
-  }
-  try {
-    decodeSealed(h.value);
-    if (!ctx.unsealer) {
-      problems.push(`${where}: opaque value needs a sealing key (--sealing-key)`);
-      return '';
-    }
-    const value = ctx.unsealer.unseal(h.value);
-    const bad = headerValueProblem(value);
-    if (bad) problems.push(`${where}: unsealed value ${bad}`);
-    return value;
-  } catch (err) {
-    problems.push(`${where}: ${err instanceof AuthProxyError ? err.message : 'cannot be unsealed'}`);
-    return '';
-  }
 }
 
 function callbackId(cb: ProxyConfig['callbacks'][number]): string {

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { canonicalPattern, hostPatternProblem } from './host-pattern.js';
+import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
+import { ruleFields } from './rule-fields.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 
 /**
@@ -55,7 +57,6 @@ const pathPattern = z
   .refine((p) => p.startsWith('/') || p.startsWith('*'), { error: 'must start with "/" or "*"' })
   .refine((p) => !/[#\s]/.test(p), { error: 'must not contain "#" or spaces' });
 
-const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** One header of a rule. */
 export const headerSchema = z.strictObject({
@@ -71,16 +72,18 @@ export const callbackHeaderSchema = z.strictObject({
   value: headerValue,
 });
 
-/** One header-injection rule. */
+/** One header-injection rule (no `type`: the provider rules are `type: aws` and `type: gcp`). */
 export const ruleSchema = z.strictObject({
-  name: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(128),
-  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  ...ruleFields,
+  type: z.undefined().optional(),
   match_hosts: hostList(false, 1),
   match_paths: z.array(pathPattern).default([]),
   headers: z.array(headerSchema).min(1, { error: 'needs at least one header' }).max(32),
-  env_vars: z
-    .record(z.string().regex(envName, { error: 'must be an environment variable name' }), z.string({ error: 'must be a string' }))
-    .default({}),
+});
+
+/** Any rule: a header rule, or a provider rule told apart by its `type`. */
+export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, awsRuleSchema, gcpRuleSchema], {
+  error: 'must be aws or gcp (header rules leave type out)',
 });
 
 /** Headers authproxy sets on every callback request itself (the body's type and the signature JWT). */
@@ -141,7 +144,7 @@ export const accessControlSchema = z
 /** A whole proxy_config, as in a file, the admin API or the SDK. */
 export const proxyConfigSchema = z
   .strictObject({
-    rules: z.array(ruleSchema).default([]),
+    rules: z.array(anyRuleSchema).default([]),
     callbacks: z.array(callbackSchema).default([]),
     access_control: accessControlSchema.optional(),
     no_proxy: hostList(true, 0).default([]),
@@ -149,19 +152,33 @@ export const proxyConfigSchema = z
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
+    const providers = new Map<string, number>();
     config.rules.forEach((rule, i) => {
       const first = seen.get(rule.name);
       if (first !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${first}])` });
       } else seen.set(rule.name, i);
+      if (!isProviderRule(rule)) return;
+      const other = providers.get(rule.type);
+      // Disabled ones count: enabling one must never make a config ambiguous.
+      if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', i, 'type'], message: `at most one ${rule.type} rule per config (also rules[${other}])` });
+      else providers.set(rule.type, i);
+    });
+    const managed = config.rules.flatMap((r) => (isProviderRule(r) && r.enabled ? MANAGED_ENV[r.type].map((name) => [name, r.name] as const) : []));
+    config.rules.forEach((rule, i) => {
+      for (const [name, owner] of managed) {
+        if (name in rule.env_vars) ctx.addIssue({ code: 'custom', path: ['rules', i, 'env_vars', name], message: `is managed by authproxy while rule "${owner}" is enabled` });
+      }
     });
   });
 
 /** A validated proxy_config (defaults applied). */
+export type AnyRule = ProxyConfig['rules'][number];
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;
 /** A proxy_config as a user writes it (defaults optional). */
 export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
-export type Rule = ProxyConfig['rules'][number];
+/** A header rule (what `match_hosts` / `headers` belong to). */
+export type Rule = Exclude<AnyRule, ProviderRule>;
 export type RuleHeader = z.output<typeof headerSchema>;
 export type Callback = ProxyConfig['callbacks'][number];
 

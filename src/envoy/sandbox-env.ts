@@ -27,13 +27,38 @@ export function sandboxEnv(config: ProxyConfig, opts: SandboxEnvOptions): Array<
   if (noProxy) env.push(['NO_PROXY', noProxy], ['no_proxy', noProxy]);
   for (const name of CA_VARIABLES) env.push([name, opts.caFile]);
   const seen = new Set(env.map(([k]) => k));
-  for (const [k, v] of Object.entries(envVarPlaceholders(config))) if (!seen.has(k)) env.push([k, v]);
+  for (const [k, v] of Object.entries(envVarPlaceholders(config, opts.caFile))) if (!seen.has(k)) env.push([k, v]);
   return env;
 }
 
-/** The `env_vars` of enabled rules alone (what the admin API's `/env` returns). */
-export function envVarPlaceholders(config: ProxyConfig): Record<string, string> {
+/** The default path of the CA bundle inside a sandbox (system roots + authproxy's CA). */
+export const DEFAULT_SANDBOX_CA_FILE = '/etc/authproxy/ca-bundle.pem';
+
+/**
+ * Placeholder credentials for the cloud SDKs: format-valid (an SDK refuses to sign without keys that look
+ * real) and obviously fake. authproxy replaces whatever they produce on the wire.
+ */
+export const AWS_PLACEHOLDER_KEY_ID = 'AKIAAUTHPROXYEXAMPLE';
+export const AWS_PLACEHOLDER_SECRET = 'authproxy/placeholder/not/a/real/secret0';
+export const GCP_PLACEHOLDER_TOKEN = 'authproxy-placeholder-token';
+
+/** The variables an enabled provider rule manages: placeholder credentials and the CA bundle its SDK reads. */
+function providerEnv(config: ProxyConfig, caFile: string): Record<string, string> {
   const out: Record<string, string> = {};
+  for (const rule of config.rules) {
+    if (!rule.enabled) continue;
+    if (rule.type === 'aws') Object.assign(out, { AWS_ACCESS_KEY_ID: AWS_PLACEHOLDER_KEY_ID, AWS_SECRET_ACCESS_KEY: AWS_PLACEHOLDER_SECRET, AWS_EC2_METADATA_DISABLED: 'true', AWS_CA_BUNDLE: caFile });
+    if (rule.type === 'gcp') Object.assign(out, { CLOUDSDK_AUTH_ACCESS_TOKEN: GCP_PLACEHOLDER_TOKEN, CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE: caFile });
+  }
+  return out;
+}
+
+/**
+ * The `env_vars` of enabled rules plus the provider rules' managed variables (what the admin API's
+ * `/env` returns): never a secret. The schema keeps rules from declaring a managed name themselves.
+ */
+export function envVarPlaceholders(config: ProxyConfig, caFile = DEFAULT_SANDBOX_CA_FILE): Record<string, string> {
+  const out: Record<string, string> = providerEnv(config, caFile);
   for (const rule of config.rules) if (rule.enabled) for (const [k, v] of Object.entries(rule.env_vars)) out[k] ??= v;
   return out;
 }

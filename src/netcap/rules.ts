@@ -55,9 +55,14 @@ function tables(s: CaptureSettings): TableRules[] {
       rules: [uid, ['-o', 'lo', '-j', 'RETURN'], ...dns(4, ['tcp']), ['-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(s.listenerPort)]],
     },
     {
-      // What is left after the redirect: loopback (the redirected TCP itself), Envoy, DNS. UDP, ICMP and the rest drop.
+      // What may leave: loopback, the redirected TCP (still routed out of the sandbox's interface at this
+      // hook, so matched by its rewritten destination), Envoy's own traffic, DNS. UDP, ICMP and the rest drop.
       tool: 'iptables', table: 'filter', jump: [],
-      rules: [['-o', 'lo', '-j', 'RETURN'], uid, inboundReplies, ...dns(4, ['udp', 'tcp']), ['-j', 'DROP']],
+      rules: [
+        ['-o', 'lo', '-j', 'RETURN'],
+        ['-p', 'tcp', '-d', '127.0.0.1', '--dport', String(s.listenerPort), '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'RETURN'],
+        uid, inboundReplies, ...dns(4, ['udp', 'tcp']), ['-j', 'DROP'],
+      ],
     },
     {
       // IPv6 is not captured but shut: TCP is refused at once (clients fall back to IPv4), the rest drops.

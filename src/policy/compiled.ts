@@ -49,8 +49,34 @@ export interface CompiledPolicy {
   readonly noProxy: HostIndex;
   /** The populated access_control list, if any: with `allow` only what it names may be reached, with `deny` what it names may not. */
   readonly access: { readonly mode: 'allow' | 'deny'; readonly list: AccessList } | undefined;
+  /** The enabled `type: aws` rule: re-signs requests to AWS hosts. */
+  readonly aws: CompiledAwsRule | undefined;
+  /** The enabled `type: gcp` rule: authorizes requests to Google APIs with minted tokens. */
+  readonly gcp: CompiledGcpRule | undefined;
   /** The validated config as given (opaque values still sealed), for reads and env_vars. */
   readonly source: ProxyConfig;
+}
+
+/** The enabled `type: aws` rule, its Secrets resolved: static keys, or a role authproxy assumes. */
+export interface CompiledAwsRule {
+  readonly name: string;
+  readonly position: number;
+  readonly auth:
+    | { readonly kind: 'static'; readonly accessKeyId: string; readonly secretAccessKey: string }
+    | { readonly kind: 'role'; readonly roleArn: string; readonly sessionTags: Readonly<Record<string, string>> };
+}
+
+/** The enabled `type: gcp` rule: the checked service-account key and the scopes to mint tokens for. */
+export interface CompiledGcpRule {
+  readonly name: string;
+  readonly position: number;
+  readonly clientEmail: string;
+  readonly privateKey: string;
+  readonly privateKeyId?: string;
+  readonly tokenUri: string;
+  readonly scopes: readonly string[];
+  /** Names the (key, scopes) pair in token caches without revealing either. */
+  readonly id: string;
 }
 
 /** A URL safe to show: scheme, host, port and path; any query or fragment becomes `?[redacted]`. */

@@ -1,4 +1,5 @@
-import type { CompiledCallback, CompiledPolicy, CompiledRule } from './compiled.js';
+import type { CompiledAwsRule, CompiledCallback, CompiledGcpRule, CompiledPolicy, CompiledRule } from './compiled.js';
+import { awsEndpoint, isGoogleApisHost, type AwsEndpoint } from './provider-hosts.js';
 import { normaliseAuthority, type Target } from './host.js';
 import { normalisePath } from './path.js';
 
@@ -25,6 +26,10 @@ export type Decision =
   | { readonly outcome: 'pass'; readonly reason: PassReason; readonly target: Target | undefined }
   | { readonly outcome: 'inject'; readonly rule: CompiledRule; readonly target: Target }
   | { readonly outcome: 'callback'; readonly callback: CompiledCallback; readonly target: Target }
+  /** An AWS endpoint while a `type: aws` rule is enabled: re-sign with SigV4. */
+  | { readonly outcome: 'aws'; readonly rule: CompiledAwsRule; readonly endpoint: AwsEndpoint; readonly target: Target }
+  /** A Google API host while a `type: gcp` rule is enabled: authorize with a minted token. */
+  | { readonly outcome: 'gcp'; readonly rule: CompiledGcpRule; readonly target: Target }
   | { readonly outcome: 'refuse'; readonly status: 403 | 421; readonly reason: RefuseReason; readonly target: Target | undefined };
 
 /**
@@ -51,8 +56,13 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   if (barrier === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
   const ruleHits = policy.ruleIndex.all(host);
   const callbackHit = policy.callbackIndex.first(host);
-  if (ruleHits.length === 0 && callbackHit === undefined) return { outcome: 'pass', reason: 'no_match', target };
+  // Provider rules cover their provider's hosts wherever they sit in `rules`.
+  const aws = policy.aws && awsEndpoint(host);
+  const gcp = policy.gcp && isGoogleApisHost(host);
+  if (ruleHits.length === 0 && callbackHit === undefined && !aws && !gcp) return { outcome: 'pass', reason: 'no_match', target };
   if (req.scheme !== 'https') return { outcome: 'refuse', status: 403, reason: 'cleartext', target };
+  if (aws) return { outcome: 'aws', rule: policy.aws!, endpoint: aws, target };
+  if (gcp) return { outcome: 'gcp', rule: policy.gcp!, target };
   const path = normalisePath(req.path);
   if (path === undefined) return { outcome: 'pass', reason: 'ambiguous_path', target };
   for (const index of ruleHits) {
@@ -87,5 +97,10 @@ function bypassOrDenial(policy: CompiledPolicy, host: string, port: number | und
  * minting a certificate): then the host is denied only if access_control refuses it on every port.
  */
 export function hostStanding(policy: CompiledPolicy, host: string, port: number | undefined): HostStanding {
-  return bypassOrDenial(policy, host, port) ?? (policy.ruleIndex.has(host) || policy.callbackIndex.has(host) ? 'credentialed' : 'plain');
+  return bypassOrDenial(policy, host, port) ?? (credentialed(policy, host) ? 'credentialed' : 'plain');
+}
+
+/** Whether any enabled rule, callback or provider rule names `host`. */
+function credentialed(policy: CompiledPolicy, host: string): boolean {
+  return policy.ruleIndex.has(host) || policy.callbackIndex.has(host) || (policy.aws !== undefined && awsEndpoint(host) !== undefined) || (policy.gcp !== undefined && isGoogleApisHost(host));
 }

@@ -32,6 +32,26 @@ export interface RequestExtras {
   headers(): Record<string, string[]>;
 }
 
+/** What one cloud provider rule does with a request it covers: sign it, authorize it, or refuse it. */
+export interface CloudHandler<D> {
+  /** A value when it can answer at once (a cached token); a promise when it has to fetch or hash first. */
+  handle(decision: D, req: PolicyRequest, extras: RequestExtras | undefined, sandboxId: string): Outcome | Promise<Outcome>;
+}
+
+/** The cloud providers `serve` wires in; a provider decision without its handler fails closed (502). */
+export interface CloudProviders {
+  readonly aws?: CloudHandler<Extract<Decision, { outcome: 'aws' }>>;
+  readonly gcp?: CloudHandler<Extract<Decision, { outcome: 'gcp' }>>;
+}
+
+/** The engine's optional parts. */
+export interface EngineOptions {
+  readonly metrics?: Metrics;
+  /** Refuses private destinations and pins the checked address; `authproxy serve` always sets one. */
+  readonly egress?: EgressGuard;
+  readonly cloud?: CloudProviders;
+}
+
 /** Finds the compiled config that applies to a sandbox. */
 export interface PolicySource {
   policyFor(sandboxId: string): CompiledPolicy | undefined;
@@ -49,14 +69,20 @@ const PASS: Outcome = { kind: 'continue', set: [], remove: ALWAYS_REMOVE };
  * debug line per decision with names and outcomes, never a value.
  */
 export class Engine {
+  private readonly metrics: Metrics | undefined;
+  private readonly egress: EgressGuard | undefined;
+  private readonly cloud: CloudProviders;
+
   constructor(
     private readonly source: PolicySource,
     private readonly resolver: CallbackResolver,
     private readonly log: Logger,
-    private readonly metrics?: Metrics,
-    /** Refuses private destinations and pins the checked address; `authproxy serve` always sets one. */
-    private readonly egress?: EgressGuard,
-  ) {}
+    options: EngineOptions = {},
+  ) {
+    this.metrics = options.metrics;
+    this.egress = options.egress;
+    this.cloud = options.cloud ?? {};
+  }
 
   handle(req: PolicyRequest, sandboxId: string, extras?: RequestExtras): Outcome | Promise<Outcome> {
     const debug = this.log.isLevelEnabled('debug');
@@ -80,6 +106,16 @@ export class Engine {
         this.metrics?.decision('inject', 'rule');
         if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });
         return { kind: 'continue', set: decision.rule.pairs, remove: ALWAYS_REMOVE };
+      case 'aws':
+      case 'gcp': {
+        const provider = decision.outcome === 'aws' ? this.cloud.aws : this.cloud.gcp;
+        if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name, provider: decision.outcome });
+        if (!provider) {
+          this.metrics?.decision('refuse', 'internal');
+          return { kind: 'immediate', status: 502, body: `${decision.outcome === 'aws' ? 'AWS' : 'Google Cloud'} credentials are not available` };
+        }
+        return decision.outcome === 'aws' ? this.cloud.aws!.handle(decision, req, extras, sandboxId) : this.cloud.gcp!.handle(decision, req, extras, sandboxId);
+      }
       case 'callback':
         if (decision.callback.fullRequest) return this.viaFullRequest(decision, req, sandboxId, extras);
         return this.viaCallback(decision, req, sandboxId, debug);

@@ -146,7 +146,7 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
       ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
       : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
     cache = choice.cache;
-    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, metrics, egress);
+    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, { metrics, egress });
     const identity = { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false };
     const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: identity.bindToClientCert } : undefined;
     let sds: SdsService | undefined;

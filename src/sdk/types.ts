@@ -7,7 +7,10 @@ import type { ProxyConfig, ProxyConfigInput } from '../config/schema.js';
 /** A proxy_config as a caller writes it (defaults optional): the body of a PUT. */
 export type ProxyConfigWrite = ProxyConfigInput;
 
-type RuleInput = NonNullable<ProxyConfigInput['rules']>[number];
+type AnyRuleInput = NonNullable<ProxyConfigInput['rules']>[number];
+type RuleInput = Exclude<AnyRuleInput, { type: 'aws' | 'gcp' }>;
+type AwsRuleInput = Extract<AnyRuleInput, { type: 'aws' }>;
+type GcpRuleInput = Extract<AnyRuleInput, { type: 'gcp' }>;
 type CallbackInput = NonNullable<ProxyConfigInput['callbacks']>[number];
 
 /** One header of a rule, as written: `{name, type, value}`. */
@@ -40,18 +43,41 @@ export interface VisibleHeaderView<T extends 'plaintext' | 'workspace_secret' = 
   value: string;
 }
 
-/** A PATCH body: a whole proxy_config, where an opaque header may leave out its value to keep the stored one. */
+/** A provider rule's opaque Secret without a value: a PATCH keeps the stored one. */
+export interface OpaqueSecretKept {
+  type: 'opaque';
+  is_set?: boolean;
+  value?: undefined;
+}
+
+/** A provider rule's opaque Secret as a read shows it. */
+export interface OpaqueSecretView {
+  type: 'opaque';
+  is_set: true;
+}
+
+type SecretShape = { type: 'workspace_secret' | 'opaque'; value: string };
+/** Each Secret field of a provider rule's auth may also be `T` (kept in a PATCH, or hidden in a read). */
+type SecretsOr<A, T> = { [K in keyof A]: NonNullable<A[K]> extends SecretShape ? A[K] | T : A[K] };
+type ProviderRulePatch = (Omit<AwsRuleInput, 'aws'> & { aws: SecretsOr<AwsRuleInput['aws'], OpaqueSecretKept> }) | (Omit<GcpRuleInput, 'gcp'> & { gcp: SecretsOr<GcpRuleInput['gcp'], OpaqueSecretKept> });
+
+/** A PATCH body: a whole proxy_config, where an opaque header or Secret may leave out its value to keep the stored one. */
 export type ProxyConfigPatch = Omit<ProxyConfigInput, 'rules' | 'callbacks'> & {
-  rules?: Array<Omit<RuleInput, 'headers'> & { headers: Array<HeaderInput | OpaqueHeaderKept> }>;
+  rules?: Array<(Omit<RuleInput, 'headers'> & { headers: Array<HeaderInput | OpaqueHeaderKept> }) | ProviderRulePatch>;
   callbacks?: Array<Omit<CallbackInput, 'request_headers'> & { request_headers?: Array<CallbackHeaderInput | OpaqueHeaderKept> }>;
 };
 
-type Rule = ProxyConfig['rules'][number];
+type AnyRule = ProxyConfig['rules'][number];
+type Rule = Exclude<AnyRule, { type: 'aws' | 'gcp' }>;
+type AwsRule = Extract<AnyRule, { type: 'aws' }>;
+type GcpRule = Extract<AnyRule, { type: 'gcp' }>;
+/** A provider rule as reads show it: opaque Secrets as `{type: "opaque", is_set: true}`. */
+export type ProviderRuleView = (Omit<AwsRule, 'aws'> & { aws: SecretsOr<AwsRule['aws'], OpaqueSecretView> }) | (Omit<GcpRule, 'gcp'> & { gcp: SecretsOr<GcpRule['gcp'], OpaqueSecretView> });
 type Callback = ProxyConfig['callbacks'][number];
 
 /** A stored proxy_config as reads return it: defaults filled in, opaque values replaced by `is_set: true`. */
 export type ProxyConfigView = Omit<ProxyConfig, 'rules' | 'callbacks'> & {
-  rules: Array<Omit<Rule, 'headers'> & { headers: Array<VisibleHeaderView | OpaqueHeaderView> }>;
+  rules: Array<(Omit<Rule, 'headers'> & { headers: Array<VisibleHeaderView | OpaqueHeaderView> }) | ProviderRuleView>;
   callbacks: Array<Omit<Callback, 'request_headers'> & { request_headers: Array<VisibleHeaderView<'plaintext'> | OpaqueHeaderView> }>;
 };
 

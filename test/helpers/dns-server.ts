@@ -21,7 +21,8 @@ function questionEnd(msg: Buffer): { name: string; end: number } {
 /** The IPv4 address to answer for `name`, given how many A queries for it came before this one. */
 export type DnsAnswer = (name: string, earlierQueries: number) => string;
 
-export async function startDnsServer(names: string[], answerFor: DnsAnswer = () => '127.0.0.1'): Promise<{ port: number; queries: string[]; close(): void }> {
+/** `at`: where to listen (default 127.0.0.1, any free port; the transparent test's world binds 203.0.113.53:53). */
+export async function startDnsServer(names: string[], answerFor: DnsAnswer = () => '127.0.0.1', at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }): Promise<{ port: number; queries: string[]; close(): void }> {
   const known = new Set(names.map((n) => n.toLowerCase()));
   const queries: string[] = [];
   const sock = dgram.createSocket('udp4');
@@ -56,6 +57,6 @@ export async function startDnsServer(names: string[], answerFor: DnsAnswer = () 
       /* ignore malformed queries */
     }
   });
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
+  await new Promise<void>((r) => sock.bind(at.port, at.host, r));
   return { port: (sock.address() as AddressInfo).port, queries, close: () => sock.close() };
 }

@@ -94,7 +94,7 @@ describe('admin API: sandbox configs in Redis', () => {
     expect(raw).not.toContain(CANARY);
     expect(raw).not.toContain(CALLBACK_CANARY);
     const stored = (await rig.store.get('sb-sealed'))!;
-    expect(rig.unsealer.unseal(stored.config.rules[0]!.headers[0]!.value)).toBe(`Bearer ${CANARY}`);
+    expect(rig.unsealer.unseal(stored.config.rules[0]!.headers![0]!.value)).toBe(`Bearer ${CANARY}`);
     expect(rig.unsealer.unseal(stored.config.callbacks[0]!.request_headers[0]!.value)).toBe(CALLBACK_CANARY);
   });
 
@@ -113,8 +113,8 @@ describe('admin API: sandbox configs in Redis', () => {
     const after = (await rig.store.get('sb-patch'))!;
     expect(after.config.rules.map((r) => r.name)).toEqual(['github-api', 'openai']);
     expect(after.config.rules[0]!.match_paths).toEqual(['/repos/*', '/user']);
-    expect(after.config.rules[0]!.headers[0]!.value).toBe(before.config.rules[0]!.headers[0]!.value);
-    expect(rig.unsealer.unseal(after.config.rules[0]!.headers[0]!.value)).toBe(`Bearer ${CANARY}`);
+    expect(after.config.rules[0]!.headers![0]!.value).toBe(before.config.rules[0]!.headers![0]!.value);
+    expect(rig.unsealer.unseal(after.config.rules[0]!.headers![0]!.value)).toBe(`Bearer ${CANARY}`);
     expect(rig.unsealer.unseal(after.config.callbacks[0]!.request_headers[0]!.value)).toBe(CALLBACK_CANARY);
   });
 
@@ -126,7 +126,7 @@ describe('admin API: sandbox configs in Redis', () => {
     expect((await rig.call('PATCH', path('sb-move'), { body })).status).toBe(200);
     const after = (await rig.store.get('sb-move'))!;
     const github = after.config.rules.find((r) => r.name === 'github-api')!;
-    expect(rig.unsealer.unseal(github.headers[0]!.value)).toBe(`Bearer ${CANARY}`);
+    expect(rig.unsealer.unseal(github.headers![0]!.value)).toBe(`Bearer ${CANARY}`);
     expect(rig.unsealer.unseal(after.config.callbacks[0]!.request_headers[0]!.value)).toBe('new-callback-key');
   });
 
@@ -134,7 +134,7 @@ describe('admin API: sandbox configs in Redis', () => {
     await rig.call('PUT', path('sb-nokeep'), { body: fullConfig() });
     const body = fullConfig();
     body.rules[0]!.name = 'renamed';
-    (body.rules[0]!.headers[0] as { value?: string }).value = undefined;
+    (body.rules[0]!.headers![0] as { value?: string }).value = undefined;
     const res = await rig.call('PATCH', path('sb-nokeep'), { body: JSON.parse(JSON.stringify(body)) });
     expect(res.status).toBe(422);
     expect(res.json.problems).toEqual([expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: no stored value to keep for opaque header "Authorization" \(rule "renamed"\)/)]);
@@ -142,7 +142,7 @@ describe('admin API: sandbox configs in Redis', () => {
 
   it('PUT refuses a value-less opaque header (only PATCH keeps values)', async () => {
     const body = fullConfig();
-    body.rules[0]!.headers[0] = { name: 'Authorization', type: 'opaque', is_set: true } as never;
+    body.rules[0]!.headers![0] = { name: 'Authorization', type: 'opaque', is_set: true } as never;
     const res = await rig.call('PUT', path('sb-put-keep'), { body });
     expect(res.status).toBe(422);
     expect(res.json.problems[0]).toMatch(/^rules\[0\]\.headers\[0\]\.value: required/);
@@ -155,11 +155,11 @@ describe('admin API: sandbox configs in Redis', () => {
   });
 
   it('accepts a well-formed sealed value as is and refuses a malformed one', async () => {
-    const sealed = (await rig.store.get('sb-sealed'))!.config.rules[0]!.headers[0]!.value;
+    const sealed = (await rig.store.get('sb-sealed'))!.config.rules[0]!.headers![0]!.value;
     const body = { rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'Authorization', type: 'opaque', value: sealed }] }] };
     expect((await rig.call('PUT', path('sb-presealed'), { body })).status).toBe(201);
-    expect((await rig.store.get('sb-presealed'))!.config.rules[0]!.headers[0]!.value).toBe(sealed);
-    body.rules[0]!.headers[0]!.value = 'sealed:not-base64!';
+    expect((await rig.store.get('sb-presealed'))!.config.rules[0]!.headers![0]!.value).toBe(sealed);
+    body.rules[0]!.headers![0]!.value = 'sealed:not-base64!';
     const bad = await rig.call('PUT', path('sb-presealed'), { body });
     expect(bad.status).toBe(422);
     expect(bad.json.problems).toEqual([expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: is not a valid sealed value/)]);
@@ -208,8 +208,8 @@ describe('admin API: sandbox configs in Redis', () => {
     await eventually(() => rig.registry.policyFor('sb-applied') !== undefined, 5000, 'the registry to load sb-applied');
     const policy = rig.registry.policyFor('sb-applied')!;
     expect(policy.rules.map((r) => r.name)).toEqual(['github-api', 'openai']);
-    expect(policy.rules[0]!.headers[0]!.value).toBe('Bearer canary-applied-4410');
-    expect(policy.rules[1]!.headers[0]!.value).toBe('Bearer sk-workspace-secret-value');
+    expect(policy.rules[0]!.headers![0]!.value).toBe('Bearer canary-applied-4410');
+    expect(policy.rules[1]!.headers![0]!.value).toBe('Bearer sk-workspace-secret-value');
     expect(policy.callbacks[0]!.requestHeaders[0]!.value).toBe(CALLBACK_CANARY);
   });
 

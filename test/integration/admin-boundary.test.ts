@@ -188,13 +188,18 @@ describe('admin API: OpenAPI document', () => {
     expect(Object.keys(doc.paths['/v1/sandboxes/{id}/proxy-config']).filter((k) => k !== 'parameters').sort()).toEqual(['delete', 'get', 'patch', 'put']);
     const write = doc.components.schemas.ProxyConfigWrite;
     expect(write.additionalProperties).toBe(false);
-    const header = write.properties.rules.items.properties.headers.items;
+    // rules are a oneOf: the header rule (no type), aws and gcp.
+    const headerRule = (rules: { items: { oneOf: Array<{ properties: Record<string, any> }> } }) => rules.items.oneOf.find((o) => 'headers' in o.properties && 'match_hosts' in o.properties && o.properties.headers.type !== undefined)!;
+    const header = headerRule(write.properties.rules).properties.headers.items;
     expect(header.properties.type.enum).toEqual(['plaintext', 'workspace_secret', 'opaque']);
     expect(header.properties.is_set).toEqual(expect.objectContaining({ type: 'boolean' }));
     expect(header.required).toEqual(['name', 'type']);
-    const view = doc.components.schemas.ProxyConfigView.properties.rules.items.properties.headers.items;
+    const viewRule = headerRule(doc.components.schemas.ProxyConfigView.properties.rules);
+    const view = viewRule.properties.headers.items;
     expect(view.oneOf[1].properties).toEqual({ name: { type: 'string' }, type: { const: 'opaque' }, is_set: { const: true } });
-    expect(doc.components.schemas.ProxyConfigView.properties.rules.items.properties.match_hosts.items).toEqual({ type: 'string' });
+    expect(viewRule.properties.match_hosts.items).toEqual({ type: 'string' });
+    const gcpView = doc.components.schemas.ProxyConfigView.properties.rules.items.oneOf.find((o: { properties: { type?: { const?: string } } }) => o.properties.type?.const === 'gcp');
+    expect(gcpView.properties.gcp.properties.service_account_json.oneOf[1].properties).toEqual({ type: { const: 'opaque' }, is_set: { const: true } });
     expect(doc.paths['/v1/sandboxes/{id}/proxy-config'].put.responses['422'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
     expect(JSON.stringify(doc)).not.toMatch(/"\$ref":"#\/components\/schemas\/(?!ProxyConfigWrite|ProxyConfigView|SandboxConfig|SandboxEnv|Error")/);
   });

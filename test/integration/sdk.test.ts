@@ -26,7 +26,7 @@ describe('SDK against the admin API', () => {
 
   const unsealedHeader = async (id: string, rule: string) => {
     const stored = (await rig.store.get(id))!;
-    return rig.unsealer.unseal(stored.config.rules.find((r) => r.name === rule)!.headers[0]!.value);
+    return rig.unsealer.unseal(stored.config.rules.find((r) => r.name === rule)!.headers![0]!.value);
   };
 
   it('create, get, replace, patch, env and delete round trip', async () => {

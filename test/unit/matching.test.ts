@@ -52,6 +52,9 @@ function summary(d: Decision): string {
       return `inject ${d.rule.name}`;
     case 'callback':
       return `callback ${d.callback.url.split('/').pop()}`;
+    case 'aws':
+    case 'gcp':
+      return `${d.outcome} ${d.rule.name}`;
     case 'pass':
       return `pass ${d.reason}`;
     case 'refuse':

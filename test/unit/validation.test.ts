@@ -179,7 +179,7 @@ describe('compile-time failures', () => {
     const policy = policyFrom(opaque(seal(PLAIN, parsePublicKey(keys.publicPem, 'p'))), new Map(), unsealer);
     expect(policy.rules[0]!.headers[0]).toEqual({ name: 'Authorization', value: PLAIN, sensitive: true });
     // The source keeps the sealed form, for reads.
-    expect(policy.source.rules[0]!.headers[0]!.value.startsWith('sealed:')).toBe(true);
+    expect(policy.source.rules[0]!.headers![0]!.value.startsWith('sealed:')).toBe(true);
   });
 
   it('the shape-only unsealer accepts well-formed sealed values and still rejects plaintext', () => {

@@ -1,0 +1,16 @@
+import { z } from 'zod';
+
+/**
+ * The fields every kind of rule shares (header rules and the aws / gcp provider rules), defined once so
+ * that a name, an `enabled` flag or an `env_vars` map means the same thing on each.
+ */
+const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export const ruleFields = {
+  name: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }).max(128),
+  enabled: z.boolean({ error: 'must be true or false' }).default(true),
+  env_vars: z
+    .record(z.string().regex(envName, { error: 'must be an environment variable name' }), z.string({ error: 'must be a string' }))
+    .default({}),
+  description: z.string({ error: 'must be a string' }).max(1024, { error: 'must be at most 1024 characters' }).optional(),
+};
