@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import type { HttpHeaders } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import type { CaptureKind, OriginalDestination } from '../policy/capture.js';
+import { singleHeaders } from './translate.js';
 
 /**
  * The header that carries a redirected connection's original destination (`ip:port`, IPv6 in brackets)
@@ -19,12 +20,8 @@ const KINDS: ReadonlySet<string> = new Set<CaptureKind>(['tls', 'http', 'tcp']);
  * either header is missing, repeated or malformed: such a connection is refused, never guessed at.
  */
 export function capturedFrom(headers: HttpHeaders | undefined): OriginalDestination | undefined {
-  const found: Record<string, string | null> = { [ORIGINAL_DST_HEADER]: null, [CAPTURE_HEADER]: null };
-  for (const h of headers?.headers?.headers ?? []) {
-    if (!(h.key in found)) continue;
-    if (found[h.key] !== null) return undefined;
-    found[h.key] = h.rawValue.length > 0 ? h.rawValue.toString('latin1') : h.value;
-  }
+  const found = singleHeaders(headers, [ORIGINAL_DST_HEADER, CAPTURE_HEADER]);
+  if (!found) return undefined;
   const kind = found[CAPTURE_HEADER];
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(found[ORIGINAL_DST_HEADER] ?? '');
   if (!kind || !KINDS.has(kind) || !m) return undefined;

@@ -15,12 +15,8 @@ import type { Outcome } from '../runtime/engine.js';
  * (421) instead of switching it off.
  */
 export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: ProcessingRequest['attributes'], inTunnel = false): PolicyRequest | undefined {
-  const found: Record<string, string | null> = { ':method': null, ':scheme': null, ':authority': null, ':path': null };
-  for (const h of headers?.headers?.headers ?? []) {
-    if (!(h.key in found)) continue;
-    if (found[h.key] !== null) return undefined;
-    found[h.key] = h.rawValue.length > 0 ? h.rawValue.toString('latin1') : h.value;
-  }
+  const found = singleHeaders(headers, [':method', ':scheme', ':authority', ':path']);
+  if (!found) return undefined;
   const method = found[':method'];
   const authority = found[':authority'];
   const scheme = found[':scheme'];
@@ -29,6 +25,20 @@ export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: P
   const attrs = attributes?.[EXT_PROC_ATTRIBUTES] ?? {};
   if (!inTunnel && !(CONNECT_AUTHORITY in attrs)) return base;
   return { ...base, tunnel: { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) } };
+}
+
+/**
+ * The values of `keys` in Envoy's header map (raw_value first), null for an absent one; undefined when any
+ * of them is repeated, which makes the request ambiguous. Shared by every reader of headers Envoy set.
+ */
+export function singleHeaders(headers: HttpHeaders | undefined, keys: readonly string[]): Record<string, string | null> | undefined {
+  const found: Record<string, string | null> = Object.fromEntries(keys.map((k) => [k, null]));
+  for (const h of headers?.headers?.headers ?? []) {
+    if (!(h.key in found)) continue;
+    if (found[h.key] !== null) return undefined;
+    found[h.key] = h.rawValue.length > 0 ? h.rawValue.toString('latin1') : h.value;
+  }
+  return found;
 }
 
 /** The attribute keys the sidecar's inner ext_proc filter asks Envoy for (see envoy/). */
