@@ -34,11 +34,14 @@ access_control:
   allow_list: ["api.github.com", "github.com", "tunnel.example.test", "plain.example.test", "db.example.test:5432", "${WORLD.web}", "${WORLD.cache}:6379"]
 `;
 
-describe('transparent mode prerequisites', () => {
-  it.runIf(Boolean(unavailable) && inCi)('CI can create network namespaces and run Envoy', () => {
-    throw new Error(`transparent-mode e2e cannot run in CI: ${unavailable}`);
+// Registered only where it fails: in CI the prerequisites must be there (a skip would hide the suite).
+if (unavailable && inCi) {
+  describe('transparent mode prerequisites', () => {
+    it('CI can create network namespaces and run Envoy', () => {
+      throw new Error(`transparent-mode e2e cannot run in CI: ${unavailable}`);
+    });
   });
-});
+}
 
 describe.skipIf(Boolean(unavailable))('transparent capture in real network namespaces', () => {
   let rig: TransparentRig;
