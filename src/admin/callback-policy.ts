@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { AuthProxyError } from '../errors.js';
 import { isHostname } from '../config/host-pattern.js';
+import type { ProxyConfig } from '../config/schema.js';
 
 /**
  * Where callback URLs stored through the admin API may point. Exists because a callback makes authproxy
@@ -118,4 +119,18 @@ export function createCallbackPolicy(allow: readonly string[] = []): CallbackPol
       return allowed ? undefined : `host "${host}" is not in the operator's callback allow-list`;
     },
   };
+}
+
+/**
+ * The callbacks of a config whose URL `policy` refuses, one line each naming the field (`callbacks[i].url`).
+ * Shared by the admin API (before storing) and every replica's registry (when it loads a stored config),
+ * so a config written to Redis by other means is held to the same `--callback-allow`.
+ */
+export function callbackUrlProblems(config: Pick<ProxyConfig, 'callbacks'>, policy: CallbackPolicy): string[] {
+  const problems: string[] = [];
+  config.callbacks.forEach((cb, i) => {
+    const problem = policy.problem(cb.url);
+    if (problem) problems.push(`callbacks[${i}].url: ${problem}`);
+  });
+  return problems;
 }

@@ -4,6 +4,7 @@ import { AuthProxyError } from '../errors.js';
 import { formatPath, proxyConfigSchema, type ProxyConfig } from '../config/schema.js';
 import { isProviderRule } from '../config/provider-schema.js';
 import { decodeSealed, seal, SEALED_PREFIX } from '../secrets/sealing.js';
+import { callbackOrigin, type SealTarget } from '../secrets/seal-binding.js';
 
 /**
  * Turns an admin API body into the config to store: validated by the same zod schema as files, with every
@@ -18,7 +19,7 @@ import { decodeSealed, seal, SEALED_PREFIX } from '../secrets/sealing.js';
  *   with the same `url` that has one (so reordering callbacks keeps values; changing a URL needs the value).
  */
 
-/** Largest plaintext opaque value: its sealed form (61 bytes of overhead, base64url) must still fit 8192 characters. */
+/** Largest plaintext opaque value: its sealed form (binding of at most 1 KiB, 63 bytes of box, base64url) must fit a sealed value's 12,288 characters. */
 export const MAX_OPAQUE_BYTES = 6000;
 
 /** Where an opaque value sits: a header of a rule or callback, or a provider rule's Secret. */
@@ -44,6 +45,8 @@ export interface PrepareOptions {
   readonly stored?: ProxyConfig;
   /** The proxy's public sealing key; without it, plaintext opaque values are refused. */
   readonly sealPublicKey: KeyObject | undefined;
+  /** The sandbox in the request's path: values sealed here are bound to it (and to where each one goes). */
+  readonly sandboxId: string;
 }
 
 /** The config to store, or every problem found, one line each, naming the field and never a value. */
@@ -147,7 +150,13 @@ function settle(slot: Slot, config: ProxyConfig, opts: PrepareOptions, problems:
       problems.push(`${field}: opaque value is longer than ${MAX_OPAQUE_BYTES} bytes`);
       return undefined;
     }
-    return seal(slot.plaintext!, opts.sealPublicKey);
+    try {
+      return seal(slot.plaintext!, opts.sealPublicKey, { sandbox: opts.sandboxId, target: sealTargetAt(slot.path, config) });
+    } catch (err) {
+      if (!(err instanceof AuthProxyError)) throw err;
+      problems.push(`${field}: ${err.message}`);
+      return undefined;
+    }
   }
   if (opts.mode === 'put') {
     problems.push(`${field}: required (only PATCH keeps a stored opaque value)`);
@@ -156,6 +165,14 @@ function settle(slot: Slot, config: ProxyConfig, opts: PrepareOptions, problems:
   const kept = opts.stored ? storedOpaque(slot.path, config, opts.stored) : undefined;
   if (kept === undefined) problems.push(`${field}: no stored value to keep for opaque ${describe(slot.path, config)}; send a value`);
   return kept;
+}
+
+/** Where the value at `path` goes, which its seal is bound to: the rule's hosts, the provider, or the callback's origin. */
+function sealTargetAt(path: ReadonlyArray<string | number>, config: ProxyConfig): SealTarget {
+  const [list, i] = path as [string, number];
+  if (list === 'callbacks') return { callback: callbackOrigin(config.callbacks[i]!.url) };
+  const rule = config.rules[i]!;
+  return isProviderRule(rule) ? { provider: rule.type } : { hosts: rule.match_hosts };
 }
 
 function describe(path: ReadonlyArray<string | number>, config: ProxyConfig): string {

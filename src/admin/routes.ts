@@ -9,9 +9,10 @@ import type { SandboxStore, StoredSandbox } from '../sandboxes/store.js';
 import type { SandboxEnvResponse } from '../sdk/types.js';
 import { ApiError, invalidConfig } from './api-error.js';
 import { audit, diffConfigs } from './audit.js';
-import type { CallbackPolicy } from './callback-policy.js';
+import { callbackUrlProblems, type CallbackPolicy } from './callback-policy.js';
 import { prepareConfig } from './config-input.js';
 import { checkRoleUnchanged } from './role-guard.js';
+import { keyScopeProblems } from './key-scope.js';
 import { sandboxResponse } from './config-view.js';
 import type { AdminPrincipal } from './tokens.js';
 import { effectiveIdentity, identityFieldProblem, type IdentityFields, type SandboxIdentity } from '../sandboxes/identity.js';
@@ -98,13 +99,8 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     if (registry.isFileSandbox(id)) throw new ApiError(409, 'sandbox is defined in the mounted config file; change it there');
   };
 
-  const checkApplicable = (config: ProxyConfig): void => {
-    const problems: string[] = [];
-    config.callbacks.forEach((cb, i) => {
-      const problem = deps.callbackPolicy.problem(cb.url);
-      if (problem) problems.push(`callbacks[${i}].url: ${problem}`);
-    });
-    problems.push(...registry.check(config));
+  const checkApplicable = (config: ProxyConfig, id: string): void => {
+    const problems = [...callbackUrlProblems(config, deps.callbackPolicy), ...registry.check(config, id)];
     if (problems.length > 0) throw invalidConfig(problems);
   };
 
@@ -128,9 +124,11 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     if (createOnly && before) throw new ApiError(412, 'a config already exists (If-None-Match: *)');
     const identityProblems: string[] = [];
     const { config: configBody, given } = splitIdentity(body, identityProblems);
-    const prepared = prepareConfig(configBody, { mode, stored: before?.config, sealPublicKey: deps.sealPublicKey });
+    const prepared = prepareConfig(configBody, { mode, stored: before?.config, sealPublicKey: deps.sealPublicKey, sandboxId: id });
     if (identityProblems.length > 0 || !prepared.ok) throw invalidConfig([...identityProblems, ...(prepared.ok ? [] : prepared.problems)]);
     checkRoleUnchanged(before?.config, prepared.config);
+    const outsideKeys = principal.keys ? keyScopeProblems(prepared.config, principal.keys) : [];
+    if (outsideKeys.length > 0) throw new ApiError(403, 'this token may not use these workspace secrets', outsideKeys);
     // A PATCH keeps what it doesn't name; a PUT replaces the record (a tenant-scoped token's tenant, else the default).
     const kept: IdentityFields = mode === 'patch' && before ? before : {};
     const identity: IdentityFields = {
@@ -140,7 +138,7 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     if (principal.tenant !== undefined && effectiveIdentity(identity, deps.defaultIdentity).tenantId !== principal.tenant) {
       throw new ApiError(403, `this token may only manage sandboxes of tenant "${principal.tenant}"`);
     }
-    checkApplicable(prepared.config);
+    checkApplicable(prepared.config, id);
     // Written only if nothing changed since `before` was read: a PATCH keeps opaque values from `before`.
     const saved = await fromStore(log, 'write', () => store.put(id, prepared.config, before?.stamp ?? null, identity));
     if (!saved) throw new ApiError(ifMatch === undefined && !createOnly ? 409 : 412, 'the config changed while this request was applied; read it again and retry');

@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto';
-import { chmodSync, rmSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyRequest } from 'fastify';
 import { errorLine } from '../errors.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import type { Logger } from '../log.js';
 import { parseListenAddress } from '../runtime/listen.js';
+import { bindPrivateSocket } from '../runtime/unix-socket.js';
 import type { PolicyRegistry } from '../sandboxes/registry.js';
 import type { SandboxStore } from '../sandboxes/store.js';
 import { DEFAULT_IDENTITY, type SandboxIdentity } from '../sandboxes/identity.js';
@@ -42,6 +42,8 @@ export interface AdminServer {
 }
 
 const BEARER_CHALLENGE = 'Bearer realm="authproxy-admin"';
+/** Methods whose requests carry no body in this API: an empty body with a JSON content type is no body. */
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
 
 /** Maps fastify's own errors (body parsing, limits) and ours to `{error, problems?}` with the right status. */
 function toApiError(err: FastifyError, limit: number): ApiError | undefined {
@@ -78,6 +80,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const app = Fastify({ logger: false, bodyLimit: limit, routerOptions: { maxParamLength: 512 }, return503OnClosing: true, forceCloseConnections: true });
   // JSON only: without the text/plain parser, every other content type is a 415.
   app.removeContentTypeParser('text/plain');
+  // Generic HTTP clients send `Content-Type: application/json` (often with `Content-Length: 0`) on every
+  // request, bodyless GETs and DELETEs included: those mean "no body", not "an empty JSON document".
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '' && BODYLESS_METHODS.has(request.method)) done(null, undefined);
+    else json(request, body as string, done);
+  });
 
   const principals = new WeakMap<FastifyRequest, AdminPrincipal>();
   const authorize = async (request: FastifyRequest): Promise<void> => {
@@ -120,10 +130,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   });
 
   let address: string;
+  let removeSocket = () => {};
   if (listen.kind === 'unix') {
-    rmSync(listen.path, { force: true });
-    await app.listen({ path: listen.path });
-    chmodSync(listen.path, 0o600);
+    // Plaintext opaque values arrive over it: bound 0600 from the first instant (src/runtime/unix-socket.ts).
+    removeSocket = (await bindPrivateSocket(listen.path, async (temp) => void (await app.listen({ path: temp })))).remove;
     address = opts.listen;
   } else {
     await app.listen({ host: listen.host, port: listen.port });
@@ -131,5 +141,5 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     address = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${typeof bound === 'object' && bound ? bound.port : listen.port}`;
   }
   opts.log.info({ listen: address, tokens: opts.tokens.size, callback_allow: opts.callbackPolicy?.allow.length ?? 0 }, 'admin API listening');
-  return { address, close: () => app.close() };
+  return { address, close: () => app.close().then(removeSocket) };
 }

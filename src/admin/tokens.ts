@@ -16,6 +16,11 @@ export interface AdminPrincipal {
    * tenant is T, and never changes a sandbox's tenant. Undefined = any tenant.
    */
   readonly tenant?: string;
+  /**
+   * `keys=PREFIX*` / `keys=NAME` scope entries: the only workspace secrets (`{KEY}` placeholders) the
+   * configs this token stores may name. Undefined = any key.
+   */
+  readonly keys?: readonly string[];
 }
 
 interface TokenEntry extends AdminPrincipal {
@@ -26,6 +31,8 @@ const MIN_TOKEN_LENGTH = 16;
 const TOKEN_CHARS = /^[\x21-\x7e]+$/;
 const SCOPE_ENTRY = /^(\*|[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\*?)$/;
 const TENANT_ENTRY = 'tenant=';
+const KEYS_ENTRY = 'keys=';
+const KEY_PATTERN = /^(\*|[A-Za-z_][A-Za-z0-9_]*\*?)$/;
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
@@ -33,8 +40,8 @@ function sha256(text: string): Buffer {
 
 /**
  * Parses a tokens file: one token per line, optionally followed by whitespace and a scope
- * (`TOKEN sb-a,sb-team-*`, `TOKEN tenant=acme` or both: `TOKEN tenant=acme,sb-acme-*`; a token is then
- * limited by every entry); blank lines and `#` comments (whole lines, or after whitespace) are ignored.
+ * (`TOKEN sb-a,sb-team-*`, `TOKEN tenant=acme`, `TOKEN keys=TEAM_A_*` or several: `TOKEN tenant=acme,sb-acme-*,keys=ACME_*`;
+ * a token is then limited by every kind of entry); blank lines and `#` comments (whole lines, or after whitespace) are ignored.
  * Returns the entries and one problem per bad line, naming the line but never the token.
  */
 export function parseTokens(text: string, source: string): { entries: TokenEntry[]; problems: string[] } {
@@ -59,20 +66,26 @@ export function parseTokens(text: string, source: string): { entries: TokenEntry
     seen.set(key, i + 1);
     let scope: string[] | undefined;
     let tenant: string | undefined;
+    let keys: string[] | undefined;
     if (scopeText !== undefined) {
       const all = scopeText.split(',');
+      const keyEntries = all.filter((s) => s.startsWith(KEYS_ENTRY));
+      const badKey = keyEntries.findIndex((s) => !KEY_PATTERN.test(s.slice(KEYS_ENTRY.length)));
+      if (badKey >= 0) return void problems.push(`${where}: "keys=" needs a workspace secret name or "PREFIX*" (entry ${all.indexOf(keyEntries[badKey]!) + 1} is not)`);
+      keys = keyEntries.length === 0 ? undefined : keyEntries.map((s) => s.slice(KEYS_ENTRY.length));
+      if (keys?.includes('*')) keys = undefined;
       const tenants = all.filter((s) => s.startsWith(TENANT_ENTRY));
       // Never echo an entry: a line with two tokens would otherwise print the second one.
       const badTenant = tenants.findIndex((s) => !TENANT_ID.test(s.slice(TENANT_ENTRY.length)));
       if (badTenant >= 0) return void problems.push(`${where}: "tenant=" needs a tenant id of 1-128 characters of A-Z a-z 0-9 . _ : - (entry ${all.indexOf(tenants[badTenant]!) + 1} is not)`);
       if (tenants.length > 1) return void problems.push(`${where}: at most one "tenant=" scope entry per token`);
       tenant = tenants[0]?.slice(TENANT_ENTRY.length);
-      scope = all.filter((s) => !s.startsWith(TENANT_ENTRY));
+      scope = all.filter((s) => !s.startsWith(TENANT_ENTRY) && !s.startsWith(KEYS_ENTRY));
       const bad = scope.filter((s) => !SCOPE_ENTRY.test(s));
-      if (bad.length > 0) return void problems.push(`${where}: scope entries must be sandbox ids, "prefix*", "*" or "tenant=ID" (entry ${all.indexOf(bad[0]!) + 1} is not)`);
+      if (bad.length > 0) return void problems.push(`${where}: scope entries must be sandbox ids, "prefix*", "*", "tenant=ID" or "keys=PREFIX*" (entry ${all.indexOf(bad[0]!) + 1} is not)`);
       if (scope.includes('*') || scope.length === 0) scope = undefined;
     }
-    entries.push(tenant === undefined ? { id: key.slice(0, 8), scope, digest } : { id: key.slice(0, 8), scope, tenant, digest });
+    entries.push({ id: key.slice(0, 8), scope, ...(tenant === undefined ? {} : { tenant }), ...(keys === undefined ? {} : { keys }), digest });
   });
   return { entries, problems };
 }
@@ -140,7 +153,9 @@ export class AdminTokens {
     const presented = sha256(m[1]!);
     let found: TokenEntry | undefined;
     for (const entry of this.entries) if (timingSafeEqual(entry.digest, presented)) found = entry;
-    return found && (found.tenant === undefined ? { id: found.id, scope: found.scope } : { id: found.id, scope: found.scope, tenant: found.tenant });
+    if (!found) return undefined;
+    const { digest: _digest, ...principal } = found;
+    return principal;
   }
 
   private async maybeReload(): Promise<void> {

@@ -8,13 +8,29 @@ export interface CachedCredential {
 }
 
 /**
+ * What a loader returns: the headers (they live for the TTL), or the headers with their own absolute
+ * expiry (epoch ms) when that comes sooner: temporary cloud credentials end when their issuer says.
+ */
+export type Loaded = ResolvedHeaders | { readonly headers: ResolvedHeaders; readonly expiresAt: number };
+
+/** The cache entry for what a loader returned at `now`: expiring after `ttlSeconds`, or earlier if it says so. */
+export function cacheEntry(loaded: Loaded, now: number, ttlSeconds: number): CachedCredential {
+  const ttlEnd = now + ttlSeconds * 1000;
+  return isTimed(loaded) ? { headers: loaded.headers, expiresAt: Math.min(ttlEnd, loaded.expiresAt) } : { headers: loaded, expiresAt: ttlEnd };
+}
+
+function isTimed(loaded: Loaded): loaded is Exclude<Loaded, ResolvedHeaders> {
+  return !Array.isArray(loaded);
+}
+
+/**
  * Where callback answers are kept. `get` returns the value synchronously on an in-process hit (the hot
  * path: no I/O, no promise); otherwise a promise that goes through every level and guarantees that
  * concurrent misses for one key run `load` once. Failures are never cached: the waiters of one failed
  * attempt share its error, and the next request tries again.
  */
 export interface CredentialCache {
-  get(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): CachedCredential | Promise<CachedCredential>;
+  get(key: string, ttlSeconds: number, load: () => Promise<Loaded>): CachedCredential | Promise<CachedCredential>;
   close(): Promise<void>;
 }
 
@@ -50,7 +66,7 @@ export class MemoryCredentialCache implements CredentialCache {
     }
   }
 
-  get(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): CachedCredential | Promise<CachedCredential> {
+  get(key: string, ttlSeconds: number, load: () => Promise<Loaded>): CachedCredential | Promise<CachedCredential> {
     const hit = this.peek(key, this.clock());
     if (hit) {
       this.metrics?.cacheLookup('l1');
@@ -62,8 +78,8 @@ export class MemoryCredentialCache implements CredentialCache {
       return running;
     }
     const attempt = load()
-      .then((headers) => {
-        const entry = { headers, expiresAt: this.clock() + ttlSeconds * 1000 };
+      .then((loaded) => {
+        const entry = cacheEntry(loaded, this.clock(), ttlSeconds);
         this.store(key, entry);
         this.metrics?.cacheLookup('miss');
         return entry;

@@ -4,6 +4,7 @@ import type { Target } from '../policy/host.js';
 import { isIP } from 'node:net';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { EgressGuard } from '../egress/guard.js';
+import { guardedLookup } from '../egress/lookup.js';
 import { SIGNATURE_HEADER, type CallbackSigner } from './signer.js';
 
 /** Why a callback failed; a closed set, used in logs and metrics. */
@@ -177,8 +178,6 @@ async function checkLiteral(guard: EgressGuard, url: string): Promise<void> {
   if (!r.ok) throw new CallbackFailure('private_destination', `callback host is a ${r.detail}`);
 }
 
-type LookupCallback = (err: Error | null, address: string | Array<{ address: string; family: number }>, family?: number) => void;
-
 const agents = new WeakMap<EgressGuard, Agent>();
 
 /**
@@ -188,16 +187,7 @@ const agents = new WeakMap<EgressGuard, Agent>();
 function guardedAgent(guard: EgressGuard): Agent {
   let agent = agents.get(guard);
   if (!agent) {
-    const lookup = (hostname: string, options: { all?: boolean }, cb: LookupCallback) => {
-      guard.check(hostname).then(
-        (r) => {
-          if (!r.ok) return cb(new EgressRefused(`callback host ${r.reason === 'unresolvable' ? 'does not resolve' : r.detail}`), '');
-          const family = r.address.includes(':') ? 6 : 4;
-          return options.all ? cb(null, [{ address: r.address, family }]) : cb(null, r.address, family);
-        },
-        (err: Error) => cb(err, ''),
-      );
-    };
+    const lookup = guardedLookup(guard, (reason) => new EgressRefused(`callback host ${reason}`));
     agent = new Agent({ connect: { lookup } as object });
     agents.set(guard, agent);
   }

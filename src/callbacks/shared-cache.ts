@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics, RefreshResult } from '../metrics/metrics.js';
-import { MemoryCredentialCache, type CachedCredential, type CredentialCache } from './cache.js';
+import { cacheEntry, MemoryCredentialCache, type CachedCredential, type CredentialCache, type Loaded } from './cache.js';
 import type { CacheSealer } from './cache-crypto.js';
-import { CallbackFailure, type CallbackFailureReason, type ResolvedHeaders } from './client.js';
+import { CallbackFailure, type CallbackFailureReason } from './client.js';
 import { FleetNotices } from './fleet-notices.js';
 import { RedisLink, type LinkState } from './redis-link.js';
 import { FleetStore } from './redis-store.js';
@@ -84,7 +84,7 @@ export class SharedCredentialCache implements CredentialCache {
     return new SharedCredentialCache(link, store, notices, options);
   }
 
-  get(key: string, ttlSeconds: number, load: () => Promise<ResolvedHeaders>): CachedCredential | Promise<CachedCredential> {
+  get(key: string, ttlSeconds: number, load: () => Promise<Loaded>): CachedCredential | Promise<CachedCredential> {
     const now = this.clock();
     const hit = this.l1.peek(key, now);
     if (hit) {
@@ -118,7 +118,7 @@ export class SharedCredentialCache implements CredentialCache {
     await this.l1.close();
   }
 
-  private async resolve(key: string, ttl: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential> {
+  private async resolve(key: string, ttl: number, load: () => Promise<Loaded>): Promise<CachedCredential> {
     if (!this.link.up) return this.counted(this.direct(key, ttl, load));
     const name = this.options.sealer.keyName(key);
     const token = randomBytes(12).toString('base64url');
@@ -137,8 +137,8 @@ export class SharedCredentialCache implements CredentialCache {
   }
 
   /** A call without Redis: the value lives in L1 only. */
-  private async direct(key: string, ttl: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential> {
-    const entry = { headers: await load(), expiresAt: this.clock() + ttl * 1000 };
+  private async direct(key: string, ttl: number, load: () => Promise<Loaded>): Promise<CachedCredential> {
+    const entry = cacheEntry(await load(), this.clock(), ttl);
     this.l1.store(key, entry);
     return entry;
   }
@@ -150,7 +150,7 @@ export class SharedCredentialCache implements CredentialCache {
     return entry;
   }
 
-  private async viaFleet(key: string, name: string, token: string, ttl: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential> {
+  private async viaFleet(key: string, name: string, token: string, ttl: number, load: () => Promise<Loaded>): Promise<CachedCredential> {
     const ticket = this.notices.open(name);
     // One lock deadline, plus a little: by then a dead holder's lock has expired and been taken over. Waiting
     // longer would push the answer past Envoy's message_timeout (a 504 instead of the contract's 502).
@@ -194,15 +194,15 @@ export class SharedCredentialCache implements CredentialCache {
   }
 
   /** Calls the endpoint while holding the lock; shares the value, or the failure with this attempt's waiters. */
-  private async callAndShare(key: string, name: string, token: string, ttl: number, load: () => Promise<ResolvedHeaders>): Promise<CachedCredential> {
-    let headers: ResolvedHeaders;
+  private async callAndShare(key: string, name: string, token: string, ttl: number, load: () => Promise<Loaded>): Promise<CachedCredential> {
+    let loaded: Loaded;
     try {
-      headers = await load();
+      loaded = await load();
     } catch (err) {
       if (this.link.up) await this.quietly(() => this.store.abort(name, token, err instanceof CallbackFailure ? err.reason : ''));
       throw err;
     }
-    const entry = { headers, expiresAt: this.clock() + ttl * 1000 };
+    const entry = cacheEntry(loaded, this.clock(), ttl);
     this.l1.store(key, entry);
     if (this.link.up) {
       const sealed = this.options.sealer.seal(this.store.valueKey(name), entry);
@@ -211,7 +211,7 @@ export class SharedCredentialCache implements CredentialCache {
     return entry;
   }
 
-  private refreshAhead(key: string, ttl: number, load: () => Promise<ResolvedHeaders>, current: CachedCredential, now: number): void {
+  private refreshAhead(key: string, ttl: number, load: () => Promise<Loaded>, current: CachedCredential, now: number): void {
     if (now < (this.refreshAfter.get(current) ?? 0)) return;
     this.refreshAfter.set(current, Infinity);
     void this.refresh(key, ttl, load, current).then((result) => {
@@ -220,7 +220,7 @@ export class SharedCredentialCache implements CredentialCache {
     });
   }
 
-  private async refresh(key: string, ttl: number, load: () => Promise<ResolvedHeaders>, current: CachedCredential): Promise<RefreshResult> {
+  private async refresh(key: string, ttl: number, load: () => Promise<Loaded>, current: CachedCredential): Promise<RefreshResult> {
     try {
       if (!this.link.up) {
         await this.direct(key, ttl, load);

@@ -33,6 +33,28 @@ export async function initCaFiles(dir: string, options: { force?: boolean; commo
   return files;
 }
 
+/** The system roots `ca bundle` starts from by default (Debian/Ubuntu's bundle). */
+export const SYSTEM_ROOTS = '/etc/ssl/certs/ca-certificates.crt';
+
+/**
+ * The sandbox's CA bundle: the system roots (for tunnelled hosts, which present real certificates) plus
+ * the interception CA (for intercepted ones). Refuses a file that is not a PEM certificate or holds a key.
+ */
+export function caBundlePem(caCert: string, system: string = SYSTEM_ROOTS): string {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new AuthProxyError('config_io', `${path}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  };
+  const ca = read(caCert, 'CA certificate');
+  if (!ca.includes('-----BEGIN CERTIFICATE-----') || ca.includes('PRIVATE KEY')) {
+    throw new AuthProxyError('key_invalid', `${caCert}: not a PEM certificate (and never pass the CA key here)`);
+  }
+  return `${read(system, 'system roots').trimEnd()}\n# authproxy interception CA\n${ca.trimEnd()}\n`;
+}
+
 /** `authproxy ca init`: the CA whose leaves Envoy serves for intercepted hosts. */
 export function registerCaCommand(program: Command): void {
   const ca = program.command('ca').description('manage the CA that signs interception certificates');
@@ -48,20 +70,8 @@ export function registerCaCommand(program: Command): void {
   ca.command('bundle')
     .description("print the sandbox's CA bundle: the system roots (for tunnelled hosts) plus authproxy's CA (for intercepted ones)")
     .addOption(envOption('--ca-cert <file>', "authproxy's CA certificate (ca.crt)", 'AUTHPROXY_CA_CERT').makeOptionMandatory())
-    .option('--system <file>', 'system roots', '/etc/ssl/certs/ca-certificates.crt')
+    .option('--system <file>', 'system roots', SYSTEM_ROOTS)
     .action((flags: { caCert: string; system: string }) => {
-      const read = (path: string, what: string) => {
-        try {
-          return readFileSync(path, 'utf8');
-        } catch (err) {
-          throw new AuthProxyError('config_io', `${path}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-        }
-      };
-      const ca = read(flags.caCert, 'CA certificate');
-      if (!ca.includes('-----BEGIN CERTIFICATE-----') || ca.includes('PRIVATE KEY')) {
-        throw new AuthProxyError('key_invalid', `${flags.caCert}: not a PEM certificate (and never pass the CA key here)`);
-      }
-      const system = read(flags.system, 'system roots');
-      process.stdout.write(`${system.trimEnd()}\n# authproxy interception CA\n${ca.trimEnd()}\n`);
+      process.stdout.write(caBundlePem(flags.caCert, flags.system));
     });
 }

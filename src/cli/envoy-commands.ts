@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
 import { readConfigFile } from '../config/load.js';
 import { parseConfigFile } from '../config/file.js';
+import type { ProxyConfig } from '../config/schema.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { renderTransparentBootstrap } from '../envoy/transparent.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
@@ -28,6 +29,14 @@ interface EnvoyFlags {
   messageTimeoutMs: string;
   credentialHeaders?: string;
   mode: string;
+}
+
+/** The proxy_config of `sandbox` in a config file: its `sandboxes:` entry, else the top-level config. */
+export function sandboxConfigFrom(path: string, sandbox: string): ProxyConfig {
+  const file = parseConfigFile(readConfigFile(path), path);
+  const config = file.sandboxes.get(sandbox) ?? file.default;
+  if (!config) throw new AuthProxyError('usage', `--sandbox: "${sandbox}" has no config in ${path}`);
+  return config;
 }
 
 /** `envoy-config` and `sandbox-env`: what the sidecar and the sandbox need to be wired to authproxy. */
@@ -85,9 +94,7 @@ export function registerEnvoyCommands(program: Command): void {
     .option('--format <format>', 'shell (export lines), dotenv or json', 'shell')
     .action((f: { config: string; proxyUrl: string; caFile: string; format: string; sandbox: string }) => {
       if (!['shell', 'dotenv', 'json'].includes(f.format)) throw new AuthProxyError('usage', '--format: must be shell, dotenv or json');
-      const file = parseConfigFile(readConfigFile(f.config), f.config);
-      const config = file.sandboxes.get(f.sandbox) ?? file.default;
-      if (!config) throw new AuthProxyError('usage', `--sandbox: "${f.sandbox}" has no config in ${f.config}`);
+      const config = sandboxConfigFrom(f.config, f.sandbox);
       process.stdout.write(formatEnv(sandboxEnv(config, { proxyUrl: f.proxyUrl, caFile: f.caFile }), f.format as 'shell'));
     });
 }

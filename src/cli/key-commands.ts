@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
 import { generateSealingKeys, parsePublicKey, seal } from '../secrets/sealing.js';
+import { sealBindingFromFlags, type SealFlags } from './seal-flags.js';
 import { trimOneNewline } from '../secrets/workspace.js';
 import { CallbackSigner, generateSigningKey } from '../callbacks/signer.js';
 import { readKeyFile } from '../runtime/service.js';
@@ -14,6 +15,27 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The files `keys init` writes into its directory, in order: sealing.key, sealing.pub, signing.key. */
+export const KEY_FILES = ['sealing.key', 'sealing.pub', 'signing.key'] as const;
+
+/**
+ * Writes DIR/sealing.key (0600), DIR/sealing.pub (0644) and DIR/signing.key (0600); refuses to replace
+ * any of them without `force`. Returns the three paths in KEY_FILES order.
+ */
+export function initKeyFiles(dir: string, options: { force?: boolean } = {}): string[] {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const files = KEY_FILES.map((f) => join(dir, f));
+  const existing = files.filter((f) => existsSync(f));
+  if (existing.length > 0 && !options.force) {
+    throw new AuthProxyError('usage', `${existing[0]}: already exists (use --force to overwrite)`);
+  }
+  const { privatePem, publicPem } = generateSealingKeys();
+  writeFileSync(files[0]!, privatePem, { mode: 0o600 });
+  writeFileSync(files[1]!, publicPem, { mode: 0o644 });
+  writeFileSync(files[2]!, generateSigningKey(), { mode: 0o600 });
+  return files;
+}
+
 /** `keys init`, `seal` and `jwks`: key material and what is derived from it. */
 export function registerKeyCommands(program: Command): void {
   const keys = program.command('keys').description('manage authproxy keys');
@@ -23,16 +45,7 @@ export function registerKeyCommands(program: Command): void {
     .addOption(envOption('--dir <dir>', 'where to write the keys', 'AUTHPROXY_KEYS_DIR').makeOptionMandatory())
     .option('--force', 'overwrite existing keys')
     .action((flags: { dir: string; force?: boolean }) => {
-      mkdirSync(flags.dir, { recursive: true, mode: 0o700 });
-      const files = ['sealing.key', 'sealing.pub', 'signing.key'].map((f) => join(flags.dir, f));
-      const existing = files.filter((f) => existsSync(f));
-      if (existing.length > 0 && !flags.force) {
-        throw new AuthProxyError('usage', `${existing[0]}: already exists (use --force to overwrite)`);
-      }
-      const { privatePem, publicPem } = generateSealingKeys();
-      writeFileSync(files[0]!, privatePem, { mode: 0o600 });
-      writeFileSync(files[1]!, publicPem, { mode: 0o644 });
-      writeFileSync(files[2]!, generateSigningKey(), { mode: 0o600 });
+      const files = initKeyFiles(flags.dir, { force: flags.force });
       process.stdout.write(`wrote ${files.join(', ')}\n`);
     });
 
@@ -40,11 +53,16 @@ export function registerKeyCommands(program: Command): void {
     .command('seal')
     .description('read a secret on stdin, print its sealed value (one trailing newline is trimmed)')
     .addOption(envOption('--public-key <file>', 'the proxy\'s public sealing key (sealing.pub)', 'AUTHPROXY_PUBLIC_KEY').makeOptionMandatory())
-    .action(async (flags: { publicKey: string }) => {
+    .option('--sandbox <id>', "the only sandbox whose config may use the value, or '*' for any sandbox")
+    .option('--hosts <list>', "a header rule's host patterns (comma-separated): the rule using the value must stay within them")
+    .option('--provider <name>', 'aws or gcp: a Secret of that provider rule')
+    .option('--callback-url <url>', "a callback's request header: the callback URL (its origin is bound)")
+    .action(async (flags: SealFlags & { publicKey: string }) => {
+      const binding = sealBindingFromFlags(flags);
       const key = parsePublicKey(readKeyFile(flags.publicKey), flags.publicKey);
       const secret = trimOneNewline(await readStdin());
       if (secret.length === 0) throw new AuthProxyError('usage', 'stdin: nothing to seal');
-      process.stdout.write(seal(secret, key) + '\n');
+      process.stdout.write(seal(secret, key, binding) + '\n');
     });
 
   program

@@ -12,6 +12,7 @@ import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
 import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.js';
 import { DEFAULT_CALLBACK_ISSUER, normalizeIssuer } from '../callbacks/signer.js';
+import { parseGcpTokenUriAllow } from '../cloud/gcp/setup.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -43,6 +44,24 @@ interface ServeFlags {
   caKey?: string;
   egressAllowCidrs?: string;
   dnsResolver?: string;
+  allowUnboundSeals?: boolean;
+  awsStsEndpoint?: string;
+  awsRegion?: string;
+  gcpTokenUriAllow?: string;
+}
+
+/** --aws-sts-endpoint must be an https:// URL (it receives authproxy's own signed requests); --aws-region a region name. */
+function awsChecks(flags: ServeFlags): void {
+  if (flags.awsStsEndpoint !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(flags.awsStsEndpoint);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol !== 'https:' || url.search || url.hash) throw new AuthProxyError('usage', '--aws-sts-endpoint: must be an https:// URL without query, like https://sts.eu-west-1.amazonaws.com');
+  }
+  if (flags.awsRegion !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(flags.awsRegion)) throw new AuthProxyError('usage', `--aws-region: "${flags.awsRegion.slice(0, 40)}" is not an AWS region like us-east-1`);
 }
 
 /** The admin API's flags go together and need Redis, where configs are stored; returns the callback allow-list. */
@@ -117,6 +136,10 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--callback-allow <list>', 'hosts, *.domains, IPs or CIDRs that callback URLs stored through the admin API may use', 'AUTHPROXY_CALLBACK_ALLOW'))
     .addOption(envOption('--egress-allow-cidrs <list>', 'private CIDRs that destinations and callbacks may resolve to (loopback and metadata only when named); never 127.0.0.0/8 in production', 'AUTHPROXY_EGRESS_ALLOW_CIDRS'))
     .addOption(envOption('--dns-resolver <addr>', 'DNS server (host:port) for resolving destinations before they are checked (default: the system resolver)', 'AUTHPROXY_DNS_RESOLVER'))
+    .addOption(envOption('--aws-sts-endpoint <url>', "STS endpoint for AWS role rules' AssumeRole (default: the --aws-region STS endpoint)", 'AUTHPROXY_AWS_STS_ENDPOINT'))
+    .addOption(envOption('--aws-region <region>', "region of authproxy's STS client (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)", 'AUTHPROXY_AWS_REGION'))
+    .addOption(envOption('--gcp-token-uri-allow <list>', "token endpoints besides Google's that service-account keys may name: exact https URLs or https://host prefixes, comma-separated (tests, private endpoints)", 'AUTHPROXY_GCP_TOKEN_URI_ALLOW'))
+    .addOption(envOption('--allow-unbound-seals', 'accept sealed values from before sandbox/host bindings (warns; seal them again instead)', 'AUTHPROXY_ALLOW_UNBOUND_SEALS'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
     .addOption(envOption('--callback-timeout-ms <ms>', 'callback request timeout', 'AUTHPROXY_CALLBACK_TIMEOUT_MS').default('5000'))
     .action(async (flags: ServeFlags) => {
@@ -128,6 +151,8 @@ export function registerServeCommand(program: Command): void {
       }
       if (!SANDBOX_ID.test(flags.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${flags.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
       const { callbackIssuer } = identityChecks(flags);
+      awsChecks(flags);
+      const gcpTokenUriAllow = parseGcpTokenUriAllow(flags.gcpTokenUriAllow ?? '');
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
       const log = createLogger(flags.logLevel as 'info');
       flags.redis ??= process.env.REDIS_URL || undefined;
@@ -135,7 +160,7 @@ export function registerServeCommand(program: Command): void {
       // Everything that can fail on a flag is read before anything starts listening.
       const tokens = flags.adminListen ? await AdminTokens.fromFile(flags.adminTokens!, log) : undefined;
       const service = await startService(
-        { ...flags, callbackIssuer, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
+        { ...flags, callbackIssuer, gcpTokenUriAllow, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
         log,
       );
       let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;

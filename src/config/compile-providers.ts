@@ -14,6 +14,9 @@ export interface ProviderContext extends ResolveContext {
 }
 
 const ACCESS_KEY_ID = /^[A-Z0-9]{16,128}$/;
+/** Where a provider rule's Secrets go: the provider's own hosts, so a sealed Secret is bound to the provider. */
+const AWS_TARGET = { provider: 'aws' } as const;
+const GCP_TARGET = { provider: 'gcp' } as const;
 const noSpace = (v: string) => (/\s/.test(v) ? 'must not contain white space' : undefined);
 
 function compileAws(rule: AwsRule, position: number, ctx: ProviderContext, problems: string[]): CompiledAwsRule {
@@ -21,8 +24,8 @@ function compileAws(rule: AwsRule, position: number, ctx: ProviderContext, probl
   if ('role_arn' in rule.aws) {
     return { name: rule.name, position, auth: { kind: 'role', roleArn: rule.aws.role_arn, sessionTags: rule.aws.session_tags ?? {} } };
   }
-  const accessKeyId = resolveValue(rule.aws.access_key_id, ctx, `${at}.access_key_id: rule "${rule.name}"`, problems, (v) => (ACCESS_KEY_ID.test(v) ? undefined : 'is not an AWS access key id (A-Z and 0-9)'));
-  const secretAccessKey = resolveValue(rule.aws.secret_access_key, ctx, `${at}.secret_access_key: rule "${rule.name}"`, problems, noSpace);
+  const accessKeyId = resolveValue(rule.aws.access_key_id, ctx, `${at}.access_key_id: rule "${rule.name}"`, problems, (v) => (ACCESS_KEY_ID.test(v) ? undefined : 'is not an AWS access key id (A-Z and 0-9)'), AWS_TARGET);
+  const secretAccessKey = resolveValue(rule.aws.secret_access_key, ctx, `${at}.secret_access_key: rule "${rule.name}"`, problems, noSpace, AWS_TARGET);
   return { name: rule.name, position, auth: { kind: 'static', accessKeyId, secretAccessKey } };
 }
 
@@ -54,7 +57,7 @@ function serviceAccount(text: string, allow: readonly string[]): { problem: stri
 function compileGcp(rule: GcpRule, position: number, ctx: ProviderContext, problems: string[]): CompiledGcpRule | undefined {
   const where = `rules[${position}].gcp.service_account_json: rule "${rule.name}"`;
   const before = problems.length;
-  const text = resolveValue(rule.gcp.service_account_json, ctx, where, problems);
+  const text = resolveValue(rule.gcp.service_account_json, ctx, where, problems, undefined, GCP_TARGET);
   if (problems.length > before) return undefined;
   const sa = serviceAccount(text, ctx.gcpTokenUriAllow ?? []);
   if ('problem' in sa) {

@@ -7,7 +7,8 @@ import { redactUrl, type CompiledCallback, type CompiledHeader, type CompiledPol
 import { headerValueProblem, type ProxyConfig } from './schema.js';
 import { parseAccessEntry } from './access-pattern.js';
 import type { ValueUnsealer } from '../secrets/sealing.js';
-import { resolveValue } from './resolve-value.js';
+import { callbackOrigin, type SealTarget } from '../secrets/seal-binding.js';
+import { resolveValue, type SealReport } from './resolve-value.js';
 import { compileProviders } from './compile-providers.js';
 import { isProviderRule } from './provider-schema.js';
 
@@ -19,6 +20,10 @@ export interface CompileContext {
   readonly unsealer: ValueUnsealer | undefined;
   /** `--gcp-token-uri-allow`: token endpoints besides Google's that a service-account key may name. */
   readonly gcpTokenUriAllow?: readonly string[];
+  /** The sandbox whose config this is; sealed values bound to another sandbox are refused (src/secrets/seal-binding.ts). */
+  readonly sandboxId?: string;
+  /** `--allow-unbound-seals`: accept sealed values from before bindings (version 1), with a warning. */
+  readonly allowUnboundSeals?: boolean;
 }
 
 interface HeaderSpec {
@@ -28,8 +33,8 @@ interface HeaderSpec {
 }
 
 /** A header value resolved: a secret template filled or a sealed value opened, then checked as a header value. */
-function resolveHeader(h: HeaderSpec, ctx: CompileContext, where: string, problems: string[]): string {
-  return resolveValue(h, ctx, where, problems, headerValueProblem);
+function resolveHeader(h: HeaderSpec, ctx: CompileContext & { report: SealReport }, where: string, problems: string[], target: SealTarget): string {
+  return resolveValue(h, ctx, where, problems, headerValueProblem, target);
 }
 
 /**
@@ -37,11 +42,13 @@ function resolveHeader(h: HeaderSpec, ctx: CompileContext, where: string, proble
  * workspace secrets, unseals opaque values and builds host indexes. All problems are gathered and thrown
  * together, so a config is applied whole or not at all. Messages name the field and never a value.
  */
-export function compilePolicy(config: ProxyConfig, ctx: CompileContext): CompiledPolicy {
+export function compilePolicy(config: ProxyConfig, given: CompileContext): CompiledPolicy {
   const problems: string[] = [];
-  const resolve = (h: HeaderSpec, field: string, owner: string): CompiledHeader => ({
+  const report: SealReport = { unbound: [], sandboxBound: false };
+  const ctx = { ...given, report };
+  const resolve = (h: HeaderSpec, field: string, owner: string, target: SealTarget): CompiledHeader => ({
     name: h.name,
-    value: resolveHeader(h, ctx, `${field}: ${owner}, header "${h.name}"`, problems),
+    value: resolveHeader(h, ctx, `${field}: ${owner}, header "${h.name}"`, problems, target),
     sensitive: h.type !== 'plaintext',
   });
 
@@ -49,7 +56,7 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
   const ruleIndex = new HostIndex();
   config.rules.forEach((rule, position) => {
     if (isProviderRule(rule)) return;
-    const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`));
+    const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`, { hosts: rule.match_hosts }));
     if (!rule.enabled) return;
     const matchers = rule.match_paths.map(compilePathPattern);
     ruleIndex.add(rules.length, rule.match_hosts);
@@ -72,7 +79,7 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
       ttlSeconds: cb.ttl_seconds,
       fullRequest: cb.full_request,
       requestHeaders: cb.request_headers.map((h, i) =>
-        resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`),
+        resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`, { callback: callbackOrigin(cb.url) }),
       ),
     };
   });
@@ -84,7 +91,8 @@ export function compilePolicy(config: ProxyConfig, ctx: CompileContext): Compile
   const access = compileAccess(config.access_control);
   const providers = compileProviders(config, ctx, problems);
   if (problems.length > 0) throw new AuthProxyError('config_invalid', problems.join('; '), problems);
-  return { rules, ruleIndex, callbacks, callbackIndex, noProxy, access, ...providers, source: config };
+  const seals = { ...(report.unbound.length > 0 ? { unboundSeals: report.unbound } : {}), ...(report.sandboxBound ? { sandboxBound: true } : {}) };
+  return { rules, ruleIndex, callbacks, callbackIndex, noProxy, access, ...providers, ...seals, source: config };
 }
 
 /**

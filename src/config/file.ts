@@ -80,12 +80,16 @@ export function parseConfigFile(text: string, source: string): FileConfig {
   return { default: undefined, sandboxes, identities };
 }
 
-/** Compiles every config of a file, all or nothing; problems are prefixed with `source` and the sandbox. */
+/**
+ * Compiles every config of a file, all or nothing; problems are prefixed with `source` and the sandbox.
+ * A `sandboxes:` entry is compiled as that sandbox's config (its sealed values must be bound to it or to
+ * `*`); the top-level config as `ctx.sandboxId`'s (the serve `--sandbox-id`).
+ */
 export function compileFile(file: FileConfig, ctx: CompileContext, source: string): CompiledFile {
   const problems: string[] = [];
-  const compile = (config: ProxyConfig, prefix: string): CompiledPolicy | undefined => {
+  const compile = (config: ProxyConfig, prefix: string, sandboxId = ctx.sandboxId): CompiledPolicy | undefined => {
     try {
-      return compilePolicy(config, ctx);
+      return compilePolicy(config, { ...ctx, sandboxId });
     } catch (err) {
       if (!(err instanceof AuthProxyError)) throw err;
       problems.push(...err.problems.map((p) => `${source}: ${prefix}${p}`));
@@ -95,7 +99,7 @@ export function compileFile(file: FileConfig, ctx: CompileContext, source: strin
   const compiledDefault = file.default ? compile(file.default, '') : undefined;
   const sandboxes = new Map<string, CompiledPolicy>();
   for (const [id, config] of file.sandboxes) {
-    const policy = compile(config, `sandboxes.${id}.`);
+    const policy = compile(config, `sandboxes.${id}.`, id);
     if (policy) sandboxes.set(id, policy);
   }
   if (problems.length > 0) fail(problems);

@@ -36,8 +36,15 @@ const headerName = z.string().superRefine((name, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/**
+ * A sealed value is longer than what it opens to (its binding and the sealed box); what it opens to is
+ * checked as a header value when the config is applied. Fits a 6000-byte value with a 1 KiB binding.
+ */
+const MAX_SEALED_LENGTH = 12_288;
+const SEALED_FORM = /^sealed:[A-Za-z0-9_-]+$/;
+
 const headerValue = z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
-  const problem = headerValueProblem(value);
+  const problem = SEALED_FORM.test(value) ? (value.length > MAX_SEALED_LENGTH ? `is longer than ${MAX_SEALED_LENGTH} characters` : undefined) : headerValueProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 

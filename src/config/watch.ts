@@ -13,6 +13,12 @@ export interface ConfigSources {
   readonly configPath: string;
   readonly secretsDir: string | undefined;
   readonly unsealer: ValueUnsealer | undefined;
+  /** The sandbox the top-level config is compiled for (`--sandbox-id`): sealed values in it are bound to it or to `*`. */
+  readonly defaultSandboxId?: string;
+  /** `--allow-unbound-seals`. */
+  readonly allowUnboundSeals?: boolean;
+  /** `--gcp-token-uri-allow`: token endpoints besides Google's that a service-account key may name. */
+  readonly gcpTokenUriAllow?: readonly string[];
 }
 
 /** The inputs of one load, with a fingerprint so unchanged inputs are not compiled again. */
@@ -39,7 +45,8 @@ export function loadSources(src: ConfigSources): LoadedSources {
 
 /** Parses and compiles inputs already read, all or nothing (shared by the first load and every reload). */
 function compileInputs(src: ConfigSources, inputs: ReturnType<typeof readInputs>): LoadedSources {
-  const file = compileFile(parseConfigFile(inputs.text, src.configPath), { secrets: inputs.secrets, unsealer: src.unsealer }, src.configPath);
+  const ctx = { secrets: inputs.secrets, unsealer: src.unsealer, sandboxId: src.defaultSandboxId, allowUnboundSeals: src.allowUnboundSeals, gcpTokenUriAllow: src.gcpTokenUriAllow };
+  const file = compileFile(parseConfigFile(inputs.text, src.configPath), ctx, src.configPath);
   return { file, secrets: inputs.secrets, fingerprint: inputs.fingerprint };
 }
 

@@ -3,7 +3,13 @@ import { parseListenAddress } from '../runtime/listen.js';
 import { ROUTE_HEADER } from '../extproc/translate.js';
 import { PHASE_METADATA_KEY } from '../extproc/server.js';
 import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
-import { SNAPSHOT_BODY_LIMIT } from '../callbacks/snapshot.js';
+
+/**
+ * The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body.
+ * 16 MiB, the most of an AWS request body authproxy hashes to re-sign it (larger ones get 413);
+ * `full_request` snapshots still carry only their first 1 MiB (cut in code, SNAPSHOT_BODY_LIMIT).
+ */
+export const INTERCEPT_BUFFER_LIMIT = 16 * 1024 * 1024;
 
 /** What `authproxy envoy-config` needs to render a sidecar's bootstrap. */
 export interface BootstrapOptions {
@@ -135,6 +141,8 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
       stat_prefix: variant.statPrefix,
       codec_type: 'AUTO',
       http2_protocol_options: { allow_connect: true },
+      // Python's http.client (urllib3, requests, boto3) before 3.12 sends `CONNECT host:port HTTP/1.0`.
+      http_protocol_options: { accept_http_10: true },
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
       // The routing header may only come from authproxy: drop any copy the sandbox sent, first thing.
       early_header_mutation_extensions: [{
@@ -201,8 +209,8 @@ export function innerListener(opts: BootstrapOptions) {
   return {
     name: 'intercept_tls',
     internal_listener: {},
-    // The buffer limit is what BUFFERED_PARTIAL hands a `full_request` callback: the first 1 MiB of a body.
-    per_connection_buffer_limit_bytes: SNAPSHOT_BODY_LIMIT,
+    // The buffer limit is what BUFFERED_PARTIAL hands authproxy of a body (AWS re-signing hashes up to 16 MiB).
+    per_connection_buffer_limit_bytes: INTERCEPT_BUFFER_LIMIT,
     listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector') }],
     filter_chains: [{
       transport_socket_connect_timeout: '10s',

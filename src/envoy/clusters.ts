@@ -63,6 +63,10 @@ export function internalCluster(name: string, listener: string) {
   return {
     name,
     connect_timeout: '5s',
+    // The internal connection inherits the tunnel's filter state (its CONNECT target); pooled across
+    // downstream connections, a spare one made for tunnel A was handed to tunnel B, whose requests then
+    // failed the host/SNI/CONNECT agreement (421). Seen with keep-alive SDKs (AWS JS v3, boto3) and 2+ hosts.
+    connection_pool_per_downstream_connection: true,
     load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: listener } } } }] }] },
     transport_socket: {
       name: 'envoy.transport_sockets.internal_upstream',

@@ -1,15 +1,15 @@
-import { chmodSync, rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import {
   ExternalProcessorService, type ProcessingRequest, type ProcessingResponse,
 } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import type { Logger } from '../log.js';
-import type { Engine, Outcome } from '../runtime/engine.js';
+import { refusalBody, type Engine, type Outcome } from '../runtime/engine.js';
 import { streamSandboxId, type IdentityOptions } from './identity.js';
-import { continueResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
+import { continueResponse, toOuterResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
 import { snapshotHeaders } from '../callbacks/snapshot.js';
 import { capturedFrom } from './capture.js';
+import { bindPrivateSocket, type PrivateSocket } from '../runtime/unix-socket.js';
 
 export { SANDBOX_ID, SANDBOX_METADATA_KEY } from './identity.js';
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
@@ -21,6 +21,8 @@ const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 export const PHASE_METADATA_KEY = 'x-authproxy-phase';
 const NOTHING: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization'] };
 const BAD_CAPTURE: Outcome = { kind: 'immediate', status: 403, body: 'egress to this host is not allowed' };
+/** Inside an intercepted tunnel, a request whose target can't be read (a repeated pseudo-header) is misdirected. */
+const MISDIRECTED: Outcome = { kind: 'immediate', status: 421, body: refusalBody('misdirected') };
 
 /** Settings of the ext_proc server. */
 export interface ExtProcServerOptions {
@@ -86,12 +88,17 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
         const request = toPolicyRequest(message.value, req.attributes, phase === 'inject');
         const original = phase === 'capture' ? capturedFrom(message.value) : undefined;
         if (phase === 'capture' && !original) {
-          send(toProcessingResponse(BAD_CAPTURE), true);
+          send(toOuterResponse(BAD_CAPTURE), true);
           return;
         }
         if (request && (phase === 'connect' || phase === 'capture')) {
           const routed = opts.engine.route(request.method, request.authority, sandboxId, original);
-          send(routed instanceof Promise ? routed.then((o) => toProcessingResponse(o)) : toProcessingResponse(routed), true);
+          send(routed instanceof Promise ? routed.then(toOuterResponse) : toOuterResponse(routed), true);
+          return;
+        }
+        if (!request && phase === 'inject') {
+          opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'refuse', reason: 'ambiguous_request', status: 421 }, 'decision');
+          send(toProcessingResponse(MISDIRECTED), true);
           return;
         }
         if (!request || sandboxId === undefined) {
@@ -122,8 +129,8 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
 }
 
 /**
- * Starts the ext_proc gRPC server on `listen` (`host:port`, or `unix:/path` whose socket file is made
- * 0600 so that only its owner, Envoy's user, can ask for decisions).
+ * Starts the ext_proc gRPC server on `listen` (`host:port`, or `unix:/path` whose socket file is 0600 from
+ * the moment it can be reached, so that only its owner, Envoy's user, can ask for decisions).
  */
 export async function startExtProcServer(
   listen: string,
@@ -131,17 +138,25 @@ export async function startExtProcServer(
   credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
   register?: (server: grpc.Server) => void,
 ): Promise<RunningServer> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  // Room for a request_body message carrying a whole 16 MiB body (INTERCEPT_BUFFER_LIMIT of src/envoy/
+  // bootstrap.ts, not imported: that module imports this one) plus headers and framing.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 17 * 1024 * 1024 });
   server.addService(ExternalProcessorService, { process: extProcHandler(opts) });
   register?.(server);
   const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE]: 'SERVING' });
   health.addToServer(server);
   const socketPath = listen.startsWith('unix:') ? listen.slice('unix:'.length) : undefined;
-  if (socketPath) rmSync(socketPath, { force: true });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listen, credentials, (err, p) => (err ? reject(err) : resolve(p))),
-  );
-  if (socketPath) chmodSync(socketPath, 0o600);
+  const bind = (addr: string) => new Promise<number>((resolve, reject) => server.bindAsync(addr, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  let port = 0;
+  let socket: PrivateSocket | undefined;
+  try {
+    // A Unix socket is bound where nobody else can reach it and moved into place already 0600.
+    if (socketPath) socket = await bindPrivateSocket(socketPath, async (temp) => void (await bind(`unix:${temp}`)));
+    else port = await bind(listen);
+  } catch (err) {
+    server.forceShutdown();
+    throw err;
+  }
   const address = socketPath ? listen : `${listen.slice(0, listen.lastIndexOf(':'))}:${port}`;
   return {
     server,
@@ -154,6 +169,7 @@ export async function startExtProcServer(
         const timer = setTimeout(() => server.forceShutdown(), 2000);
         server.tryShutdown(() => {
           clearTimeout(timer);
+          socket?.remove();
           resolve();
         });
       }),

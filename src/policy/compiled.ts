@@ -55,6 +55,10 @@ export interface CompiledPolicy {
   readonly gcp: CompiledGcpRule | undefined;
   /** The validated config as given (opaque values still sealed), for reads and env_vars. */
   readonly source: ProxyConfig;
+  /** Fields holding unbound sealed values let through by `--allow-unbound-seals` (warned about when applied). */
+  readonly unboundSeals?: readonly string[];
+  /** A sealed value is bound to this config's own sandbox: the config may serve no other sandbox. */
+  readonly sandboxBound?: boolean;
 }
 
 /** The enabled `type: aws` rule, its Secrets resolved: static keys, or a role authproxy assumes. */

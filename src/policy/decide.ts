@@ -40,6 +40,9 @@ export type Decision =
 export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   let target = normaliseAuthority(req.authority, req.scheme);
   if (!target) {
+    // Inside an intercepted tunnel the request must name the tunnel's host; an authority that names no
+    // host (userinfo such as `evil.test@api.openai.com`, two Host headers joined, junk) is misdirected.
+    if (req.tunnel) return { outcome: 'refuse', status: 421, reason: 'misdirected', target };
     // An authority that names no host can't be on an allow_list, so it may not be reached.
     if (policy.access?.mode === 'allow') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
     return { outcome: 'pass', reason: 'invalid_authority', target };

@@ -228,7 +228,8 @@ const REFUSALS: Record<string, string> = {
   unresolvable: 'destination could not be resolved',
 };
 
-function refusalBody(reason: string): string {
+/** The short text body of a refusal, by reason (shared with the ext_proc adapter's own refusals). */
+export function refusalBody(reason: string): string {
   return REFUSALS[reason] ?? 'egress to this host is not allowed';
 }
 

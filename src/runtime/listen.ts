@@ -1,6 +1,6 @@
-import { rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { AuthProxyError } from '../errors.js';
+import { bindPrivateSocket } from './unix-socket.js';
 
 /** A parsed ADDR of the contract: `host:port` or `unix:/path`. */
 export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
@@ -21,13 +21,17 @@ export function parseListenAddress(addr: string, flag: string): ListenAddress {
 /** Listens an HTTP server on ADDR and returns the bound address (real port for port 0). */
 export async function listenHttp(server: Server, addr: string): Promise<string> {
   const parsed = parseListenAddress(addr, 'listen');
-  if (parsed.kind === 'unix') rmSync(parsed.path, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    if (parsed.kind === 'unix') server.listen(parsed.path, resolve);
-    else server.listen(parsed.port, parsed.host, resolve);
-  });
-  if (parsed.kind === 'unix') return addr;
+  const listening = (start: (done: () => void) => void) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      start(resolve);
+    });
+  if (parsed.kind === 'unix') {
+    const socket = await bindPrivateSocket(parsed.path, (temp) => listening((done) => server.listen(temp, done)));
+    server.once('close', () => socket.remove());
+    return addr;
+  }
+  await listening((done) => server.listen(parsed.port, parsed.host, done));
   const bound = server.address();
   return `${parsed.host}:${typeof bound === 'object' && bound ? bound.port : parsed.port}`;
 }

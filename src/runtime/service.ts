@@ -22,6 +22,9 @@ import { createRedisClient } from '../callbacks/redis-url.js';
 import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
 import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
 import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
+import { createCallbackPolicy, parseCallbackAllowList } from '../admin/callback-policy.js';
+import { createAwsHandler } from '../cloud/aws/setup.js';
+import { createGcpHandler } from '../cloud/gcp/setup.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
 export interface ServeSettings {
@@ -56,6 +59,15 @@ export interface ServeSettings {
   readonly egressAllowCidrs?: string;
   /** `--dns-resolver host:port`: where destinations are resolved (default: the system resolver). */
   readonly dnsResolver?: string;
+  /** `--allow-unbound-seals`: accept sealed values from before bindings (no sandbox, no hosts), with warnings. */
+  readonly allowUnboundSeals?: boolean;
+  /** `--callback-allow`: where callback URLs of stored configs may point, checked again when a replica loads one. */
+  readonly callbackAllow?: string;
+  /** `--aws-sts-endpoint` / `--aws-region`: authproxy's own STS client for `aws: {role_arn}` rules. */
+  readonly awsStsEndpoint?: string;
+  readonly awsRegion?: string;
+  /** `--gcp-token-uri-allow`, parsed: token endpoints besides Google's that service-account keys may name. */
+  readonly gcpTokenUriAllow?: readonly string[];
 }
 
 /**
@@ -126,12 +138,15 @@ export function egressGuard(settings: Pick<ServeSettings, 'egressAllowCidrs' | '
 /** Starts sidecar-mode authproxy; throws a one-line AuthProxyError when the first config is invalid. */
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const egress = egressGuard(settings);
-  const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey) };
+  const allowUnboundSeals = settings.allowUnboundSeals ?? false;
+  if (allowUnboundSeals) log.warn('--allow-unbound-seals: sealed values that name no sandbox and no hosts are accepted; any config may use them for any host. Seal them again with `authproxy seal --sandbox --hosts` and drop the flag');
+  const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey), defaultSandboxId: settings.sandboxId, allowUnboundSeals, gcpTokenUriAllow: settings.gcpTokenUriAllow };
   const initial = loadSources(sources);
   const storeKey = sources.unsealer?.deriveKey('authproxy sandbox store v1');
   const store = settings.redis && settings.sandboxStore !== false ? new RedisSandboxStore(createRedisClient(settings.redis), settings.redisPrefix ?? 'authproxy:', storeKey) : undefined;
   if (store && !storeKey) log.warn('no --sealing-key: sandbox configs in Redis are not authenticated (anyone who can write to Redis could plant one)');
-  const policy = new PolicyRegistry(initial, sources.unsealer, log, store, defaultIdentity(settings));
+  const callbackPolicy = settings.callbackAllow ? createCallbackPolicy(parseCallbackAllowList(settings.callbackAllow)) : undefined;
+  const policy = new PolicyRegistry(initial, sources.unsealer, log, store, defaultIdentity(settings), { defaultSandboxId: settings.sandboxId, allowUnboundSeals, callbackPolicy, gcpTokenUriAllow: settings.gcpTokenUriAllow });
   let cache: CredentialCache | undefined;
   try {
     await policy.start(settings.resyncMs);
@@ -146,7 +161,9 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
       ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
       : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
     cache = choice.cache;
-    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, { metrics, egress });
+    const aws = createAwsHandler({ cache, identities: policy, egress, stsEndpoint: settings.awsStsEndpoint, region: settings.awsRegion, timeoutMs: limits.timeoutMs, log, metrics });
+    const gcp = createGcpHandler({ cache, egress, timeoutMs: limits.timeoutMs, log, metrics });
+    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, { metrics, egress, cloud: { aws, gcp } });
     const identity = { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false };
     const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: identity.bindToClientCert } : undefined;
     let sds: SdsService | undefined;

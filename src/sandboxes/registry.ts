@@ -8,7 +8,9 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import type { PolicySource } from '../runtime/engine.js';
 import type { ValueUnsealer } from '../secrets/sealing.js';
-import type { SandboxStore } from './store.js';
+import type { SandboxStore, StoredSandbox } from './store.js';
+import { isNewer, type RecordOrder } from './record.js';
+import { callbackUrlProblems, type CallbackPolicy } from '../admin/callback-policy.js';
 import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from './identity.js';
 
 interface StoredPolicy {
@@ -16,6 +18,24 @@ interface StoredPolicy {
   readonly config: ProxyConfig;
   readonly policy: CompiledPolicy;
   readonly identity: IdentityFields;
+  readonly order: RecordOrder | undefined;
+}
+
+/** The place in history of a record of the old form, whose order is unknown (see `olderThanApplied`). */
+const UNORDERED = 'unordered';
+/** Most removed sandboxes whose last order is remembered, so a replayed old record can't bring them back. */
+const MAX_TOMBSTONES = 100_000;
+
+/** How a replica applies configs besides the config file itself. */
+export interface RegistryOptions {
+  /** `--sandbox-id`: the one sandbox a top-level config holding values sealed for a sandbox may serve. */
+  readonly defaultSandboxId?: string;
+  /** `--allow-unbound-seals`: accept sealed values that name no sandbox and no hosts, with a warning. */
+  readonly allowUnboundSeals?: boolean;
+  /** `--callback-allow`: checked again on every stored config this replica loads, not only by the admin API. */
+  readonly callbackPolicy?: CallbackPolicy;
+  /** `--gcp-token-uri-allow`: in every compile context here (stored configs and the admin API's apply-time check). */
+  readonly gcpTokenUriAllow?: readonly string[];
 }
 
 /**
@@ -31,6 +51,10 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
   private file: CompiledFile;
   private secrets: ReadonlyMap<string, string>;
   private readonly stored = new Map<string, StoredPolicy>();
+  /** Removed sandboxes -> the order of the last record applied (bounded; oldest forgotten first). */
+  private readonly tombstones = new Map<string, RecordOrder | typeof UNORDERED>();
+  /** Stamps refused as older than what was applied: not fetched again at every resync. */
+  private readonly refused = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   private resyncing: Promise<void> | undefined;
@@ -42,13 +66,19 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
     readonly store?: SandboxStore,
     /** The serve defaults (`--tenant-id`, `--organization-id`): sidecar mode, and sandboxes that name none. */
     readonly defaultIdentity: SandboxIdentity = DEFAULT_IDENTITY,
+    private readonly options: RegistryOptions = {},
   ) {
     this.file = loaded.file;
     this.secrets = loaded.secrets;
+    this.warnFile(loaded.file);
   }
 
   policyFor(sandboxId: string): CompiledPolicy | undefined {
-    return this.stored.get(sandboxId)?.policy ?? this.file.sandboxes.get(sandboxId) ?? this.file.default;
+    const own = this.stored.get(sandboxId)?.policy ?? this.file.sandboxes.get(sandboxId);
+    if (own) return own;
+    // A top-level config whose sealed values are bound to `--sandbox-id` serves that sandbox only.
+    const fallback = this.file.default;
+    return fallback?.sandboxBound && sandboxId !== this.options.defaultSandboxId ? undefined : fallback;
   }
 
   /**
@@ -71,12 +101,13 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
   }
 
   /**
-   * Checks that a config would apply here and now (workspace secrets present, sealed values open):
-   * the admin API's last check before storing. Returns the problems, one line each, never a value.
+   * Checks that a config would apply here and now as `sandboxId`'s (workspace secrets present, sealed
+   * values open and bound to that sandbox and their hosts): the admin API's last check before storing.
+   * Returns the problems, one line each, never a value.
    */
-  check(config: ProxyConfig): string[] {
+  check(config: ProxyConfig, sandboxId: string): string[] {
     try {
-      compilePolicy(config, { secrets: this.secrets, unsealer: this.unsealer });
+      compilePolicy(config, this.context(sandboxId));
       return [];
     } catch (err) {
       if (err instanceof AuthProxyError) return [...err.problems];
@@ -89,6 +120,7 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
     const secretsChanged = !sameMap(this.secrets, loaded.secrets);
     this.file = loaded.file;
     this.secrets = loaded.secrets;
+    this.warnFile(loaded.file);
     if (!secretsChanged) return;
     for (const [id, entry] of this.stored) {
       const policy = this.compile(id, entry.config);
@@ -124,8 +156,8 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
       this.log.warn({ err: errorLine(err) }, 'sandbox config resync failed; serving the configs already loaded');
       return;
     }
-    for (const id of this.stored.keys()) if (!versions.has(id)) this.stored.delete(id);
-    const stale = [...versions].filter(([id, stamp]) => this.stored.get(id)?.stamp !== stamp).map(([id]) => id);
+    for (const id of this.stored.keys()) if (!versions.has(id)) this.forget(id);
+    const stale = [...versions].filter(([id, stamp]) => this.stored.get(id)?.stamp !== stamp && this.refused.get(id) !== stamp).map(([id]) => id);
     for (let i = 0; i < stale.length; i += 100) await Promise.all(stale.slice(i, i + 100).map((id) => this.refresh(id)));
   }
 
@@ -135,22 +167,76 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
     try {
       const entry = await this.store.get(id);
       if (!entry) {
-        if (this.stored.delete(id)) this.log.info({ sandbox: id }, 'sandbox config removed');
+        if (this.forget(id)) this.log.info({ sandbox: id }, 'sandbox config removed');
         return;
       }
       if (this.stored.get(id)?.stamp === entry.stamp) return;
+      if (this.olderThanApplied(id, entry)) {
+        this.refused.set(id, entry.stamp);
+        this.log.error({ sandbox: id, version: entry.version, applied: this.stored.get(id)?.stamp ?? '(removed)' }, 'stored sandbox config is older than one this replica applied (replayed into Redis?); refused, keeping the last good one');
+        return;
+      }
+      if (!entry.order) this.log.warn({ sandbox: id }, 'stored sandbox config is in the old format, whose version is not authenticated; write it again through the admin API');
       const config = validateConfig(entry.config, `sandbox ${id}`);
       const policy = this.compile(id, config);
       const identity = { tenantId: entry.tenantId, organizationId: entry.organizationId };
-      if (policy) this.stored.set(id, { stamp: entry.stamp, config, policy, identity });
+      if (policy) {
+        this.stored.set(id, { stamp: entry.stamp, config, policy, identity, order: entry.order });
+        this.tombstones.delete(id);
+        this.refused.delete(id);
+      }
     } catch (err) {
       this.log.error({ sandbox: id, err: errorLine(err) }, 'cannot load stored sandbox config; keeping the last good one');
     }
   }
 
+  /**
+   * Whether a stored record is not newer than the last one this replica applied for the sandbox (held, or
+   * remembered after its removal): then it can only be an old record put back into Redis. A record of the
+   * old form (no order) is accepted only while nothing was applied; after that, never.
+   */
+  private olderThanApplied(id: string, entry: StoredSandbox): boolean {
+    const held = this.stored.get(id);
+    const mark = held ? (held.order ?? UNORDERED) : this.tombstones.get(id);
+    if (mark === undefined) return false;
+    if (!entry.order) return true;
+    return mark !== UNORDERED && !isNewer(entry.order, mark);
+  }
+
+  /** Drops a stored sandbox, remembering the order of its last record; true when one was held. */
+  private forget(id: string): boolean {
+    const held = this.stored.get(id);
+    if (!held) return false;
+    this.stored.delete(id);
+    this.tombstones.delete(id);
+    this.tombstones.set(id, held.order ?? UNORDERED);
+    if (this.tombstones.size > MAX_TOMBSTONES) this.tombstones.delete(this.tombstones.keys().next().value!);
+    return true;
+  }
+
+  private context(sandboxId: string) {
+    return { secrets: this.secrets, unsealer: this.unsealer, sandboxId, allowUnboundSeals: this.options.allowUnboundSeals, gcpTokenUriAllow: this.options.gcpTokenUriAllow };
+  }
+
+  /** Logs the fields of a config that use unbound sealed values (let through by --allow-unbound-seals). */
+  private warnUnbound(where: Record<string, string>, policy: CompiledPolicy): void {
+    if (policy.unboundSeals) {
+      this.log.warn({ ...where, fields: policy.unboundSeals.map((f) => f.slice(0, f.indexOf(':'))) }, 'config uses sealed values not bound to a sandbox and hosts (--allow-unbound-seals); seal them again with `authproxy seal --sandbox --hosts`');
+    }
+  }
+
+  private warnFile(file: CompiledFile): void {
+    if (file.default) this.warnUnbound({ config: 'file' }, file.default);
+    for (const [id, policy] of file.sandboxes) this.warnUnbound({ config: 'file', sandbox: id }, policy);
+  }
+
   private compile(id: string, config: ProxyConfig): CompiledPolicy | undefined {
     try {
-      return compilePolicy(config, { secrets: this.secrets, unsealer: this.unsealer });
+      const refused = this.options.callbackPolicy ? callbackUrlProblems(config, this.options.callbackPolicy) : [];
+      if (refused.length > 0) throw new AuthProxyError('config_invalid', refused.join('; '), refused);
+      const policy = compilePolicy(config, this.context(id));
+      this.warnUnbound({ sandbox: id }, policy);
+      return policy;
     } catch (err) {
       const problems = err instanceof AuthProxyError ? err.problems.join('; ') : errorLine(err);
       this.log.error({ sandbox: id }, `sandbox config rejected, keeping the last good one: ${problems}`);

@@ -1,9 +1,9 @@
-import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
-import { AuthProxyError } from '../errors.js';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ProxyConfig } from '../config/schema.js';
 import type { RedisClient } from '../callbacks/redis-url.js';
 import { duplicateClient } from '../callbacks/redis-url.js';
-import { TENANT_ID, type IdentityFields } from './identity.js';
+import type { IdentityFields } from './identity.js';
+import { decodeRecord, encodeRecord, type RecordOrder } from './record.js';
 
 /** A sandbox's config as stored: validated, opaque values sealed, with a version that grows on every write. */
 export interface StoredSandbox {
@@ -18,6 +18,12 @@ export interface StoredSandbox {
   /** The tenant the sandbox belongs to, when one was stored (else the serve default applies). */
   readonly tenantId?: string;
   readonly organizationId?: string;
+  /**
+   * Where the write sits in the store's history (authenticated with the record): replicas refuse a record
+   * older than one they have applied, so an old record replayed into Redis can't bring back an old config.
+   * Undefined for records written before it existed.
+   */
+  readonly order?: RecordOrder;
 }
 
 /**
@@ -46,20 +52,26 @@ export interface SandboxStore {
   close(): Promise<void>;
 }
 
+// A write reads where it will sit first (the data set's epoch, created on first use, one number of the
+// write counter and the sandbox's current version), so that the record it authenticates can name them.
+const PREPARE = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return {redis.call('GET', KEYS[1]), redis.call('INCR', KEYS[2]), redis.call('HGET', KEYS[3], ARGV[2]) or '0'}`;
 // Version bump, value write and announcement happen in one script, so no replica can see a value
-// without its version or a version without its value.
+// without its version or a version without its value. 'retry' when another write (or a new epoch) came
+// between PREPARE and this script: the record names a place that is no longer next.
 const PUT = `
 if ARGV[6] ~= '' then
   local cur = redis.call('HGET', KEYS[2], ARGV[1])
   if (ARGV[6] == '-' and cur) or (ARGV[6] ~= '-' and cur ~= ARGV[6]) then return false end
 end
-local v = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-local stamp = v .. '-' .. ARGV[4]
-local doc = stamp .. string.char(10) .. ARGV[3] .. string.char(10) .. ARGV[5] .. string.char(10) .. ARGV[2]
-redis.call('SET', KEYS[1], doc)
-redis.call('HSET', KEYS[2], ARGV[1], stamp)
+if redis.call('GET', KEYS[5]) ~= ARGV[5] or (redis.call('HGET', KEYS[4], ARGV[1]) or '0') ~= ARGV[7] then return 'retry' end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('PUBLISH', KEYS[3], ARGV[1])
-return doc`;
+return 1`;
+const PUT_ATTEMPTS = 5;
 const DELETE = `
 local n = redis.call('DEL', KEYS[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -78,8 +90,9 @@ export class RedisSandboxStore implements SandboxStore {
 
   /**
    * `macKey` (shared by the replicas, derived from the sealing key) authenticates every stored config
-   * bound to its sandbox id: a config planted or edited in Redis by anyone without it is refused, so Redis
-   * write access alone can't point workspace secrets or sealed values at another host.
+   * bound to its sandbox id, stamp and place in the store's history: a config planted or edited in Redis
+   * by anyone without it is refused, so Redis write access alone can't point workspace secrets or sealed
+   * values at another host, and an older record put back is recognised as older (the registry refuses it).
    */
   constructor(
     private readonly redis: RedisClient,
@@ -105,6 +118,16 @@ export class RedisSandboxStore implements SandboxStore {
     return `${this.base}seq`;
   }
 
+  /** When this data set began (ms): a Redis that lost its data starts a later epoch. */
+  private get epochKey(): string {
+    return `${this.base}epoch`;
+  }
+
+  /** Counts every write of the data set, across sandboxes (deleting a sandbox never resets it). */
+  private get orderKey(): string {
+    return `${this.base}order`;
+  }
+
   private get channel(): string {
     return `${this.base}changes`;
   }
@@ -123,49 +146,28 @@ export class RedisSandboxStore implements SandboxStore {
     });
   }
 
-  private mac(id: string, json: string): string {
-    return this.macKey ? createHmac('sha256', this.macKey).update(`${id}\n${json}`).digest('base64url') : '-';
-  }
-
   async get(id: string): Promise<StoredSandbox | undefined> {
     const raw = await this.redis.get(this.key(id));
-    return raw === null ? undefined : this.parse(id, raw);
-  }
-
-  async put(id: string, config: ProxyConfig, expect?: string | null, identity: IdentityFields = {}): Promise<StoredSandbox | undefined> {
-    // Record metadata first, then the config, one JSON line each (JSON.stringify never writes a raw newline):
-    // the HMAC covers both, so the tenant is as authenticated as the config.
-    const meta: { tenant_id?: string; organization_id?: string } = {};
-    if (identity.tenantId !== undefined) meta.tenant_id = identity.tenantId;
-    if (identity.organizationId !== undefined) meta.organization_id = identity.organizationId;
-    const json = `${JSON.stringify(meta)}\n${JSON.stringify(config)}`;
-    const condition = expect === undefined ? '' : expect === null ? '-' : expect;
-    const raw = (await this.redis.eval(PUT, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id, json, String(this.clock()), randomUUID(), this.mac(id, json), condition)) as string | null;
-    return raw === null ? undefined : this.parse(id, raw);
+    return raw === null ? undefined : decodeRecord(this.macKey, id, raw);
   }
 
   /**
-   * Stored form: `stamp\nupdatedAt\nmac\nrecord JSON\nconfig JSON`, where the record holds `tenant_id` and
-   * `organization_id`; records written before tenants existed lack that line. The MAC covers everything
-   * after its own line, bound to the sandbox id. (Nothing is re-encoded by Lua's cjson.)
+   * Writes a record authenticated with everything it says (src/sandboxes/record.ts): the config, the
+   * tenant, the stamp and its place in the store's history. (Nothing is re-encoded by Lua's cjson.)
    */
-  private parse(id: string, raw: string): StoredSandbox {
-    const parts: number[] = [];
-    for (let at = -1, n = 0; n < 3; n++) parts.push((at = raw.indexOf('\n', at + 1)));
-    if (parts.some((p) => p < 0)) throw new AuthProxyError('config_invalid', `sandbox ${id}: stored config is malformed`);
-    const [a, b, c] = parts as [number, number, number];
-    const stamp = raw.slice(0, a);
-    const mac = raw.slice(b + 1, c);
-    const payload = raw.slice(c + 1);
-    if (this.macKey) {
-      const expected = Buffer.from(this.mac(id, payload));
-      if (mac.length !== expected.length || !timingSafeEqual(Buffer.from(mac), expected)) {
-        throw new AuthProxyError('config_invalid', `sandbox ${id}: stored config failed authentication (written without this deployment's key, or altered)`);
-      }
+  async put(id: string, config: ProxyConfig, expect?: string | null, identity: IdentityFields = {}): Promise<StoredSandbox | undefined> {
+    const condition = expect === undefined ? '' : expect === null ? '-' : expect;
+    for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
+      const [epoch, seq, current] = (await this.redis.eval(PREPARE, 3, this.epochKey, this.orderKey, this.seqKey, String(this.clock()), id)) as [string, number, string];
+      const version = Number(current) + 1;
+      const stamp = `${version}-${randomUUID()}`;
+      const raw = encodeRecord(this.macKey, id, { stamp, updatedAt: this.clock(), order: { epoch: Number(epoch), seq: Number(seq) }, identity, config });
+      const done = await this.redis.eval(PUT, 5, this.key(id), this.versionsKey, this.channel, this.seqKey, this.epochKey, id, raw, stamp, String(version), epoch, condition, current);
+      if (done === null) return undefined;
+      if (done !== 'retry') return decodeRecord(this.macKey, id, raw);
     }
-    const nl = payload.indexOf('\n');
-    const stored = { stamp, version: parseInt(stamp, 10), updatedAt: Number(raw.slice(a + 1, b)), config: JSON.parse(nl < 0 ? payload : payload.slice(nl + 1)) as ProxyConfig };
-    return nl < 0 ? stored : { ...stored, ...parseMeta(id, payload.slice(0, nl)) };
+    // Writers kept overtaking this one: answered like a failed condition (the API's 409), so the caller retries.
+    return undefined;
   }
 
   async delete(id: string): Promise<boolean> {
@@ -201,17 +203,4 @@ export class RedisSandboxStore implements SandboxStore {
     this.subscriber?.disconnect();
     this.redis.disconnect();
   }
-}
-
-/** The record line of a stored sandbox: its tenant and organization, each checked like an API input. */
-function parseMeta(id: string, line: string): IdentityFields {
-  const meta = JSON.parse(line) as { tenant_id?: unknown; organization_id?: unknown };
-  const out: { tenantId?: string; organizationId?: string } = {};
-  for (const [key, field] of [['tenant_id', 'tenantId'], ['organization_id', 'organizationId']] as const) {
-    const value = meta[key];
-    if (value === undefined) continue;
-    if (typeof value !== 'string' || !TENANT_ID.test(value)) throw new AuthProxyError('config_invalid', `sandbox ${id}: stored ${key} is malformed`);
-    out[field] = value;
-  }
-  return out;
 }

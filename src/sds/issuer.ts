@@ -33,6 +33,8 @@ export class SecretIssuer {
     private readonly cache: LeafCache,
     private readonly mayMint: MintPolicy,
     private readonly log: Logger,
+    /** Leaves per (sandbox, host) instead of per host: `--bind-sandbox-to-cert`, where sandbox ids are proven. */
+    private readonly perSandbox = false,
   ) {}
 
   /** `fresh` waits for a due renewal (renewal pushes); otherwise a still-valid leaf is served at once. */
@@ -45,7 +47,8 @@ export class SecretIssuer {
       return { kind: 'refused', name, reason: reason ?? 'invalid_name' };
     }
     try {
-      const leaf = fresh ? await this.cache.refresh(host) : await this.cache.get(host);
+      const scope = this.perSandbox ? sandboxId : undefined;
+      const leaf = fresh ? await this.cache.refresh(host, scope) : await this.cache.get(host, scope);
       this.log.debug({ sandbox, hostname: host, outcome: 'issued', serial: leaf.serial, notAfter: new Date(leaf.notAfter).toISOString() }, 'sds: certificate served');
       return { kind: 'secret', name, resource: secretAny(name, leaf), version: leafVersion(leaf), leaf };
     } catch (err) {

@@ -31,7 +31,9 @@ export function renewalTime(leaf: Leaf): number {
 }
 
 /**
- * Leaf certificates per hostname. Envoy asks for a certificate during a TLS handshake, often for the
+ * Leaf certificates per hostname, or per (sandbox, hostname) when the caller names a sandbox (SDS with
+ * `--bind-sandbox-to-cert`: then no sidecar is ever handed, or reuses, another sandbox's leaf and key).
+ * Envoy asks for a certificate during a TLS handshake, often for the
  * same host on many connections at once, and minting costs milliseconds of CPU: so each hostname is
  * minted once (concurrent askers share one mint, and share its failure), kept until a third of its
  * lifetime is left, then renewed in the background while the current leaf is still served. The cache
@@ -66,36 +68,39 @@ export class LeafCache {
     return this.minted;
   }
 
-  /** The cached leaf for a hostname, without minting or touching the LRU order. */
-  peek(hostname: string): Leaf | undefined {
+  /** The cached leaf for a hostname (of `sandbox`, when leaves are kept per sandbox), without minting or touching the LRU order. */
+  peek(hostname: string, sandbox?: string): Leaf | undefined {
     const host = canonicalHostname(hostname);
-    return host === undefined ? undefined : this.entries.get(host);
+    return host === undefined ? undefined : this.entries.get(cacheKey(host, sandbox));
   }
 
   /**
    * A leaf that is valid now: the cached one (renewed in the background if it is due), else a new one.
-   * Rejects when the name is not a hostname or the mint fails; nothing is cached then.
+   * Rejects when the name is not a hostname or the mint fails; nothing is cached then. With `sandbox`,
+   * the leaf is that sandbox's own: minted for it, and never handed to another sandbox.
    */
-  async get(hostname: string): Promise<Leaf> {
+  async get(hostname: string, sandbox?: string): Promise<Leaf> {
     const host = this.canonical(hostname);
+    const key = cacheKey(host, sandbox);
     const now = this.clock.now();
-    const leaf = this.lookup(host);
+    const leaf = this.lookup(key);
     if (leaf && now < leaf.notAfter - EXPIRY_MARGIN_MS) {
-      if (now >= renewalTime(leaf)) this.renewInBackground(host, now);
+      if (now >= renewalTime(leaf)) this.renewInBackground(key, host, now);
       return leaf;
     }
-    return this.mint(host);
+    return this.mint(key, host);
   }
 
   /**
    * A leaf that is not due for renewal: waits for the renewal if the cached leaf is due. The SDS streams
    * call this when their renewal timer fires, so that what they push is the new leaf.
    */
-  async refresh(hostname: string): Promise<Leaf> {
+  async refresh(hostname: string, sandbox?: string): Promise<Leaf> {
     const host = this.canonical(hostname);
-    const leaf = this.lookup(host);
+    const key = cacheKey(host, sandbox);
+    const leaf = this.lookup(key);
     if (leaf && this.clock.now() < renewalTime(leaf)) return leaf;
-    return this.mint(host);
+    return this.mint(key, host);
   }
 
   private canonical(hostname: string): string {
@@ -104,35 +109,35 @@ export class LeafCache {
     return host;
   }
 
-  private lookup(host: string): Leaf | undefined {
-    const leaf = this.entries.get(host);
+  private lookup(key: string): Leaf | undefined {
+    const leaf = this.entries.get(key);
     if (leaf) {
-      this.entries.delete(host);
-      this.entries.set(host, leaf);
+      this.entries.delete(key);
+      this.entries.set(key, leaf);
     }
     return leaf;
   }
 
-  private renewInBackground(host: string, now: number): void {
-    if (this.pending.has(host)) return;
-    const failed = this.failedAt.get(host);
+  private renewInBackground(key: string, host: string, now: number): void {
+    if (this.pending.has(key)) return;
+    const failed = this.failedAt.get(key);
     if (failed !== undefined && now - failed < this.retryAfterMs) return;
-    this.mint(host).catch((err: unknown) => {
+    this.mint(key, host).catch((err: unknown) => {
       this.options.log?.warn({ hostname: host, err: errorLine(err) }, 'sds: leaf renewal failed, still serving the current leaf');
     });
   }
 
-  /** Single flight: one mint per hostname at a time, whose result (or failure) every caller shares. */
-  private mint(host: string): Promise<Leaf> {
-    const inflight = this.pending.get(host);
+  /** Single flight: one mint per cache key at a time, whose result (or failure) every caller shares. */
+  private mint(key: string, host: string): Promise<Leaf> {
+    const inflight = this.pending.get(key);
     if (inflight) return inflight;
     const started = performance.now();
     const promise = Promise.resolve()
       .then(() => this.minter.mintLeaf(host, { now: this.clock.now() }))
       .then(
         (leaf) => {
-          this.store(host, leaf);
-          this.failedAt.delete(host);
+          this.store(key, leaf);
+          this.failedAt.delete(key);
           this.minted += 1;
           this.options.log?.info(
             { hostname: host, serial: leaf.serial, notAfter: new Date(leaf.notAfter).toISOString(), ms: Math.round(performance.now() - started) },
@@ -142,18 +147,18 @@ export class LeafCache {
         },
         (err: unknown) => {
           // Only a cached host is renewed in the background, so only it needs a back-off (keeps this map bounded).
-          if (this.entries.has(host)) this.failedAt.set(host, this.clock.now());
+          if (this.entries.has(key)) this.failedAt.set(key, this.clock.now());
           throw err;
         },
       )
-      .finally(() => this.pending.delete(host));
-    this.pending.set(host, promise);
+      .finally(() => this.pending.delete(key));
+    this.pending.set(key, promise);
     return promise;
   }
 
-  private store(host: string, leaf: Leaf): void {
-    this.entries.delete(host);
-    this.entries.set(host, leaf);
+  private store(key: string, leaf: Leaf): void {
+    this.entries.delete(key);
+    this.entries.set(key, leaf);
     while (this.entries.size > this.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest === undefined) break;
@@ -161,4 +166,9 @@ export class LeafCache {
       this.failedAt.delete(oldest);
     }
   }
+}
+
+/** The cache key of a leaf: the hostname, prefixed by the sandbox when leaves are kept per sandbox (ids hold no space). */
+function cacheKey(host: string, sandbox: string | undefined): string {
+  return sandbox === undefined ? host : `${sandbox} ${host}`;
 }

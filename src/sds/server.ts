@@ -23,7 +23,10 @@ export interface SdsOptions {
   readonly mayMint: MintPolicy;
   /** Used when a stream carries no `x-sandbox-id` metadata (sidecar mode). */
   readonly defaultSandboxId: string;
-  /** mTLS: the sandbox id must be vouched for by the client certificate (see src/extproc/identity.ts). */
+  /**
+   * mTLS: the sandbox id must be vouched for by the client certificate (see src/extproc/identity.ts); leaves
+   * are then cached per (sandbox, host), so no sandbox's sidecar is handed another sandbox's leaf or key.
+   */
   readonly bindToClientCert?: boolean;
   readonly log: Logger;
 }
@@ -60,7 +63,8 @@ export function addSdsService(server: grpc.Server, opts: SdsOptions): SdsService
   }
   const streams = new Set<StreamState>();
   const ctx: StreamContext = {
-    issuer: new SecretIssuer(opts.leafCache, opts.mayMint, opts.log),
+    // With proven sandbox ids, each sandbox gets leaves (and keys) of its own: one sidecar can't obtain or reuse another's.
+    issuer: new SecretIssuer(opts.leafCache, opts.mayMint, opts.log, opts.bindToClientCert ?? false),
     clock: opts.leafCache.clock,
     log: opts.log,
     sandboxIdOf: (call) => streamSandboxId(call, { defaultSandboxId: opts.defaultSandboxId, bindToClientCert: opts.bindToClientCert ?? false }),

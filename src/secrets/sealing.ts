@@ -3,14 +3,20 @@ import {
   hkdfSync, randomBytes, type KeyObject,
 } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
+import { decodeBinding, encodeBinding, type SealBinding } from './seal-binding.js';
 
 /**
  * Sealing of opaque values: an X25519 sealed box (ephemeral key agreement, HKDF-SHA256, AES-256-GCM).
  * Anyone with the public key can seal; only the proxy, holding the private key, can unseal, and only in
- * memory. Format: `sealed:` + base64url(version 1 | ephemeral public key 32 | nonce 12 | ciphertext | tag 16).
+ * memory. Format: `sealed:` + base64url of
+ * - version 2 (bound): 2 | binding length 2 (big-endian) | binding | ephemeral public key 32 | nonce 12 |
+ *   ciphertext | tag 16, where the binding (src/secrets/seal-binding.ts: sandbox and hosts) and the bytes
+ *   before it are the AES-GCM additional data, so the binding cannot be changed without breaking the seal;
+ * - version 1 (unbound, from before bindings): 1 | ephemeral public key 32 | nonce 12 | ciphertext | tag 16.
  */
 export const SEALED_PREFIX = 'sealed:';
 const VERSION = 1;
+const BOUND_VERSION = 2;
 const INFO = Buffer.from('authproxy seal v1');
 
 /** A freshly generated sealing key pair, PEM encoded (PKCS#8 private, SPKI public). */
@@ -53,16 +59,26 @@ export function parsePrivateKey(pem: string, source: string): KeyObject {
   throw new AuthProxyError('key_invalid', `${source}: not an X25519 private key in PEM form`);
 }
 
-/** Seals `plaintext` to `publicKey`; the result is safe to store in a config file or database. */
-export function seal(plaintext: string, publicKey: KeyObject): string {
+/**
+ * Seals `plaintext` to `publicKey`, bound to `binding` (where it may be used); the result is safe to store
+ * in a config file or database. Without a binding the value is the unbound version 1, which `serve`
+ * accepts only with `--allow-unbound-seals` (kept for tests of that path and for old values).
+ */
+export function seal(plaintext: string, publicKey: KeyObject, binding?: SealBinding): string {
+  let header = Buffer.from([VERSION]);
+  if (binding) {
+    const bytes = encodeBinding(binding);
+    header = Buffer.concat([Buffer.from([BOUND_VERSION, bytes.length >> 8, bytes.length & 0xff]), bytes]);
+  }
   const ephemeral = generateKeyPairSync('x25519');
   const ephemeralPub = rawPublic(ephemeral.publicKey);
   const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey });
   const key = deriveKey(shared, ephemeralPub, rawPublic(publicKey));
   const nonce = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
+  if (binding) cipher.setAAD(header);
   const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-  return SEALED_PREFIX + Buffer.concat([Buffer.from([VERSION]), ephemeralPub, nonce, body]).toString('base64url');
+  return SEALED_PREFIX + Buffer.concat([header, ephemeralPub, nonce, body]).toString('base64url');
 }
 
 /** Anything that can open a sealed value: the real Unsealer, or the shape-only check of `validate`. */
@@ -102,13 +118,17 @@ export class Unsealer implements ValueUnsealer {
     return createPublicKey(this.privateKey);
   }
 
-  /** Decrypts a sealed value; throws a `seal_invalid` error (never containing the value) on any problem. */
+  /**
+   * Decrypts a sealed value; throws a `seal_invalid` error (never containing the value) on any problem.
+   * A bound value's binding is authenticated here (an edited one fails); whether the binding fits the
+   * place the value is used is the caller's check (`bindingProblem`, when a config is applied).
+   */
   unseal(sealed: string): string {
-    const blob = decodeSealed(sealed);
-    const ephemeralPub = blob.subarray(1, 33);
-    const nonce = blob.subarray(33, 45);
-    const tag = blob.subarray(blob.length - 16);
-    const ciphertext = blob.subarray(45, blob.length - 16);
+    const { header, binding, rest } = parseSealed(sealed);
+    const ephemeralPub = rest.subarray(0, 32);
+    const nonce = rest.subarray(32, 44);
+    const tag = rest.subarray(rest.length - 16);
+    const ciphertext = rest.subarray(44, rest.length - 16);
     try {
       const publicKey = createPublicKey({
         key: Buffer.concat([Buffer.from('302a300506032b656e032100', 'hex'), ephemeralPub]),
@@ -117,6 +137,7 @@ export class Unsealer implements ValueUnsealer {
       });
       const shared = diffieHellman({ privateKey: this.privateKey, publicKey });
       const decipher = createDecipheriv('aes-256-gcm', deriveKey(shared, ephemeralPub, this.recipientPub), nonce);
+      if (binding) decipher.setAAD(header);
       decipher.setAuthTag(tag);
       return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
     } catch {
@@ -127,13 +148,33 @@ export class Unsealer implements ValueUnsealer {
 
 /** Checks the shape of a sealed value without a key; throws a `seal_invalid` error when malformed. */
 export function decodeSealed(sealed: string): Buffer {
+  return parseSealed(sealed).blob;
+}
+
+/** A sealed value taken apart: its binding (undefined for an unbound version-1 value) and the box after it. */
+export interface SealedParts {
+  readonly blob: Buffer;
+  /** The version byte and, for a bound value, its binding: the AES-GCM additional data. */
+  readonly header: Buffer;
+  readonly binding: SealBinding | undefined;
+  /** Ephemeral public key, nonce, ciphertext and tag. */
+  readonly rest: Buffer;
+}
+
+/** Parses a sealed value without a key (its binding is readable, not yet authenticated); throws `seal_invalid`. */
+export function parseSealed(sealed: string): SealedParts {
   if (!sealed.startsWith(SEALED_PREFIX)) {
     throw new AuthProxyError('seal_invalid', 'opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`');
   }
+  const malformed = () => new AuthProxyError('seal_invalid', 'is not a valid sealed value (bad encoding or version)');
   const b64 = sealed.slice(SEALED_PREFIX.length);
   const blob = Buffer.from(b64, 'base64url');
-  if (!/^[A-Za-z0-9_-]+$/.test(b64) || blob.length < 1 + 32 + 12 + 16 || blob[0] !== VERSION) {
-    throw new AuthProxyError('seal_invalid', 'is not a valid sealed value (bad encoding or version)');
-  }
-  return blob;
+  const box = 32 + 12 + 16;
+  if (!/^[A-Za-z0-9_-]+$/.test(b64) || blob.length < 1 + box) throw malformed();
+  if (blob[0] === VERSION) return { blob, header: blob.subarray(0, 1), binding: undefined, rest: blob.subarray(1) };
+  if (blob[0] !== BOUND_VERSION || blob.length < 3) throw malformed();
+  const end = 3 + blob.readUInt16BE(1);
+  const binding = blob.length >= end + box ? decodeBinding(blob.subarray(3, end)) : undefined;
+  if (!binding) throw malformed();
+  return { blob, header: blob.subarray(0, end), binding, rest: blob.subarray(end) };
 }

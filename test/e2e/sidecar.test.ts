@@ -13,6 +13,7 @@ import { envoyBinary } from '../helpers/envoy.js';
 import { eventually, type TempDir } from '../helpers/fs.js';
 import { startRig, type Rig } from '../helpers/sidecar-rig.js';
 import { startCallbackServer } from '../helpers/callback-server.js';
+import { rawRequestOverTunnel } from '../helpers/tunnel.js';
 
 const run = promisify(execFile);
 const TOKEN = 'ghp_e2e_canary_4f1c9a';
@@ -79,7 +80,7 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
       hosts: HOSTS,
       secrets: { GITHUB_TOKEN: TOKEN },
       config: (seal) => {
-        sealedGit = seal(basic);
+        sealedGit = seal(basic, { hosts: ['github.com'] });
         return renderConfig();
       },
       git: async (dir) => ({ root: await makeBareRepo(dir), authorization: basic }),
@@ -154,6 +155,35 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     const r = await curl(url('api.github.com', '/user'), ['-H', 'Host: tunnel.example.test']);
     expect(r.status).toBe(421);
     expect(rig.upstream.received.length).toBe(before);
+  });
+
+  it('inside the tunnel, two Host headers or a userinfo authority get 421 and nothing reaches the upstream', async () => {
+    const before = rig.upstream.received.length;
+    const target = `api.github.com:${rig.upstream.port}`;
+    const viaCurl = await curl(url('api.github.com', '/user'), ['--http1.1', '-H', `Host: evil.test@${target}`]);
+    expect(viaCurl).toEqual({ status: 421, body: 'host, TLS server name and CONNECT target disagree' });
+    // Over HTTP/2 Envoy's codec already rejects such an :authority (the stream is reset): refused as well.
+    expect((await curl(url('api.github.com', '/user'), ['-H', `Host: evil.test@${target}`])).status).not.toBe(200);
+    // curl sends only the first of two -H 'Host: ...', so these go as raw HTTP/1.1 inside the tunnel.
+    const ca = readFileSync(rig.authproxyCa, 'utf8');
+    const heads = [`Host: ${target}\r\nHost: tunnel.example.test`, `Host: ${target}\r\nHost: ${target}`, `Host: evil.test@api.github.com`];
+    for (const head of heads) {
+      const answer = await rawRequestOverTunnel(rig.proxyUrl, target, 'api.github.com', ca, `GET /user HTTP/1.1\r\n${head}\r\nConnection: close\r\n\r\n`);
+      expect(answer.split('\r\n')[0], head).toBe('HTTP/1.1 421 Misdirected Request');
+      expect(answer).toContain('host, TLS server name and CONNECT target disagree');
+    }
+    expect(rig.upstream.received.length).toBe(before);
+  });
+
+  it('refusals on the outer listener leave no error in Envoy\'s output', async () => {
+    for (let i = 0; i < 3; i++) {
+      expect((await curl(url('denied.example.test', '/'))).status).not.toBe(200);
+      const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, `http://api.github.com:${rig.upstream.port}/user`]);
+      expect(stdout).toBe('403');
+    }
+    const output = rig.envoy.output();
+    expect(output).not.toMatch(/may not be modified|Immediate response mutations failed/);
+    expect(output).not.toMatch(/\]\[(error|critical)\]/);
   });
 
   it('a config change (new host) takes effect without restarting Envoy', async () => {

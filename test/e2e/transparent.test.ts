@@ -9,6 +9,7 @@ import { envoyBinary } from '../helpers/envoy.js';
 import { eventually } from '../helpers/fs.js';
 import { netnsUnavailable } from '../helpers/netns.js';
 import { startTransparentRig, WORLD, type TransparentRig } from '../helpers/transparent-rig.js';
+import type { SealTo } from '../helpers/cli.js';
 
 const TOKEN = 'ghp_transparent_canary_5d2e';
 const GIT_TOKEN = 'ghs_transparent_git_canary_9b1f';
@@ -22,14 +23,14 @@ const unavailable = netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy
 const inCi = process.env.CI === 'true';
 if (unavailable && !inCi) console.warn(`SKIPPED transparent-mode e2e: ${unavailable}`);
 
-const config = (seal: (s: string) => string) => `
+const config = (seal: (s: string, to: SealTo) => string) => `
 rules:
   - name: github-api
     match_hosts: ["api.github.com"]
     headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]
   - name: github-git
     match_hosts: ["github.com"]
-    headers: [{ name: Authorization, type: opaque, value: "${seal(GIT_BASIC)}" }]
+    headers: [{ name: Authorization, type: opaque, value: "${seal(GIT_BASIC, { hosts: ['github.com'] })}" }]
 access_control:
   allow_list: ["api.github.com", "github.com", "tunnel.example.test", "plain.example.test", "db.example.test:5432", "${WORLD.web}", "${WORLD.cache}:6379"]
 `;

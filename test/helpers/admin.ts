@@ -34,6 +34,8 @@ export interface AdminRigOptions {
   readonly bodyLimitBytes?: number;
   /** The serve defaults (`--tenant-id`, `--organization-id`) given to the registry and the API. */
   readonly defaultIdentity?: SandboxIdentity;
+  /** `--gcp-token-uri-allow` of the registry (the API's apply-time check). */
+  readonly gcpTokenUriAllow?: readonly string[];
 }
 
 export interface AdminRig {
@@ -75,7 +77,7 @@ export async function startAdminRig(opts: AdminRigOptions = {}): Promise<AdminRi
   const logs = captureLogs('debug');
   const secrets = new Map(Object.entries(opts.secrets ?? {}));
   const sandboxes = new Map((opts.fileSandboxes ?? []).map((id) => [id, emptyPolicy(secrets, unsealer)]));
-  const registry = new PolicyRegistry({ file: { default: undefined, sandboxes }, secrets, fingerprint: '' }, unsealer, logs.log, store, opts.defaultIdentity);
+  const registry = new PolicyRegistry({ file: { default: undefined, sandboxes }, secrets, fingerprint: '' }, unsealer, logs.log, store, opts.defaultIdentity, { gcpTokenUriAllow: opts.gcpTokenUriAllow });
   const tokensFile = dir.file('admin-tokens', `# admin tokens\n${ADMIN_TOKEN}\n\n${SCOPED_TOKEN} team-*,sb-solo  # team scope\n`);
   const tokens = await AdminTokens.fromFile(tokensFile, logs.log);
   let server: AdminServer;

@@ -29,3 +29,22 @@ export function startCli(args: string[], env: Record<string, string> = {}): { ch
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   return { child, output: () => out, exited };
 }
+
+/** Where `authproxy seal` binds a value: a header rule's hosts, a provider, or a callback URL; any sandbox unless named. */
+export interface SealTo {
+  readonly sandbox?: string;
+  readonly hosts?: readonly string[];
+  readonly provider?: 'aws' | 'gcp';
+  readonly callbackUrl?: string;
+}
+
+/** Runs `authproxy seal` with the public key and binding flags for `to`; returns the sealed value. */
+export function sealWithCli(publicKey: string, plaintext: string, to: SealTo): string {
+  const flags = ['--sandbox', to.sandbox ?? '*'];
+  if (to.hosts) flags.push('--hosts', to.hosts.join(','));
+  if (to.provider) flags.push('--provider', to.provider);
+  if (to.callbackUrl) flags.push('--callback-url', to.callbackUrl);
+  const r = runCli(['seal', '--public-key', publicKey, ...flags], { input: plaintext });
+  if (r.status !== 0) throw new Error(`authproxy seal failed: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}

@@ -42,9 +42,9 @@ export function decodeSecret(secret: WireSecret): { name: string; chainPem: stri
   return { name: secret.name, chainPem: Buffer.from(chain).toString(), keyPem: Buffer.from(key).toString() };
 }
 
-/** Creates a client for `address` (host:port or unix:/path). */
-export function sdsClient(address: string): grpc.Client {
-  return new loaded.envoy.service.secret.v3.SecretDiscoveryService(address, grpc.credentials.createInsecure());
+/** Creates a client for `address` (host:port or unix:/path), insecure unless `credentials` are given (mTLS). */
+export function sdsClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): grpc.Client {
+  return new loaded.envoy.service.secret.v3.SecretDiscoveryService(address, credentials);
 }
 
 /** One bidi xDS stream: send requests, await responses one at a time in arrival order. */

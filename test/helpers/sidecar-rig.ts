@@ -7,17 +7,17 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderBootstrap } from '../../src/envoy/bootstrap.js';
-import { runCli, startCli } from './cli.js';
+import { runCli, sealWithCli, startCli, type SealTo } from './cli.js';
 import { startDnsServer, type DnsAnswer } from './dns-server.js';
 import { freePort, startEnvoy, type RunningEnvoy } from './envoy.js';
 import { eventually, tempDir, type TempDir } from './fs.js';
 import { makePki, type TestPki } from './pki.js';
-import { startUpstream, type GitRepoOptions } from './upstream.js';
+import { startUpstream, type GitRepoOptions, type UpstreamHandler } from './upstream.js';
 
 export interface RigOptions {
   readonly hosts: string[];
-  /** The proxy_config; `seal` seals a value with the rig's key. */
-  readonly config: (seal: (plaintext: string) => string) => string;
+  /** The proxy_config; `seal` seals a value with the rig's key, bound as `to` says (any sandbox unless named). */
+  readonly config: (seal: (plaintext: string, to: SealTo) => string) => string;
   readonly secrets: Record<string, string>;
   readonly git?: (dir: TempDir) => Promise<GitRepoOptions>;
   /** Last word on the Envoy YAML (the benchmark removes the ext_proc filter for its baseline). */
@@ -27,6 +27,12 @@ export interface RigOptions {
   readonly egressAllow?: string;
   /** Answers of the rig's DNS server (see startDnsServer); default: 127.0.0.1 for every host. */
   readonly dnsAnswer?: DnsAnswer;
+  /** More `authproxy serve` flags (e.g. `--redis`, `--metrics-listen`). */
+  readonly serveArgs?: string[];
+  /** Answers the upstream's requests instead of the echo (a fake AWS endpoint); still recorded in `received`. */
+  readonly upstreamHandler?: UpstreamHandler;
+  /** Environment of the authproxy process, given the upstream's port and CA (its own cloud credentials, NODE_EXTRA_CA_CERTS). */
+  readonly authproxyEnv?: (upstream: { port: number; caFile: string }) => Record<string, string>;
 }
 
 export interface Rig {
@@ -38,7 +44,7 @@ export interface Rig {
   readonly authproxyCa: string;
   readonly configPath: string;
   url(host: string, path: string): string;
-  seal(plaintext: string): string;
+  seal(plaintext: string, to: SealTo): string;
   authproxyOutput(): string;
   stopAuthproxy(): Promise<void>;
   startAuthproxy(): Promise<void>;
@@ -53,11 +59,11 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   mkdirSync(join(dir.path, 'run'), { mode: 0o700 });
   const keys = join(dir.path, 'keys');
   const upstreamPki = await makePki(dir.path, 'upstream', opts.hosts);
-  const upstream = await startUpstream(upstreamPki, opts.git ? await opts.git(dir) : undefined);
+  const upstream = await startUpstream(upstreamPki, opts.git ? await opts.git(dir) : undefined, undefined, opts.upstreamHandler);
   const dns = await startDnsServer(opts.hosts, opts.dnsAnswer);
   const egressAllow = opts.egressAllow ?? '127.0.0.0/8';
   if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0) throw new Error('key setup failed');
-  const seal = (plaintext: string) => runCli(['seal', '--public-key', join(keys, 'sealing.pub')], { input: plaintext }).stdout.trim();
+  const seal = (plaintext: string, to: SealTo) => sealWithCli(join(keys, 'sealing.pub'), plaintext, to);
   dir.dir('secrets');
   for (const [k, v] of Object.entries(opts.secrets)) dir.file(`secrets/${k}`, `${v}\n`);
   const configPath = dir.file('config.yaml', opts.config(seal));
@@ -70,7 +76,8 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
       '--sealing-key', join(keys, 'sealing.key'), '--ca-cert', join(keys, 'ca.crt'), '--ca-key', join(keys, 'ca.key'),
       '--log-level', opts.logLevel ?? 'debug', '--dns-resolver', `127.0.0.1:${dns.port}`,
       ...(egressAllow ? ['--egress-allow-cidrs', egressAllow] : []),
-    ]);
+      ...(opts.serveArgs ?? []),
+    ], opts.authproxyEnv?.({ port: upstream.port, caFile: upstreamPki.caFile }));
     const current = authproxy;
     await eventually(() => {
       if (current.child.exitCode !== null) throw new Error(`authproxy exited: ${current.output().slice(-2000)}`);

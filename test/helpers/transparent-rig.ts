@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderTransparentBootstrap } from '../../src/envoy/transparent.js';
 import { renderBootstrap } from '../../src/envoy/bootstrap.js';
-import { BIN, runCli } from './cli.js';
+import { BIN, runCli, sealWithCli, type SealTo } from './cli.js';
 import { envoyBinary } from './envoy.js';
 import { eventually, tempDir, type TempDir } from './fs.js';
 import { createWorld, envoyUser, type NetWorld, type Ran } from './netns.js';
@@ -26,7 +26,8 @@ const ADMIN_PORT = 19901;
 export interface TransparentRigOptions {
   /** Hostnames the world's DNS maps (to the given address) and its HTTPS upstream has certificates for. */
   readonly names: Record<string, string>;
-  readonly config: (seal: (plaintext: string) => string) => string;
+  /** The proxy_config; `seal` seals a value with the rig's key, bound as `to` says (any sandbox unless named). */
+  readonly config: (seal: (plaintext: string, to: SealTo) => string) => string;
   readonly secrets: Record<string, string>;
   /** Authorization the git backend accepts for paths under /org/repo.git (none: no git). */
   readonly gitAuthorization?: string;
@@ -84,7 +85,7 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
   try {
     const keys = join(dir.path, 'keys');
     if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0) throw new Error('key setup failed');
-    const seal = (plaintext: string) => runCli(['seal', '--public-key', join(keys, 'sealing.pub')], { input: plaintext }).stdout.trim();
+    const seal = (plaintext: string, to: SealTo) => sealWithCli(join(keys, 'sealing.pub'), plaintext, to);
     const worldPki = await makePki(dir.path, 'world', Object.keys(opts.names));
     const authproxyCa = join(keys, 'ca.crt');
     const bundle = dir.file('bundle.pem', `${worldPki.caPem}\n${execFileSync('cat', [authproxyCa], { encoding: 'utf8' })}`);

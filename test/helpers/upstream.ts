@@ -69,8 +69,11 @@ function serveGit(req: IncomingMessage, res: ServerResponse, git: GitRepoOptions
   cgi.on('close', () => res.end());
 }
 
+/** Answers requests in place of the echo (e.g. a fake AWS endpoint); they are still recorded in `received`. */
+export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
 /** `at`: the address and port to listen on (default 127.0.0.1, any free port). */
-export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }) {
+export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }, handler?: UpstreamHandler) {
   const contexts = new Map([...pki.leaves].map(([host, { cert, key }]) => [host, createSecureContext({ cert, key })]));
   const first = [...pki.leaves.values()][0]!;
   const received: Received[] = [];
@@ -84,6 +87,7 @@ export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { ho
       const sni = (req.socket as unknown as { servername?: string }).servername;
       received.push({ host: req.headers.host ?? '', sni, method: req.method ?? '', path: req.url ?? '', headers: req.headers });
       if (git && /\.git(\/|$)/.test(req.url ?? '')) return serveGit(req, res, git);
+      if (handler) return handler(req, res);
       const hash = createHash('sha256');
       let bodyBytes = 0;
       req.on('data', (chunk: Buffer) => {

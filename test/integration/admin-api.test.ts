@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAdminRig, type AdminRig } from '../helpers/admin.js';
 import { eventually } from '../helpers/fs.js';
+import { seal } from '../../src/secrets/sealing.js';
 
 const CANARY = 'canary-admin-opaque-7f3a9c';
 const CALLBACK_CANARY = 'canary-admin-callback-key-41d2';
@@ -155,7 +156,7 @@ describe('admin API: sandbox configs in Redis', () => {
   });
 
   it('accepts a well-formed sealed value as is and refuses a malformed one', async () => {
-    const sealed = (await rig.store.get('sb-sealed'))!.config.rules[0]!.headers![0]!.value;
+    const sealed = seal(CANARY, rig.unsealer.publicKey(), { sandbox: 'sb-presealed', target: { hosts: ['a.example.com'] } });
     const body = { rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'Authorization', type: 'opaque', value: sealed }] }] };
     expect((await rig.call('PUT', path('sb-presealed'), { body })).status).toBe(201);
     expect((await rig.store.get('sb-presealed'))!.config.rules[0]!.headers![0]!.value).toBe(sealed);

@@ -101,7 +101,7 @@ describe('admin tokens file format', () => {
     expect(problems).toEqual([
       'tokens.txt:6: a token must be at least 16 visible ASCII characters',
       'tokens.txt:7: duplicate token (also line 3)',
-      'tokens.txt:8: scope entries must be sandbox ids, "prefix*", "*" or "tenant=ID" (entry 1 is not)',
+      'tokens.txt:8: scope entries must be sandbox ids, "prefix*", "*", "tenant=ID" or "keys=PREFIX*" (entry 1 is not)',
       'tokens.txt:9: expected "TOKEN [SCOPE]" (scope entries are comma-separated, without spaces)',
     ]);
     expect(problems.join('\n')).not.toMatch(/token-|shorttok|bad\/scope/);

@@ -171,12 +171,12 @@ describe('admin API: tenants', () => {
     expect(await store.get('sb-mac')).toMatchObject({ tenantId: 'acme', organizationId: 'org-acme' });
     const [redisKey] = await (rig.redis as Redis).keys('mac-test:{sbx}:cfg:*:sb-mac');
     const raw = (await rig.redis.get(redisKey!))!;
-    expect(raw.split('\n')[3]).toBe('{"tenant_id":"acme","organization_id":"org-acme"}');
+    expect(raw.split('\n')[4]).toBe('{"tenant_id":"acme","organization_id":"org-acme"}');
     await rig.redis.set(redisKey!, raw.replace('"tenant_id":"acme"', '"tenant_id":"beta"'));
     await expect(store.get('sb-mac')).rejects.toThrow('stored config failed authentication');
     // Dropping the record line (the pre-tenant format) doesn't pass either.
     const lines = raw.split('\n');
-    await rig.redis.set(redisKey!, [...lines.slice(0, 3), ...lines.slice(4)].join('\n'));
+    await rig.redis.set(redisKey!, [...lines.slice(0, 4), ...lines.slice(5)].join('\n'));
     await expect(store.get('sb-mac')).rejects.toThrow('stored config failed authentication');
   });
 });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startCli } from '../helpers/cli.js';
+import { runCli, sealWithCli, startCli, type SealTo } from '../helpers/cli.js';
 import { exchange, extProcClient, requestHeaders, setHeaders } from '../helpers/extproc-client.js';
 import { eventually, tempDir, type TempDir } from '../helpers/fs.js';
 import { answer, startCallbackServer } from '../helpers/callback-server.js';
@@ -29,7 +29,7 @@ describe('secrets never reach logs (canary scenario through `authproxy serve`)',
       req.url === '/bad' ? res.writeHead(200).end(`{"headers": {"X": "${CANARIES.callbackAnswer}\\r\\n"}}`) : answer({ Authorization: `Bearer ${CANARIES.callbackAnswer}` })(req, res, body),
     );
     runCli(['keys', 'init', '--dir', join(dir.path, 'keys')]);
-    const seal = (s: string) => runCli(['seal', '--public-key', join(dir.path, 'keys/sealing.pub')], { input: s }).stdout.trim();
+    const seal = (s: string, to: SealTo) => sealWithCli(join(dir.path, 'keys/sealing.pub'), s, to);
     dir.dir('secrets');
     dir.file('secrets/TOKEN', CANARIES.workspace);
     dir.file('config.yaml', `
@@ -39,12 +39,12 @@ rules:
     headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]
   - name: opaque
     match_hosts: ["opaque.example.com"]
-    headers: [{ name: Authorization, type: opaque, value: "${seal(CANARIES.opaque)}" }]
+    headers: [{ name: Authorization, type: opaque, value: "${seal(CANARIES.opaque, { hosts: ['opaque.example.com'] })}" }]
 callbacks:
   - match_hosts: ["cb.example.com"]
     url: "${server.url}"
     ttl_seconds: 60
-    request_headers: [{ name: X-Key, type: opaque, value: "${seal(CANARIES.callbackKey)}" }]
+    request_headers: [{ name: X-Key, type: opaque, value: "${seal(CANARIES.callbackKey, { callbackUrl: server.url })}" }]
   - match_hosts: ["bad.example.com"]
     url: "${server.base}/bad"
     ttl_seconds: 60

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { parsePublicKey, seal } from '../../src/secrets/sealing.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 
 const CANARY_WS = 'canary-ws-5d1e';
@@ -14,7 +15,7 @@ describe('authproxy CLI', () => {
   beforeAll(() => {
     dir = tempDir();
     expect(runCli(['keys', 'init', '--dir', join(dir.path, 'keys')]).status).toBe(0);
-    const seal = runCli(['seal', '--public-key', join(dir.path, 'keys/sealing.pub')], { input: `Basic ${CANARY_OPAQUE}\n` });
+    const seal = runCli(['seal', '--public-key', join(dir.path, 'keys/sealing.pub'), '--sandbox', '*', '--hosts', 'github.com'], { input: `Basic ${CANARY_OPAQUE}\n` });
     expect(seal.status).toBe(0);
     sealed = seal.stdout.trim();
     dir.dir('secrets');
@@ -57,6 +58,44 @@ rules:
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('valid (2 rules, 0 callbacks)');
+  });
+
+  it('seal needs a binding: --sandbox and one of --hosts, --provider or --callback-url', () => {
+    const pub = join(dir.path, 'keys/sealing.pub');
+    const none = runCli(['seal', '--public-key', pub], { input: CANARY_OPAQUE });
+    expect(none.status).toBe(2);
+    expect(none.stderr.trim().split('\n')).toEqual([
+      "authproxy: --sandbox: required: the sandbox whose config may use the value, or '*' for any sandbox",
+      'authproxy: --hosts, --provider or --callback-url: give exactly one (where the value may be sent)',
+    ]);
+    const badHost = runCli(['seal', '--public-key', pub, '--sandbox', 'sb-1', '--hosts', '*.com'], { input: CANARY_OPAQUE });
+    expect(badHost.status).toBe(2);
+    expect(badHost.stderr).toContain('--hosts: "*.com" is too broad');
+    expect(none.stderr + badHost.stderr).not.toContain(CANARY_OPAQUE);
+  });
+
+  it('validate refuses a sealed value moved to a rule for another host or sandbox, naming the field', () => {
+    const moved = dir.file('moved.yaml', `rules:\n  - name: elsewhere\n    match_hosts: ["evil.example.com"]\n    headers: [{ name: Authorization, type: opaque, value: "${sealed}" }]\n`);
+    const r = runCli(['validate', '--config', moved]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(`authproxy: ${moved}: rules[0].headers[0].value: rule "elsewhere", header "Authorization": sealed value is bound to hosts github.com; "evil.example.com" is not among them`);
+    const forOne = runCli(['seal', '--public-key', join(dir.path, 'keys/sealing.pub'), '--sandbox', 'sb-1', '--hosts', 'github.com'], { input: CANARY_OPAQUE }).stdout.trim();
+    const own = dir.file('own.yaml', `rules:\n  - name: git\n    match_hosts: ["github.com"]\n    headers: [{ name: Authorization, type: opaque, value: "${forOne}" }]\n`);
+    expect(runCli(['validate', '--config', own, '--sandbox', 'sb-1']).status).toBe(0);
+    const other = runCli(['validate', '--config', own, '--sandbox', 'sb-2']);
+    expect(other.stderr).toContain('sealed value is bound to sandbox "sb-1", not "sb-2"');
+  });
+
+  it('an unbound sealed value is refused unless --allow-unbound-seals, which warns', () => {
+    const unbound = seal(CANARY_OPAQUE, parsePublicKey(readFileSync(join(dir.path, 'keys/sealing.pub'), 'utf8'), 'pub'));
+    const file = dir.file('unbound.yaml', `rules:\n  - name: git\n    match_hosts: ["github.com"]\n    headers: [{ name: Authorization, type: opaque, value: "${unbound}" }]\n`);
+    const refused = runCli(['validate', '--config', file]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('rules[0].headers[0].value: rule "git", header "Authorization": sealed value is not bound to a sandbox and hosts');
+    const allowed = runCli(['validate', '--config', file, '--allow-unbound-seals']);
+    expect(allowed.status).toBe(0);
+    expect(allowed.stderr.trim()).toBe(`authproxy: warning: ${file}: rules[0].headers[0].value: rule "git", header "Authorization": sealed value is not bound to a sandbox and hosts (accepted by --allow-unbound-seals)`);
+    expect(refused.stderr + allowed.stderr).not.toContain(CANARY_OPAQUE);
   });
 
   it('validate reads its flags from AUTHPROXY_* variables', () => {

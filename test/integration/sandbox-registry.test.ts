@@ -11,6 +11,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { PolicyRegistry } from '../../src/sandboxes/registry.js';
 import { RedisSandboxStore } from '../../src/sandboxes/store.js';
+import { encodeRecord } from '../../src/sandboxes/record.js';
 import { eventually } from '../helpers/fs.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
@@ -75,9 +76,10 @@ describe('sandbox configs across replicas through Redis', () => {
     expect(auth(late, 'sb-missed')).toBe('Bearer one');
     // A write whose announcement is lost: the value and version change, nothing is published.
     const [key] = await writer.keys(`t${process.pid}:{sbx}:cfg:*:sb-missed`);
-    const json = JSON.stringify(config('T2'));
+    const epoch = Number(await writer.get(`t${process.pid}:{sbx}:epoch`));
+    const record = encodeRecord(KEY, 'sb-missed', { stamp: '99-lost', updatedAt: Date.now(), order: { epoch, seq: 1_000_000 }, identity: {}, config: config('T2') });
     await writer.hset(`t${process.pid}:{sbx}:versions`, 'sb-missed', '99-lost');
-    await writer.set(key!, `99-lost\n${Date.now()}\n${mac('sb-missed', json)}\n${json}`);
+    await writer.set(key!, record);
     await eventually(() => auth(late, 'sb-missed') === 'Bearer two', 3000, 'resync');
   });
 

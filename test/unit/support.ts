@@ -3,7 +3,7 @@
  * parsed from text and compiled against an in-memory secrets map.
  */
 import { AuthProxyError } from '../../src/errors.js';
-import { compilePolicy } from '../../src/config/compile.js';
+import { compilePolicy, type CompileContext } from '../../src/config/compile.js';
 import { parseConfigText } from '../../src/config/load.js';
 import type { CompiledPolicy } from '../../src/policy/compiled.js';
 import type { ValueUnsealer } from '../../src/secrets/sealing.js';
@@ -28,8 +28,10 @@ export function policyFrom(
   yaml: string,
   secrets: ReadonlyMap<string, string> = new Map(),
   unsealer?: ValueUnsealer,
+  /** The sandbox the config is applied for, `--allow-unbound-seals`, ... */
+  extra: Partial<Omit<CompileContext, 'secrets' | 'unsealer'>> = {},
 ): CompiledPolicy {
-  return compilePolicy(parseConfigText(yaml, 'TEST'), { secrets, unsealer });
+  return compilePolicy(parseConfigText(yaml, 'TEST'), { ...extra, secrets, unsealer });
 }
 
 /** Runs `fn`, which must throw an AuthProxyError, and returns it. */

@@ -151,6 +151,8 @@ describe('compile-time failures', () => {
   const unsealer = new Unsealer(parsePrivateKey(keys.privatePem, 'sealing.key'));
   const opaque = (value: string) => ONE_RULE(`      - { name: Authorization, type: opaque, value: "${value}" }`);
   const PLAIN = 'Bearer sk-FAKE-opaque-canary-9999';
+  /** Sealed as `authproxy seal --sandbox '*' --hosts api.openai.com` would: fit for ONE_RULE. */
+  const FOR_RULE = { sandbox: '*', target: { hosts: ['api.openai.com'] } } as const;
 
   it('an opaque plaintext value is a config error that never echoes the value', () => {
     const err = thrown(() => policyFrom(opaque(PLAIN), new Map(), unsealer));
@@ -166,7 +168,7 @@ describe('compile-time failures', () => {
   });
 
   it('an opaque value sealed to another key is rejected without echoing it', () => {
-    const sealed = seal(PLAIN, parsePublicKey(other.publicPem, 'other.pub'));
+    const sealed = seal(PLAIN, parsePublicKey(other.publicPem, 'other.pub'), FOR_RULE);
     const err = thrown(() => policyFrom(opaque(sealed), new Map(), unsealer));
     expect(err.problems).toEqual([
       'rules[0].headers[0].value: rule "openai", header "Authorization": cannot be unsealed with this sealing key (sealed to another key, or corrupted)',
@@ -176,14 +178,14 @@ describe('compile-time failures', () => {
   });
 
   it('an opaque value sealed to the right key is unsealed into the compiled header', () => {
-    const policy = policyFrom(opaque(seal(PLAIN, parsePublicKey(keys.publicPem, 'p'))), new Map(), unsealer);
+    const policy = policyFrom(opaque(seal(PLAIN, parsePublicKey(keys.publicPem, 'p'), FOR_RULE)), new Map(), unsealer);
     expect(policy.rules[0]!.headers[0]).toEqual({ name: 'Authorization', value: PLAIN, sensitive: true });
     // The source keeps the sealed form, for reads.
     expect(policy.source.rules[0]!.headers![0]!.value.startsWith('sealed:')).toBe(true);
   });
 
   it('the shape-only unsealer accepts well-formed sealed values and still rejects plaintext', () => {
-    const sealed = seal(PLAIN, parsePublicKey(other.publicPem, 'p'));
+    const sealed = seal(PLAIN, parsePublicKey(other.publicPem, 'p'), FOR_RULE);
     expect(policyFrom(opaque(sealed), new Map(), SHAPE_ONLY_UNSEALER).rules[0]!.headers[0]!.value).toBe('');
     expect(thrown(() => policyFrom(opaque(PLAIN), new Map(), SHAPE_ONLY_UNSEALER)).code).toBe('config_invalid');
   });

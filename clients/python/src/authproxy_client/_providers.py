@@ -1,0 +1,144 @@
+"""Builders of the cloud provider rules, ``type: aws`` and ``type: gcp``.
+
+They check what the server checks (``src/config/provider-schema.ts``), with LangChain's messages, so a
+mistake is a ``ValueError`` where the config is built instead of a 422 later. The server stays the judge:
+it also resolves the Secrets and checks the service-account key when the config is applied.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Mapping, Optional, Sequence
+
+from ._types import AwsAuth, AwsRule, GcpAuth, GcpRule, HeaderValue, Secret
+
+__all__ = ["GCP_CLOUD_PLATFORM_SCOPE", "aws_auth", "aws_rule", "gcp_auth", "gcp_rule"]
+
+_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
+# The server's \p{L}\p{Z}\p{N}_.:/=+-@ : letters, digits and spaces of any script.
+_TAG_KEY = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,128}$")
+_SCOPE_URL = re.compile(r"^https://[^\s/]+/\S*$")
+_MAX_SECRET = 65_536
+
+GCP_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+"""The scope that covers every Google Cloud API (the default of :func:`gcp_auth`)."""
+
+
+def _secret(field: str, value: object) -> Secret:
+    """A Secret from a helper's value: workspace_secret or opaque, never plaintext, never a bare string."""
+    if isinstance(value, str):
+        raise TypeError(f"{field}: pass workspace_secret(...) or opaque_secret(...), not a bare string")
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{field}: expected workspace_secret(...) or opaque_secret(...)")
+    kind = value.get("type")
+    if kind != "workspace_secret" and kind != "opaque":
+        raise ValueError(f"{field}: must be workspace_secret or opaque (plaintext is refused: this is a credential)")
+    text = value.get("value")
+    if not isinstance(text, str):
+        raise ValueError(f"{field}: must be a string")
+    if text == "":
+        raise ValueError(f"{field}: must not be empty")
+    if len(text) > _MAX_SECRET:
+        raise ValueError(f"{field}: is longer than {_MAX_SECRET} characters")
+    return {"type": kind, "value": text}
+
+
+def aws_auth(
+    *,
+    access_key_id: Optional[HeaderValue] = None,
+    secret_access_key: Optional[HeaderValue] = None,
+    role_arn: Optional[str] = None,
+    session_tags: Optional[Mapping[str, str]] = None,
+) -> AwsAuth:
+    """The ``aws`` of a ``type: aws`` rule: static keys, or a role to assume.
+
+    Static keys: ``aws_auth(access_key_id=workspace_secret("AWS_ACCESS_KEY_ID"),
+    secret_access_key=opaque_secret(...))``. A role: ``aws_auth(role_arn="arn:aws:iam::123456789012:role/x",
+    session_tags={"sandbox": "sb-1"})`` and nothing else. An empty ``role_arn`` counts as absent, as in
+    LangChain's types. Raises ``ValueError`` with LangChain's messages.
+    """
+    if role_arn is not None and role_arn != "":
+        if access_key_id is not None or secret_access_key is not None:
+            raise ValueError("AWS role auth must contain only role_arn and session_tags")
+        if not _ROLE_ARN.match(role_arn) or role_arn.endswith("\n"):
+            raise ValueError("role_arn: must be an IAM role ARN: arn:aws:iam::<12 digits>:role/<name>")
+        role: AwsAuth = {"role_arn": role_arn}
+        if session_tags is not None:
+            tags: dict[str, str] = {}
+            for key, value in session_tags.items():
+                if not isinstance(key, str) or not _TAG_KEY.match(key) or key.endswith("\n"):
+                    raise ValueError(f"session_tags.{key}: must be an AWS tag key")
+                if not isinstance(value, str) or not 1 <= len(value) <= 256:
+                    raise ValueError(f"session_tags.{key}: must be a string of 1 to 256 characters")
+                tags[key] = value
+            role["session_tags"] = tags
+        return role
+    if session_tags is not None:
+        raise ValueError("session_tags requires role_arn")
+    if access_key_id is None or secret_access_key is None:
+        raise ValueError("AWS auth requires role_arn or both static credentials")
+    return {
+        "access_key_id": _secret("access_key_id", access_key_id),
+        "secret_access_key": _secret("secret_access_key", secret_access_key),
+    }
+
+
+def aws_rule(
+    auth: AwsAuth,
+    *,
+    name: str = "aws",
+    enabled: Optional[bool] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+    description: Optional[str] = None,
+) -> AwsRule:
+    """A ``type: aws`` rule around :func:`aws_auth`'s result (at most one aws rule per config)."""
+    rule: AwsRule = {"name": name, "type": "aws", "aws": auth}
+    _common(rule, enabled, env_vars, description)
+    return rule
+
+
+def gcp_auth(service_account_json: HeaderValue, scopes: Sequence[str] = (GCP_CLOUD_PLATFORM_SCOPE,)) -> GcpAuth:
+    """The ``gcp`` of a ``type: gcp`` rule: a service-account key file's JSON as a Secret, and its scopes.
+
+    ``gcp_auth(opaque_secret(Path("key.json").read_text()))`` seals the key; a workspace secret holding the
+    key is ``workspace_secret("GCP_SERVICE_ACCOUNT")``. ``scopes``: 1 to 64 ``https://`` scope URLs.
+    """
+    if isinstance(scopes, str):
+        raise TypeError("scopes: expected a list of scope URLs, not one string")
+    listed = list(scopes)
+    if not listed:
+        raise ValueError("scopes: needs at least one scope")
+    if len(listed) > 64:
+        raise ValueError("scopes: at most 64 scopes")
+    for i, scope in enumerate(listed):
+        if not isinstance(scope, str) or not _SCOPE_URL.match(scope) or scope.endswith("\n"):
+            raise ValueError(f"scopes[{i}]: must be an https:// scope URL")
+    return {"service_account_json": _secret("service_account_json", service_account_json), "scopes": listed}
+
+
+def gcp_rule(
+    auth: GcpAuth,
+    *,
+    name: str = "gcp",
+    enabled: Optional[bool] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+    description: Optional[str] = None,
+) -> GcpRule:
+    """A ``type: gcp`` rule around :func:`gcp_auth`'s result (at most one gcp rule per config)."""
+    rule: GcpRule = {"name": name, "type": "gcp", "gcp": auth}
+    _common(rule, enabled, env_vars, description)
+    return rule
+
+
+def _common(
+    rule: AwsRule | GcpRule,
+    enabled: Optional[bool],
+    env_vars: Optional[Mapping[str, str]],
+    description: Optional[str],
+) -> None:
+    if enabled is not None:
+        rule["enabled"] = enabled
+    if env_vars is not None:
+        rule["env_vars"] = dict(env_vars)
+    if description is not None:
+        rule["description"] = description

@@ -1,0 +1,31 @@
+import type { CredentialCache } from '../../callbacks/cache.js';
+import type { EgressGuard } from '../../egress/guard.js';
+import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics/metrics.js';
+import type { IdentitySource } from '../../sandboxes/identity.js';
+import { TemporaryCredentials } from '../shared/temporary-credentials.js';
+import { AwsSigner } from './handler.js';
+import { AwsRoleCredentials, stsRoleAssumer } from './role-credentials.js';
+
+/** What `serve` hands the AWS provider. */
+export interface AwsSetup {
+  /** The callback cache (memory, or shared through Redis): role sessions are kept there, sealed. */
+  readonly cache: CredentialCache;
+  /** Where a sandbox's tenant id (the AssumeRole ExternalId) is looked up at call time. */
+  readonly identities: IdentitySource;
+  readonly egress?: EgressGuard;
+  /** `--aws-sts-endpoint` and `--aws-region`. */
+  readonly stsEndpoint?: string;
+  readonly region?: string;
+  /** STS call timeout; at most the callback timeout, so a shared-cache lock holder always finishes in time. */
+  readonly timeoutMs: number;
+  readonly log: Logger;
+  readonly metrics?: Metrics;
+}
+
+/** The `type: aws` handler `serve` wires into the Engine: static keys, and role sessions through STS. */
+export function createAwsHandler(setup: AwsSetup): AwsSigner {
+  const sts = stsRoleAssumer({ endpoint: setup.stsEndpoint, region: setup.region, egress: setup.egress, timeoutMs: setup.timeoutMs });
+  const roles = new AwsRoleCredentials(new TemporaryCredentials(setup.cache), sts, setup.identities);
+  return new AwsSigner({ log: setup.log, metrics: setup.metrics, roles });
+}

@@ -1,0 +1,38 @@
+import { chmodSync, lstatSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** A Unix socket bound by `bindPrivateSocket`. */
+export interface PrivateSocket {
+  /** Removes the socket file, if it is still the one bound here (the server closes itself first). */
+  remove(): void;
+}
+
+/**
+ * Binds a Unix socket at `path` with its final mode 0600 from the first instant it can be reached, so no
+ * other user can ever connect (a decision response holds secrets). `bind` creates the socket inside a
+ * fresh private directory next to `path` (mode 0700, so nobody else can reach anything in it); the socket
+ * is made 0600 there and only then renamed onto `path`, which is atomic. Chosen over setting the umask
+ * around the bind: the umask is process-wide and the bind is asynchronous, so other code would run with it.
+ * A stale file at `path` is replaced.
+ */
+export async function bindPrivateSocket(path: string, bind: (tempPath: string) => Promise<void>): Promise<PrivateSocket> {
+  const dir = mkdtempSync(join(dirname(path), `.${basename(path).slice(0, 8)}-`));
+  const temp = join(dir, 's');
+  try {
+    await bind(temp);
+    chmodSync(temp, 0o600);
+    renameSync(temp, path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const ino = lstatSync(path).ino;
+  return {
+    remove() {
+      try {
+        if (lstatSync(path).ino === ino) rmSync(path, { force: true });
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}

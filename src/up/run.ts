@@ -1,0 +1,149 @@
+import { writeFileSync } from 'node:fs';
+import type { LevelWithSilent } from 'pino';
+import { AuthProxyError, errorLine } from '../errors.js';
+import { createLogger } from '../log.js';
+import { startService, type Service } from '../runtime/service.js';
+import { renderBootstrap } from '../envoy/bootstrap.js';
+import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
+import { sandboxConfigFrom } from '../cli/envoy-commands.js';
+import { SYSTEM_ROOTS } from '../cli/ca-command.js';
+import { findEnvoy } from './envoy-binary.js';
+import { ensureState, writeAtomically, type UpState } from './state.js';
+import { accepts, describeExit, removeLeftoverEnvoy, startEnvoy, waitUntilListening, type EnvoyProcess } from './envoy-process.js';
+
+/** The settings of `authproxy up`, from its flags. */
+export interface UpOptions {
+  readonly config: string;
+  readonly secretsDir?: string;
+  readonly stateDir: string;
+  readonly proxyPort: number;
+  readonly sandboxId: string;
+  readonly envoy?: string;
+  readonly envFile?: string;
+  readonly logLevel: LevelWithSilent;
+  /** Pass-throughs: a DNS server for both authproxy and Envoy, Envoy's upstream roots, authproxy's egress allowance. */
+  readonly dnsResolver?: string;
+  readonly upstreamCa?: string;
+  readonly egressAllowCidrs?: string;
+}
+
+/** The forward proxy listens on loopback only: the sandbox runs on the same machine. */
+const PROXY_HOST = '127.0.0.1';
+/** ext_proc message timeout, as `envoy-config`'s default: above the worst callback wait. */
+const MESSAGE_TIMEOUT_MS = 12_000;
+
+const say = (line: string) => process.stderr.write(`authproxy up: ${line}\n`);
+
+/** The sandbox's environment as export lines: proxy variables, CA variables at the state dir's bundle, env_vars placeholders. */
+function envLines(opts: UpOptions, state: UpState): string {
+  const config = sandboxConfigFrom(opts.config, opts.sandboxId);
+  return formatEnv(sandboxEnv(config, { proxyUrl: `http://${PROXY_HOST}:${opts.proxyPort}`, caFile: state.caBundle }), 'shell');
+}
+
+/** `authproxy up --print-env`: creates the state directory if needed and returns the export lines. */
+export async function upEnv(opts: UpOptions): Promise<string> {
+  return envLines(opts, await ensureState(opts.stateDir));
+}
+
+/** Resolves with the first SIGINT or SIGTERM; SIGHUP reloads the config, a second SIGINT/SIGTERM gives up waiting. */
+function signals(onHup: () => void, onSecond: () => void): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    let seen = false;
+    const handler = (signal: NodeJS.Signals) => {
+      if (seen) return onSecond();
+      seen = true;
+      resolve(signal);
+    };
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+    process.on('SIGHUP', onHup);
+  });
+}
+
+/** Refuses to start beside another `up` on the same state directory, or on a proxy port in use. */
+async function preflight(opts: UpOptions, state: UpState): Promise<void> {
+  if (await accepts(state.socket)) throw new AuthProxyError('usage', `${state.socket}: another authproxy up is running on this state directory`);
+  if (await removeLeftoverEnvoy(state.envoyPid, state.envoyConfig)) say('stopped an Envoy left running by an earlier authproxy up');
+  if (await accepts({ host: PROXY_HOST, port: opts.proxyPort })) throw new AuthProxyError('usage', `--proxy-port: ${PROXY_HOST}:${opts.proxyPort} is already in use`);
+}
+
+/**
+ * `authproxy up`: authproxy (in this process, on a 0600 Unix socket in the state directory) and an Envoy
+ * forward-proxy sidecar (a child), supervised together. Prints the sandbox's environment once Envoy
+ * listens. Envoy dying stops authproxy and resolves 1; SIGINT/SIGTERM stops Envoy, then authproxy, and
+ * resolves 0. authproxy dying (this process failing) takes Envoy with it through the exit handler.
+ * Errors before anything runs are thrown as one-line AuthProxyErrors.
+ */
+export async function runUp(opts: UpOptions): Promise<number> {
+  const bin = findEnvoy({ flag: opts.envoy, envBin: process.env.ENVOY_BIN || undefined });
+  const state = await ensureState(opts.stateDir);
+  if (state.created.length > 0) say(`created ${state.created.join(', ')}`);
+  const env = envLines(opts, state);
+  await preflight(opts, state);
+  const log = createLogger(opts.logLevel, process.stderr);
+  let service: Service | undefined;
+  let envoy: EnvoyProcess | undefined;
+  const signal = signals(() => service?.watcher.reload(), () => {
+    say('second signal: killing Envoy');
+    envoy?.kill();
+    process.exit(1);
+  });
+  // Whatever ends this process (an authproxy failure included), Envoy goes with it.
+  process.on('exit', () => envoy?.kill());
+  process.on('uncaughtException', (err) => {
+    say(`authproxy failed (${errorLine(err)}); stopping Envoy`);
+    envoy?.kill();
+    process.exit(1);
+  });
+  service = await startService({
+    config: opts.config,
+    listen: `unix:${state.socket}`,
+    secretsDir: opts.secretsDir,
+    sealingKey: state.sealingKey,
+    signingKey: state.signingKey,
+    sandboxId: opts.sandboxId,
+    ca: { cert: state.caCert, key: state.caKey },
+    egressAllowCidrs: opts.egressAllowCidrs,
+    dnsResolver: opts.dnsResolver,
+  }, log);
+  try {
+    writeFileSync(state.envoyConfig, renderBootstrap({
+      proxyAddress: PROXY_HOST,
+      proxyPort: opts.proxyPort,
+      authproxy: `unix:${state.socket}`,
+      caBundle: opts.upstreamCa ?? SYSTEM_ROOTS,
+      sandboxId: opts.sandboxId,
+      dnsResolver: opts.dnsResolver,
+      messageTimeoutMs: MESSAGE_TIMEOUT_MS,
+    }), { mode: 0o600 });
+    envoy = startEnvoy(bin, state.envoyConfig, state.envoyPid);
+    const started = await Promise.race([waitUntilListening(envoy, { host: PROXY_HOST, port: opts.proxyPort }), signal.then(() => 'signal' as const)]);
+    if (started === false) return await envoyDied(envoy, service, 'could not start');
+    if (started === true) {
+      process.stdout.write(env);
+      if (opts.envFile) writeAtomically(opts.envFile, env, 0o644);
+      say(`ready: Envoy (pid ${envoy.pid}) on http://${PROXY_HOST}:${opts.proxyPort}, authproxy (pid ${process.pid}) on unix:${state.socket}; `
+        + `the sandbox's environment is above${opts.envFile ? ` and in ${opts.envFile}` : ''}; Ctrl-C stops both`);
+    }
+    const outcome = await Promise.race([envoy.exited.then(() => 'envoy' as const), signal]);
+    if (outcome === 'envoy') return await envoyDied(envoy, service, 'exited unexpectedly');
+    say(`${outcome}: stopping Envoy and authproxy`);
+    await envoy.stop();
+    await service.close();
+    say('stopped');
+    return 0;
+  } catch (err) {
+    await envoy?.stop();
+    await service.close();
+    throw err;
+  }
+}
+
+/** Envoy is gone: say why in one line, stop authproxy, exit non-zero. */
+async function envoyDied(envoy: EnvoyProcess, service: Service, what: string): Promise<number> {
+  const exit = await envoy.exited;
+  const reason = envoy.lastError();
+  say(`Envoy ${what} (${describeExit(exit)}${reason ? `: ${reason.slice(0, 300)}` : ''}); stopping authproxy`);
+  await service.close();
+  return 1;
+}
