@@ -58,7 +58,7 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [Stri
 const ERROR_TEXT: Record<number, string> = {
   400: 'bad sandbox id or malformed JSON',
   401: 'no or unknown bearer token',
-  403: 'the token is scoped to other sandboxes, or (a tenant-scoped token) names another tenant or PUTs onto another tenant\'s sandbox',
+  403: 'the token is scoped to other sandboxes, or (a tenant-scoped token) names another tenant or PUTs onto another tenant\'s sandbox, or (a keys= scoped token) the config names a workspace secret outside its key scope',
   404: 'no stored proxy_config for this sandbox (for a tenant-scoped token: also when the sandbox belongs to another tenant)',
   409: 'the sandbox is defined in the mounted config file and cannot be written through the API',
   413: 'body larger than the limit',

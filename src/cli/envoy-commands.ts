@@ -9,7 +9,8 @@ import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { envOption } from './main.js';
 
-function port(value: string, flag: string): number {
+/** Parses a port flag (0..65535); anything else is a usage error naming the flag. */
+export function port(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new AuthProxyError('usage', `${flag}: "${value}" must be a port number`);
   return n;
@@ -32,10 +33,10 @@ interface EnvoyFlags {
 }
 
 /** The proxy_config of `sandbox` in a config file: its `sandboxes:` entry, else the top-level config. */
-export function sandboxConfigFrom(path: string, sandbox: string): ProxyConfig {
+export function sandboxConfigFrom(path: string, sandbox: string, flag = '--sandbox'): ProxyConfig {
   const file = parseConfigFile(readConfigFile(path), path);
   const config = file.sandboxes.get(sandbox) ?? file.default;
-  if (!config) throw new AuthProxyError('usage', `--sandbox: "${sandbox}" has no config in ${path}`);
+  if (!config) throw new AuthProxyError('usage', `${flag}: "${sandbox}" has no config in ${path}`);
   return config;
 }
 

@@ -6,6 +6,7 @@ import { registerServeCommand } from './serve-command.js';
 import { registerEnvoyCommands } from './envoy-commands.js';
 import { registerCaCommand } from './ca-command.js';
 import { registerNetCommand } from './net-command.js';
+import { registerUpCommand } from './up-command.js';
 
 /**
  * The `authproxy` command line. Every failure prints one line per problem (file and field named) to
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerEnvoyCommands(program);
   registerCaCommand(program);
   registerNetCommand(program);
+  registerUpCommand(program);
   return program;
 }
 

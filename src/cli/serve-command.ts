@@ -14,7 +14,8 @@ import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.j
 import { DEFAULT_CALLBACK_ISSUER, normalizeIssuer } from '../callbacks/signer.js';
 import { parseGcpTokenUriAllow } from '../cloud/gcp/setup.js';
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** The values --log-level takes. */
+export const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 interface ServeFlags {
   config: string;

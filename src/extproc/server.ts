@@ -6,7 +6,7 @@ import {
 import type { Logger } from '../log.js';
 import { refusalBody, type Engine, type Outcome } from '../runtime/engine.js';
 import { streamSandboxId, type IdentityOptions } from './identity.js';
-import { continueResponse, toOuterResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
+import { continueResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
 import { snapshotHeaders } from '../callbacks/snapshot.js';
 import { capturedFrom } from './capture.js';
 import { bindPrivateSocket, type PrivateSocket } from '../runtime/unix-socket.js';
@@ -88,12 +88,12 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
         const request = toPolicyRequest(message.value, req.attributes, phase === 'inject');
         const original = phase === 'capture' ? capturedFrom(message.value) : undefined;
         if (phase === 'capture' && !original) {
-          send(toOuterResponse(BAD_CAPTURE), true);
+          send(toProcessingResponse(BAD_CAPTURE), true);
           return;
         }
         if (request && (phase === 'connect' || phase === 'capture')) {
           const routed = opts.engine.route(request.method, request.authority, sandboxId, original);
-          send(routed instanceof Promise ? routed.then(toOuterResponse) : toOuterResponse(routed), true);
+          send(routed instanceof Promise ? routed.then((o) => toProcessingResponse(o)) : toProcessingResponse(routed), true);
           return;
         }
         if (!request && phase === 'inject') {

@@ -125,10 +125,13 @@ export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, a
 
 /**
  * Builds the ProcessingResponse for a request_headers message: header values in `raw_value` only,
- * `append_action: OVERWRITE_IF_EXISTS_OR_ADD` with `append` unset, and refusals as ImmediateResponse
- * (with `content-type: text/plain` unless `contentType` is false).
+ * `append_action: OVERWRITE_IF_EXISTS_OR_ADD` with `append` unset, and refusals as ImmediateResponse.
+ * A refusal sets no header: Envoy applies the filter's mutation rules to an immediate response's headers
+ * too, and the outer listener's (only the routing header) or a strict `--credential-headers` list refused a
+ * content-type, logging "Header content-type may not be modified" and "Immediate response mutations failed"
+ * on every refusal. Envoy's local reply types the short body as text/plain itself.
  */
-export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders', contentType = true): ProcessingResponse {
+export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders'): ProcessingResponse {
   if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address);
   if (outcome.kind === 'awaitBody') return askForBodyResponse();
   if (outcome.kind === 'continue') return continueWith(outcome.set.map(([key, value]) => setHeader(key, value)), [...outcome.remove], { phase });
@@ -137,7 +140,7 @@ export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' |
       $case: 'immediateResponse',
       value: {
         status: { code: outcome.status },
-        headers: { setHeaders: contentType ? [setHeader('content-type', 'text/plain')] : [], removeHeaders: [] },
+        headers: { setHeaders: [], removeHeaders: [] },
         body: Buffer.from(outcome.body),
         details: 'authproxy',
       },
@@ -145,17 +148,6 @@ export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' |
     modeOverride: undefined,
     overrideMessageTimeout: undefined,
   };
-}
-
-/**
- * The answer on the forward proxy's outer (CONNECT-deciding) listener and its transparent copy. Their
- * mutation rules let authproxy set only the routing header, and Envoy applies them to an immediate
- * response's headers too: a content-type there made Envoy log "Header content-type may not be modified"
- * and "Immediate response mutations failed" on every refusal. So a refusal there sets no header; Envoy's
- * local reply types the short body as text/plain itself.
- */
-export function toOuterResponse(outcome: Outcome): ProcessingResponse {
-  return toProcessingResponse(outcome, 'requestHeaders', false);
 }
 
 /** The CONTINUE answer for messages we never ask for but must not leave unanswered. */

@@ -167,6 +167,7 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
     try {
       const entry = await this.store.get(id);
       if (!entry) {
+        this.refused.delete(id);
         if (this.forget(id)) this.log.info({ sandbox: id }, 'sandbox config removed');
         return;
       }

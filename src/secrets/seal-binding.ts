@@ -81,7 +81,10 @@ function bindingShapeProblem(b: SealBinding): string | undefined {
 
 /** A target in words, for error messages (host names and origins are not secrets). */
 export function describeTarget(t: SealTarget): string {
-  if ('hosts' in t) return `hosts ${canonicalHosts(t.hosts).join(', ')}`;
+  if ('hosts' in t) {
+    const hosts = canonicalHosts(t.hosts);
+    return `hosts ${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ` and ${hosts.length - 5} more` : ''}`;
+  }
   if ('provider' in t) return `provider ${t.provider}`;
   return `callback ${t.callback}`;
 }

@@ -36,7 +36,7 @@ const say = (line: string) => process.stderr.write(`authproxy up: ${line}\n`);
 
 /** The sandbox's environment as export lines: proxy variables, CA variables at the state dir's bundle, env_vars placeholders. */
 function envLines(opts: UpOptions, state: UpState): string {
-  const config = sandboxConfigFrom(opts.config, opts.sandboxId);
+  const config = sandboxConfigFrom(opts.config, opts.sandboxId, '--sandbox-id');
   return formatEnv(sandboxEnv(config, { proxyUrl: `http://${PROXY_HOST}:${opts.proxyPort}`, caFile: state.caBundle }), 'shell');
 }
 

@@ -181,6 +181,10 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
       const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, `http://api.github.com:${rig.upstream.port}/user`]);
       expect(stdout).toBe('403');
     }
+    // Envoy's local reply still types the short body itself.
+    const { stdout: head } = await run('curl', ['-sS', '-i', '-x', rig.proxyUrl, `http://api.github.com:${rig.upstream.port}/user`]);
+    expect(head).toMatch(/^content-type: text\/plain/im);
+    expect(head).toContain('credentials are only sent over https');
     const output = rig.envoy.output();
     expect(output).not.toMatch(/may not be modified|Immediate response mutations failed/);
     expect(output).not.toMatch(/\]\[(error|critical)\]/);

@@ -44,6 +44,7 @@ export interface TokenCall {
 /** How the next calls are answered. */
 export type FakeMode = 'ok' | 'error_400' | 'error_503' | 'malformed' | 'redirect' | 'huge' | 'hang';
 
+/** The running fake: its token_uri, its CA, the calls it got, and switches for how it answers next. */
 export interface GcpFake {
   readonly url: string;
   readonly host: string;

@@ -56,15 +56,18 @@ const GUARD_CODE = new EgressRefusedError('').code;
  * Google's default endpoint, so a request interceptor sends it to the key's own `token_uri` (already
  * checked against Google's endpoints and --gcp-token-uri-allow) with `aud` set to match; the same
  * interceptor turns off the library's retries (a failure is a 502 now, the next request tries again),
- * redirects and oversized answers. Connections go through the egress guard's pinning agent.
+ * redirects and oversized answers. Connections go through the egress guard's pinning agent. The library's
+ * own debug logging is never attached, so no token can reach a log through it.
  */
 export function googleTokenMinter(settings: MinterSettings): TokenMinter {
   const agent = settings.agent ?? guardedHttpsAgent(settings.egress);
   return {
     async mint(rule) {
       const target = new URL(rule.tokenUri);
-      if (settings.egress && isIP(target.hostname.replace(/^\[|\]$/g, '')) !== 0) {
-        const checked = await settings.egress.check(target.hostname.replace(/^\[|\]$/g, ''));
+      // An IP-literal host is dialled without a lookup, so the guard checks it here, before connecting.
+      const literal = target.hostname.replace(/^\[|\]$/g, '');
+      if (settings.egress && isIP(literal) !== 0) {
+        const checked = await settings.egress.check(literal);
         if (!checked.ok) throw new GcpTokenFailure('private_destination', `the token endpoint is a ${checked.detail}`);
       }
       const jwt = new JWT({
@@ -74,6 +77,9 @@ export function googleTokenMinter(settings: MinterSettings): TokenMinter {
         scopes: [...rule.scopes],
         additionalClaims: { aud: rule.tokenUri },
         transporterOptions: { agent, timeout: settings.timeoutMs },
+        // Leaves out the library's request/response interceptors: with GOOGLE_SDK_NODE_LOGGING set they log
+        // the token endpoint's answer, access token included.
+        useAuthRequestParameters: false,
       });
       let answer: unknown;
       jwt.transporter.interceptors.request.add({

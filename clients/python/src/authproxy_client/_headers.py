@@ -13,7 +13,7 @@ from ._types import Header, HeaderValue
 
 __all__ = ["header", "opaque_secret", "plaintext", "workspace_secret"]
 
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
@@ -31,7 +31,7 @@ def workspace_secret(template_or_key: str) -> HeaderValue:
     """
     if _PLACEHOLDER.search(template_or_key):
         return {"type": "workspace_secret", "value": template_or_key}
-    if _KEY.match(template_or_key) and not template_or_key.endswith("\n"):
+    if _KEY.fullmatch(template_or_key):
         return {"type": "workspace_secret", "value": "{" + template_or_key + "}"}
     raise ValueError("workspace_secret: expected a secret key (A-Z, a-z, 0-9, _) or a template containing {KEY}")
 

@@ -14,10 +14,10 @@ from ._types import AwsAuth, AwsRule, GcpAuth, GcpRule, HeaderValue, Secret
 
 __all__ = ["GCP_CLOUD_PLATFORM_SCOPE", "aws_auth", "aws_rule", "gcp_auth", "gcp_rule"]
 
-_ROLE_ARN = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$", re.ASCII)
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 # The server's \p{L}\p{Z}\p{N}_.:/=+-@ : letters, digits and spaces of any script.
-_TAG_KEY = re.compile(r"^[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,128}$")
-_SCOPE_URL = re.compile(r"^https://[^\s/]+/\S*$")
+_TAG_KEY = re.compile(r"[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,128}")
+_SCOPE_URL = re.compile(r"https://[^\s/]+/\S*")
 _MAX_SECRET = 65_536
 
 GCP_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -60,13 +60,13 @@ def aws_auth(
     if role_arn is not None and role_arn != "":
         if access_key_id is not None or secret_access_key is not None:
             raise ValueError("AWS role auth must contain only role_arn and session_tags")
-        if not _ROLE_ARN.match(role_arn) or role_arn.endswith("\n"):
+        if not _ROLE_ARN.fullmatch(role_arn):
             raise ValueError("role_arn: must be an IAM role ARN: arn:aws:iam::<12 digits>:role/<name>")
         role: AwsAuth = {"role_arn": role_arn}
         if session_tags is not None:
             tags: dict[str, str] = {}
             for key, value in session_tags.items():
-                if not isinstance(key, str) or not _TAG_KEY.match(key) or key.endswith("\n"):
+                if not isinstance(key, str) or not _TAG_KEY.fullmatch(key):
                     raise ValueError(f"session_tags.{key}: must be an AWS tag key")
                 if not isinstance(value, str) or not 1 <= len(value) <= 256:
                     raise ValueError(f"session_tags.{key}: must be a string of 1 to 256 characters")
@@ -111,7 +111,7 @@ def gcp_auth(service_account_json: HeaderValue, scopes: Sequence[str] = (GCP_CLO
     if len(listed) > 64:
         raise ValueError("scopes: at most 64 scopes")
     for i, scope in enumerate(listed):
-        if not isinstance(scope, str) or not _SCOPE_URL.match(scope) or scope.endswith("\n"):
+        if not isinstance(scope, str) or not _SCOPE_URL.fullmatch(scope):
             raise ValueError(f"scopes[{i}]: must be an https:// scope URL")
     return {"service_account_json": _secret("service_account_json", service_account_json), "scopes": listed}
 
