@@ -9,12 +9,18 @@ import asyncio
 import dataclasses
 import enum
 import json
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Final, Literal, Mapping, Optional, Sequence, Tuple, Type, Union, cast
 from urllib.parse import quote
 
 import httpx
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import Self
 
 from ._retry import DEFAULT_RETRY, RetryOptions, is_retryable_status, next_delay, retry_after_seconds
 from ._types import ProxyConfig, SandboxConfigResponse, SandboxEnvResponse
@@ -218,12 +224,14 @@ class AuthProxyClient(_Base):
         transport: Optional[httpx.BaseTransport] = None,
         sleep: Optional[Callable[[float], None]] = None,
     ) -> None:
+        if http_client is not None and transport is not None:
+            raise ValueError("pass http_client or transport, not both (a transport belongs to its client)")
         super().__init__(base_url, token, timeout=timeout, retries=retries, retry=retry)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.Client(timeout=self._timeout, transport=transport, follow_redirects=False)
         self._sleep = sleep or time.sleep
 
-    def __enter__(self) -> AuthProxyClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -330,12 +338,14 @@ class AsyncAuthProxyClient(_Base):
         transport: Optional[httpx.AsyncBaseTransport] = None,
         sleep: Optional[Callable[[float], Awaitable[None]]] = None,
     ) -> None:
+        if http_client is not None and transport is not None:
+            raise ValueError("pass http_client or transport, not both (a transport belongs to its client)")
         super().__init__(base_url, token, timeout=timeout, retries=retries, retry=retry)
         self._owns_http = http_client is None
         self._http = http_client if http_client is not None else httpx.AsyncClient(timeout=self._timeout, transport=transport, follow_redirects=False)
         self._sleep = sleep or asyncio.sleep
 
-    async def __aenter__(self) -> AsyncAuthProxyClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
-from typing import Coroutine, Any, List, Sequence, Union, cast, overload
+from typing import Any, Coroutine, List, Sequence, Union, overload
 
 from ._client import AsyncAuthProxyClient, AuthProxyClient, ConflictError, NotFoundError, PreconditionFailedError
 from ._headers import header, opaque_secret
@@ -67,7 +67,6 @@ def _merged(current: SandboxConfigResponse, github: List[HeaderRule]) -> ProxyCo
     return config
 
 
-
 def _configure_sync(client: AuthProxyClient, sandbox_id: str, token: str, attempts: int) -> SandboxConfigResponse:
     github = github_proxy_rules(token)
     attempt = 1
@@ -76,7 +75,7 @@ def _configure_sync(client: AuthProxyClient, sandbox_id: str, token: str, attemp
             try:
                 current = client.get(sandbox_id)
             except NotFoundError:
-                return client.create(sandbox_id, {"rules": cast(List[Rule], github)}, if_none_match="*")
+                return client.create(sandbox_id, {"rules": [*github]}, if_none_match="*")
             return client.patch(sandbox_id, _merged(current, github), if_match=current["etag"])
         except (ConflictError, PreconditionFailedError):
             if attempt >= attempts:
@@ -92,7 +91,7 @@ async def _configure_async(client: AsyncAuthProxyClient, sandbox_id: str, token:
             try:
                 current = await client.get(sandbox_id)
             except NotFoundError:
-                return await client.create(sandbox_id, {"rules": cast(List[Rule], github)}, if_none_match="*")
+                return await client.create(sandbox_id, {"rules": [*github]}, if_none_match="*")
             return await client.patch(sandbox_id, _merged(current, github), if_match=current["etag"])
         except (ConflictError, PreconditionFailedError):
             if attempt >= attempts:

@@ -56,8 +56,6 @@ def retry_after_seconds(header: Optional[str], now: Optional[float] = None) -> O
         at = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    if at is None:  # pragma: no cover - older Pythons returned None instead of raising
-        return None
     if at.tzinfo is None:  # an HTTP date is GMT; "-0000" parses naive
         at = at.replace(tzinfo=timezone.utc)
     return max(0.0, at.timestamp() - (time.time() if now is None else now))
@@ -65,7 +63,7 @@ def retry_after_seconds(header: Optional[str], now: Optional[float] = None) -> O
 
 def backoff_seconds(n: int, opts: RetryOptions, random: Callable[[], float] = _random.random) -> float:
     """Exponential backoff with full jitter for attempt ``n`` (0 = the wait before the first retry)."""
-    ceiling = min(opts.max_delay, opts.base_delay * 2 ** min(n, 20))
+    ceiling = min(opts.max_delay, opts.base_delay * float(2 ** min(n, 20)))
     return random() * ceiling
 
 

@@ -45,10 +45,13 @@ SecretType = Literal["workspace_secret", "opaque"]
 
 
 class HeaderValue(TypedDict):
-    """What :func:`plaintext`, :func:`workspace_secret` and :func:`opaque_secret` return."""
+    """What :func:`plaintext`, :func:`workspace_secret` and :func:`opaque_secret` return: a header without
+    its name, so ``{"name": "Authorization", **workspace_secret("Bearer {KEY}")}`` is a :class:`Header`."""
 
     type: HeaderType
     value: str
+    is_set: NotRequired[bool]
+    """Never set by the helpers; declared so that unpacking one into a :class:`Header` type-checks."""
 
 
 class Header(TypedDict):
