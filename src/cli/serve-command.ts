@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createLogger } from '../log.js';
+import { createLogger, LOG_FORMATS, type LogFormat } from '../log.js';
 import { parseListenAddress } from '../runtime/listen.js';
 import { loadUnsealer, startService } from '../runtime/service.js';
 import { startAdminServer } from '../admin/server.js';
@@ -13,6 +13,12 @@ import { AuthProxyError } from '../errors.js';
 import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.js';
 import { DEFAULT_CALLBACK_ISSUER, normalizeIssuer } from '../callbacks/signer.js';
 import { parseGcpTokenUriAllow } from '../cloud/gcp/setup.js';
+
+/** --log-format, checked (serve and up). */
+export function logFormat(value: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(value)) throw new AuthProxyError('usage', `--log-format: "${value.slice(0, 40)}" must be one of ${LOG_FORMATS.join(', ')}`);
+  return value as LogFormat;
+}
 
 /** The values --log-level takes. */
 export const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -32,6 +38,7 @@ interface ServeFlags {
   redisPrefix: string;
   cacheKey?: string;
   logLevel: string;
+  logFormat: string;
   callbackTimeoutMs: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -142,6 +149,7 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--gcp-token-uri-allow <list>', "token endpoints besides Google's that service-account keys may name: exact https URLs or https://host prefixes, comma-separated (tests, private endpoints)", 'AUTHPROXY_GCP_TOKEN_URI_ALLOW'))
     .addOption(envOption('--allow-unbound-seals', 'accept sealed values from before sandbox/host bindings (warns; seal them again instead)', 'AUTHPROXY_ALLOW_UNBOUND_SEALS'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
+    .addOption(envOption('--log-format <format>', 'json (pino JSON lines, for log pipelines) or pretty (for a terminal)', 'AUTHPROXY_LOG_FORMAT').default('json'))
     .addOption(envOption('--callback-timeout-ms <ms>', 'callback request timeout', 'AUTHPROXY_CALLBACK_TIMEOUT_MS').default('5000'))
     .action(async (flags: ServeFlags) => {
       const tls = tlsSettings(flags);
@@ -155,7 +163,7 @@ export function registerServeCommand(program: Command): void {
       awsChecks(flags);
       const gcpTokenUriAllow = parseGcpTokenUriAllow(flags.gcpTokenUriAllow ?? '');
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
-      const log = createLogger(flags.logLevel as 'info');
+      const log = createLogger(flags.logLevel as 'info', undefined, logFormat(flags.logFormat));
       flags.redis ??= process.env.REDIS_URL || undefined;
       const callbackAllow = adminChecks(flags);
       // Everything that can fail on a flag is read before anything starts listening.

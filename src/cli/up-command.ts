@@ -6,7 +6,7 @@ import { parseListenAddress } from '../runtime/listen.js';
 import { DEFAULT_STATE_DIR } from '../up/state.js';
 import { runUp, upEnv, type UpOptions } from '../up/run.js';
 import { port } from './envoy-commands.js';
-import { LEVELS } from './serve-command.js';
+import { LEVELS, logFormat } from './serve-command.js';
 import { envOption, reportError } from './main.js';
 
 interface UpFlags {
@@ -19,6 +19,7 @@ interface UpFlags {
   printEnv?: boolean;
   writeEnv?: string;
   logLevel: string;
+  logFormat: string;
   dnsResolver?: string;
   upstreamCa?: string;
   egressAllowCidrs?: string;
@@ -31,7 +32,7 @@ function upOptions(f: UpFlags): UpOptions {
   if (!SANDBOX_ID.test(f.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${f.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
   if (!LEVELS.includes(f.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
   if (f.dnsResolver && parseListenAddress(f.dnsResolver, '--dns-resolver').kind !== 'tcp') throw new AuthProxyError('usage', '--dns-resolver: must be host:port');
-  return { ...f, envFile: f.writeEnv, proxyPort, logLevel: f.logLevel as LevelWithSilent };
+  return { ...f, envFile: f.writeEnv, proxyPort, logLevel: f.logLevel as LevelWithSilent, logFormat: logFormat(f.logFormat) };
 }
 
 /**
@@ -54,6 +55,7 @@ export function registerUpCommand(program: Command): void {
     // name, and exits when that file does not exist yet (nodejs/node#54232).
     .addOption(envOption('--write-env <file>', "also write the sandbox's environment (export lines) to FILE once ready", 'AUTHPROXY_WRITE_ENV'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent (logs go to stderr)', 'AUTHPROXY_LOG_LEVEL').default('info'))
+    .addOption(envOption('--log-format <format>', 'json (pino JSON lines) or pretty (for a terminal)', 'AUTHPROXY_LOG_FORMAT').default('json'))
     .addOption(envOption('--dns-resolver <addr>', 'DNS server (host:port) for authproxy and Envoy (default: the system resolver)', 'AUTHPROXY_DNS_RESOLVER'))
     .addOption(envOption('--upstream-ca <file>', 'roots Envoy verifies upstream servers against (default: the system roots)', 'AUTHPROXY_UPSTREAM_CA_BUNDLE'))
     .addOption(envOption('--egress-allow-cidrs <list>', 'private CIDRs destinations may resolve to (as serve); never 127.0.0.0/8 in production', 'AUTHPROXY_EGRESS_ALLOW_CIDRS'))

@@ -30,6 +30,11 @@ function executable(file: string): boolean {
   }
 }
 
+/** The first executable `name` in a PATH-style list (default: the process's PATH), if any. */
+export function onPath(name: string, path: string = process.env.PATH ?? ''): string | undefined {
+  return path.split(delimiter).filter(Boolean).map((dir) => join(dir, name)).find(executable);
+}
+
 /**
  * The Envoy binary `authproxy up` runs: `--envoy`, else `ENVOY_BIN`, else the package's `.venv/bin/envoy`,
  * else `envoy` on PATH. An explicit choice that is not an executable file is an error rather than a
@@ -45,8 +50,7 @@ export function findEnvoy(search: EnvoySearch = {}): string {
   }
   const venv = join(search.packageRoot ?? PACKAGE_ROOT, '.venv', 'bin', 'envoy');
   if (executable(venv)) return venv;
-  for (const dir of (search.path ?? process.env.PATH ?? '').split(delimiter)) {
-    if (dir && executable(join(dir, 'envoy'))) return join(dir, 'envoy');
-  }
+  const found = onPath('envoy', search.path);
+  if (found) return found;
   throw new AuthProxyError('usage', `Envoy not found (looked at --envoy, ENVOY_BIN, ${venv} and PATH); ${ENVOY_INSTALL_HINT}`);
 }

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { onPath } from './envoy-binary.js';
 
 /** How a supervised process ended. */
 export interface Exit {
@@ -31,12 +32,17 @@ const ERROR_LINE = /\]\[(critical|error)\]\[/;
 
 /**
  * Starts Envoy on `configPath` in a process group of its own, so a terminal's Ctrl-C reaches only
- * `authproxy up`, which then stops Envoy itself (and can tell an expected exit from a crash). Envoy's
- * stdout (access log) and stderr are copied to `out` line by line; its pid is written to `pidFile` for
- * `removeLeftoverEnvoy` and removed again when it exits.
+ * `authproxy up`, which then stops Envoy itself (and can tell an expected exit from a crash). Where
+ * util-linux's `setpriv` is on PATH, Envoy is started through `setpriv --pdeathsig SIGTERM` (it execs
+ * Envoy, same pid), so the kernel stops Envoy even when `up` is killed with SIGKILL. Envoy's stdout
+ * (access log) and stderr are copied to `out`; its pid is written to `pidFile` for `removeLeftoverEnvoy`
+ * and removed again when it exits.
  */
 export function startEnvoy(bin: string, configPath: string, pidFile: string, out: NodeJS.WritableStream = process.stderr): EnvoyProcess {
-  const child: ChildProcess = spawn(bin, ['-c', configPath, '--disable-hot-restart', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const args = ['-c', configPath, '--disable-hot-restart', '--log-level', 'warn'];
+  const setpriv = onPath('setpriv');
+  const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', bin, ...args]] : [bin, args];
+  const child: ChildProcess = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let lastError: string | undefined;
   const copier = () => {
     let partial = '';

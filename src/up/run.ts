@@ -1,14 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import type { LevelWithSilent } from 'pino';
 import { AuthProxyError, errorLine } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, type LogFormat } from '../log.js';
 import { startService, type Service } from '../runtime/service.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
 import { sandboxConfigFrom } from '../cli/envoy-commands.js';
 import { SYSTEM_ROOTS } from '../cli/ca-command.js';
 import { findEnvoy } from './envoy-binary.js';
-import { ensureState, writeAtomically, type UpState } from './state.js';
+import { ensureState, statePaths, writeAtomically, type UpState } from './state.js';
 import { accepts, describeExit, removeLeftoverEnvoy, startEnvoy, waitUntilListening, type EnvoyProcess } from './envoy-process.js';
 
 /** The settings of `authproxy up`, from its flags. */
@@ -21,6 +21,8 @@ export interface UpOptions {
   readonly envoy?: string;
   readonly envFile?: string;
   readonly logLevel: LevelWithSilent;
+  /** `--log-format`: json (default) or pretty. */
+  readonly logFormat?: LogFormat;
   /** Pass-throughs: a DNS server for both authproxy and Envoy, Envoy's upstream roots, authproxy's egress allowance. */
   readonly dnsResolver?: string;
   readonly upstreamCa?: string;
@@ -76,11 +78,11 @@ async function preflight(opts: UpOptions, state: UpState): Promise<void> {
  */
 export async function runUp(opts: UpOptions): Promise<number> {
   const bin = findEnvoy({ flag: opts.envoy, envBin: process.env.ENVOY_BIN || undefined });
+  await preflight(opts, statePaths(opts.stateDir));
   const state = await ensureState(opts.stateDir);
   if (state.created.length > 0) say(`created ${state.created.join(', ')}`);
   const env = envLines(opts, state);
-  await preflight(opts, state);
-  const log = createLogger(opts.logLevel, process.stderr);
+  const log = createLogger(opts.logLevel, process.stderr, opts.logFormat);
   let service: Service | undefined;
   let envoy: EnvoyProcess | undefined;
   const signal = signals(() => service?.watcher.reload(), () => {
@@ -123,7 +125,7 @@ export async function runUp(opts: UpOptions): Promise<number> {
       process.stdout.write(env);
       if (opts.envFile) writeAtomically(opts.envFile, env, 0o644);
       say(`ready: Envoy (pid ${envoy.pid}) on http://${PROXY_HOST}:${opts.proxyPort}, authproxy (pid ${process.pid}) on unix:${state.socket}; `
-        + `the sandbox's environment is above${opts.envFile ? ` and in ${opts.envFile}` : ''}; Ctrl-C stops both`);
+        + `the sandbox's environment is above (stdout)${opts.envFile ? ` and in ${opts.envFile}` : ''}; Ctrl-C stops both`);
     }
     const outcome = await Promise.race([envoy.exited.then(() => 'envoy' as const), signal]);
     if (outcome === 'envoy') return await envoyDied(envoy, service, 'exited unexpectedly');
