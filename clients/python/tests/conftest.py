@@ -207,6 +207,19 @@ class AdminApi:
                 out.append(parsed)
         return out
 
+    def audit_lines(self, sandbox_id: str, count: int, timeout: float = 10.0) -> List[Dict[str, Any]]:
+        """The sandbox's audit lines, once at least ``count`` of them are in the log.
+
+        The service writes its log asynchronously, so a line may land just after the
+        response that caused it: wait for it (bounded) rather than read too early.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            audit = [line for line in self.log_lines() if line.get("msg") == "audit" and line.get("sandbox") == sandbox_id]
+            if len(audit) >= count or time.monotonic() > deadline:
+                return audit
+            time.sleep(0.05)
+
     def stored_config(self, sandbox_id: str) -> Optional[Dict[str, Any]]:
         """The proxy_config that Redis holds for a sandbox (opaque values in their sealed form)."""
         r = self.redis.client()

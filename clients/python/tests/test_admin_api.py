@@ -121,7 +121,7 @@ def test_patch_keeps_opaque_values_and_a_new_value_replaces_them(client: AuthPro
     client.patch(sandbox_id, renewed)
     assert admin_api.stored_value(sandbox_id, "internal") != sealed
 
-    audit = [line for line in admin_api.log_lines() if line.get("msg") == "audit" and line.get("sandbox") == sandbox_id]
+    audit = admin_api.audit_lines(sandbox_id, 4)
     assert [line["action"] for line in audit] == ["create", "patch", "patch", "patch"]
 
 

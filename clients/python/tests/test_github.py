@@ -61,7 +61,7 @@ def test_refresh_replaces_the_token_and_keeps_every_other_rule_and_opaque_value(
     after = admin_api.stored_config(sandbox_id)
     assert after is not None and after["callbacks"][0]["request_headers"][0]["value"] == callback_value
 
-    audit = [line for line in admin_api.log_lines() if line.get("msg") == "audit" and line.get("sandbox") == sandbox_id][-1]
+    audit = admin_api.audit_lines(sandbox_id, 3)[-1]
     assert audit["action"] == "patch"
     assert audit["rules_changed"] == [GITHUB_API_RULE, GITHUB_GIT_RULE] and audit["rules_added"] == []
     text = admin_api.logs() + admin_api.redis.dump()
