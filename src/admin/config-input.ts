@@ -2,6 +2,7 @@ import { redactUrl } from '../policy/compiled.js';
 import type { KeyObject } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import { formatPath, proxyConfigSchema, type ProxyConfig } from '../config/schema.js';
+import { issueMessage } from '../config/load.js';
 import { isProviderRule } from '../config/provider-schema.js';
 import { decodeSealed, seal, SEALED_PREFIX } from '../secrets/sealing.js';
 import { callbackOrigin, type SealTarget } from '../secrets/seal-binding.js';
@@ -59,7 +60,8 @@ export function prepareConfig(body: unknown, opts: PrepareOptions): Prepared {
   const candidate = extractOpaque(body, slots, problems);
   const parsed = proxyConfigSchema.safeParse(candidate);
   if (!parsed.success) {
-    problems.push(...parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`));
+    // issueMessage, as for files: an unrecognized key (a mis-indented plaintext opaque value) is not echoed.
+    problems.push(...parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issueMessage(issue)}`));
     return { ok: false, problems };
   }
   const config = parsed.data;

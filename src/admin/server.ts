@@ -16,6 +16,11 @@ import { mayAccess, type AdminPrincipal, type AdminTokens } from './tokens.js';
 
 /** Default request body limit: a proxy_config of a few hundred rules fits comfortably. */
 export const DEFAULT_ADMIN_BODY_LIMIT = 256 * 1024;
+/**
+ * Default bound on receiving one whole request (headers and body). Fastify's default is none, which let a
+ * client trickle a body a byte at a time and hold a connection (and its buffers) for ever.
+ */
+export const DEFAULT_ADMIN_REQUEST_TIMEOUT_MS = 30_000;
 
 /** Settings of the admin API (shared-service mode). */
 export interface AdminServerOptions {
@@ -30,6 +35,8 @@ export interface AdminServerOptions {
   /** Operator allow-list for callback URLs: hostnames, `*.domain` patterns, IPs or CIDRs (metadata addresses are always refused). */
   readonly callbackPolicy?: { readonly allow: readonly string[] };
   readonly bodyLimitBytes?: number;
+  /** Bound on receiving a whole request; on expiry Node answers 408 and closes the connection. */
+  readonly requestTimeoutMs?: number;
   /** The serve defaults (`--tenant-id`, `--organization-id`) of sandboxes stored without a tenant. */
   readonly defaultIdentity?: SandboxIdentity;
 }
@@ -77,7 +84,12 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const listen = parseListenAddress(opts.listen, '--admin-listen');
   const limit = opts.bodyLimitBytes ?? DEFAULT_ADMIN_BODY_LIMIT;
   const callbackPolicy = createCallbackPolicy(opts.callbackPolicy?.allow ?? []);
-  const app = Fastify({ logger: false, bodyLimit: limit, routerOptions: { maxParamLength: 512 }, return503OnClosing: true, forceCloseConnections: true });
+  const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_ADMIN_REQUEST_TIMEOUT_MS;
+  const app = Fastify({
+    logger: false, bodyLimit: limit, routerOptions: { maxParamLength: 512 }, return503OnClosing: true, forceCloseConnections: true,
+    // Node checks the timeouts every connectionsCheckingInterval (30 s by default): check often enough to honour them.
+    requestTimeout, http: { connectionsCheckingInterval: Math.min(1000, requestTimeout), headersTimeout: requestTimeout, requestTimeout },
+  });
   // JSON only: without the text/plain parser, every other content type is a 415.
   app.removeContentTypeParser('text/plain');
   // Generic HTTP clients send `Content-Type: application/json` (often with `Content-Length: 0`) on every

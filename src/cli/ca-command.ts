@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
 import { generateCa } from '../sds/ca.js';
-import { envOption } from './main.js';
+import { envOption } from './options.js';
 
 /** Where `ca init` wrote the CA. */
 export interface CaFiles {

@@ -5,7 +5,7 @@ import { loadSources } from '../config/watch.js';
 import { loadUnsealer } from '../runtime/service.js';
 import { SHAPE_ONLY_UNSEALER } from '../secrets/sealing.js';
 import { explain } from './explain.js';
-import { envOption } from './main.js';
+import { envOption } from './options.js';
 import { AuthProxyError } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import { parseGcpTokenUriAllow } from '../cloud/gcp/setup.js';

@@ -7,7 +7,7 @@ import { renderBootstrap } from '../envoy/bootstrap.js';
 import { renderTransparentBootstrap } from '../envoy/transparent.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
 import { SANDBOX_ID } from '../extproc/server.js';
-import { envOption } from './main.js';
+import { envOption } from './options.js';
 
 /** Parses a port flag (0..65535); anything else is a usage error naming the flag. */
 export function port(value: string, flag: string): number {

@@ -7,7 +7,7 @@ import { sealBindingFromFlags, type SealFlags } from './seal-flags.js';
 import { trimOneNewline } from '../secrets/workspace.js';
 import { CallbackSigner, generateSigningKey } from '../callbacks/signer.js';
 import { readKeyFile } from '../runtime/service.js';
-import { envOption } from './main.js';
+import { envOption } from './options.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

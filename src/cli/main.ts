@@ -1,5 +1,5 @@
-import { Command, Option } from 'commander';
-import { AuthProxyError, errorLine } from '../errors.js';
+import { Command } from 'commander';
+import { reportError } from './options.js';
 import { registerConfigCommands } from './config-commands.js';
 import { registerKeyCommands } from './key-commands.js';
 import { registerServeCommand } from './serve-command.js';
@@ -27,18 +27,7 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Option with its AUTHPROXY_* environment twin. */
-export function envOption(flags: string, description: string, env: string): Option {
-  return new Option(flags, description).env(env);
-}
-
-/** Prints an error as one line per problem and sets a non-zero exit code. */
-export function reportError(err: unknown): void {
-  const problems = err instanceof AuthProxyError ? err.problems : [errorLine(err)];
-  for (const p of problems) process.stderr.write(`authproxy: ${p}\n`);
-  process.exitCode = err instanceof AuthProxyError && err.code === 'usage' ? 2 : 1;
-}
-
+/** Runs the CLI on `argv` (process.argv's shape); failures set process.exitCode instead of throwing. */
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
 import { applySteps, removeSteps, type CaptureSettings } from '../netcap/rules.js';
 import { renderScript, runSteps } from '../netcap/run.js';
-import { envOption } from './main.js';
+import { envOption } from './options.js';
 
 interface NetFlags {
   listenerPort: string;

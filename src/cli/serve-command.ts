@@ -7,7 +7,7 @@ import { AdminTokens } from '../admin/tokens.js';
 import { parseCallbackAllowList } from '../admin/callback-policy.js';
 import { startHttpPort } from '../runtime/http-port.js';
 import { metricsRoutes } from '../metrics/routes.js';
-import { envOption } from './main.js';
+import { envOption } from './options.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
 import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.js';

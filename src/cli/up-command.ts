@@ -7,7 +7,7 @@ import { DEFAULT_STATE_DIR } from '../up/state.js';
 import { runUp, upEnv, type UpOptions } from '../up/run.js';
 import { port } from './envoy-commands.js';
 import { LEVELS, logFormat } from './serve-command.js';
-import { envOption, reportError } from './main.js';
+import { envOption, reportError } from './options.js';
 
 interface UpFlags {
   config: string;

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { RE2JS, RE2JSSyntaxException } from 're2js';
-import { hostPatternProblem } from './host-pattern.js';
+import { hostPatternProblem, q } from './host-pattern.js';
 
 /**
  * The entry syntax of `access_control.allow_list` / `deny_list` (contract, Matching step 6), as a pure
@@ -29,12 +29,11 @@ export type AccessEntry =
 /** What parsing one entry gives: the entry, or why it is invalid (a message that never echoes a huge value). */
 export type AccessEntryResult = { readonly ok: true; readonly entry: AccessEntry } | { readonly ok: false; readonly problem: string };
 
-const ECHO_LIMIT = 80;
 const EXPECTED = 'expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR';
 
-/** `value` in quotes, cut to about 80 characters so that an error never carries a huge value. */
+/** `value` in quotes, cut to about 80 characters so that an error never carries a huge value, control characters escaped. */
 function echo(value: string): string {
-  return `"${value.length > ECHO_LIMIT ? `${value.slice(0, ECHO_LIMIT - 3)}...` : value}"`;
+  return q(value);
 }
 
 const fail = (problem: string): AccessEntryResult => ({ ok: false, problem });

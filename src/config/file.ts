@@ -3,8 +3,8 @@ import { SANDBOX_ID } from '../extproc/server.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import { identityFieldProblem, type IdentityFields } from '../sandboxes/identity.js';
 import { compilePolicy, type CompileContext } from './compile.js';
-import { parseYamlText, validateConfig } from './load.js';
-import type { ProxyConfig } from './schema.js';
+import { isShowableKey, parseYamlText, validateConfig } from './load.js';
+import { formatPath, type ProxyConfig } from './schema.js';
 
 /**
  * What a mounted config file holds: one proxy_config for every sandbox (sidecar mode, or a fleet-wide
@@ -57,14 +57,16 @@ export function parseConfigFile(text: string, source: string): FileConfig {
   }
   const problems: string[] = [];
   const extra = Object.keys(value).filter((k) => k !== 'sandboxes' && k !== 'description');
-  for (const key of extra) problems.push(`${source}: ${key}: not allowed beside "sandboxes" (put it inside a sandbox's config)`);
+  for (const key of extra) {
+    problems.push(isShowableKey(key) ? `${source}: ${key}: not allowed beside "sandboxes" (put it inside a sandbox's config)` : `${source}: (root): a key that is not a field name is not allowed beside "sandboxes"`);
+  }
   const map = (value as { sandboxes: unknown }).sandboxes;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) fail([...problems, `${source}: sandboxes: must be a map of sandbox id to proxy_config`]);
   const sandboxes = new Map<string, ProxyConfig>();
   const identities = new Map<string, IdentityFields>();
   for (const [id, entry] of Object.entries(map)) {
     if (!SANDBOX_ID.test(id)) {
-      problems.push(`${source}: sandboxes.${id}: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -`);
+      problems.push(`${source}: ${formatPath(['sandboxes', id])}: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -`);
       continue;
     }
     const { config, identity } = splitIdentity(entry, `${source}: sandboxes.${id}`, problems);

@@ -17,24 +17,30 @@ export function isHostname(name: string): boolean {
 export function hostPatternProblem(pattern: string, allowIp: boolean): string | undefined {
   if (pattern !== pattern.trim() || pattern.length === 0) return 'must be a non-empty hostname without spaces';
   if (/[/:@?#]/.test(pattern) && !(allowIp && isIP(stripBrackets(pattern)) !== 0)) {
-    return `"${pattern}" must be a bare hostname (no scheme, port or path)`;
+    return `${q(pattern)} must be a bare hostname (no scheme, port or path)`;
   }
-  if (isIP(stripBrackets(pattern)) !== 0) return allowIp ? undefined : `"${pattern}" is an IP address: only no_proxy takes IP literals`;
+  if (isIP(stripBrackets(pattern)) !== 0) return allowIp ? undefined : `${q(pattern)} is an IP address: only no_proxy takes IP literals`;
   const lower = pattern.toLowerCase();
-  if (lower.endsWith('.')) return `"${pattern}" must not end with a dot`;
+  if (lower.endsWith('.')) return `${q(pattern)} must not end with a dot`;
   if (lower.startsWith('*.')) {
     const domain = lower.slice(2);
-    if (domain.includes('*')) return `"${pattern}" may contain "*" only as its first label`;
-    if (!isHostname(domain)) return `"${pattern}" is not a valid wildcard pattern`;
-    if (domain.split('.').length < 2) return `"${pattern}" is too broad: a wildcard needs a domain of at least two labels`;
-    if (/^\d+$/.test(domain.slice(domain.lastIndexOf('.') + 1))) return `"${pattern}" looks like part of an IP address, not a domain`;
+    if (domain.includes('*')) return `${q(pattern)} may contain "*" only as its first label`;
+    if (!isHostname(domain)) return `${q(pattern)} is not a valid wildcard pattern`;
+    if (domain.split('.').length < 2) return `${q(pattern)} is too broad: a wildcard needs a domain of at least two labels`;
+    if (/^\d+$/.test(domain.slice(domain.lastIndexOf('.') + 1))) return `${q(pattern)} looks like part of an IP address, not a domain`;
     const suffix = getPublicSuffix(domain, { allowPrivateDomains: true });
-    if (suffix === domain) return `"${pattern}" is too broad: ${domain} is a public suffix`;
+    if (suffix === domain) return `${q(pattern)} is too broad: ${domain} is a public suffix`;
     return undefined;
   }
-  if (lower.includes('*')) return `"${pattern}" may contain "*" only as "*.domain"`;
-  if (!isHostname(lower)) return `"${pattern}" is not a valid hostname`;
+  if (lower.includes('*')) return `${q(pattern)} may contain "*" only as "*.domain"`;
+  if (!isHostname(lower)) return `${q(pattern)} is not a valid hostname`;
   return undefined;
+}
+
+/** A pattern quoted for a problem line: control characters escaped, cut to about 80 characters. */
+export function q(pattern: string): string {
+  const cut = pattern.length > 80 ? `${pattern.slice(0, 77)}...` : pattern;
+  return `"${cut.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
 }
 
 function stripBrackets(s: string): string {

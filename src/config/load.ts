@@ -6,7 +6,11 @@ import { formatPath, proxyConfigSchema, type ProxyConfig } from './schema.js';
 /** Parses YAML or JSON text (JSON is valid YAML); syntax errors are one line each, naming the line. */
 export function parseYamlText(text: string, source: string): unknown {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines });
+  // resolveKnownTags: false keeps YAML 1.1's !!omap, !!set, !!binary and !!timestamp from becoming a Map,
+  // Set, Uint8Array or Date, which the schema would read as an object without keys: a `!!omap` root would
+  // have been an empty config, silently dropping its access_control. logLevel: 'error' keeps the library
+  // from printing warnings (which quote the document) on stderr.
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines, resolveKnownTags: false, logLevel: 'error' });
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => `${source}: ${yamlErrorLine(e, lines)}`);
     throw new AuthProxyError('config_invalid', problems.join('; '), problems);
@@ -15,7 +19,7 @@ export function parseYamlText(text: string, source: string): unknown {
     return doc.toJS() ?? {};
   } catch (err) {
     // toJS refuses documents whose aliases expand excessively (a "billion laughs" attack).
-    const problem = `${source}: ${(err as Error).message.split('\n')[0]}`;
+    const problem = `${source}: ${withoutSource((err as Error).message)}`;
     throw new AuthProxyError('config_invalid', problem, [problem]);
   }
 }
@@ -39,14 +43,32 @@ export function validateConfig(value: unknown, source: string, pathPrefix = ''):
 /** One line per YAML error: its line number and first message line, with any quoted source text cut out. */
 function yamlErrorLine(err: YAMLError, lines: LineCounter): string {
   const where = err.pos ? `line ${lines.linePos(err.pos[0]).line}: ` : '';
-  return `${where}${err.message.split('\n')[0]!.replace(/"[^"]*"/g, '"…"')}`;
+  return `${where}${withoutSource(err.message)}`;
 }
 
-/** A field-like key name is shown; anything else (a mis-indented secret, say) is not echoed. */
-const SHOWABLE_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+/**
+ * The first line of a YAML library message without the document text it may quote: whatever follows
+ * ": " (a token's source, an alias name, a scalar header) and anything in double quotes.
+ */
+function withoutSource(message: string): string {
+  const first = message.split('\n')[0]!;
+  const cut = first.indexOf(': ');
+  return (cut < 0 ? first : first.slice(0, cut)).replace(/"[^"]*"/g, '"…"');
+}
+
+/**
+ * A field-like key name is shown; anything else (a mis-indented secret, say) is not echoed. No field name
+ * has a digit and almost every token does (`ghp_…`, `sk-…`), so a key with a digit is never shown.
+ */
+const SHOWABLE_KEY = /^[A-Za-z_][A-Za-z_-]{0,39}$/;
+
+/** Whether a key looks like a field name, so that a problem may show it (see SHOWABLE_KEY). */
+export function isShowableKey(key: string): boolean {
+  return SHOWABLE_KEY.test(key);
+}
 
 /** zod's message, except that unrecognized keys are only named when they look like field names. */
-function issueMessage(issue: { code: string; message: string; keys?: readonly string[] }): string {
+export function issueMessage(issue: { code: string; message: string; keys?: readonly string[] }): string {
   if (issue.code !== 'unrecognized_keys' || !issue.keys) return issue.message;
   const shown = issue.keys.map((k) => (SHOWABLE_KEY.test(k) ? `"${k}"` : 'a key that is not a field name'));
   return `Unrecognized key${shown.length > 1 ? 's' : ''}: ${shown.join(', ')}`;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { canonicalPattern, hostPatternProblem } from './host-pattern.js';
+import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
 import { ruleFields } from './rule-fields.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
@@ -18,6 +18,7 @@ const RESERVED_HEADERS = new Set([
 
 /** Returns why `name` can't be set as an injected header, or undefined when it can. */
 export function headerNameProblem(name: string): string | undefined {
+  if (name.length > 256) return 'is longer than 256 characters';
   if (!TOKEN.test(name)) return 'must be an HTTP header name (token characters only)';
   const lower = name.toLowerCase();
   if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-envoy-')) return `"${name}" is reserved and cannot be injected`;
@@ -65,19 +66,28 @@ const pathPattern = z
   .refine((p) => !/[#\s]/.test(p), { error: 'must not contain "#" or spaces' });
 
 
+/**
+ * Only an opaque value is opened before it is sent: a plaintext (or workspace_secret) value in the sealed form
+ * is sent as written, so it is held to a header value's limits (it could be 12,288 characters long).
+ */
+const sealedFormOnlyIfOpaque = (h: { type: string; value: string }, ctx: { addIssue(issue: { code: 'custom'; path: string[]; message: string }): void }) => {
+  const problem = h.type !== 'opaque' && SEALED_FORM.test(h.value) ? headerValueProblem(h.value) : undefined;
+  if (problem) ctx.addIssue({ code: 'custom', path: ['value'], message: problem });
+};
+
 /** One header of a rule. */
 export const headerSchema = z.strictObject({
   name: headerName,
   type: z.enum(['plaintext', 'workspace_secret', 'opaque'], { error: 'must be plaintext, workspace_secret or opaque' }),
   value: headerValue,
-});
+}).superRefine(sealedFormOnlyIfOpaque);
 
 /** One header that authproxy sends to a callback endpoint: plaintext or opaque only. */
 export const callbackHeaderSchema = z.strictObject({
   name: headerName,
   type: z.enum(['plaintext', 'opaque'], { error: 'must be plaintext or opaque (workspace_secret is not allowed here)' }),
   value: headerValue,
-});
+}).superRefine(sealedFormOnlyIfOpaque);
 
 /** One header-injection rule (no `type`: the provider rules are `type: aws` and `type: gcp`). */
 export const ruleSchema = z.strictObject({
@@ -163,7 +173,7 @@ export const proxyConfigSchema = z
     config.rules.forEach((rule, i) => {
       const first = seen.get(rule.name);
       if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name "${rule.name}" (also rules[${first}])` });
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name ${q(rule.name)} (also rules[${first}])` });
       } else seen.set(rule.name, i);
       if (!isProviderRule(rule)) return;
       const other = providers.get(rule.type);
@@ -189,12 +199,19 @@ export type Rule = Exclude<AnyRule, ProviderRule>;
 export type RuleHeader = z.output<typeof headerSchema>;
 export type Callback = ProxyConfig['callbacks'][number];
 
-/** Formats one zod issue path as `rules[0].headers[1].name`. */
+/**
+ * Formats one zod issue path as `rules[0].headers[1].name`. A key from the document (an env_vars name, a
+ * sandbox id) is shown only when it is printable and short: one with a line break or control character,
+ * or a huge one, would break the one-line problem or carry a value, so it becomes `<key not shown>`.
+ */
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
-    else out += out ? `.${String(part)}` : String(part);
+    else {
+      const key = /^[\x20-\x7e]{1,64}$/.test(String(part)) ? String(part) : '<key not shown>';
+      out += out ? `.${key}` : key;
+    }
   }
   return out || '(root)';
 }

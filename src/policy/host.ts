@@ -13,6 +13,8 @@ export interface Target {
  * is not a plain host[:port] (userinfo, junk, bad port), which then matches nothing.
  */
 export function normaliseAuthority(authority: string, scheme: string): Target | undefined {
+  // Printable ASCII only, checked before lower-casing: toLowerCase folds the Kelvin sign (U+212A) into "k".
+  if (!/^[\x21-\x7e]*$/.test(authority)) return undefined;
   let host = authority.toLowerCase();
   let portText: string | undefined;
   if (host.startsWith('[')) {

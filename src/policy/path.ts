@@ -1,3 +1,5 @@
+/** A `.` or `..` segment anywhere in a path. */
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 /** A path without `%`, `//` or a dot segment is already normal: the common case skips all work. */
 const SPECIAL = /%|\/\/|\/\.\.?(?:\/|$)/;
 
@@ -5,7 +7,7 @@ const SPECIAL = /%|\/\/|\/\.\.?(?:\/|$)/;
  * Path normalisation for matching (contract, Matching step 3): query and fragment dropped, percent-encoded
  * unreserved characters decoded, repeated slashes merged, dot segments resolved. Returns undefined when
  * the path stays ambiguous (an encoded `/` or `\`, a literal `\`, a `;` parameter, invalid percent-encoding,
- * or not origin-form), and such a request gets no credential.
+ * a dot segment in a path with an empty segment, or not origin-form), and such a request gets no credential.
  */
 export function normalisePath(raw: string): string | undefined {
   let path = raw;
@@ -30,10 +32,15 @@ export function normalisePath(raw: string): string | undefined {
     decoded += /[A-Za-z0-9\-._~]/.test(c) ? c : `%${hex.toUpperCase()}`;
     i += 2;
   }
+  // Dot segments beside an empty segment mean different things to different readers: RFC 3986 (and
+  // WHATWG, and Envoy's normalize_path) pops the empty segment (`/user//../repos/x` is `/user/repos/x`),
+  // merging slashes first pops the real one (`/repos/x`), and URL parsers disagree on `//.x/.`. A server
+  // reading it one way must never get a credential decided another way, so any such path is refused.
+  if (decoded.includes('//') && DOT_SEGMENT.test(decoded)) return undefined;
   return removeDotSegments(decoded.replace(/\/{2,}/g, '/'));
 }
 
-/** RFC 3986 section 5.2.4 on an absolute path whose slashes are already merged. */
+/** RFC 3986 section 5.2.4 on an absolute path (empty segments count as segments). */
 function removeDotSegments(path: string): string {
   const out: string[] = [];
   const segments = path.split('/').slice(1);

@@ -36,6 +36,8 @@ export interface AdminRigOptions {
   readonly defaultIdentity?: SandboxIdentity;
   /** `--gcp-token-uri-allow` of the registry (the API's apply-time check). */
   readonly gcpTokenUriAllow?: readonly string[];
+  /** The API's bound on receiving a whole request (headers and body); the default is the server's. */
+  readonly requestTimeoutMs?: number;
 }
 
 export interface AdminRig {
@@ -92,6 +94,7 @@ export async function startAdminRig(opts: AdminRigOptions = {}): Promise<AdminRi
       log: logs.log,
       callbackPolicy: opts.callbackAllow ? { allow: opts.callbackAllow } : undefined,
       bodyLimitBytes: opts.bodyLimitBytes,
+      requestTimeoutMs: opts.requestTimeoutMs,
       defaultIdentity: opts.defaultIdentity,
     });
   } catch (err) {

@@ -31,8 +31,8 @@ export interface WireResponse {
 }
 
 /** Creates a client for `address` (host:port or unix:/path). */
-export function extProcClient(address: string, credentials = grpc.credentials.createInsecure()): grpc.Client {
-  return new loaded.envoy.service.ext_proc.v3.ExternalProcessor(address, credentials);
+export function extProcClient(address: string, credentials = grpc.credentials.createInsecure(), options?: grpc.ChannelOptions): grpc.Client {
+  return new loaded.envoy.service.ext_proc.v3.ExternalProcessor(address, credentials, options);
 }
 
 /**
@@ -49,14 +49,18 @@ export function exchange(
   const call = (client as unknown as { process(md: grpc.Metadata): grpc.ClientDuplexStream<object, WireResponse> }).process(md);
   const responses: WireResponse[] = [];
   return new Promise((resolve, reject) => {
+    // Cleared on the status: a pending timer would keep this closure (and `messages`) alive for 15 s.
+    const timer = setTimeout(() => reject(new Error('no status within 15 s')), 15_000).unref();
     call.on('data', (r: WireResponse) => responses.push(r));
-    call.on('status', (status: grpc.StatusObject) => resolve({ responses, status }));
+    call.on('status', (status: grpc.StatusObject) => {
+      clearTimeout(timer);
+      resolve({ responses, status });
+    });
     call.on('error', () => {
       /* surfaced through 'status' */
     });
     for (const m of messages) call.write(m);
     call.end();
-    setTimeout(() => reject(new Error('no status within 15 s')), 15_000).unref();
   });
 }
 

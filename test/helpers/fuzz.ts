@@ -9,7 +9,9 @@
  */
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
+import { Writable } from 'node:stream';
 import fc from 'fast-check';
+import { createLogger, type Logger } from '../../src/log.js';
 
 function envNumber(name: string): number | undefined {
   const raw = process.env[name];
@@ -42,7 +44,7 @@ export function report(name: string, cases: number, seed = FUZZ_SEED): void {
 /** Runs a fast-check property with the shared seed and `runs(base)` cases, prints the report line, throws on a counterexample. */
 export async function fuzz<T>(name: string, base: number, property: fc.IProperty<T> | fc.IAsyncProperty<T>, extra: Partial<fc.Parameters<T>> = {}): Promise<number> {
   const numRuns = runs(base);
-  const details = await fc.check(property as fc.IAsyncProperty<T>, { seed: FUZZ_SEED, numRuns, endOnFailure: false, ...extra });
+  const details = await fc.check(property as fc.IAsyncProperty<T>, { seed: FUZZ_SEED, numRuns, includeErrorInReport: true, ...extra });
   report(name, details.numRuns, details.seed);
   if (details.failed) throw new Error(`${name}: ${fc.defaultReportMessage(details) ?? 'failed'}`);
   return details.numRuns;
@@ -97,3 +99,26 @@ export const hostileValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
     fc.dictionary(hostileString, tie('value'), { maxKeys: 4 }),
   ),
 })).value;
+
+/**
+ * A logger for long fuzz runs that keeps no lines (a capture that keeps them all would itself grow the
+ * heap): it counts lines and the lines that contain any of `secrets`.
+ */
+export function scanningLogger(secrets: readonly string[], level: 'debug' | 'info' = 'info'): { log: Logger; lines: () => number; leaks: () => number } {
+  let lines = 0;
+  let leaks = 0;
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      const text = chunk.toString();
+      lines += 1;
+      if (secrets.some((s) => text.includes(s))) leaks += 1;
+      cb();
+    },
+  });
+  return { log: createLogger(level, stream), lines: () => lines, leaks: () => leaks };
+}
+
+/** A string as UTF-8 carries it: lone surrogates become U+FFFD (String.prototype.toWellFormed, ES2024). */
+export function wellFormed(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}

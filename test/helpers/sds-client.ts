@@ -43,8 +43,8 @@ export function decodeSecret(secret: WireSecret): { name: string; chainPem: stri
 }
 
 /** Creates a client for `address` (host:port or unix:/path), insecure unless `credentials` are given (mTLS). */
-export function sdsClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): grpc.Client {
-  return new loaded.envoy.service.secret.v3.SecretDiscoveryService(address, credentials);
+export function sdsClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), options?: grpc.ChannelOptions): grpc.Client {
+  return new loaded.envoy.service.secret.v3.SecretDiscoveryService(address, credentials, options);
 }
 
 /** One bidi xDS stream: send requests, await responses one at a time in arrival order. */

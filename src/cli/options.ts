@@ -1,0 +1,20 @@
+import { Option } from 'commander';
+import { AuthProxyError, errorLine } from '../errors.js';
+
+/**
+ * What every command module shares: options with their environment twins and the one-line error
+ * report. It lives apart from main.ts so that the commands don't import the program that registers
+ * them (no import cycle between cli/main.ts and the commands).
+ */
+
+/** Option with its AUTHPROXY_* environment twin. */
+export function envOption(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(env);
+}
+
+/** Prints an error as one line per problem and sets a non-zero exit code (2 for usage errors). */
+export function reportError(err: unknown): void {
+  const problems = err instanceof AuthProxyError ? err.problems : [errorLine(err)];
+  for (const p of problems) process.stderr.write(`authproxy: ${p}\n`);
+  process.exitCode = err instanceof AuthProxyError && err.code === 'usage' ? 2 : 1;
+}
