@@ -55,6 +55,8 @@ export class SharedCredentialCache implements CredentialCache {
   private readonly inflight = new Map<string, Promise<CachedCredential>>();
   /** Per L1 entry: when (by `clock`) its next refresh may start; Infinity while one runs. */
   private readonly refreshAfter = new WeakMap<CachedCredential, number>();
+  /** Per L1 entry: from when (by `clock`) a hit refreshes it ahead (the last `refreshFraction` of its own life). */
+  private readonly refreshFrom = new WeakMap<CachedCredential, number>();
   private readonly clock: () => number;
   private readonly lockMs: number;
   private readonly windowMsPerTtlSecond: number;
@@ -89,7 +91,7 @@ export class SharedCredentialCache implements CredentialCache {
     const hit = this.l1.peek(key, now);
     if (hit) {
       this.options.metrics?.cacheLookup('l1');
-      if (hit.expiresAt - now <= ttlSeconds * this.windowMsPerTtlSecond) this.refreshAhead(key, ttlSeconds, load, hit, now);
+      if (now >= (this.refreshFrom.get(hit) ?? hit.expiresAt - ttlSeconds * this.windowMsPerTtlSecond)) this.refreshAhead(key, ttlSeconds, load, hit, now);
       return hit;
     }
     const running = this.inflight.get(key);
@@ -139,7 +141,7 @@ export class SharedCredentialCache implements CredentialCache {
   /** A call without Redis: the value lives in L1 only. */
   private async direct(key: string, ttl: number, load: () => Promise<Loaded>): Promise<CachedCredential> {
     const entry = cacheEntry(await load(), this.clock(), ttl);
-    this.l1.store(key, entry);
+    this.keep(key, entry, ttl);
     return entry;
   }
 
@@ -173,7 +175,7 @@ export class SharedCredentialCache implements CredentialCache {
           unusable = r.value;
           if (found) {
             if (r.kind === 'acquired') await this.quietly(() => this.store.abort(name, token, ''));
-            this.l1.store(key, found);
+            this.keep(key, found, ttl);
             this.options.metrics?.cacheLookup('l2');
             return found;
           }
@@ -203,7 +205,7 @@ export class SharedCredentialCache implements CredentialCache {
       throw err;
     }
     const entry = cacheEntry(loaded, this.clock(), ttl);
-    this.l1.store(key, entry);
+    this.keep(key, entry, ttl);
     if (this.link.up) {
       const sealed = this.options.sealer.seal(this.store.valueKey(name), entry);
       await this.quietly(() => this.store.commit(name, sealed, entry.expiresAt, token));
@@ -231,12 +233,12 @@ export class SharedCredentialCache implements CredentialCache {
       let r = await this.redis(() => this.store.acquire(name, token, this.lockMs, false, ''));
       let seen: string | undefined;
       if (r.kind === 'value') {
-        if (this.adopt(key, name, r.value, current)) return 'adopted';
+        if (this.adopt(key, name, r.value, current, ttl)) return 'adopted';
         seen = r.value;
         r = await this.redis(() => this.store.acquire(name, token, this.lockMs, true, ''));
       }
       if (r.kind !== 'acquired') return 'skipped';
-      if (r.value !== undefined && r.value !== seen && this.adopt(key, name, r.value, current)) {
+      if (r.value !== undefined && r.value !== seen && this.adopt(key, name, r.value, current, ttl)) {
         await this.quietly(() => this.store.abort(name, token, ''));
         return 'adopted';
       }
@@ -251,10 +253,21 @@ export class SharedCredentialCache implements CredentialCache {
     }
   }
 
+  /**
+   * Puts an entry into L1 and notes when its refresh-ahead window opens: the last `refreshFraction` of the
+   * life it has from now (capped by the TTL), so a credential that lives shorter than the TTL (a 15-minute
+   * cloud token under a 1-hour TTL) is refreshed near its own end, not on every hit.
+   */
+  private keep(key: string, entry: CachedCredential, ttl: number): void {
+    const life = Math.min(ttl * 1000, entry.expiresAt - this.clock());
+    this.refreshFrom.set(entry, entry.expiresAt - life * (this.windowMsPerTtlSecond / 1000));
+    this.l1.store(key, entry);
+  }
+
   /** Takes a Redis value into L1 if it is authentic and fresher than what this replica holds. */
-  private adopt(key: string, name: string, sealed: string, current: CachedCredential): boolean {
+  private adopt(key: string, name: string, sealed: string, current: CachedCredential, ttl: number): boolean {
     const found = this.openValue(name, sealed, current.expiresAt);
-    if (found) this.l1.store(key, found);
+    if (found) this.keep(key, found, ttl);
     return found !== undefined;
   }
 

@@ -1,6 +1,6 @@
 /**
  * Refresh-ahead of the shared cache with an injected clock (no real 60 s waits): a hit in the last 20 %
- * of the TTL answers at once with the current value and starts one background call for the whole fleet.
+ * of an entry's life (the TTL, or the credential's own shorter expiry) answers at once with the current value and starts one background call for the whole fleet.
  */
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -76,6 +76,28 @@ describe('refresh ahead across replicas', () => {
     const expiries = new Set(replicas.map((r) => (r.resolver.lookup(cb(), target, 'sb-1') as CachedCredential).expiresAt));
     expect(expiries.size).toBe(1);
     expect([...expiries][0]).toBeGreaterThan(now + 50_000);
+  });
+
+  it('an entry that lives shorter than its TTL is refreshed near its own end, not on every hit', async () => {
+    // A temporary cloud credential: 10 minutes of life under the 1-hour cap (the window of the TTL alone,
+    // 12 minutes, would have refreshed it on every hit from the start).
+    let mints = 0;
+    const load = async () => ({ headers: [['authorization', `Bearer t${++mints}`]] as [string, string][], expiresAt: now + 600_000 });
+    const get = () => replicas[0]!.cache.get('cloud\nshort', 3600, load);
+    await get();
+    expect(mints).toBe(1);
+    now += 470_000; // 130 s of 600 left: outside the last 20 % of its life
+    for (let i = 0; i < 20; i++) expect(get()).not.toBeInstanceOf(Promise);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(mints).toBe(1);
+    now += 20_000; // 110 s left: inside, one refresh
+    for (let i = 0; i < 20; i++) expect(get()).not.toBeInstanceOf(Promise);
+    await eventually(() => mints === 2, 5000, 'the refresh');
+    // The new entry starts a fresh life: hits right after it make no call.
+    now += 1_500;
+    for (let i = 0; i < 20; i++) expect(get()).not.toBeInstanceOf(Promise);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(mints).toBe(2);
   });
 
   it('a failed refresh keeps the current value until its expiry, and never past it', async () => {
