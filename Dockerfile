@@ -14,8 +14,10 @@ COPY --from=build /app/dist ./dist
 COPY bin ./bin
 COPY package.json ./
 COPY examples ./examples
-# iptables for `authproxy sandbox-net --apply` in a transparent-mode init container (run as root with NET_ADMIN).
-RUN apt-get update && apt-get install -y --no-install-recommends iptables && rm -rf /var/lib/apt/lists/*
+# iptables for `authproxy sandbox-net --apply` in a transparent-mode init container (run as root with NET_ADMIN);
+# ca-certificates for `authproxy ca bundle` (the system roots of the sandbox's CA bundle, as the Helm chart's sidecar
+# pod builds it).
+RUN apt-get update && apt-get install -y --no-install-recommends iptables ca-certificates && rm -rf /var/lib/apt/lists/*
 # Envoy's official image runs as uid 101; authproxy runs as the same uid so that only the two of them can
 # open the 0600 Unix socket they share.
 RUN groupadd -g 101 authproxy && useradd -u 101 -g 101 -M -s /usr/sbin/nologin authproxy \

@@ -68,7 +68,7 @@ export class ConfigWatcher {
     initialFingerprint: string,
     private readonly apply: (loaded: LoadedSources) => void,
     private readonly log: Logger,
-    private readonly options: { debounceMs?: number; pollMs?: number } = {},
+    private readonly options: { debounceMs?: number; pollMs?: number; onReload?: (result: 'ok' | 'failed') => void } = {},
   ) {
     this.lastSeen = initialFingerprint;
   }
@@ -107,9 +107,13 @@ export class ConfigWatcher {
       const { file } = loaded;
       this.apply(loaded);
       this.lastError = undefined;
+      this.options.onReload?.('ok');
       this.log.info({ file: this.src.configPath, rules: file.default?.rules.length ?? 0, sandboxes: file.sandboxes.size }, 'config reloaded');
     } catch (err) {
       const message = err instanceof AuthProxyError ? err.problems.map((p) => p.startsWith(this.src.configPath) ? p : `${this.src.configPath}: ${p}`).join('; ') : errorLine(err);
+      // A changed input that was rejected counts once; an input that can't be read counts when its error changes
+      // (it is retried on every poll).
+      if (fingerprint !== undefined || message !== this.lastError) this.options.onReload?.('failed');
       if (message === this.lastError) return;
       this.lastError = message;
       this.log.error({ file: this.src.configPath }, `config reload rejected, keeping the last good config: ${message}`);

@@ -1,14 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import {
-  ExternalProcessorService, type ProcessingRequest, type ProcessingResponse,
-} from '../gen/envoy/service/ext_proc/v3/external_processor.js';
+import { ExternalProcessorService } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
 import { refusalBody, type Engine, type Outcome } from '../runtime/engine.js';
 import { streamSandboxId, type IdentityOptions } from './identity.js';
-import { continueResponse, toPolicyRequest, toProcessingResponse } from './translate.js';
+import { toProcessingResponse, wirePolicyRequest } from './translate.js';
 import { snapshotHeaders } from '../callbacks/snapshot.js';
-import { capturedFrom } from './capture.js';
+import { wireCapturedFrom } from './capture.js';
+import { encodedAnswer, encodedContinue, serializeAnswer, type Answer } from './answers.js';
+import { readRequest, type WireRequest } from './wire.js';
 import { bindPrivateSocket, type PrivateSocket } from '../runtime/unix-socket.js';
 
 export { SANDBOX_ID, SANDBOX_METADATA_KEY } from './identity.js';
@@ -19,10 +20,10 @@ const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
  * `capture` on transparent mode's copy of the outer listener (the original destination comes in headers).
  */
 export const PHASE_METADATA_KEY = 'x-authproxy-phase';
-const NOTHING: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization'] };
-const BAD_CAPTURE: Outcome = { kind: 'immediate', status: 403, body: 'egress to this host is not allowed' };
+const NOTHING = encodedAnswer({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
+const BAD_CAPTURE = encodedAnswer({ kind: 'immediate', status: 403, body: 'egress to this host is not allowed' });
 /** Inside an intercepted tunnel, a request whose target can't be read (a repeated pseudo-header) is misdirected. */
-const MISDIRECTED: Outcome = { kind: 'immediate', status: 421, body: refusalBody('misdirected') };
+const MISDIRECTED = encodedAnswer({ kind: 'immediate', status: 421, body: refusalBody('misdirected') });
 
 /** Settings of the ext_proc server. */
 export interface ExtProcServerOptions {
@@ -30,6 +31,8 @@ export interface ExtProcServerOptions {
   readonly log: Logger;
   /** How each stream's sandbox is identified (metadata, default id, optional client-certificate binding). */
   readonly identity: IdentityOptions;
+  /** Counts streams ended with a gRPC error (`authproxy_extproc_errors_total`). */
+  readonly metrics?: Pick<Metrics, 'extProcError'>;
 }
 
 /** A running gRPC server: ext_proc plus grpc.health.v1. */
@@ -42,85 +45,114 @@ export interface RunningServer {
 }
 
 /**
+ * The ext_proc service as authproxy serves it: requests read by the wire reader (only what a decision
+ * reads is decoded), answers written as bytes when they are already encoded (see answers.ts). Same
+ * method path and wire format as the generated ExternalProcessorService.
+ */
+export const EXT_PROC_WIRE_SERVICE = {
+  process: { ...ExternalProcessorService.process, requestDeserialize: readRequest, responseSerialize: serializeAnswer },
+} satisfies grpc.ServiceDefinition;
+
+/**
  * The ext_proc stream handler: a thin shell around the Engine. One ProcessingResponse per
  * request_headers message, in order; a message we never asked for gets a plain CONTINUE; a message with
- * nothing set ends the stream with INVALID_ARGUMENT. Never throws into grpc-js.
+ * nothing set ends the stream with INVALID_ARGUMENT. Never throws into grpc-js. A decision that is ready
+ * at once is written at once; only answers that wait (a callback, a body) go through a promise queue.
  */
-export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> {
+export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStreamingCall<WireRequest, Answer> {
   return (call) => {
     const sandboxId = streamSandboxId(call, opts.identity);
     const phase = call.metadata.get(PHASE_METADATA_KEY)[0];
-    let queue: Promise<void> = Promise.resolve();
+    // Answers still waiting, in order; undefined while none is (then an answer ready at once is written at once).
+    let queue: Promise<void> | undefined;
+    let waiting = 0;
     // Set while a request is held for its body (a `full_request` callback): decides on the request_body message.
     let awaitingBody: Extract<Outcome, { kind: 'awaitBody' }>['resume'] | undefined;
+    const write = (answer: Answer, last: boolean) => {
+      if (call.writableEnded || call.destroyed) return;
+      call.write(answer);
+      if (last) call.end();
+    };
+    const failed = (err: unknown) => {
+      opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_proc handler failed');
+      opts.metrics?.extProcError('handler_failed');
+      call.emit('error', { code: grpc.status.INTERNAL, details: 'authproxy internal error' });
+    };
     // After the request_headers answer nothing else is asked for (every other phase is SKIP, unless a
     // full_request callback asked for the body: then the request_body answer comes first), so the
     // stream is closed with OK right away. Left open, Envoy resets every stream itself, and Node's HTTP/2
     // rapid-reset guard then sends GOAWAY after ~1,000 resets, refusing the streams in flight (seen: 503s).
-    const send = (response: ProcessingResponse | Promise<ProcessingResponse>, last = false) => {
-      queue = queue.then(async () => {
-        const resolved = await response;
-        if (call.writableEnded || call.destroyed) return;
-        call.write(resolved);
-        if (last) call.end();
-      });
+    const send = (answer: Answer | Promise<Answer>, last = false) => {
+      if (waiting === 0 && !(answer instanceof Promise)) return write(answer, last);
+      waiting++;
+      queue = (queue ?? Promise.resolve()).then(() => answer).then(
+        (resolved) => {
+          waiting--;
+          write(resolved, last);
+        },
+        (err: unknown) => {
+          waiting--;
+          failed(err);
+        },
+      );
     };
-    call.on('data', (req: ProcessingRequest) => {
+    const answered = (outcome: Outcome | Promise<Outcome>) => (outcome instanceof Promise ? outcome.then(encodedAnswer) : encodedAnswer(outcome));
+    call.on('data', (req: WireRequest) => {
       try {
-        const message = req.request;
-        if (!message) {
+        const kind = req.kind;
+        if (!kind) {
+          opts.metrics?.extProcError('invalid_message');
           call.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'ProcessingRequest has no request set' });
           return;
         }
-        if (message.$case === 'requestBody' && awaitingBody) {
+        if (kind === 'requestBody' && awaitingBody) {
           const resume = awaitingBody;
           awaitingBody = undefined;
-          const outcome = resume(message.value.body, message.value.endOfStream);
+          const { body, endOfStream } = req.body();
+          const outcome = resume(body, endOfStream);
           // Not ended here: after a body round trip Envoy half-closes the stream itself once it is done, and
           // ending first made it reset the stream (one RST per full_request call, seen in tx_reset).
           send(Promise.resolve(outcome).then((o) => toProcessingResponse(o, 'requestBody')));
           return;
         }
-        if (message.$case !== 'requestHeaders') {
-          send(continueResponse(message.$case));
+        if (kind !== 'requestHeaders') {
+          send(encodedContinue(kind));
           return;
         }
-        const request = toPolicyRequest(message.value, req.attributes, phase === 'inject');
-        const original = phase === 'capture' ? capturedFrom(message.value) : undefined;
+        const request = wirePolicyRequest(req, phase === 'inject');
+        const original = phase === 'capture' ? wireCapturedFrom(req) : undefined;
         if (phase === 'capture' && !original) {
-          send(toProcessingResponse(BAD_CAPTURE), true);
+          send(BAD_CAPTURE, true);
           return;
         }
         if (request && (phase === 'connect' || phase === 'capture')) {
-          const routed = opts.engine.route(request.method, request.authority, sandboxId, original);
-          send(routed instanceof Promise ? routed.then((o) => toProcessingResponse(o)) : toProcessingResponse(routed), true);
+          send(answered(opts.engine.route(request.method, request.authority, sandboxId, original)), true);
           return;
         }
         if (!request && phase === 'inject') {
           opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'refuse', reason: 'ambiguous_request', status: 421 }, 'decision');
-          send(toProcessingResponse(MISDIRECTED), true);
+          send(MISDIRECTED, true);
           return;
         }
         if (!request || sandboxId === undefined) {
           opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'pass', reason: 'ambiguous_request' }, 'decision');
-          send(toProcessingResponse(NOTHING), true);
+          send(NOTHING, true);
           return;
         }
-        const headers = message.value;
-        const outcome = opts.engine.handle(request, sandboxId, { endOfStream: headers.endOfStream, headers: () => snapshotHeaders(headers.headers?.headers ?? []) });
+        const outcome = opts.engine.handle(request, sandboxId, { endOfStream: req.endOfStream, headers: () => snapshotHeaders(req.headerList()) });
         if (!(outcome instanceof Promise) && outcome.kind === 'awaitBody') {
           awaitingBody = outcome.resume;
-          send(toProcessingResponse(outcome));
+          send(encodedAnswer(outcome));
           return;
         }
-        send(outcome instanceof Promise ? outcome.then((o) => toProcessingResponse(o)) : toProcessingResponse(outcome), true);
+        send(answered(outcome), true);
       } catch (err) {
-        opts.log.error({ err: err instanceof Error ? err.message : String(err) }, 'ext_proc handler failed');
-        call.emit('error', { code: grpc.status.INTERNAL, details: 'authproxy internal error' });
+        failed(err);
       }
     });
     call.on('end', () => {
-      queue.then(() => !call.writableEnded && call.end(), () => !call.writableEnded && call.end());
+      if (!queue) return void (!call.writableEnded && call.end());
+      queue.then(() => !call.writableEnded && call.end());
     });
     call.on('error', () => {
       /* the client went away; nothing to clean up */
@@ -140,8 +172,9 @@ export async function startExtProcServer(
 ): Promise<RunningServer> {
   // Room for a request_body message carrying a whole 16 MiB body (INTERCEPT_BUFFER_LIMIT of src/envoy/
   // bootstrap.ts, not imported: that module imports this one) plus headers and framing.
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 17 * 1024 * 1024 });
-  server.addService(ExternalProcessorService, { process: extProcHandler(opts) });
+  // Channelz off: nothing reads it, and with it on grpc-js builds a call tracker (closures, Date.now) per stream.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 17 * 1024 * 1024, 'grpc.enable_channelz': 0 });
+  server.addService(EXT_PROC_WIRE_SERVICE, { process: extProcHandler(opts) });
   register?.(server);
   const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE]: 'SERVING' });
   health.addToServer(server);

@@ -6,6 +6,7 @@ import {
 import type { PolicyRequest } from '../policy/decide.js';
 import type { Target } from '../policy/host.js';
 import type { Outcome } from '../runtime/engine.js';
+import { CONNECT_AUTHORITY, EXT_PROC_ATTRIBUTES, SNI, type WireRequest } from './wire.js';
 
 /**
  * Reads the request pseudo-headers from Envoy's header map (raw_value first, as Envoy 1.32+ sends it).
@@ -17,14 +18,28 @@ import type { Outcome } from '../runtime/engine.js';
 export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: ProcessingRequest['attributes'], inTunnel = false): PolicyRequest | undefined {
   const found = singleHeaders(headers, [':method', ':scheme', ':authority', ':path']);
   if (!found) return undefined;
-  const method = found[':method'];
-  const authority = found[':authority'];
-  const scheme = found[':scheme'];
-  if (!method || !authority || !scheme) return undefined;
-  const base = { method, scheme, authority, path: found[':path'] ?? '' };
   const attrs = attributes?.[EXT_PROC_ATTRIBUTES] ?? {};
-  if (!inTunnel && !(CONNECT_AUTHORITY in attrs)) return base;
-  return { ...base, tunnel: { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) } };
+  const tunnel = inTunnel || CONNECT_AUTHORITY in attrs ? { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) } : undefined;
+  return policyRequest(found[':method'] ?? null, found[':scheme'] ?? null, found[':authority'] ?? null, found[':path'] ?? null, tunnel);
+}
+
+/**
+ * toPolicyRequest for a message read by the wire reader (the ext_proc server's path): the same rules,
+ * from the few headers and attributes it picked, without decoding the rest of the header map.
+ */
+export function wirePolicyRequest(wire: WireRequest, inTunnel = false): PolicyRequest | undefined {
+  if (wire.repeated & PSEUDO_BITS) return undefined;
+  const [method, scheme, authority, path] = wire.values;
+  const tunnel = inTunnel || wire.hasConnectAuthority ? { connectAuthority: wire.connectAuthority, sni: wire.sni } : undefined;
+  return policyRequest(method!, scheme!, authority!, path!, tunnel);
+}
+
+/** The four pseudo-headers are PICKED_HEADERS[0..3]. */
+const PSEUDO_BITS = 0b1111;
+
+function policyRequest(method: string | null, scheme: string | null, authority: string | null, path: string | null, tunnel: PolicyRequest['tunnel']): PolicyRequest | undefined {
+  if (!method || !authority || !scheme) return undefined;
+  return tunnel ? { method, scheme, authority, path: path ?? '', tunnel } : { method, scheme, authority, path: path ?? '' };
 }
 
 /**
@@ -40,11 +55,6 @@ export function singleHeaders(headers: HttpHeaders | undefined, keys: readonly s
   }
   return found;
 }
-
-/** The attribute keys the sidecar's inner ext_proc filter asks Envoy for (see envoy/). */
-const EXT_PROC_ATTRIBUTES = 'envoy.filters.http.ext_proc';
-const CONNECT_AUTHORITY = 'filter_state["authproxy.connect_authority"]';
-const SNI = 'connection.requested_server_name';
 
 function stringAttr(attrs: Record<string, unknown>, key: string): string | undefined {
   const v = attrs[key];

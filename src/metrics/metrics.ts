@@ -25,6 +25,12 @@ export type WaitScope = 'local' | 'fleet';
 /** How a background refresh ended: called, adopted another replica's fresher value, left to another, or failed. */
 export type RefreshResult = 'ok' | 'adopted' | 'skipped' | 'failed';
 
+/** How a reload of the mounted config file and secrets ended. */
+export type ConfigReloadResult = 'ok' | 'failed';
+
+/** Why an ext_proc stream was ended with a gRPC error: a handler exception (INTERNAL) or a message with nothing set. */
+export type ExtProcErrorReason = 'handler_failed' | 'invalid_message';
+
 /** Redis as the shared cache sees it. */
 export type RedisState = 'up' | 'down';
 
@@ -87,11 +93,33 @@ export class Metrics {
   private readonly refreshes = new Counter({ name: 'authproxy_callback_refreshes_total', help: 'Background refresh-ahead attempts by result', labelNames: ['result'], registers: [this.registry] });
   private readonly rejected = new Counter({ name: 'authproxy_cache_rejected_values_total', help: 'Redis cache values that failed authentication or decoding (treated as misses)', registers: [this.registry] });
   private readonly redisErrors = new Counter({ name: 'authproxy_redis_errors_total', help: 'Redis commands that failed (timeouts, connection loss)', registers: [this.registry] });
+  private readonly reloads = new Counter({ name: 'authproxy_config_reloads_total', help: 'Reloads of the mounted config file and secrets directory by result (ok: applied, failed: rejected, the last good config kept)', labelNames: ['result'], registers: [this.registry] });
+  private readonly reloadOk = new Gauge({ name: 'authproxy_config_last_reload_successful', help: '1 when the last load of the config file and secrets was applied, 0 while a change is rejected', registers: [this.registry] });
+  private readonly reloadTime = new Gauge({ name: 'authproxy_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last applied load of the config file and secrets', registers: [this.registry] });
+  private readonly extProcErrors = new Counter({ name: 'authproxy_extproc_errors_total', help: 'ext_proc streams ended with a gRPC error by reason (handler_failed: INTERNAL, invalid_message: INVALID_ARGUMENT)', labelNames: ['reason'], registers: [this.registry] });
   private redisGauge: Gauge | undefined;
   private redisTransitions: Counter<'to'> | undefined;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    // Series exist from the start (at 0) so that rate() and absent-based alerts see them; the first load
+    // happened before the process could serve, so it counts as applied.
+    for (const result of ['ok', 'failed'] as const) this.reloads.inc({ result }, 0);
+    for (const reason of ['handler_failed', 'invalid_message'] as const) this.extProcErrors.inc({ reason }, 0);
+    this.reloadOk.set(1);
+    this.reloadTime.set(Date.now() / 1000);
+  }
+
+  /** One reload of the config file and secrets: applied, or rejected (the last good config stays). */
+  configReload(result: ConfigReloadResult): void {
+    this.reloads.inc({ result });
+    this.reloadOk.set(result === 'ok' ? 1 : 0);
+    if (result === 'ok') this.reloadTime.set(Date.now() / 1000);
+  }
+
+  /** An ext_proc stream that authproxy ended with a gRPC error. */
+  extProcError(reason: ExtProcErrorReason): void {
+    this.extProcErrors.inc({ reason });
   }
 
   /** One decision of the engine; called on every request, so it costs one Map update. */

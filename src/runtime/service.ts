@@ -167,10 +167,10 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
     const identity = { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false };
     const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: identity.bindToClientCert } : undefined;
     let sds: SdsService | undefined;
-    const server = await startExtProcServer(settings.listen, { engine, log, identity }, serverCredentials(settings.tls), (s) => {
+    const server = await startExtProcServer(settings.listen, { engine, log, identity, metrics }, serverCredentials(settings.tls), (s) => {
       if (sdsOptions) sds = addSdsService(s, sdsOptions);
     });
-    const watcher = new ConfigWatcher(sources, initial.fingerprint, (loaded) => policy.applyFile(loaded), log, { pollMs: settings.pollMs }).start();
+    const watcher = new ConfigWatcher(sources, initial.fingerprint, (loaded) => policy.applyFile(loaded), log, { pollMs: settings.pollMs, onReload: (result) => metrics.configReload(result) }).start();
     log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
     const running = cache;
     return {
