@@ -7,10 +7,6 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
-export const protobufPackage = "envoy.type.v3";
-
-export const protobufFileName = "envoy/type/v3/semantic_version.proto";
-
 /**
  * Envoy uses SemVer (https://semver.org/). Major/minor versions indicate
  * expected behaviors and APIs, the patch version field is used only
@@ -89,40 +85,10 @@ export const SemanticVersion: MessageFns<SemanticVersion> = {
     }
   },
 
-  fromJSON(object: any): SemanticVersion {
-    return {
-      majorNumber: isSet(object.majorNumber)
-        ? globalThis.Number(object.majorNumber)
-        : isSet(object.major_number)
-        ? globalThis.Number(object.major_number)
-        : 0,
-      minorNumber: isSet(object.minorNumber)
-        ? globalThis.Number(object.minorNumber)
-        : isSet(object.minor_number)
-        ? globalThis.Number(object.minor_number)
-        : 0,
-      patch: isSet(object.patch) ? globalThis.Number(object.patch) : 0,
-    };
+  create(base?: DeepPartial<SemanticVersion>): SemanticVersion {
+    return SemanticVersion.fromPartial(base ?? {});
   },
-
-  toJSON(message: SemanticVersion): unknown {
-    const obj: any = {};
-    if (message.majorNumber !== 0) {
-      obj.majorNumber = Math.round(message.majorNumber);
-    }
-    if (message.minorNumber !== 0) {
-      obj.minorNumber = Math.round(message.minorNumber);
-    }
-    if (message.patch !== 0) {
-      obj.patch = Math.round(message.patch);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<SemanticVersion>, I>>(base?: I): SemanticVersion {
-    return SemanticVersion.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<SemanticVersion>, I>>(object: I): SemanticVersion {
+  fromPartial(object: DeepPartial<SemanticVersion>): SemanticVersion {
     const message = createBaseSemanticVersion();
     message.majorNumber = object.majorNumber ?? 0;
     message.minorNumber = object.minorNumber ?? 0;
@@ -133,26 +99,16 @@ export const SemanticVersion: MessageFns<SemanticVersion> = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -7,10 +7,6 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
-export const protobufPackage = "xds.core.v3";
-
-export const protobufFileName = "xds/core/v3/context_params.proto";
-
 /**
  * Additional parameters that can be used to select resource variants. These include any
  * global context parameters, per-resource type client feature capabilities and per-resource
@@ -77,43 +73,10 @@ export const ContextParams: MessageFns<ContextParams> = {
     }
   },
 
-  fromJSON(object: any): ContextParams {
-    return {
-      params: isObject(object.params)
-        ? (globalThis.Object.entries(object.params) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
+  create(base?: DeepPartial<ContextParams>): ContextParams {
+    return ContextParams.fromPartial(base ?? {});
   },
-
-  toJSON(message: ContextParams): unknown {
-    const obj: any = {};
-    if (message.params) {
-      const entries = globalThis.Object.entries(message.params) as [string, string][];
-      if (entries.length > 0) {
-        obj.params = {};
-        entries.forEach(([k, v]) => {
-          obj.params[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ContextParams>, I>>(base?: I): ContextParams {
-    return ContextParams.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ContextParams>, I>>(object: I): ContextParams {
+  fromPartial(object: DeepPartial<ContextParams>): ContextParams {
     const message = createBaseContextParams();
     message.params = (globalThis.Object.entries(object.params ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
@@ -184,28 +147,10 @@ export const ContextParams_ParamsEntry: MessageFns<ContextParams_ParamsEntry> = 
     }
   },
 
-  fromJSON(object: any): ContextParams_ParamsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
+  create(base?: DeepPartial<ContextParams_ParamsEntry>): ContextParams_ParamsEntry {
+    return ContextParams_ParamsEntry.fromPartial(base ?? {});
   },
-
-  toJSON(message: ContextParams_ParamsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ContextParams_ParamsEntry>, I>>(base?: I): ContextParams_ParamsEntry {
-    return ContextParams_ParamsEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ContextParams_ParamsEntry>, I>>(object: I): ContextParams_ParamsEntry {
+  fromPartial(object: DeepPartial<ContextParams_ParamsEntry>): ContextParams_ParamsEntry {
     const message = createBaseContextParams_ParamsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
@@ -215,30 +160,16 @@ export const ContextParams_ParamsEntry: MessageFns<ContextParams_ParamsEntry> = 
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -6,13 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { BoolValue, UInt32Value } from "../../../../google/protobuf/wrappers.js";
-import { TypedExtensionConfig } from "./extension.js";
-import { SocketOption, SocketOptionsOverride } from "./socket_option.js";
-
-export const protobufPackage = "envoy.config.core.v3";
-
-export const protobufFileName = "envoy/config/core/v3/address.proto";
 
 export interface Pipe {
   /**
@@ -94,121 +87,6 @@ export interface SocketAddress {
 export enum SocketAddress_Protocol {
   TCP = 0,
   UDP = 1,
-  UNRECOGNIZED = -1,
-}
-
-export function socketAddress_ProtocolFromJSON(object: any): SocketAddress_Protocol {
-  switch (object) {
-    case 0:
-    case "TCP":
-      return SocketAddress_Protocol.TCP;
-    case 1:
-    case "UDP":
-      return SocketAddress_Protocol.UDP;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return SocketAddress_Protocol.UNRECOGNIZED;
-  }
-}
-
-export function socketAddress_ProtocolToJSON(object: SocketAddress_Protocol): string {
-  switch (object) {
-    case SocketAddress_Protocol.TCP:
-      return "TCP";
-    case SocketAddress_Protocol.UDP:
-      return "UDP";
-    case SocketAddress_Protocol.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
-export interface TcpKeepalive {
-  /**
-   * Maximum number of keepalive probes to send without response before deciding
-   * the connection is dead. Default is to use the OS level configuration (unless
-   * overridden, Linux defaults to 9.)
-   */
-  keepaliveProbes?:
-    | number
-    | undefined;
-  /**
-   * The number of seconds a connection needs to be idle before keep-alive probes
-   * start being sent. Default is to use the OS level configuration (unless
-   * overridden, Linux defaults to 7200s (i.e., 2 hours.)
-   */
-  keepaliveTime?:
-    | number
-    | undefined;
-  /**
-   * The number of seconds between keep-alive probes. Default is to use the OS
-   * level configuration (unless overridden, Linux defaults to 75s.)
-   */
-  keepaliveInterval?: number | undefined;
-}
-
-export interface ExtraSourceAddress {
-  /** The additional address to bind. */
-  address?:
-    | SocketAddress
-    | undefined;
-  /**
-   * Additional socket options that may not be present in Envoy source code or
-   * precompiled binaries. If specified, this will override the
-   * :ref:`socket_options <envoy_v3_api_field_config.core.v3.BindConfig.socket_options>`
-   * in the BindConfig. If specified with no
-   * :ref:`socket_options <envoy_v3_api_field_config.core.v3.SocketOptionsOverride.socket_options>`
-   * or an empty list of :ref:`socket_options <envoy_v3_api_field_config.core.v3.SocketOptionsOverride.socket_options>`,
-   * it means no socket option will apply.
-   */
-  socketOptions?: SocketOptionsOverride | undefined;
-}
-
-/** [#next-free-field: 7] */
-export interface BindConfig {
-  /** The address to bind to when creating a socket. */
-  sourceAddress?:
-    | SocketAddress
-    | undefined;
-  /**
-   * Whether to set the ``IP_FREEBIND`` option when creating the socket. When this
-   * flag is set to true, allows the :ref:`source_address
-   * <envoy_v3_api_field_config.core.v3.BindConfig.source_address>` to be an IP address
-   * that is not configured on the system running Envoy. When this flag is set
-   * to false, the option ``IP_FREEBIND`` is disabled on the socket. When this
-   * flag is not set (default), the socket is not modified, i.e. the option is
-   * neither enabled nor disabled.
-   */
-  freebind?:
-    | boolean
-    | undefined;
-  /**
-   * Additional socket options that may not be present in Envoy source code or
-   * precompiled binaries.
-   */
-  socketOptions: SocketOption[];
-  /**
-   * Extra source addresses appended to the address specified in the ``source_address``
-   * field. This enables to specify multiple source addresses.
-   * The source address selection is determined by :ref:`local_address_selector
-   * <envoy_v3_api_field_config.core.v3.BindConfig.local_address_selector>`.
-   */
-  extraSourceAddresses: ExtraSourceAddress[];
-  /**
-   * Deprecated by
-   * :ref:`extra_source_addresses <envoy_v3_api_field_config.core.v3.BindConfig.extra_source_addresses>`
-   *
-   * @deprecated
-   */
-  additionalSourceAddresses: SocketAddress[];
-  /**
-   * Custom local address selector to override the default (i.e.
-   * :ref:`DefaultLocalAddressSelector
-   * <envoy_v3_api_msg_config.upstream.local_address_selector.v3.DefaultLocalAddressSelector>`).
-   * [#extension-category: envoy.upstream.local_address_selector]
-   */
-  localAddressSelector?: TypedExtensionConfig | undefined;
 }
 
 /**
@@ -223,17 +101,6 @@ export interface Address {
    * <envoy_v3_api_field_config.listener.v3.Listener.internal_listener>`.
    */
   { $case: "envoyInternalAddress"; value: EnvoyInternalAddress } | undefined;
-}
-
-/**
- * CidrRange specifies an IP Address and a prefix length to construct
- * the subnet mask for a `CIDR <https://tools.ietf.org/html/rfc4632>`_ range.
- */
-export interface CidrRange {
-  /** IPv4 or IPv6 address, e.g. ``192.0.0.0`` or ``2001:db8::``. */
-  addressPrefix: string;
-  /** Length of prefix, e.g. 0, 32. Defaults to 0 when unset. */
-  prefixLen?: number | undefined;
 }
 
 function createBasePipe(): Pipe {
@@ -292,28 +159,10 @@ export const Pipe: MessageFns<Pipe> = {
     }
   },
 
-  fromJSON(object: any): Pipe {
-    return {
-      path: isSet(object.path) ? globalThis.String(object.path) : "",
-      mode: isSet(object.mode) ? globalThis.Number(object.mode) : 0,
-    };
+  create(base?: DeepPartial<Pipe>): Pipe {
+    return Pipe.fromPartial(base ?? {});
   },
-
-  toJSON(message: Pipe): unknown {
-    const obj: any = {};
-    if (message.path !== "") {
-      obj.path = message.path;
-    }
-    if (message.mode !== 0) {
-      obj.mode = Math.round(message.mode);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<Pipe>, I>>(base?: I): Pipe {
-    return Pipe.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Pipe>, I>>(object: I): Pipe {
+  fromPartial(object: DeepPartial<Pipe>): Pipe {
     const message = createBasePipe();
     message.path = object.path ?? "";
     message.mode = object.mode ?? 0;
@@ -379,36 +228,10 @@ export const EnvoyInternalAddress: MessageFns<EnvoyInternalAddress> = {
     }
   },
 
-  fromJSON(object: any): EnvoyInternalAddress {
-    return {
-      addressNameSpecifier: isSet(object.serverListenerName)
-        ? { $case: "serverListenerName", value: globalThis.String(object.serverListenerName) }
-        : isSet(object.server_listener_name)
-        ? { $case: "serverListenerName", value: globalThis.String(object.server_listener_name) }
-        : undefined,
-      endpointId: isSet(object.endpointId)
-        ? globalThis.String(object.endpointId)
-        : isSet(object.endpoint_id)
-        ? globalThis.String(object.endpoint_id)
-        : "",
-    };
+  create(base?: DeepPartial<EnvoyInternalAddress>): EnvoyInternalAddress {
+    return EnvoyInternalAddress.fromPartial(base ?? {});
   },
-
-  toJSON(message: EnvoyInternalAddress): unknown {
-    const obj: any = {};
-    if (message.addressNameSpecifier?.$case === "serverListenerName") {
-      obj.serverListenerName = message.addressNameSpecifier.value;
-    }
-    if (message.endpointId !== "") {
-      obj.endpointId = message.endpointId;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<EnvoyInternalAddress>, I>>(base?: I): EnvoyInternalAddress {
-    return EnvoyInternalAddress.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<EnvoyInternalAddress>, I>>(object: I): EnvoyInternalAddress {
+  fromPartial(object: DeepPartial<EnvoyInternalAddress>): EnvoyInternalAddress {
     const message = createBaseEnvoyInternalAddress();
     switch (object.addressNameSpecifier?.$case) {
       case "serverListenerName": {
@@ -525,58 +348,10 @@ export const SocketAddress: MessageFns<SocketAddress> = {
     }
   },
 
-  fromJSON(object: any): SocketAddress {
-    return {
-      protocol: isSet(object.protocol) ? socketAddress_ProtocolFromJSON(object.protocol) : 0,
-      address: isSet(object.address) ? globalThis.String(object.address) : "",
-      portSpecifier: isSet(object.portValue)
-        ? { $case: "portValue", value: globalThis.Number(object.portValue) }
-        : isSet(object.port_value)
-        ? { $case: "portValue", value: globalThis.Number(object.port_value) }
-        : isSet(object.namedPort)
-        ? { $case: "namedPort", value: globalThis.String(object.namedPort) }
-        : isSet(object.named_port)
-        ? { $case: "namedPort", value: globalThis.String(object.named_port) }
-        : undefined,
-      resolverName: isSet(object.resolverName)
-        ? globalThis.String(object.resolverName)
-        : isSet(object.resolver_name)
-        ? globalThis.String(object.resolver_name)
-        : "",
-      ipv4Compat: isSet(object.ipv4Compat)
-        ? globalThis.Boolean(object.ipv4Compat)
-        : isSet(object.ipv4_compat)
-        ? globalThis.Boolean(object.ipv4_compat)
-        : false,
-    };
+  create(base?: DeepPartial<SocketAddress>): SocketAddress {
+    return SocketAddress.fromPartial(base ?? {});
   },
-
-  toJSON(message: SocketAddress): unknown {
-    const obj: any = {};
-    if (message.protocol !== 0) {
-      obj.protocol = socketAddress_ProtocolToJSON(message.protocol);
-    }
-    if (message.address !== "") {
-      obj.address = message.address;
-    }
-    if (message.portSpecifier?.$case === "portValue") {
-      obj.portValue = Math.round(message.portSpecifier.value);
-    } else if (message.portSpecifier?.$case === "namedPort") {
-      obj.namedPort = message.portSpecifier.value;
-    }
-    if (message.resolverName !== "") {
-      obj.resolverName = message.resolverName;
-    }
-    if (message.ipv4Compat !== false) {
-      obj.ipv4Compat = message.ipv4Compat;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<SocketAddress>, I>>(base?: I): SocketAddress {
-    return SocketAddress.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<SocketAddress>, I>>(object: I): SocketAddress {
+  fromPartial(object: DeepPartial<SocketAddress>): SocketAddress {
     const message = createBaseSocketAddress();
     message.protocol = object.protocol ?? 0;
     message.address = object.address ?? "";
@@ -596,393 +371,6 @@ export const SocketAddress: MessageFns<SocketAddress> = {
     }
     message.resolverName = object.resolverName ?? "";
     message.ipv4Compat = object.ipv4Compat ?? false;
-    return message;
-  },
-};
-
-function createBaseTcpKeepalive(): TcpKeepalive {
-  return { keepaliveProbes: undefined, keepaliveTime: undefined, keepaliveInterval: undefined };
-}
-
-export const TcpKeepalive: MessageFns<TcpKeepalive> = {
-  encode(message: TcpKeepalive, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.keepaliveProbes !== undefined) {
-      UInt32Value.encode({ value: message.keepaliveProbes! }, writer.uint32(10).fork()).join();
-    }
-    if (message.keepaliveTime !== undefined) {
-      UInt32Value.encode({ value: message.keepaliveTime! }, writer.uint32(18).fork()).join();
-    }
-    if (message.keepaliveInterval !== undefined) {
-      UInt32Value.encode({ value: message.keepaliveInterval! }, writer.uint32(26).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): TcpKeepalive {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseTcpKeepalive();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.keepaliveProbes = UInt32Value.decode(reader, reader.uint32()).value;
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.keepaliveTime = UInt32Value.decode(reader, reader.uint32()).value;
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.keepaliveInterval = UInt32Value.decode(reader, reader.uint32()).value;
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): TcpKeepalive {
-    return {
-      keepaliveProbes: isSet(object.keepaliveProbes)
-        ? Number(object.keepaliveProbes)
-        : isSet(object.keepalive_probes)
-        ? Number(object.keepalive_probes)
-        : undefined,
-      keepaliveTime: isSet(object.keepaliveTime)
-        ? Number(object.keepaliveTime)
-        : isSet(object.keepalive_time)
-        ? Number(object.keepalive_time)
-        : undefined,
-      keepaliveInterval: isSet(object.keepaliveInterval)
-        ? Number(object.keepaliveInterval)
-        : isSet(object.keepalive_interval)
-        ? Number(object.keepalive_interval)
-        : undefined,
-    };
-  },
-
-  toJSON(message: TcpKeepalive): unknown {
-    const obj: any = {};
-    if (message.keepaliveProbes !== undefined) {
-      obj.keepaliveProbes = message.keepaliveProbes;
-    }
-    if (message.keepaliveTime !== undefined) {
-      obj.keepaliveTime = message.keepaliveTime;
-    }
-    if (message.keepaliveInterval !== undefined) {
-      obj.keepaliveInterval = message.keepaliveInterval;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<TcpKeepalive>, I>>(base?: I): TcpKeepalive {
-    return TcpKeepalive.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<TcpKeepalive>, I>>(object: I): TcpKeepalive {
-    const message = createBaseTcpKeepalive();
-    message.keepaliveProbes = object.keepaliveProbes ?? undefined;
-    message.keepaliveTime = object.keepaliveTime ?? undefined;
-    message.keepaliveInterval = object.keepaliveInterval ?? undefined;
-    return message;
-  },
-};
-
-function createBaseExtraSourceAddress(): ExtraSourceAddress {
-  return { address: undefined, socketOptions: undefined };
-}
-
-export const ExtraSourceAddress: MessageFns<ExtraSourceAddress> = {
-  encode(message: ExtraSourceAddress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.address !== undefined) {
-      SocketAddress.encode(message.address, writer.uint32(10).fork()).join();
-    }
-    if (message.socketOptions !== undefined) {
-      SocketOptionsOverride.encode(message.socketOptions, writer.uint32(18).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ExtraSourceAddress {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseExtraSourceAddress();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.address = SocketAddress.decode(reader, reader.uint32());
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.socketOptions = SocketOptionsOverride.decode(reader, reader.uint32());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): ExtraSourceAddress {
-    return {
-      address: isSet(object.address) ? SocketAddress.fromJSON(object.address) : undefined,
-      socketOptions: isSet(object.socketOptions)
-        ? SocketOptionsOverride.fromJSON(object.socketOptions)
-        : isSet(object.socket_options)
-        ? SocketOptionsOverride.fromJSON(object.socket_options)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ExtraSourceAddress): unknown {
-    const obj: any = {};
-    if (message.address !== undefined) {
-      obj.address = SocketAddress.toJSON(message.address);
-    }
-    if (message.socketOptions !== undefined) {
-      obj.socketOptions = SocketOptionsOverride.toJSON(message.socketOptions);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ExtraSourceAddress>, I>>(base?: I): ExtraSourceAddress {
-    return ExtraSourceAddress.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ExtraSourceAddress>, I>>(object: I): ExtraSourceAddress {
-    const message = createBaseExtraSourceAddress();
-    message.address = (object.address !== undefined && object.address !== null)
-      ? SocketAddress.fromPartial(object.address)
-      : undefined;
-    message.socketOptions = (object.socketOptions !== undefined && object.socketOptions !== null)
-      ? SocketOptionsOverride.fromPartial(object.socketOptions)
-      : undefined;
-    return message;
-  },
-};
-
-function createBaseBindConfig(): BindConfig {
-  return {
-    sourceAddress: undefined,
-    freebind: undefined,
-    socketOptions: [],
-    extraSourceAddresses: [],
-    additionalSourceAddresses: [],
-    localAddressSelector: undefined,
-  };
-}
-
-export const BindConfig: MessageFns<BindConfig> = {
-  encode(message: BindConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.sourceAddress !== undefined) {
-      SocketAddress.encode(message.sourceAddress, writer.uint32(10).fork()).join();
-    }
-    if (message.freebind !== undefined) {
-      BoolValue.encode({ value: message.freebind! }, writer.uint32(18).fork()).join();
-    }
-    for (const v of message.socketOptions) {
-      SocketOption.encode(v!, writer.uint32(26).fork()).join();
-    }
-    for (const v of message.extraSourceAddresses) {
-      ExtraSourceAddress.encode(v!, writer.uint32(42).fork()).join();
-    }
-    for (const v of message.additionalSourceAddresses) {
-      SocketAddress.encode(v!, writer.uint32(34).fork()).join();
-    }
-    if (message.localAddressSelector !== undefined) {
-      TypedExtensionConfig.encode(message.localAddressSelector, writer.uint32(50).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): BindConfig {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseBindConfig();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.sourceAddress = SocketAddress.decode(reader, reader.uint32());
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.freebind = BoolValue.decode(reader, reader.uint32()).value;
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.socketOptions.push(SocketOption.decode(reader, reader.uint32()));
-            continue;
-          }
-          case 5: {
-            if (tag !== 42) {
-              break;
-            }
-
-            message.extraSourceAddresses.push(ExtraSourceAddress.decode(reader, reader.uint32()));
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.additionalSourceAddresses.push(SocketAddress.decode(reader, reader.uint32()));
-            continue;
-          }
-          case 6: {
-            if (tag !== 50) {
-              break;
-            }
-
-            message.localAddressSelector = TypedExtensionConfig.decode(reader, reader.uint32());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): BindConfig {
-    return {
-      sourceAddress: isSet(object.sourceAddress)
-        ? SocketAddress.fromJSON(object.sourceAddress)
-        : isSet(object.source_address)
-        ? SocketAddress.fromJSON(object.source_address)
-        : undefined,
-      freebind: isSet(object.freebind) ? Boolean(object.freebind) : undefined,
-      socketOptions: globalThis.Array.isArray(object?.socketOptions)
-        ? object.socketOptions.map((e: any) => SocketOption.fromJSON(e))
-        : globalThis.Array.isArray(object?.socket_options)
-        ? object.socket_options.map((e: any) => SocketOption.fromJSON(e))
-        : [],
-      extraSourceAddresses: globalThis.Array.isArray(object?.extraSourceAddresses)
-        ? object.extraSourceAddresses.map((e: any) => ExtraSourceAddress.fromJSON(e))
-        : globalThis.Array.isArray(object?.extra_source_addresses)
-        ? object.extra_source_addresses.map((e: any) => ExtraSourceAddress.fromJSON(e))
-        : [],
-      additionalSourceAddresses: globalThis.Array.isArray(object?.additionalSourceAddresses)
-        ? object.additionalSourceAddresses.map((e: any) => SocketAddress.fromJSON(e))
-        : globalThis.Array.isArray(object?.additional_source_addresses)
-        ? object.additional_source_addresses.map((e: any) => SocketAddress.fromJSON(e))
-        : [],
-      localAddressSelector: isSet(object.localAddressSelector)
-        ? TypedExtensionConfig.fromJSON(object.localAddressSelector)
-        : isSet(object.local_address_selector)
-        ? TypedExtensionConfig.fromJSON(object.local_address_selector)
-        : undefined,
-    };
-  },
-
-  toJSON(message: BindConfig): unknown {
-    const obj: any = {};
-    if (message.sourceAddress !== undefined) {
-      obj.sourceAddress = SocketAddress.toJSON(message.sourceAddress);
-    }
-    if (message.freebind !== undefined) {
-      obj.freebind = message.freebind;
-    }
-    if (message.socketOptions?.length) {
-      obj.socketOptions = message.socketOptions.map((e) => SocketOption.toJSON(e));
-    }
-    if (message.extraSourceAddresses?.length) {
-      obj.extraSourceAddresses = message.extraSourceAddresses.map((e) => ExtraSourceAddress.toJSON(e));
-    }
-    if (message.additionalSourceAddresses?.length) {
-      obj.additionalSourceAddresses = message.additionalSourceAddresses.map((e) => SocketAddress.toJSON(e));
-    }
-    if (message.localAddressSelector !== undefined) {
-      obj.localAddressSelector = TypedExtensionConfig.toJSON(message.localAddressSelector);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<BindConfig>, I>>(base?: I): BindConfig {
-    return BindConfig.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<BindConfig>, I>>(object: I): BindConfig {
-    const message = createBaseBindConfig();
-    message.sourceAddress = (object.sourceAddress !== undefined && object.sourceAddress !== null)
-      ? SocketAddress.fromPartial(object.sourceAddress)
-      : undefined;
-    message.freebind = object.freebind ?? undefined;
-    message.socketOptions = object.socketOptions?.map((e) => SocketOption.fromPartial(e)) || [];
-    message.extraSourceAddresses = object.extraSourceAddresses?.map((e) => ExtraSourceAddress.fromPartial(e)) || [];
-    message.additionalSourceAddresses = object.additionalSourceAddresses?.map((e) => SocketAddress.fromPartial(e)) ||
-      [];
-    message.localAddressSelector = (object.localAddressSelector !== undefined && object.localAddressSelector !== null)
-      ? TypedExtensionConfig.fromPartial(object.localAddressSelector)
-      : undefined;
     return message;
   },
 };
@@ -1059,38 +447,10 @@ export const Address: MessageFns<Address> = {
     }
   },
 
-  fromJSON(object: any): Address {
-    return {
-      address: isSet(object.socketAddress)
-        ? { $case: "socketAddress", value: SocketAddress.fromJSON(object.socketAddress) }
-        : isSet(object.socket_address)
-        ? { $case: "socketAddress", value: SocketAddress.fromJSON(object.socket_address) }
-        : isSet(object.pipe)
-        ? { $case: "pipe", value: Pipe.fromJSON(object.pipe) }
-        : isSet(object.envoyInternalAddress)
-        ? { $case: "envoyInternalAddress", value: EnvoyInternalAddress.fromJSON(object.envoyInternalAddress) }
-        : isSet(object.envoy_internal_address)
-        ? { $case: "envoyInternalAddress", value: EnvoyInternalAddress.fromJSON(object.envoy_internal_address) }
-        : undefined,
-    };
+  create(base?: DeepPartial<Address>): Address {
+    return Address.fromPartial(base ?? {});
   },
-
-  toJSON(message: Address): unknown {
-    const obj: any = {};
-    if (message.address?.$case === "socketAddress") {
-      obj.socketAddress = SocketAddress.toJSON(message.address.value);
-    } else if (message.address?.$case === "pipe") {
-      obj.pipe = Pipe.toJSON(message.address.value);
-    } else if (message.address?.$case === "envoyInternalAddress") {
-      obj.envoyInternalAddress = EnvoyInternalAddress.toJSON(message.address.value);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<Address>, I>>(base?: I): Address {
-    return Address.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Address>, I>>(object: I): Address {
+  fromPartial(object: DeepPartial<Address>): Address {
     const message = createBaseAddress();
     switch (object.address?.$case) {
       case "socketAddress": {
@@ -1119,121 +479,18 @@ export const Address: MessageFns<Address> = {
   },
 };
 
-function createBaseCidrRange(): CidrRange {
-  return { addressPrefix: "", prefixLen: undefined };
-}
-
-export const CidrRange: MessageFns<CidrRange> = {
-  encode(message: CidrRange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.addressPrefix !== "") {
-      writer.uint32(10).string(message.addressPrefix);
-    }
-    if (message.prefixLen !== undefined) {
-      UInt32Value.encode({ value: message.prefixLen! }, writer.uint32(18).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): CidrRange {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCidrRange();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.addressPrefix = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.prefixLen = UInt32Value.decode(reader, reader.uint32()).value;
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): CidrRange {
-    return {
-      addressPrefix: isSet(object.addressPrefix)
-        ? globalThis.String(object.addressPrefix)
-        : isSet(object.address_prefix)
-        ? globalThis.String(object.address_prefix)
-        : "",
-      prefixLen: isSet(object.prefixLen)
-        ? Number(object.prefixLen)
-        : isSet(object.prefix_len)
-        ? Number(object.prefix_len)
-        : undefined,
-    };
-  },
-
-  toJSON(message: CidrRange): unknown {
-    const obj: any = {};
-    if (message.addressPrefix !== "") {
-      obj.addressPrefix = message.addressPrefix;
-    }
-    if (message.prefixLen !== undefined) {
-      obj.prefixLen = message.prefixLen;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<CidrRange>, I>>(base?: I): CidrRange {
-    return CidrRange.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<CidrRange>, I>>(object: I): CidrRange {
-    const message = createBaseCidrRange();
-    message.addressPrefix = object.addressPrefix ?? "";
-    message.prefixLen = object.prefixLen ?? undefined;
-    return message;
-  },
-};
-
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -8,10 +8,6 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Any } from "../../../../google/protobuf/any.js";
 
-export const protobufPackage = "envoy.config.core.v3";
-
-export const protobufFileName = "envoy/config/core/v3/extension.proto";
-
 /**
  * Message type for extension configuration.
  * [#next-major-version: revisit all existing typed_config that doesn't use this wrapper.].
@@ -89,32 +85,10 @@ export const TypedExtensionConfig: MessageFns<TypedExtensionConfig> = {
     }
   },
 
-  fromJSON(object: any): TypedExtensionConfig {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      typedConfig: isSet(object.typedConfig)
-        ? Any.fromJSON(object.typedConfig)
-        : isSet(object.typed_config)
-        ? Any.fromJSON(object.typed_config)
-        : undefined,
-    };
+  create(base?: DeepPartial<TypedExtensionConfig>): TypedExtensionConfig {
+    return TypedExtensionConfig.fromPartial(base ?? {});
   },
-
-  toJSON(message: TypedExtensionConfig): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.typedConfig !== undefined) {
-      obj.typedConfig = Any.toJSON(message.typedConfig);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<TypedExtensionConfig>, I>>(base?: I): TypedExtensionConfig {
-    return TypedExtensionConfig.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<TypedExtensionConfig>, I>>(object: I): TypedExtensionConfig {
+  fromPartial(object: DeepPartial<TypedExtensionConfig>): TypedExtensionConfig {
     const message = createBaseTypedExtensionConfig();
     message.name = object.name ?? "";
     message.typedConfig = (object.typedConfig !== undefined && object.typedConfig !== null)
@@ -126,26 +100,16 @@ export const TypedExtensionConfig: MessageFns<TypedExtensionConfig> = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -11,10 +11,6 @@ import { Duration } from "../../../../google/protobuf/duration.js";
 import { Status } from "../../../../google/rpc/status.js";
 import { ControlPlane, Metadata, Node } from "../../../config/core/v3/base.js";
 
-export const protobufPackage = "envoy.service.discovery.v3";
-
-export const protobufFileName = "envoy/service/discovery/v3/discovery.proto";
-
 /** Specifies a resource to be subscribed to. */
 export interface ResourceLocator {
   /** The resource name to subscribe to. */
@@ -491,60 +487,10 @@ export const ResourceLocator: MessageFns<ResourceLocator> = {
     }
   },
 
-  fromJSON(object: any): ResourceLocator {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      dynamicParameters: isObject(object.dynamicParameters)
-        ? (globalThis.Object.entries(object.dynamicParameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.dynamic_parameters)
-        ? (globalThis.Object.entries(object.dynamic_parameters) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-    };
+  create(base?: DeepPartial<ResourceLocator>): ResourceLocator {
+    return ResourceLocator.fromPartial(base ?? {});
   },
-
-  toJSON(message: ResourceLocator): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.dynamicParameters) {
-      const entries = globalThis.Object.entries(message.dynamicParameters) as [string, string][];
-      if (entries.length > 0) {
-        obj.dynamicParameters = {};
-        entries.forEach(([k, v]) => {
-          obj.dynamicParameters[k] = v;
-        });
-      }
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ResourceLocator>, I>>(base?: I): ResourceLocator {
-    return ResourceLocator.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ResourceLocator>, I>>(object: I): ResourceLocator {
+  fromPartial(object: DeepPartial<ResourceLocator>): ResourceLocator {
     const message = createBaseResourceLocator();
     message.name = object.name ?? "";
     message.dynamicParameters = (globalThis.Object.entries(object.dynamicParameters ?? {}) as [string, string][])
@@ -614,32 +560,10 @@ export const ResourceLocator_DynamicParametersEntry: MessageFns<ResourceLocator_
     }
   },
 
-  fromJSON(object: any): ResourceLocator_DynamicParametersEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
+  create(base?: DeepPartial<ResourceLocator_DynamicParametersEntry>): ResourceLocator_DynamicParametersEntry {
+    return ResourceLocator_DynamicParametersEntry.fromPartial(base ?? {});
   },
-
-  toJSON(message: ResourceLocator_DynamicParametersEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ResourceLocator_DynamicParametersEntry>, I>>(
-    base?: I,
-  ): ResourceLocator_DynamicParametersEntry {
-    return ResourceLocator_DynamicParametersEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ResourceLocator_DynamicParametersEntry>, I>>(
-    object: I,
-  ): ResourceLocator_DynamicParametersEntry {
+  fromPartial(object: DeepPartial<ResourceLocator_DynamicParametersEntry>): ResourceLocator_DynamicParametersEntry {
     const message = createBaseResourceLocator_DynamicParametersEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
@@ -703,32 +627,10 @@ export const ResourceName: MessageFns<ResourceName> = {
     }
   },
 
-  fromJSON(object: any): ResourceName {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      dynamicParameterConstraints: isSet(object.dynamicParameterConstraints)
-        ? DynamicParameterConstraints.fromJSON(object.dynamicParameterConstraints)
-        : isSet(object.dynamic_parameter_constraints)
-        ? DynamicParameterConstraints.fromJSON(object.dynamic_parameter_constraints)
-        : undefined,
-    };
+  create(base?: DeepPartial<ResourceName>): ResourceName {
+    return ResourceName.fromPartial(base ?? {});
   },
-
-  toJSON(message: ResourceName): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.dynamicParameterConstraints !== undefined) {
-      obj.dynamicParameterConstraints = DynamicParameterConstraints.toJSON(message.dynamicParameterConstraints);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ResourceName>, I>>(base?: I): ResourceName {
-    return ResourceName.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ResourceName>, I>>(object: I): ResourceName {
+  fromPartial(object: DeepPartial<ResourceName>): ResourceName {
     const message = createBaseResourceName();
     message.name = object.name ?? "";
     message.dynamicParameterConstraints =
@@ -858,72 +760,10 @@ export const DiscoveryRequest: MessageFns<DiscoveryRequest> = {
     }
   },
 
-  fromJSON(object: any): DiscoveryRequest {
-    return {
-      versionInfo: isSet(object.versionInfo)
-        ? globalThis.String(object.versionInfo)
-        : isSet(object.version_info)
-        ? globalThis.String(object.version_info)
-        : "",
-      node: isSet(object.node) ? Node.fromJSON(object.node) : undefined,
-      resourceNames: globalThis.Array.isArray(object?.resourceNames)
-        ? object.resourceNames.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.resource_names)
-        ? object.resource_names.map((e: any) => globalThis.String(e))
-        : [],
-      resourceLocators: globalThis.Array.isArray(object?.resourceLocators)
-        ? object.resourceLocators.map((e: any) => ResourceLocator.fromJSON(e))
-        : globalThis.Array.isArray(object?.resource_locators)
-        ? object.resource_locators.map((e: any) => ResourceLocator.fromJSON(e))
-        : [],
-      typeUrl: isSet(object.typeUrl)
-        ? globalThis.String(object.typeUrl)
-        : isSet(object.type_url)
-        ? globalThis.String(object.type_url)
-        : "",
-      responseNonce: isSet(object.responseNonce)
-        ? globalThis.String(object.responseNonce)
-        : isSet(object.response_nonce)
-        ? globalThis.String(object.response_nonce)
-        : "",
-      errorDetail: isSet(object.errorDetail)
-        ? Status.fromJSON(object.errorDetail)
-        : isSet(object.error_detail)
-        ? Status.fromJSON(object.error_detail)
-        : undefined,
-    };
+  create(base?: DeepPartial<DiscoveryRequest>): DiscoveryRequest {
+    return DiscoveryRequest.fromPartial(base ?? {});
   },
-
-  toJSON(message: DiscoveryRequest): unknown {
-    const obj: any = {};
-    if (message.versionInfo !== "") {
-      obj.versionInfo = message.versionInfo;
-    }
-    if (message.node !== undefined) {
-      obj.node = Node.toJSON(message.node);
-    }
-    if (message.resourceNames?.length) {
-      obj.resourceNames = message.resourceNames;
-    }
-    if (message.resourceLocators?.length) {
-      obj.resourceLocators = message.resourceLocators.map((e) => ResourceLocator.toJSON(e));
-    }
-    if (message.typeUrl !== "") {
-      obj.typeUrl = message.typeUrl;
-    }
-    if (message.responseNonce !== "") {
-      obj.responseNonce = message.responseNonce;
-    }
-    if (message.errorDetail !== undefined) {
-      obj.errorDetail = Status.toJSON(message.errorDetail);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DiscoveryRequest>, I>>(base?: I): DiscoveryRequest {
-    return DiscoveryRequest.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<DiscoveryRequest>, I>>(object: I): DiscoveryRequest {
+  fromPartial(object: DeepPartial<DiscoveryRequest>): DiscoveryRequest {
     const message = createBaseDiscoveryRequest();
     message.versionInfo = object.versionInfo ?? "";
     message.node = (object.node !== undefined && object.node !== null) ? Node.fromPartial(object.node) : undefined;
@@ -1038,56 +878,10 @@ export const DiscoveryResponse: MessageFns<DiscoveryResponse> = {
     }
   },
 
-  fromJSON(object: any): DiscoveryResponse {
-    return {
-      versionInfo: isSet(object.versionInfo)
-        ? globalThis.String(object.versionInfo)
-        : isSet(object.version_info)
-        ? globalThis.String(object.version_info)
-        : "",
-      resources: globalThis.Array.isArray(object?.resources) ? object.resources.map((e: any) => Any.fromJSON(e)) : [],
-      canary: isSet(object.canary) ? globalThis.Boolean(object.canary) : false,
-      typeUrl: isSet(object.typeUrl)
-        ? globalThis.String(object.typeUrl)
-        : isSet(object.type_url)
-        ? globalThis.String(object.type_url)
-        : "",
-      nonce: isSet(object.nonce) ? globalThis.String(object.nonce) : "",
-      controlPlane: isSet(object.controlPlane)
-        ? ControlPlane.fromJSON(object.controlPlane)
-        : isSet(object.control_plane)
-        ? ControlPlane.fromJSON(object.control_plane)
-        : undefined,
-    };
+  create(base?: DeepPartial<DiscoveryResponse>): DiscoveryResponse {
+    return DiscoveryResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: DiscoveryResponse): unknown {
-    const obj: any = {};
-    if (message.versionInfo !== "") {
-      obj.versionInfo = message.versionInfo;
-    }
-    if (message.resources?.length) {
-      obj.resources = message.resources.map((e) => Any.toJSON(e));
-    }
-    if (message.canary !== false) {
-      obj.canary = message.canary;
-    }
-    if (message.typeUrl !== "") {
-      obj.typeUrl = message.typeUrl;
-    }
-    if (message.nonce !== "") {
-      obj.nonce = message.nonce;
-    }
-    if (message.controlPlane !== undefined) {
-      obj.controlPlane = ControlPlane.toJSON(message.controlPlane);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DiscoveryResponse>, I>>(base?: I): DiscoveryResponse {
-    return DiscoveryResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<DiscoveryResponse>, I>>(object: I): DiscoveryResponse {
+  fromPartial(object: DeepPartial<DiscoveryResponse>): DiscoveryResponse {
     const message = createBaseDiscoveryResponse();
     message.versionInfo = object.versionInfo ?? "";
     message.resources = object.resources?.map((e) => Any.fromPartial(e)) || [];
@@ -1248,116 +1042,10 @@ export const DeltaDiscoveryRequest: MessageFns<DeltaDiscoveryRequest> = {
     }
   },
 
-  fromJSON(object: any): DeltaDiscoveryRequest {
-    return {
-      node: isSet(object.node) ? Node.fromJSON(object.node) : undefined,
-      typeUrl: isSet(object.typeUrl)
-        ? globalThis.String(object.typeUrl)
-        : isSet(object.type_url)
-        ? globalThis.String(object.type_url)
-        : "",
-      resourceNamesSubscribe: globalThis.Array.isArray(object?.resourceNamesSubscribe)
-        ? object.resourceNamesSubscribe.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.resource_names_subscribe)
-        ? object.resource_names_subscribe.map((e: any) => globalThis.String(e))
-        : [],
-      resourceNamesUnsubscribe: globalThis.Array.isArray(object?.resourceNamesUnsubscribe)
-        ? object.resourceNamesUnsubscribe.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.resource_names_unsubscribe)
-        ? object.resource_names_unsubscribe.map((e: any) => globalThis.String(e))
-        : [],
-      resourceLocatorsSubscribe: globalThis.Array.isArray(object?.resourceLocatorsSubscribe)
-        ? object.resourceLocatorsSubscribe.map((e: any) => ResourceLocator.fromJSON(e))
-        : globalThis.Array.isArray(object?.resource_locators_subscribe)
-        ? object.resource_locators_subscribe.map((e: any) => ResourceLocator.fromJSON(e))
-        : [],
-      resourceLocatorsUnsubscribe: globalThis.Array.isArray(object?.resourceLocatorsUnsubscribe)
-        ? object.resourceLocatorsUnsubscribe.map((e: any) => ResourceLocator.fromJSON(e))
-        : globalThis.Array.isArray(object?.resource_locators_unsubscribe)
-        ? object.resource_locators_unsubscribe.map((e: any) => ResourceLocator.fromJSON(e))
-        : [],
-      initialResourceVersions: isObject(object.initialResourceVersions)
-        ? (globalThis.Object.entries(object.initialResourceVersions) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.initial_resource_versions)
-        ? (globalThis.Object.entries(object.initial_resource_versions) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      responseNonce: isSet(object.responseNonce)
-        ? globalThis.String(object.responseNonce)
-        : isSet(object.response_nonce)
-        ? globalThis.String(object.response_nonce)
-        : "",
-      errorDetail: isSet(object.errorDetail)
-        ? Status.fromJSON(object.errorDetail)
-        : isSet(object.error_detail)
-        ? Status.fromJSON(object.error_detail)
-        : undefined,
-    };
+  create(base?: DeepPartial<DeltaDiscoveryRequest>): DeltaDiscoveryRequest {
+    return DeltaDiscoveryRequest.fromPartial(base ?? {});
   },
-
-  toJSON(message: DeltaDiscoveryRequest): unknown {
-    const obj: any = {};
-    if (message.node !== undefined) {
-      obj.node = Node.toJSON(message.node);
-    }
-    if (message.typeUrl !== "") {
-      obj.typeUrl = message.typeUrl;
-    }
-    if (message.resourceNamesSubscribe?.length) {
-      obj.resourceNamesSubscribe = message.resourceNamesSubscribe;
-    }
-    if (message.resourceNamesUnsubscribe?.length) {
-      obj.resourceNamesUnsubscribe = message.resourceNamesUnsubscribe;
-    }
-    if (message.resourceLocatorsSubscribe?.length) {
-      obj.resourceLocatorsSubscribe = message.resourceLocatorsSubscribe.map((e) => ResourceLocator.toJSON(e));
-    }
-    if (message.resourceLocatorsUnsubscribe?.length) {
-      obj.resourceLocatorsUnsubscribe = message.resourceLocatorsUnsubscribe.map((e) => ResourceLocator.toJSON(e));
-    }
-    if (message.initialResourceVersions) {
-      const entries = globalThis.Object.entries(message.initialResourceVersions) as [string, string][];
-      if (entries.length > 0) {
-        obj.initialResourceVersions = {};
-        entries.forEach(([k, v]) => {
-          obj.initialResourceVersions[k] = v;
-        });
-      }
-    }
-    if (message.responseNonce !== "") {
-      obj.responseNonce = message.responseNonce;
-    }
-    if (message.errorDetail !== undefined) {
-      obj.errorDetail = Status.toJSON(message.errorDetail);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DeltaDiscoveryRequest>, I>>(base?: I): DeltaDiscoveryRequest {
-    return DeltaDiscoveryRequest.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<DeltaDiscoveryRequest>, I>>(object: I): DeltaDiscoveryRequest {
+  fromPartial(object: DeepPartial<DeltaDiscoveryRequest>): DeltaDiscoveryRequest {
     const message = createBaseDeltaDiscoveryRequest();
     message.node = (object.node !== undefined && object.node !== null) ? Node.fromPartial(object.node) : undefined;
     message.typeUrl = object.typeUrl ?? "";
@@ -1446,31 +1134,13 @@ export const DeltaDiscoveryRequest_InitialResourceVersionsEntry: MessageFns<
     }
   },
 
-  fromJSON(object: any): DeltaDiscoveryRequest_InitialResourceVersionsEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: DeltaDiscoveryRequest_InitialResourceVersionsEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DeltaDiscoveryRequest_InitialResourceVersionsEntry>, I>>(
-    base?: I,
+  create(
+    base?: DeepPartial<DeltaDiscoveryRequest_InitialResourceVersionsEntry>,
   ): DeltaDiscoveryRequest_InitialResourceVersionsEntry {
-    return DeltaDiscoveryRequest_InitialResourceVersionsEntry.fromPartial(base ?? ({} as any));
+    return DeltaDiscoveryRequest_InitialResourceVersionsEntry.fromPartial(base ?? {});
   },
-  fromPartial<I extends Exact<DeepPartial<DeltaDiscoveryRequest_InitialResourceVersionsEntry>, I>>(
-    object: I,
+  fromPartial(
+    object: DeepPartial<DeltaDiscoveryRequest_InitialResourceVersionsEntry>,
   ): DeltaDiscoveryRequest_InitialResourceVersionsEntry {
     const message = createBaseDeltaDiscoveryRequest_InitialResourceVersionsEntry();
     message.key = object.key ?? "";
@@ -1598,70 +1268,10 @@ export const DeltaDiscoveryResponse: MessageFns<DeltaDiscoveryResponse> = {
     }
   },
 
-  fromJSON(object: any): DeltaDiscoveryResponse {
-    return {
-      systemVersionInfo: isSet(object.systemVersionInfo)
-        ? globalThis.String(object.systemVersionInfo)
-        : isSet(object.system_version_info)
-        ? globalThis.String(object.system_version_info)
-        : "",
-      resources: globalThis.Array.isArray(object?.resources)
-        ? object.resources.map((e: any) => Resource.fromJSON(e))
-        : [],
-      typeUrl: isSet(object.typeUrl)
-        ? globalThis.String(object.typeUrl)
-        : isSet(object.type_url)
-        ? globalThis.String(object.type_url)
-        : "",
-      removedResources: globalThis.Array.isArray(object?.removedResources)
-        ? object.removedResources.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.removed_resources)
-        ? object.removed_resources.map((e: any) => globalThis.String(e))
-        : [],
-      removedResourceNames: globalThis.Array.isArray(object?.removedResourceNames)
-        ? object.removedResourceNames.map((e: any) => ResourceName.fromJSON(e))
-        : globalThis.Array.isArray(object?.removed_resource_names)
-        ? object.removed_resource_names.map((e: any) => ResourceName.fromJSON(e))
-        : [],
-      nonce: isSet(object.nonce) ? globalThis.String(object.nonce) : "",
-      controlPlane: isSet(object.controlPlane)
-        ? ControlPlane.fromJSON(object.controlPlane)
-        : isSet(object.control_plane)
-        ? ControlPlane.fromJSON(object.control_plane)
-        : undefined,
-    };
+  create(base?: DeepPartial<DeltaDiscoveryResponse>): DeltaDiscoveryResponse {
+    return DeltaDiscoveryResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: DeltaDiscoveryResponse): unknown {
-    const obj: any = {};
-    if (message.systemVersionInfo !== "") {
-      obj.systemVersionInfo = message.systemVersionInfo;
-    }
-    if (message.resources?.length) {
-      obj.resources = message.resources.map((e) => Resource.toJSON(e));
-    }
-    if (message.typeUrl !== "") {
-      obj.typeUrl = message.typeUrl;
-    }
-    if (message.removedResources?.length) {
-      obj.removedResources = message.removedResources;
-    }
-    if (message.removedResourceNames?.length) {
-      obj.removedResourceNames = message.removedResourceNames.map((e) => ResourceName.toJSON(e));
-    }
-    if (message.nonce !== "") {
-      obj.nonce = message.nonce;
-    }
-    if (message.controlPlane !== undefined) {
-      obj.controlPlane = ControlPlane.toJSON(message.controlPlane);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DeltaDiscoveryResponse>, I>>(base?: I): DeltaDiscoveryResponse {
-    return DeltaDiscoveryResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<DeltaDiscoveryResponse>, I>>(object: I): DeltaDiscoveryResponse {
+  fromPartial(object: DeepPartial<DeltaDiscoveryResponse>): DeltaDiscoveryResponse {
     const message = createBaseDeltaDiscoveryResponse();
     message.systemVersionInfo = object.systemVersionInfo ?? "";
     message.resources = object.resources?.map((e) => Resource.fromPartial(e)) || [];
@@ -1768,47 +1378,10 @@ export const DynamicParameterConstraints: MessageFns<DynamicParameterConstraints
     }
   },
 
-  fromJSON(object: any): DynamicParameterConstraints {
-    return {
-      type: isSet(object.constraint)
-        ? { $case: "constraint", value: DynamicParameterConstraints_SingleConstraint.fromJSON(object.constraint) }
-        : isSet(object.orConstraints)
-        ? { $case: "orConstraints", value: DynamicParameterConstraints_ConstraintList.fromJSON(object.orConstraints) }
-        : isSet(object.or_constraints)
-        ? { $case: "orConstraints", value: DynamicParameterConstraints_ConstraintList.fromJSON(object.or_constraints) }
-        : isSet(object.andConstraints)
-        ? { $case: "andConstraints", value: DynamicParameterConstraints_ConstraintList.fromJSON(object.andConstraints) }
-        : isSet(object.and_constraints)
-        ? {
-          $case: "andConstraints",
-          value: DynamicParameterConstraints_ConstraintList.fromJSON(object.and_constraints),
-        }
-        : isSet(object.notConstraints)
-        ? { $case: "notConstraints", value: DynamicParameterConstraints.fromJSON(object.notConstraints) }
-        : isSet(object.not_constraints)
-        ? { $case: "notConstraints", value: DynamicParameterConstraints.fromJSON(object.not_constraints) }
-        : undefined,
-    };
+  create(base?: DeepPartial<DynamicParameterConstraints>): DynamicParameterConstraints {
+    return DynamicParameterConstraints.fromPartial(base ?? {});
   },
-
-  toJSON(message: DynamicParameterConstraints): unknown {
-    const obj: any = {};
-    if (message.type?.$case === "constraint") {
-      obj.constraint = DynamicParameterConstraints_SingleConstraint.toJSON(message.type.value);
-    } else if (message.type?.$case === "orConstraints") {
-      obj.orConstraints = DynamicParameterConstraints_ConstraintList.toJSON(message.type.value);
-    } else if (message.type?.$case === "andConstraints") {
-      obj.andConstraints = DynamicParameterConstraints_ConstraintList.toJSON(message.type.value);
-    } else if (message.type?.$case === "notConstraints") {
-      obj.notConstraints = DynamicParameterConstraints.toJSON(message.type.value);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DynamicParameterConstraints>, I>>(base?: I): DynamicParameterConstraints {
-    return DynamicParameterConstraints.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<DynamicParameterConstraints>, I>>(object: I): DynamicParameterConstraints {
+  fromPartial(object: DeepPartial<DynamicParameterConstraints>): DynamicParameterConstraints {
     const message = createBaseDynamicParameterConstraints();
     switch (object.type?.$case) {
       case "constraint": {
@@ -1927,37 +1500,13 @@ export const DynamicParameterConstraints_SingleConstraint: MessageFns<DynamicPar
     }
   },
 
-  fromJSON(object: any): DynamicParameterConstraints_SingleConstraint {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      constraintType: isSet(object.value)
-        ? { $case: "value", value: globalThis.String(object.value) }
-        : isSet(object.exists)
-        ? { $case: "exists", value: DynamicParameterConstraints_SingleConstraint_Exists.fromJSON(object.exists) }
-        : undefined,
-    };
-  },
-
-  toJSON(message: DynamicParameterConstraints_SingleConstraint): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.constraintType?.$case === "value") {
-      obj.value = message.constraintType.value;
-    } else if (message.constraintType?.$case === "exists") {
-      obj.exists = DynamicParameterConstraints_SingleConstraint_Exists.toJSON(message.constraintType.value);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DynamicParameterConstraints_SingleConstraint>, I>>(
-    base?: I,
+  create(
+    base?: DeepPartial<DynamicParameterConstraints_SingleConstraint>,
   ): DynamicParameterConstraints_SingleConstraint {
-    return DynamicParameterConstraints_SingleConstraint.fromPartial(base ?? ({} as any));
+    return DynamicParameterConstraints_SingleConstraint.fromPartial(base ?? {});
   },
-  fromPartial<I extends Exact<DeepPartial<DynamicParameterConstraints_SingleConstraint>, I>>(
-    object: I,
+  fromPartial(
+    object: DeepPartial<DynamicParameterConstraints_SingleConstraint>,
   ): DynamicParameterConstraints_SingleConstraint {
     const message = createBaseDynamicParameterConstraints_SingleConstraint();
     message.key = object.key ?? "";
@@ -2021,22 +1570,13 @@ export const DynamicParameterConstraints_SingleConstraint_Exists: MessageFns<
     }
   },
 
-  fromJSON(_: any): DynamicParameterConstraints_SingleConstraint_Exists {
-    return {};
-  },
-
-  toJSON(_: DynamicParameterConstraints_SingleConstraint_Exists): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DynamicParameterConstraints_SingleConstraint_Exists>, I>>(
-    base?: I,
+  create(
+    base?: DeepPartial<DynamicParameterConstraints_SingleConstraint_Exists>,
   ): DynamicParameterConstraints_SingleConstraint_Exists {
-    return DynamicParameterConstraints_SingleConstraint_Exists.fromPartial(base ?? ({} as any));
+    return DynamicParameterConstraints_SingleConstraint_Exists.fromPartial(base ?? {});
   },
-  fromPartial<I extends Exact<DeepPartial<DynamicParameterConstraints_SingleConstraint_Exists>, I>>(
-    _: I,
+  fromPartial(
+    _: DeepPartial<DynamicParameterConstraints_SingleConstraint_Exists>,
   ): DynamicParameterConstraints_SingleConstraint_Exists {
     const message = createBaseDynamicParameterConstraints_SingleConstraint_Exists();
     return message;
@@ -2088,29 +1628,11 @@ export const DynamicParameterConstraints_ConstraintList: MessageFns<DynamicParam
     }
   },
 
-  fromJSON(object: any): DynamicParameterConstraints_ConstraintList {
-    return {
-      constraints: globalThis.Array.isArray(object?.constraints)
-        ? object.constraints.map((e: any) => DynamicParameterConstraints.fromJSON(e))
-        : [],
-    };
+  create(base?: DeepPartial<DynamicParameterConstraints_ConstraintList>): DynamicParameterConstraints_ConstraintList {
+    return DynamicParameterConstraints_ConstraintList.fromPartial(base ?? {});
   },
-
-  toJSON(message: DynamicParameterConstraints_ConstraintList): unknown {
-    const obj: any = {};
-    if (message.constraints?.length) {
-      obj.constraints = message.constraints.map((e) => DynamicParameterConstraints.toJSON(e));
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<DynamicParameterConstraints_ConstraintList>, I>>(
-    base?: I,
-  ): DynamicParameterConstraints_ConstraintList {
-    return DynamicParameterConstraints_ConstraintList.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<DynamicParameterConstraints_ConstraintList>, I>>(
-    object: I,
+  fromPartial(
+    object: DeepPartial<DynamicParameterConstraints_ConstraintList>,
   ): DynamicParameterConstraints_ConstraintList {
     const message = createBaseDynamicParameterConstraints_ConstraintList();
     message.constraints = object.constraints?.map((e) => DynamicParameterConstraints.fromPartial(e)) || [];
@@ -2249,60 +1771,10 @@ export const Resource: MessageFns<Resource> = {
     }
   },
 
-  fromJSON(object: any): Resource {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      resourceName: isSet(object.resourceName)
-        ? ResourceName.fromJSON(object.resourceName)
-        : isSet(object.resource_name)
-        ? ResourceName.fromJSON(object.resource_name)
-        : undefined,
-      aliases: globalThis.Array.isArray(object?.aliases) ? object.aliases.map((e: any) => globalThis.String(e)) : [],
-      version: isSet(object.version) ? globalThis.String(object.version) : "",
-      resource: isSet(object.resource) ? Any.fromJSON(object.resource) : undefined,
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-      cacheControl: isSet(object.cacheControl)
-        ? Resource_CacheControl.fromJSON(object.cacheControl)
-        : isSet(object.cache_control)
-        ? Resource_CacheControl.fromJSON(object.cache_control)
-        : undefined,
-      metadata: isSet(object.metadata) ? Metadata.fromJSON(object.metadata) : undefined,
-    };
+  create(base?: DeepPartial<Resource>): Resource {
+    return Resource.fromPartial(base ?? {});
   },
-
-  toJSON(message: Resource): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.resourceName !== undefined) {
-      obj.resourceName = ResourceName.toJSON(message.resourceName);
-    }
-    if (message.aliases?.length) {
-      obj.aliases = message.aliases;
-    }
-    if (message.version !== "") {
-      obj.version = message.version;
-    }
-    if (message.resource !== undefined) {
-      obj.resource = Any.toJSON(message.resource);
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    if (message.cacheControl !== undefined) {
-      obj.cacheControl = Resource_CacheControl.toJSON(message.cacheControl);
-    }
-    if (message.metadata !== undefined) {
-      obj.metadata = Metadata.toJSON(message.metadata);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<Resource>, I>>(base?: I): Resource {
-    return Resource.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Resource>, I>>(object: I): Resource {
+  fromPartial(object: DeepPartial<Resource>): Resource {
     const message = createBaseResource();
     message.name = object.name ?? "";
     message.resourceName = (object.resourceName !== undefined && object.resourceName !== null)
@@ -2369,28 +1841,10 @@ export const Resource_CacheControl: MessageFns<Resource_CacheControl> = {
     }
   },
 
-  fromJSON(object: any): Resource_CacheControl {
-    return {
-      doNotCache: isSet(object.doNotCache)
-        ? globalThis.Boolean(object.doNotCache)
-        : isSet(object.do_not_cache)
-        ? globalThis.Boolean(object.do_not_cache)
-        : false,
-    };
+  create(base?: DeepPartial<Resource_CacheControl>): Resource_CacheControl {
+    return Resource_CacheControl.fromPartial(base ?? {});
   },
-
-  toJSON(message: Resource_CacheControl): unknown {
-    const obj: any = {};
-    if (message.doNotCache !== false) {
-      obj.doNotCache = message.doNotCache;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<Resource_CacheControl>, I>>(base?: I): Resource_CacheControl {
-    return Resource_CacheControl.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Resource_CacheControl>, I>>(object: I): Resource_CacheControl {
+  fromPartial(object: DeepPartial<Resource_CacheControl>): Resource_CacheControl {
     const message = createBaseResource_CacheControl();
     message.doNotCache = object.doNotCache ?? false;
     return message;
@@ -2399,30 +1853,16 @@ export const Resource_CacheControl: MessageFns<Resource_CacheControl> = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

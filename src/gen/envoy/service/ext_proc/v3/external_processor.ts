@@ -23,10 +23,6 @@ import { HeaderMap, HeaderValueOption, Metadata as Metadata1 } from "../../../co
 import { ProcessingMode } from "../../../extensions/filters/http/ext_proc/v3/processing_mode.js";
 import { HttpStatus } from "../../../type/v3/http_status.js";
 
-export const protobufPackage = "envoy.service.ext_proc.v3";
-
-export const protobufFileName = "envoy/service/ext_proc/v3/external_processor.proto";
-
 /**
  * This represents the different types of messages that Envoy can send
  * to an external processing server.
@@ -361,34 +357,6 @@ export enum CommonResponse_ResponseStatus {
    * into a POST, PUT, or PATCH.
    */
   CONTINUE_AND_REPLACE = 1,
-  UNRECOGNIZED = -1,
-}
-
-export function commonResponse_ResponseStatusFromJSON(object: any): CommonResponse_ResponseStatus {
-  switch (object) {
-    case 0:
-    case "CONTINUE":
-      return CommonResponse_ResponseStatus.CONTINUE;
-    case 1:
-    case "CONTINUE_AND_REPLACE":
-      return CommonResponse_ResponseStatus.CONTINUE_AND_REPLACE;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return CommonResponse_ResponseStatus.UNRECOGNIZED;
-  }
-}
-
-export function commonResponse_ResponseStatusToJSON(object: CommonResponse_ResponseStatus): string {
-  switch (object) {
-    case CommonResponse_ResponseStatus.CONTINUE:
-      return "CONTINUE";
-    case CommonResponse_ResponseStatus.CONTINUE_AND_REPLACE:
-      return "CONTINUE_AND_REPLACE";
-    case CommonResponse_ResponseStatus.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 /**
@@ -613,97 +581,10 @@ export const ProcessingRequest: MessageFns<ProcessingRequest> = {
     }
   },
 
-  fromJSON(object: any): ProcessingRequest {
-    return {
-      request: isSet(object.requestHeaders)
-        ? { $case: "requestHeaders", value: HttpHeaders.fromJSON(object.requestHeaders) }
-        : isSet(object.request_headers)
-        ? { $case: "requestHeaders", value: HttpHeaders.fromJSON(object.request_headers) }
-        : isSet(object.responseHeaders)
-        ? { $case: "responseHeaders", value: HttpHeaders.fromJSON(object.responseHeaders) }
-        : isSet(object.response_headers)
-        ? { $case: "responseHeaders", value: HttpHeaders.fromJSON(object.response_headers) }
-        : isSet(object.requestBody)
-        ? { $case: "requestBody", value: HttpBody.fromJSON(object.requestBody) }
-        : isSet(object.request_body)
-        ? { $case: "requestBody", value: HttpBody.fromJSON(object.request_body) }
-        : isSet(object.responseBody)
-        ? { $case: "responseBody", value: HttpBody.fromJSON(object.responseBody) }
-        : isSet(object.response_body)
-        ? { $case: "responseBody", value: HttpBody.fromJSON(object.response_body) }
-        : isSet(object.requestTrailers)
-        ? { $case: "requestTrailers", value: HttpTrailers.fromJSON(object.requestTrailers) }
-        : isSet(object.request_trailers)
-        ? { $case: "requestTrailers", value: HttpTrailers.fromJSON(object.request_trailers) }
-        : isSet(object.responseTrailers)
-        ? { $case: "responseTrailers", value: HttpTrailers.fromJSON(object.responseTrailers) }
-        : isSet(object.response_trailers)
-        ? { $case: "responseTrailers", value: HttpTrailers.fromJSON(object.response_trailers) }
-        : undefined,
-      metadataContext: isSet(object.metadataContext)
-        ? Metadata1.fromJSON(object.metadataContext)
-        : isSet(object.metadata_context)
-        ? Metadata1.fromJSON(object.metadata_context)
-        : undefined,
-      attributes: isObject(object.attributes)
-        ? (globalThis.Object.entries(object.attributes) as [string, any][]).reduce(
-          (acc: { [key: string]: { [key: string]: any } | undefined }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: value as { [key: string]: any } | undefined,
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      observabilityMode: isSet(object.observabilityMode)
-        ? globalThis.Boolean(object.observabilityMode)
-        : isSet(object.observability_mode)
-        ? globalThis.Boolean(object.observability_mode)
-        : false,
-    };
+  create(base?: DeepPartial<ProcessingRequest>): ProcessingRequest {
+    return ProcessingRequest.fromPartial(base ?? {});
   },
-
-  toJSON(message: ProcessingRequest): unknown {
-    const obj: any = {};
-    if (message.request?.$case === "requestHeaders") {
-      obj.requestHeaders = HttpHeaders.toJSON(message.request.value);
-    } else if (message.request?.$case === "responseHeaders") {
-      obj.responseHeaders = HttpHeaders.toJSON(message.request.value);
-    } else if (message.request?.$case === "requestBody") {
-      obj.requestBody = HttpBody.toJSON(message.request.value);
-    } else if (message.request?.$case === "responseBody") {
-      obj.responseBody = HttpBody.toJSON(message.request.value);
-    } else if (message.request?.$case === "requestTrailers") {
-      obj.requestTrailers = HttpTrailers.toJSON(message.request.value);
-    } else if (message.request?.$case === "responseTrailers") {
-      obj.responseTrailers = HttpTrailers.toJSON(message.request.value);
-    }
-    if (message.metadataContext !== undefined) {
-      obj.metadataContext = Metadata1.toJSON(message.metadataContext);
-    }
-    if (message.attributes) {
-      const entries = globalThis.Object.entries(message.attributes) as [string, { [key: string]: any } | undefined][];
-      if (entries.length > 0) {
-        obj.attributes = {};
-        entries.forEach(([k, v]) => {
-          obj.attributes[k] = v;
-        });
-      }
-    }
-    if (message.observabilityMode !== false) {
-      obj.observabilityMode = message.observabilityMode;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ProcessingRequest>, I>>(base?: I): ProcessingRequest {
-    return ProcessingRequest.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ProcessingRequest>, I>>(object: I): ProcessingRequest {
+  fromPartial(object: DeepPartial<ProcessingRequest>): ProcessingRequest {
     const message = createBaseProcessingRequest();
     switch (object.request?.$case) {
       case "requestHeaders": {
@@ -820,32 +701,10 @@ export const ProcessingRequest_AttributesEntry: MessageFns<ProcessingRequest_Att
     }
   },
 
-  fromJSON(object: any): ProcessingRequest_AttributesEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isObject(object.value) ? object.value : undefined,
-    };
+  create(base?: DeepPartial<ProcessingRequest_AttributesEntry>): ProcessingRequest_AttributesEntry {
+    return ProcessingRequest_AttributesEntry.fromPartial(base ?? {});
   },
-
-  toJSON(message: ProcessingRequest_AttributesEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== undefined) {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ProcessingRequest_AttributesEntry>, I>>(
-    base?: I,
-  ): ProcessingRequest_AttributesEntry {
-    return ProcessingRequest_AttributesEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ProcessingRequest_AttributesEntry>, I>>(
-    object: I,
-  ): ProcessingRequest_AttributesEntry {
+  fromPartial(object: DeepPartial<ProcessingRequest_AttributesEntry>): ProcessingRequest_AttributesEntry {
     const message = createBaseProcessingRequest_AttributesEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? undefined;
@@ -1004,88 +863,10 @@ export const ProcessingResponse: MessageFns<ProcessingResponse> = {
     }
   },
 
-  fromJSON(object: any): ProcessingResponse {
-    return {
-      response: isSet(object.requestHeaders)
-        ? { $case: "requestHeaders", value: HeadersResponse.fromJSON(object.requestHeaders) }
-        : isSet(object.request_headers)
-        ? { $case: "requestHeaders", value: HeadersResponse.fromJSON(object.request_headers) }
-        : isSet(object.responseHeaders)
-        ? { $case: "responseHeaders", value: HeadersResponse.fromJSON(object.responseHeaders) }
-        : isSet(object.response_headers)
-        ? { $case: "responseHeaders", value: HeadersResponse.fromJSON(object.response_headers) }
-        : isSet(object.requestBody)
-        ? { $case: "requestBody", value: BodyResponse.fromJSON(object.requestBody) }
-        : isSet(object.request_body)
-        ? { $case: "requestBody", value: BodyResponse.fromJSON(object.request_body) }
-        : isSet(object.responseBody)
-        ? { $case: "responseBody", value: BodyResponse.fromJSON(object.responseBody) }
-        : isSet(object.response_body)
-        ? { $case: "responseBody", value: BodyResponse.fromJSON(object.response_body) }
-        : isSet(object.requestTrailers)
-        ? { $case: "requestTrailers", value: TrailersResponse.fromJSON(object.requestTrailers) }
-        : isSet(object.request_trailers)
-        ? { $case: "requestTrailers", value: TrailersResponse.fromJSON(object.request_trailers) }
-        : isSet(object.responseTrailers)
-        ? { $case: "responseTrailers", value: TrailersResponse.fromJSON(object.responseTrailers) }
-        : isSet(object.response_trailers)
-        ? { $case: "responseTrailers", value: TrailersResponse.fromJSON(object.response_trailers) }
-        : isSet(object.immediateResponse)
-        ? { $case: "immediateResponse", value: ImmediateResponse.fromJSON(object.immediateResponse) }
-        : isSet(object.immediate_response)
-        ? { $case: "immediateResponse", value: ImmediateResponse.fromJSON(object.immediate_response) }
-        : undefined,
-      dynamicMetadata: isObject(object.dynamicMetadata)
-        ? object.dynamicMetadata
-        : isObject(object.dynamic_metadata)
-        ? object.dynamic_metadata
-        : undefined,
-      modeOverride: isSet(object.modeOverride)
-        ? ProcessingMode.fromJSON(object.modeOverride)
-        : isSet(object.mode_override)
-        ? ProcessingMode.fromJSON(object.mode_override)
-        : undefined,
-      overrideMessageTimeout: isSet(object.overrideMessageTimeout)
-        ? Duration.fromJSON(object.overrideMessageTimeout)
-        : isSet(object.override_message_timeout)
-        ? Duration.fromJSON(object.override_message_timeout)
-        : undefined,
-    };
+  create(base?: DeepPartial<ProcessingResponse>): ProcessingResponse {
+    return ProcessingResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: ProcessingResponse): unknown {
-    const obj: any = {};
-    if (message.response?.$case === "requestHeaders") {
-      obj.requestHeaders = HeadersResponse.toJSON(message.response.value);
-    } else if (message.response?.$case === "responseHeaders") {
-      obj.responseHeaders = HeadersResponse.toJSON(message.response.value);
-    } else if (message.response?.$case === "requestBody") {
-      obj.requestBody = BodyResponse.toJSON(message.response.value);
-    } else if (message.response?.$case === "responseBody") {
-      obj.responseBody = BodyResponse.toJSON(message.response.value);
-    } else if (message.response?.$case === "requestTrailers") {
-      obj.requestTrailers = TrailersResponse.toJSON(message.response.value);
-    } else if (message.response?.$case === "responseTrailers") {
-      obj.responseTrailers = TrailersResponse.toJSON(message.response.value);
-    } else if (message.response?.$case === "immediateResponse") {
-      obj.immediateResponse = ImmediateResponse.toJSON(message.response.value);
-    }
-    if (message.dynamicMetadata !== undefined) {
-      obj.dynamicMetadata = message.dynamicMetadata;
-    }
-    if (message.modeOverride !== undefined) {
-      obj.modeOverride = ProcessingMode.toJSON(message.modeOverride);
-    }
-    if (message.overrideMessageTimeout !== undefined) {
-      obj.overrideMessageTimeout = Duration.toJSON(message.overrideMessageTimeout);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ProcessingResponse>, I>>(base?: I): ProcessingResponse {
-    return ProcessingResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ProcessingResponse>, I>>(object: I): ProcessingResponse {
+  fromPartial(object: DeepPartial<ProcessingResponse>): ProcessingResponse {
     const message = createBaseProcessingResponse();
     switch (object.response?.$case) {
       case "requestHeaders": {
@@ -1220,55 +1001,10 @@ export const HttpHeaders: MessageFns<HttpHeaders> = {
     }
   },
 
-  fromJSON(object: any): HttpHeaders {
-    return {
-      headers: isSet(object.headers) ? HeaderMap.fromJSON(object.headers) : undefined,
-      attributes: isObject(object.attributes)
-        ? (globalThis.Object.entries(object.attributes) as [string, any][]).reduce(
-          (acc: { [key: string]: { [key: string]: any } | undefined }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: value as { [key: string]: any } | undefined,
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      endOfStream: isSet(object.endOfStream)
-        ? globalThis.Boolean(object.endOfStream)
-        : isSet(object.end_of_stream)
-        ? globalThis.Boolean(object.end_of_stream)
-        : false,
-    };
+  create(base?: DeepPartial<HttpHeaders>): HttpHeaders {
+    return HttpHeaders.fromPartial(base ?? {});
   },
-
-  toJSON(message: HttpHeaders): unknown {
-    const obj: any = {};
-    if (message.headers !== undefined) {
-      obj.headers = HeaderMap.toJSON(message.headers);
-    }
-    if (message.attributes) {
-      const entries = globalThis.Object.entries(message.attributes) as [string, { [key: string]: any } | undefined][];
-      if (entries.length > 0) {
-        obj.attributes = {};
-        entries.forEach(([k, v]) => {
-          obj.attributes[k] = v;
-        });
-      }
-    }
-    if (message.endOfStream !== false) {
-      obj.endOfStream = message.endOfStream;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<HttpHeaders>, I>>(base?: I): HttpHeaders {
-    return HttpHeaders.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<HttpHeaders>, I>>(object: I): HttpHeaders {
+  fromPartial(object: DeepPartial<HttpHeaders>): HttpHeaders {
     const message = createBaseHttpHeaders();
     message.headers = (object.headers !== undefined && object.headers !== null)
       ? HeaderMap.fromPartial(object.headers)
@@ -1347,28 +1083,10 @@ export const HttpHeaders_AttributesEntry: MessageFns<HttpHeaders_AttributesEntry
     }
   },
 
-  fromJSON(object: any): HttpHeaders_AttributesEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isObject(object.value) ? object.value : undefined,
-    };
+  create(base?: DeepPartial<HttpHeaders_AttributesEntry>): HttpHeaders_AttributesEntry {
+    return HttpHeaders_AttributesEntry.fromPartial(base ?? {});
   },
-
-  toJSON(message: HttpHeaders_AttributesEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== undefined) {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<HttpHeaders_AttributesEntry>, I>>(base?: I): HttpHeaders_AttributesEntry {
-    return HttpHeaders_AttributesEntry.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<HttpHeaders_AttributesEntry>, I>>(object: I): HttpHeaders_AttributesEntry {
+  fromPartial(object: DeepPartial<HttpHeaders_AttributesEntry>): HttpHeaders_AttributesEntry {
     const message = createBaseHttpHeaders_AttributesEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? undefined;
@@ -1432,32 +1150,10 @@ export const HttpBody: MessageFns<HttpBody> = {
     }
   },
 
-  fromJSON(object: any): HttpBody {
-    return {
-      body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
-      endOfStream: isSet(object.endOfStream)
-        ? globalThis.Boolean(object.endOfStream)
-        : isSet(object.end_of_stream)
-        ? globalThis.Boolean(object.end_of_stream)
-        : false,
-    };
+  create(base?: DeepPartial<HttpBody>): HttpBody {
+    return HttpBody.fromPartial(base ?? {});
   },
-
-  toJSON(message: HttpBody): unknown {
-    const obj: any = {};
-    if (message.body.length !== 0) {
-      obj.body = base64FromBytes(message.body);
-    }
-    if (message.endOfStream !== false) {
-      obj.endOfStream = message.endOfStream;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<HttpBody>, I>>(base?: I): HttpBody {
-    return HttpBody.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<HttpBody>, I>>(object: I): HttpBody {
+  fromPartial(object: DeepPartial<HttpBody>): HttpBody {
     const message = createBaseHttpBody();
     message.body = object.body ?? Buffer.alloc(0);
     message.endOfStream = object.endOfStream ?? false;
@@ -1510,22 +1206,10 @@ export const HttpTrailers: MessageFns<HttpTrailers> = {
     }
   },
 
-  fromJSON(object: any): HttpTrailers {
-    return { trailers: isSet(object.trailers) ? HeaderMap.fromJSON(object.trailers) : undefined };
+  create(base?: DeepPartial<HttpTrailers>): HttpTrailers {
+    return HttpTrailers.fromPartial(base ?? {});
   },
-
-  toJSON(message: HttpTrailers): unknown {
-    const obj: any = {};
-    if (message.trailers !== undefined) {
-      obj.trailers = HeaderMap.toJSON(message.trailers);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<HttpTrailers>, I>>(base?: I): HttpTrailers {
-    return HttpTrailers.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<HttpTrailers>, I>>(object: I): HttpTrailers {
+  fromPartial(object: DeepPartial<HttpTrailers>): HttpTrailers {
     const message = createBaseHttpTrailers();
     message.trailers = (object.trailers !== undefined && object.trailers !== null)
       ? HeaderMap.fromPartial(object.trailers)
@@ -1579,22 +1263,10 @@ export const HeadersResponse: MessageFns<HeadersResponse> = {
     }
   },
 
-  fromJSON(object: any): HeadersResponse {
-    return { response: isSet(object.response) ? CommonResponse.fromJSON(object.response) : undefined };
+  create(base?: DeepPartial<HeadersResponse>): HeadersResponse {
+    return HeadersResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: HeadersResponse): unknown {
-    const obj: any = {};
-    if (message.response !== undefined) {
-      obj.response = CommonResponse.toJSON(message.response);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<HeadersResponse>, I>>(base?: I): HeadersResponse {
-    return HeadersResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<HeadersResponse>, I>>(object: I): HeadersResponse {
+  fromPartial(object: DeepPartial<HeadersResponse>): HeadersResponse {
     const message = createBaseHeadersResponse();
     message.response = (object.response !== undefined && object.response !== null)
       ? CommonResponse.fromPartial(object.response)
@@ -1648,28 +1320,10 @@ export const TrailersResponse: MessageFns<TrailersResponse> = {
     }
   },
 
-  fromJSON(object: any): TrailersResponse {
-    return {
-      headerMutation: isSet(object.headerMutation)
-        ? HeaderMutation.fromJSON(object.headerMutation)
-        : isSet(object.header_mutation)
-        ? HeaderMutation.fromJSON(object.header_mutation)
-        : undefined,
-    };
+  create(base?: DeepPartial<TrailersResponse>): TrailersResponse {
+    return TrailersResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: TrailersResponse): unknown {
-    const obj: any = {};
-    if (message.headerMutation !== undefined) {
-      obj.headerMutation = HeaderMutation.toJSON(message.headerMutation);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<TrailersResponse>, I>>(base?: I): TrailersResponse {
-    return TrailersResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<TrailersResponse>, I>>(object: I): TrailersResponse {
+  fromPartial(object: DeepPartial<TrailersResponse>): TrailersResponse {
     const message = createBaseTrailersResponse();
     message.headerMutation = (object.headerMutation !== undefined && object.headerMutation !== null)
       ? HeaderMutation.fromPartial(object.headerMutation)
@@ -1723,22 +1377,10 @@ export const BodyResponse: MessageFns<BodyResponse> = {
     }
   },
 
-  fromJSON(object: any): BodyResponse {
-    return { response: isSet(object.response) ? CommonResponse.fromJSON(object.response) : undefined };
+  create(base?: DeepPartial<BodyResponse>): BodyResponse {
+    return BodyResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: BodyResponse): unknown {
-    const obj: any = {};
-    if (message.response !== undefined) {
-      obj.response = CommonResponse.toJSON(message.response);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<BodyResponse>, I>>(base?: I): BodyResponse {
-    return BodyResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<BodyResponse>, I>>(object: I): BodyResponse {
+  fromPartial(object: DeepPartial<BodyResponse>): BodyResponse {
     const message = createBaseBodyResponse();
     message.response = (object.response !== undefined && object.response !== null)
       ? CommonResponse.fromPartial(object.response)
@@ -1836,52 +1478,10 @@ export const CommonResponse: MessageFns<CommonResponse> = {
     }
   },
 
-  fromJSON(object: any): CommonResponse {
-    return {
-      status: isSet(object.status) ? commonResponse_ResponseStatusFromJSON(object.status) : 0,
-      headerMutation: isSet(object.headerMutation)
-        ? HeaderMutation.fromJSON(object.headerMutation)
-        : isSet(object.header_mutation)
-        ? HeaderMutation.fromJSON(object.header_mutation)
-        : undefined,
-      bodyMutation: isSet(object.bodyMutation)
-        ? BodyMutation.fromJSON(object.bodyMutation)
-        : isSet(object.body_mutation)
-        ? BodyMutation.fromJSON(object.body_mutation)
-        : undefined,
-      trailers: isSet(object.trailers) ? HeaderMap.fromJSON(object.trailers) : undefined,
-      clearRouteCache: isSet(object.clearRouteCache)
-        ? globalThis.Boolean(object.clearRouteCache)
-        : isSet(object.clear_route_cache)
-        ? globalThis.Boolean(object.clear_route_cache)
-        : false,
-    };
+  create(base?: DeepPartial<CommonResponse>): CommonResponse {
+    return CommonResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: CommonResponse): unknown {
-    const obj: any = {};
-    if (message.status !== 0) {
-      obj.status = commonResponse_ResponseStatusToJSON(message.status);
-    }
-    if (message.headerMutation !== undefined) {
-      obj.headerMutation = HeaderMutation.toJSON(message.headerMutation);
-    }
-    if (message.bodyMutation !== undefined) {
-      obj.bodyMutation = BodyMutation.toJSON(message.bodyMutation);
-    }
-    if (message.trailers !== undefined) {
-      obj.trailers = HeaderMap.toJSON(message.trailers);
-    }
-    if (message.clearRouteCache !== false) {
-      obj.clearRouteCache = message.clearRouteCache;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<CommonResponse>, I>>(base?: I): CommonResponse {
-    return CommonResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<CommonResponse>, I>>(object: I): CommonResponse {
+  fromPartial(object: DeepPartial<CommonResponse>): CommonResponse {
     const message = createBaseCommonResponse();
     message.status = object.status ?? 0;
     message.headerMutation = (object.headerMutation !== undefined && object.headerMutation !== null)
@@ -1987,44 +1587,10 @@ export const ImmediateResponse: MessageFns<ImmediateResponse> = {
     }
   },
 
-  fromJSON(object: any): ImmediateResponse {
-    return {
-      status: isSet(object.status) ? HttpStatus.fromJSON(object.status) : undefined,
-      headers: isSet(object.headers) ? HeaderMutation.fromJSON(object.headers) : undefined,
-      body: isSet(object.body) ? Buffer.from(bytesFromBase64(object.body)) : Buffer.alloc(0),
-      grpcStatus: isSet(object.grpcStatus)
-        ? GrpcStatus.fromJSON(object.grpcStatus)
-        : isSet(object.grpc_status)
-        ? GrpcStatus.fromJSON(object.grpc_status)
-        : undefined,
-      details: isSet(object.details) ? globalThis.String(object.details) : "",
-    };
+  create(base?: DeepPartial<ImmediateResponse>): ImmediateResponse {
+    return ImmediateResponse.fromPartial(base ?? {});
   },
-
-  toJSON(message: ImmediateResponse): unknown {
-    const obj: any = {};
-    if (message.status !== undefined) {
-      obj.status = HttpStatus.toJSON(message.status);
-    }
-    if (message.headers !== undefined) {
-      obj.headers = HeaderMutation.toJSON(message.headers);
-    }
-    if (message.body.length !== 0) {
-      obj.body = base64FromBytes(message.body);
-    }
-    if (message.grpcStatus !== undefined) {
-      obj.grpcStatus = GrpcStatus.toJSON(message.grpcStatus);
-    }
-    if (message.details !== "") {
-      obj.details = message.details;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ImmediateResponse>, I>>(base?: I): ImmediateResponse {
-    return ImmediateResponse.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ImmediateResponse>, I>>(object: I): ImmediateResponse {
+  fromPartial(object: DeepPartial<ImmediateResponse>): ImmediateResponse {
     const message = createBaseImmediateResponse();
     message.status = (object.status !== undefined && object.status !== null)
       ? HttpStatus.fromPartial(object.status)
@@ -2086,22 +1652,10 @@ export const GrpcStatus: MessageFns<GrpcStatus> = {
     }
   },
 
-  fromJSON(object: any): GrpcStatus {
-    return { status: isSet(object.status) ? globalThis.Number(object.status) : 0 };
+  create(base?: DeepPartial<GrpcStatus>): GrpcStatus {
+    return GrpcStatus.fromPartial(base ?? {});
   },
-
-  toJSON(message: GrpcStatus): unknown {
-    const obj: any = {};
-    if (message.status !== 0) {
-      obj.status = Math.round(message.status);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<GrpcStatus>, I>>(base?: I): GrpcStatus {
-    return GrpcStatus.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<GrpcStatus>, I>>(object: I): GrpcStatus {
+  fromPartial(object: DeepPartial<GrpcStatus>): GrpcStatus {
     const message = createBaseGrpcStatus();
     message.status = object.status ?? 0;
     return message;
@@ -2164,36 +1718,10 @@ export const HeaderMutation: MessageFns<HeaderMutation> = {
     }
   },
 
-  fromJSON(object: any): HeaderMutation {
-    return {
-      setHeaders: globalThis.Array.isArray(object?.setHeaders)
-        ? object.setHeaders.map((e: any) => HeaderValueOption.fromJSON(e))
-        : globalThis.Array.isArray(object?.set_headers)
-        ? object.set_headers.map((e: any) => HeaderValueOption.fromJSON(e))
-        : [],
-      removeHeaders: globalThis.Array.isArray(object?.removeHeaders)
-        ? object.removeHeaders.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.remove_headers)
-        ? object.remove_headers.map((e: any) => globalThis.String(e))
-        : [],
-    };
+  create(base?: DeepPartial<HeaderMutation>): HeaderMutation {
+    return HeaderMutation.fromPartial(base ?? {});
   },
-
-  toJSON(message: HeaderMutation): unknown {
-    const obj: any = {};
-    if (message.setHeaders?.length) {
-      obj.setHeaders = message.setHeaders.map((e) => HeaderValueOption.toJSON(e));
-    }
-    if (message.removeHeaders?.length) {
-      obj.removeHeaders = message.removeHeaders;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<HeaderMutation>, I>>(base?: I): HeaderMutation {
-    return HeaderMutation.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<HeaderMutation>, I>>(object: I): HeaderMutation {
+  fromPartial(object: DeepPartial<HeaderMutation>): HeaderMutation {
     const message = createBaseHeaderMutation();
     message.setHeaders = object.setHeaders?.map((e) => HeaderValueOption.fromPartial(e)) || [];
     message.removeHeaders = object.removeHeaders?.map((e) => e) || [];
@@ -2259,32 +1787,10 @@ export const BodyMutation: MessageFns<BodyMutation> = {
     }
   },
 
-  fromJSON(object: any): BodyMutation {
-    return {
-      mutation: isSet(object.body)
-        ? { $case: "body", value: Buffer.from(bytesFromBase64(object.body)) }
-        : isSet(object.clearBody)
-        ? { $case: "clearBody", value: globalThis.Boolean(object.clearBody) }
-        : isSet(object.clear_body)
-        ? { $case: "clearBody", value: globalThis.Boolean(object.clear_body) }
-        : undefined,
-    };
+  create(base?: DeepPartial<BodyMutation>): BodyMutation {
+    return BodyMutation.fromPartial(base ?? {});
   },
-
-  toJSON(message: BodyMutation): unknown {
-    const obj: any = {};
-    if (message.mutation?.$case === "body") {
-      obj.body = base64FromBytes(message.mutation.value);
-    } else if (message.mutation?.$case === "clearBody") {
-      obj.clearBody = message.mutation.value;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<BodyMutation>, I>>(base?: I): BodyMutation {
-    return BodyMutation.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<BodyMutation>, I>>(object: I): BodyMutation {
+  fromPartial(object: DeepPartial<BodyMutation>): BodyMutation {
     const message = createBaseBodyMutation();
     switch (object.mutation?.$case) {
       case "body": {
@@ -2357,40 +1863,18 @@ export const ExternalProcessorClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
-function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
-}
-
-function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
-}
-
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

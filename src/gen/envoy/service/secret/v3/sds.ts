@@ -5,7 +5,6 @@
 // source: envoy/service/secret/v3/sds.proto
 
 /* eslint-disable */
-import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import {
   type CallOptions,
   type ChannelCredentials,
@@ -26,69 +25,6 @@ import {
   DiscoveryRequest,
   DiscoveryResponse,
 } from "../../discovery/v3/discovery.js";
-
-export const protobufPackage = "envoy.service.secret.v3";
-
-export const protobufFileName = "envoy/service/secret/v3/sds.proto";
-
-/**
- * [#not-implemented-hide:] Not configuration. Workaround c++ protobuf issue with importing
- * services: https://github.com/google/protobuf/issues/4221
- */
-export interface SdsDummy {
-}
-
-function createBaseSdsDummy(): SdsDummy {
-  return {};
-}
-
-export const SdsDummy: MessageFns<SdsDummy> = {
-  encode(_: SdsDummy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): SdsDummy {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseSdsDummy();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(_: any): SdsDummy {
-    return {};
-  },
-
-  toJSON(_: SdsDummy): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<SdsDummy>, I>>(base?: I): SdsDummy {
-    return SdsDummy.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<SdsDummy>, I>>(_: I): SdsDummy {
-    const message = createBaseSdsDummy();
-    return message;
-  },
-};
 
 export type SecretDiscoveryServiceService = typeof SecretDiscoveryServiceService;
 export const SecretDiscoveryServiceService = {
@@ -171,25 +107,3 @@ export const SecretDiscoveryServiceClient = makeGenericClientConstructor(
   service: typeof SecretDiscoveryServiceService;
   serviceName: string;
 };
-
-type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
-
-export type DeepPartial<T> = T extends Builtin ? T
-  : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
-  : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
-  : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
-  : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
-  : Partial<T>;
-
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-export interface MessageFns<T> {
-  encode(message: T, writer?: BinaryWriter): BinaryWriter;
-  decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
-}

@@ -8,10 +8,6 @@
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { UInt32Value } from "../../../../google/protobuf/wrappers.js";
 
-export const protobufPackage = "envoy.type.matcher.v3";
-
-export const protobufFileName = "envoy/type/matcher/v3/regex.proto";
-
 /** A regex matcher designed for safety when used with untrusted input. */
 export interface RegexMatcher {
   engineType?:
@@ -59,39 +55,6 @@ export interface RegexMatcher_GoogleRE2 {
    * @deprecated
    */
   maxProgramSize?: number | undefined;
-}
-
-/**
- * Describes how to match a string and then produce a new string using a regular
- * expression and a substitution string.
- */
-export interface RegexMatchAndSubstitute {
-  /**
-   * The regular expression used to find portions of a string (hereafter called
-   * the "subject string") that should be replaced. When a new string is
-   * produced during the substitution operation, the new string is initially
-   * the same as the subject string, but then all matches in the subject string
-   * are replaced by the substitution string. If replacing all matches isn't
-   * desired, regular expression anchors can be used to ensure a single match,
-   * so as to replace just one occurrence of a pattern. Capture groups can be
-   * used in the pattern to extract portions of the subject string, and then
-   * referenced in the substitution string.
-   */
-  pattern?:
-    | RegexMatcher
-    | undefined;
-  /**
-   * The string that should be substituted into matching portions of the
-   * subject string during a substitution operation to produce a new string.
-   * Capture groups in the pattern can be referenced in the substitution
-   * string. Note, however, that the syntax for referring to capture groups is
-   * defined by the chosen regular expression engine. Google's `RE2
-   * <https://github.com/google/re2>`_ regular expression engine uses a
-   * backslash followed by the capture group number to denote a numbered
-   * capture group. E.g., ``\1`` refers to capture group 1, and ``\2`` refers
-   * to capture group 2.
-   */
-  substitution: string;
 }
 
 function createBaseRegexMatcher(): RegexMatcher {
@@ -152,32 +115,10 @@ export const RegexMatcher: MessageFns<RegexMatcher> = {
     }
   },
 
-  fromJSON(object: any): RegexMatcher {
-    return {
-      engineType: isSet(object.googleRe2)
-        ? { $case: "googleRe2", value: RegexMatcher_GoogleRE2.fromJSON(object.googleRe2) }
-        : isSet(object.google_re2)
-        ? { $case: "googleRe2", value: RegexMatcher_GoogleRE2.fromJSON(object.google_re2) }
-        : undefined,
-      regex: isSet(object.regex) ? globalThis.String(object.regex) : "",
-    };
+  create(base?: DeepPartial<RegexMatcher>): RegexMatcher {
+    return RegexMatcher.fromPartial(base ?? {});
   },
-
-  toJSON(message: RegexMatcher): unknown {
-    const obj: any = {};
-    if (message.engineType?.$case === "googleRe2") {
-      obj.googleRe2 = RegexMatcher_GoogleRE2.toJSON(message.engineType.value);
-    }
-    if (message.regex !== "") {
-      obj.regex = message.regex;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<RegexMatcher>, I>>(base?: I): RegexMatcher {
-    return RegexMatcher.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<RegexMatcher>, I>>(object: I): RegexMatcher {
+  fromPartial(object: DeepPartial<RegexMatcher>): RegexMatcher {
     const message = createBaseRegexMatcher();
     switch (object.engineType?.$case) {
       case "googleRe2": {
@@ -240,143 +181,28 @@ export const RegexMatcher_GoogleRE2: MessageFns<RegexMatcher_GoogleRE2> = {
     }
   },
 
-  fromJSON(object: any): RegexMatcher_GoogleRE2 {
-    return {
-      maxProgramSize: isSet(object.maxProgramSize)
-        ? Number(object.maxProgramSize)
-        : isSet(object.max_program_size)
-        ? Number(object.max_program_size)
-        : undefined,
-    };
+  create(base?: DeepPartial<RegexMatcher_GoogleRE2>): RegexMatcher_GoogleRE2 {
+    return RegexMatcher_GoogleRE2.fromPartial(base ?? {});
   },
-
-  toJSON(message: RegexMatcher_GoogleRE2): unknown {
-    const obj: any = {};
-    if (message.maxProgramSize !== undefined) {
-      obj.maxProgramSize = message.maxProgramSize;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<RegexMatcher_GoogleRE2>, I>>(base?: I): RegexMatcher_GoogleRE2 {
-    return RegexMatcher_GoogleRE2.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<RegexMatcher_GoogleRE2>, I>>(object: I): RegexMatcher_GoogleRE2 {
+  fromPartial(object: DeepPartial<RegexMatcher_GoogleRE2>): RegexMatcher_GoogleRE2 {
     const message = createBaseRegexMatcher_GoogleRE2();
     message.maxProgramSize = object.maxProgramSize ?? undefined;
     return message;
   },
 };
 
-function createBaseRegexMatchAndSubstitute(): RegexMatchAndSubstitute {
-  return { pattern: undefined, substitution: "" };
-}
-
-export const RegexMatchAndSubstitute: MessageFns<RegexMatchAndSubstitute> = {
-  encode(message: RegexMatchAndSubstitute, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.pattern !== undefined) {
-      RegexMatcher.encode(message.pattern, writer.uint32(10).fork()).join();
-    }
-    if (message.substitution !== "") {
-      writer.uint32(18).string(message.substitution);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): RegexMatchAndSubstitute {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseRegexMatchAndSubstitute();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.pattern = RegexMatcher.decode(reader, reader.uint32());
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.substitution = reader.string();
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): RegexMatchAndSubstitute {
-    return {
-      pattern: isSet(object.pattern) ? RegexMatcher.fromJSON(object.pattern) : undefined,
-      substitution: isSet(object.substitution) ? globalThis.String(object.substitution) : "",
-    };
-  },
-
-  toJSON(message: RegexMatchAndSubstitute): unknown {
-    const obj: any = {};
-    if (message.pattern !== undefined) {
-      obj.pattern = RegexMatcher.toJSON(message.pattern);
-    }
-    if (message.substitution !== "") {
-      obj.substitution = message.substitution;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<RegexMatchAndSubstitute>, I>>(base?: I): RegexMatchAndSubstitute {
-    return RegexMatchAndSubstitute.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<RegexMatchAndSubstitute>, I>>(object: I): RegexMatchAndSubstitute {
-    const message = createBaseRegexMatchAndSubstitute();
-    message.pattern = (object.pattern !== undefined && object.pattern !== null)
-      ? RegexMatcher.fromPartial(object.pattern)
-      : undefined;
-    message.substitution = object.substitution ?? "";
-    return message;
-  },
-};
-
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

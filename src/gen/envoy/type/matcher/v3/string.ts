@@ -9,10 +9,6 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { TypedExtensionConfig } from "../../../../xds/core/v3/extension.js";
 import { RegexMatcher } from "./regex.js";
 
-export const protobufPackage = "envoy.type.matcher.v3";
-
-export const protobufFileName = "envoy/type/matcher/v3/string.proto";
-
 /**
  * Specifies the way to match a string.
  * [#next-free-field: 9]
@@ -74,11 +70,6 @@ export interface StringMatcher {
    * For example, the matcher ``data`` will match both input string ``Data`` and ``data`` if set to true.
    */
   ignoreCase: boolean;
-}
-
-/** Specifies a list of ways to match a string. */
-export interface ListStringMatcher {
-  patterns: StringMatcher[];
 }
 
 function createBaseStringMatcher(): StringMatcher {
@@ -194,56 +185,10 @@ export const StringMatcher: MessageFns<StringMatcher> = {
     }
   },
 
-  fromJSON(object: any): StringMatcher {
-    return {
-      matchPattern: isSet(object.exact)
-        ? { $case: "exact", value: globalThis.String(object.exact) }
-        : isSet(object.prefix)
-        ? { $case: "prefix", value: globalThis.String(object.prefix) }
-        : isSet(object.suffix)
-        ? { $case: "suffix", value: globalThis.String(object.suffix) }
-        : isSet(object.safeRegex)
-        ? { $case: "safeRegex", value: RegexMatcher.fromJSON(object.safeRegex) }
-        : isSet(object.safe_regex)
-        ? { $case: "safeRegex", value: RegexMatcher.fromJSON(object.safe_regex) }
-        : isSet(object.contains)
-        ? { $case: "contains", value: globalThis.String(object.contains) }
-        : isSet(object.custom)
-        ? { $case: "custom", value: TypedExtensionConfig.fromJSON(object.custom) }
-        : undefined,
-      ignoreCase: isSet(object.ignoreCase)
-        ? globalThis.Boolean(object.ignoreCase)
-        : isSet(object.ignore_case)
-        ? globalThis.Boolean(object.ignore_case)
-        : false,
-    };
+  create(base?: DeepPartial<StringMatcher>): StringMatcher {
+    return StringMatcher.fromPartial(base ?? {});
   },
-
-  toJSON(message: StringMatcher): unknown {
-    const obj: any = {};
-    if (message.matchPattern?.$case === "exact") {
-      obj.exact = message.matchPattern.value;
-    } else if (message.matchPattern?.$case === "prefix") {
-      obj.prefix = message.matchPattern.value;
-    } else if (message.matchPattern?.$case === "suffix") {
-      obj.suffix = message.matchPattern.value;
-    } else if (message.matchPattern?.$case === "safeRegex") {
-      obj.safeRegex = RegexMatcher.toJSON(message.matchPattern.value);
-    } else if (message.matchPattern?.$case === "contains") {
-      obj.contains = message.matchPattern.value;
-    } else if (message.matchPattern?.$case === "custom") {
-      obj.custom = TypedExtensionConfig.toJSON(message.matchPattern.value);
-    }
-    if (message.ignoreCase !== false) {
-      obj.ignoreCase = message.ignoreCase;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<StringMatcher>, I>>(base?: I): StringMatcher {
-    return StringMatcher.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<StringMatcher>, I>>(object: I): StringMatcher {
+  fromPartial(object: DeepPartial<StringMatcher>): StringMatcher {
     const message = createBaseStringMatcher();
     switch (object.matchPattern?.$case) {
       case "exact": {
@@ -291,99 +236,18 @@ export const StringMatcher: MessageFns<StringMatcher> = {
   },
 };
 
-function createBaseListStringMatcher(): ListStringMatcher {
-  return { patterns: [] };
-}
-
-export const ListStringMatcher: MessageFns<ListStringMatcher> = {
-  encode(message: ListStringMatcher, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    for (const v of message.patterns) {
-      StringMatcher.encode(v!, writer.uint32(10).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): ListStringMatcher {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseListStringMatcher();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.patterns.push(StringMatcher.decode(reader, reader.uint32()));
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): ListStringMatcher {
-    return {
-      patterns: globalThis.Array.isArray(object?.patterns)
-        ? object.patterns.map((e: any) => StringMatcher.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListStringMatcher): unknown {
-    const obj: any = {};
-    if (message.patterns?.length) {
-      obj.patterns = message.patterns.map((e) => StringMatcher.toJSON(e));
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<ListStringMatcher>, I>>(base?: I): ListStringMatcher {
-    return ListStringMatcher.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<ListStringMatcher>, I>>(object: I): ListStringMatcher {
-    const message = createBaseListStringMatcher();
-    message.patterns = object.patterns?.map((e) => StringMatcher.fromPartial(e)) || [];
-    return message;
-  },
-};
-
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

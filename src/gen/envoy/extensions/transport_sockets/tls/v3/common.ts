@@ -12,188 +12,6 @@ import { DataSource, WatchedDirectory } from "../../../../config/core/v3/base.js
 import { TypedExtensionConfig } from "../../../../config/core/v3/extension.js";
 import { StringMatcher } from "../../../../type/matcher/v3/string.js";
 
-export const protobufPackage = "envoy.extensions.transport_sockets.tls.v3";
-
-export const protobufFileName = "envoy/extensions/transport_sockets/tls/v3/common.proto";
-
-/** [#next-free-field: 6] */
-export interface TlsParameters {
-  /**
-   * Minimum TLS protocol version. By default, it's ``TLSv1_2`` for both clients and servers.
-   *
-   * TLS protocol versions below TLSv1_2 require setting compatible ciphers with the
-   * ``cipher_suites`` setting as the default ciphers no longer include compatible ciphers.
-   *
-   * .. attention::
-   *
-   *   Using TLS protocol versions below TLSv1_2 has serious security considerations and risks.
-   */
-  tlsMinimumProtocolVersion: TlsParameters_TlsProtocol;
-  /**
-   * Maximum TLS protocol version. By default, it's ``TLSv1_2`` for clients and ``TLSv1_3`` for
-   * servers.
-   */
-  tlsMaximumProtocolVersion: TlsParameters_TlsProtocol;
-  /**
-   * If specified, the TLS listener will only support the specified `cipher list
-   * <https://commondatastorage.googleapis.com/chromium-boringssl-docs/ssl.h.html#Cipher-suite-configuration>`_
-   * when negotiating TLS 1.0-1.2 (this setting has no effect when negotiating TLS 1.3).
-   *
-   * If not specified, a default list will be used. Defaults are different for server (downstream) and
-   * client (upstream) TLS configurations.
-   * Defaults will change over time in response to security considerations; If you care, configure
-   * it instead of using the default.
-   *
-   * In non-FIPS builds, the default server cipher list is:
-   *
-   * .. code-block:: none
-   *
-   *   [ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]
-   *   [ECDHE-RSA-AES128-GCM-SHA256|ECDHE-RSA-CHACHA20-POLY1305]
-   *   ECDHE-ECDSA-AES256-GCM-SHA384
-   *   ECDHE-RSA-AES256-GCM-SHA384
-   *
-   * In builds using :ref:`BoringSSL FIPS <arch_overview_ssl_fips>`, the default server cipher list is:
-   *
-   * .. code-block:: none
-   *
-   *   ECDHE-ECDSA-AES128-GCM-SHA256
-   *   ECDHE-RSA-AES128-GCM-SHA256
-   *   ECDHE-ECDSA-AES256-GCM-SHA384
-   *   ECDHE-RSA-AES256-GCM-SHA384
-   *
-   * In non-FIPS builds, the default client cipher list is:
-   *
-   * .. code-block:: none
-   *
-   *   [ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]
-   *   [ECDHE-RSA-AES128-GCM-SHA256|ECDHE-RSA-CHACHA20-POLY1305]
-   *   ECDHE-ECDSA-AES256-GCM-SHA384
-   *   ECDHE-RSA-AES256-GCM-SHA384
-   *
-   * In builds using :ref:`BoringSSL FIPS <arch_overview_ssl_fips>`, the default client cipher list is:
-   *
-   * .. code-block:: none
-   *
-   *   ECDHE-ECDSA-AES128-GCM-SHA256
-   *   ECDHE-RSA-AES128-GCM-SHA256
-   *   ECDHE-ECDSA-AES256-GCM-SHA384
-   *   ECDHE-RSA-AES256-GCM-SHA384
-   */
-  cipherSuites: string[];
-  /**
-   * If specified, the TLS connection will only support the specified ECDH
-   * curves. If not specified, the default curves will be used.
-   *
-   * In non-FIPS builds, the default curves are:
-   *
-   * .. code-block:: none
-   *
-   *   X25519
-   *   P-256
-   *
-   * In builds using :ref:`BoringSSL FIPS <arch_overview_ssl_fips>`, the default curve is:
-   *
-   * .. code-block:: none
-   *
-   *   P-256
-   */
-  ecdhCurves: string[];
-  /**
-   * If specified, the TLS connection will only support the specified signature algorithms.
-   * The list is ordered by preference.
-   * If not specified, the default signature algorithms defined by BoringSSL will be used.
-   *
-   * Default signature algorithms selected by BoringSSL (may be out of date):
-   *
-   * .. code-block:: none
-   *
-   *   ecdsa_secp256r1_sha256
-   *   rsa_pss_rsae_sha256
-   *   rsa_pkcs1_sha256
-   *   ecdsa_secp384r1_sha384
-   *   rsa_pss_rsae_sha384
-   *   rsa_pkcs1_sha384
-   *   rsa_pss_rsae_sha512
-   *   rsa_pkcs1_sha512
-   *   rsa_pkcs1_sha1
-   *
-   * Signature algorithms supported by BoringSSL (may be out of date):
-   *
-   * .. code-block:: none
-   *
-   *   rsa_pkcs1_sha256
-   *   rsa_pkcs1_sha384
-   *   rsa_pkcs1_sha512
-   *   ecdsa_secp256r1_sha256
-   *   ecdsa_secp384r1_sha384
-   *   ecdsa_secp521r1_sha512
-   *   rsa_pss_rsae_sha256
-   *   rsa_pss_rsae_sha384
-   *   rsa_pss_rsae_sha512
-   *   ed25519
-   *   rsa_pkcs1_sha1
-   *   ecdsa_sha1
-   */
-  signatureAlgorithms: string[];
-}
-
-export enum TlsParameters_TlsProtocol {
-  /** TLS_AUTO - Envoy will choose the optimal TLS version. */
-  TLS_AUTO = 0,
-  /** TLSv1_0 - TLS 1.0 */
-  TLSv1_0 = 1,
-  /** TLSv1_1 - TLS 1.1 */
-  TLSv1_1 = 2,
-  /** TLSv1_2 - TLS 1.2 */
-  TLSv1_2 = 3,
-  /** TLSv1_3 - TLS 1.3 */
-  TLSv1_3 = 4,
-  UNRECOGNIZED = -1,
-}
-
-export function tlsParameters_TlsProtocolFromJSON(object: any): TlsParameters_TlsProtocol {
-  switch (object) {
-    case 0:
-    case "TLS_AUTO":
-      return TlsParameters_TlsProtocol.TLS_AUTO;
-    case 1:
-    case "TLSv1_0":
-      return TlsParameters_TlsProtocol.TLSv1_0;
-    case 2:
-    case "TLSv1_1":
-      return TlsParameters_TlsProtocol.TLSv1_1;
-    case 3:
-    case "TLSv1_2":
-      return TlsParameters_TlsProtocol.TLSv1_2;
-    case 4:
-    case "TLSv1_3":
-      return TlsParameters_TlsProtocol.TLSv1_3;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return TlsParameters_TlsProtocol.UNRECOGNIZED;
-  }
-}
-
-export function tlsParameters_TlsProtocolToJSON(object: TlsParameters_TlsProtocol): string {
-  switch (object) {
-    case TlsParameters_TlsProtocol.TLS_AUTO:
-      return "TLS_AUTO";
-    case TlsParameters_TlsProtocol.TLSv1_0:
-      return "TLSv1_0";
-    case TlsParameters_TlsProtocol.TLSv1_1:
-      return "TLSv1_1";
-    case TlsParameters_TlsProtocol.TLSv1_2:
-      return "TLSv1_2";
-    case TlsParameters_TlsProtocol.TLSv1_3:
-      return "TLSv1_3";
-    case TlsParameters_TlsProtocol.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 /**
  * BoringSSL private key method configuration. The private key methods are used for external
  * (potentially asynchronous) signing and decryption operations. Some use cases for private key
@@ -397,54 +215,6 @@ export enum SubjectAltNameMatcher_SanType {
   URI = 3,
   IP_ADDRESS = 4,
   OTHER_NAME = 5,
-  UNRECOGNIZED = -1,
-}
-
-export function subjectAltNameMatcher_SanTypeFromJSON(object: any): SubjectAltNameMatcher_SanType {
-  switch (object) {
-    case 0:
-    case "SAN_TYPE_UNSPECIFIED":
-      return SubjectAltNameMatcher_SanType.SAN_TYPE_UNSPECIFIED;
-    case 1:
-    case "EMAIL":
-      return SubjectAltNameMatcher_SanType.EMAIL;
-    case 2:
-    case "DNS":
-      return SubjectAltNameMatcher_SanType.DNS;
-    case 3:
-    case "URI":
-      return SubjectAltNameMatcher_SanType.URI;
-    case 4:
-    case "IP_ADDRESS":
-      return SubjectAltNameMatcher_SanType.IP_ADDRESS;
-    case 5:
-    case "OTHER_NAME":
-      return SubjectAltNameMatcher_SanType.OTHER_NAME;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return SubjectAltNameMatcher_SanType.UNRECOGNIZED;
-  }
-}
-
-export function subjectAltNameMatcher_SanTypeToJSON(object: SubjectAltNameMatcher_SanType): string {
-  switch (object) {
-    case SubjectAltNameMatcher_SanType.SAN_TYPE_UNSPECIFIED:
-      return "SAN_TYPE_UNSPECIFIED";
-    case SubjectAltNameMatcher_SanType.EMAIL:
-      return "EMAIL";
-    case SubjectAltNameMatcher_SanType.DNS:
-      return "DNS";
-    case SubjectAltNameMatcher_SanType.URI:
-      return "URI";
-    case SubjectAltNameMatcher_SanType.IP_ADDRESS:
-      return "IP_ADDRESS";
-    case SubjectAltNameMatcher_SanType.OTHER_NAME:
-      return "OTHER_NAME";
-    case SubjectAltNameMatcher_SanType.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 /** [#next-free-field: 18] */
@@ -683,201 +453,10 @@ export enum CertificateValidationContext_TrustChainVerification {
    * see :ref:`validated <envoy_v3_api_field_config.route.v3.RouteMatch.TlsContextMatchOptions.validated>` ).
    */
   ACCEPT_UNTRUSTED = 1,
-  UNRECOGNIZED = -1,
-}
-
-export function certificateValidationContext_TrustChainVerificationFromJSON(
-  object: any,
-): CertificateValidationContext_TrustChainVerification {
-  switch (object) {
-    case 0:
-    case "VERIFY_TRUST_CHAIN":
-      return CertificateValidationContext_TrustChainVerification.VERIFY_TRUST_CHAIN;
-    case 1:
-    case "ACCEPT_UNTRUSTED":
-      return CertificateValidationContext_TrustChainVerification.ACCEPT_UNTRUSTED;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return CertificateValidationContext_TrustChainVerification.UNRECOGNIZED;
-  }
-}
-
-export function certificateValidationContext_TrustChainVerificationToJSON(
-  object: CertificateValidationContext_TrustChainVerification,
-): string {
-  switch (object) {
-    case CertificateValidationContext_TrustChainVerification.VERIFY_TRUST_CHAIN:
-      return "VERIFY_TRUST_CHAIN";
-    case CertificateValidationContext_TrustChainVerification.ACCEPT_UNTRUSTED:
-      return "ACCEPT_UNTRUSTED";
-    case CertificateValidationContext_TrustChainVerification.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export interface CertificateValidationContext_SystemRootCerts {
 }
-
-function createBaseTlsParameters(): TlsParameters {
-  return {
-    tlsMinimumProtocolVersion: 0,
-    tlsMaximumProtocolVersion: 0,
-    cipherSuites: [],
-    ecdhCurves: [],
-    signatureAlgorithms: [],
-  };
-}
-
-export const TlsParameters: MessageFns<TlsParameters> = {
-  encode(message: TlsParameters, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.tlsMinimumProtocolVersion !== 0) {
-      writer.uint32(8).int32(message.tlsMinimumProtocolVersion);
-    }
-    if (message.tlsMaximumProtocolVersion !== 0) {
-      writer.uint32(16).int32(message.tlsMaximumProtocolVersion);
-    }
-    for (const v of message.cipherSuites) {
-      writer.uint32(26).string(v!);
-    }
-    for (const v of message.ecdhCurves) {
-      writer.uint32(34).string(v!);
-    }
-    for (const v of message.signatureAlgorithms) {
-      writer.uint32(42).string(v!);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): TlsParameters {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseTlsParameters();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
-              break;
-            }
-
-            message.tlsMinimumProtocolVersion = reader.int32() as any;
-            continue;
-          }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.tlsMaximumProtocolVersion = reader.int32() as any;
-            continue;
-          }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.cipherSuites.push(reader.string());
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.ecdhCurves.push(reader.string());
-            continue;
-          }
-          case 5: {
-            if (tag !== 42) {
-              break;
-            }
-
-            message.signatureAlgorithms.push(reader.string());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): TlsParameters {
-    return {
-      tlsMinimumProtocolVersion: isSet(object.tlsMinimumProtocolVersion)
-        ? tlsParameters_TlsProtocolFromJSON(object.tlsMinimumProtocolVersion)
-        : isSet(object.tls_minimum_protocol_version)
-        ? tlsParameters_TlsProtocolFromJSON(object.tls_minimum_protocol_version)
-        : 0,
-      tlsMaximumProtocolVersion: isSet(object.tlsMaximumProtocolVersion)
-        ? tlsParameters_TlsProtocolFromJSON(object.tlsMaximumProtocolVersion)
-        : isSet(object.tls_maximum_protocol_version)
-        ? tlsParameters_TlsProtocolFromJSON(object.tls_maximum_protocol_version)
-        : 0,
-      cipherSuites: globalThis.Array.isArray(object?.cipherSuites)
-        ? object.cipherSuites.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.cipher_suites)
-        ? object.cipher_suites.map((e: any) => globalThis.String(e))
-        : [],
-      ecdhCurves: globalThis.Array.isArray(object?.ecdhCurves)
-        ? object.ecdhCurves.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.ecdh_curves)
-        ? object.ecdh_curves.map((e: any) => globalThis.String(e))
-        : [],
-      signatureAlgorithms: globalThis.Array.isArray(object?.signatureAlgorithms)
-        ? object.signatureAlgorithms.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.signature_algorithms)
-        ? object.signature_algorithms.map((e: any) => globalThis.String(e))
-        : [],
-    };
-  },
-
-  toJSON(message: TlsParameters): unknown {
-    const obj: any = {};
-    if (message.tlsMinimumProtocolVersion !== 0) {
-      obj.tlsMinimumProtocolVersion = tlsParameters_TlsProtocolToJSON(message.tlsMinimumProtocolVersion);
-    }
-    if (message.tlsMaximumProtocolVersion !== 0) {
-      obj.tlsMaximumProtocolVersion = tlsParameters_TlsProtocolToJSON(message.tlsMaximumProtocolVersion);
-    }
-    if (message.cipherSuites?.length) {
-      obj.cipherSuites = message.cipherSuites;
-    }
-    if (message.ecdhCurves?.length) {
-      obj.ecdhCurves = message.ecdhCurves;
-    }
-    if (message.signatureAlgorithms?.length) {
-      obj.signatureAlgorithms = message.signatureAlgorithms;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<TlsParameters>, I>>(base?: I): TlsParameters {
-    return TlsParameters.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<TlsParameters>, I>>(object: I): TlsParameters {
-    const message = createBaseTlsParameters();
-    message.tlsMinimumProtocolVersion = object.tlsMinimumProtocolVersion ?? 0;
-    message.tlsMaximumProtocolVersion = object.tlsMaximumProtocolVersion ?? 0;
-    message.cipherSuites = object.cipherSuites?.map((e) => e) || [];
-    message.ecdhCurves = object.ecdhCurves?.map((e) => e) || [];
-    message.signatureAlgorithms = object.signatureAlgorithms?.map((e) => e) || [];
-    return message;
-  },
-};
 
 function createBasePrivateKeyProvider(): PrivateKeyProvider {
   return { providerName: "", configType: undefined, fallback: false };
@@ -948,40 +527,10 @@ export const PrivateKeyProvider: MessageFns<PrivateKeyProvider> = {
     }
   },
 
-  fromJSON(object: any): PrivateKeyProvider {
-    return {
-      providerName: isSet(object.providerName)
-        ? globalThis.String(object.providerName)
-        : isSet(object.provider_name)
-        ? globalThis.String(object.provider_name)
-        : "",
-      configType: isSet(object.typedConfig)
-        ? { $case: "typedConfig", value: Any.fromJSON(object.typedConfig) }
-        : isSet(object.typed_config)
-        ? { $case: "typedConfig", value: Any.fromJSON(object.typed_config) }
-        : undefined,
-      fallback: isSet(object.fallback) ? globalThis.Boolean(object.fallback) : false,
-    };
+  create(base?: DeepPartial<PrivateKeyProvider>): PrivateKeyProvider {
+    return PrivateKeyProvider.fromPartial(base ?? {});
   },
-
-  toJSON(message: PrivateKeyProvider): unknown {
-    const obj: any = {};
-    if (message.providerName !== "") {
-      obj.providerName = message.providerName;
-    }
-    if (message.configType?.$case === "typedConfig") {
-      obj.typedConfig = Any.toJSON(message.configType.value);
-    }
-    if (message.fallback !== false) {
-      obj.fallback = message.fallback;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<PrivateKeyProvider>, I>>(base?: I): PrivateKeyProvider {
-    return PrivateKeyProvider.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<PrivateKeyProvider>, I>>(object: I): PrivateKeyProvider {
+  fromPartial(object: DeepPartial<PrivateKeyProvider>): PrivateKeyProvider {
     const message = createBasePrivateKeyProvider();
     message.providerName = object.providerName ?? "";
     switch (object.configType?.$case) {
@@ -1128,76 +677,10 @@ export const TlsCertificate: MessageFns<TlsCertificate> = {
     }
   },
 
-  fromJSON(object: any): TlsCertificate {
-    return {
-      certificateChain: isSet(object.certificateChain)
-        ? DataSource.fromJSON(object.certificateChain)
-        : isSet(object.certificate_chain)
-        ? DataSource.fromJSON(object.certificate_chain)
-        : undefined,
-      privateKey: isSet(object.privateKey)
-        ? DataSource.fromJSON(object.privateKey)
-        : isSet(object.private_key)
-        ? DataSource.fromJSON(object.private_key)
-        : undefined,
-      pkcs12: isSet(object.pkcs12) ? DataSource.fromJSON(object.pkcs12) : undefined,
-      watchedDirectory: isSet(object.watchedDirectory)
-        ? WatchedDirectory.fromJSON(object.watchedDirectory)
-        : isSet(object.watched_directory)
-        ? WatchedDirectory.fromJSON(object.watched_directory)
-        : undefined,
-      privateKeyProvider: isSet(object.privateKeyProvider)
-        ? PrivateKeyProvider.fromJSON(object.privateKeyProvider)
-        : isSet(object.private_key_provider)
-        ? PrivateKeyProvider.fromJSON(object.private_key_provider)
-        : undefined,
-      password: isSet(object.password) ? DataSource.fromJSON(object.password) : undefined,
-      ocspStaple: isSet(object.ocspStaple)
-        ? DataSource.fromJSON(object.ocspStaple)
-        : isSet(object.ocsp_staple)
-        ? DataSource.fromJSON(object.ocsp_staple)
-        : undefined,
-      signedCertificateTimestamp: globalThis.Array.isArray(object?.signedCertificateTimestamp)
-        ? object.signedCertificateTimestamp.map((e: any) => DataSource.fromJSON(e))
-        : globalThis.Array.isArray(object?.signed_certificate_timestamp)
-        ? object.signed_certificate_timestamp.map((e: any) => DataSource.fromJSON(e))
-        : [],
-    };
+  create(base?: DeepPartial<TlsCertificate>): TlsCertificate {
+    return TlsCertificate.fromPartial(base ?? {});
   },
-
-  toJSON(message: TlsCertificate): unknown {
-    const obj: any = {};
-    if (message.certificateChain !== undefined) {
-      obj.certificateChain = DataSource.toJSON(message.certificateChain);
-    }
-    if (message.privateKey !== undefined) {
-      obj.privateKey = DataSource.toJSON(message.privateKey);
-    }
-    if (message.pkcs12 !== undefined) {
-      obj.pkcs12 = DataSource.toJSON(message.pkcs12);
-    }
-    if (message.watchedDirectory !== undefined) {
-      obj.watchedDirectory = WatchedDirectory.toJSON(message.watchedDirectory);
-    }
-    if (message.privateKeyProvider !== undefined) {
-      obj.privateKeyProvider = PrivateKeyProvider.toJSON(message.privateKeyProvider);
-    }
-    if (message.password !== undefined) {
-      obj.password = DataSource.toJSON(message.password);
-    }
-    if (message.ocspStaple !== undefined) {
-      obj.ocspStaple = DataSource.toJSON(message.ocspStaple);
-    }
-    if (message.signedCertificateTimestamp?.length) {
-      obj.signedCertificateTimestamp = message.signedCertificateTimestamp.map((e) => DataSource.toJSON(e));
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<TlsCertificate>, I>>(base?: I): TlsCertificate {
-    return TlsCertificate.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<TlsCertificate>, I>>(object: I): TlsCertificate {
+  fromPartial(object: DeepPartial<TlsCertificate>): TlsCertificate {
     const message = createBaseTlsCertificate();
     message.certificateChain = (object.certificateChain !== undefined && object.certificateChain !== null)
       ? DataSource.fromPartial(object.certificateChain)
@@ -1270,22 +753,10 @@ export const TlsSessionTicketKeys: MessageFns<TlsSessionTicketKeys> = {
     }
   },
 
-  fromJSON(object: any): TlsSessionTicketKeys {
-    return { keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => DataSource.fromJSON(e)) : [] };
+  create(base?: DeepPartial<TlsSessionTicketKeys>): TlsSessionTicketKeys {
+    return TlsSessionTicketKeys.fromPartial(base ?? {});
   },
-
-  toJSON(message: TlsSessionTicketKeys): unknown {
-    const obj: any = {};
-    if (message.keys?.length) {
-      obj.keys = message.keys.map((e) => DataSource.toJSON(e));
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<TlsSessionTicketKeys>, I>>(base?: I): TlsSessionTicketKeys {
-    return TlsSessionTicketKeys.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<TlsSessionTicketKeys>, I>>(object: I): TlsSessionTicketKeys {
+  fromPartial(object: DeepPartial<TlsSessionTicketKeys>): TlsSessionTicketKeys {
     const message = createBaseTlsSessionTicketKeys();
     message.keys = object.keys?.map((e) => DataSource.fromPartial(e)) || [];
     return message;
@@ -1348,40 +819,10 @@ export const CertificateProviderPluginInstance: MessageFns<CertificateProviderPl
     }
   },
 
-  fromJSON(object: any): CertificateProviderPluginInstance {
-    return {
-      instanceName: isSet(object.instanceName)
-        ? globalThis.String(object.instanceName)
-        : isSet(object.instance_name)
-        ? globalThis.String(object.instance_name)
-        : "",
-      certificateName: isSet(object.certificateName)
-        ? globalThis.String(object.certificateName)
-        : isSet(object.certificate_name)
-        ? globalThis.String(object.certificate_name)
-        : "",
-    };
+  create(base?: DeepPartial<CertificateProviderPluginInstance>): CertificateProviderPluginInstance {
+    return CertificateProviderPluginInstance.fromPartial(base ?? {});
   },
-
-  toJSON(message: CertificateProviderPluginInstance): unknown {
-    const obj: any = {};
-    if (message.instanceName !== "") {
-      obj.instanceName = message.instanceName;
-    }
-    if (message.certificateName !== "") {
-      obj.certificateName = message.certificateName;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<CertificateProviderPluginInstance>, I>>(
-    base?: I,
-  ): CertificateProviderPluginInstance {
-    return CertificateProviderPluginInstance.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<CertificateProviderPluginInstance>, I>>(
-    object: I,
-  ): CertificateProviderPluginInstance {
+  fromPartial(object: DeepPartial<CertificateProviderPluginInstance>): CertificateProviderPluginInstance {
     const message = createBaseCertificateProviderPluginInstance();
     message.instanceName = object.instanceName ?? "";
     message.certificateName = object.certificateName ?? "";
@@ -1456,36 +897,10 @@ export const SubjectAltNameMatcher: MessageFns<SubjectAltNameMatcher> = {
     }
   },
 
-  fromJSON(object: any): SubjectAltNameMatcher {
-    return {
-      sanType: isSet(object.sanType)
-        ? subjectAltNameMatcher_SanTypeFromJSON(object.sanType)
-        : isSet(object.san_type)
-        ? subjectAltNameMatcher_SanTypeFromJSON(object.san_type)
-        : 0,
-      matcher: isSet(object.matcher) ? StringMatcher.fromJSON(object.matcher) : undefined,
-      oid: isSet(object.oid) ? globalThis.String(object.oid) : "",
-    };
+  create(base?: DeepPartial<SubjectAltNameMatcher>): SubjectAltNameMatcher {
+    return SubjectAltNameMatcher.fromPartial(base ?? {});
   },
-
-  toJSON(message: SubjectAltNameMatcher): unknown {
-    const obj: any = {};
-    if (message.sanType !== 0) {
-      obj.sanType = subjectAltNameMatcher_SanTypeToJSON(message.sanType);
-    }
-    if (message.matcher !== undefined) {
-      obj.matcher = StringMatcher.toJSON(message.matcher);
-    }
-    if (message.oid !== "") {
-      obj.oid = message.oid;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<SubjectAltNameMatcher>, I>>(base?: I): SubjectAltNameMatcher {
-    return SubjectAltNameMatcher.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<SubjectAltNameMatcher>, I>>(object: I): SubjectAltNameMatcher {
+  fromPartial(object: DeepPartial<SubjectAltNameMatcher>): SubjectAltNameMatcher {
     const message = createBaseSubjectAltNameMatcher();
     message.sanType = object.sanType ?? 0;
     message.matcher = (object.matcher !== undefined && object.matcher !== null)
@@ -1711,140 +1126,10 @@ export const CertificateValidationContext: MessageFns<CertificateValidationConte
     }
   },
 
-  fromJSON(object: any): CertificateValidationContext {
-    return {
-      trustedCa: isSet(object.trustedCa)
-        ? DataSource.fromJSON(object.trustedCa)
-        : isSet(object.trusted_ca)
-        ? DataSource.fromJSON(object.trusted_ca)
-        : undefined,
-      caCertificateProviderInstance: isSet(object.caCertificateProviderInstance)
-        ? CertificateProviderPluginInstance.fromJSON(object.caCertificateProviderInstance)
-        : isSet(object.ca_certificate_provider_instance)
-        ? CertificateProviderPluginInstance.fromJSON(object.ca_certificate_provider_instance)
-        : undefined,
-      systemRootCerts: isSet(object.systemRootCerts)
-        ? CertificateValidationContext_SystemRootCerts.fromJSON(object.systemRootCerts)
-        : isSet(object.system_root_certs)
-        ? CertificateValidationContext_SystemRootCerts.fromJSON(object.system_root_certs)
-        : undefined,
-      watchedDirectory: isSet(object.watchedDirectory)
-        ? WatchedDirectory.fromJSON(object.watchedDirectory)
-        : isSet(object.watched_directory)
-        ? WatchedDirectory.fromJSON(object.watched_directory)
-        : undefined,
-      verifyCertificateSpki: globalThis.Array.isArray(object?.verifyCertificateSpki)
-        ? object.verifyCertificateSpki.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.verify_certificate_spki)
-        ? object.verify_certificate_spki.map((e: any) => globalThis.String(e))
-        : [],
-      verifyCertificateHash: globalThis.Array.isArray(object?.verifyCertificateHash)
-        ? object.verifyCertificateHash.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.verify_certificate_hash)
-        ? object.verify_certificate_hash.map((e: any) => globalThis.String(e))
-        : [],
-      matchTypedSubjectAltNames: globalThis.Array.isArray(object?.matchTypedSubjectAltNames)
-        ? object.matchTypedSubjectAltNames.map((e: any) => SubjectAltNameMatcher.fromJSON(e))
-        : globalThis.Array.isArray(object?.match_typed_subject_alt_names)
-        ? object.match_typed_subject_alt_names.map((e: any) => SubjectAltNameMatcher.fromJSON(e))
-        : [],
-      matchSubjectAltNames: globalThis.Array.isArray(object?.matchSubjectAltNames)
-        ? object.matchSubjectAltNames.map((e: any) => StringMatcher.fromJSON(e))
-        : globalThis.Array.isArray(object?.match_subject_alt_names)
-        ? object.match_subject_alt_names.map((e: any) => StringMatcher.fromJSON(e))
-        : [],
-      requireSignedCertificateTimestamp: isSet(object.requireSignedCertificateTimestamp)
-        ? Boolean(object.requireSignedCertificateTimestamp)
-        : isSet(object.require_signed_certificate_timestamp)
-        ? Boolean(object.require_signed_certificate_timestamp)
-        : undefined,
-      crl: isSet(object.crl) ? DataSource.fromJSON(object.crl) : undefined,
-      allowExpiredCertificate: isSet(object.allowExpiredCertificate)
-        ? globalThis.Boolean(object.allowExpiredCertificate)
-        : isSet(object.allow_expired_certificate)
-        ? globalThis.Boolean(object.allow_expired_certificate)
-        : false,
-      trustChainVerification: isSet(object.trustChainVerification)
-        ? certificateValidationContext_TrustChainVerificationFromJSON(object.trustChainVerification)
-        : isSet(object.trust_chain_verification)
-        ? certificateValidationContext_TrustChainVerificationFromJSON(object.trust_chain_verification)
-        : 0,
-      customValidatorConfig: isSet(object.customValidatorConfig)
-        ? TypedExtensionConfig.fromJSON(object.customValidatorConfig)
-        : isSet(object.custom_validator_config)
-        ? TypedExtensionConfig.fromJSON(object.custom_validator_config)
-        : undefined,
-      onlyVerifyLeafCertCrl: isSet(object.onlyVerifyLeafCertCrl)
-        ? globalThis.Boolean(object.onlyVerifyLeafCertCrl)
-        : isSet(object.only_verify_leaf_cert_crl)
-        ? globalThis.Boolean(object.only_verify_leaf_cert_crl)
-        : false,
-      maxVerifyDepth: isSet(object.maxVerifyDepth)
-        ? Number(object.maxVerifyDepth)
-        : isSet(object.max_verify_depth)
-        ? Number(object.max_verify_depth)
-        : undefined,
-    };
+  create(base?: DeepPartial<CertificateValidationContext>): CertificateValidationContext {
+    return CertificateValidationContext.fromPartial(base ?? {});
   },
-
-  toJSON(message: CertificateValidationContext): unknown {
-    const obj: any = {};
-    if (message.trustedCa !== undefined) {
-      obj.trustedCa = DataSource.toJSON(message.trustedCa);
-    }
-    if (message.caCertificateProviderInstance !== undefined) {
-      obj.caCertificateProviderInstance = CertificateProviderPluginInstance.toJSON(
-        message.caCertificateProviderInstance,
-      );
-    }
-    if (message.systemRootCerts !== undefined) {
-      obj.systemRootCerts = CertificateValidationContext_SystemRootCerts.toJSON(message.systemRootCerts);
-    }
-    if (message.watchedDirectory !== undefined) {
-      obj.watchedDirectory = WatchedDirectory.toJSON(message.watchedDirectory);
-    }
-    if (message.verifyCertificateSpki?.length) {
-      obj.verifyCertificateSpki = message.verifyCertificateSpki;
-    }
-    if (message.verifyCertificateHash?.length) {
-      obj.verifyCertificateHash = message.verifyCertificateHash;
-    }
-    if (message.matchTypedSubjectAltNames?.length) {
-      obj.matchTypedSubjectAltNames = message.matchTypedSubjectAltNames.map((e) => SubjectAltNameMatcher.toJSON(e));
-    }
-    if (message.matchSubjectAltNames?.length) {
-      obj.matchSubjectAltNames = message.matchSubjectAltNames.map((e) => StringMatcher.toJSON(e));
-    }
-    if (message.requireSignedCertificateTimestamp !== undefined) {
-      obj.requireSignedCertificateTimestamp = message.requireSignedCertificateTimestamp;
-    }
-    if (message.crl !== undefined) {
-      obj.crl = DataSource.toJSON(message.crl);
-    }
-    if (message.allowExpiredCertificate !== false) {
-      obj.allowExpiredCertificate = message.allowExpiredCertificate;
-    }
-    if (message.trustChainVerification !== 0) {
-      obj.trustChainVerification = certificateValidationContext_TrustChainVerificationToJSON(
-        message.trustChainVerification,
-      );
-    }
-    if (message.customValidatorConfig !== undefined) {
-      obj.customValidatorConfig = TypedExtensionConfig.toJSON(message.customValidatorConfig);
-    }
-    if (message.onlyVerifyLeafCertCrl !== false) {
-      obj.onlyVerifyLeafCertCrl = message.onlyVerifyLeafCertCrl;
-    }
-    if (message.maxVerifyDepth !== undefined) {
-      obj.maxVerifyDepth = message.maxVerifyDepth;
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<CertificateValidationContext>, I>>(base?: I): CertificateValidationContext {
-    return CertificateValidationContext.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<CertificateValidationContext>, I>>(object: I): CertificateValidationContext {
+  fromPartial(object: DeepPartial<CertificateValidationContext>): CertificateValidationContext {
     const message = createBaseCertificateValidationContext();
     message.trustedCa = (object.trustedCa !== undefined && object.trustedCa !== null)
       ? DataSource.fromPartial(object.trustedCa)
@@ -1912,22 +1197,13 @@ export const CertificateValidationContext_SystemRootCerts: MessageFns<Certificat
     }
   },
 
-  fromJSON(_: any): CertificateValidationContext_SystemRootCerts {
-    return {};
-  },
-
-  toJSON(_: CertificateValidationContext_SystemRootCerts): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<CertificateValidationContext_SystemRootCerts>, I>>(
-    base?: I,
+  create(
+    base?: DeepPartial<CertificateValidationContext_SystemRootCerts>,
   ): CertificateValidationContext_SystemRootCerts {
-    return CertificateValidationContext_SystemRootCerts.fromPartial(base ?? ({} as any));
+    return CertificateValidationContext_SystemRootCerts.fromPartial(base ?? {});
   },
-  fromPartial<I extends Exact<DeepPartial<CertificateValidationContext_SystemRootCerts>, I>>(
-    _: I,
+  fromPartial(
+    _: DeepPartial<CertificateValidationContext_SystemRootCerts>,
   ): CertificateValidationContext_SystemRootCerts {
     const message = createBaseCertificateValidationContext_SystemRootCerts();
     return message;
@@ -1936,26 +1212,16 @@ export const CertificateValidationContext_SystemRootCerts: MessageFns<Certificat
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }

@@ -7,26 +7,11 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { DataSource } from "../../../../config/core/v3/base.js";
-import { ConfigSource } from "../../../../config/core/v3/config_source.js";
 import { CertificateValidationContext, TlsCertificate, TlsSessionTicketKeys } from "./common.js";
-
-export const protobufPackage = "envoy.extensions.transport_sockets.tls.v3";
-
-export const protobufFileName = "envoy/extensions/transport_sockets/tls/v3/secret.proto";
 
 export interface GenericSecret {
   /** Secret of generic type and is available to filters. */
   secret?: DataSource | undefined;
-}
-
-export interface SdsSecretConfig {
-  /**
-   * Name by which the secret can be uniquely referred to. When both name and config are specified,
-   * then secret can be fetched and/or reloaded via SDS. When only name is specified, then secret
-   * will be loaded from static resources.
-   */
-  name: string;
-  sdsConfig?: ConfigSource | undefined;
 }
 
 /** [#next-free-field: 6] */
@@ -86,116 +71,13 @@ export const GenericSecret: MessageFns<GenericSecret> = {
     }
   },
 
-  fromJSON(object: any): GenericSecret {
-    return { secret: isSet(object.secret) ? DataSource.fromJSON(object.secret) : undefined };
+  create(base?: DeepPartial<GenericSecret>): GenericSecret {
+    return GenericSecret.fromPartial(base ?? {});
   },
-
-  toJSON(message: GenericSecret): unknown {
-    const obj: any = {};
-    if (message.secret !== undefined) {
-      obj.secret = DataSource.toJSON(message.secret);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<GenericSecret>, I>>(base?: I): GenericSecret {
-    return GenericSecret.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<GenericSecret>, I>>(object: I): GenericSecret {
+  fromPartial(object: DeepPartial<GenericSecret>): GenericSecret {
     const message = createBaseGenericSecret();
     message.secret = (object.secret !== undefined && object.secret !== null)
       ? DataSource.fromPartial(object.secret)
-      : undefined;
-    return message;
-  },
-};
-
-function createBaseSdsSecretConfig(): SdsSecretConfig {
-  return { name: "", sdsConfig: undefined };
-}
-
-export const SdsSecretConfig: MessageFns<SdsSecretConfig> = {
-  encode(message: SdsSecretConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.name !== "") {
-      writer.uint32(10).string(message.name);
-    }
-    if (message.sdsConfig !== undefined) {
-      ConfigSource.encode(message.sdsConfig, writer.uint32(18).fork()).join();
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): SdsSecretConfig {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseSdsSecretConfig();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 10) {
-              break;
-            }
-
-            message.name = reader.string();
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.sdsConfig = ConfigSource.decode(reader, reader.uint32());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-
-  fromJSON(object: any): SdsSecretConfig {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      sdsConfig: isSet(object.sdsConfig)
-        ? ConfigSource.fromJSON(object.sdsConfig)
-        : isSet(object.sds_config)
-        ? ConfigSource.fromJSON(object.sds_config)
-        : undefined,
-    };
-  },
-
-  toJSON(message: SdsSecretConfig): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.sdsConfig !== undefined) {
-      obj.sdsConfig = ConfigSource.toJSON(message.sdsConfig);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<SdsSecretConfig>, I>>(base?: I): SdsSecretConfig {
-    return SdsSecretConfig.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<SdsSecretConfig>, I>>(object: I): SdsSecretConfig {
-    const message = createBaseSdsSecretConfig();
-    message.name = object.name ?? "";
-    message.sdsConfig = (object.sdsConfig !== undefined && object.sdsConfig !== null)
-      ? ConfigSource.fromPartial(object.sdsConfig)
       : undefined;
     return message;
   },
@@ -295,50 +177,10 @@ export const Secret: MessageFns<Secret> = {
     }
   },
 
-  fromJSON(object: any): Secret {
-    return {
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      type: isSet(object.tlsCertificate)
-        ? { $case: "tlsCertificate", value: TlsCertificate.fromJSON(object.tlsCertificate) }
-        : isSet(object.tls_certificate)
-        ? { $case: "tlsCertificate", value: TlsCertificate.fromJSON(object.tls_certificate) }
-        : isSet(object.sessionTicketKeys)
-        ? { $case: "sessionTicketKeys", value: TlsSessionTicketKeys.fromJSON(object.sessionTicketKeys) }
-        : isSet(object.session_ticket_keys)
-        ? { $case: "sessionTicketKeys", value: TlsSessionTicketKeys.fromJSON(object.session_ticket_keys) }
-        : isSet(object.validationContext)
-        ? { $case: "validationContext", value: CertificateValidationContext.fromJSON(object.validationContext) }
-        : isSet(object.validation_context)
-        ? { $case: "validationContext", value: CertificateValidationContext.fromJSON(object.validation_context) }
-        : isSet(object.genericSecret)
-        ? { $case: "genericSecret", value: GenericSecret.fromJSON(object.genericSecret) }
-        : isSet(object.generic_secret)
-        ? { $case: "genericSecret", value: GenericSecret.fromJSON(object.generic_secret) }
-        : undefined,
-    };
+  create(base?: DeepPartial<Secret>): Secret {
+    return Secret.fromPartial(base ?? {});
   },
-
-  toJSON(message: Secret): unknown {
-    const obj: any = {};
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.type?.$case === "tlsCertificate") {
-      obj.tlsCertificate = TlsCertificate.toJSON(message.type.value);
-    } else if (message.type?.$case === "sessionTicketKeys") {
-      obj.sessionTicketKeys = TlsSessionTicketKeys.toJSON(message.type.value);
-    } else if (message.type?.$case === "validationContext") {
-      obj.validationContext = CertificateValidationContext.toJSON(message.type.value);
-    } else if (message.type?.$case === "genericSecret") {
-      obj.genericSecret = GenericSecret.toJSON(message.type.value);
-    }
-    return obj;
-  },
-
-  create<I extends Exact<DeepPartial<Secret>, I>>(base?: I): Secret {
-    return Secret.fromPartial(base ?? ({} as any));
-  },
-  fromPartial<I extends Exact<DeepPartial<Secret>, I>>(object: I): Secret {
+  fromPartial(object: DeepPartial<Secret>): Secret {
     const message = createBaseSecret();
     message.name = object.name ?? "";
     switch (object.type?.$case) {
@@ -376,26 +218,16 @@ export const Secret: MessageFns<Secret> = {
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
-export type DeepPartial<T> = T extends Builtin ? T
+type DeepPartial<T> = T extends Builtin ? T
   : T extends globalThis.Array<infer U> ? globalThis.Array<DeepPartial<U>>
   : T extends ReadonlyArray<infer U> ? ReadonlyArray<DeepPartial<U>>
   : T extends { $case: string; value: unknown } ? { $case: T["$case"]; value?: DeepPartial<T["value"]> }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
 
-type KeysOfUnion<T> = T extends T ? keyof T : never;
-export type Exact<P, I extends P> = P extends Builtin ? P
-  : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
-export interface MessageFns<T> {
+interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
-  create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
-  fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+  create(base?: DeepPartial<T>): T;
+  fromPartial(object: DeepPartial<T>): T;
 }
