@@ -1,16 +1,24 @@
 /**
- * Added latency of authproxy per request through a real Envoy sidecar: the same rig measured twice, once
- * as deployed and once with the inner ext_proc filter removed (the CONNECT decision and TLS interception
- * stay, so the difference is the per-request ext_proc round trip). Requests reuse one proxied tunnel, as
- * a client with keep-alive does.
+ * HTTPS through a real Envoy sidecar (one worker), driven by the Go load generator from a separate
+ * process: CONNECT through the forward proxy, TLS intercepted, HTTP/1.1 keep-alive to a loopback
+ * upstream. Four sidecars run side by side and take turns, rounds interleaved and their order rotated:
+ * Envoy alone (the inner ext_proc filter removed; the CONNECT decision and interception stay), Envoy with
+ * its ext_proc filters pointed at the null Go server, at the null grpc-js server (bench/baselines), and
+ * Envoy + authproxy as deployed. Each runs a closed loop (8 connections) in 3 rounds and a fixed-rate
+ * open loop (latency from the scheduled send time) in 9 short slices. Figures are medians over the rounds
+ * (slices): on this shared machine one slice in several catches a stall of the whole VM, which a pooled
+ * p99 would blame on whichever setup ran then. "Added" latency is the median of the per-slice
+ * differences against Envoy alone in the same slice. "Loader late" is how late the load generator itself
+ * started requests (p99): when it is more than a millisecond or two, the machine was busy with other work.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { parse, stringify } from 'yaml';
-import { ProxyAgent, request } from 'undici';
 import { envoyBinary } from '../test/helpers/envoy.js';
-import { startRig } from '../test/helpers/sidecar-rig.js';
-import { fmt, loadTest, table } from './stats.js';
-import { runTransparentBench } from './transparent.js';
+import { startRig, type Rig } from '../test/helpers/sidecar-rig.js';
+import { NODE_ARGS, buildGo, findPid, loadgen, median, relaunch, staleBuildNote, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
+import { fmt, table } from './stats.js';
 
 const CONFIG = `
 rules:
@@ -19,41 +27,120 @@ rules:
     headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]
 `;
 
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CLOSED = { conns: 8, seconds: Number(process.env.BENCH_SECONDS ?? 3) };
+const OPEN = { rate: Number(process.env.BENCH_RATE ?? 500), seconds: Number(process.env.BENCH_OPEN_SECONDS ?? 4), slices: Number(process.env.BENCH_SLICES ?? 9) };
+
+type Doc = { static_resources: { listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { http_filters?: Array<{ name: string; typed_config: { grpc_service: { envoy_grpc: { cluster_name: string } } } }> } }> }> }>; clusters: Array<Record<string, unknown>> } };
+const EXT_PROC = 'envoy.filters.http.ext_proc';
+
 /** Drops the inner listener's ext_proc filter: the "same Envoy without the ext_proc filter". */
 function withoutInjection(yaml: string): string {
-  const doc = parse(yaml);
-  const hcm = doc.static_resources.listeners[1].filter_chains[0].filters[0].typed_config;
-  hcm.http_filters = hcm.http_filters.filter((f: { name: string }) => f.name !== 'envoy.filters.http.ext_proc');
+  const doc = parse(yaml) as Doc;
+  const hcm = doc.static_resources.listeners[1]!.filter_chains[0]!.filters[0]!.typed_config;
+  hcm.http_filters = hcm.http_filters!.filter((f) => f.name !== EXT_PROC);
   return stringify(doc, { lineWidth: 0 });
 }
 
-async function measure(baseline: boolean, total: number, inFlight: number) {
-  const rig = await startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', envoyYaml: baseline ? withoutInjection : undefined });
-  const dispatcher = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') }, connections: inFlight });
-  const target = rig.url("api.github.com", "/user");
-  const one = async () => {
-    const res = await request(target, { dispatcher });
-    const body = await res.body.text();
-    if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}: ${body.slice(0, 200)}`);
+/** Points both ext_proc filters (connect and inject) at the server on `socket`; SDS stays on authproxy. */
+function extProcAt(socket: string) {
+  return (yaml: string): string => {
+    const doc = parse(yaml) as Doc;
+    for (const l of doc.static_resources.listeners) for (const fc of l.filter_chains) for (const f of fc.filters) {
+      for (const h of f.typed_config.http_filters ?? []) if (h.name === EXT_PROC) h.typed_config.grpc_service.envoy_grpc.cluster_name = 'extproc_null';
+    }
+    const authproxy = doc.static_resources.clusters.find((c) => c.name === 'authproxy')!;
+    const endpoint = { address: { pipe: { path: socket } } };
+    doc.static_resources.clusters.push({ ...authproxy, name: 'extproc_null', load_assignment: { cluster_name: 'extproc_null', endpoints: [{ lb_endpoints: [{ endpoint }] }] } });
+    return stringify(doc, { lineWidth: 0 });
   };
+}
+
+interface Setup {
+  readonly name: string;
+  readonly rig: Rig;
+  /** Envoy's pid, then the ext_proc server's. */
+  readonly pids: number[];
+}
+
+const ms = (us: number, digits = 2) => fmt(us / 1000, digits);
+const plus = (us: number) => `${us >= 0 ? '+' : ''}${ms(us)}`;
+const col = (runs: LoadResult[], pick: (r: LoadResult) => number) => median(runs.map(pick));
+
+/** The two tables of `npm run bench -- envoy`, and the goals' ratios. */
+export async function runEnvoyBench(): Promise<string> {
+  if (!envoyBinary()) return '\nEnvoy benchmark skipped: no Envoy binary (bash scripts/setup-deps.sh installs it)';
+  const why = buildGo();
+  if (why) return `\nEnvoy benchmark skipped: ${why}`;
+  const dir = mkdtempSync(join(tmpdir(), 'authproxy-bench-envoy-'));
+  const servers: Server[] = [];
+  const setups: Setup[] = [];
   try {
-    return await loadTest(one, total, inFlight);
+    const go = await startNullGo(join(dir, 'null-go.sock'));
+    servers.push(go);
+    const js = await startNullGrpcJs(join(dir, 'null-grpcjs.sock'));
+    servers.push(js);
+    const variants: Array<[string, ((y: string) => string) | undefined, Server | undefined]> = [
+      ['Envoy alone', withoutInjection, undefined],
+      ['Envoy + null Go', extProcAt(go.address.slice(5)), go],
+      ['Envoy + null grpc-js', extProcAt(js.address.slice(5)), js],
+      ['Envoy + authproxy', undefined, undefined],
+    ];
+    for (const [name, envoyYaml, server] of variants) {
+      const rig = await startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', envoyYaml });
+      const socket = join(rig.dir.path, 'run', 'authproxy.sock');
+      let authproxy = findPid(socket);
+      if (name === 'Envoy + authproxy' && NODE_ARGS.length && authproxy) {
+        const profiled = await relaunch(authproxy, socket, NODE_ARGS, () => rig.stopAuthproxy());
+        servers.push(profiled);
+        authproxy = profiled.pid;
+      }
+      setups.push({ name, rig, pids: [rig.envoy.process.pid!, server?.pid ?? authproxy ?? 0] });
+    }
+    const closed = new Map<string, LoadResult[]>();
+    const open = new Map<string, LoadResult[]>();
+    for (let round = 0; round < Math.max(ROUNDS, OPEN.slices); round++) {
+      for (let k = 0; k < setups.length; k++) {
+        const s = setups[(round + k) % setups.length]!;
+        const base = ['-mode', 'https', '-url', s.rig.url('api.github.com', '/user'), '-proxy', s.rig.proxyUrl, '-ca', s.rig.authproxyCa, '-pid', s.pids.join(',')];
+        if (round < ROUNDS) closed.set(s.name, [...(closed.get(s.name) ?? []), await loadgen([...base, '-c', String(CLOSED.conns), '-d', `${CLOSED.seconds}s`], `${s.name} closed`)]);
+        if (round < OPEN.slices) open.set(s.name, [...(open.get(s.name) ?? []), await loadgen([...base, '-rate', String(OPEN.rate), '-conns', '16', '-d', `${OPEN.seconds}s`, '-warmup', '0.5s'], `${s.name} open`)]);
+      }
+    }
+    return report(setups.map((s) => s.name), closed, open) + staleBuildNote();
   } finally {
-    await dispatcher.close();
-    await rig.stop();
+    for (const n of servers) await n.stop();
+    for (const s of setups) await s.rig.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export async function runEnvoyBench(): Promise<string> {
-  if (!envoyBinary()) return '\nEnvoy benchmark skipped: no Envoy binary (bash scripts/setup-deps.sh installs it)';
-  const rows: Array<Array<string | number>> = [];
-  for (const inFlight of [1, 8]) {
-    const total = inFlight === 1 ? 3000 : 6000;
-    const base = await measure(true, total, inFlight);
-    const full = await measure(false, total, inFlight);
-    rows.push([inFlight, 'Envoy without ext_proc', fmt(base.rps), fmt(base.p50, 3), fmt(base.p99, 3), '']);
-    rows.push([inFlight, 'Envoy + authproxy', fmt(full.rps), fmt(full.p50, 3), fmt(full.p99, 3), `+${fmt(full.p50 - base.p50, 3)} / +${fmt(full.p99 - base.p99, 3)}`]);
-  }
-  const forward = table('HTTPS requests through the Envoy sidecar (TLS intercepted, keep-alive tunnel, loopback upstream)', ['in flight', 'setup', 'requests/s', 'p50 ms', 'p99 ms', 'added p50 / p99 ms'], rows);
-  return forward + (await runTransparentBench());
+function report(names: string[], closed: Map<string, LoadResult[]>, open: Map<string, LoadResult[]>): string {
+  const [alone, nullGo, nullJs, authproxy] = names;
+  const rps = (n: string) => col(closed.get(n)!, (r) => r.per_s);
+  const cpu = (runs: LoadResult[], i: number) => col(runs, (r) => r.cpu_us_per_op![i]!);
+  const closedRows = ROUNDS === 0 ? [] : names.map((n) => {
+    const runs = closed.get(n)!;
+    return [n, fmt(rps(n)), ms(col(runs, (r) => r.p50_us)), ms(col(runs, (r) => r.p99_us)), fmt(cpu(runs, 0)), n === alone ? '' : fmt(cpu(runs, 1)),
+      runs.reduce((e, r) => e + r.errors, 0), n === alone ? '' : `${fmt(rps(n) / rps(nullGo!), 2)}×`];
+  });
+  /** Median over slices of (this setup's figure − Envoy alone's in the same slice). */
+  const added = (n: string, pick: (r: LoadResult) => number) => median(open.get(n)!.map((r, i) => pick(r) - pick(open.get(alone!)![i]!)));
+  const openRows = names.map((n) => {
+    const runs = open.get(n)!;
+    const extra = n === alone ? ['', '', ''] : [plus(added(n, (r) => r.p50_us)), plus(added(n, (r) => r.p99_us)), plus(added(n, (r) => r.p999_us))];
+    return [n, fmt(col(runs, (r) => r.per_s)), ms(col(runs, (r) => r.p50_us)), ms(col(runs, (r) => r.p99_us)), ms(col(runs, (r) => r.p999_us)), ...extra,
+      fmt(cpu(runs, 0)), n === alone ? '' : fmt(cpu(runs, 1)), runs.reduce((e, r) => e + r.errors, 0), ms(col(runs, (r) => r.send_lag_p99_us ?? 0))];
+  });
+  const p99 = (n: string) => added(n, (r) => r.p99_us);
+  const goals = [
+    ...(ROUNDS === 0 ? [] : [`authproxy vs Envoy + null Go, closed-loop throughput: ${fmt(rps(authproxy!) / rps(nullGo!), 2)}× (goal ≥ 0.85×)`]),
+    `authproxy added p50 at ${OPEN.rate} req/s: ${plus(added(authproxy!, (r) => r.p50_us))} ms (goal ≤ 0.6 ms); added p99 ${plus(p99(authproxy!))} ms vs null grpc-js ${plus(p99(nullJs!))} ms${p99(nullJs!) > 0 ? `: ${fmt(p99(authproxy!) / p99(nullJs!), 2)}×` : ''} (goal ≤ 1×)`,
+  ];
+  const note = 'Envoy --concurrency 1; loader, Envoy, ext_proc server and upstream share the cores';
+  const closedTable = ROUNDS === 0 ? '' : table(`HTTPS through the Envoy sidecar, closed loop: ${CLOSED.conns} keep-alive connections × ${CLOSED.seconds} s (median of ${ROUNDS} interleaved rounds; ${note})`,
+    ['setup', 'req/s', 'p50 ms', 'p99 ms', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'req/s vs null Go'], closedRows);
+  return closedTable + table(`HTTPS through the Envoy sidecar, open loop: ${OPEN.rate} req/s, latency from the scheduled send time (median of ${OPEN.slices} interleaved ${OPEN.seconds} s slices; ${note})`,
+      ['setup', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'added p50', 'added p99', 'added p99.9', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'loader late p99 ms'], openRows)
+    + '\n' + goals.join('\n');
 }

@@ -1,14 +1,17 @@
 /**
- * Benchmark of ext_proc round trips over loopback gRPC, with an Envoy-like client built from Envoy's
- * protos: one stream per request (as Envoy opens), a fixed number in flight.
+ * ext_proc cost per stream, from a separate process: the Go load generator (bench/loadgen) opens one
+ * bidi stream per request over one HTTP/2 connection on a Unix socket, as Envoy's inner (inject) filter
+ * does, with an SDK-like header set and the tunnel attributes; authproxy (a static rule), the null
+ * grpc-js server and the null Go server (bench/baselines) take turns, rounds interleaved and their order
+ * rotated: closed loops at 1 and 32 in flight, and an open loop at a fixed rate (latency from the
+ * scheduled send time). Each figure is the median over the rounds; CPU is the server process's
+ * utime+stime from /proc/PID/stat over the measured window, per stream.
  */
-import { join } from 'node:path';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { createLogger } from '../src/log.js';
-import { startService } from '../src/runtime/service.js';
-import { exchange, extProcClient, requestHeaders } from '../test/helpers/extproc-client.js';
-import { fmt, percentile, table } from './stats.js';
+import { buildGo, loadgen, median, staleBuildNote, startAuthproxy, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
+import { fmt, table } from './stats.js';
 
 const CONFIG = `
 rules:
@@ -21,42 +24,77 @@ rules:
     headers: [{ name: X-Api-Key, type: plaintext, value: "bench" }]
 `;
 
-async function roundTrips(address: string, total: number, inFlight: number) {
-  const client = extProcClient(address);
-  await exchange(client, [requestHeaders('api.github.com', '/user')]);
-  const latencies: number[] = [];
-  let next = 0;
-  const start = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (next < total) {
-        const k = next++;
-        const t0 = process.hrtime.bigint();
-        await exchange(client, [requestHeaders(k % 2 ? 'api.github.com' : 'a.example.com', '/repos/x/y')]);
-        latencies.push(Number(process.hrtime.bigint() - t0));
-      }
-    }),
-  );
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  client.close();
-  latencies.sort((a, b) => a - b);
-  return { rps: total / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+/** Closed-loop rounds × in-flight levels × seconds, open-loop slices × seconds: ≈ 2.5 min in all. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const IN_FLIGHT = [1, 32];
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const OPEN = { rate: Number(process.env.BENCH_RATE ?? 500), slices: Number(process.env.BENCH_SLICES ?? 5), seconds: 3 };
+
+interface Summary {
+  perS: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  cpu: number;
+  errors: number;
 }
 
+const summarize = (runs: LoadResult[]): Summary => ({
+  perS: median(runs.map((r) => r.per_s)),
+  p50: median(runs.map((r) => r.p50_us)),
+  p99: median(runs.map((r) => r.p99_us)),
+  p999: median(runs.map((r) => r.p999_us)),
+  cpu: median(runs.map((r) => r.cpu_us_per_op![0]!)),
+  errors: runs.reduce((n, r) => n + r.errors, 0),
+});
+
+/** `x.xx×`, or '' when there is nothing to compare with. */
+const ratio = (a: number, b: number | undefined) => (b ? `${fmt(a / b, 2)}×` : '');
+
+/** The comparison table of `npm run bench -- grpc`. */
 export async function runGrpcBench(): Promise<string> {
+  const why = buildGo();
+  if (why) return `\next_proc benchmark skipped: ${why}`;
   const dir = mkdtempSync(join(tmpdir(), 'authproxy-bench-'));
   const config = join(dir, 'config.yaml');
   writeFileSync(config, CONFIG);
-  const log = createLogger('silent');
-  const rows: Array<Array<string | number>> = [];
-  for (const [label, listen] of [['tcp 127.0.0.1', '127.0.0.1:0'], ['unix socket', `unix:${join(dir, 'b.sock')}`]] as const) {
-    const service = await startService({ config, listen, sandboxId: 'bench' }, log);
-    for (const inFlight of [1, 32]) {
-      const r = await roundTrips(service.address, inFlight === 1 ? 3_000 : 20_000, inFlight);
-      rows.push([label, inFlight, fmt(r.rps), fmt(r.p50 / 1e6, 3), fmt(r.p99 / 1e6, 3)]);
+  const servers: Server[] = [];
+  try {
+    servers.push(await startAuthproxy(config, join(dir, 'authproxy.sock')));
+    servers.push(await startNullGrpcJs(join(dir, 'null-grpcjs.sock')));
+    servers.push(await startNullGo(join(dir, 'null-go.sock')));
+    const runs = new Map<string, LoadResult[]>();
+    const record = (key: string, r: LoadResult) => runs.set(key, [...(runs.get(key) ?? []), r]);
+    const loads = [...IN_FLIGHT.map(String), 'open'];
+    for (let round = 0; round < Math.max(ROUNDS, OPEN.slices); round++) {
+      for (let k = 0; k < servers.length; k++) {
+        const s = servers[(round + k) % servers.length]!;
+        const base = ['-target', s.address, '-pid', String(s.pid)];
+        if (round < ROUNDS) for (const c of IN_FLIGHT) record(`${s.name}/${c}`, await loadgen([...base, '-c', String(c), '-d', `${SECONDS}s`], `${s.name} ${c}`));
+        if (round < OPEN.slices) record(`${s.name}/open`, await loadgen([...base, '-rate', String(OPEN.rate), '-d', `${OPEN.seconds}s`, '-warmup', '0.3s'], `${s.name} open`));
+      }
     }
-    await service.close();
+    const rows: Array<Array<string | number>> = [];
+    for (const load of loads) {
+      const [ap, js, go] = servers.map((s) => summarize(runs.get(`${s.name}/${load}`)!));
+      const closed = load !== 'open';
+      for (const [s, m] of servers.map((s, i) => [s, [ap, js, go][i]!] as const)) {
+        const isAp = s.name === 'authproxy';
+        const isGo = s.name === 'null Go';
+        rows.push([
+          s.name, closed ? `${load} in flight` : `${OPEN.rate}/s open`, fmt(m.perS), fmt(m.p50), fmt(m.p99), fmt(m.p999), fmt(m.cpu), m.errors,
+          isAp ? ratio(m.cpu, js!.cpu) : '', isGo ? '' : ratio(m.cpu, go!.cpu),
+          isAp && closed ? ratio(m.perS, js!.perS) : '', !isGo && closed ? ratio(m.perS, go!.perS) : '',
+        ]);
+      }
+    }
+    return table(
+      `ext_proc streams from a separate Go load generator, one HTTP/2 connection on a Unix socket (closed loop: median of ${ROUNDS} interleaved rounds × ${SECONDS} s; open loop: median of ${OPEN.slices} slices × ${OPEN.seconds} s, latency from the scheduled send; loader and server share the cores)`,
+      ['target', 'load', 'streams/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU µs/stream', 'errors', 'CPU vs grpc-js', 'CPU vs Go', 'streams/s vs grpc-js', 'streams/s vs Go'],
+      rows,
+    ) + staleBuildNote();
+  } finally {
+    for (const s of servers) await s.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
-  rmSync(dir, { recursive: true, force: true });
-  return table('ext_proc round trips over loopback gRPC (client and server share the 2 cores)', ['transport', 'in flight', 'round trips/s', 'p50 ms', 'p99 ms'], rows);
 }

@@ -5,17 +5,21 @@ import { runEnvoyBench } from './envoy.js';
 import { runSandboxBench } from './sandboxes.js';
 import { runCallbackBench } from './callbacks.js';
 import { runFullRequestBench } from './full-request.js';
+import { runTransparentBench } from './transparent.js';
 import { runGcpBench } from './gcp.js';
 import { runAwsBench } from './aws.js';
+import { runTransportBench } from './transports.js';
 
 const GROUPS: Record<string, () => string | Promise<string>> = {
   decision: runDecisionBench,
   grpc: runGrpcBench,
+  transports: runTransportBench,
   callbacks: runCallbackBench,
   'full-request': runFullRequestBench,
   gcp: runGcpBench,
   aws: runAwsBench,
   envoy: runEnvoyBench,
+  transparent: runTransparentBench,
   sandboxes: runSandboxBench,
 };
 
