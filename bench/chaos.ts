@@ -3,118 +3,28 @@
  * step sends a steady 100 req/s (CHAOS_RATE) — 90 % to a static-rule host, 10 % to a callback host
  * (`full_request: true`: called on every request, so a callback fault shows at once) — injects one fault,
  * lifts it and asserts: no request reached the upstream with a credential it should not have (none,
- * another, a stale one), the expected refusals, and recovery within the step's bound. Prints one row per step and exits non-zero if an assertion failed. Not part of `npm test`.
+ * another, a stale one), the expected refusals, and recovery within the step's bound. Two steps run in
+ * environments of their own: replica-kill (two authproxy replicas behind one Envoy, bench/chaos/replicas.ts)
+ * and sds-unavailable (new TLS handshakes while SDS is down, bench/chaos/sds.ts). Prints one row per step
+ * and exits non-zero if an assertion failed. Not part of `npm test`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { answer, startCallbackServer, type Behaviour } from '../test/helpers/callback-server.js';
-import { ChaosLoad, summarise } from '../test/helpers/chaos-load.js';
+import { answer, type Behaviour } from '../test/helpers/callback-server.js';
 import { startRedisCluster, startRedisSentinel } from '../test/helpers/chaos-redis.js';
 import { startEnvoy } from '../test/helpers/envoy.js';
 import { startRedis } from '../test/helpers/redis.js';
-import { startRig, type Rig } from '../test/helpers/sidecar-rig.js';
-import { fmt, table } from './stats.js';
+import type { Rig } from '../test/helpers/sidecar-rig.js';
+import { CALLBACK, closeEnv, config, makeEnv, RATE, sleep, standardLoad, STATIC, STATIC_NEXT, type Env } from './chaos/common.js';
+import { replicaKillStep } from './chaos/replicas.js';
+import { sdsUnavailableStep } from './chaos/sds.js';
+import { chaosTable, rows, step as runStep, type Expect } from './chaos/step.js';
+import type { LoadResult } from '../test/helpers/chaos-load.js';
 
-const RATE = Number(process.env.CHAOS_RATE ?? 100);
-const STATIC = 'Bearer chaos_static_canary_51c0';
-const STATIC_NEXT = 'Token chaos_static_canary_51c0';
-const CALLBACK = 'Bearer chaos_callback_canary_7d2e';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const config = (cbUrl: string, prefix = 'Bearer') => `
-rules:
-  - name: github
-    match_hosts: ["api.github.com"]
-    headers: [{ name: Authorization, type: workspace_secret, value: "${prefix} {TOKEN}" }]
-callbacks:
-  - match_hosts: ["api.example.com"]
-    url: "${cbUrl}"
-    ttl_seconds: 60
-    full_request: true
-`;
-
-interface Env {
-  rig: Rig;
-  cb: Awaited<ReturnType<typeof startCallbackServer>>;
-  allowedStatic: string[];
-}
-
-async function makeEnv(redisUrl: string): Promise<Env> {
-  const cb = await startCallbackServer(answer({ Authorization: CALLBACK }));
-  const rig = await startRig({
-    hosts: ['api.github.com', 'api.example.com'],
-    secrets: { TOKEN: 'chaos_static_canary_51c0' },
-    logLevel: 'warn',
-    serveArgs: ['--redis', redisUrl, '--callback-timeout-ms', '1000'],
-    config: () => config(cb.url),
-  });
-  return { rig, cb, allowedStatic: [STATIC] };
-}
-
-async function closeEnv(env: Env): Promise<void> {
-  // rig.stop() stops the Envoy it started; one restarted by the envoy-restart step is stopped here.
-  const envoy = env.rig.envoy;
-  await env.rig.stop().catch(() => undefined);
-  await envoy.stop().catch(() => undefined);
-  await env.cb.close();
-}
-
-interface Expect {
-  /** Refusals allowed (non-2xx) over the whole step; undefined = any. */
-  readonly maxRefused?: number;
-  /** At least one refusal expected (the fault must be visible: fail closed). */
-  readonly mustRefuse?: boolean;
-  readonly recoverWithinMs: number;
-}
-
-interface Row {
-  step: string;
-  requests: number;
-  ok: number;
-  refused: number;
-  bad: number;
-  recoverMs: number;
-  statuses: Record<string, number>;
-  pass: boolean;
-  why: string[];
-}
-
-const rows: Row[] = [];
-
-async function step(name: string, env: Env, expect: Expect, fault: () => Promise<void>, check?: (results: ChaosLoad['results']) => string[]): Promise<void> {
-  const t0 = Date.now();
-  console.log(`-- ${name}`);
-  const load = new ChaosLoad(env.rig, [
-    { host: 'api.github.com', weight: 9, allowed: () => env.allowedStatic },
-    { host: 'api.example.com', weight: 1, allowed: () => [CALLBACK] },
-  ], RATE);
-  const why: string[] = [];
-  load.start();
-  let faultEnd = Date.now();
-  try {
-    await sleep(2000);
-    await fault();
-    faultEnd = Date.now();
-    const deadline = faultEnd + Math.max(expect.recoverWithinMs, 5000) + 5000;
-    while (Date.now() < deadline && !load.results.some((r) => r.sentAt >= faultEnd && r.status === 200 && !r.bad)) await sleep(100);
-    await sleep(3000);
-  } catch (err) {
-    why.push(`step error: ${(err as Error).message.slice(0, 200)}`);
-  } finally {
-    await load.stop();
-  }
-  const s = summarise(load.results, faultEnd);
-  if (s.bad !== 0) why.push(`${s.bad} wrong credential`);
-  if (expect.maxRefused !== undefined && s.refused > expect.maxRefused) why.push(`${s.refused} refused > ${expect.maxRefused}`);
-  if (expect.mustRefuse && s.refused === 0) why.push('fault not visible (0 refused)');
-  if (!(s.recoverMs <= expect.recoverWithinMs)) why.push(`recovery ${Number.isNaN(s.recoverMs) ? 'never' : `${s.recoverMs} ms`} > ${expect.recoverWithinMs} ms`);
-  if (s.refusedAfterRecovery > 0) why.push(`${s.refusedAfterRecovery} refused > 1 s after recovery`);
-  why.push(...(check?.(load.results) ?? []));
-  const row = { step: name, requests: s.requests, ok: s.ok, refused: s.refused, bad: s.bad, recoverMs: s.recoverMs, statuses: s.statuses, pass: why.length === 0, why };
-  rows.push(row);
-  console.log(`   ${row.pass ? 'PASS' : 'FAIL'} requests=${s.requests} ok=${s.ok} refused=${s.refused} ${JSON.stringify(s.statuses)} wrong=${s.bad} recover=${s.recoverMs} ms (${((Date.now() - t0) / 1000).toFixed(1)} s) ${why.join('; ')}`);
-}
+/** A step under the standard load of `env`. */
+const step = (name: string, env: Env, expect: Expect, fault: () => Promise<void>, check?: (results: readonly LoadResult[]) => string[]) =>
+  runStep(name, standardLoad(env), expect, fault, check);
 
 const only = process.argv[2];
 const want = (name: string) => !only || only === name || name.startsWith(`${only}`);
@@ -235,9 +145,18 @@ const main = async () => {
       await sentinel.close();
     }
   }
-  console.log(table('Chaos under load', ['step', 'requests', 'ok', 'refused', 'wrong credential', 'recover ms', 'result'],
-    rows.map((r) => [r.step, fmt(r.requests), fmt(r.ok), `${fmt(r.refused)} ${Object.keys(r.statuses).length ? JSON.stringify(r.statuses) : ''}`, r.bad, Number.isNaN(r.recoverMs) ? 'never' : fmt(r.recoverMs), r.pass ? 'pass' : `FAIL: ${r.why.join('; ')}`])));
-  console.log('not covered yet: one of two replicas killed, SDS unavailable during new handshakes');
+  for (const [name, run] of [['replica-kill', replicaKillStep], ['sds-unavailable', sdsUnavailableStep]] as const) {
+    if (!want(name)) continue;
+    const redis = await startRedis();
+    try {
+      await run(redis.url);
+    } catch (err) {
+      rows.push({ step: name, requests: 0, ok: 0, refused: 0, bad: 0, recoverMs: NaN, statuses: {}, pass: false, why: [`setup error: ${(err as Error).message.slice(0, 200)}`] });
+    } finally {
+      await redis.close();
+    }
+  }
+  console.log(chaosTable());
   process.exit(rows.length > 0 && rows.every((r) => r.pass) ? 0 : 1);
 };
 

@@ -19,6 +19,7 @@ import { envoyBinary } from '../test/helpers/envoy.js';
 import { startRig, type Rig } from '../test/helpers/sidecar-rig.js';
 import { NODE_ARGS, buildGo, findPid, loadgen, median, relaunch, staleBuildNote, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
 import { fmt, table } from './stats.js';
+import { PICKED_HEADERS } from '../src/extproc/wire.js';
 
 const CONFIG = `
 rules:
@@ -56,6 +57,21 @@ function extProcAt(socket: string) {
   };
 }
 
+/**
+ * Sends the inner ext_proc filter only the headers a headers-only decision reads (forward_rules): what
+ * trimming would save. Measured only (BENCH_FORWARD_RULES=1), not adopted: full_request snapshots and AWS
+ * re-signing need the sandbox's whole header map, and the bootstrap can't know which hosts a hot-reloaded
+ * or per-sandbox config will give them to.
+ */
+function withForwardRules(yaml: string): string {
+  const doc = parse(yaml) as Doc;
+  const hcm = doc.static_resources.listeners[1]!.filter_chains[0]!.filters[0]!.typed_config;
+  for (const h of hcm.http_filters ?? []) {
+    if (h.name === EXT_PROC) (h.typed_config as Record<string, unknown>).forward_rules = { allowed_headers: { patterns: PICKED_HEADERS.map((exact) => ({ exact })) } };
+  }
+  return stringify(doc, { lineWidth: 0 });
+}
+
 interface Setup {
   readonly name: string;
   readonly rig: Rig;
@@ -85,6 +101,7 @@ export async function runEnvoyBench(): Promise<string> {
       ['Envoy + null Go', extProcAt(go.address.slice(5)), go],
       ['Envoy + null grpc-js', extProcAt(js.address.slice(5)), js],
       ['Envoy + authproxy', undefined, undefined],
+      ...(process.env.BENCH_FORWARD_RULES ? [['Envoy + authproxy, forward_rules', withForwardRules, undefined] as [string, (y: string) => string, undefined]] : []),
     ];
     for (const [name, envoyYaml, server] of variants) {
       const rig = await startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', envoyYaml });

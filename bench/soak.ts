@@ -18,4 +18,8 @@ const to = r.samples[r.samples.length - 1]!;
 console.log(`\nsent ${fmt(r.sent)}, ok ${fmt(r.ok)}, errors ${r.errors} ${JSON.stringify(r.errorKinds)}, wrong credential ${r.wrongCredential}`);
 console.log(`RSS ${mib(from.rssBytes)} MiB at ${from.second} s -> ${mib(to.rssBytes)} MiB at ${to.second} s: ${fmt(((to.rssBytes - from.rssBytes) / from.rssBytes) * 100, 1)} % (goal < 10 %)`);
 console.log(`heap ${mib(from.heapUsedBytes)} -> ${mib(to.heapUsedBytes)} MiB; handles ${from.handles} -> ${to.handles}; Envoy ext_proc resets ${to.extProcResets}`);
+if (r.errors) console.log(`failed requests (s from start, kind): ${r.errorTimes.slice(0, 40).map(([t, k]) => `${t}:${k}`).join(' ')}`);
+console.log(`\nEnvoy failed-request log lines and warnings (${r.diagnostics.accessLog.length}):\n${r.diagnostics.accessLog.join('\n')}`);
+console.log(`\nEnvoy failure counters (non-zero):\n${r.diagnostics.envoyStats.join('\n')}`);
+console.log(`\nauthproxy warnings (${r.diagnostics.authproxyWarnings.length}):\n${r.diagnostics.authproxyWarnings.join('\n')}`);
 process.exit(r.errors === 0 && r.wrongCredential === 0 ? 0 : 1);

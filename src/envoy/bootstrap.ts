@@ -1,7 +1,6 @@
 import { stringify } from 'yaml';
-import { parseListenAddress } from '../runtime/listen.js';
 import { ROUTE_HEADER } from '../extproc/translate.js';
-import { PHASE_METADATA_KEY } from '../extproc/server.js';
+import { accessLog, connectUpgrade, dfpFilter, dnsCache, extProc, router, routeOn, SAFE_RETRY, seconds, typed, type ExtProcPhase } from './filters.js';
 import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
 
 /**
@@ -38,72 +37,6 @@ export interface BootstrapOptions {
  * limit (100) is why this list is written compactly.
  */
 const RESERVED = '^(te|trailer|upgrade|expect|(proxy-)?connection|keep-alive|content-length|transfer-encoding|x-authproxy-.*)$';
-
-const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
-/** A typed_config object (`@type` plus fields); exported for the transparent bootstrap's own filters. */
-export const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
-
-function dnsCache(opts: BootstrapOptions) {
-  const cares: Record<string, unknown> = { dns_resolver_options: { use_tcp_for_dns_lookups: false, no_default_search_domain: true } };
-  if (opts.dnsResolver) {
-    const dns = parseListenAddress(opts.dnsResolver, '--dns-resolver');
-    if (dns.kind !== 'tcp') throw new Error('--dns-resolver must be host:port');
-    cares.resolvers = [{ socket_address: { address: dns.host, port_value: dns.port } }];
-    cares.use_resolvers_as_fallback = false;
-  }
-  return {
-    name: 'dns_cache',
-    dns_lookup_family: 'V4_PREFERRED',
-    typed_dns_resolver_config: {
-      name: 'envoy.network.dns_resolver.cares',
-      typed_config: typed('envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig', cares),
-    },
-  };
-}
-
-/** Which decision an ext_proc stream asks for (PHASE_METADATA_KEY): `capture` = a transparent-mode connection. */
-export type ExtProcPhase = 'connect' | 'inject' | 'capture';
-
-function extProc(opts: BootstrapOptions, phase: ExtProcPhase, extra: Record<string, unknown>) {
-  return {
-    name: 'envoy.filters.http.ext_proc',
-    typed_config: typed('envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor', {
-      grpc_service: grpcService(opts.sandboxId, opts.messageTimeoutMs, [[PHASE_METADATA_KEY, phase]]),
-      failure_mode_allow: false,
-      message_timeout: seconds(opts.messageTimeoutMs),
-      processing_mode: {
-        request_header_mode: 'SEND',
-        response_header_mode: 'SKIP',
-        request_body_mode: 'NONE',
-        response_body_mode: 'NONE',
-        request_trailer_mode: 'SKIP',
-        response_trailer_mode: 'SKIP',
-      },
-      ...extra,
-    }),
-  };
-}
-
-/** The dynamic forward proxy filter; its host comes from filter state (`envoy.upstream.dynamic_host`) when set. */
-const dfpFilter = (opts: BootstrapOptions) => ({
-  name: 'envoy.filters.http.dynamic_forward_proxy',
-  typed_config: typed('envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig', {
-    dns_cache_config: dnsCache(opts),
-    allow_dynamic_host_from_filter_state: true,
-  }),
-});
-
-const router = (extra: object = {}) => ({ name: 'envoy.filters.http.router', typed_config: typed('envoy.extensions.filters.http.router.v3.Router', extra) });
-
-const accessLog = (prefix: string, format: string) => [{
-  name: 'envoy.access_loggers.stdout',
-  typed_config: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
-    log_format: { text_format_source: { inline_string: `[${prefix}] ${format}\n` } },
-  }),
-}];
-
-const routeOn = (value: string) => [{ name: ROUTE_HEADER, string_match: { exact: value } }];
-const connectUpgrade = [{ upgrade_type: 'CONNECT', connect_config: {} }];
 
 /** Sets filter state that the internal listener's connection inherits (shared_with_upstream: ONCE). */
 const fromMetadata = (key: string, field: string) => ({
@@ -159,7 +92,7 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
             { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
             { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
             { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
-            { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward], route: { cluster: 'dfp_plain', timeout: '300s' } },
+            { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward], route: { cluster: 'dfp_plain', timeout: '300s', retry_policy: SAFE_RETRY } },
             { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
           ],
         }],
@@ -249,7 +182,7 @@ export function innerListener(opts: BootstrapOptions) {
           strip_any_host_port: true,
           strip_trailing_host_dot: true,
           access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),
-          route_config: { name: 'intercept', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s' } }] }] },
+          route_config: { name: 'intercept', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } }] }] },
           http_filters: [
             extProc(opts, 'inject', {
               request_attributes: ['connection.requested_server_name', 'filter_state["authproxy.connect_authority"]'],

@@ -40,6 +40,12 @@ export function authproxyCluster(address: string, tls: AuthproxyTls | undefined)
       }),
     },
     load_assignment: { cluster_name: 'authproxy', endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }] },
+    // Several replicas (STRICT_DNS answering with more than one address): without these, Envoy kept
+    // sending half the ext_proc streams to a killed replica (500s until it came back; npm run chaos,
+    // replica-kill). A connection failure ejects a replica at once, the grpc.health.v1 check (authproxy
+    // serves it) finds a hung one; a lone endpoint is still used when unhealthy (Envoy's panic mode).
+    health_checks: [{ timeout: '1s', interval: '2s', no_traffic_interval: '2s', unhealthy_threshold: 2, healthy_threshold: 1, grpc_health_check: {} }],
+    outlier_detection: { split_external_local_origin_errors: true, consecutive_local_origin_failure: 1, interval: '1s', base_ejection_time: '5s', max_ejection_percent: 50 },
     ...(tls && parsed.kind === 'tcp'
       ? {
           transport_socket: {

@@ -10,7 +10,8 @@
  * Every path carries the original destination (`x-authproxy-original-dst`, set by Envoy from the socket),
  * which authproxy checks and pins instead of resolving a name.
  */
-import { bootstrapDocument, bootstrapYaml, innerListener, outerHcm, typed, type BootstrapOptions, type OuterHcmVariant } from './bootstrap.js';
+import { bootstrapDocument, bootstrapYaml, innerListener, outerHcm, type BootstrapOptions, type OuterHcmVariant } from './bootstrap.js';
+import { typed } from './filters.js';
 import { internalCluster } from './clusters.js';
 import { CAPTURE_HEADER, ORIGINAL_DST_HEADER } from '../extproc/capture.js';
 import type { CaptureKind } from '../policy/capture.js';

@@ -11,6 +11,7 @@ import { answer, startCallbackServer } from './callback-server.js';
 import { freePort } from './envoy.js';
 import { startRedis } from './redis.js';
 import { startRig } from './sidecar-rig.js';
+import { adminPortOf, detailedAccessLog, failedAccessLines, failureStats } from './chaos-envoy-log.js';
 
 export const SOAK_TOKEN = 'soak_static_canary_2b7e';
 export const SOAK_CALLBACK_TOKEN = 'soak_callback_canary_93fa';
@@ -39,6 +40,10 @@ export interface SoakResult {
   readonly errorKinds: Readonly<Record<string, number>>;
   /** authproxy's output, to check for secrets. */
   readonly output: string;
+  /** Each failed request: seconds from the start (its scheduled send time) and kind. */
+  readonly errorTimes: ReadonlyArray<readonly [number, string]>;
+  /** Where failures came from: Envoy's access-log lines of non-200 answers, its non-zero failure counters, authproxy's warnings. */
+  readonly diagnostics: { readonly accessLog: string[]; readonly envoyStats: string[]; readonly authproxyWarnings: string[] };
 }
 
 function metric(text: string, name: string): number {
@@ -58,6 +63,7 @@ export async function runSoak(seconds: number, rate: number, onSample?: (s: Soak
     secrets: { TOKEN: SOAK_TOKEN },
     logLevel: 'warn',
     serveArgs: ['--redis', redis.url, '--metrics-listen', `127.0.0.1:${metricsPort}`],
+    envoyYaml: detailedAccessLog,
     config: () => `
 rules:
   - name: github
@@ -76,6 +82,13 @@ callbacks:
   const callbackAgent = agent();
   const latencies: number[][] = [];
   const errorKinds: Record<string, number> = {};
+  const errorTimes: Array<readonly [number, string]> = [];
+  let t0 = 0;
+  const fail = (scheduled: number, kind: string) => {
+    errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+    errorTimes.push([Math.round((scheduled - t0) / 100) / 10, kind]);
+  };
+  const diagnostics = { accessLog: [] as string[], envoyStats: [] as string[], authproxyWarnings: [] as string[] };
   let sent = 0;
   let ok = 0;
   let wrongCredential = 0;
@@ -101,7 +114,7 @@ callbacks:
       const res = await request(rig.url(callbackHost ? 'api.example.com' : 'api.github.com', `/soak/${i}`), { dispatcher: callbackHost ? callbackAgent : staticAgent, headersTimeout: 30_000, bodyTimeout: 30_000 });
       const body = await res.body.text();
       if (res.statusCode !== 200) {
-        errorKinds[`status ${res.statusCode}`] = (errorKinds[`status ${res.statusCode}`] ?? 0) + 1;
+        fail(scheduled, `status ${res.statusCode}`);
         return;
       }
       const auth = (JSON.parse(body) as { headers: Record<string, string> }).headers.authorization;
@@ -110,11 +123,12 @@ callbacks:
       (latencies[minute] ??= []).push(performance.now() - scheduled);
     } catch (err) {
       const kind = (err as { code?: string }).code ?? 'error';
-      errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+      fail(scheduled, kind);
     }
   };
   try {
     const start = performance.now();
+    t0 = start;
     const inflight = new Set<Promise<void>>();
     let nextSample = 0;
     // Open loop: request i is due at start + i / rate, whatever the earlier ones are doing.
@@ -132,7 +146,10 @@ callbacks:
     }
     await Promise.all(inflight);
     await sample(seconds);
+    diagnostics.envoyStats = await failureStats(adminPortOf(rig.dir.path)).catch((err: Error) => [`stats: ${err.message}`]);
   } finally {
+    diagnostics.accessLog = failedAccessLines(rig.envoy.output());
+    diagnostics.authproxyWarnings = rig.authproxyOutput().split('\n').filter((l) => /"level":(40|50|60)|WARN|ERROR/.test(l)).slice(0, 30);
     await staticAgent.close();
     await callbackAgent.close();
     await rig.stop();
@@ -144,5 +161,5 @@ callbacks:
     return [xs.length, pct(xs, 50), pct(xs, 99)] as const;
   });
   const errors = Object.values(errorKinds).reduce((a, b) => a + b, 0);
-  return { sent, ok, errors, wrongCredential, minutes, samples, errorKinds, output: rig.authproxyOutput() };
+  return { sent, ok, errors, wrongCredential, minutes, samples, errorKinds, output: rig.authproxyOutput(), errorTimes, diagnostics };
 }

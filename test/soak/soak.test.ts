@@ -16,6 +16,7 @@ describe.skipIf(!bin)(`soak: ${SECONDS} s through the real sidecar`, () => {
   it('loses nothing and leaks nothing', async () => {
     const r = await runSoak(SECONDS, RATE);
     console.log(`soak: sent ${r.sent}, ok ${r.ok}, errors ${r.errors} ${JSON.stringify(r.errorKinds)}, wrong credential ${r.wrongCredential}, samples ${r.samples.length}`);
+    if (r.errors) console.log(`failed at (s, kind): ${r.errorTimes.slice(0, 20).map(([t, k]) => `${t}:${k}`).join(' ')}\nEnvoy:\n${r.diagnostics.accessLog.join('\n')}\n${r.diagnostics.envoyStats.join('\n')}\nauthproxy:\n${r.diagnostics.authproxyWarnings.join('\n')}`);
     expect(r.errorKinds).toEqual({});
     expect(r.ok).toBe(r.sent);
     expect(r.wrongCredential).toBe(0);

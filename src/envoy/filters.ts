@@ -1,0 +1,95 @@
+import { parseListenAddress } from '../runtime/listen.js';
+import { ROUTE_HEADER } from '../extproc/translate.js';
+import { PHASE_METADATA_KEY } from '../extproc/server.js';
+import { grpcService } from './clusters.js';
+import type { BootstrapOptions } from './bootstrap.js';
+
+/**
+ * The HTTP filters, routes and access logs that the bootstraps (forward proxy and transparent) assemble:
+ * the pieces, apart from how each mode's listeners put them together.
+ */
+
+/** A protobuf Duration string from milliseconds. */
+export const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
+/** A typed_config object (`@type` plus fields); exported for the transparent bootstrap's own filters. */
+export const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
+
+/** The dynamic forward proxy's DNS cache: c-ares, IPv4 first, the test resolver when `--dns-resolver` names one. */
+export function dnsCache(opts: BootstrapOptions) {
+  const cares: Record<string, unknown> = { dns_resolver_options: { use_tcp_for_dns_lookups: false, no_default_search_domain: true } };
+  if (opts.dnsResolver) {
+    const dns = parseListenAddress(opts.dnsResolver, '--dns-resolver');
+    if (dns.kind !== 'tcp') throw new Error('--dns-resolver must be host:port');
+    cares.resolvers = [{ socket_address: { address: dns.host, port_value: dns.port } }];
+    cares.use_resolvers_as_fallback = false;
+  }
+  return {
+    name: 'dns_cache',
+    dns_lookup_family: 'V4_PREFERRED',
+    typed_dns_resolver_config: {
+      name: 'envoy.network.dns_resolver.cares',
+      typed_config: typed('envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig', cares),
+    },
+  };
+}
+
+/** Which decision an ext_proc stream asks for (PHASE_METADATA_KEY): `capture` = a transparent-mode connection. */
+export type ExtProcPhase = 'connect' | 'inject' | 'capture';
+
+/** An ext_proc filter for `phase`: headers only (a `full_request` answer overrides the mode), failing closed. */
+export function extProc(opts: BootstrapOptions, phase: ExtProcPhase, extra: Record<string, unknown>) {
+  return {
+    name: 'envoy.filters.http.ext_proc',
+    typed_config: typed('envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor', {
+      grpc_service: grpcService(opts.sandboxId, opts.messageTimeoutMs, [[PHASE_METADATA_KEY, phase]]),
+      failure_mode_allow: false,
+      message_timeout: seconds(opts.messageTimeoutMs),
+      processing_mode: {
+        request_header_mode: 'SEND',
+        response_header_mode: 'SKIP',
+        request_body_mode: 'NONE',
+        response_body_mode: 'NONE',
+        request_trailer_mode: 'SKIP',
+        response_trailer_mode: 'SKIP',
+      },
+      ...extra,
+    }),
+  };
+}
+
+/** The dynamic forward proxy filter; its host comes from filter state (`envoy.upstream.dynamic_host`) when set. */
+export const dfpFilter = (opts: BootstrapOptions) => ({
+  name: 'envoy.filters.http.dynamic_forward_proxy',
+  typed_config: typed('envoy.extensions.filters.http.dynamic_forward_proxy.v3.FilterConfig', {
+    dns_cache_config: dnsCache(opts),
+    allow_dynamic_host_from_filter_state: true,
+  }),
+});
+
+/** The router filter (last in every chain). */
+export const router = (extra: object = {}) => ({ name: 'envoy.filters.http.router', typed_config: typed('envoy.extensions.filters.http.router.v3.Router', extra) });
+
+/** A stdout access log whose lines start with `[prefix]`. */
+export const accessLog = (prefix: string, format: string) => [{
+  name: 'envoy.access_loggers.stdout',
+  typed_config: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
+    log_format: { text_format_source: { inline_string: `[${prefix}] ${format}\n` } },
+  }),
+}];
+
+/**
+ * One retry of a safe request (GET, HEAD, OPTIONS) whose upstream connection was reset before it answered:
+ * a kept-alive connection that the upstream closes just as Envoy reuses it (an idle timeout, e.g. Node's
+ * 5 s) otherwise gives the sandbox a 503 `UC` (found by the soak; `bench/chaos/keepalive-race.ts`).
+ * Requests with side effects are never retried.
+ */
+export const SAFE_RETRY = {
+  retry_on: 'reset',
+  num_retries: 1,
+  retriable_request_headers: [{ name: ':method', string_match: { safe_regex: { regex: '^(GET|HEAD|OPTIONS)$' } } }],
+};
+/** A route match on authproxy's routing header (`intercept` / `tunnel`), set by the connect-phase answer. */
+export const routeOn = (value: string) => [{ name: ROUTE_HEADER, string_match: { exact: value } }];
+/** CONNECT handled by the route (the tunnel or the internal listener), not refused. */
+export const connectUpgrade = [{ upgrade_type: 'CONNECT', connect_config: {} }];
+
