@@ -8,7 +8,7 @@ import { explain } from './explain.js';
 import { envOption } from './options.js';
 import { AuthProxyError } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
-import { parseGcpTokenUriAllow } from '../cloud/gcp/setup.js';
+import { parseGcpTokenUriAllow } from '../cloud/gcp/token-uri-allow.js';
 
 function configOptions(cmd: Command): Command {
   return cmd

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createLogger, LOG_FORMATS, type LogFormat } from '../log.js';
 import { parseListenAddress } from '../runtime/listen.js';
 import { loadUnsealer, startService } from '../runtime/service.js';
-import { startAdminServer } from '../admin/server.js';
+import type { startAdminServer } from '../admin/server.js';
 import { AdminTokens } from '../admin/tokens.js';
 import { parseCallbackAllowList } from '../admin/callback-policy.js';
 import { startHttpPort } from '../runtime/http-port.js';
@@ -12,7 +12,7 @@ import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
 import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.js';
 import { DEFAULT_CALLBACK_ISSUER, normalizeIssuer } from '../callbacks/signer.js';
-import { parseGcpTokenUriAllow } from '../cloud/gcp/setup.js';
+import { parseGcpTokenUriAllow } from '../cloud/gcp/token-uri-allow.js';
 
 /** --log-format, checked (serve and up). */
 export function logFormat(value: string): LogFormat {
@@ -176,8 +176,9 @@ export function registerServeCommand(program: Command): void {
       let side: Awaited<ReturnType<typeof startHttpPort>> | undefined;
       let closing = false;
       try {
+        // fastify and the admin routes load only when --admin-listen asks for them.
         admin = tokens
-          ? await startAdminServer({
+          ? await (await import('../admin/server.js')).startAdminServer({
               listen: flags.adminListen!,
               tokens,
               store: service.policy.store!,

@@ -4,7 +4,8 @@ import { AuthProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ConfigWatcher, loadSources } from '../config/watch.js';
 import type { CredentialCache } from '../callbacks/cache.js';
-import { createCredentialCache, type CacheHealth } from '../callbacks/cache-setup.js';
+import type { CacheHealth, CacheChoice } from '../callbacks/cache-setup.js';
+import { MemoryCredentialCache } from '../callbacks/cache.js';
 import { DEFAULT_CALLBACK_LIMITS } from '../callbacks/client.js';
 import { CallbackResolver } from '../callbacks/resolver.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -12,19 +13,15 @@ import { CallbackSigner } from '../callbacks/signer.js';
 import { parsePrivateKey, Unsealer } from '../secrets/sealing.js';
 import { startExtProcServer, type RunningServer } from '../extproc/server.js';
 import { Engine, type PolicySource } from './engine.js';
-import { addSdsService, type SdsOptions, type SdsService } from '../sds/server.js';
-import { CertificateAuthority } from '../sds/ca.js';
-import { LeafCache } from '../sds/leaf-cache.js';
+import type { SdsOptions, SdsService } from '../sds/server.js';
 import { mayIntercept } from '../policy/connect.js';
 import { PolicyRegistry } from '../sandboxes/registry.js';
-import { RedisSandboxStore } from '../sandboxes/store.js';
-import { createRedisClient } from '../callbacks/redis-url.js';
+import type { SandboxStore } from '../sandboxes/store.js';
 import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
 import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
 import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
 import { createCallbackPolicy, parseCallbackAllowList } from '../admin/callback-policy.js';
-import { createAwsHandler } from '../cloud/aws/setup.js';
-import { createGcpHandler } from '../cloud/gcp/setup.js';
+import { cloudAwareStore, cloudFactories, CloudModules, deferredFileApply, fileNeeds, type CloudSetups } from './cloud-loader.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
 export interface ServeSettings {
@@ -109,15 +106,35 @@ export function readKeyFile(path: string): string {
   }
 }
 
-/** The SDS service's settings: leaves minted by the CA, only for hosts the sandbox's policy intercepts. */
-async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, defaultSandboxId: string, log: Logger): Promise<SdsOptions> {
+/**
+ * The SDS service's settings: leaves minted by the CA, only for hosts the sandbox's policy intercepts.
+ * The x509 stack is imported here, only when `--ca` is given.
+ */
+async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, defaultSandboxId: string, log: Logger) {
+  const [{ addSdsService }, { CertificateAuthority }, { LeafCache }] = await Promise.all([import('../sds/server.js'), import('../sds/ca.js'), import('../sds/leaf-cache.js')]);
   const authority = await CertificateAuthority.load(ca.cert, ca.key);
-  return {
+  const options: SdsOptions = {
     leafCache: new LeafCache(authority, { log }),
     mayMint: (sandboxId, hostname) => mayIntercept(source.policyFor(sandboxId), hostname),
     defaultSandboxId,
     log,
   };
+  return { options, addSdsService };
+}
+
+/** The Redis sandbox store of shared-service mode; ioredis is imported only when `--redis` is given. */
+async function redisStore(url: string, prefix: string, key: Buffer | undefined): Promise<SandboxStore> {
+  const [{ RedisSandboxStore }, { createRedisClient }] = await Promise.all([import('../sandboxes/store.js'), import('../callbacks/redis-url.js')]);
+  return new RedisSandboxStore(createRedisClient(url), prefix, key);
+}
+
+/**
+ * The callback cache: in memory without `--redis` (as createCredentialCache would build it); the shared
+ * one, and ioredis with it, is imported only when `--redis` is given.
+ */
+async function callbackCache(settings: ServeSettings & { callbackTimeoutMs: number }, log: Logger, metrics: Metrics): Promise<CacheChoice> {
+  if (!settings.redis) return { cache: new MemoryCredentialCache(10_000, Date.now, metrics), health: () => ({ status: 'ok', redis: 'disabled' }) };
+  return (await import('../callbacks/cache-setup.js')).createCredentialCache(settings, log, metrics);
 }
 
 /** The serve defaults of a sandbox's identity, from `--tenant-id` and `--organization-id`. */
@@ -143,13 +160,15 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
   const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey), defaultSandboxId: settings.sandboxId, allowUnboundSeals, gcpTokenUriAllow: settings.gcpTokenUriAllow };
   const initial = loadSources(sources);
   const storeKey = sources.unsealer?.deriveKey('authproxy sandbox store v1');
-  const store = settings.redis && settings.sandboxStore !== false ? new RedisSandboxStore(createRedisClient(settings.redis), settings.redisPrefix ?? 'authproxy:', storeKey) : undefined;
+  const store = settings.redis && settings.sandboxStore !== false ? await redisStore(settings.redis, settings.redisPrefix ?? 'authproxy:', storeKey) : undefined;
   if (store && !storeKey) log.warn('no --sealing-key: sandbox configs in Redis are not authenticated (anyone who can write to Redis could plant one)');
   const callbackPolicy = settings.callbackAllow ? createCallbackPolicy(parseCallbackAllowList(settings.callbackAllow)) : undefined;
-  const policy = new PolicyRegistry(initial, sources.unsealer, log, store, defaultIdentity(settings), { defaultSandboxId: settings.sandboxId, allowUnboundSeals, callbackPolicy, gcpTokenUriAllow: settings.gcpTokenUriAllow });
+  // The AWS and Google Cloud handlers (and their SDKs) load only when a config has a rule of their type.
+  let setups: CloudSetups | undefined;
+  const cloud = new CloudModules(cloudFactories(() => setups!));
+  const policy = new PolicyRegistry(initial, sources.unsealer, log, store && cloudAwareStore(store, cloud), defaultIdentity(settings), { defaultSandboxId: settings.sandboxId, allowUnboundSeals, callbackPolicy, gcpTokenUriAllow: settings.gcpTokenUriAllow });
   let cache: CredentialCache | undefined;
   try {
-    await policy.start(settings.resyncMs);
     const signerOptions = { issuer: settings.callbackIssuer };
     const signer = settings.signingKey
       ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey, signerOptions)
@@ -159,18 +178,24 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
     const metrics = new Metrics({ defaultMetrics: true });
     const choice = given
       ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
-      : await createCredentialCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
+      : await callbackCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
     cache = choice.cache;
-    const aws = createAwsHandler({ cache, identities: policy, egress, stsEndpoint: settings.awsStsEndpoint, region: settings.awsRegion, timeoutMs: limits.timeoutMs, log, metrics });
-    const gcp = createGcpHandler({ cache, egress, timeoutMs: limits.timeoutMs, log, metrics });
-    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, { metrics, egress, cloud: { aws, gcp } });
+    setups = {
+      aws: { cache, identities: policy, egress, stsEndpoint: settings.awsStsEndpoint, region: settings.awsRegion, timeoutMs: limits.timeoutMs, log, metrics },
+      gcp: { cache, egress, timeoutMs: limits.timeoutMs, log, metrics },
+    };
+    // Before anything is served: the first config's providers, then the stored configs (each awaits its own).
+    await cloud.ensure(fileNeeds(initial.file));
+    await policy.start(settings.resyncMs);
+    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, { metrics, egress, cloud });
     const identity = { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false };
-    const sdsOptions = settings.ca ? { ...(await sdsFor(settings.ca, policy, settings.sandboxId, log)), bindToClientCert: identity.bindToClientCert } : undefined;
+    const sdsSetup = settings.ca ? await sdsFor(settings.ca, policy, settings.sandboxId, log) : undefined;
     let sds: SdsService | undefined;
     const server = await startExtProcServer(settings.listen, { engine, log, identity, metrics }, serverCredentials(settings.tls), (s) => {
-      if (sdsOptions) sds = addSdsService(s, sdsOptions);
+      if (sdsSetup) sds = sdsSetup.addSdsService(s, { ...sdsSetup.options, bindToClientCert: identity.bindToClientCert });
     });
-    const watcher = new ConfigWatcher(sources, initial.fingerprint, (loaded) => policy.applyFile(loaded), log, { pollMs: settings.pollMs, onReload: (result) => metrics.configReload(result) }).start();
+    const reloads = deferredFileApply(cloud, (loaded) => policy.applyFile(loaded), (result) => metrics.configReload(result), log);
+    const watcher = new ConfigWatcher(sources, initial.fingerprint, reloads.apply, log, { pollMs: settings.pollMs, onReload: reloads.onReload }).start();
     log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
     const running = cache;
     return {

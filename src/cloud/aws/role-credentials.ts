@@ -1,10 +1,5 @@
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { CallbackFailure, type CallbackFailureReason } from '../../callbacks/client.js';
-import type { EgressGuard } from '../../egress/guard.js';
 import type { IdentitySource } from '../../sandboxes/identity.js';
-import { guardedHttpsAgent } from '../shared/https-agent.js';
 import type { TemporaryCredentials } from '../shared/temporary-credentials.js';
 import type { AwsCredentials } from './resign.js';
 
@@ -22,7 +17,10 @@ export interface AssumedRole extends AwsCredentials {
   readonly expiresAt: number;
 }
 
-/** Calls STS AssumeRole with authproxy's own credentials (an interface so tests and benchmarks can stand in). */
+/**
+ * Calls STS AssumeRole with authproxy's own credentials (an interface so tests and benchmarks can stand in;
+ * the AWS SDK's, `stsRoleAssumer`, is in sts.ts, loaded only for `aws: {role_arn}` rules).
+ */
 export interface RoleAssumer {
   assume(params: AssumeRoleParams): Promise<AssumedRole>;
 }
@@ -39,61 +37,6 @@ export class AwsRoleFailure extends CallbackFailure {
     this.name = 'AwsRoleFailure';
     this.message = `AWS role auth failed: ${detail}`;
   }
-}
-
-/** Settings of authproxy's own STS client (`--aws-sts-endpoint`, `--aws-region`). */
-export interface StsSettings {
-  /** e.g. `https://sts.eu-west-1.amazonaws.com` or a VPC endpoint; default: the region's STS endpoint. */
-  readonly endpoint?: string;
-  /** Region of the STS client; default AWS_REGION, AWS_DEFAULT_REGION, else us-east-1. */
-  readonly region?: string;
-  /** Pins STS connections to the address the guard checked, like callback calls. */
-  readonly egress?: EgressGuard;
-  readonly timeoutMs: number;
-  /** Requested session length; the role's maximum session duration must allow it. Default 3600. */
-  readonly durationSeconds?: number;
-}
-
-/** The AWS SDK's STS client with authproxy's own credentials from the standard Node provider chain. */
-export function stsRoleAssumer(settings: StsSettings): RoleAssumer {
-  const client = new STSClient({
-    region: settings.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
-    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-    credentials: fromNodeProviderChain(),
-    maxAttempts: 2,
-    requestHandler: new NodeHttpHandler({ httpsAgent: guardedHttpsAgent(settings.egress), connectionTimeout: settings.timeoutMs, requestTimeout: settings.timeoutMs }),
-  });
-  return {
-    async assume(p) {
-      let out;
-      try {
-        out = await client.send(
-          new AssumeRoleCommand({
-            RoleArn: p.roleArn,
-            RoleSessionName: p.sessionName,
-            ExternalId: p.externalId,
-            DurationSeconds: settings.durationSeconds ?? 3600,
-            ...(Object.keys(p.sessionTags).length > 0 ? { Tags: Object.entries(p.sessionTags).map(([Key, Value]) => ({ Key, Value })) } : {}),
-          }),
-          { abortSignal: AbortSignal.timeout(settings.timeoutMs) },
-        );
-      } catch (err) {
-        throw classify(err);
-      }
-      const c = out.Credentials;
-      if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) throw new AwsRoleFailure('malformed', 'STS AssumeRole answered without credentials');
-      return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiresAt: c.Expiration.getTime() };
-    },
-  };
-}
-
-/** An SDK error as an AwsRoleFailure: the STS error code, or what kept authproxy from asking. */
-function classify(err: unknown): AwsRoleFailure {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; code?: string };
-  if (e?.name === 'CredentialsProviderError') return new AwsRoleFailure('transport', 'authproxy has no AWS credentials of its own (environment, profile, web identity, container or instance metadata)');
-  if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return new AwsRoleFailure('timeout', 'STS did not answer AssumeRole in time');
-  if (e?.$metadata?.httpStatusCode !== undefined) return new AwsRoleFailure('status', `STS refused AssumeRole (${e.name ?? 'error'}, HTTP ${e.$metadata.httpStatusCode})`);
-  return new AwsRoleFailure('transport', `STS could not be reached (${e?.code ?? e?.name ?? 'error'})`);
 }
 
 /** RoleSessionName allows `[\w+=,.@-]{2,64}`: the sandbox id, with anything else replaced. */

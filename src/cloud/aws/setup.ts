@@ -5,7 +5,8 @@ import type { Metrics } from '../../metrics/metrics.js';
 import type { IdentitySource } from '../../sandboxes/identity.js';
 import { TemporaryCredentials } from '../shared/temporary-credentials.js';
 import { AwsSigner } from './handler.js';
-import { AwsRoleCredentials, stsRoleAssumer } from './role-credentials.js';
+import { AwsRoleCredentials, type RoleAssumer } from './role-credentials.js';
+import type { StsSettings } from './sts.js';
 
 /** What `serve` hands the AWS provider. */
 export interface AwsSetup {
@@ -23,8 +24,13 @@ export interface AwsSetup {
   readonly metrics?: Metrics;
 }
 
-/** The `type: aws` handler `serve` wires into the Engine: static keys, and role sessions through STS. */
-export function createAwsHandler(setup: AwsSetup): AwsSigner {
+/**
+ * The `type: aws` handler `serve` wires into the Engine: static keys, and role sessions through STS when
+ * `stsRoleAssumer` (from sts.ts, which the caller imports only for `aws: {role_arn}` rules) is given.
+ * Without it a role decision fails closed (502), which `serve` never lets happen: it loads STS first.
+ */
+export function createAwsHandler(setup: AwsSetup, stsRoleAssumer?: (settings: StsSettings) => RoleAssumer): AwsSigner {
+  if (!stsRoleAssumer) return new AwsSigner({ log: setup.log, metrics: setup.metrics });
   const sts = stsRoleAssumer({ endpoint: setup.stsEndpoint, region: setup.region, egress: setup.egress, timeoutMs: setup.timeoutMs });
   const roles = new AwsRoleCredentials(new TemporaryCredentials(setup.cache), sts, setup.identities);
   return new AwsSigner({ log: setup.log, metrics: setup.metrics, roles });
