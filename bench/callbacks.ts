@@ -138,11 +138,33 @@ async function decisionLatency(replica: Replica, endpoint: Endpoint): Promise<Ar
     for (const [i, [, fn]] of paths.entries()) runs[i]!.push(measure(fn, 100_000));
   }
   const best = (xs: number[], pick: (...v: number[]) => number) => xs.reduce((a, b) => pick(a, b));
-  const p50s = runs.map((r) => best(r.map((m) => m.p50), Math.min));
+  const p50s = runs.map((r) =>
+    best(
+      r.map((m) => m.p50),
+      Math.min,
+    ),
+  );
   return paths.map(([label, , base], i) => {
     const vs = base === i ? '-' : `${p50s[i]! >= p50s[base]! ? '+' : ''}${fmt(((p50s[i]! - p50s[base]!) / p50s[base]!) * 100, 1)} %`;
     const r = runs[i]!;
-    return [label, fmt(best(r.map((m) => m.perSec), Math.max)), fmt(p50s[i]! / 1000, 2), fmt(best(r.map((m) => m.p99), Math.min) / 1000, 2), vs];
+    return [
+      label,
+      fmt(
+        best(
+          r.map((m) => m.perSec),
+          Math.max,
+        ),
+      ),
+      fmt(p50s[i]! / 1000, 2),
+      fmt(
+        best(
+          r.map((m) => m.p99),
+          Math.min,
+        ) / 1000,
+        2,
+      ),
+      vs,
+    ];
   });
 }
 
@@ -153,9 +175,7 @@ async function throughput(replicas: Replica[], endpoint: Endpoint, label: string
   const keys = 300;
   endpoint.calls.length = 0;
   const start = process.hrtime.bigint();
-  const settled = await Promise.allSettled(
-    Array.from({ length: keys * 3 }, (_, i) => replicas[i % 3]!.resolver.lookup(cb, target, `sb-${Math.floor(i / 3)}`)),
-  );
+  const settled = await Promise.allSettled(Array.from({ length: keys * 3 }, (_, i) => replicas[i % 3]!.resolver.lookup(cb, target, `sb-${Math.floor(i / 3)}`)));
   const coldSeconds = Number(process.hrtime.bigint() - start) / 1e9;
   const calls = endpoint.calls.length;
   const failed = settled.filter((r) => r.status === 'rejected').length;
@@ -179,7 +199,11 @@ export async function runCallbackBench(): Promise<string> {
     return [
       table(`Callback calls per key per TTL, 3 replicas, 20 keys, 3 TTLs of ${TTL} s (injected clock; endpoint answers in 5 ms)`, ['load', 'lookups', 'calls', 'calls/key/TTL', 'misses after warm-up'], perTtl),
       table('Decision path, warm: static rule vs callback key (per-call times from batches of 8; best of 9 interleaved rounds)', ['path', 'decisions/s', 'p50 µs', 'p99 µs', 'p50 vs static rule'], latency),
-      table('Callback lookups, 3 replicas: Redis up vs down (cold = 300 new keys, each asked on all 3 replicas at once)', ['redis', 'warm lookups/s', 'cold lookups/s', 'calls per cold key', 'failed lookups'], [up, down]),
+      table(
+        'Callback lookups, 3 replicas: Redis up vs down (cold = 300 new keys, each asked on all 3 replicas at once)',
+        ['redis', 'warm lookups/s', 'cold lookups/s', 'calls per cold key', 'failed lookups'],
+        [up, down],
+      ),
     ].join('\n');
   } finally {
     await endpoint.close();

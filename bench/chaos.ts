@@ -23,8 +23,7 @@ import { chaosTable, rows, step as runStep, type Expect } from './chaos/step.js'
 import type { LoadResult } from '../test/helpers/chaos-load.js';
 
 /** A step under the standard load of `env`. */
-const step = (name: string, env: Env, expect: Expect, fault: () => Promise<void>, check?: (results: readonly LoadResult[]) => string[]) =>
-  runStep(name, standardLoad(env), expect, fault, check);
+const step = (name: string, env: Env, expect: Expect, fault: () => Promise<void>, check?: (results: readonly LoadResult[]) => string[]) => runStep(name, standardLoad(env), expect, fault, check);
 
 const only = process.argv[2];
 const want = (name: string) => !only || only === name || name.startsWith(`${only}`);
@@ -95,28 +94,33 @@ const main = async () => {
       }
       if (want('config-invalid-then-valid')) {
         let switched = 0;
-        await step('config-invalid-then-valid', env, { maxRefused: 0, recoverWithinMs: 3000 }, async () => {
-          env.allowedStatic = [STATIC, STATIC_NEXT];
-          writeFileSync(env.rig.configPath, 'rules:\n  - name: [broken\n    match_hosts: 7\n');
-          await sleep(4000);
-          writeFileSync(env.rig.configPath, config(env.cb.url, 'Token'));
-          switched = Date.now();
-        }, (results) => {
-          const why: string[] = [];
-          const gh = results.filter((r) => r.host === 'api.github.com' && r.status === 200);
-          // Last good config kept while the file is invalid, the new one applied within 3 s of the switch.
-          const during = gh.filter((r) => r.sentAt < switched);
-          if (during.some((r) => r.auth !== STATIC)) why.push('invalid config changed the injected value');
-          const late = gh.filter((r) => r.sentAt > switched + 3000);
-          if (late.length === 0 || late.some((r) => r.auth !== STATIC_NEXT)) why.push('valid config not applied within 3 s');
-          return why;
-        });
+        await step(
+          'config-invalid-then-valid',
+          env,
+          { maxRefused: 0, recoverWithinMs: 3000 },
+          async () => {
+            env.allowedStatic = [STATIC, STATIC_NEXT];
+            writeFileSync(env.rig.configPath, 'rules:\n  - name: [broken\n    match_hosts: 7\n');
+            await sleep(4000);
+            writeFileSync(env.rig.configPath, config(env.cb.url, 'Token'));
+            switched = Date.now();
+          },
+          (results) => {
+            const why: string[] = [];
+            const gh = results.filter((r) => r.host === 'api.github.com' && r.status === 200);
+            // Last good config kept while the file is invalid, the new one applied within 3 s of the switch.
+            const during = gh.filter((r) => r.sentAt < switched);
+            if (during.some((r) => r.auth !== STATIC)) why.push('invalid config changed the injected value');
+            const late = gh.filter((r) => r.sentAt > switched + 3000);
+            if (late.length === 0 || late.some((r) => r.auth !== STATIC_NEXT)) why.push('valid config not applied within 3 s');
+            return why;
+          },
+        );
         writeFileSync(env.rig.configPath, config(env.cb.url));
         await sleep(3000);
         env.allowedStatic = [STATIC];
       }
-      if (want('envoy-restart'))
-        await step('envoy-restart', env, { mustRefuse: true, recoverWithinMs: 10_000 }, () => restartEnvoy(env.rig));
+      if (want('envoy-restart')) await step('envoy-restart', env, { mustRefuse: true, recoverWithinMs: 10_000 }, () => restartEnvoy(env.rig));
     } finally {
       await closeEnv(env);
       await redis.close();
@@ -146,7 +150,10 @@ const main = async () => {
       await sentinel.close();
     }
   }
-  for (const [name, run] of [['replica-kill', replicaKillStep], ['sds-unavailable', sdsUnavailableStep]] as const) {
+  for (const [name, run] of [
+    ['replica-kill', replicaKillStep],
+    ['sds-unavailable', sdsUnavailableStep],
+  ] as const) {
     if (!want(name)) continue;
     const redis = await startRedis();
     try {

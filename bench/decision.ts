@@ -70,9 +70,5 @@ export function runDecisionBench(): string {
     const linear = measure((r) => linearDecide(policy, r), reqs, n >= 10_000 ? 5_000 : 50_000);
     rows.push([fmt(n), fmt(indexed.perSec), fmt(indexed.p50 / 1000, 2), fmt(indexed.p99 / 1000, 2), fmt(linear.perSec), fmt(linear.p99 / 1000, 2)]);
   }
-  return table(
-    'Pure decision (compiled index) vs linear scan of the same rules',
-    ['rules', 'decisions/s', 'p50 µs', 'p99 µs', 'linear decisions/s', 'linear p99 µs'],
-    rows,
-  );
+  return table('Pure decision (compiled index) vs linear scan of the same rules', ['rules', 'decisions/s', 'p50 µs', 'p99 µs', 'linear decisions/s', 'linear p99 µs'], rows);
 }

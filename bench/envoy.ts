@@ -32,7 +32,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CLOSED = { conns: 8, seconds: Number(process.env.BENCH_SECONDS ?? 3) };
 const OPEN = { rate: Number(process.env.BENCH_RATE ?? 500), seconds: Number(process.env.BENCH_OPEN_SECONDS ?? 4), slices: Number(process.env.BENCH_SLICES ?? 9) };
 
-type Doc = { static_resources: { listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { http_filters?: Array<{ name: string; typed_config: { grpc_service: { envoy_grpc: { cluster_name: string } } } }> } }> }> }>; clusters: Array<Record<string, unknown>> } };
+type Doc = {
+  static_resources: {
+    listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { http_filters?: Array<{ name: string; typed_config: { grpc_service: { envoy_grpc: { cluster_name: string } } } }> } }> }> }>;
+    clusters: Array<Record<string, unknown>>;
+  };
+};
 const EXT_PROC = 'envoy.filters.http.ext_proc';
 
 /** Drops the inner listener's ext_proc filter: the "same Envoy without the ext_proc filter". */
@@ -47,9 +52,11 @@ function withoutInjection(yaml: string): string {
 function extProcAt(socket: string) {
   return (yaml: string): string => {
     const doc = parse(yaml) as Doc;
-    for (const l of doc.static_resources.listeners) for (const fc of l.filter_chains) for (const f of fc.filters) {
-      for (const h of f.typed_config.http_filters ?? []) if (h.name === EXT_PROC) h.typed_config.grpc_service.envoy_grpc.cluster_name = 'extproc_null';
-    }
+    for (const l of doc.static_resources.listeners)
+      for (const fc of l.filter_chains)
+        for (const f of fc.filters) {
+          for (const h of f.typed_config.http_filters ?? []) if (h.name === EXT_PROC) h.typed_config.grpc_service.envoy_grpc.cluster_name = 'extproc_null';
+        }
     const authproxy = doc.static_resources.clusters.find((c) => c.name === 'authproxy')!;
     const endpoint = { address: { pipe: { path: socket } } };
     doc.static_resources.clusters.push({ ...authproxy, name: 'extproc_null', load_assignment: { cluster_name: 'extproc_null', endpoints: [{ lb_endpoints: [{ endpoint }] }] } });
@@ -124,7 +131,13 @@ export async function runEnvoyBench(): Promise<string> {
         if (round < OPEN.slices) open.set(s.name, [...(open.get(s.name) ?? []), await loadgen([...base, '-rate', String(OPEN.rate), '-conns', '16', '-d', `${OPEN.seconds}s`, '-warmup', '0.5s'], `${s.name} open`)]);
       }
     }
-    return report(setups.map((s) => s.name), closed, open) + staleBuildNote();
+    return (
+      report(
+        setups.map((s) => s.name),
+        closed,
+        open,
+      ) + staleBuildNote()
+    );
   } finally {
     for (const n of servers) await n.stop();
     for (const s of setups) await s.rig.stop();
@@ -136,18 +149,39 @@ function report(names: string[], closed: Map<string, LoadResult[]>, open: Map<st
   const [alone, nullGo, nullJs, authproxy] = names;
   const rps = (n: string) => col(closed.get(n)!, (r) => r.per_s);
   const cpu = (runs: LoadResult[], i: number) => col(runs, (r) => r.cpu_us_per_op![i]!);
-  const closedRows = ROUNDS === 0 ? [] : names.map((n) => {
-    const runs = closed.get(n)!;
-    return [n, fmt(rps(n)), ms(col(runs, (r) => r.p50_us)), ms(col(runs, (r) => r.p99_us)), fmt(cpu(runs, 0)), n === alone ? '' : fmt(cpu(runs, 1)),
-      runs.reduce((e, r) => e + r.errors, 0), n === alone ? '' : `${fmt(rps(n) / rps(nullGo!), 2)}×`];
-  });
+  const closedRows =
+    ROUNDS === 0
+      ? []
+      : names.map((n) => {
+          const runs = closed.get(n)!;
+          return [
+            n,
+            fmt(rps(n)),
+            ms(col(runs, (r) => r.p50_us)),
+            ms(col(runs, (r) => r.p99_us)),
+            fmt(cpu(runs, 0)),
+            n === alone ? '' : fmt(cpu(runs, 1)),
+            runs.reduce((e, r) => e + r.errors, 0),
+            n === alone ? '' : `${fmt(rps(n) / rps(nullGo!), 2)}×`,
+          ];
+        });
   /** Median over slices of (this setup's figure − Envoy alone's in the same slice). */
   const added = (n: string, pick: (r: LoadResult) => number) => median(open.get(n)!.map((r, i) => pick(r) - pick(open.get(alone!)![i]!)));
   const openRows = names.map((n) => {
     const runs = open.get(n)!;
     const extra = n === alone ? ['', '', ''] : [plus(added(n, (r) => r.p50_us)), plus(added(n, (r) => r.p99_us)), plus(added(n, (r) => r.p999_us))];
-    return [n, fmt(col(runs, (r) => r.per_s)), ms(col(runs, (r) => r.p50_us)), ms(col(runs, (r) => r.p99_us)), ms(col(runs, (r) => r.p999_us)), ...extra,
-      fmt(cpu(runs, 0)), n === alone ? '' : fmt(cpu(runs, 1)), runs.reduce((e, r) => e + r.errors, 0), ms(col(runs, (r) => r.send_lag_p99_us ?? 0))];
+    return [
+      n,
+      fmt(col(runs, (r) => r.per_s)),
+      ms(col(runs, (r) => r.p50_us)),
+      ms(col(runs, (r) => r.p99_us)),
+      ms(col(runs, (r) => r.p999_us)),
+      ...extra,
+      fmt(cpu(runs, 0)),
+      n === alone ? '' : fmt(cpu(runs, 1)),
+      runs.reduce((e, r) => e + r.errors, 0),
+      ms(col(runs, (r) => r.send_lag_p99_us ?? 0)),
+    ];
   });
   const p99 = (n: string) => added(n, (r) => r.p99_us);
   const goals = [
@@ -155,9 +189,22 @@ function report(names: string[], closed: Map<string, LoadResult[]>, open: Map<st
     `authproxy added p50 at ${OPEN.rate} req/s: ${plus(added(authproxy!, (r) => r.p50_us))} ms (goal ≤ 0.6 ms); added p99 ${plus(p99(authproxy!))} ms vs null grpc-js ${plus(p99(nullJs!))} ms${p99(nullJs!) > 0 ? `: ${fmt(p99(authproxy!) / p99(nullJs!), 2)}×` : ''} (goal ≤ 1×)`,
   ];
   const note = 'Envoy --concurrency 1; loader, Envoy, ext_proc server and upstream share the cores';
-  const closedTable = ROUNDS === 0 ? '' : table(`HTTPS through the Envoy sidecar, closed loop: ${CLOSED.conns} keep-alive connections × ${CLOSED.seconds} s (median of ${ROUNDS} interleaved rounds; ${note})`,
-    ['setup', 'req/s', 'p50 ms', 'p99 ms', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'req/s vs null Go'], closedRows);
-  return closedTable + table(`HTTPS through the Envoy sidecar, open loop: ${OPEN.rate} req/s, latency from the scheduled send time (median of ${OPEN.slices} interleaved ${OPEN.seconds} s slices; ${note})`,
-      ['setup', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'added p50', 'added p99', 'added p99.9', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'loader late p99 ms'], openRows)
-    + '\n' + goals.join('\n');
+  const closedTable =
+    ROUNDS === 0
+      ? ''
+      : table(
+          `HTTPS through the Envoy sidecar, closed loop: ${CLOSED.conns} keep-alive connections × ${CLOSED.seconds} s (median of ${ROUNDS} interleaved rounds; ${note})`,
+          ['setup', 'req/s', 'p50 ms', 'p99 ms', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'req/s vs null Go'],
+          closedRows,
+        );
+  return (
+    closedTable +
+    table(
+      `HTTPS through the Envoy sidecar, open loop: ${OPEN.rate} req/s, latency from the scheduled send time (median of ${OPEN.slices} interleaved ${OPEN.seconds} s slices; ${note})`,
+      ['setup', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'added p50', 'added p99', 'added p99.9', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'loader late p99 ms'],
+      openRows,
+    ) +
+    '\n' +
+    goals.join('\n')
+  );
 }

@@ -22,12 +22,15 @@ const ROUNDS = 5;
 export async function runFullRequestBench(): Promise<string> {
   const endpoint = await startCallbackServer(answer({ Authorization: 'Bearer bench' }));
   try {
-    const config = validateConfig({
-      callbacks: [
-        { match_hosts: ['api.cached.example'], url: endpoint.url, ttl_seconds: 3600 },
-        { match_hosts: ['api.full.example'], url: endpoint.url, ttl_seconds: 60, full_request: true },
-      ],
-    }, 'bench');
+    const config = validateConfig(
+      {
+        callbacks: [
+          { match_hosts: ['api.cached.example'], url: endpoint.url, ttl_seconds: 3600 },
+          { match_hosts: ['api.full.example'], url: endpoint.url, ttl_seconds: 60, full_request: true },
+        ],
+      },
+      'bench',
+    );
     const policy = compilePolicy(config, { secrets: new Map(), unsealer: undefined });
     const engine = new Engine({ policyFor: () => policy }, new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()), createLogger('silent'));
     const req = (authority: string, method: string): PolicyRequest => ({ method, scheme: 'https', authority, path: '/v1/responses?x=1' });
@@ -48,7 +51,11 @@ export async function runFullRequestBench(): Promise<string> {
       ['full_request POST, 1 MiB body', withBody(1024 * 1024)],
     ];
     await engine.handle(req('api.cached.example', 'GET'), 'sb', extras(true));
-    const best = await bestOfRounds(paths.map(([, fn]) => expectContinue(fn)), CALLS, ROUNDS);
+    const best = await bestOfRounds(
+      paths.map(([, fn]) => expectContinue(fn)),
+      CALLS,
+      ROUNDS,
+    );
     const base = best[0]!.p50;
     const rows = paths.map(([label], i) => [label, fmt(best[i]!.p50 / 1000, 1), fmt(best[i]!.p99 / 1000, 1), i === 0 ? '-' : `+${fmt((best[i]!.p50 - base) / 1000, 1)}`]);
     return table(`full_request callbacks: Engine.handle per request, endpoint on loopback answering at once (${CALLS} sequential calls, best of ${ROUNDS} rounds)`, ['path', 'p50 µs', 'p99 µs', 'added p50 µs'], rows);

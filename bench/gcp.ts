@@ -30,13 +30,23 @@ export async function runGcpBench(): Promise<string> {
   try {
     const account = makeServiceAccount(fake.url);
     fake.accept(account, SCOPES);
-    const config = validateConfig({
-      rules: [
-        { name: 'static', match_hosts: ['api.example.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {TOKEN}' }] },
-        { name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'workspace_secret', value: '{SA}' }, scopes: SCOPES } },
-      ],
-    }, 'bench');
-    const policy = compilePolicy(config, { secrets: new Map([['TOKEN', 'bench'], ['SA', account.json]]), unsealer: undefined, gcpTokenUriAllow: [new URL(fake.url).origin] });
+    const config = validateConfig(
+      {
+        rules: [
+          { name: 'static', match_hosts: ['api.example.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {TOKEN}' }] },
+          { name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'workspace_secret', value: '{SA}' }, scopes: SCOPES } },
+        ],
+      },
+      'bench',
+    );
+    const policy = compilePolicy(config, {
+      secrets: new Map([
+        ['TOKEN', 'bench'],
+        ['SA', account.json],
+      ]),
+      unsealer: undefined,
+      gcpTokenUriAllow: [new URL(fake.url).origin],
+    });
     const log = createLogger('silent');
     const minter = googleTokenMinter({ timeoutMs: 10_000, agent: fake.agent() });
     const signer = await CallbackSigner.ephemeral();
@@ -52,7 +62,11 @@ export async function runGcpBench(): Promise<string> {
       ['static header rule (baseline)', () => warm.handle(req('api.example.com'), 'sb')],
       ['gcp token cache hit', () => warm.handle(req('storage.googleapis.com'), 'sb')],
     ];
-    const hits = await bestOfRounds(hitPaths.map(([, fn]) => expectContinue(fn)), 2000, 5);
+    const hits = await bestOfRounds(
+      hitPaths.map(([, fn]) => expectContinue(fn)),
+      2000,
+      5,
+    );
     const [misses] = await bestOfRounds([expectContinue(miss)], 40, 3);
     const minted = fake.calls.length - before;
     const payload = Buffer.from(JSON.stringify({ iss: account.clientEmail, scope: SCOPES.join(' '), aud: fake.url, iat: 1, exp: 3601 }));

@@ -82,17 +82,28 @@ export async function runGrpcBench(): Promise<string> {
         const isAp = s.name === 'authproxy';
         const isGo = s.name === 'null Go';
         rows.push([
-          s.name, closed ? `${load} in flight` : `${OPEN.rate}/s open`, fmt(m.perS), fmt(m.p50), fmt(m.p99), fmt(m.p999), fmt(m.cpu), m.errors,
-          isAp ? ratio(m.cpu, js!.cpu) : '', isGo ? '' : ratio(m.cpu, go!.cpu),
-          isAp && closed ? ratio(m.perS, js!.perS) : '', !isGo && closed ? ratio(m.perS, go!.perS) : '',
+          s.name,
+          closed ? `${load} in flight` : `${OPEN.rate}/s open`,
+          fmt(m.perS),
+          fmt(m.p50),
+          fmt(m.p99),
+          fmt(m.p999),
+          fmt(m.cpu),
+          m.errors,
+          isAp ? ratio(m.cpu, js!.cpu) : '',
+          isGo ? '' : ratio(m.cpu, go!.cpu),
+          isAp && closed ? ratio(m.perS, js!.perS) : '',
+          !isGo && closed ? ratio(m.perS, go!.perS) : '',
         ]);
       }
     }
-    return table(
-      `ext_proc streams from a separate Go load generator, one HTTP/2 connection on a Unix socket (closed loop: median of ${ROUNDS} interleaved rounds × ${SECONDS} s; open loop: median of ${OPEN.slices} slices × ${OPEN.seconds} s, latency from the scheduled send; loader and server share the cores)`,
-      ['target', 'load', 'streams/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU µs/stream', 'errors', 'CPU vs grpc-js', 'CPU vs Go', 'streams/s vs grpc-js', 'streams/s vs Go'],
-      rows,
-    ) + staleBuildNote();
+    return (
+      table(
+        `ext_proc streams from a separate Go load generator, one HTTP/2 connection on a Unix socket (closed loop: median of ${ROUNDS} interleaved rounds × ${SECONDS} s; open loop: median of ${OPEN.slices} slices × ${OPEN.seconds} s, latency from the scheduled send; loader and server share the cores)`,
+        ['target', 'load', 'streams/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU µs/stream', 'errors', 'CPU vs grpc-js', 'CPU vs Go', 'streams/s vs grpc-js', 'streams/s vs Go'],
+        rows,
+      ) + staleBuildNote()
+    );
   } finally {
     for (const s of servers) await s.stop();
     rmSync(dir, { recursive: true, force: true });

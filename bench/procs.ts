@@ -19,7 +19,10 @@ const NULL_GO = join(BIN_DIR, 'null-go');
 /** Builds the Go binaries (cached by Go); returns why the external benchmarks cannot run, or undefined. */
 export function buildGo(): string | undefined {
   if (spawnSync('go', ['version']).status !== 0) return 'no Go toolchain on PATH (Go 1.26+ builds bench/loadgen)';
-  for (const [dir, out] of [['loadgen', LOADGEN], ['baselines/null-go', NULL_GO]] as const) {
+  for (const [dir, out] of [
+    ['loadgen', LOADGEN],
+    ['baselines/null-go', NULL_GO],
+  ] as const) {
     const r = spawnSync('go', ['build', '-o', out, '.'], { cwd: join(BENCH, dir), encoding: 'utf8' });
     if (r.status !== 0) return `go build in bench/${dir} failed: ${r.stderr.slice(-500)}`;
   }
@@ -31,8 +34,7 @@ export function staleBuildNote(): string {
   const built = join(REPO, 'dist/cli/main.js');
   if (!existsSync(built)) return '\n(dist/ missing: run `npm run build` first)';
   const since = statSync(built).mtimeMs;
-  const newer = (dir: string): boolean => readdirSync(dir, { withFileTypes: true }).some((e) =>
-    e.isDirectory() ? newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > since);
+  const newer = (dir: string): boolean => readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > since));
   return newer(join(REPO, 'src')) ? '\n(note: src/ is newer than dist/; authproxy ran from dist/: run `npm run build` to measure the current code)' : '';
 }
 

@@ -25,18 +25,31 @@ import { exchange, extProcClient, requestHeaders, setHeaders } from '../test/hel
 import { fmt, percentile, table } from './stats.js';
 
 const log = createLogger('silent');
-const secrets = new Map([['GITHUB_TOKEN', 'ghp_bench_0123456789'], ['OPENAI_API_KEY', 'sk-bench-0123456789']]);
+const secrets = new Map([
+  ['GITHUB_TOKEN', 'ghp_bench_0123456789'],
+  ['OPENAI_API_KEY', 'sk-bench-0123456789'],
+]);
 
 function sandboxConfig(i: number, token = 'GITHUB_TOKEN') {
-  return validateConfig({
-    rules: [
-      { name: 'github-api', match_hosts: ['api.github.com'], match_paths: ['/repos/*', '/user'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }] },
-      { name: 'github-git', match_hosts: ['github.com', '*.github.com'], headers: [{ name: 'Authorization', type: 'plaintext', value: `Basic c2FuZGJveC0ke2l9` }] },
-      { name: 'openai', match_hosts: ['api.openai.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {OPENAI_API_KEY}' }] },
-      { name: 'anthropic', match_hosts: ['api.anthropic.com'], headers: [{ name: 'x-api-key', type: 'plaintext', value: `key-${i}` }, { name: 'anthropic-version', type: 'plaintext', value: '2023-06-01' }] },
-      { name: 'internal', match_hosts: [`svc${i}.internal.example.com`], match_paths: ['/api/*'], headers: [{ name: 'X-Api-Key', type: 'plaintext', value: `k${i}` }] },
-    ],
-  }, 'bench');
+  return validateConfig(
+    {
+      rules: [
+        { name: 'github-api', match_hosts: ['api.github.com'], match_paths: ['/repos/*', '/user'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }] },
+        { name: 'github-git', match_hosts: ['github.com', '*.github.com'], headers: [{ name: 'Authorization', type: 'plaintext', value: `Basic c2FuZGJveC0ke2l9` }] },
+        { name: 'openai', match_hosts: ['api.openai.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {OPENAI_API_KEY}' }] },
+        {
+          name: 'anthropic',
+          match_hosts: ['api.anthropic.com'],
+          headers: [
+            { name: 'x-api-key', type: 'plaintext', value: `key-${i}` },
+            { name: 'anthropic-version', type: 'plaintext', value: '2023-06-01' },
+          ],
+        },
+        { name: 'internal', match_hosts: [`svc${i}.internal.example.com`], match_paths: ['/api/*'], headers: [{ name: 'X-Api-Key', type: 'plaintext', value: `k${i}` }] },
+      ],
+    },
+    'bench',
+  );
 }
 
 function heapMb(): number {
@@ -103,13 +116,16 @@ async function patchPropagation(samples: number): Promise<{ p50: number; p99: nu
   const b = await startService({ ...common, listen: `unix:${join(dir, 'b.sock')}` }, log);
   const token = 'bench-admin-token-0123456789';
   const admin = await startAdminServer({
-    listen: '127.0.0.1:0', tokens: AdminTokens.fromText(`${token}\n`), store: a.policy.store!, registry: a.policy,
-    sealPublicKey: createPublicKey(keys.privatePem), log,
+    listen: '127.0.0.1:0',
+    tokens: AdminTokens.fromText(`${token}\n`),
+    store: a.policy.store!,
+    registry: a.policy,
+    sealPublicKey: createPublicKey(keys.privatePem),
+    log,
   });
   const sdk = new AuthProxyClient({ baseUrl: `http://${admin.address}`, token });
   const grpcB = extProcClient(b.address);
-  const injectedOnB = async () =>
-    setHeaders((await exchange(grpcB, [requestHeaders('api.github.com', '/user')], { 'x-sandbox-id': 'sb-bench' })).responses[0]!).authorization;
+  const injectedOnB = async () => setHeaders((await exchange(grpcB, [requestHeaders('api.github.com', '/user')], { 'x-sandbox-id': 'sb-bench' })).responses[0]!).authorization;
   await configureGithubProxy(sdk, 'sb-bench', 'ghs_warmup');
   const times: number[] = [];
   for (let i = 0; i < samples; i++) {
@@ -134,9 +150,13 @@ export async function runSandboxBench(): Promise<string> {
   const mem = table(`Memory of compiled sandbox configs${gcNote}`, ['sandboxes', 'rules each', 'heap MiB', 'KiB per sandbox', 'compile ms'], [memoryRow(1_000), memoryRow(10_000)]);
   const p = await propagation(100);
   const q = await patchPropagation(100);
-  const prop = table('Config change on replica A until replica B serves it (real redis-server, 100 changes)', ['path', 'p50 ms', 'p99 ms', 'max ms'], [
-    ['store write -> B compiled', fmt(p.p50, 2), fmt(p.p99, 2), fmt(p.max, 2)],
-    ['SDK configureGithubProxy (GET + PATCH) on A -> B injects (ext_proc)', fmt(q.p50, 2), fmt(q.p99, 2), fmt(q.max, 2)],
-  ]);
+  const prop = table(
+    'Config change on replica A until replica B serves it (real redis-server, 100 changes)',
+    ['path', 'p50 ms', 'p99 ms', 'max ms'],
+    [
+      ['store write -> B compiled', fmt(p.p50, 2), fmt(p.p99, 2), fmt(p.max, 2)],
+      ['SDK configureGithubProxy (GET + PATCH) on A -> B injects (ext_proc)', fmt(q.p50, 2), fmt(q.p99, 2), fmt(q.max, 2)],
+    ],
+  );
   return `${mem}\n${prop}`;
 }

@@ -32,8 +32,11 @@ const OPEN = { rate: Number(process.env.BENCH_RATE ?? 500), slices: Number(proce
 
 /** The FileDescriptorSet null-connect.ts loads, built by the repo's pinned buf from the same protos as src/gen. */
 function buildDescriptors(): string | undefined {
-  const r = spawnSync(join(REPO, 'node_modules/.bin/buf'), ['build', '--config', 'proto/buf.yaml', '--path',
-    'node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/ext_proc/v3/external_processor.proto', '-o', DESCRIPTORS], { cwd: REPO, encoding: 'utf8' });
+  const r = spawnSync(
+    join(REPO, 'node_modules/.bin/buf'),
+    ['build', '--config', 'proto/buf.yaml', '--path', 'node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/ext_proc/v3/external_processor.proto', '-o', DESCRIPTORS],
+    { cwd: REPO, encoding: 'utf8' },
+  );
   return r.status === 0 ? undefined : `buf build failed: ${r.stderr?.slice(-500) ?? r.error}`;
 }
 
@@ -45,7 +48,10 @@ function startNode(name: string, socket: string, script: string, extra: string[]
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   const server: Server = {
-    name, address: `unix:${socket}`, pid: child.pid!, output: () => out,
+    name,
+    address: `unix:${socket}`,
+    pid: child.pid!,
+    output: () => out,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
@@ -58,8 +64,10 @@ function startNode(name: string, socket: string, script: string, extra: string[]
     const poll = setInterval(() => {
       if (child.exitCode !== null) reject(new Error(`${name} exited: ${out.slice(-1500)}`));
       else if (existsSync(socket) && out.includes('listening')) resolve(server);
-      else if (Date.now() - started > 20_000) (child.kill('SIGKILL'), reject(new Error(`${name} did not start: ${out.slice(-1500)}`)));
-      else return;
+      else if (Date.now() - started > 20_000) {
+        child.kill('SIGKILL');
+        reject(new Error(`${name} did not start: ${out.slice(-1500)}`));
+      } else return;
       clearInterval(poll);
     }, 20);
   });
@@ -70,16 +78,32 @@ function startNode(name: string, socket: string, script: string, extra: string[]
 const enc = (m: ProcessingRequest) => Buffer.from(ProcessingRequest.encode(m).finish());
 const grpcFrame = (body: Buffer) => Buffer.concat([Buffer.from([0, body.length >>> 24, (body.length >>> 16) & 255, (body.length >>> 8) & 255, body.length & 255]), body]);
 const header = (key: string, value: string) => ({ key, value: '', rawValue: Buffer.from(value) });
-const REQUEST_HEADERS = grpcFrame(enc({
-  request: { $case: 'requestHeaders', value: { headers: { headers: [header(':authority', 'api.github.com:443'), header(':path', '/user'), header(':method', 'GET'), header('user-agent', 'OpenAI/Python 1.82.0')] }, attributes: {}, endOfStream: true } },
-  metadataContext: undefined, attributes: {}, observabilityMode: false, protocolConfig: undefined,
-} as ProcessingRequest));
-const RESPONSE_HEADERS = grpcFrame(enc({
-  request: { $case: 'responseHeaders', value: { headers: { headers: [header(':status', '200')] }, attributes: {}, endOfStream: false } },
-  metadataContext: undefined, attributes: {}, observabilityMode: false, protocolConfig: undefined,
-} as ProcessingRequest));
+const REQUEST_HEADERS = grpcFrame(
+  enc({
+    request: {
+      $case: 'requestHeaders',
+      value: { headers: { headers: [header(':authority', 'api.github.com:443'), header(':path', '/user'), header(':method', 'GET'), header('user-agent', 'OpenAI/Python 1.82.0')] }, attributes: {}, endOfStream: true },
+    },
+    metadataContext: undefined,
+    attributes: {},
+    observabilityMode: false,
+    protocolConfig: undefined,
+  } as ProcessingRequest),
+);
+const RESPONSE_HEADERS = grpcFrame(
+  enc({
+    request: { $case: 'responseHeaders', value: { headers: { headers: [header(':status', '200')] }, attributes: {}, endOfStream: false } },
+    metadataContext: undefined,
+    attributes: {},
+    observabilityMode: false,
+    protocolConfig: undefined,
+  } as ProcessingRequest),
+);
 
-interface Answer { status: string; data: string }
+interface Answer {
+  status: string;
+  data: string;
+}
 type Scenario = (session: http2.ClientHttp2Session) => Promise<Answer>;
 
 /** One stream: `send` writes to it; resolves with the grpc-status and all DATA bytes (hex) at the trailers (or the close). */
@@ -89,14 +113,20 @@ function call(session: http2.ClientHttp2Session, phase: string | undefined, send
     const chunks: Buffer[] = [];
     let status = '';
     s.on('response', (h) => h['grpc-status'] !== undefined && (status = String(h['grpc-status'])));
-    const timer = setTimeout(() => (s.close(http2.constants.NGHTTP2_CANCEL), reject(new Error('no answer in 3 s'))), 3000);
+    const timer = setTimeout(() => {
+      s.close(http2.constants.NGHTTP2_CANCEL);
+      reject(new Error('no answer in 3 s'));
+    }, 3000);
     const done = () => {
       clearTimeout(timer);
       if (!s.writableEnded && !s.destroyed) s.end(); // the no-half-close case: end our side once answered
       resolve({ status: status || `rst ${s.rstCode}`, data: Buffer.concat(chunks).toString('hex') });
     };
     // Done at the trailers: a server need not close a stream the client keeps open (grpc-js does not).
-    s.on('trailers', (h) => ((status = String(h['grpc-status'])), done()));
+    s.on('trailers', (h) => {
+      status = String(h['grpc-status']);
+      done();
+    });
     s.on('data', (d: Buffer) => chunks.push(d));
     s.on('close', done);
     s.on('error', () => {});
@@ -110,13 +140,18 @@ const SCENARIOS: Record<string, Scenario> = {
   'connect phase': (c) => call(c, 'connect', (s) => void s.end(REQUEST_HEADERS)),
   'no phase': (c) => call(c, undefined, (s) => void s.end(REQUEST_HEADERS)),
   'two messages, one DATA frame': (c) => call(c, 'inject', (s) => void s.end(Buffer.concat([RESPONSE_HEADERS, REQUEST_HEADERS]))),
-  'message split over DATA frames': (c) => call(c, 'inject', async (s) => {
-    for (const cut of [[0, 3], [3, 40], [40, REQUEST_HEADERS.length]] as const) {
-      s.write(REQUEST_HEADERS.subarray(...cut));
-      await sleep(20);
-    }
-    s.end();
-  }),
+  'message split over DATA frames': (c) =>
+    call(c, 'inject', async (s) => {
+      for (const cut of [
+        [0, 3],
+        [3, 40],
+        [40, REQUEST_HEADERS.length],
+      ] as const) {
+        s.write(REQUEST_HEADERS.subarray(...cut));
+        await sleep(20);
+      }
+      s.end();
+    }),
   'no half-close': (c) => call(c, 'inject', (s) => void s.write(REQUEST_HEADERS)),
   'half-close, no message': (c) => call(c, 'inject', (s) => void s.end()),
   'reset mid-message, then a new stream': async (c) => {
@@ -141,19 +176,32 @@ async function conformance(servers: Server[]): Promise<string> {
     answers.set(server.name, mine);
   }
   const ref = answers.get('null grpc-js')!;
-  const rows = Object.keys(SCENARIOS).map((name) => [name, ...servers.map((s) => {
-    const a = answers.get(s.name)!.get(name)!;
-    const r = ref.get(name)!;
-    if (a.status === r.status && a.data === r.data) return 'same';
-    return `${a.status === r.status ? 'same status' : `status ${a.status}`}, ${a.data === r.data ? 'same bytes' : `${a.data.length / 2} B, bytes differ`}`;
-  }), `status ${ref.get(name)!.status}, ${ref.get(name)!.data.length / 2} B`]);
-  return table('Conformance: each server vs null grpc-js on hand-made HTTP/2 streams (grpc-status and response DATA bytes)', ['stream', ...servers.map((s) => s.name), 'null grpc-js'], rows) +
-    '\n(grpc-go writes the dynamic-metadata Struct\'s map entries in its own, random order: same length, other bytes; the Node servers share one encoding order.)';
+  const rows = Object.keys(SCENARIOS).map((name) => [
+    name,
+    ...servers.map((s) => {
+      const a = answers.get(s.name)!.get(name)!;
+      const r = ref.get(name)!;
+      if (a.status === r.status && a.data === r.data) return 'same';
+      return `${a.status === r.status ? 'same status' : `status ${a.status}`}, ${a.data === r.data ? 'same bytes' : `${a.data.length / 2} B, bytes differ`}`;
+    }),
+    `status ${ref.get(name)!.status}, ${ref.get(name)!.data.length / 2} B`,
+  ]);
+  return (
+    table('Conformance: each server vs null grpc-js on hand-made HTTP/2 streams (grpc-status and response DATA bytes)', ['stream', ...servers.map((s) => s.name), 'null grpc-js'], rows) +
+    "\n(grpc-go writes the dynamic-metadata Struct's map entries in its own, random order: same length, other bytes; the Node servers share one encoding order.)"
+  );
 }
 
 // ---- load ----
 
-interface Summary { perS: number; p50: number; p99: number; p999: number; cpu: number; errors: number }
+interface Summary {
+  perS: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  cpu: number;
+  errors: number;
+}
 const summarize = (runs: LoadResult[]): Summary => ({
   perS: median(runs.map((r) => r.per_s)),
   p50: median(runs.map((r) => r.p50_us)),
@@ -193,14 +241,30 @@ export async function runTransportBench(): Promise<string> {
       const ref = summarize(runs.get(`null grpc-js/${load}`)!);
       for (const s of servers) {
         const m = summarize(runs.get(`${s.name}/${load}`)!);
-        rows.push([s.name, closed ? `${load} in flight` : `${OPEN.rate}/s open`, fmt(m.perS), fmt(m.p50), fmt(m.p99), fmt(m.p999), fmt(m.cpu), m.errors,
-          closed ? ratio(m.perS, ref.perS) : '', ratio(m.p50, ref.p50), ratio(m.p99, ref.p99), ratio(m.cpu, ref.cpu)]);
+        rows.push([
+          s.name,
+          closed ? `${load} in flight` : `${OPEN.rate}/s open`,
+          fmt(m.perS),
+          fmt(m.p50),
+          fmt(m.p99),
+          fmt(m.p999),
+          fmt(m.cpu),
+          m.errors,
+          closed ? ratio(m.perS, ref.perS) : '',
+          ratio(m.p50, ref.p50),
+          ratio(m.p99, ref.p99),
+          ratio(m.cpu, ref.cpu),
+        ]);
       }
     }
-    return checks + '\n' + table(
-      `ext_proc transports, null servers, Go load generator over one HTTP/2 connection on a Unix socket (closed loop: median of ${ROUNDS} interleaved rounds × ${SECONDS} s; open loop: median of ${OPEN.slices} slices × ${OPEN.seconds} s, latency from the scheduled send; loader and server share the cores)`,
-      ['target', 'load', 'streams/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU µs/stream', 'errors', 'streams/s vs grpc-js', 'p50 vs grpc-js', 'p99 vs grpc-js', 'CPU vs grpc-js'],
-      rows,
+    return (
+      checks +
+      '\n' +
+      table(
+        `ext_proc transports, null servers, Go load generator over one HTTP/2 connection on a Unix socket (closed loop: median of ${ROUNDS} interleaved rounds × ${SECONDS} s; open loop: median of ${OPEN.slices} slices × ${OPEN.seconds} s, latency from the scheduled send; loader and server share the cores)`,
+        ['target', 'load', 'streams/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU µs/stream', 'errors', 'streams/s vs grpc-js', 'p50 vs grpc-js', 'p99 vs grpc-js', 'CPU vs grpc-js'],
+        rows,
+      )
     );
   } finally {
     for (const s of servers) await s.stop();

@@ -8,9 +8,29 @@ export type { Logger };
  * values; this is the second line of defence, and the canary test checks the first.
  */
 export const REDACT_PATHS = [
-  'value', '*.value', '*.*.value', 'headers', '*.headers', 'request_headers', '*.request_headers',
-  'authorization', '*.authorization', 'Authorization', '*.Authorization', '["proxy-authorization"]', '*["proxy-authorization"]',
-  'cookie', '*.cookie', 'secret', '*.secret', 'token', '*.token', 'password', '*.password', 'privateKeyPem', '*.privateKeyPem',
+  'value',
+  '*.value',
+  '*.*.value',
+  'headers',
+  '*.headers',
+  'request_headers',
+  '*.request_headers',
+  'authorization',
+  '*.authorization',
+  'Authorization',
+  '*.Authorization',
+  '["proxy-authorization"]',
+  '*["proxy-authorization"]',
+  'cookie',
+  '*.cookie',
+  'secret',
+  '*.secret',
+  'token',
+  '*.token',
+  'password',
+  '*.password',
+  'privateKeyPem',
+  '*.privateKeyPem',
 ];
 
 /** `--log-format`: pino JSON lines (the default, for log pipelines) or pino-pretty's lines for a terminal. */

@@ -22,13 +22,19 @@ if (!listen || !descriptorSet) throw new Error('usage: null-connect.ts unix:/pat
 const registry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(descriptorSet)));
 const service = registry.getService('envoy.service.ext_proc.v3.ExternalProcessor');
 const method = service?.methods.find((m) => m.name === 'Process');
-if (!method || method.methodKind !== 'bidi_streaming') throw new Error('ExternalProcessor.Process not in the descriptor set');
+if (method?.methodKind !== 'bidi_streaming') throw new Error('ExternalProcessor.Process not in the descriptor set');
 const PROCESS = method as DescMethodBiDiStreaming;
 const ProcessingResponseDesc: DescMessage = method.output;
 
 /** The fields of a ProcessingRequest this server reads (protobuf-es shape, registry-typed as Message). */
-interface HeaderValue { key: string; value: string; rawValue: Uint8Array }
-interface Request { request: { case: 'requestHeaders'; value: { headers?: { headers: HeaderValue[] } } } | { case: string | undefined } }
+interface HeaderValue {
+  key: string;
+  value: string;
+  rawValue: Uint8Array;
+}
+interface Request {
+  request: { case: 'requestHeaders'; value: { headers?: { headers: HeaderValue[] } } } | { case: string | undefined };
+}
 
 const APPEND_OVERWRITE_IF_EXISTS_OR_ADD = 2; // envoy.config.core.v3.HeaderValueOption.HeaderAppendAction
 

@@ -63,7 +63,8 @@ server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err) => {
   if (err) throw err;
   console.log('listening', listen);
 });
-for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => {
-  server.forceShutdown();
-  process.exit(0);
-});
+for (const signal of ['SIGTERM', 'SIGINT'] as const)
+  process.on(signal, () => {
+    server.forceShutdown();
+    process.exit(0);
+  });

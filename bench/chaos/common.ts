@@ -66,8 +66,12 @@ export async function closeEnv(env: Env): Promise<void> {
 
 /** The standard load on an environment: 9 static-rule requests to 1 callback request. */
 export function standardLoad(env: Env): ChaosLoad {
-  return new ChaosLoad(env.rig, [
-    { host: 'api.github.com', weight: 9, allowed: () => env.allowedStatic },
-    { host: 'api.example.com', weight: 1, allowed: () => [CALLBACK] },
-  ], RATE);
+  return new ChaosLoad(
+    env.rig,
+    [
+      { host: 'api.github.com', weight: 9, allowed: () => env.allowedStatic },
+      { host: 'api.example.com', weight: 1, allowed: () => [CALLBACK] },
+    ],
+    RATE,
+  );
 }

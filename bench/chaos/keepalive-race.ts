@@ -37,16 +37,18 @@ const statuses: Record<string, number> = {};
 try {
   const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') }, connections: 32 });
   for (let i = 0; i < rounds; i++) {
-    await Promise.all(Array.from({ length: 32 }, async (_, j) => {
-      try {
-        const res = await request(rig.url('api.github.com', `/race/${i}/${j}`), { dispatcher: agent });
-        await res.body.text();
-        statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
-      } catch (err) {
-        const k = (err as { code?: string }).code ?? 'error';
-        statuses[k] = (statuses[k] ?? 0) + 1;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 32 }, async (_, j) => {
+        try {
+          const res = await request(rig.url('api.github.com', `/race/${i}/${j}`), { dispatcher: agent });
+          await res.body.text();
+          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
+        } catch (err) {
+          const k = (err as { code?: string }).code ?? 'error';
+          statuses[k] = (statuses[k] ?? 0) + 1;
+        }
+      }),
+    );
     await sleep(GAP_MS + (i % 11) * 20);
   }
   await agent.close();

@@ -48,14 +48,35 @@ async function startSecondReplica(env: Env) {
   const socket = join(dir, 'run', 'authproxy-2.sock');
   const keys = join(dir, 'keys');
   const replica = startCli([
-    'serve', '--config', env.rig.configPath, '--listen', `unix:${socket}`, '--secrets-dir', join(dir, 'secrets'),
-    '--sealing-key', join(keys, 'sealing.key'), '--ca-cert', join(keys, 'ca.crt'), '--ca-key', join(keys, 'ca.key'),
-    '--log-level', 'warn', '--dns-resolver', `127.0.0.1:${env.rig.dns.port}`, '--egress-allow-cidrs', '127.0.0.0/8', ...env.serveArgs,
+    'serve',
+    '--config',
+    env.rig.configPath,
+    '--listen',
+    `unix:${socket}`,
+    '--secrets-dir',
+    join(dir, 'secrets'),
+    '--sealing-key',
+    join(keys, 'sealing.key'),
+    '--ca-cert',
+    join(keys, 'ca.crt'),
+    '--ca-key',
+    join(keys, 'ca.key'),
+    '--log-level',
+    'warn',
+    '--dns-resolver',
+    `127.0.0.1:${env.rig.dns.port}`,
+    '--egress-allow-cidrs',
+    '127.0.0.0/8',
+    ...env.serveArgs,
   ]);
-  await eventually(() => {
-    if (replica.child.exitCode !== null) throw new Error(`second replica exited: ${replica.output().slice(-2000)}`);
-    return existsSync(socket);
-  }, 15_000, 'second replica to start');
+  await eventually(
+    () => {
+      if (replica.child.exitCode !== null) throw new Error(`second replica exited: ${replica.output().slice(-2000)}`);
+      return existsSync(socket);
+    },
+    15_000,
+    'second replica to start',
+  );
   return replica;
 }
 
@@ -75,23 +96,31 @@ export async function replicaKillStep(redisUrl: string): Promise<void> {
     if (HEALTH) await eventually(async () => (await env.rig.envoyStat('cluster.authproxy.membership_healthy')) === 2, 15_000, 'both replicas healthy in Envoy');
     else await sleep(1000);
     let killedAt = 0;
-    await step(`replica-kill${HEALTH ? '' : ' (no health check)'}`, standardLoad(env), { recoverWithinMs: HEALTH ? 3000 : 10_000, recovery: 'last-refusal', observeMs: 8000 }, async () => {
-      // The rig's replica (SIGKILL, socket removed); the second keeps serving and the first stays down.
-      console.log(`   ext_proc/SDS streams per replica before the kill: ${await perEndpoint(env)}`);
-      await env.rig.stopAuthproxy();
-      killedAt = Date.now();
-    }, (results, faultEnd) => {
-      const why: string[] = [];
-      const after = results.filter((r) => r.sentAt >= faultEnd + 3000);
-      const okAfter = after.filter((r) => r.status === 200 && !r.bad).length;
-      console.log(`   killed at +${killedAt - faultEnd} ms; after kill + 3 s: ${okAfter}/${after.length} ok (all from the survivor)`);
-      if (survivor.child.exitCode !== null) why.push('survivor exited');
-      if (after.length === 0 || okAfter !== after.length) why.push(`survivor answered ${okAfter}/${after.length} after kill + 3 s`);
-      return why;
-    });
+    await step(
+      `replica-kill${HEALTH ? '' : ' (no health check)'}`,
+      standardLoad(env),
+      { recoverWithinMs: HEALTH ? 3000 : 10_000, recovery: 'last-refusal', observeMs: 8000 },
+      async () => {
+        // The rig's replica (SIGKILL, socket removed); the second keeps serving and the first stays down.
+        console.log(`   ext_proc/SDS streams per replica before the kill: ${await perEndpoint(env)}`);
+        await env.rig.stopAuthproxy();
+        killedAt = Date.now();
+      },
+      (results, faultEnd) => {
+        const why: string[] = [];
+        const after = results.filter((r) => r.sentAt >= faultEnd + 3000);
+        const okAfter = after.filter((r) => r.status === 200 && !r.bad).length;
+        console.log(`   killed at +${killedAt - faultEnd} ms; after kill + 3 s: ${okAfter}/${after.length} ok (all from the survivor)`);
+        if (survivor.child.exitCode !== null) why.push('survivor exited');
+        if (after.length === 0 || okAfter !== after.length) why.push(`survivor answered ${okAfter}/${after.length} after kill + 3 s`);
+        return why;
+      },
+    );
     console.log(`   streams per replica at the end: ${await perEndpoint(env)}`);
     const healthyAfter = await env.rig.envoyStat('cluster.authproxy.membership_healthy').catch(() => NaN);
-    console.log(`   Envoy cluster.authproxy: healthy endpoints ${healthyAfter}, outlier ejections ${await env.rig.envoyStat('cluster.authproxy.outlier_detection.ejections_enforced_total').catch(() => NaN)}, connect failures ${await env.rig.envoyStat('cluster.authproxy.upstream_cx_connect_fail').catch(() => NaN)}`);
+    console.log(
+      `   Envoy cluster.authproxy: healthy endpoints ${healthyAfter}, outlier ejections ${await env.rig.envoyStat('cluster.authproxy.outlier_detection.ejections_enforced_total').catch(() => NaN)}, connect failures ${await env.rig.envoyStat('cluster.authproxy.upstream_cx_connect_fail').catch(() => NaN)}`,
+    );
   } finally {
     second?.child.kill('SIGKILL');
     await second?.exited;

@@ -116,29 +116,35 @@ export async function sdsUnavailableStep(redisUrl: string): Promise<void> {
   try {
     let downAt = 0;
     known.start();
-    await step('sds-unavailable', new FreshHostLoad(env.rig), { mustRefuse: true, recoverWithinMs: 15_000 }, async () => {
-      await relay!.down();
-      downAt = Date.now();
-      await sleep(OUTAGE_MS);
-      relay!.up();
-    }, (results, faultEnd) => {
-      const why: string[] = [];
-      const during = results.filter((r) => r.sentAt >= downAt + 100 && r.doneAt < faultEnd);
-      const servedDuring = during.filter((r) => r.status === 200).length;
-      // Nothing for a fresh host reached the upstream without its credential (no plaintext, no bare request).
-      const fresh = new Set(FRESH);
-      const bare = env.rig.upstream.received.filter((r) => fresh.has(r.host.split(':')[0]!) && r.headers.authorization !== STATIC).length;
-      console.log(`   while SDS was down: ${during.length} new-host requests answered, ${servedDuring} of them served; upstream saw ${bare} new-host requests without the credential`);
-      const knownBad = known.results.filter((r) => r.bad).length;
-      console.log(`   known hosts meanwhile: ${known.results.length} requests, ${known.results.filter((r) => r.status !== 200).length} refused, ${knownBad} wrong credential`);
-      const held = results.filter((r) => r.sentAt >= downAt && r.sentAt < faultEnd);
-      const line = (r: LoadResult) => `${r.host.split('.')[0]} sent +${((r.sentAt - downAt) / 1000).toFixed(1)} s ${r.status || 'conn'} at +${((r.doneAt - downAt) / 1000).toFixed(1)} s`;
-      console.log(`   new hosts sent while SDS was down (${held.length}), SDS down at +0 s, back at +${((faultEnd - downAt) / 1000).toFixed(1)} s: ${held.map(line).join('; ')}`);
-      if (knownBad > 0) why.push(`${knownBad} wrong credential on known hosts`);
-      if (servedDuring > 0) why.push(`${servedDuring} new-host requests served while SDS was down`);
-      if (bare > 0) why.push(`${bare} requests reached the upstream without the credential`);
-      return why;
-    });
+    await step(
+      'sds-unavailable',
+      new FreshHostLoad(env.rig),
+      { mustRefuse: true, recoverWithinMs: 15_000 },
+      async () => {
+        await relay!.down();
+        downAt = Date.now();
+        await sleep(OUTAGE_MS);
+        relay!.up();
+      },
+      (results, faultEnd) => {
+        const why: string[] = [];
+        const during = results.filter((r) => r.sentAt >= downAt + 100 && r.doneAt < faultEnd);
+        const servedDuring = during.filter((r) => r.status === 200).length;
+        // Nothing for a fresh host reached the upstream without its credential (no plaintext, no bare request).
+        const fresh = new Set(FRESH);
+        const bare = env.rig.upstream.received.filter((r) => fresh.has(r.host.split(':')[0]!) && r.headers.authorization !== STATIC).length;
+        console.log(`   while SDS was down: ${during.length} new-host requests answered, ${servedDuring} of them served; upstream saw ${bare} new-host requests without the credential`);
+        const knownBad = known.results.filter((r) => r.bad).length;
+        console.log(`   known hosts meanwhile: ${known.results.length} requests, ${known.results.filter((r) => r.status !== 200).length} refused, ${knownBad} wrong credential`);
+        const held = results.filter((r) => r.sentAt >= downAt && r.sentAt < faultEnd);
+        const line = (r: LoadResult) => `${r.host.split('.')[0]} sent +${((r.sentAt - downAt) / 1000).toFixed(1)} s ${r.status || 'conn'} at +${((r.doneAt - downAt) / 1000).toFixed(1)} s`;
+        console.log(`   new hosts sent while SDS was down (${held.length}), SDS down at +0 s, back at +${((faultEnd - downAt) / 1000).toFixed(1)} s: ${held.map(line).join('; ')}`);
+        if (knownBad > 0) why.push(`${knownBad} wrong credential on known hosts`);
+        if (servedDuring > 0) why.push(`${servedDuring} new-host requests served while SDS was down`);
+        if (bare > 0) why.push(`${bare} requests reached the upstream without the credential`);
+        return why;
+      },
+    );
   } finally {
     await known.stop();
     await relay?.down();

@@ -86,12 +86,25 @@ export async function step(name: string, load: Load, expect: Expect, fault: () =
   why.push(...(check?.(load.results, faultEnd) ?? []));
   const row = { step: name, requests: s.requests, ok: s.ok, refused: s.refused, bad: s.bad, recoverMs, statuses: s.statuses, pass: why.length === 0, why };
   rows.push(row);
-  console.log(`   ${row.pass ? 'PASS' : 'FAIL'} requests=${s.requests} ok=${s.ok} refused=${s.refused} ${JSON.stringify(s.statuses)} wrong=${s.bad} recover=${recoverMs} ms (${((Date.now() - t0) / 1000).toFixed(1)} s) ${why.join('; ')}`);
+  console.log(
+    `   ${row.pass ? 'PASS' : 'FAIL'} requests=${s.requests} ok=${s.ok} refused=${s.refused} ${JSON.stringify(s.statuses)} wrong=${s.bad} recover=${recoverMs} ms (${((Date.now() - t0) / 1000).toFixed(1)} s) ${why.join('; ')}`,
+  );
   return row;
 }
 
 /** The table of all rows, as the chaos run prints it. */
 export function chaosTable(): string {
-  return table('Chaos under load', ['step', 'requests', 'ok', 'refused', 'wrong credential', 'recover ms', 'result'],
-    rows.map((r) => [r.step, fmt(r.requests), fmt(r.ok), `${fmt(r.refused)} ${Object.keys(r.statuses).length ? JSON.stringify(r.statuses) : ''}`, r.bad, Number.isNaN(r.recoverMs) ? 'never' : fmt(r.recoverMs), r.pass ? 'pass' : `FAIL: ${r.why.join('; ')}`]));
+  return table(
+    'Chaos under load',
+    ['step', 'requests', 'ok', 'refused', 'wrong credential', 'recover ms', 'result'],
+    rows.map((r) => [
+      r.step,
+      fmt(r.requests),
+      fmt(r.ok),
+      `${fmt(r.refused)} ${Object.keys(r.statuses).length ? JSON.stringify(r.statuses) : ''}`,
+      r.bad,
+      Number.isNaN(r.recoverMs) ? 'never' : fmt(r.recoverMs),
+      r.pass ? 'pass' : `FAIL: ${r.why.join('; ')}`,
+    ]),
+  );
 }

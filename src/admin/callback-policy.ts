@@ -70,7 +70,10 @@ export function parseCallbackAllowList(list: string, flag = '--callback-allow'):
 
 /** Strips IPv6 brackets and one trailing dot, lower-cases. */
 function bareHost(hostname: string): string {
-  return hostname.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  return hostname
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '');
 }
 
 /** The address a literal stands for, unwrapping IPv4-mapped IPv6 (`::ffff:a9fe:a9fe` is 169.254.169.254). */

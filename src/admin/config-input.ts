@@ -111,7 +111,10 @@ const isOpaque = (v: unknown): v is Obj => isObject(v) && v.type === 'opaque';
 function extractOpaque(body: unknown, slots: Slot[], problems: string[]): unknown {
   if (!isObject(body)) return body;
   const copy: Obj = { ...body };
-  const headerLists: ReadonlyArray<readonly [string, string]> = [['rules', 'headers'], ['callbacks', 'request_headers']];
+  const headerLists: ReadonlyArray<readonly [string, string]> = [
+    ['rules', 'headers'],
+    ['callbacks', 'request_headers'],
+  ];
   for (const [list, key] of headerLists) {
     const items = copy[list];
     if (!Array.isArray(items)) continue;
@@ -198,8 +201,7 @@ function storedOpaque(path: ReadonlyArray<string | number>, config: ProxyConfig,
   const [list, i, key] = path as [string, number, string];
   const holder = holderAt(config, path);
   const lower = holder.name?.toLowerCase();
-  const pick = (headers: ReadonlyArray<{ name: string; type: string; value: string }>) =>
-    headers.find((h) => h.type === 'opaque' && h.name.toLowerCase() === lower)?.value;
+  const pick = (headers: ReadonlyArray<{ name: string; type: string; value: string }>) => headers.find((h) => h.type === 'opaque' && h.name.toLowerCase() === lower)?.value;
   if (list === 'callbacks') {
     const url = config.callbacks[i]!.url;
     for (const cb of stored.callbacks) {

@@ -33,7 +33,8 @@ function generate(io: 'input' | 'output', header: (json: Json) => void): Json {
 function writeHeader(json: Json): void {
   const props = json.properties as Json;
   props.is_set = { type: 'boolean', description: 'opaque only: true (with no value) keeps the stored value in a PATCH' };
-  (props.value as Json).description = 'plaintext: sent as is; workspace_secret: a "{KEY}" template; opaque: the secret in plaintext (sealed before storing) or a "sealed:..." value. Required, except for an opaque header in a PATCH, which then keeps its stored value.';
+  (props.value as Json).description =
+    'plaintext: sent as is; workspace_secret: a "{KEY}" template; opaque: the secret in plaintext (sealed before storing) or a "sealed:..." value. Required, except for an opaque header in a PATCH, which then keeps its stored value.';
   json.required = 'name' in props ? ['name', 'type'] : ['type'];
 }
 
@@ -58,7 +59,7 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [Stri
 const ERROR_TEXT: Record<number, string> = {
   400: 'bad sandbox id or malformed JSON',
   401: 'no or unknown bearer token',
-  403: 'the token is scoped to other sandboxes, or (a tenant-scoped token) names another tenant or PUTs onto another tenant\'s sandbox, or (a keys= scoped token) the config names a workspace secret outside its key scope',
+  403: "the token is scoped to other sandboxes, or (a tenant-scoped token) names another tenant or PUTs onto another tenant's sandbox, or (a keys= scoped token) the config names a workspace secret outside its key scope",
   404: 'no stored proxy_config for this sandbox (for a tenant-scoped token: also when the sandbox belongs to another tenant)',
   409: 'the sandbox is defined in the mounted config file and cannot be written through the API',
   413: 'body larger than the limit',
@@ -92,8 +93,12 @@ export function openApiDocument(): Json {
     ...writeSchema,
     properties: {
       ...(writeSchema.properties as Json),
-      tenant_id: { ...tenantId, description: 'the sandbox\'s tenant (beside the proxy_config fields). PUT: omitted = a tenant-scoped token\'s tenant, else the server default; PATCH: omitted = kept. A tenant-scoped token may name only its own tenant.' },
-      organization_id: { oneOf: [tenantId, { type: 'null' }], description: 'the sandbox\'s organization. PUT: omitted = the server default; PATCH: omitted = kept, null = removed.' },
+      tenant_id: {
+        ...tenantId,
+        description:
+          "the sandbox's tenant (beside the proxy_config fields). PUT: omitted = a tenant-scoped token's tenant, else the server default; PATCH: omitted = kept. A tenant-scoped token may name only its own tenant.",
+      },
+      organization_id: { oneOf: [tenantId, { type: 'null' }], description: "the sandbox's organization. PUT: omitted = the server default; PATCH: omitted = kept, null = removed." },
     },
   };
   const idParam = { name: 'id', in: 'path', required: true, description: 'sandbox id', schema: { type: 'string', pattern: SANDBOX_ID.source } };

@@ -93,8 +93,7 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
   /** A tenant-scoped token sees only its tenant's sandboxes: others answer like a missing one (404). */
   const visible = (principal: AdminPrincipal, stored: StoredSandbox): boolean => principal.tenant === undefined || tenantOf(stored) === principal.tenant;
 
-  const notFound = (id: string) =>
-    new ApiError(404, registry.isFileSandbox(id) ? 'no proxy_config stored for this sandbox (it is defined in the config file)' : 'no proxy_config stored for this sandbox');
+  const notFound = (id: string) => new ApiError(404, registry.isFileSandbox(id) ? 'no proxy_config stored for this sandbox (it is defined in the config file)' : 'no proxy_config stored for this sandbox');
   const refuseFileSandbox = (id: string) => {
     if (registry.isFileSandbox(id)) throw new ApiError(409, 'sandbox is defined in the mounted config file; change it there');
   };
@@ -144,7 +143,10 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     if (!saved) throw new ApiError(ifMatch === undefined && !createOnly ? 409 : 412, 'the config changed while this request was applied; read it again and retry');
     const action = mode === 'patch' ? 'patch' : before ? 'replace' : 'create';
     audit(log, { actor: principal.id, action, sandbox: id, tenant: tenantOf(saved), change: diffConfigs(before?.config, saved.config), version: saved.version });
-    return reply.code(before ? 200 : 201).header('etag', `"${saved.stamp}"`).send(sandboxResponse(id, saved, deps.defaultIdentity));
+    return reply
+      .code(before ? 200 : 201)
+      .header('etag', `"${saved.stamp}"`)
+      .send(sandboxResponse(id, saved, deps.defaultIdentity));
   };
 
   const read = async (request: FastifyRequest<WithId>): Promise<StoredSandbox> => {
@@ -182,5 +184,8 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
 function parseIfMatch(header: string | string[] | undefined): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined || value.trim() === '') return undefined;
-  return value.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  return value
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
 }

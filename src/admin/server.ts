@@ -86,9 +86,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const callbackPolicy = createCallbackPolicy(opts.callbackPolicy?.allow ?? []);
   const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_ADMIN_REQUEST_TIMEOUT_MS;
   const app = Fastify({
-    logger: false, bodyLimit: limit, routerOptions: { maxParamLength: 512 }, return503OnClosing: true, forceCloseConnections: true,
+    logger: false,
+    bodyLimit: limit,
+    routerOptions: { maxParamLength: 512 },
+    return503OnClosing: true,
+    forceCloseConnections: true,
     // Node checks the timeouts every connectionsCheckingInterval (30 s by default): check often enough to honour them.
-    requestTimeout, http: { connectionsCheckingInterval: Math.min(1000, requestTimeout), headersTimeout: requestTimeout, requestTimeout },
+    requestTimeout,
+    http: { connectionsCheckingInterval: Math.min(1000, requestTimeout), headersTimeout: requestTimeout, requestTimeout },
   });
   // JSON only: without the text/plain parser, every other content type is a 415.
   app.removeContentTypeParser('text/plain');

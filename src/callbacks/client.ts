@@ -12,7 +12,10 @@ export type CallbackFailureReason = 'status' | 'redirect' | 'transport' | 'timeo
 
 /** A failed callback. The message names the reason and never a header value. */
 export class CallbackFailure extends Error {
-  constructor(readonly reason: CallbackFailureReason, detail: string) {
+  constructor(
+    readonly reason: CallbackFailureReason,
+    detail: string,
+  ) {
     super(`callback failed (${reason}): ${detail}`);
     this.name = 'CallbackFailure';
   }
@@ -58,12 +61,11 @@ export interface CallbackRequestSnapshot {
 
 /** The exact body of one callback request: `{host, port, identity, request?}`, in that order. */
 export function callbackBody(target: Target, identity: CallbackIdentity, request?: CallbackRequestSnapshot): string {
-  const id = identity.organization_id === undefined
-    ? { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id }
-    : { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id, organization_id: identity.organization_id };
-  return JSON.stringify(request === undefined
-    ? { host: target.host, port: target.port, identity: id }
-    : { host: target.host, port: target.port, identity: id, request });
+  const id =
+    identity.organization_id === undefined
+      ? { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id }
+      : { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id, organization_id: identity.organization_id };
+  return JSON.stringify(request === undefined ? { host: target.host, port: target.port, identity: id } : { host: target.host, port: target.port, identity: id, request });
 }
 
 /**

@@ -89,9 +89,7 @@ export class FleetStore {
   }
 
   async acquire(name: string, token: string, lockMs: number, skipValue: boolean, waitedFor: string): Promise<AcquireResult> {
-    const reply = await this.scripts.authproxyAcquire(
-      this.valueKey(name), this.lockKey(name), this.failKey(name, waitedFor), token, lockMs, skipValue ? '1' : '0',
-    );
+    const reply = await this.scripts.authproxyAcquire(this.valueKey(name), this.lockKey(name), this.failKey(name, waitedFor), token, lockMs, skipValue ? '1' : '0');
     return parseAcquire(reply);
   }
 

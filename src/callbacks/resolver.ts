@@ -12,7 +12,7 @@ import { DEFAULT_IDENTITY, type IdentitySource } from '../sandboxes/identity.js'
  * a plain concatenation, because this runs on every warm request and JSON.stringify costs ~30x more.
  */
 export function callbackCacheKey(sandboxId: string, callback: CompiledCallback, target: Target): string {
-  return sandboxId + '\n' + callback.id + '\n' + target.host + '\n' + target.port;
+  return `${sandboxId}\n${callback.id}\n${target.host}\n${target.port}`;
 }
 
 type Level<T> = Map<string, T>;

@@ -35,7 +35,14 @@ interface ConfigFlags {
  */
 function load(flags: ConfigFlags) {
   const unsealer = loadUnsealer(flags.sealingKey);
-  const { file } = loadSources({ configPath: flags.config, secretsDir: flags.secretsDir, unsealer: unsealer ?? SHAPE_ONLY_UNSEALER, defaultSandboxId: flags.sandbox, allowUnboundSeals: flags.allowUnboundSeals ?? false, gcpTokenUriAllow: parseGcpTokenUriAllow(flags.gcpTokenUriAllow ?? '') });
+  const { file } = loadSources({
+    configPath: flags.config,
+    secretsDir: flags.secretsDir,
+    unsealer: unsealer ?? SHAPE_ONLY_UNSEALER,
+    defaultSandboxId: flags.sandbox,
+    allowUnboundSeals: flags.allowUnboundSeals ?? false,
+    gcpTokenUriAllow: parseGcpTokenUriAllow(flags.gcpTokenUriAllow ?? ''),
+  });
   const named: Array<[string, CompiledPolicy | undefined]> = [['', file.default], ...[...file.sandboxes].map(([id, p]): [string, CompiledPolicy] => [`sandboxes.${id}.`, p])];
   for (const [prefix, policy] of named) {
     for (const field of policy?.unboundSeals ?? []) process.stderr.write(`authproxy: warning: ${flags.config}: ${prefix}${field}: sealed value is not bound to a sandbox and hosts (accepted by --allow-unbound-seals)\n`);
@@ -61,14 +68,14 @@ export function registerConfigCommands(program: Command): void {
       const file = load(flags);
       const policy = file.sandboxes.get(flags.sandbox) ?? file.default;
       if (!policy) throw new AuthProxyError('usage', `--sandbox: "${flags.sandbox}" has no config in ${flags.config}`);
-      process.stdout.write(JSON.stringify(explain(policy, method, url, flags.sandbox), null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(explain(policy, method, url, flags.sandbox), null, 2)}\n`);
     });
 
   program
     .command('schema')
     .description('print the JSON Schema of proxy_config (for editors)')
     .action(() => {
-      process.stdout.write(JSON.stringify(proxyConfigJsonSchema(), null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(proxyConfigJsonSchema(), null, 2)}\n`);
     });
 }
 

@@ -67,18 +67,23 @@ export function registerEnvoyCommands(program: Command): void {
       const timeout = Number(f.messageTimeoutMs);
       if (!Number.isInteger(timeout) || timeout < 1000) throw new AuthProxyError('usage', '--message-timeout-ms: must be a whole number of at least 1000');
       try {
-        process.stdout.write(render({
-          proxyAddress: f.proxyAddress,
-          proxyPort: port(f.proxyPort, '--proxy-port'),
-          adminPort: f.adminPort === undefined ? undefined : port(f.adminPort, '--admin-port'),
-          authproxy: f.authproxy,
-          authproxyTls: f.authproxyTlsCert ? { cert: f.authproxyTlsCert, key: f.authproxyTlsKey!, ca: f.authproxyTlsCa! } : undefined,
-          caBundle: f.caBundle,
-          sandboxId: f.sandboxId,
-          dnsResolver: f.dnsResolver,
-          messageTimeoutMs: timeout,
-          credentialHeaders: f.credentialHeaders?.split(',').map((h) => h.trim()).filter(Boolean),
-        }));
+        process.stdout.write(
+          render({
+            proxyAddress: f.proxyAddress,
+            proxyPort: port(f.proxyPort, '--proxy-port'),
+            adminPort: f.adminPort === undefined ? undefined : port(f.adminPort, '--admin-port'),
+            authproxy: f.authproxy,
+            authproxyTls: f.authproxyTlsCert ? { cert: f.authproxyTlsCert, key: f.authproxyTlsKey!, ca: f.authproxyTlsCa! } : undefined,
+            caBundle: f.caBundle,
+            sandboxId: f.sandboxId,
+            dnsResolver: f.dnsResolver,
+            messageTimeoutMs: timeout,
+            credentialHeaders: f.credentialHeaders
+              ?.split(',')
+              .map((h) => h.trim())
+              .filter(Boolean),
+          }),
+        );
       } catch (err) {
         if (err instanceof AuthProxyError) throw err;
         throw new AuthProxyError('usage', (err as Error).message);

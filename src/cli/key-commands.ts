@@ -52,7 +52,7 @@ export function registerKeyCommands(program: Command): void {
   program
     .command('seal')
     .description('read a secret on stdin, print its sealed value (one trailing newline is trimmed)')
-    .addOption(envOption('--public-key <file>', 'the proxy\'s public sealing key (sealing.pub)', 'AUTHPROXY_PUBLIC_KEY').makeOptionMandatory())
+    .addOption(envOption('--public-key <file>', "the proxy's public sealing key (sealing.pub)", 'AUTHPROXY_PUBLIC_KEY').makeOptionMandatory())
     .option('--sandbox <id>', "the only sandbox whose config may use the value, or '*' for any sandbox")
     .option('--hosts <list>', "a header rule's host patterns (comma-separated): the rule using the value must stay within them")
     .option('--provider <name>', 'aws or gcp: a Secret of that provider rule')
@@ -62,7 +62,7 @@ export function registerKeyCommands(program: Command): void {
       const key = parsePublicKey(readKeyFile(flags.publicKey), flags.publicKey);
       const secret = trimOneNewline(await readStdin());
       if (secret.length === 0) throw new AuthProxyError('usage', 'stdin: nothing to seal');
-      process.stdout.write(seal(secret, key, binding) + '\n');
+      process.stdout.write(`${seal(secret, key, binding)}\n`);
     });
 
   program
@@ -71,6 +71,6 @@ export function registerKeyCommands(program: Command): void {
     .addOption(envOption('--signing-key <file>', 'Ed25519 signing key (signing.key)', 'AUTHPROXY_SIGNING_KEY').makeOptionMandatory())
     .action(async (flags: { signingKey: string }) => {
       const signer = await CallbackSigner.fromPem(readKeyFile(flags.signingKey), flags.signingKey);
-      process.stdout.write(JSON.stringify(signer.jwks(), null, 2) + '\n');
+      process.stdout.write(`${JSON.stringify(signer.jwks(), null, 2)}\n`);
     });
 }

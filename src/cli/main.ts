@@ -16,7 +16,7 @@ export function buildProgram(): Command {
   const program = new Command('authproxy')
     .description('Credential-injecting egress proxy for AI-agent sandboxes (Envoy ext_proc service)')
     .showHelpAfterError(false)
-    .configureOutput({ outputError: (str, write) => write(str.trimEnd() + '\n') });
+    .configureOutput({ outputError: (str, write) => write(`${str.trimEnd()}\n`) });
   registerServeCommand(program);
   registerConfigCommands(program);
   registerKeyCommands(program);

@@ -18,13 +18,17 @@ const usage = (message: string) => new AuthProxyError('usage', message);
 
 /** `IP`, `IPv4:PORT` or `[IPv6]:PORT`, comma-separated; port 53 when none is given. */
 function parseResolvers(text: string, flag: string): CaptureSettings['resolvers'] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean).map((raw) => {
-    const m = isIP(raw) !== 0 ? [raw, raw] : (/^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(raw) ?? /^([\d.]+):(\d{1,5})$/.exec(raw));
-    const address = m?.[1] ?? '';
-    const port = m?.[2] !== undefined && m[2] !== raw ? Number(m[2]) : 53;
-    if (isIP(address) === 0 || port < 1 || port > 65535) throw usage(`${flag}: "${raw.slice(0, 64)}" is not an IP address with an optional port (1.2.3.4, 1.2.3.4:53, [fd00::a]:53)`);
-    return { address, port };
-  });
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((raw) => {
+      const m = isIP(raw) !== 0 ? [raw, raw] : (/^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(raw) ?? /^([\d.]+):(\d{1,5})$/.exec(raw));
+      const address = m?.[1] ?? '';
+      const port = m?.[2] !== undefined && m[2] !== raw ? Number(m[2]) : 53;
+      if (isIP(address) === 0 || port < 1 || port > 65535) throw usage(`${flag}: "${raw.slice(0, 64)}" is not an IP address with an optional port (1.2.3.4, 1.2.3.4:53, [fd00::a]:53)`);
+      return { address, port };
+    });
 }
 
 /** The nameservers of /etc/resolv.conf: the resolver the sandbox already uses, when --dns-resolver is not given. */
@@ -66,7 +70,7 @@ export function registerNetCommand(program: Command): void {
     .command('sandbox-net')
     .description("print (or --apply / --remove) the iptables rules that redirect a network namespace's egress to the transparent listener")
     .addOption(envOption('--listener-port <port>', "Envoy's transparent listener port (envoy-config --mode transparent --proxy-port)", 'AUTHPROXY_LISTENER_PORT').default('10000'))
-    .addOption(envOption('--envoy-uid <uid>', "uid Envoy (and a co-located authproxy) runs as: its own traffic is not redirected", 'AUTHPROXY_ENVOY_UID').default('101'))
+    .addOption(envOption('--envoy-uid <uid>', 'uid Envoy (and a co-located authproxy) runs as: its own traffic is not redirected', 'AUTHPROXY_ENVOY_UID').default('101'))
     .addOption(envOption('--dns-resolver <addrs>', 'DNS servers the sandbox may query directly, IP[:PORT] comma-separated (default: /etc/resolv.conf nameservers)', 'AUTHPROXY_SANDBOX_DNS'))
     .option('--apply [netns]', 'apply the rules in that network namespace (default: the current one)')
     .option('--remove [netns]', 'remove the rules from that network namespace (default: the current one)')

@@ -30,7 +30,10 @@ export function sealBindingFromFlags(flags: SealFlags): SealBinding {
 
 function targetFrom(flags: SealFlags, problems: string[]): SealTarget | undefined {
   if (flags.hosts !== undefined) {
-    const hosts = flags.hosts.split(',').map((h) => h.trim()).filter(Boolean);
+    const hosts = flags.hosts
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean);
     if (hosts.length === 0) problems.push('--hosts: needs at least one host pattern');
     for (const h of hosts) {
       const problem = hostPatternProblem(h, false);

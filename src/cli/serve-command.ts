@@ -82,7 +82,10 @@ function adminChecks(flags: ServeFlags): ReturnType<typeof parseCallbackAllowLis
 
 /** --tenant-id, --organization-id and --callback-issuer, checked; the issuer with trailing slashes removed. */
 function identityChecks(flags: ServeFlags): { callbackIssuer: string } {
-  for (const [flag, value] of [['--tenant-id', flags.tenantId], ['--organization-id', flags.organizationId]] as const) {
+  for (const [flag, value] of [
+    ['--tenant-id', flags.tenantId],
+    ['--organization-id', flags.organizationId],
+  ] as const) {
     const problem = value === undefined ? undefined : identityFieldProblem(value);
     if (problem) throw new AuthProxyError('usage', `${flag}: "${value}" ${problem}`);
   }
@@ -142,11 +145,19 @@ export function registerServeCommand(program: Command): void {
     .addOption(envOption('--admin-listen <addr>', 'admin HTTP API address (host:port or unix:/path); needs --admin-tokens and --redis', 'AUTHPROXY_ADMIN_LISTEN'))
     .addOption(envOption('--admin-tokens <file>', 'admin API bearer tokens, one per line: TOKEN [id,prefix*,...]; re-read when it changes', 'AUTHPROXY_ADMIN_TOKENS'))
     .addOption(envOption('--callback-allow <list>', 'hosts, *.domains, IPs or CIDRs that callback URLs stored through the admin API may use', 'AUTHPROXY_CALLBACK_ALLOW'))
-    .addOption(envOption('--egress-allow-cidrs <list>', 'private CIDRs that destinations and callbacks may resolve to (loopback and metadata only when named); never 127.0.0.0/8 in production', 'AUTHPROXY_EGRESS_ALLOW_CIDRS'))
+    .addOption(
+      envOption('--egress-allow-cidrs <list>', 'private CIDRs that destinations and callbacks may resolve to (loopback and metadata only when named); never 127.0.0.0/8 in production', 'AUTHPROXY_EGRESS_ALLOW_CIDRS'),
+    )
     .addOption(envOption('--dns-resolver <addr>', 'DNS server (host:port) for resolving destinations before they are checked (default: the system resolver)', 'AUTHPROXY_DNS_RESOLVER'))
     .addOption(envOption('--aws-sts-endpoint <url>', "STS endpoint for AWS role rules' AssumeRole (default: the --aws-region STS endpoint)", 'AUTHPROXY_AWS_STS_ENDPOINT'))
     .addOption(envOption('--aws-region <region>', "region of authproxy's STS client (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)", 'AUTHPROXY_AWS_REGION'))
-    .addOption(envOption('--gcp-token-uri-allow <list>', "token endpoints besides Google's that service-account keys may name: exact https URLs or https://host prefixes, comma-separated (tests, private endpoints)", 'AUTHPROXY_GCP_TOKEN_URI_ALLOW'))
+    .addOption(
+      envOption(
+        '--gcp-token-uri-allow <list>',
+        "token endpoints besides Google's that service-account keys may name: exact https URLs or https://host prefixes, comma-separated (tests, private endpoints)",
+        'AUTHPROXY_GCP_TOKEN_URI_ALLOW',
+      ),
+    )
     .addOption(envOption('--allow-unbound-seals', 'accept sealed values from before sandbox/host bindings (warns; seal them again instead)', 'AUTHPROXY_ALLOW_UNBOUND_SEALS'))
     .addOption(envOption('--log-level <level>', 'fatal, error, warn, info, debug or silent', 'AUTHPROXY_LOG_LEVEL').default('info'))
     .addOption(envOption('--log-format <format>', 'json (pino JSON lines, for log pipelines) or pretty (for a terminal)', 'AUTHPROXY_LOG_FORMAT').default('json'))
@@ -168,10 +179,7 @@ export function registerServeCommand(program: Command): void {
       const callbackAllow = adminChecks(flags);
       // Everything that can fail on a flag is read before anything starts listening.
       const tokens = flags.adminListen ? await AdminTokens.fromFile(flags.adminTokens!, log) : undefined;
-      const service = await startService(
-        { ...flags, callbackIssuer, gcpTokenUriAllow, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) },
-        log,
-      );
+      const service = await startService({ ...flags, callbackIssuer, gcpTokenUriAllow, callbackTimeoutMs: timeout, tls, ca: caSettings(flags), bindSandboxToCert: bindToCert(flags, tls) }, log);
       let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
       let side: Awaited<ReturnType<typeof startHttpPort>> | undefined;
       let closing = false;
@@ -189,9 +197,7 @@ export function registerServeCommand(program: Command): void {
               callbackPolicy: callbackAllow ? { allow: callbackAllow } : undefined,
             })
           : undefined;
-        side = flags.metricsListen
-          ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing, extraRoutes: metricsRoutes(service.metrics, service.cacheHealth) })
-          : undefined;
+        side = flags.metricsListen ? await startHttpPort(flags.metricsListen, { signer: service.signer, ready: () => !closing, extraRoutes: metricsRoutes(service.metrics, service.cacheHealth) }) : undefined;
       } catch (err) {
         // No half-started service: a port that could not open stops everything that did.
         await admin?.close();

@@ -65,7 +65,10 @@ function compileGcp(rule: GcpRule, position: number, ctx: ProviderContext, probl
     return undefined;
   }
   // The token cache key: changes whenever the key or the scopes do, reveals neither.
-  const id = createHash('sha256').update(JSON.stringify([sa.clientEmail, sa.privateKey, sa.tokenUri, [...rule.gcp.scopes].sort()])).digest('base64url').slice(0, 16);
+  const id = createHash('sha256')
+    .update(JSON.stringify([sa.clientEmail, sa.privateKey, sa.tokenUri, [...rule.gcp.scopes].sort()]))
+    .digest('base64url')
+    .slice(0, 16);
   return { name: rule.name, position, scopes: rule.gcp.scopes, id, ...sa };
 }
 

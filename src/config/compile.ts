@@ -78,9 +78,7 @@ export function compilePolicy(config: ProxyConfig, given: CompileContext): Compi
       url: cb.url,
       ttlSeconds: cb.ttl_seconds,
       fullRequest: cb.full_request,
-      requestHeaders: cb.request_headers.map((h, i) =>
-        resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`, { callback: callbackOrigin(cb.url) }),
-      ),
+      requestHeaders: cb.request_headers.map((h, i) => resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`, { callback: callbackOrigin(cb.url) })),
     };
   });
 

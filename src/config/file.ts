@@ -24,7 +24,10 @@ export interface CompiledFile {
   readonly identities?: ReadonlyMap<string, IdentityFields>;
 }
 
-const IDENTITY_KEYS = [['tenant_id', 'tenantId'], ['organization_id', 'organizationId']] as const;
+const IDENTITY_KEYS = [
+  ['tenant_id', 'tenantId'],
+  ['organization_id', 'organizationId'],
+] as const;
 
 /**
  * Takes `tenant_id` and `organization_id` out of one `sandboxes:` entry (they sit beside its proxy_config

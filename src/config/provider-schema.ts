@@ -42,11 +42,7 @@ export const awsAuthSchema = z
     if (aws.session_tags !== undefined) ctx.addIssue({ code: 'custom', path: ['session_tags'], message: 'session_tags requires role_arn' });
     if (!aws.access_key_id || !aws.secret_access_key) ctx.addIssue({ code: 'custom', message: 'AWS auth requires role_arn or both static credentials' });
   })
-  .transform((aws) =>
-    aws.role_arn
-      ? { role_arn: aws.role_arn, ...(aws.session_tags ? { session_tags: aws.session_tags } : {}) }
-      : { access_key_id: aws.access_key_id!, secret_access_key: aws.secret_access_key! },
-  );
+  .transform((aws) => (aws.role_arn ? { role_arn: aws.role_arn, ...(aws.session_tags ? { session_tags: aws.session_tags } : {}) } : { access_key_id: aws.access_key_id!, secret_access_key: aws.secret_access_key! }));
 
 /** One `type: aws` rule: re-signs requests to AWS hosts with SigV4. */
 export const awsRuleSchema = z.strictObject({ ...providerFields, type: z.literal('aws'), aws: awsAuthSchema });

@@ -39,14 +39,7 @@ export interface SealReport {
  * where the value goes, which a sealed value's binding must allow (with the sandbox of `ctx`). Shared by
  * header rules, callbacks and provider rules so that every credential resolves the same way.
  */
-export function resolveValue(
-  spec: ValueSpec,
-  ctx: ResolveContext,
-  where: string,
-  problems: string[],
-  check: ((value: string) => string | undefined) | undefined,
-  target: SealTarget,
-): string {
+export function resolveValue(spec: ValueSpec, ctx: ResolveContext, where: string, problems: string[], check: ((value: string) => string | undefined) | undefined, target: SealTarget): string {
   if (spec.type === 'plaintext') return spec.value;
   if (spec.type === 'workspace_secret') {
     const missing = new Set<string>();

@@ -11,10 +11,7 @@ import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Headers that a rule or a callback may never set: Envoy owns them, or they change message framing. */
-const RESERVED_HEADERS = new Set([
-  'host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade',
-  'proxy-connection', 'proxy-authorization', 'expect',
-]);
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authorization', 'expect']);
 
 /** Returns why `name` can't be set as an injected header, or undefined when it can. */
 export function headerNameProblem(name: string): string | undefined {
@@ -52,10 +49,13 @@ const headerValue = z.string({ error: 'must be a string' }).superRefine((value, 
 function hostList(allowIp: boolean, min: number) {
   return z
     .array(
-      z.string({ error: 'must be a string' }).superRefine((pattern, ctx) => {
-        const problem = hostPatternProblem(pattern, allowIp);
-        if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      }).transform(canonicalPattern),
+      z
+        .string({ error: 'must be a string' })
+        .superRefine((pattern, ctx) => {
+          const problem = hostPatternProblem(pattern, allowIp);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .transform(canonicalPattern),
     )
     .min(min, { error: `needs at least ${min} host pattern` });
 }
@@ -64,7 +64,6 @@ const pathPattern = z
   .string({ error: 'must be a string' })
   .refine((p) => p.startsWith('/') || p.startsWith('*'), { error: 'must start with "/" or "*"' })
   .refine((p) => !/[#\s]/.test(p), { error: 'must not contain "#" or spaces' });
-
 
 /**
  * Only an opaque value is opened before it is sent: a plaintext (or workspace_secret) value in the sealed form
@@ -76,18 +75,22 @@ const sealedFormOnlyIfOpaque = (h: { type: string; value: string }, ctx: { addIs
 };
 
 /** One header of a rule. */
-export const headerSchema = z.strictObject({
-  name: headerName,
-  type: z.enum(['plaintext', 'workspace_secret', 'opaque'], { error: 'must be plaintext, workspace_secret or opaque' }),
-  value: headerValue,
-}).superRefine(sealedFormOnlyIfOpaque);
+export const headerSchema = z
+  .strictObject({
+    name: headerName,
+    type: z.enum(['plaintext', 'workspace_secret', 'opaque'], { error: 'must be plaintext, workspace_secret or opaque' }),
+    value: headerValue,
+  })
+  .superRefine(sealedFormOnlyIfOpaque);
 
 /** One header that authproxy sends to a callback endpoint: plaintext or opaque only. */
-export const callbackHeaderSchema = z.strictObject({
-  name: headerName,
-  type: z.enum(['plaintext', 'opaque'], { error: 'must be plaintext or opaque (workspace_secret is not allowed here)' }),
-  value: headerValue,
-}).superRefine(sealedFormOnlyIfOpaque);
+export const callbackHeaderSchema = z
+  .strictObject({
+    name: headerName,
+    type: z.enum(['plaintext', 'opaque'], { error: 'must be plaintext or opaque (workspace_secret is not allowed here)' }),
+    value: headerValue,
+  })
+  .superRefine(sealedFormOnlyIfOpaque);
 
 /** One header-injection rule (no `type`: the provider rules are `type: aws` and `type: gcp`). */
 export const ruleSchema = z.strictObject({
@@ -120,28 +123,31 @@ export const callbackSchema = z.strictObject({
     if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must use http:// or https://' });
     if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials; use request_headers' });
   }),
-  ttl_seconds: z
-    .number({ error: 'must be a number' })
-    .int({ error: 'must be a whole number' })
-    .min(60, { error: 'must be between 60 and 3600' })
-    .max(3600, { error: 'must be between 60 and 3600' }),
-  request_headers: z.array(callbackHeaderSchema).max(32).superRefine((headers, ctx) => {
-    headers.forEach((h, i) => {
-      if (PROXY_SET_CALLBACK_HEADERS.has(h.name.toLowerCase())) {
-        ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${h.name}" is set by authproxy on every callback request` });
-      }
-    });
-  }).default([]),
+  ttl_seconds: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(60, { error: 'must be between 60 and 3600' }).max(3600, { error: 'must be between 60 and 3600' }),
+  request_headers: z
+    .array(callbackHeaderSchema)
+    .max(32)
+    .superRefine((headers, ctx) => {
+      headers.forEach((h, i) => {
+        if (PROXY_SET_CALLBACK_HEADERS.has(h.name.toLowerCase())) {
+          ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${h.name}" is set by authproxy on every callback request` });
+        }
+      });
+    })
+    .default([]),
   /** Called on every request to a matched host with a snapshot of it (method, URL, headers, first 1 MiB of body); never cached. */
   full_request: z.boolean({ error: 'must be true or false' }).default(false),
 });
 
 /** An access_control list: entries of the contract's Matching step 6, each checked by `parseAccessEntry`. */
 const accessList = z.array(
-  z.string({ error: 'must be a string' }).superRefine((entry, ctx) => {
-    const parsed = parseAccessEntry(entry);
-    if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
-  }).transform(canonicalAccessEntry),
+  z
+    .string({ error: 'must be a string' })
+    .superRefine((entry, ctx) => {
+      const parsed = parseAccessEntry(entry);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
+    })
+    .transform(canonicalAccessEntry),
 );
 
 /**

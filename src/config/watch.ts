@@ -110,7 +110,7 @@ export class ConfigWatcher {
       this.options.onReload?.('ok');
       this.log.info({ file: this.src.configPath, rules: file.default?.rules.length ?? 0, sandboxes: file.sandboxes.size }, 'config reloaded');
     } catch (err) {
-      const message = err instanceof AuthProxyError ? err.problems.map((p) => p.startsWith(this.src.configPath) ? p : `${this.src.configPath}: ${p}`).join('; ') : errorLine(err);
+      const message = err instanceof AuthProxyError ? err.problems.map((p) => (p.startsWith(this.src.configPath) ? p : `${this.src.configPath}: ${p}`)).join('; ') : errorLine(err);
       // A changed input that was rejected counts once; an input that can't be read counts when its error changes
       // (it is retried on every poll).
       if (fingerprint !== undefined || message !== this.lastError) this.options.onReload?.('failed');

@@ -5,7 +5,7 @@ import type { HostResolver } from './resolver.js';
 
 /** The answer of the guard for one destination. */
 export type GuardResult =
-  | { readonly ok: true; /** The checked address: the one to dial. */ readonly address: string }
+  | { readonly ok: true /** The checked address: the one to dial. */; readonly address: string }
   | { readonly ok: false; readonly reason: 'private_destination' | 'unresolvable'; readonly detail: string };
 
 interface Cidr {
@@ -20,7 +20,10 @@ const EXPLICIT_ONLY: ReadonlySet<AddressClass> = new Set(['loopback', 'metadata'
 /** Parses `--egress-allow-cidrs`: comma-separated CIDRs or single addresses; errors name the entry. */
 export function parseEgressAllowList(text: string): Cidr[] {
   const out: Cidr[] = [];
-  for (const raw of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const raw of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [address, bits, extra] = raw.split('/') as [string, string | undefined, ...string[]];
     const family = isIP(address);
     const max = family === 6 ? 128 : 32;

@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import { ROUTE_HEADER } from '../extproc/translate.js';
-import { accessLog, connectUpgrade, dfpFilter, dnsCache, extProc, router, routeOn, SAFE_RETRY, seconds, typed, type ExtProcPhase } from './filters.js';
+import { accessLog, connectUpgrade, dfpFilter, dnsCache, extProc, router, routeOn, SAFE_RETRY, typed, type ExtProcPhase } from './filters.js';
 import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
 
 /**
@@ -78,24 +78,33 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
       http_protocol_options: { accept_http_10: true },
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
       // The routing header may only come from authproxy: drop any copy the sandbox sent, first thing.
-      early_header_mutation_extensions: [{
-        name: 'envoy.http.early_header_mutation.header_mutation',
-        typed_config: typed('envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation', { mutations: [{ remove: ROUTE_HEADER }, ...variant.mutations] }),
-      }],
+      early_header_mutation_extensions: [
+        {
+          name: 'envoy.http.early_header_mutation.header_mutation',
+          typed_config: typed('envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation', { mutations: [{ remove: ROUTE_HEADER }, ...variant.mutations] }),
+        },
+      ],
       access_log: accessLog(variant.logPrefix, '%REQ(:METHOD)% %REQ(:AUTHORITY)% route=%ROUTE_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%'),
       route_config: {
         name: 'forward_proxy',
-        virtual_hosts: [{
-          name: 'all',
-          domains: ['*'],
-          routes: [
-            { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
-            { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
-            { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
-            { name: 'http_tunnel', match: { prefix: '/', headers: routeOn('tunnel') }, request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward], route: { cluster: 'dfp_plain', timeout: '300s', retry_policy: SAFE_RETRY } },
-            { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
-          ],
-        }],
+        virtual_hosts: [
+          {
+            name: 'all',
+            domains: ['*'],
+            routes: [
+              { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
+              { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
+              { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
+              {
+                name: 'http_tunnel',
+                match: { prefix: '/', headers: routeOn('tunnel') },
+                request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward],
+                route: { cluster: 'dfp_plain', timeout: '300s', retry_policy: SAFE_RETRY },
+              },
+              { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
+            ],
+          },
+        ],
       },
       http_filters: [
         extProc(opts, variant.phase, {
@@ -137,7 +146,11 @@ function outerListener(opts: BootstrapOptions) {
 /** The internal listener that terminates intercepted TLS (on-demand leaf) and runs the inject-phase ext_proc. */
 export function innerListener(opts: BootstrapOptions) {
   const mutationRules = opts.credentialHeaders
-    ? { disallow_all: true, allow_expression: { regex: `^(${[...opts.credentialHeaders, 'proxy-authorization'].map((h) => h.toLowerCase().replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})$` }, disallow_is_error: true }
+    ? {
+        disallow_all: true,
+        allow_expression: { regex: `^(${[...opts.credentialHeaders, 'proxy-authorization'].map((h) => h.toLowerCase().replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})$` },
+        disallow_is_error: true,
+      }
     : { disallow_system: true, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
   return {
     name: 'intercept_tls',
@@ -145,58 +158,62 @@ export function innerListener(opts: BootstrapOptions) {
     // The buffer limit is what BUFFERED_PARTIAL hands authproxy of a body (AWS re-signing hashes up to 16 MiB).
     per_connection_buffer_limit_bytes: INTERCEPT_BUFFER_LIMIT,
     listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector') }],
-    filter_chains: [{
-      transport_socket_connect_timeout: '10s',
-      transport_socket: {
-        name: 'envoy.transport_sockets.tls',
-        typed_config: typed('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
-          disable_stateless_session_resumption: true,
-          disable_stateful_session_resumption: true,
-          common_tls_context: {
-            alpn_protocols: ['h2', 'http/1.1'],
-            custom_tls_certificate_selector: {
-              name: 'envoy.tls.certificate_selectors.on_demand_secret',
-              typed_config: typed('envoy.extensions.transport_sockets.tls.cert_selectors.on_demand_secret.v3.Config', {
-                config_source: {
-                  resource_api_version: 'V3',
-                  initial_fetch_timeout: '5s',
-                  api_config_source: { api_type: 'DELTA_GRPC', transport_api_version: 'V3', grpc_services: [grpcService(opts.sandboxId)] },
-                },
-                certificate_mapper: {
-                  name: 'envoy.tls.certificate_mappers.sni',
-                  typed_config: typed('envoy.extensions.transport_sockets.tls.cert_mappers.sni.v3.SNI', { default_value: 'no-sni.invalid' }),
-                },
-              }),
+    filter_chains: [
+      {
+        transport_socket_connect_timeout: '10s',
+        transport_socket: {
+          name: 'envoy.transport_sockets.tls',
+          typed_config: typed('envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext', {
+            disable_stateless_session_resumption: true,
+            disable_stateful_session_resumption: true,
+            common_tls_context: {
+              alpn_protocols: ['h2', 'http/1.1'],
+              custom_tls_certificate_selector: {
+                name: 'envoy.tls.certificate_selectors.on_demand_secret',
+                typed_config: typed('envoy.extensions.transport_sockets.tls.cert_selectors.on_demand_secret.v3.Config', {
+                  config_source: {
+                    resource_api_version: 'V3',
+                    initial_fetch_timeout: '5s',
+                    api_config_source: { api_type: 'DELTA_GRPC', transport_api_version: 'V3', grpc_services: [grpcService(opts.sandboxId)] },
+                  },
+                  certificate_mapper: {
+                    name: 'envoy.tls.certificate_mappers.sni',
+                    typed_config: typed('envoy.extensions.transport_sockets.tls.cert_mappers.sni.v3.SNI', { default_value: 'no-sni.invalid' }),
+                  },
+                }),
+              },
             },
-          },
-        }),
-      },
-      filters: [{
-        name: 'envoy.filters.network.http_connection_manager',
-        typed_config: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
-          stat_prefix: 'intercept',
-          codec_type: 'AUTO',
-          normalize_path: true,
-          merge_slashes: true,
-          path_with_escaped_slashes_action: 'REJECT_REQUEST',
-          strip_any_host_port: true,
-          strip_trailing_host_dot: true,
-          access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),
-          route_config: { name: 'intercept', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } }] }] },
-          http_filters: [
-            extProc(opts, 'inject', {
-              request_attributes: ['connection.requested_server_name', 'filter_state["authproxy.connect_authority"]'],
-              mutation_rules: mutationRules,
-              // Only `full_request` callbacks ask for a body (mode_override from the request_headers answer);
-              // every other request stays headers-only.
-              allow_mode_override: true,
+          }),
+        },
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
+              stat_prefix: 'intercept',
+              codec_type: 'AUTO',
+              normalize_path: true,
+              merge_slashes: true,
+              path_with_escaped_slashes_action: 'REJECT_REQUEST',
+              strip_any_host_port: true,
+              strip_trailing_host_dot: true,
+              access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),
+              route_config: { name: 'intercept', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } }] }] },
+              http_filters: [
+                extProc(opts, 'inject', {
+                  request_attributes: ['connection.requested_server_name', 'filter_state["authproxy.connect_authority"]'],
+                  mutation_rules: mutationRules,
+                  // Only `full_request` callbacks ask for a body (mode_override from the request_headers answer);
+                  // every other request stays headers-only.
+                  allow_mode_override: true,
+                }),
+                dfpFilter(opts),
+                router({ suppress_envoy_headers: true }),
+              ],
             }),
-            dfpFilter(opts),
-            router({ suppress_envoy_headers: true }),
-          ],
-        }),
-      }],
-    }],
+          },
+        ],
+      },
+    ],
   };
 }
 
@@ -259,4 +276,3 @@ export function bootstrapYaml(mode: string, doc: object): string {
 export function renderBootstrap(opts: BootstrapOptions): string {
   return bootstrapYaml('forward-proxy', bootstrapDocument(opts, [outerListener(opts), innerListener(opts)]));
 }
-

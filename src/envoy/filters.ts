@@ -70,12 +70,14 @@ export const dfpFilter = (opts: BootstrapOptions) => ({
 export const router = (extra: object = {}) => ({ name: 'envoy.filters.http.router', typed_config: typed('envoy.extensions.filters.http.router.v3.Router', extra) });
 
 /** A stdout access log whose lines start with `[prefix]`. */
-export const accessLog = (prefix: string, format: string) => [{
-  name: 'envoy.access_loggers.stdout',
-  typed_config: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
-    log_format: { text_format_source: { inline_string: `[${prefix}] ${format}\n` } },
-  }),
-}];
+export const accessLog = (prefix: string, format: string) => [
+  {
+    name: 'envoy.access_loggers.stdout',
+    typed_config: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
+      log_format: { text_format_source: { inline_string: `[${prefix}] ${format}\n` } },
+    }),
+  },
+];
 
 /**
  * One retry of a safe request (GET, HEAD, OPTIONS) whose upstream connection was reset before it answered:
@@ -92,4 +94,3 @@ export const SAFE_RETRY = {
 export const routeOn = (value: string) => [{ name: ROUTE_HEADER, string_match: { exact: value } }];
 /** CONNECT handled by the route (the tunnel or the internal listener), not refused. */
 export const connectUpgrade = [{ upgrade_type: 'CONNECT', connect_config: {} }];
-

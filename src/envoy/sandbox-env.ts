@@ -65,7 +65,7 @@ export function envVarPlaceholders(config: ProxyConfig, caFile = DEFAULT_SANDBOX
 
 /** Formats variables as `export K='v'` lines (POSIX shell quoting), `K=v` lines or a JSON object. */
 export function formatEnv(env: Array<[string, string]>, format: 'shell' | 'dotenv' | 'json'): string {
-  if (format === 'json') return JSON.stringify(Object.fromEntries(env), null, 2) + '\n';
+  if (format === 'json') return `${JSON.stringify(Object.fromEntries(env), null, 2)}\n`;
   if (format === 'dotenv') return env.map(([k, v]) => `${k}=${v}\n`).join('');
   return env.map(([k, v]) => `export ${k}='${v.replace(/'/g, `'\\''`)}'\n`).join('');
 }

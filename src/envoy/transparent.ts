@@ -50,17 +50,16 @@ function synthesizedConnect(kind: CaptureKind, hostname: string) {
       cluster: CAPTURE_CONNECT,
       tunneling_config: {
         hostname,
-        headers_to_add: [
-          { header: { key: ORIGINAL_DST_HEADER, value: ORIGINAL_DST } },
-          { header: { key: CAPTURE_HEADER, value: kind } },
-        ],
+        headers_to_add: [{ header: { key: ORIGINAL_DST_HEADER, value: ORIGINAL_DST } }, { header: { key: CAPTURE_HEADER, value: kind } }],
       },
-      access_log: [{
-        name: 'envoy.access_loggers.stdout',
-        typed_config: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
-          log_format: { text_format_source: { inline_string: `[capture-${kind}] ${ORIGINAL_DST} sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%\n` } },
-        }),
-      }],
+      access_log: [
+        {
+          name: 'envoy.access_loggers.stdout',
+          typed_config: typed('envoy.extensions.access_loggers.stream.v3.StdoutAccessLog', {
+            log_format: { text_format_source: { inline_string: `[capture-${kind}] ${ORIGINAL_DST} sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%\n` } },
+          }),
+        },
+      ],
     }),
   };
 }
@@ -70,11 +69,7 @@ function captureListener(opts: BootstrapOptions) {
   return {
     name: 'transparent',
     address: { socket_address: { address: opts.proxyAddress, port_value: opts.proxyPort } },
-    listener_filters: [
-      listenerFilter('original_dst', 'OriginalDst'),
-      listenerFilter('tls_inspector', 'TlsInspector'),
-      listenerFilter('http_inspector', 'HttpInspector'),
-    ],
+    listener_filters: [listenerFilter('original_dst', 'OriginalDst'), listenerFilter('tls_inspector', 'TlsInspector'), listenerFilter('http_inspector', 'HttpInspector')],
     listener_filters_timeout: DETECT_TIMEOUT,
     continue_on_listener_filters_timeout: true,
     filter_chains: [

@@ -60,9 +60,7 @@ export function encodedAnswer(outcome: Outcome): Buffer {
 }
 
 type OtherKind = Parameters<typeof continueResponse>[0];
-const CONTINUES = new Map<OtherKind, Buffer>(
-  (['responseHeaders', 'requestBody', 'responseBody', 'requestTrailers', 'responseTrailers'] as const).map((k) => [k, encode(continueResponse(k))]),
-);
+const CONTINUES = new Map<OtherKind, Buffer>((['responseHeaders', 'requestBody', 'responseBody', 'requestTrailers', 'responseTrailers'] as const).map((k) => [k, encode(continueResponse(k))]));
 
 /** The CONTINUE answer (encoded once) for a message we never ask for but must not leave unanswered. */
 export function encodedContinue(kind: OtherKind): Buffer {

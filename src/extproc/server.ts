@@ -85,16 +85,18 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
     const send = (answer: Answer | Promise<Answer>, last = false) => {
       if (waiting === 0 && !(answer instanceof Promise)) return write(answer, last);
       waiting++;
-      queue = (queue ?? Promise.resolve()).then(() => answer).then(
-        (resolved) => {
-          waiting--;
-          write(resolved, last);
-        },
-        (err: unknown) => {
-          waiting--;
-          failed(err);
-        },
-      );
+      queue = (queue ?? Promise.resolve())
+        .then(() => answer)
+        .then(
+          (resolved) => {
+            waiting--;
+            write(resolved, last);
+          },
+          (err: unknown) => {
+            waiting--;
+            failed(err);
+          },
+        );
     };
     const answered = (outcome: Outcome | Promise<Outcome>) => (outcome instanceof Promise ? outcome.then(encodedAnswer) : encodedAnswer(outcome));
     call.on('data', (req: WireRequest) => {

@@ -1,8 +1,6 @@
 import type { HttpHeaders, ProcessingRequest, ProcessingResponse } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import { HeaderValueOption_HeaderAppendAction } from '../gen/envoy/config/core/v3/base.js';
-import {
-  ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type ProcessingMode,
-} from '../gen/envoy/extensions/filters/http/ext_proc/v3/processing_mode.js';
+import { ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type ProcessingMode } from '../gen/envoy/extensions/filters/http/ext_proc/v3/processing_mode.js';
 import type { PolicyRequest } from '../policy/decide.js';
 import type { Target } from '../policy/host.js';
 import type { Outcome } from '../runtime/engine.js';
@@ -144,7 +142,12 @@ export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, a
 export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders'): ProcessingResponse {
   if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address);
   if (outcome.kind === 'awaitBody') return askForBodyResponse();
-  if (outcome.kind === 'continue') return continueWith(outcome.set.map(([key, value]) => setHeader(key, value)), [...outcome.remove], { phase });
+  if (outcome.kind === 'continue')
+    return continueWith(
+      outcome.set.map(([key, value]) => setHeader(key, value)),
+      [...outcome.remove],
+      { phase },
+    );
   return {
     response: {
       $case: 'immediateResponse',
@@ -163,9 +166,6 @@ export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' |
 /** The CONTINUE answer for messages we never ask for but must not leave unanswered. */
 export function continueResponse(kind: 'responseHeaders' | 'requestBody' | 'responseBody' | 'requestTrailers' | 'responseTrailers'): ProcessingResponse {
   const common = { status: 0, headerMutation: undefined, bodyMutation: undefined, trailers: undefined, clearRouteCache: false };
-  const response =
-    kind === 'requestTrailers' || kind === 'responseTrailers'
-      ? { $case: kind, value: { headerMutation: undefined } }
-      : { $case: kind, value: { response: common } };
+  const response = kind === 'requestTrailers' || kind === 'responseTrailers' ? { $case: kind, value: { headerMutation: undefined } } : { $case: kind, value: { response: common } };
   return { response, modeOverride: undefined, overrideMessageTimeout: undefined } as ProcessingResponse;
 }

@@ -100,10 +100,18 @@ function delimited(buf: Buffer, end: number): number {
 
 function skip(buf: Buffer, end: number, tag: number, depth = 0): void {
   switch (tag & 7) {
-    case 0: varint(buf, end); return;
-    case 1: if ((pos += 8) > end) throw malformed(); return;
-    case 2: delimited(buf, end); return;
-    case 5: if ((pos += 4) > end) throw malformed(); return;
+    case 0:
+      varint(buf, end);
+      return;
+    case 1:
+      if ((pos += 8) > end) throw malformed();
+      return;
+    case 2:
+      delimited(buf, end);
+      return;
+    case 5:
+      if ((pos += 4) > end) throw malformed();
+      return;
     case 3: {
       if (depth > 64) throw malformed();
       for (;;) {
@@ -115,7 +123,8 @@ function skip(buf: Buffer, end: number, tag: number, depth = 0): void {
         skip(buf, end, inner, depth + 1);
       }
     }
-    default: throw malformed();
+    default:
+      throw malformed();
   }
 }
 

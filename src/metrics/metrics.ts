@@ -43,7 +43,12 @@ export type RedisState = 'up' | 'down';
 class FastCounter {
   private readonly counts = new Map<string, Map<string, { labels: Record<string, string>; n: number }>>();
 
-  constructor(registry: Registry, name: string, help: string, private readonly labelNames: [string] | [string, string]) {
+  constructor(
+    registry: Registry,
+    name: string,
+    help: string,
+    private readonly labelNames: [string] | [string, string],
+  ) {
     const counts = this.counts;
     new Counter({
       name,
@@ -93,10 +98,24 @@ export class Metrics {
   private readonly refreshes = new Counter({ name: 'authproxy_callback_refreshes_total', help: 'Background refresh-ahead attempts by result', labelNames: ['result'], registers: [this.registry] });
   private readonly rejected = new Counter({ name: 'authproxy_cache_rejected_values_total', help: 'Redis cache values that failed authentication or decoding (treated as misses)', registers: [this.registry] });
   private readonly redisErrors = new Counter({ name: 'authproxy_redis_errors_total', help: 'Redis commands that failed (timeouts, connection loss)', registers: [this.registry] });
-  private readonly reloads = new Counter({ name: 'authproxy_config_reloads_total', help: 'Reloads of the mounted config file and secrets directory by result (ok: applied, failed: rejected, the last good config kept)', labelNames: ['result'], registers: [this.registry] });
-  private readonly reloadOk = new Gauge({ name: 'authproxy_config_last_reload_successful', help: '1 when the last load of the config file and secrets was applied, 0 while a change is rejected', registers: [this.registry] });
+  private readonly reloads = new Counter({
+    name: 'authproxy_config_reloads_total',
+    help: 'Reloads of the mounted config file and secrets directory by result (ok: applied, failed: rejected, the last good config kept)',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  private readonly reloadOk = new Gauge({
+    name: 'authproxy_config_last_reload_successful',
+    help: '1 when the last load of the config file and secrets was applied, 0 while a change is rejected',
+    registers: [this.registry],
+  });
   private readonly reloadTime = new Gauge({ name: 'authproxy_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last applied load of the config file and secrets', registers: [this.registry] });
-  private readonly extProcErrors = new Counter({ name: 'authproxy_extproc_errors_total', help: 'ext_proc streams ended with a gRPC error by reason (handler_failed: INTERNAL, invalid_message: INVALID_ARGUMENT)', labelNames: ['reason'], registers: [this.registry] });
+  private readonly extProcErrors = new Counter({
+    name: 'authproxy_extproc_errors_total',
+    help: 'ext_proc streams ended with a gRPC error by reason (handler_failed: INTERNAL, invalid_message: INVALID_ARGUMENT)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   private redisGauge: Gauge | undefined;
   private redisTransitions: Counter<'to'> | undefined;
 

@@ -27,9 +27,7 @@ export interface RuleCommand {
  * is already gone); `ensure` runs `check` and, only if that fails, `run` (a jump inserted once);
  * `repeat` runs until it fails (every copy of a jump deleted).
  */
-export type RuleStep =
-  | { readonly kind: 'run' | 'try' | 'repeat'; readonly command: RuleCommand }
-  | { readonly kind: 'ensure'; readonly check: RuleCommand; readonly command: RuleCommand };
+export type RuleStep = { readonly kind: 'run' | 'try' | 'repeat'; readonly command: RuleCommand } | { readonly kind: 'ensure'; readonly check: RuleCommand; readonly command: RuleCommand };
 
 /** The chain authproxy owns in each table it touches. */
 export const CHAIN = 'AUTHPROXY_OUTPUT';
@@ -44,32 +42,42 @@ interface TableRules {
 
 function tables(s: CaptureSettings): TableRules[] {
   const uid = ['-m', 'owner', '--uid-owner', String(s.envoyUid), '-j', 'RETURN'];
-  const dns = (family: 4 | 6, protos: readonly string[]) =>
-    s.resolvers.filter((r) => isIP(r.address) === family).flatMap((r) => protos.map((p) => ['-p', p, '-d', r.address, '--dport', String(r.port), '-j', 'RETURN']));
+  const dns = (family: 4 | 6, protos: readonly string[]) => s.resolvers.filter((r) => isIP(r.address) === family).flatMap((r) => protos.map((p) => ['-p', p, '-d', r.address, '--dport', String(r.port), '-j', 'RETURN']));
   // Replies of connections the sandbox accepted (health probes, port forwards); its own outbound ones never match.
   const inboundReplies = ['-p', 'tcp', '-m', 'conntrack', '--ctdir', 'REPLY', '-j', 'RETURN'];
   return [
     {
       // Every outbound TCP connection goes to Envoy's listener, except Envoy's own, loopback and DNS.
-      tool: 'iptables', table: 'nat', jump: ['-p', 'tcp'],
+      tool: 'iptables',
+      table: 'nat',
+      jump: ['-p', 'tcp'],
       rules: [uid, ['-o', 'lo', '-j', 'RETURN'], ...dns(4, ['tcp']), ['-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(s.listenerPort)]],
     },
     {
       // What may leave: loopback, the redirected TCP (still routed out of the sandbox's interface at this
       // hook, so matched by its rewritten destination), Envoy's own traffic, DNS. UDP, ICMP and the rest drop.
-      tool: 'iptables', table: 'filter', jump: [],
+      tool: 'iptables',
+      table: 'filter',
+      jump: [],
       rules: [
         ['-o', 'lo', '-j', 'RETURN'],
         ['-p', 'tcp', '-d', '127.0.0.1', '--dport', String(s.listenerPort), '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'RETURN'],
-        uid, inboundReplies, ...dns(4, ['udp', 'tcp']), ['-j', 'DROP'],
+        uid,
+        inboundReplies,
+        ...dns(4, ['udp', 'tcp']),
+        ['-j', 'DROP'],
       ],
     },
     {
       // IPv6 is not captured but shut: TCP is refused at once (clients fall back to IPv4), the rest drops.
       // Neighbour discovery stays, or Envoy's own IPv6 could not reach its next hop.
-      tool: 'ip6tables', table: 'filter', jump: [],
+      tool: 'ip6tables',
+      table: 'filter',
+      jump: [],
       rules: [
-        ['-o', 'lo', '-j', 'RETURN'], uid, inboundReplies,
+        ['-o', 'lo', '-j', 'RETURN'],
+        uid,
+        inboundReplies,
         ...['router-solicitation', 'neighbour-solicitation', 'neighbour-advertisement'].map((t) => ['-p', 'ipv6-icmp', '--icmpv6-type', t, '-j', 'RETURN']),
         ...dns(6, ['udp', 'tcp']),
         ['-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],

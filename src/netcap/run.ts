@@ -24,7 +24,7 @@ export function renderScript(steps: readonly RuleStep[], title: string): string 
 function exec(c: RuleCommand, netns: string | undefined): { ok: boolean; error: string } {
   const [bin, args] = netns ? ['ip', ['netns', 'exec', netns, c.tool, ...c.args]] : [c.tool, [...c.args]];
   const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 30_000 });
-  const error = r.error ? r.error.message : (r.stderr || r.stdout).trim().split('\n')[0] ?? '';
+  const error = r.error ? r.error.message : ((r.stderr || r.stdout).trim().split('\n')[0] ?? '');
   return { ok: r.status === 0, error };
 }
 

@@ -17,8 +17,7 @@ const SOME_PORT = -1;
 /** A port query meaning "on every port" (only port-less entries count). */
 const EVERY_PORT = -2;
 
-const covers = (ports: Ports | undefined, port: number): boolean =>
-  ports === true || (ports !== undefined && (port === SOME_PORT || ports.has(port)));
+const covers = (ports: Ports | undefined, port: number): boolean => ports === true || (ports !== undefined && (port === SOME_PORT || ports.has(port)));
 
 /** One node of the reversed-character trie for `*.domain` entries. */
 interface SuffixNode {

@@ -65,9 +65,7 @@ export interface CompiledPolicy {
 export interface CompiledAwsRule {
   readonly name: string;
   readonly position: number;
-  readonly auth:
-    | { readonly kind: 'static'; readonly accessKeyId: string; readonly secretAccessKey: string }
-    | { readonly kind: 'role'; readonly roleArn: string; readonly sessionTags: Readonly<Record<string, string>> };
+  readonly auth: { readonly kind: 'static'; readonly accessKeyId: string; readonly secretAccessKey: string } | { readonly kind: 'role'; readonly roleArn: string; readonly sessionTags: Readonly<Record<string, string>> };
 }
 
 /** The enabled `type: gcp` rule: the checked service-account key and the scopes to mint tokens for. */

@@ -53,7 +53,7 @@ function removeDotSegments(path: string): string {
       if (last) out.push('');
     } else out.push(seg);
   });
-  return '/' + out.join('/');
+  return `/${out.join('/')}`;
 }
 
 /**

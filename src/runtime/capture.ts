@@ -13,13 +13,7 @@ export type SettledCapture = Exclude<CapturedDecision, { readonly outcome: 'attr
  * answer holds its original destination address. No resolver, no attribution: raw TCP is refused.
  * Synchronous unless names have to be resolved.
  */
-export function captureDecision(
-  policy: CompiledPolicy | undefined,
-  method: string,
-  authority: string,
-  original: OriginalDestination,
-  resolver: HostResolver | undefined,
-): SettledCapture | Promise<SettledCapture> {
+export function captureDecision(policy: CompiledPolicy | undefined, method: string, authority: string, original: OriginalDestination, resolver: HostResolver | undefined): SettledCapture | Promise<SettledCapture> {
   const decision = decideCaptured(policy, method, authority, original);
   if (decision.outcome !== 'attribute') return decision;
   if (!resolver) return decideAttributed(policy, undefined, decision.target) as SettledCapture;

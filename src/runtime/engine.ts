@@ -138,7 +138,10 @@ export class Engine {
 
   private pinRoute(decision: SettledCapture, method: string, authority: string, sandboxId: string | undefined, original: OriginalDestination | undefined): Outcome | Promise<Outcome> {
     if (this.log.isLevelEnabled('debug')) {
-      this.log.debug({ sandbox: sandboxId ?? '(ambiguous)', method, authority, phase: original ? `capture_${original.kind}` : 'connect', outcome: decision.outcome, reason: 'reason' in decision ? decision.reason : undefined }, 'decision');
+      this.log.debug(
+        { sandbox: sandboxId ?? '(ambiguous)', method, authority, phase: original ? `capture_${original.kind}` : 'connect', outcome: decision.outcome, reason: 'reason' in decision ? decision.reason : undefined },
+        'decision',
+      );
     }
     if (decision.outcome === 'refuse') return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
     const { target } = decision;
@@ -148,9 +151,7 @@ export class Engine {
       if (checked.ok) return { kind: 'route', route, target, address: checked.address };
       this.metrics?.decision('refuse', checked.reason);
       this.log.info({ sandbox: sandboxId ?? '(ambiguous)', host: target.host, port: target.port, reason: checked.reason, detail: checked.detail }, 'egress refused');
-      return checked.reason === 'unresolvable'
-        ? { kind: 'immediate', status: 502, body: refusalBody('unresolvable') }
-        : { kind: 'immediate', status: 403, body: refusalBody('private_destination') };
+      return checked.reason === 'unresolvable' ? { kind: 'immediate', status: 502, body: refusalBody('unresolvable') } : { kind: 'immediate', status: 403, body: refusalBody('private_destination') };
     });
   }
 
@@ -183,10 +184,7 @@ export class Engine {
    */
   private viaFullRequest(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string, extras: RequestExtras | undefined): Outcome | Promise<Outcome> {
     const call = (body: Uint8Array, complete: boolean): Promise<Outcome> => {
-      const snapshot = buildSnapshot(
-        { method: req.method, scheme: req.scheme, path: req.path, headers: extras?.headers() ?? {}, body, complete },
-        decision.target,
-      );
+      const snapshot = buildSnapshot({ method: req.method, scheme: req.scheme, path: req.path, headers: extras?.headers() ?? {}, body, complete }, decision.target);
       return this.resolver.callFull(decision.callback, decision.target, sandboxId, snapshot).then(
         (headers) => {
           this.metrics?.decision('inject', 'callback');

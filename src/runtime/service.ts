@@ -156,8 +156,16 @@ export function egressGuard(settings: Pick<ServeSettings, 'egressAllowCidrs' | '
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const egress = egressGuard(settings);
   const allowUnboundSeals = settings.allowUnboundSeals ?? false;
-  if (allowUnboundSeals) log.warn('--allow-unbound-seals: sealed values that name no sandbox and no hosts are accepted; any config may use them for any host. Seal them again with `authproxy seal --sandbox --hosts` and drop the flag');
-  const sources = { configPath: settings.config, secretsDir: settings.secretsDir, unsealer: loadUnsealer(settings.sealingKey), defaultSandboxId: settings.sandboxId, allowUnboundSeals, gcpTokenUriAllow: settings.gcpTokenUriAllow };
+  if (allowUnboundSeals)
+    log.warn('--allow-unbound-seals: sealed values that name no sandbox and no hosts are accepted; any config may use them for any host. Seal them again with `authproxy seal --sandbox --hosts` and drop the flag');
+  const sources = {
+    configPath: settings.config,
+    secretsDir: settings.secretsDir,
+    unsealer: loadUnsealer(settings.sealingKey),
+    defaultSandboxId: settings.sandboxId,
+    allowUnboundSeals,
+    gcpTokenUriAllow: settings.gcpTokenUriAllow,
+  };
   const initial = loadSources(sources);
   const storeKey = sources.unsealer?.deriveKey('authproxy sandbox store v1');
   const store = settings.redis && settings.sandboxStore !== false ? await redisStore(settings.redis, settings.redisPrefix ?? 'authproxy:', storeKey) : undefined;
@@ -166,19 +174,20 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
   // The AWS and Google Cloud handlers (and their SDKs) load only when a config has a rule of their type.
   let setups: CloudSetups | undefined;
   const cloud = new CloudModules(cloudFactories(() => setups!));
-  const policy = new PolicyRegistry(initial, sources.unsealer, log, store && cloudAwareStore(store, cloud), defaultIdentity(settings), { defaultSandboxId: settings.sandboxId, allowUnboundSeals, callbackPolicy, gcpTokenUriAllow: settings.gcpTokenUriAllow });
+  const policy = new PolicyRegistry(initial, sources.unsealer, log, store && cloudAwareStore(store, cloud), defaultIdentity(settings), {
+    defaultSandboxId: settings.sandboxId,
+    allowUnboundSeals,
+    callbackPolicy,
+    gcpTokenUriAllow: settings.gcpTokenUriAllow,
+  });
   let cache: CredentialCache | undefined;
   try {
     const signerOptions = { issuer: settings.callbackIssuer };
-    const signer = settings.signingKey
-      ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey, signerOptions)
-      : await CallbackSigner.ephemeral(signerOptions);
+    const signer = settings.signingKey ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey, signerOptions) : await CallbackSigner.ephemeral(signerOptions);
     if (!settings.signingKey) log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
     const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs, egress };
     const metrics = new Metrics({ defaultMetrics: true });
-    const choice = given
-      ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
-      : await callbackCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
+    const choice = given ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) } : await callbackCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
     cache = choice.cache;
     setups = {
       aws: { cache, identities: policy, egress, stsEndpoint: settings.awsStsEndpoint, region: settings.awsRegion, timeoutMs: limits.timeoutMs, log, metrics },
@@ -194,7 +203,12 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
     const server = await startExtProcServer(settings.listen, { engine, log, identity, metrics }, serverCredentials(settings.tls), (s) => {
       if (sdsSetup) sds = sdsSetup.addSdsService(s, { ...sdsSetup.options, bindToClientCert: identity.bindToClientCert });
     });
-    const reloads = deferredFileApply(cloud, (loaded) => policy.applyFile(loaded), (result) => metrics.configReload(result), log);
+    const reloads = deferredFileApply(
+      cloud,
+      (loaded) => policy.applyFile(loaded),
+      (result) => metrics.configReload(result),
+      log,
+    );
     const watcher = new ConfigWatcher(sources, initial.fingerprint, reloads.apply, log, { pollMs: settings.pollMs, onReload: reloads.onReload }).start();
     log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
     const running = cache;

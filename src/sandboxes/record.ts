@@ -114,7 +114,10 @@ export function decodeRecord(macKey: Buffer | undefined, id: string, raw: string
 function parseMeta(id: string, line: string): IdentityFields {
   const meta = JSON.parse(line) as { tenant_id?: unknown; organization_id?: unknown };
   const out: { tenantId?: string; organizationId?: string } = {};
-  for (const [key, field] of [['tenant_id', 'tenantId'], ['organization_id', 'organizationId']] as const) {
+  for (const [key, field] of [
+    ['tenant_id', 'tenantId'],
+    ['organization_id', 'organizationId'],
+  ] as const) {
     const value = meta[key];
     if (value === undefined) continue;
     if (typeof value !== 'string' || !TENANT_ID.test(value)) throw new AuthProxyError('config_invalid', `sandbox ${id}: stored ${key} is malformed`);

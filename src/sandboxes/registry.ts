@@ -174,7 +174,10 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
       if (this.stored.get(id)?.stamp === entry.stamp) return;
       if (this.olderThanApplied(id, entry)) {
         this.refused.set(id, entry.stamp);
-        this.log.error({ sandbox: id, version: entry.version, applied: this.stored.get(id)?.stamp ?? '(removed)' }, 'stored sandbox config is older than one this replica applied (replayed into Redis?); refused, keeping the last good one');
+        this.log.error(
+          { sandbox: id, version: entry.version, applied: this.stored.get(id)?.stamp ?? '(removed)' },
+          'stored sandbox config is older than one this replica applied (replayed into Redis?); refused, keeping the last good one',
+        );
         return;
       }
       if (!entry.order) this.log.warn({ sandbox: id }, 'stored sandbox config is in the old format, whose version is not authenticated; write it again through the admin API');
@@ -222,7 +225,10 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
   /** Logs the fields of a config that use unbound sealed values (let through by --allow-unbound-seals). */
   private warnUnbound(where: Record<string, string>, policy: CompiledPolicy): void {
     if (policy.unboundSeals) {
-      this.log.warn({ ...where, fields: policy.unboundSeals.map((f) => f.slice(0, f.indexOf(':'))) }, 'config uses sealed values not bound to a sandbox and hosts (--allow-unbound-seals); seal them again with `authproxy seal --sandbox --hosts`');
+      this.log.warn(
+        { ...where, fields: policy.unboundSeals.map((f) => f.slice(0, f.indexOf(':'))) },
+        'config uses sealed values not bound to a sandbox and hosts (--allow-unbound-seals); seal them again with `authproxy seal --sandbox --hosts`',
+      );
     }
   }
 

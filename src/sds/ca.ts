@@ -155,12 +155,7 @@ export class CertificateAuthority implements LeafMinter {
   }
 
   /** Like `load`, from PEM text; `labels` name the sources in errors. */
-  static async fromPem(
-    certPem: string,
-    keyPem: string,
-    options: CaOptions = {},
-    labels: { cert: string; key: string } = { cert: 'CA certificate', key: 'CA private key' },
-  ): Promise<CertificateAuthority> {
+  static async fromPem(certPem: string, keyPem: string, options: CaOptions = {}, labels: { cert: string; key: string } = { cert: 'CA certificate', key: 'CA private key' }): Promise<CertificateAuthority> {
     let nodeCert: X509Certificate;
     try {
       nodeCert = new X509Certificate(certPem);

@@ -1,4 +1,4 @@
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { DeltaDiscoveryResponse, type DeltaDiscoveryRequest } from '../gen/envoy/service/discovery/v3/discovery.js';
 import type { Issued } from './issuer.js';
 import { renewalTime } from './leaf-cache.js';
@@ -50,7 +50,13 @@ export function deltaSecretsHandler(ctx: StreamContext): grpc.handleBidiStreamin
 
     const renew = async (name: string): Promise<void> => {
       if (!sent.has(name)) return;
-      await state.renew(name, sandboxId, sent.get(name), (result) => respond([result]), () => renew(name));
+      await state.renew(
+        name,
+        sandboxId,
+        sent.get(name),
+        (result) => respond([result]),
+        () => renew(name),
+      );
     };
 
     call.on('data', (req: DeltaDiscoveryRequest) => {

@@ -139,10 +139,7 @@ export class LeafCache {
           this.store(key, leaf);
           this.failedAt.delete(key);
           this.minted += 1;
-          this.options.log?.info(
-            { hostname: host, serial: leaf.serial, notAfter: new Date(leaf.notAfter).toISOString(), ms: Math.round(performance.now() - started) },
-            'sds: minted leaf certificate',
-          );
+          this.options.log?.info({ hostname: host, serial: leaf.serial, notAfter: new Date(leaf.notAfter).toISOString(), ms: Math.round(performance.now() - started) }, 'sds: minted leaf certificate');
           return leaf;
         },
         (err: unknown) => {

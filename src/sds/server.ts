@@ -74,8 +74,7 @@ export function addSdsService(server: grpc.Server, opts: SdsOptions): SdsService
   const implementation: SecretDiscoveryServiceServer = {
     deltaSecrets: deltaSecretsHandler(ctx),
     streamSecrets: streamSecretsHandler(ctx),
-    fetchSecrets: (_call, callback) =>
-      callback({ code: grpc.status.UNIMPLEMENTED, details: 'FetchSecrets is not served; use DeltaSecrets (DELTA_GRPC)' }),
+    fetchSecrets: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'FetchSecrets is not served; use DeltaSecrets (DELTA_GRPC)' }),
   };
   server.addService(SecretDiscoveryServiceService, implementation);
   return {

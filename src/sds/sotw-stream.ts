@@ -1,4 +1,4 @@
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { DiscoveryResponse, type DiscoveryRequest } from '../gen/envoy/service/discovery/v3/discovery.js';
 import type { Any } from '../gen/google/protobuf/any.js';
 import { renewalTime } from './leaf-cache.js';
@@ -45,7 +45,13 @@ export function streamSecretsHandler(ctx: StreamContext): grpc.handleBidiStreami
 
     const renew = async (name: string): Promise<void> => {
       if (!names.includes(name)) return;
-      await state.renew(name, sandboxId, sent.get(name), () => respondAll(name), () => renew(name));
+      await state.renew(
+        name,
+        sandboxId,
+        sent.get(name),
+        () => respondAll(name),
+        () => renew(name),
+      );
     };
 
     call.on('data', (req: DiscoveryRequest) => {

@@ -50,9 +50,7 @@ export class StreamState {
 
   /** Queues `task` after everything already queued on this stream; a failure is logged, never thrown. */
   run(task: () => Promise<void>): void {
-    this.queue = this.queue
-      .then(() => (this.closed ? undefined : task()))
-      .catch((err: unknown) => this.ctx.log.error({ stream: this.kind, err: errorLine(err) }, 'sds: stream task failed'));
+    this.queue = this.queue.then(() => (this.closed ? undefined : task())).catch((err: unknown) => this.ctx.log.error({ stream: this.kind, err: errorLine(err) }, 'sds: stream task failed'));
   }
 
   /** Writes a response unless the stream is gone. */
@@ -88,10 +86,7 @@ export class StreamState {
       return false;
     }
     if (!req.errorDetail) return 'ok';
-    this.ctx.log.warn(
-      { sandbox: sandboxId ?? '(ambiguous)', nonce: req.responseNonce, code: req.errorDetail.code, detail: scrubDetail(req.errorDetail.message) },
-      'sds: Envoy rejected a secret (NACK); not resending',
-    );
+    this.ctx.log.warn({ sandbox: sandboxId ?? '(ambiguous)', nonce: req.responseNonce, code: req.errorDetail.code, detail: scrubDetail(req.errorDetail.message) }, 'sds: Envoy rejected a secret (NACK); not resending');
     return 'nack';
   }
 

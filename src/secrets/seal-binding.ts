@@ -10,10 +10,7 @@ import { AuthProxyError } from '../errors.js';
  * - a provider rule's Secret: the provider (`aws`, `gcp`), whose hosts authproxy fixes itself;
  * - a callback's request header: the callback URL's origin (scheme, host and port), where it is sent.
  */
-export type SealTarget =
-  | { readonly hosts: readonly string[] }
-  | { readonly provider: 'aws' | 'gcp' }
-  | { readonly callback: string };
+export type SealTarget = { readonly hosts: readonly string[] } | { readonly provider: 'aws' | 'gcp' } | { readonly callback: string };
 
 /** A seal's binding: a sandbox id (or `*`, any sandbox) and a target. */
 export interface SealBinding {
@@ -104,9 +101,7 @@ function covers(sealed: string, used: string): boolean {
  */
 export function bindingProblem(bound: SealBinding, sandbox: string | undefined, target: SealTarget): string | undefined {
   if (bound.sandbox !== ANY_SANDBOX && bound.sandbox !== sandbox) {
-    return sandbox === undefined
-      ? `is bound to sandbox "${bound.sandbox}", and this config is not one sandbox's own (seal it with --sandbox '*')`
-      : `is bound to sandbox "${bound.sandbox}", not "${sandbox}"`;
+    return sandbox === undefined ? `is bound to sandbox "${bound.sandbox}", and this config is not one sandbox's own (seal it with --sandbox '*')` : `is bound to sandbox "${bound.sandbox}", not "${sandbox}"`;
   }
   const b = bound.target;
   const wrongKind = `is bound to ${describeTarget(b)}, not to ${describeTarget(target)}`;

@@ -32,7 +32,11 @@ function executable(file: string): boolean {
 
 /** The first executable `name` in a PATH-style list (default: the process's PATH), if any. */
 export function onPath(name: string, path: string = process.env.PATH ?? ''): string | undefined {
-  return path.split(delimiter).filter(Boolean).map((dir) => join(dir, name)).find(executable);
+  return path
+    .split(delimiter)
+    .filter(Boolean)
+    .map((dir) => join(dir, name))
+    .find(executable);
 }
 
 /**
@@ -42,7 +46,10 @@ export function onPath(name: string, path: string = process.env.PATH ?? ''): str
  * how to get it.
  */
 export function findEnvoy(search: EnvoySearch = {}): string {
-  const explicit: Array<[string | undefined, string]> = [[search.flag, '--envoy'], [search.envBin, 'ENVOY_BIN']];
+  const explicit: Array<[string | undefined, string]> = [
+    [search.flag, '--envoy'],
+    [search.envBin, 'ENVOY_BIN'],
+  ];
   for (const [file, source] of explicit) {
     if (!file) continue;
     if (!executable(file)) throw new AuthProxyError('usage', `${source}: no executable Envoy at ${file}; ${ENVOY_INSTALL_HINT}`);

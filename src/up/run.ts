@@ -85,11 +85,14 @@ export async function runUp(opts: UpOptions): Promise<number> {
   const log = createLogger(opts.logLevel, process.stderr, opts.logFormat);
   let service: Service | undefined;
   let envoy: EnvoyProcess | undefined;
-  const signal = signals(() => service?.watcher.reload(), () => {
-    say('second signal: killing Envoy');
-    envoy?.kill();
-    process.exit(1);
-  });
+  const signal = signals(
+    () => service?.watcher.reload(),
+    () => {
+      say('second signal: killing Envoy');
+      envoy?.kill();
+      process.exit(1);
+    },
+  );
   // Whatever ends this process (an authproxy failure included), Envoy goes with it.
   process.on('exit', () => envoy?.kill());
   process.on('uncaughtException', (err) => {
@@ -97,35 +100,44 @@ export async function runUp(opts: UpOptions): Promise<number> {
     envoy?.kill();
     process.exit(1);
   });
-  service = await startService({
-    config: opts.config,
-    listen: `unix:${state.socket}`,
-    secretsDir: opts.secretsDir,
-    sealingKey: state.sealingKey,
-    signingKey: state.signingKey,
-    sandboxId: opts.sandboxId,
-    ca: { cert: state.caCert, key: state.caKey },
-    egressAllowCidrs: opts.egressAllowCidrs,
-    dnsResolver: opts.dnsResolver,
-  }, log);
-  try {
-    writeFileSync(state.envoyConfig, renderBootstrap({
-      proxyAddress: PROXY_HOST,
-      proxyPort: opts.proxyPort,
-      authproxy: `unix:${state.socket}`,
-      caBundle: opts.upstreamCa ?? SYSTEM_ROOTS,
+  service = await startService(
+    {
+      config: opts.config,
+      listen: `unix:${state.socket}`,
+      secretsDir: opts.secretsDir,
+      sealingKey: state.sealingKey,
+      signingKey: state.signingKey,
       sandboxId: opts.sandboxId,
+      ca: { cert: state.caCert, key: state.caKey },
+      egressAllowCidrs: opts.egressAllowCidrs,
       dnsResolver: opts.dnsResolver,
-      messageTimeoutMs: MESSAGE_TIMEOUT_MS,
-    }), { mode: 0o600 });
+    },
+    log,
+  );
+  try {
+    writeFileSync(
+      state.envoyConfig,
+      renderBootstrap({
+        proxyAddress: PROXY_HOST,
+        proxyPort: opts.proxyPort,
+        authproxy: `unix:${state.socket}`,
+        caBundle: opts.upstreamCa ?? SYSTEM_ROOTS,
+        sandboxId: opts.sandboxId,
+        dnsResolver: opts.dnsResolver,
+        messageTimeoutMs: MESSAGE_TIMEOUT_MS,
+      }),
+      { mode: 0o600 },
+    );
     envoy = startEnvoy(bin, state.envoyConfig, state.envoyPid);
     const started = await Promise.race([waitUntilListening(envoy, { host: PROXY_HOST, port: opts.proxyPort }), signal.then(() => 'signal' as const)]);
     if (started === false) return await envoyDied(envoy, service, 'could not start');
     if (started === true) {
       process.stdout.write(env);
       if (opts.envFile) writeAtomically(opts.envFile, env, 0o644);
-      say(`ready: Envoy (pid ${envoy.pid}) on http://${PROXY_HOST}:${opts.proxyPort}, authproxy (pid ${process.pid}) on unix:${state.socket}; `
-        + `the sandbox's environment is above (stdout)${opts.envFile ? ` and in ${opts.envFile}` : ''}; Ctrl-C stops both`);
+      say(
+        `ready: Envoy (pid ${envoy.pid}) on http://${PROXY_HOST}:${opts.proxyPort}, authproxy (pid ${process.pid}) on unix:${state.socket}; ` +
+          `the sandbox's environment is above (stdout)${opts.envFile ? ` and in ${opts.envFile}` : ''}; Ctrl-C stops both`,
+      );
     }
     const outcome = await Promise.race([envoy.exited.then(() => 'envoy' as const), signal]);
     if (outcome === 'envoy') return await envoyDied(envoy, service, 'exited unexpectedly');

@@ -50,7 +50,7 @@ const EXPECTATIONS: Expectation[] = [
   { block: /jwks --signing-key keys\/signing\.key/, stdout: [/"alg": "EdDSA"/] },
   { block: /sandbox-net --listener-port 10000/, stdout: [/^#!\/bin\/sh/m, /AUTHPROXY_OUTPUT/], files: { 'envoy.yaml': /transparent/ } },
   { block: /npx authproxy --help/, stdout: [/Usage: authproxy/, /sandbox-net/] },
-  { block: /^npx authproxy validate --config examples\/config\.yaml --secrets-dir examples\/secrets   #/, stdout: [/valid \(5 rules, 0 callbacks\)/], files: { 'proxy-config.schema.json': /"\$schema"/ } },
+  { block: /^npx authproxy validate --config examples\/config\.yaml --secrets-dir examples\/secrets {3}#/, stdout: [/valid \(5 rules, 0 callbacks\)/], files: { 'proxy-config.schema.json': /"\$schema"/ } },
 ];
 
 /** The command lines of a block: continuation lines joined, comments and blank lines dropped. */
@@ -61,7 +61,7 @@ function commandLines(block: Block): string[] {
   let current = '';
   for (const line of lines) {
     if (line.endsWith('\\')) {
-      current += line.slice(0, -1) + ' ';
+      current += `${line.slice(0, -1)} `;
       continue;
     }
     joined.push(current + line);
@@ -129,7 +129,10 @@ beforeAll(() => {
   compileCache = mkdtempSync(join(tmpdir(), 'authproxy-docs-ncc-'));
   template = mkdtempSync(join(tmpdir(), 'authproxy-docs-keys-'));
   dirs.push(compileCache, template);
-  for (const args of [['keys', 'init', '--dir', template], ['ca', 'init', '--dir', template]]) {
+  for (const args of [
+    ['keys', 'init', '--dir', template],
+    ['ca', 'init', '--dir', template],
+  ]) {
     const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: cleanEnv() });
     if (r.status !== 0) throw new Error(`authproxy ${args.join(' ')} failed: ${r.stderr}`);
   }
@@ -183,15 +186,15 @@ function run(script: string, cwd: string): Promise<{ status: number | null; stdo
 const PRELUDE = [
   'set -euo pipefail',
   `authproxy() { node ${JSON.stringify(BIN)} "$@"; }`,
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell function, where ${1:-} is shell syntax
   'npx() { if [ "${1:-}" = authproxy ]; then shift; authproxy "$@"; else echo "npx $*: not provided by the docs test" >&2; return 127; fi; }',
 ].join('\n');
 
-const blocks = docFiles().flatMap((f) => fencedBlocks(f, readDoc(f))).filter((b) => SHELL_LANGS.has(b.lang));
+const blocks = docFiles()
+  .flatMap((f) => fencedBlocks(f, readDoc(f)))
+  .filter((b) => SHELL_LANGS.has(b.lang));
 const used = new Set<Expectation>();
-const secretValues = [
-  ...Object.values(ENV_SECRETS),
-  ...readdirSync(join(ROOT, 'examples/secrets')).map((k) => readFileSync(join(ROOT, 'examples/secrets', k), 'utf8').trim()),
-].filter((v) => v.length >= 8);
+const secretValues = [...Object.values(ENV_SECRETS), ...readdirSync(join(ROOT, 'examples/secrets')).map((k) => readFileSync(join(ROOT, 'examples/secrets', k), 'utf8').trim())].filter((v) => v.length >= 8);
 
 describe('commands in README.md and docs/', () => {
   it('finds shell blocks to check', () => {

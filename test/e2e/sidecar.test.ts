@@ -117,7 +117,7 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     expect(stdout).toBe('hello from the e2e repo\n');
   });
 
-  it("Node fetch through a proxy agent gets the credential", async () => {
+  it('Node fetch through a proxy agent gets the credential', async () => {
     const dispatcher = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') } });
     const res = await undiciFetch(url('api.github.com', '/repos/a/b'), { dispatcher });
     expect(res.status).toBe(200);
@@ -125,7 +125,7 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     await dispatcher.close();
   });
 
-  it('a host with no rule is tunnelled: the client sees the upstream\'s own certificate', async () => {
+  it("a host with no rule is tunnelled: the client sees the upstream's own certificate", async () => {
     const own = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.upstreamPki.caFile, url('tunnel.example.test', '/x')]);
     expect(JSON.parse(own.stdout).headers.authorization).toBeUndefined();
     const viaAuthproxyCa = await curl(url('tunnel.example.test', '/x'));
@@ -175,7 +175,7 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     expect(rig.upstream.received.length).toBe(before);
   });
 
-  it('refusals on the outer listener leave no error in Envoy\'s output', async () => {
+  it("refusals on the outer listener leave no error in Envoy's output", async () => {
     for (let i = 0; i < 3; i++) {
       expect((await curl(url('denied.example.test', '/'))).status).not.toBe(200);
       const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, `http://api.github.com:${rig.upstream.port}/user`]);
@@ -193,13 +193,20 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
   it('a config change (new host) takes effect without restarting Envoy', async () => {
     const tunnelled = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.upstreamPki.caFile, '-H', 'Authorization: Bearer placeholder', url('api.openai.com', '/v1/models')]);
     expect(JSON.parse(tunnelled.stdout).headers.authorization).toBe('Bearer placeholder');
-    writeFileSync(rig.configPath, renderConfig(`  - name: openai
+    writeFileSync(
+      rig.configPath,
+      renderConfig(`  - name: openai
     match_hosts: ["api.openai.com"]
-    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]`));
-    await eventually(async () => {
-      const again = await curl(url('api.openai.com', '/v1/models'), ['-H', 'Authorization: Bearer placeholder']);
-      return again.status === 200 && JSON.parse(again.body).headers.authorization === `Bearer ${TOKEN}`;
-    }, 10_000, 'new rule through Envoy');
+    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]`),
+    );
+    await eventually(
+      async () => {
+        const again = await curl(url('api.openai.com', '/v1/models'), ['-H', 'Authorization: Bearer placeholder']);
+        return again.status === 200 && JSON.parse(again.body).headers.authorization === `Bearer ${TOKEN}`;
+      },
+      10_000,
+      'new rule through Envoy',
+    );
   });
 
   it('fails closed while authproxy is down and recovers when it restarts', async () => {
@@ -210,10 +217,14 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     expect(rig.upstream.received.slice(before).filter((r) => r.headers.authorization === undefined)).toHaveLength(0);
     expect(rig.upstream.received.length).toBe(before);
     await rig.startAuthproxy();
-    await eventually(async () => {
-      const r = await curl(url('api.github.com', '/user'));
-      return r.status === 200 && JSON.parse(r.body).headers.authorization === `Bearer ${TOKEN}`;
-    }, 15_000, 'service to come back');
+    await eventually(
+      async () => {
+        const r = await curl(url('api.github.com', '/user'));
+        return r.status === 200 && JSON.parse(r.body).headers.authorization === `Bearer ${TOKEN}`;
+      },
+      15_000,
+      'service to come back',
+    );
   });
 
   it('closes ext_proc streams gracefully: Envoy resets none, so HTTP/2 rapid-reset protection never trips', async () => {

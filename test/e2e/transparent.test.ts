@@ -15,8 +15,12 @@ const TOKEN = 'ghp_transparent_canary_5d2e';
 const GIT_TOKEN = 'ghs_transparent_git_canary_9b1f';
 const GIT_BASIC = `Basic ${Buffer.from(`x-access-token:${GIT_TOKEN}`).toString('base64')}`;
 const NAMES = {
-  'api.github.com': WORLD.web, 'github.com': WORLD.web, 'tunnel.example.test': WORLD.web, 'plain.example.test': WORLD.web,
-  'db.example.test': WORLD.db, 'cache.example.test': WORLD.cache,
+  'api.github.com': WORLD.web,
+  'github.com': WORLD.web,
+  'tunnel.example.test': WORLD.web,
+  'plain.example.test': WORLD.web,
+  'db.example.test': WORLD.db,
+  'cache.example.test': WORLD.cache,
 };
 
 const unavailable = netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy binary (scripts/setup-deps.sh installs it)');
@@ -49,13 +53,29 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
   let ca: Record<string, string>;
   /** A TCP exchange with bash's /dev/tcp: what came back, or nothing when the connection was closed. */
   const tcp = (host: string, port: number) => rig.client(['timeout', '5', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port} && echo ping >&3 && timeout 2 head -2 <&3`]);
-  const udp = () => rig.client([process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{process.stdout.write(String(m));process.exit(0)});s.send('ping',9999,'${WORLD.db}');setTimeout(()=>process.exit(3),1500)`]);
+  const udp = () =>
+    rig.client([
+      process.execPath,
+      '-e',
+      `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>{process.stdout.write(String(m));process.exit(0)});s.send('ping',9999,'${WORLD.db}');setTimeout(()=>process.exit(3),1500)`,
+    ]);
   const curl = async (args: string[], env = ca) => {
     const r = await rig.client(['curl', '-sS', '-m', '8', '-w', '\n%{http_code}', ...args], env);
     const cut = r.stdout.lastIndexOf('\n');
     return { code: r.code, status: Number(r.stdout.slice(cut + 1)), body: r.stdout.slice(0, cut), stderr: r.stderr };
   };
-  const rules = async () => (await Promise.all([['iptables', '-S'], ['iptables', '-t', 'nat', '-S'], ['ip6tables', '-S']].map((a) => rig.net.exec(rig.net.sandbox, a)))).map((r) => r.stdout).join('');
+  const rules = async () =>
+    (
+      await Promise.all(
+        [
+          ['iptables', '-S'],
+          ['iptables', '-t', 'nat', '-S'],
+          ['ip6tables', '-S'],
+        ].map((a) => rig.net.exec(rig.net.sandbox, a)),
+      )
+    )
+      .map((r) => r.stdout)
+      .join('');
 
   beforeAll(async () => {
     rig = await startTransparentRig({ names: NAMES, config, secrets: { GITHUB_TOKEN: TOKEN }, gitAuthorization: GIT_BASIC });
@@ -78,7 +98,9 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
   });
 
   it("Node's fetch gets the credential (NODE_EXTRA_CA_CERTS only)", async () => {
-    const r = await rig.client([process.execPath, '-e', "fetch('https://api.github.com/repos/x').then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.cause ?? e); process.exit(1); })"], { NODE_EXTRA_CA_CERTS: rig.bundle });
+    const r = await rig.client([process.execPath, '-e', "fetch('https://api.github.com/repos/x').then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.cause ?? e); process.exit(1); })"], {
+      NODE_EXTRA_CA_CERTS: rig.bundle,
+    });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
@@ -108,7 +130,12 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
     expect(JSON.parse(plain.body).headers['x-authproxy-original-dst']).toBeUndefined();
     // Only the forwarded request reached the world's plain-HTTP server (whose entries carry no SNI).
     await eventually(() => rig.received().some((r) => r.path === '/p'), 2000, 'the forwarded request');
-    expect(rig.received().filter((r) => r.sni === undefined).map((r) => r.path)).toEqual(['/p']);
+    expect(
+      rig
+        .received()
+        .filter((r) => r.sni === undefined)
+        .map((r) => r.path),
+    ).toEqual(['/p']);
   });
 
   it('HTTPS to an IP literal (no SNI) is dropped even though the IP is allow-listed', async () => {

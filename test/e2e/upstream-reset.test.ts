@@ -22,8 +22,9 @@ describe.skipIf(!bin)('an upstream reset before the answer, through a real Envoy
   const resetOnce = new Set<string>();
 
   async function curl(path: string, args: string[] = []): Promise<number> {
-    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '%{http_code}', ...args, rig.url(HOST, path)])
-      .catch((e: { stdout?: string }) => ({ stdout: e.stdout || '000' }));
+    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '%{http_code}', ...args, rig.url(HOST, path)]).catch((e: { stdout?: string }) => ({
+      stdout: e.stdout || '000',
+    }));
     return Number(stdout);
   }
 

@@ -74,11 +74,23 @@ const RICH = {
       env_vars: { TOKEN_ENV: 'proxy-injected' },
     },
     { name: 'off', enabled: false, match_hosts: ['off.example.com'], headers: [{ name: 'X-Off', type: 'opaque', value: seal(`off-${C.opaque}`, publicKey, { sandbox: '*', target: { hosts: ['off.example.com'] } }) }] },
-    { name: 'aws', type: 'aws', aws: { access_key_id: { type: 'workspace_secret', value: '{AWS_ID}' }, secret_access_key: { type: 'opaque', value: seal(C.awsSecret, publicKey, { sandbox: '*', target: { provider: 'aws' } }) } } },
+    {
+      name: 'aws',
+      type: 'aws',
+      aws: { access_key_id: { type: 'workspace_secret', value: '{AWS_ID}' }, secret_access_key: { type: 'opaque', value: seal(C.awsSecret, publicKey, { sandbox: '*', target: { provider: 'aws' } }) } },
+    },
     { name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'workspace_secret', value: '{GCP_KEY}' }, scopes: ['https://www.googleapis.com/auth/cloud-platform'] } },
   ],
   callbacks: [
-    { match_hosts: ['cb.example.com'], url: 'https://tokens.example/resolve?k=v', ttl_seconds: 60, request_headers: [{ name: 'X-Key', type: 'opaque', value: seal(C.callback, publicKey, { sandbox: '*', target: { callback: 'https://tokens.example' } }) }, { name: 'X-Plain', type: 'plaintext', value: C.plain }] },
+    {
+      match_hosts: ['cb.example.com'],
+      url: 'https://tokens.example/resolve?k=v',
+      ttl_seconds: 60,
+      request_headers: [
+        { name: 'X-Key', type: 'opaque', value: seal(C.callback, publicKey, { sandbox: '*', target: { callback: 'https://tokens.example' } }) },
+        { name: 'X-Plain', type: 'plaintext', value: C.plain },
+      ],
+    },
   ],
   access_control: { deny_list: ['evil.example.com', '~^bad\\.', '10.0.0.0/8', '[::1]:22'] },
   no_proxy: ['localhost', '[::1]'],
@@ -221,7 +233,7 @@ const valueDamage: ReadonlyArray<(v: string) => unknown> = [
   () => seal(C.opaque, publicKey),
   (v) => [v],
   (v) => ({ value: v }),
-  (v) => Number.isNaN(Number(v)) ? v.length : Number(v),
+  (v) => (Number.isNaN(Number(v)) ? v.length : Number(v)),
 ];
 
 /** What a mutation does; indexes are taken modulo the number of candidates. */
@@ -238,7 +250,12 @@ type Mutation =
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('replace' as const), at: fc.nat(), value: hostileValue }),
   fc.record({ op: fc.constant('delete' as const), at: fc.nat() }),
-  fc.record({ op: fc.constant('insert' as const), at: fc.nat(), key: fc.oneof(hostileString, fc.constantFrom('name', 'type', 'value', 'enabled', 'match_hosts', 'match_paths', 'headers', 'aws', 'gcp', 'is_set', 'tenant_id', 'sandboxes', 'allow_list', 'deny_list')), value: hostileValue }),
+  fc.record({
+    op: fc.constant('insert' as const),
+    at: fc.nat(),
+    key: fc.oneof(hostileString, fc.constantFrom('name', 'type', 'value', 'enabled', 'match_hosts', 'match_paths', 'headers', 'aws', 'gcp', 'is_set', 'tenant_id', 'sandboxes', 'allow_list', 'deny_list')),
+    value: hostileValue,
+  }),
   fc.record({ op: fc.constant('duplicate' as const), at: fc.nat() }),
   { weight: 3, arbitrary: fc.record({ op: fc.constant('damage' as const), at: fc.nat(), how: fc.nat() }) },
   fc.record({ op: fc.constant('type' as const), at: fc.nat(), type: fc.constantFrom('plaintext', 'workspace_secret', 'opaque', 'aws', 'gcp', 'OPAQUE', '') }),
@@ -262,7 +279,10 @@ function applyMutation(doc: unknown, m: Mutation): unknown {
     case 'replace':
       return setAt(pick(all, m.at)!, m.value);
     case 'delete': {
-      const path = pick(all.filter((p) => p.length > 0), m.at);
+      const path = pick(
+        all.filter((p) => p.length > 0),
+        m.at,
+      );
       if (!path) return doc;
       const parent = get(doc, path.slice(0, -1));
       if (Array.isArray(parent)) parent.splice(path[path.length - 1] as number, 1);
@@ -270,12 +290,18 @@ function applyMutation(doc: unknown, m: Mutation): unknown {
       return doc;
     }
     case 'insert': {
-      const path = pick(all.filter((p) => isObj(get(doc, p))), m.at);
+      const path = pick(
+        all.filter((p) => isObj(get(doc, p))),
+        m.at,
+      );
       if (path) (get(doc, path) as Obj)[m.key] = m.value;
       return doc;
     }
     case 'duplicate': {
-      const path = pick(all.filter((p) => Array.isArray(get(doc, p)) && (get(doc, p) as unknown[]).length > 0), m.at);
+      const path = pick(
+        all.filter((p) => Array.isArray(get(doc, p)) && (get(doc, p) as unknown[]).length > 0),
+        m.at,
+      );
       if (path) {
         const list = get(doc, path) as unknown[];
         list.push(structuredClone(list[m.at % list.length]));
@@ -291,13 +317,19 @@ function applyMutation(doc: unknown, m: Mutation): unknown {
       return doc;
     }
     case 'type': {
-      const path = pick(all.filter((p) => isObj(get(doc, p)) && 'type' in (get(doc, p) as Obj)), m.at);
+      const path = pick(
+        all.filter((p) => isObj(get(doc, p)) && 'type' in (get(doc, p) as Obj)),
+        m.at,
+      );
       if (path) (get(doc, path) as Obj).type = m.type;
       return doc;
     }
     case 'rename': {
       // A rule (or header) named with anything at all: names are echoed in problems, so they must stay one line.
-      const path = pick(all.filter((p) => isObj(get(doc, p)) && typeof (get(doc, p) as Obj).name === 'string'), m.at);
+      const path = pick(
+        all.filter((p) => isObj(get(doc, p)) && typeof (get(doc, p) as Obj).name === 'string'),
+        m.at,
+      );
       if (path) (get(doc, path) as Obj).name = m.name;
       return doc;
     }
@@ -315,9 +347,7 @@ function applyMutation(doc: unknown, m: Mutation): unknown {
   }
 }
 
-const mutatedDoc = fc
-  .tuple(fc.nat({ max: SEEDS.length - 1 }), fc.array(mutation, { minLength: 1, maxLength: 4 }))
-  .map(([seed, ms]) => ms.reduce((doc, m) => applyMutation(doc, m), structuredClone(SEEDS[seed])));
+const mutatedDoc = fc.tuple(fc.nat({ max: SEEDS.length - 1 }), fc.array(mutation, { minLength: 1, maxLength: 4 })).map(([seed, ms]) => ms.reduce((doc, m) => applyMutation(doc, m), structuredClone(SEEDS[seed])));
 
 /** Workspace secrets with damaged contents (CR/LF, empty, bad JSON for the GCP key, a wrong key type). */
 const damagedSecrets = fc.option(
@@ -331,7 +361,44 @@ const damagedSecrets = fc.option(
 
 // ---- text-level mutations ----
 
-const YAML_NOISE = [':', ': ', '-', '- ', '[', ']', '{', '}', ',', '"', "'", '\n', '\n  ', ' ', '  ', '\t', '#', '&a ', '*a', '!', '!!binary ', '!!set ', '!!omap ', '|', '>', '%YAML 1.1\n', '@', '`', '? ', '<<: ', '---\n', '...\n', '\\', '\u0000', '\ufeff', '\u2028'];
+const YAML_NOISE = [
+  ':',
+  ': ',
+  '-',
+  '- ',
+  '[',
+  ']',
+  '{',
+  '}',
+  ',',
+  '"',
+  "'",
+  '\n',
+  '\n  ',
+  ' ',
+  '  ',
+  '\t',
+  '#',
+  '&a ',
+  '*a',
+  '!',
+  '!!binary ',
+  '!!set ',
+  '!!omap ',
+  '|',
+  '>',
+  '%YAML 1.1\n',
+  '@',
+  '`',
+  '? ',
+  '<<: ',
+  '---\n',
+  '...\n',
+  '\\',
+  '\u0000',
+  '\ufeff',
+  '\u2028',
+];
 type TextOp = { at: number; del: number; insert: string } | { line: number; op: 'dup' | 'drop' | 'indent' | 'dedent' };
 const textOp: fc.Arbitrary<TextOp> = fc.oneof(
   fc.record({ at: fc.nat(), del: fc.nat({ max: 8 }), insert: fc.oneof(fc.constantFrom(...YAML_NOISE), fc.constant(''), hostileString) }),
@@ -351,14 +418,43 @@ function applyTextOp(text: string, op: TextOp): string {
   return lines.join('\n');
 }
 const seedTexts = SEEDS.map((s) => yamlStringify(s, { lineWidth: 0 }));
-const mutatedText = fc
-  .tuple(fc.nat({ max: seedTexts.length - 1 }), fc.array(textOp, { minLength: 1, maxLength: 5 }))
-  .map(([seed, ops]) => ops.reduce(applyTextOp, seedTexts[seed]!));
+const mutatedText = fc.tuple(fc.nat({ max: seedTexts.length - 1 }), fc.array(textOp, { minLength: 1, maxLength: 5 })).map(([seed, ops]) => ops.reduce(applyTextOp, seedTexts[seed]!));
 
 // ---- random documents ----
 
 /** Documents shaped like a config: known field names with random values, nested a few levels. */
-const FIELD_NAMES = ['rules', 'callbacks', 'access_control', 'no_proxy', 'description', 'sandboxes', 'name', 'enabled', 'match_hosts', 'match_paths', 'headers', 'env_vars', 'type', 'value', 'aws', 'gcp', 'url', 'ttl_seconds', 'request_headers', 'full_request', 'allow_list', 'deny_list', 'role_arn', 'session_tags', 'access_key_id', 'secret_access_key', 'service_account_json', 'scopes', 'tenant_id', 'organization_id'];
+const FIELD_NAMES = [
+  'rules',
+  'callbacks',
+  'access_control',
+  'no_proxy',
+  'description',
+  'sandboxes',
+  'name',
+  'enabled',
+  'match_hosts',
+  'match_paths',
+  'headers',
+  'env_vars',
+  'type',
+  'value',
+  'aws',
+  'gcp',
+  'url',
+  'ttl_seconds',
+  'request_headers',
+  'full_request',
+  'allow_list',
+  'deny_list',
+  'role_arn',
+  'session_tags',
+  'access_key_id',
+  'secret_access_key',
+  'service_account_json',
+  'scopes',
+  'tenant_id',
+  'organization_id',
+];
 const configShaped: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   node: fc.oneof(
     { depthSize: 'small' },
@@ -374,41 +470,57 @@ describe('config parser and compiler, fuzzed', () => {
     expect(evaluateValue(RICH)).toBe('compiled');
   });
 
-  it('random documents (config-shaped values, JSON text, YAML text, raw text)', async () => {
-    await fuzz(
-      'config: random documents',
-      300,
-      fc.property(
-        fc.oneof(
-          configShaped.map((doc) => ({ kind: 'value' as const, doc })),
-          configShaped.map((doc) => ({ kind: 'text' as const, text: JSON.stringify(doc) ?? 'null' })),
-          configShaped.map((doc) => ({ kind: 'text' as const, text: yamlStringify(doc) })),
-          fc.string({ unit: 'binary', maxLength: 200 }).map((text) => ({ kind: 'text' as const, text })),
-          fc.array(fc.constantFrom(...YAML_NOISE, 'rules', 'name', 'a', '1', 'sandboxes'), { maxLength: 40 }).map((parts) => ({ kind: 'text' as const, text: parts.join('') })),
+  it(
+    'random documents (config-shaped values, JSON text, YAML text, raw text)',
+    async () => {
+      await fuzz(
+        'config: random documents',
+        300,
+        fc.property(
+          fc.oneof(
+            configShaped.map((doc) => ({ kind: 'value' as const, doc })),
+            configShaped.map((doc) => ({ kind: 'text' as const, text: JSON.stringify(doc) ?? 'null' })),
+            configShaped.map((doc) => ({ kind: 'text' as const, text: yamlStringify(doc) })),
+            fc.string({ unit: 'binary', maxLength: 200 }).map((text) => ({ kind: 'text' as const, text })),
+            fc.array(fc.constantFrom(...YAML_NOISE, 'rules', 'name', 'a', '1', 'sandboxes'), { maxLength: 40 }).map((parts) => ({ kind: 'text' as const, text: parts.join('') })),
+          ),
+          (input) => {
+            if (input.kind === 'value') evaluateValue(input.doc);
+            else evaluateText(input.text);
+          },
         ),
-        (input) => {
-          if (input.kind === 'value') evaluateValue(input.doc);
-          else evaluateText(input.text);
-        },
-      ),
-    );
-  }, fuzzTimeout(6000));
+      );
+    },
+    fuzzTimeout(6000),
+  );
 
-  it('mutations of valid configs: whole or refused, field-named problems, no planted value echoed', async () => {
-    const seen = { invalid: 0, rejected: 0, compiled: 0 };
-    await fuzz(
-      'config: mutated documents',
-      300,
-      fc.property(mutatedDoc, damagedSecrets, fc.boolean(), (doc, secrets, asText) => {
-        seen[asText ? evaluateText(yamlStringify(doc, { lineWidth: 0 }), secrets) : isObj(doc) && 'sandboxes' in doc ? evaluateText(JSON.stringify(doc), secrets) : evaluateValue(doc, secrets)] += 1;
-      }),
-    );
-    // The mutations reach every stage: some configs stay valid, some fail validation, some fail compilation.
-    expect(seen.invalid).toBeGreaterThan(0);
-    expect(seen.compiled + seen.rejected).toBeGreaterThan(0);
-  }, fuzzTimeout(8000));
+  it(
+    'mutations of valid configs: whole or refused, field-named problems, no planted value echoed',
+    async () => {
+      const seen = { invalid: 0, rejected: 0, compiled: 0 };
+      await fuzz(
+        'config: mutated documents',
+        300,
+        fc.property(mutatedDoc, damagedSecrets, fc.boolean(), (doc, secrets, asText) => {
+          seen[asText ? evaluateText(yamlStringify(doc, { lineWidth: 0 }), secrets) : isObj(doc) && 'sandboxes' in doc ? evaluateText(JSON.stringify(doc), secrets) : evaluateValue(doc, secrets)] += 1;
+        }),
+      );
+      // The mutations reach every stage: some configs stay valid, some fail validation, some fail compilation.
+      expect(seen.invalid).toBeGreaterThan(0);
+      expect(seen.compiled + seen.rejected).toBeGreaterThan(0);
+    },
+    fuzzTimeout(8000),
+  );
 
-  it('text-level mutations of valid configs (YAML syntax damage)', async () => {
-    await fuzz('config: mutated YAML text', 400, fc.property(mutatedText, (text) => void evaluateText(text)));
-  }, fuzzTimeout(6000));
+  it(
+    'text-level mutations of valid configs (YAML syntax damage)',
+    async () => {
+      await fuzz(
+        'config: mutated YAML text',
+        400,
+        fc.property(mutatedText, (text) => void evaluateText(text)),
+      );
+    },
+    fuzzTimeout(6000),
+  );
 });

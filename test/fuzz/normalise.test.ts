@@ -15,7 +15,51 @@ import { fuzz, fuzzTimeout, hostileString } from '../helpers/fuzz.js';
 // ---- paths ----
 
 /** Path pieces that exercise every branch: dots (plain and encoded), slashes, escapes, separators. */
-const PATH_PIECES = ['/', '//', '///', '.', '..', '...', 'a', 'b', 'repos', 'user', '%2e', '%2E', '%2e%2e', '%2E.', '%41', '%7e', '%7E', '%20', '%25', '%2541', '%2f', '%2F', '%5c', '%3b', '%3F', '%23', '%', '%g0', '%4', ';', '\\', '?', '#', '?x=/../', '#/..', '~', '-', '_', '*', '+', 'é', '\u0000', ' '];
+const PATH_PIECES = [
+  '/',
+  '//',
+  '///',
+  '.',
+  '..',
+  '...',
+  'a',
+  'b',
+  'repos',
+  'user',
+  '%2e',
+  '%2E',
+  '%2e%2e',
+  '%2E.',
+  '%41',
+  '%7e',
+  '%7E',
+  '%20',
+  '%25',
+  '%2541',
+  '%2f',
+  '%2F',
+  '%5c',
+  '%3b',
+  '%3F',
+  '%23',
+  '%',
+  '%g0',
+  '%4',
+  ';',
+  '\\',
+  '?',
+  '#',
+  '?x=/../',
+  '#/..',
+  '~',
+  '-',
+  '_',
+  '*',
+  '+',
+  'é',
+  '\u0000',
+  ' ',
+];
 const rawPath = fc.oneof(
   { weight: 4, arbitrary: fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 12 }).map((parts) => parts.join('')) },
   { weight: 2, arbitrary: fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 12 }).map((parts) => `/${parts.join('')}`) },
@@ -65,49 +109,81 @@ function globMatch(pattern: string, path: string): boolean {
 }
 
 describe('path normaliser, fuzzed', () => {
-  it('a normalised path has no dot segment, no "//", no ambiguity left, and normalising it again changes nothing', async () => {
-    await fuzz('normalisePath: shape and idempotence', 3000, fc.property(rawPath, (p) => {
-      const n = normalisePath(p);
-      if (n === undefined) return;
-      expectNormalShape(n);
-      expect(normalisePath(n)).toBe(n);
-    }));
-  }, fuzzTimeout(1500));
+  it(
+    'a normalised path has no dot segment, no "//", no ambiguity left, and normalising it again changes nothing',
+    async () => {
+      await fuzz(
+        'normalisePath: shape and idempotence',
+        3000,
+        fc.property(rawPath, (p) => {
+          const n = normalisePath(p);
+          if (n === undefined) return;
+          expectNormalShape(n);
+          expect(normalisePath(n)).toBe(n);
+        }),
+      );
+    },
+    fuzzTimeout(1500),
+  );
 
-  it('agrees with both readings a server may take (WHATWG dot removal, with or without merged slashes), or refuses', async () => {
-    await fuzz('normalisePath: agrees with WHATWG readings', 3000, fc.property(safePath, (p) => {
-      const n = normalisePath(p);
-      const decoded = decodeUnreserved(p);
-      const keepEmpty = merge(whatwg(decoded));
-      const mergedFirst = whatwg(merge(decoded));
-      // Where the readings differ, authproxy must refuse; where they agree it normalises to that reading,
-      // or refuses a path that mixes empty and dot segments (on which URL parsers themselves differ).
-      if (keepEmpty !== mergedFirst) expect(n).toBeUndefined();
-      else if (n !== undefined || !(decoded.includes('//') && /\/\.\.?(?:\/|$)/.test(decoded))) expect(n).toBe(keepEmpty);
-    }));
-  }, fuzzTimeout(1500));
+  it(
+    'agrees with both readings a server may take (WHATWG dot removal, with or without merged slashes), or refuses',
+    async () => {
+      await fuzz(
+        'normalisePath: agrees with WHATWG readings',
+        3000,
+        fc.property(safePath, (p) => {
+          const n = normalisePath(p);
+          const decoded = decodeUnreserved(p);
+          const keepEmpty = merge(whatwg(decoded));
+          const mergedFirst = whatwg(merge(decoded));
+          // Where the readings differ, authproxy must refuse; where they agree it normalises to that reading,
+          // or refuses a path that mixes empty and dot segments (on which URL parsers themselves differ).
+          if (keepEmpty !== mergedFirst) expect(n).toBeUndefined();
+          else if (n !== undefined || !(decoded.includes('//') && /\/\.\.?(?:\/|$)/.test(decoded))) expect(n).toBe(keepEmpty);
+        }),
+      );
+    },
+    fuzzTimeout(1500),
+  );
 
-  it('never escapes its prefix: a /repos/* match means the raw path, resolved by any reading, is under /repos/', async () => {
-    const repos = compilePathPattern('/repos/*');
-    const tail = fc.array(fc.constantFrom(...SAFE_PIECES, 'repos/', '../', '%2e%2e/', '/../'), { maxLength: 10 }).map((parts) => parts.join(''));
-    await fuzz('normalisePath: no escape from a prefix', 3000, fc.property(fc.constantFrom('/repos/', '/user/', '/', '//', '/a/../'), tail, (prefix, t) => {
-      const p = prefix + t;
-      const n = normalisePath(p);
-      if (n === undefined || !repos(n)) return;
-      expect(n.startsWith('/repos/')).toBe(true);
-      const decoded = decodeUnreserved(p);
-      expect(merge(whatwg(decoded)).startsWith('/repos/')).toBe(true);
-      expect(whatwg(merge(decoded)).startsWith('/repos/')).toBe(true);
-    }));
-  }, fuzzTimeout(1500));
+  it(
+    'never escapes its prefix: a /repos/* match means the raw path, resolved by any reading, is under /repos/',
+    async () => {
+      const repos = compilePathPattern('/repos/*');
+      const tail = fc.array(fc.constantFrom(...SAFE_PIECES, 'repos/', '../', '%2e%2e/', '/../'), { maxLength: 10 }).map((parts) => parts.join(''));
+      await fuzz(
+        'normalisePath: no escape from a prefix',
+        3000,
+        fc.property(fc.constantFrom('/repos/', '/user/', '/', '//', '/a/../'), tail, (prefix, t) => {
+          const p = prefix + t;
+          const n = normalisePath(p);
+          if (n === undefined || !repos(n)) return;
+          expect(n.startsWith('/repos/')).toBe(true);
+          const decoded = decodeUnreserved(p);
+          expect(merge(whatwg(decoded)).startsWith('/repos/')).toBe(true);
+          expect(whatwg(merge(decoded)).startsWith('/repos/')).toBe(true);
+        }),
+      );
+    },
+    fuzzTimeout(1500),
+  );
 
-  it('path patterns match exactly what a reference glob matches', async () => {
-    const alphabet = ['a', 'b', '/', '.', '*', '?', '-', '+', '(', ')', '[', ']', '{', '}', '^', '$', '|', '\\', '\n', 'é'];
-    const text = (max: number) => fc.array(fc.constantFrom(...alphabet), { maxLength: max }).map((c) => c.join(''));
-    await fuzz('compilePathPattern: equals a reference glob', 3000, fc.property(text(8), text(10), (pattern, path) => {
-      expect(compilePathPattern(pattern)(path)).toBe(globMatch(pattern, path));
-    }));
-  }, fuzzTimeout(1500));
+  it(
+    'path patterns match exactly what a reference glob matches',
+    async () => {
+      const alphabet = ['a', 'b', '/', '.', '*', '?', '-', '+', '(', ')', '[', ']', '{', '}', '^', '$', '|', '\\', '\n', 'é'];
+      const text = (max: number) => fc.array(fc.constantFrom(...alphabet), { maxLength: max }).map((c) => c.join(''));
+      await fuzz(
+        'compilePathPattern: equals a reference glob',
+        3000,
+        fc.property(text(8), text(10), (pattern, path) => {
+          expect(compilePathPattern(pattern)(path)).toBe(globMatch(pattern, path));
+        }),
+      );
+    },
+    fuzzTimeout(1500),
+  );
 });
 
 // ---- authorities ----
@@ -121,7 +197,11 @@ const hostPart = fc.oneof(
   { weight: 1, arbitrary: fc.ipV6() },
   { weight: 1, arbitrary: fc.constantFrom('[::1', '[::1]x', '[1.2.3.4]', '[fe80::1%25eth0]', 'user@api.example.com', 'a@b@c', 'a b.com', 'a\tb', '0x7f.1', '2130706433') },
 );
-const portPart = fc.oneof(fc.constant(''), fc.constantFrom(':', ':0', ':1', ':443', ':0443', ':65535', ':65536', ':99999', ':123456', ':-1', ':+1', ':1e3', ': 80', ':80:80'), fc.integer({ min: 0, max: 70000 }).map((p) => `:${p}`));
+const portPart = fc.oneof(
+  fc.constant(''),
+  fc.constantFrom(':', ':0', ':1', ':443', ':0443', ':65535', ':65536', ':99999', ':123456', ':-1', ':+1', ':1e3', ': 80', ':80:80'),
+  fc.integer({ min: 0, max: 70000 }).map((p) => `:${p}`),
+);
 const authority = fc.oneof({ weight: 5, arbitrary: fc.tuple(hostPart, portPart).map(([h, p]) => h + p) }, { weight: 1, arbitrary: hostileString });
 const scheme = fc.constantFrom('https', 'http', 'HTTPS', '', 'ftp');
 
@@ -129,23 +209,31 @@ const scheme = fc.constantFrom('https', 'http', 'HTTPS', '', 'ftp');
 const formatTarget = (t: Target) => `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
 
 describe('host normaliser, fuzzed', () => {
-  it('a normalised target is a lower-case ASCII hostname or IP with a port in 1..65535, and normalising it again changes nothing', async () => {
-    await fuzz('normaliseAuthority: shape and idempotence', 4000, fc.property(authority, scheme, (a, s) => {
-      const t = normaliseAuthority(a, s);
-      if (t === undefined) return;
-      expect(t.host).toMatch(/^[\x21-\x7e]+$/);
-      expect(t.host).toBe(t.host.toLowerCase());
-      expect(t.host.endsWith('.')).toBe(false);
-      expect(isHostname(t.host) || isIP(t.host) !== 0).toBe(true);
-      expect(Number.isInteger(t.port) && t.port >= 1 && t.port <= 65535).toBe(true);
-      expect(normaliseAuthority(formatTarget(t), s)).toEqual(t);
-      expect(normaliseAuthority(formatTarget(t).toUpperCase(), s)).toEqual(t);
-      // No userinfo, no white space, nothing outside printable ASCII ever names a host.
-      expect(a).not.toMatch(/[@\s]|[^\x21-\x7e]/);
-      // The port is the explicit one, else the scheme's default.
-      const explicit = /:(\d{1,5})$/.exec(a);
-      if (explicit && !(a.includes(':') && !a.startsWith('[') && a.indexOf(':') !== a.lastIndexOf(':'))) expect(t.port).toBe(Number(explicit[1]));
-      if (!explicit && !/\]:/.test(a)) expect(t.port).toBe(s === 'http' ? 80 : 443);
-    }));
-  }, fuzzTimeout(4000));
+  it(
+    'a normalised target is a lower-case ASCII hostname or IP with a port in 1..65535, and normalising it again changes nothing',
+    async () => {
+      await fuzz(
+        'normaliseAuthority: shape and idempotence',
+        4000,
+        fc.property(authority, scheme, (a, s) => {
+          const t = normaliseAuthority(a, s);
+          if (t === undefined) return;
+          expect(t.host).toMatch(/^[\x21-\x7e]+$/);
+          expect(t.host).toBe(t.host.toLowerCase());
+          expect(t.host.endsWith('.')).toBe(false);
+          expect(isHostname(t.host) || isIP(t.host) !== 0).toBe(true);
+          expect(Number.isInteger(t.port) && t.port >= 1 && t.port <= 65535).toBe(true);
+          expect(normaliseAuthority(formatTarget(t), s)).toEqual(t);
+          expect(normaliseAuthority(formatTarget(t).toUpperCase(), s)).toEqual(t);
+          // No userinfo, no white space, nothing outside printable ASCII ever names a host.
+          expect(a).not.toMatch(/[@\s]|[^\x21-\x7e]/);
+          // The port is the explicit one, else the scheme's default.
+          const explicit = /:(\d{1,5})$/.exec(a);
+          if (explicit && !(a.includes(':') && !a.startsWith('[') && a.indexOf(':') !== a.lastIndexOf(':'))) expect(t.port).toBe(Number(explicit[1]));
+          if (!explicit && !/\]:/.test(a)) expect(t.port).toBe(s === 'http' ? 80 : 443);
+        }),
+      );
+    },
+    fuzzTimeout(4000),
+  );
 });

@@ -27,8 +27,7 @@ let client: grpc.Client;
 const logs = scanningLogger(['PRIVATE KEY']);
 
 type Call = grpc.ClientDuplexStream<object, unknown>;
-const method = (name: 'DeltaSecrets' | 'StreamSecrets', md: grpc.Metadata): Call =>
-  (client as unknown as Record<string, (md: grpc.Metadata) => Call>)[name]!.call(client, md);
+const method = (name: 'DeltaSecrets' | 'StreamSecrets', md: grpc.Metadata): Call => (client as unknown as Record<string, (md: grpc.Metadata) => Call>)[name]!.call(client, md);
 
 /** Sends `requests` on a new stream, half-closes, and collects every response until the status. */
 function run<Res>(name: 'DeltaSecrets' | 'StreamSecrets', requests: object[], metadata: Record<string, string | string[]> = {}): Promise<{ responses: Res[]; status: grpc.StatusObject }> {
@@ -68,13 +67,41 @@ async function expectLeaf(): Promise<void> {
 }
 
 const name = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom(...ALLOWED, 'API.GITHUB.COM', 'api.github.com.', 'A.Example.Com', 'c.example.com', 'example.com', 'evil.test', 'api.github.com:443', '*.example.com', 'a..example.com', '-a.example.com', '\u212a.example.com', 'a.example.com\u0000', '127.0.0.1', '::1', '169.254.169.254', 'no-sni.invalid', '', ' ', `${'a'.repeat(63)}.example.com`, `${'a'.repeat(300)}.example.com`) },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      ...ALLOWED,
+      'API.GITHUB.COM',
+      'api.github.com.',
+      'A.Example.Com',
+      'c.example.com',
+      'example.com',
+      'evil.test',
+      'api.github.com:443',
+      '*.example.com',
+      'a..example.com',
+      '-a.example.com',
+      '\u212a.example.com',
+      'a.example.com\u0000',
+      '127.0.0.1',
+      '::1',
+      '169.254.169.254',
+      'no-sni.invalid',
+      '',
+      ' ',
+      `${'a'.repeat(63)}.example.com`,
+      `${'a'.repeat(300)}.example.com`,
+    ),
+  },
   { weight: 2, arbitrary: hostileString },
   { weight: 1, arbitrary: fc.tuple(fc.stringMatching(/^[a-z0-9-]{1,12}$/), fc.constantFrom('.example.com', '.github.com', '.test')).map(([l, d]) => l + d) },
 );
 const names = fc.oneof({ weight: 5, arbitrary: fc.array(name, { maxLength: 6 }) }, { weight: 1, arbitrary: fc.integer({ min: 100, max: 500 }).map((n) => Array.from({ length: n }, (_, i) => `n${i}.evil.test`)) });
 const typeUrl = fc.constantFrom(SECRET_TYPE_URL, SECRET_TYPE_URL, SECRET_TYPE_URL, '', 'type.googleapis.com/envoy.config.cluster.v3.Cluster', 'x');
-const errorDetail = fc.option(fc.record({ code: fc.integer({ min: 0, max: 20 }), message: fc.oneof(hostileString, fc.constant('-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----'), fc.constant('x'.repeat(100_000))) }), { nil: undefined });
+const errorDetail = fc.option(
+  fc.record({ code: fc.integer({ min: 0, max: 20 }), message: fc.oneof(hostileString, fc.constant('-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----'), fc.constant('x'.repeat(100_000))) }),
+  { nil: undefined },
+);
 const deltaRequest = fc.record(
   {
     type_url: typeUrl,
@@ -127,88 +154,117 @@ access_control:
     dir?.cleanup();
   });
 
-  it('DeltaSecrets: random request streams are answered or closed; leaves only for intercepted hosts', async () => {
-    await fuzz(
-      'sds: DeltaSecrets streams',
-      80,
-      fc.asyncProperty(fc.array(deltaRequest, { minLength: 1, maxLength: 4 }), metadata, async (requests, md) => {
-        const [{ responses, status }] = await Promise.all([run<WireDeltaResponse>('DeltaSecrets', requests, md as Record<string, string | string[]>), expectLeaf()]);
-        expect([grpc.status.OK, grpc.status.INVALID_ARGUMENT], status.details).toContain(status.code);
-        // Names as protobuf carries them (a lone surrogate becomes U+FFFD on the wire).
-        const subscribed = new Set(requests.flatMap((r) => [...(r.resource_names_subscribe ?? []), ...(r.resource_names_unsubscribe ?? [])]).map(wellFormed));
-        for (const r of responses) {
-          expect(r.type_url).toBe(SECRET_TYPE_URL);
-          for (const res of r.resources ?? []) {
-            expect(subscribed.has(res.name)).toBe(true);
-            const host = canonicalAllowed(res.name);
-            expect(host, `leaf for ${JSON.stringify(res.name)}`).toBeDefined();
-            expect(decodeSecret(res.resource).name).toBe(res.name);
-          }
-          // (A name that was not valid UTF-16 comes back as protobuf's UTF-8 reading of it: not compared.)
-          for (const removed of r.removed_resources ?? []) if (!/[\ud800-\udfff\ufffd]/.test(removed)) expect(subscribed.has(removed), JSON.stringify(removed)).toBe(true);
-        }
-      }),
-    );
-  }, fuzzTimeout(8000));
-
-  it('StreamSecrets: random request streams are answered or closed; leaves only for intercepted hosts', async () => {
-    await fuzz(
-      'sds: StreamSecrets streams',
-      80,
-      fc.asyncProperty(fc.array(sotwRequest, { minLength: 1, maxLength: 4 }), metadata, async (requests, md) => {
-        const { responses, status } = await run<WireSotwResponse>('StreamSecrets', requests, md as Record<string, string | string[]>);
-        expect([grpc.status.OK, grpc.status.INVALID_ARGUMENT], status.details).toContain(status.code);
-        const requested = new Set(requests.flatMap((r) => r.resource_names ?? []).map(wellFormed));
-        for (const r of responses) {
-          for (const secret of r.resources ?? []) {
-            const s = decodeSecret(secret);
-            expect(requested.has(s.name)).toBe(true);
-            expect(canonicalAllowed(s.name), `leaf for ${JSON.stringify(s.name)}`).toBeDefined();
-          }
-        }
-      }),
-    );
-    await expectLeaf();
-  }, fuzzTimeout(6000));
-
-  it('garbage frames on the raw HTTP/2 stream: answered or reset, the service keeps serving', async () => {
-    const session = rawSession(service.address);
-    const paths = ['/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets', '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets', '/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets', '/envoy.service.secret.v3.SecretDiscoveryService/Nope'];
-    try {
+  it(
+    'DeltaSecrets: random request streams are answered or closed; leaves only for intercepted hosts',
+    async () => {
       await fuzz(
-        'sds: raw HTTP/2 frames',
-        100,
-        fc.asyncProperty(fc.constantFrom(...paths), fc.oneof(fc.uint8Array({ maxLength: 200 }).map((b) => [grpcFrame(b)]), fc.uint8Array({ maxLength: 40 }).map((b) => [Buffer.from(b)]), fc.constant([grpcFrame(Buffer.alloc(0), { declaredLength: 0x7fff_ffff })])), async (path, chunks) => {
-          const { done } = rawStream(session, path, chunks, { end: true, waitMs: 10_000 });
-          const outcome = await done;
-          expect(outcome.timedOut, path).toBe(false);
-          expect(outcome.httpStatus !== undefined || outcome.rstCode !== 0).toBe(true);
-          expect(outcome.data.toString('latin1')).not.toContain('PRIVATE KEY');
+        'sds: DeltaSecrets streams',
+        80,
+        fc.asyncProperty(fc.array(deltaRequest, { minLength: 1, maxLength: 4 }), metadata, async (requests, md) => {
+          const [{ responses, status }] = await Promise.all([run<WireDeltaResponse>('DeltaSecrets', requests, md as Record<string, string | string[]>), expectLeaf()]);
+          expect([grpc.status.OK, grpc.status.INVALID_ARGUMENT], status.details).toContain(status.code);
+          // Names as protobuf carries them (a lone surrogate becomes U+FFFD on the wire).
+          const subscribed = new Set(requests.flatMap((r) => [...(r.resource_names_subscribe ?? []), ...(r.resource_names_unsubscribe ?? [])]).map(wellFormed));
+          for (const r of responses) {
+            expect(r.type_url).toBe(SECRET_TYPE_URL);
+            for (const res of r.resources ?? []) {
+              expect(subscribed.has(res.name)).toBe(true);
+              const host = canonicalAllowed(res.name);
+              expect(host, `leaf for ${JSON.stringify(res.name)}`).toBeDefined();
+              expect(decodeSecret(res.resource).name).toBe(res.name);
+            }
+            // (A name that was not valid UTF-16 comes back as protobuf's UTF-8 reading of it: not compared.)
+            for (const removed of r.removed_resources ?? []) if (!/[\ud800-\udfff\ufffd]/.test(removed)) expect(subscribed.has(removed), JSON.stringify(removed)).toBe(true);
+          }
         }),
       );
-    } finally {
-      session.close();
-    }
-    await expectLeaf();
-  }, fuzzTimeout(6000));
+    },
+    fuzzTimeout(8000),
+  );
 
-  it('streams that never send anything are held while others are served, then released', async () => {
-    const n = runs(100);
-    // On their own connection (a local subchannel pool): cancelling thousands of streams at once trips
-    // Node's HTTP/2 rapid-reset guard, which answers with a GOAWAY on that connection (as it should).
-    const misbehaving = sdsClient(service.address, undefined, { 'grpc.use_local_subchannel_pool': 1 });
-    const held = Array.from({ length: n }, (_, i) => (misbehaving as unknown as Record<string, (md: grpc.Metadata) => Call>)[i % 2 ? 'DeltaSecrets' : 'StreamSecrets']!.call(misbehaving, new grpc.Metadata()));
-    for (const call of held) call.on('error', () => {});
-    const session = rawSession(service.address);
-    const raw = Array.from({ length: n }, (_, i) => rawStream(session, `/envoy.service.secret.v3.SecretDiscoveryService/${i % 2 ? 'DeltaSecrets' : 'StreamSecrets'}`, [], { end: false, waitMs: 120_000 }));
-    await Promise.all(Array.from({ length: 10 }, () => expectLeaf()));
-    for (const call of held) call.cancel();
-    misbehaving.close();
-    session.destroy();
-    await Promise.all(raw.map((r) => r.done));
-    await expectLeaf();
-    report('sds: held-open streams (gRPC, raw HTTP/2)', 2 * n);
-  }, fuzzTimeout(5000));
+  it(
+    'StreamSecrets: random request streams are answered or closed; leaves only for intercepted hosts',
+    async () => {
+      await fuzz(
+        'sds: StreamSecrets streams',
+        80,
+        fc.asyncProperty(fc.array(sotwRequest, { minLength: 1, maxLength: 4 }), metadata, async (requests, md) => {
+          const { responses, status } = await run<WireSotwResponse>('StreamSecrets', requests, md as Record<string, string | string[]>);
+          expect([grpc.status.OK, grpc.status.INVALID_ARGUMENT], status.details).toContain(status.code);
+          const requested = new Set(requests.flatMap((r) => r.resource_names ?? []).map(wellFormed));
+          for (const r of responses) {
+            for (const secret of r.resources ?? []) {
+              const s = decodeSecret(secret);
+              expect(requested.has(s.name)).toBe(true);
+              expect(canonicalAllowed(s.name), `leaf for ${JSON.stringify(s.name)}`).toBeDefined();
+            }
+          }
+        }),
+      );
+      await expectLeaf();
+    },
+    fuzzTimeout(6000),
+  );
+
+  it(
+    'garbage frames on the raw HTTP/2 stream: answered or reset, the service keeps serving',
+    async () => {
+      const session = rawSession(service.address);
+      const paths = [
+        '/envoy.service.secret.v3.SecretDiscoveryService/DeltaSecrets',
+        '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets',
+        '/envoy.service.secret.v3.SecretDiscoveryService/FetchSecrets',
+        '/envoy.service.secret.v3.SecretDiscoveryService/Nope',
+      ];
+      try {
+        await fuzz(
+          'sds: raw HTTP/2 frames',
+          100,
+          fc.asyncProperty(
+            fc.constantFrom(...paths),
+            fc.oneof(
+              fc.uint8Array({ maxLength: 200 }).map((b) => [grpcFrame(b)]),
+              fc.uint8Array({ maxLength: 40 }).map((b) => [Buffer.from(b)]),
+              fc.constant([grpcFrame(Buffer.alloc(0), { declaredLength: 0x7fff_ffff })]),
+            ),
+            async (path, chunks) => {
+              const { done } = rawStream(session, path, chunks, { end: true, waitMs: 10_000 });
+              const outcome = await done;
+              expect(outcome.timedOut, path).toBe(false);
+              expect(outcome.httpStatus !== undefined || outcome.rstCode !== 0).toBe(true);
+              expect(outcome.data.toString('latin1')).not.toContain('PRIVATE KEY');
+            },
+          ),
+        );
+      } finally {
+        session.close();
+      }
+      await expectLeaf();
+    },
+    fuzzTimeout(6000),
+  );
+
+  it(
+    'streams that never send anything are held while others are served, then released',
+    async () => {
+      const n = runs(100);
+      // On their own connection (a local subchannel pool): cancelling thousands of streams at once trips
+      // Node's HTTP/2 rapid-reset guard, which answers with a GOAWAY on that connection (as it should).
+      const misbehaving = sdsClient(service.address, undefined, { 'grpc.use_local_subchannel_pool': 1 });
+      const held = Array.from({ length: n }, (_, i) => (misbehaving as unknown as Record<string, (md: grpc.Metadata) => Call>)[i % 2 ? 'DeltaSecrets' : 'StreamSecrets']!.call(misbehaving, new grpc.Metadata()));
+      for (const call of held) call.on('error', () => {});
+      const session = rawSession(service.address);
+      const raw = Array.from({ length: n }, (_, i) => rawStream(session, `/envoy.service.secret.v3.SecretDiscoveryService/${i % 2 ? 'DeltaSecrets' : 'StreamSecrets'}`, [], { end: false, waitMs: 120_000 }));
+      await Promise.all(Array.from({ length: 10 }, () => expectLeaf()));
+      for (const call of held) call.cancel();
+      misbehaving.close();
+      session.destroy();
+      await Promise.all(raw.map((r) => r.done));
+      await expectLeaf();
+      report('sds: held-open streams (gRPC, raw HTTP/2)', 2 * n);
+    },
+    fuzzTimeout(5000),
+  );
 
   it('memory stays bounded, and no private key was ever logged', async () => {
     await expectLeaf();

@@ -29,7 +29,10 @@ export interface SandboxSide {
 
 /** A CONNECT proxy agent whose tunnelled TLS trusts `ca` (the agent's own options only reach the proxy hop). */
 class TrustingProxyAgent extends HttpsProxyAgent<string> {
-  constructor(proxy: string, private readonly ca: Buffer) {
+  constructor(
+    proxy: string,
+    private readonly ca: Buffer,
+  ) {
     super(proxy, { keepAlive: true });
   }
 

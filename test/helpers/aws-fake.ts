@@ -77,7 +77,11 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
     const action = form.get('Action');
     if (action === 'GetCallerIdentity') {
       const arn = sessions.has(v.accessKeyId!) ? `arn:aws:sts::${ACCOUNT}:assumed-role/sandbox/session` : `arn:aws:iam::${ACCOUNT}:user/fake`;
-      return xml(res, 200, `<GetCallerIdentityResponse xmlns="${STS_NS}"><GetCallerIdentityResult><Arn>${arn}</Arn><UserId>AIDAFAKEUSER</UserId><Account>${ACCOUNT}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>${rid()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`);
+      return xml(
+        res,
+        200,
+        `<GetCallerIdentityResponse xmlns="${STS_NS}"><GetCallerIdentityResult><Arn>${arn}</Arn><UserId>AIDAFAKEUSER</UserId><Account>${ACCOUNT}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>${rid()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>`,
+      );
     }
     if (action !== 'AssumeRole' || !role) return stsError(res, 400, 'InvalidAction', `unsupported action ${action}`);
     const tags: Record<string, string> = {};
@@ -94,7 +98,11 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
     const session = { secretAccessKey: randomBytes(30).toString('base64'), sessionToken: `FQoG${randomBytes(48).toString('base64')}` };
     sessions.set(accessKeyId, session);
     const expiration = new Date(Date.now() + Number(form.get('DurationSeconds') ?? 3600) * 1000).toISOString();
-    xml(res, 200, `<AssumeRoleResponse xmlns="${STS_NS}"><AssumeRoleResult><Credentials><AccessKeyId>${accessKeyId}</AccessKeyId><SecretAccessKey>${session.secretAccessKey}</SecretAccessKey><SessionToken>${session.sessionToken}</SessionToken><Expiration>${expiration}</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::${ACCOUNT}:assumed-role/sandbox/${form.get('RoleSessionName')}</Arn><AssumedRoleId>AROAFAKE:${form.get('RoleSessionName')}</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>${rid()}</RequestId></ResponseMetadata></AssumeRoleResponse>`);
+    xml(
+      res,
+      200,
+      `<AssumeRoleResponse xmlns="${STS_NS}"><AssumeRoleResult><Credentials><AccessKeyId>${accessKeyId}</AccessKeyId><SecretAccessKey>${session.secretAccessKey}</SecretAccessKey><SessionToken>${session.sessionToken}</SessionToken><Expiration>${expiration}</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::${ACCOUNT}:assumed-role/sandbox/${form.get('RoleSessionName')}</Arn><AssumedRoleId>AROAFAKE:${form.get('RoleSessionName')}</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>${rid()}</RequestId></ResponseMetadata></AssumeRoleResponse>`,
+    );
   };
 
   const s3 = (req: IncomingMessage, res: ServerResponse, host: string, body: Buffer) => {
@@ -115,8 +123,14 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
     }
     if (req.method === 'GET' && new URLSearchParams(search).get('list-type') === '2') {
       const items = [...objects].filter(([k]) => k.startsWith(`${bucket}/`));
-      const contents = items.map(([k, d]) => `<Contents><Key>${k.slice(bucket.length + 1)}</Key><LastModified>2025-01-01T00:00:00.000Z</LastModified><ETag>"x"</ETag><Size>${d.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`).join('');
-      return xml(res, 200, `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${bucket}</Name><Prefix></Prefix><KeyCount>${items.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>${contents}</ListBucketResult>`);
+      const contents = items
+        .map(([k, d]) => `<Contents><Key>${k.slice(bucket.length + 1)}</Key><LastModified>2025-01-01T00:00:00.000Z</LastModified><ETag>"x"</ETag><Size>${d.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`)
+        .join('');
+      return xml(
+        res,
+        200,
+        `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${bucket}</Name><Prefix></Prefix><KeyCount>${items.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>${contents}</ListBucketResult>`,
+      );
     }
     xml(res, 400, '<Error><Code>NotImplemented</Code><Message>not in the fake</Message></Error>');
   };
@@ -132,7 +146,9 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
         const form = host.startsWith('sts.') ? new URLSearchParams(body.toString('utf8')) : undefined;
         const action = form?.get('Action') ?? (req.headers['x-amz-target'] as string | undefined);
         const text = body.length <= 64 * 1024 ? body.toString('latin1') : '';
-        const raw = `${req.method} ${req.url}\n${Object.entries(req.headers).map(([k, val]) => `${k}: ${String(val)}`).join('\n')}\n\n${text}`;
+        const raw = `${req.method} ${req.url}\n${Object.entries(req.headers)
+          .map(([k, val]) => `${k}: ${String(val)}`)
+          .join('\n')}\n\n${text}`;
         seen.push({ ...v, host, method: req.method ?? '', url: req.url ?? '', ...(action ? { action } : {}), raw });
         if (!v.ok) {
           if (form) return stsError(res, 403, v.code!, v.problem!);

@@ -69,7 +69,7 @@ export async function verifySigV4(req: IncomingMessage, body: Buffer, keys: Read
   if (!key) return fail('InvalidClientTokenId', 'unknown access key id', who);
   if (key.sessionToken !== undefined && req.headers['x-amz-security-token'] !== key.sessionToken) return fail('InvalidToken', 'session token missing or wrong', who);
   const date = amzDate(req.headers['x-amz-date'] as string | undefined);
-  if (!date || !date.toISOString().replace(/-/g, '').startsWith(day) || Math.abs(Date.now() - date.getTime()) > 15 * 60_000) return fail('RequestExpired', 'x-amz-date missing, off the scope day or too old', who);
+  if (!date?.toISOString().replace(/-/g, '').startsWith(day) || Math.abs(Date.now() - date.getTime()) > 15 * 60_000) return fail('RequestExpired', 'x-amz-date missing, off the scope day or too old', who);
   const declared = req.headers['x-amz-content-sha256'] as string | undefined;
   if (declared && /^[0-9a-f]{64}$/.test(declared) && createHash('sha256').update(body).digest('hex') !== declared) return fail('XAmzContentSHA256Mismatch', 'body does not match x-amz-content-sha256', who);
   const signed = signedList.split(';');
@@ -104,6 +104,8 @@ async function verifyPresigned(req: IncomingMessage, path: string, query: Record
 /** Presigns an S3 GET the way the fake verifies it (UNSIGNED-PAYLOAD, only `host` signed): a URL with the key in its query. */
 export async function presignS3Get(host: string, port: number, path: string, key: { accessKeyId: string; secretAccessKey: string }): Promise<string> {
   const out = await presignS3(host, path, {}, key, { expiresIn: 300 });
-  const q = Object.entries(out.query ?? {}).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`).join('&');
+  const q = Object.entries(out.query ?? {})
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+    .join('&');
   return `https://${host}:${port}${path}?${q}`;
 }

@@ -31,7 +31,11 @@ export class ChaosLoad {
   private loop?: Promise<void>;
   private readonly inflight = new Set<Promise<void>>();
 
-  constructor(private readonly rig: Rig, private readonly targets: LoadTarget[], private readonly rate: number) {
+  constructor(
+    private readonly rig: Rig,
+    private readonly targets: LoadTarget[],
+    private readonly rate: number,
+  ) {
     const ca = readFileSync(rig.authproxyCa, 'utf8');
     for (const t of targets) this.agents.set(t.host, new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca }, connections: 16 }));
   }
@@ -92,7 +96,11 @@ export function summarise(results: readonly LoadResult[], faultEnd: number) {
   // Recovery: the first good answer to a request sent after the fault ended, from then on everything ok.
   const after = results.filter((r) => r.sentAt >= faultEnd).sort((a, b) => a.sentAt - b.sentAt);
   let firstOk: LoadResult | undefined;
-  for (const r of after) if (r.status === 200 && !r.bad) { firstOk = r; break; }
+  for (const r of after)
+    if (r.status === 200 && !r.bad) {
+      firstOk = r;
+      break;
+    }
   const recoverMs = firstOk ? Math.max(0, firstOk.doneAt - faultEnd) : NaN;
   const refusedAfterRecovery = firstOk ? after.filter((r) => r.sentAt > firstOk.doneAt + 1000 && r.status !== 200).length : NaN;
   const statuses: Record<string, number> = {};

@@ -23,18 +23,25 @@ async function until(what: string, ms: number, check: () => boolean): Promise<vo
 
 export async function startRedisCluster() {
   const nodes: RedisServer[] = [];
-  for (let i = 0; i < 6; i++)
-    nodes.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '1000', '--cluster-announce-ip', '127.0.0.1']));
+  for (let i = 0; i < 6; i++) nodes.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '1000', '--cluster-announce-ip', '127.0.0.1']));
   const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
   const allOk = (ns: RedisServer[]) => ns.every((n) => cli(n.port, 'CLUSTER', 'INFO').includes('cluster_state:ok'));
   await until('cluster_state:ok', 30_000, () => allOk(nodes));
   // Replicas must have synced before a failover can promote one.
-  await until('replicas in sync', 30_000, () => nodes.filter((n) => cli(n.port, 'ROLE').startsWith('slave')).length === 3 &&
-    nodes.filter((n) => cli(n.port, 'ROLE').startsWith('slave')).every((n) => cli(n.port, 'INFO', 'replication').includes('master_link_status:up')));
+  await until(
+    'replicas in sync',
+    30_000,
+    () =>
+      nodes.filter((n) => cli(n.port, 'ROLE').startsWith('slave')).length === 3 &&
+      nodes.filter((n) => cli(n.port, 'ROLE').startsWith('slave')).every((n) => cli(n.port, 'INFO', 'replication').includes('master_link_status:up')),
+  );
   const masters = () => nodes.filter((n) => n.running && cli(n.port, 'ROLE').startsWith('master'));
   return {
-    url: `redis+cluster://${nodes.slice(0, 3).map((n) => `127.0.0.1:${n.port}`).join(',')}`,
+    url: `redis+cluster://${nodes
+      .slice(0, 3)
+      .map((n) => `127.0.0.1:${n.port}`)
+      .join(',')}`,
     nodes,
     /** SIGKILLs one master and resolves once a replica has taken its slots and the cluster is ok again. */
     async killMasterAndWaitForFailover(): Promise<{ killed: number }> {

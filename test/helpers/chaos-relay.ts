@@ -13,7 +13,10 @@ export class SocketRelay {
   /** Connections accepted since the start. */
   accepted = 0;
 
-  constructor(readonly path: string, private readonly target: string) {
+  constructor(
+    readonly path: string,
+    private readonly target: string,
+  ) {
     this.up();
   }
 

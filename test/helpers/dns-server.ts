@@ -22,7 +22,11 @@ function questionEnd(msg: Buffer): { name: string; end: number } {
 export type DnsAnswer = (name: string, earlierQueries: number) => string;
 
 /** `at`: where to listen (default 127.0.0.1, any free port; the transparent test's world binds 203.0.113.53:53). */
-export async function startDnsServer(names: string[], answerFor: DnsAnswer = () => '127.0.0.1', at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }): Promise<{ port: number; queries: string[]; close(): void }> {
+export async function startDnsServer(
+  names: string[],
+  answerFor: DnsAnswer = () => '127.0.0.1',
+  at: { host: string; port: number } = { host: '127.0.0.1', port: 0 },
+): Promise<{ port: number; queries: string[]; close(): void }> {
   const known = new Set(names.map((n) => n.toLowerCase()));
   const queries: string[] = [];
   const sock = dgram.createSocket('udp4');

@@ -41,15 +41,19 @@ export async function startEnvoy(dir: string, yaml: string, adminPort: number): 
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   try {
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`envoy exited: ${out.slice(-2000)}`);
-      try {
-        const res = await fetch(`http://127.0.0.1:${adminPort}/ready`);
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    }, 20_000, 'envoy to be ready');
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`envoy exited: ${out.slice(-2000)}`);
+        try {
+          const res = await fetch(`http://127.0.0.1:${adminPort}/ready`);
+          return res.status === 200;
+        } catch {
+          return false;
+        }
+      },
+      20_000,
+      'envoy to be ready',
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw err;

@@ -39,11 +39,7 @@ export function extProcClient(address: string, credentials = grpc.credentials.cr
  * Opens one stream, sends `messages` (ProcessingRequest objects, snake_case), half-closes, and returns
  * every response plus the final status.
  */
-export function exchange(
-  client: grpc.Client,
-  messages: object[],
-  metadata: Record<string, string | string[]> = {},
-): Promise<{ responses: WireResponse[]; status: grpc.StatusObject }> {
+export function exchange(client: grpc.Client, messages: object[], metadata: Record<string, string | string[]> = {}): Promise<{ responses: WireResponse[]; status: grpc.StatusObject }> {
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata)) for (const one of [v].flat()) md.add(k, one);
   const call = (client as unknown as { process(md: grpc.Metadata): grpc.ClientDuplexStream<object, WireResponse> }).process(md);

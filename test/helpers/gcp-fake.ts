@@ -23,8 +23,14 @@ export function makeServiceAccount(tokenUri: string, clientEmail = 'agent@authpr
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const json = JSON.stringify({
-    type: 'service_account', project_id: 'authproxy-test', private_key_id: randomBytes(20).toString('hex'), private_key: pem,
-    client_email: clientEmail, client_id: '100000000000000000001', auth_uri: 'https://accounts.google.com/o/oauth2/auth', token_uri: tokenUri,
+    type: 'service_account',
+    project_id: 'authproxy-test',
+    private_key_id: randomBytes(20).toString('hex'),
+    private_key: pem,
+    client_email: clientEmail,
+    client_id: '100000000000000000001',
+    auth_uri: 'https://accounts.google.com/o/oauth2/auth',
+    token_uri: tokenUri,
   });
   return { json, clientEmail, privateKey: pem, publicKey };
 }
@@ -104,7 +110,12 @@ export async function startGcpFake(dir: string, host = 'oauth2.gcp-fake.test'): 
     mode: 'ok',
     expiresIn: 3600,
     accept: (account, scopes) => void accepted.set(account.clientEmail, { publicKey: account.publicKey, scope: scopes.join(' ') }),
-    agent: () => new Agent({ keepAlive: true, ca: pki.caPem, lookup: ((_h: string, o: { all?: boolean }, cb: (e: null, a: unknown, f?: number) => void) => (o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4))) as never }),
+    agent: () =>
+      new Agent({
+        keepAlive: true,
+        ca: pki.caPem,
+        lookup: ((_h: string, o: { all?: boolean }, cb: (e: null, a: unknown, f?: number) => void) => (o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4))) as never,
+      }),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
   const server: Server = createServer({ cert: leaf.cert, key: leaf.key }, (req, res) => {

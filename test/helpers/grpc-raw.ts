@@ -8,9 +8,7 @@ import { connect } from 'node:net';
 
 /** A session to `address` (the form grpc-js takes: `host:port` or `unix:/path`). */
 export function rawSession(address: string): http2.ClientHttp2Session {
-  const session = address.startsWith('unix:')
-    ? http2.connect('http://localhost', { createConnection: () => connect(address.slice('unix:'.length)) })
-    : http2.connect(`http://${address}`);
+  const session = address.startsWith('unix:') ? http2.connect('http://localhost', { createConnection: () => connect(address.slice('unix:'.length)) }) : http2.connect(`http://${address}`);
   session.on('error', () => {
     /* a GOAWAY or reset surfaces on the streams */
   });

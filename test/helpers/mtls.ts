@@ -17,8 +17,27 @@ export interface MtlsFiles {
 /** A CA named `name` in `dir`; `client(cn)` issues a clientAuth leaf whose CN and URI SAN are `cn`. */
 export function makeMtls(dir: string, name = 'mtls'): MtlsFiles {
   const p = (f: string) => join(dir, `${name}-${f}`);
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', `/CN=${name} CA`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', p('ca.key'), '-out', p('ca.crt')]);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name} CA`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+    '-keyout',
+    p('ca.key'),
+    '-out',
+    p('ca.crt'),
+  ]);
   const leaf = (file: string, cn: string, ext: string) => {
     writeFileSync(p(`${file}.ext`), ext);
     openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${cn}`, '-keyout', p(`${file}.key`), '-out', p(`${file}.csr`)]);

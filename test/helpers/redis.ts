@@ -18,8 +18,7 @@ import { Metrics } from '../../src/metrics/metrics.js';
 import { captureLogs } from './logs.js';
 
 /** The redis-server binary: $REDIS_SERVER, else the one on PATH, else /usr/bin/redis-server. */
-export const REDIS_SERVER =
-  process.env.REDIS_SERVER ?? (spawnSync('sh', ['-c', 'command -v redis-server']).stdout?.toString().trim() || '/usr/bin/redis-server');
+export const REDIS_SERVER = process.env.REDIS_SERVER ?? (spawnSync('sh', ['-c', 'command -v redis-server']).stdout?.toString().trim() || '/usr/bin/redis-server');
 
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -41,10 +40,20 @@ export async function waitForPong(port: number, ms = 10_000): Promise<void> {
   while (Date.now() < end) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = new Socket();
-      const t = setTimeout(() => (s.destroy(), resolve(false)), 500);
-      s.once('error', () => (clearTimeout(t), resolve(false)));
+      const t = setTimeout(() => {
+        s.destroy();
+        resolve(false);
+      }, 500);
+      s.once('error', () => {
+        clearTimeout(t);
+        resolve(false);
+      });
       s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-      s.once('data', (d) => (clearTimeout(t), s.destroy(), resolve(d.toString().startsWith('+PONG'))));
+      s.once('data', (d) => {
+        clearTimeout(t);
+        s.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
     });
     if (ok) return;
     await new Promise((r) => setTimeout(r, 25));
@@ -81,11 +90,9 @@ export async function startRedis(args: string[] = [], configFile?: string): Prom
     output = '';
     const config = configFile === undefined ? [] : [join(dir, 'redis.conf')];
     if (configFile !== undefined) writeFileSync(config[0]!, configFile);
-    const proc = spawn(
-      REDIS_SERVER,
-      [...config, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const proc = spawn(REDIS_SERVER, [...config, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child = proc;
     running.add(proc);
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));

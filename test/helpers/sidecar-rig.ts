@@ -71,18 +71,39 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   let authproxy: ReturnType<typeof startCli> | undefined;
   let earlierOutput = '';
   const startAuthproxy = async () => {
-    authproxy = startCli([
-      'serve', '--config', configPath, '--listen', `unix:${socket}`, '--secrets-dir', join(dir.path, 'secrets'),
-      '--sealing-key', join(keys, 'sealing.key'), '--ca-cert', join(keys, 'ca.crt'), '--ca-key', join(keys, 'ca.key'),
-      '--log-level', opts.logLevel ?? 'debug', '--dns-resolver', `127.0.0.1:${dns.port}`,
-      ...(egressAllow ? ['--egress-allow-cidrs', egressAllow] : []),
-      ...(opts.serveArgs ?? []),
-    ], opts.authproxyEnv?.({ port: upstream.port, caFile: upstreamPki.caFile }));
+    authproxy = startCli(
+      [
+        'serve',
+        '--config',
+        configPath,
+        '--listen',
+        `unix:${socket}`,
+        '--secrets-dir',
+        join(dir.path, 'secrets'),
+        '--sealing-key',
+        join(keys, 'sealing.key'),
+        '--ca-cert',
+        join(keys, 'ca.crt'),
+        '--ca-key',
+        join(keys, 'ca.key'),
+        '--log-level',
+        opts.logLevel ?? 'debug',
+        '--dns-resolver',
+        `127.0.0.1:${dns.port}`,
+        ...(egressAllow ? ['--egress-allow-cidrs', egressAllow] : []),
+        ...(opts.serveArgs ?? []),
+      ],
+      opts.authproxyEnv?.({ port: upstream.port, caFile: upstreamPki.caFile }),
+    );
     const current = authproxy;
-    await eventually(() => {
-      if (current.child.exitCode !== null) throw new Error(`authproxy exited: ${current.output().slice(-2000)}`);
-      return existsSync(socket);
-    }, 15_000, 'authproxy to start');
+    await eventually(
+      () => {
+        if (current.child.exitCode !== null) throw new Error(`authproxy exited: ${current.output().slice(-2000)}`);
+        return existsSync(socket);
+      },
+      15_000,
+      'authproxy to start',
+    );
   };
   const stopAuthproxy = async () => {
     if (!authproxy) return;
@@ -100,8 +121,14 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     proxyPort = await freePort();
     adminPort = await freePort();
     let yaml = renderBootstrap({
-      proxyAddress: '127.0.0.1', proxyPort, adminPort, authproxy: `unix:${socket}`, caBundle: upstreamPki.caFile,
-      sandboxId: 'sb-rig', dnsResolver: `127.0.0.1:${dns.port}`, messageTimeoutMs: 7000,
+      proxyAddress: '127.0.0.1',
+      proxyPort,
+      adminPort,
+      authproxy: `unix:${socket}`,
+      caBundle: upstreamPki.caFile,
+      sandboxId: 'sb-rig',
+      dnsResolver: `127.0.0.1:${dns.port}`,
+      messageTimeoutMs: 7000,
     });
     if (opts.envoyYaml) yaml = opts.envoyYaml(yaml);
     envoy = await startEnvoy(dir.path, yaml, adminPort);

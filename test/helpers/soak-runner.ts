@@ -149,7 +149,11 @@ callbacks:
     diagnostics.envoyStats = await failureStats(adminPortOf(rig.dir.path)).catch((err: Error) => [`stats: ${err.message}`]);
   } finally {
     diagnostics.accessLog = failedAccessLines(rig.envoy.output());
-    diagnostics.authproxyWarnings = rig.authproxyOutput().split('\n').filter((l) => /"level":(40|50|60)|WARN|ERROR/.test(l)).slice(0, 30);
+    diagnostics.authproxyWarnings = rig
+      .authproxyOutput()
+      .split('\n')
+      .filter((l) => /"level":(40|50|60)|WARN|ERROR/.test(l))
+      .slice(0, 30);
     await staticAgent.close();
     await callbackAgent.close();
     await rig.stop();

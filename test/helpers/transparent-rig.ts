@@ -101,51 +101,110 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
       pki: { caFile: worldPki.caFile, caPem: worldPki.caPem, leaves: Object.fromEntries(worldPki.leaves) },
       ...(opts.gitAuthorization ? { git: { root: gitRepo(dir), authorization: opts.gitAuthorization } } : {}),
       dns: { host: WORLD.dns, answers: opts.names },
-      tcpEcho: [{ host: WORLD.db, port: 5432 }, { host: WORLD.cache, port: 6379 }],
+      tcpEcho: [
+        { host: WORLD.db, port: 5432 },
+        { host: WORLD.cache, port: 6379 },
+      ],
       udpEcho: { host: WORLD.db, port: 9999 },
     };
     const world = net.spawn(net.world, [process.execPath, '--import', 'tsx', join(REPO, 'test/helpers/world-main.ts'), dir.file('world.json', JSON.stringify(spec))], {
-      ...process.env, NODE_OPTIONS: '',
+      ...process.env,
+      NODE_OPTIONS: '',
       // The repository ends up owned by Envoy's user; git http-backend (run as root here) must still serve it.
-      GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'safe.directory', GIT_CONFIG_VALUE_0: '*',
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: 'safe.directory',
+      GIT_CONFIG_VALUE_0: '*',
     });
-    await eventually(() => {
-      if (world.child.exitCode !== null) throw new Error(`world exited: ${world.output().slice(-2000)}`);
-      return world.output().includes('READY');
-    }, 30_000, 'the world servers');
+    await eventually(
+      () => {
+        if (world.child.exitCode !== null) throw new Error(`world exited: ${world.output().slice(-2000)}`);
+        return world.output().includes('READY');
+      },
+      30_000,
+      'the world servers',
+    );
 
     // authproxy and Envoy share one uid (as in production), which is also the uid the packet rules exempt.
     execFileSync('chown', ['-R', `${uid}:${gid}`, dir.path]);
     const asEnvoy = ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--'];
     const socket = join(dir.path, 'run', 'authproxy.sock');
-    const authproxy = net.spawn(net.sandbox, [...asEnvoy, process.execPath, BIN, 'serve', '--config', configPath, '--listen', `unix:${socket}`,
-      '--secrets-dir', join(dir.path, 'secrets'), '--sealing-key', join(keys, 'sealing.key'), '--ca-cert', authproxyCa, '--ca-key', join(keys, 'ca.key'),
-      '--log-level', opts.logLevel ?? 'debug', '--dns-resolver', `${WORLD.dns}:53`, '--sandbox-id', 'sb-tp'], { PATH: process.env.PATH ?? '', HOME: join(dir.path, 'home') });
-    await eventually(() => {
-      if (authproxy.child.exitCode !== null) throw new Error(`authproxy exited: ${authproxy.output().slice(-2000)}`);
-      return existsSync(socket);
-    }, 20_000, 'authproxy to start');
+    const authproxy = net.spawn(
+      net.sandbox,
+      [
+        ...asEnvoy,
+        process.execPath,
+        BIN,
+        'serve',
+        '--config',
+        configPath,
+        '--listen',
+        `unix:${socket}`,
+        '--secrets-dir',
+        join(dir.path, 'secrets'),
+        '--sealing-key',
+        join(keys, 'sealing.key'),
+        '--ca-cert',
+        authproxyCa,
+        '--ca-key',
+        join(keys, 'ca.key'),
+        '--log-level',
+        opts.logLevel ?? 'debug',
+        '--dns-resolver',
+        `${WORLD.dns}:53`,
+        '--sandbox-id',
+        'sb-tp',
+      ],
+      { PATH: process.env.PATH ?? '', HOME: join(dir.path, 'home') },
+    );
+    await eventually(
+      () => {
+        if (authproxy.child.exitCode !== null) throw new Error(`authproxy exited: ${authproxy.output().slice(-2000)}`);
+        return existsSync(socket);
+      },
+      20_000,
+      'authproxy to start',
+    );
 
     const yaml = renderTransparentBootstrap({
-      proxyAddress: '127.0.0.1', proxyPort: LISTENER_PORT, adminPort: ADMIN_PORT, authproxy: `unix:${socket}`, caBundle: worldPki.caFile,
-      sandboxId: 'sb-tp', dnsResolver: `${WORLD.dns}:53`, messageTimeoutMs: 7000,
+      proxyAddress: '127.0.0.1',
+      proxyPort: LISTENER_PORT,
+      adminPort: ADMIN_PORT,
+      authproxy: `unix:${socket}`,
+      caBundle: worldPki.caFile,
+      sandboxId: 'sb-tp',
+      dnsResolver: `${WORLD.dns}:53`,
+      messageTimeoutMs: 7000,
     });
     const startEnvoy = async (name: string, text: string, admin: number) => {
       const file = dir.file(name, text);
       execFileSync('chown', [`${uid}:${gid}`, file]);
       const proc = net.spawn(net.sandbox, [...asEnvoy, envoy, '-c', file, '--disable-hot-restart', '--log-level', 'warn', '--concurrency', '1', '--base-id', String(admin)], { PATH: process.env.PATH ?? '' });
-      await eventually(async () => {
-        if (proc.child.exitCode !== null) throw new Error(`envoy exited: ${proc.output().slice(-2000)}`);
-        return (await net.exec(net.sandbox, ['curl', '-sf', `http://127.0.0.1:${admin}/ready`])).code === 0;
-      }, 30_000, 'envoy to be ready');
+      await eventually(
+        async () => {
+          if (proc.child.exitCode !== null) throw new Error(`envoy exited: ${proc.output().slice(-2000)}`);
+          return (await net.exec(net.sandbox, ['curl', '-sf', `http://127.0.0.1:${admin}/ready`])).code === 0;
+        },
+        30_000,
+        'envoy to be ready',
+      );
       return proc;
     };
     const envoyProc = await startEnvoy('envoy.yaml', yaml, ADMIN_PORT);
     if (opts.forwardPort) {
-      await startEnvoy('envoy-forward.yaml', renderBootstrap({
-        proxyAddress: '127.0.0.1', proxyPort: opts.forwardPort, adminPort: ADMIN_PORT + 1, authproxy: `unix:${socket}`, caBundle: worldPki.caFile,
-        sandboxId: 'sb-tp', dnsResolver: `${WORLD.dns}:53`, messageTimeoutMs: 7000,
-      }), ADMIN_PORT + 1);
+      await startEnvoy(
+        'envoy-forward.yaml',
+        renderBootstrap({
+          proxyAddress: '127.0.0.1',
+          proxyPort: opts.forwardPort,
+          adminPort: ADMIN_PORT + 1,
+          authproxy: `unix:${socket}`,
+          caBundle: worldPki.caFile,
+          sandboxId: 'sb-tp',
+          dnsResolver: `${WORLD.dns}:53`,
+          messageTimeoutMs: 7000,
+        }),
+        ADMIN_PORT + 1,
+      );
     }
 
     const flags = ['--listener-port', String(LISTENER_PORT), '--envoy-uid', String(uid), '--dns-resolver', WORLD.dns];
@@ -153,7 +212,12 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
     const applied = sandboxNet('--apply', net.sandbox);
     if (applied.status !== 0) throw new Error(`sandbox-net --apply failed: ${applied.stderr}`);
 
-    const lines = (prefix: string) => world.output().split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
+    const lines = (prefix: string) =>
+      world
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith(prefix))
+        .map((l) => l.slice(prefix.length));
     return {
       net,
       dir,

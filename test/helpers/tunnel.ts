@@ -34,6 +34,9 @@ export async function rawRequestOverTunnel(proxyUrl: string, target: string, ser
     tls.on('end', () => resolve(out));
     tls.on('close', () => resolve(out));
     tls.on('error', reject);
-    setTimeout(() => (tls.destroy(), resolve(out)), 10_000).unref();
+    setTimeout(() => {
+      tls.destroy();
+      resolve(out);
+    }, 10_000).unref();
   });
 }

@@ -107,9 +107,10 @@ export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { ho
   return {
     port: (server.address() as AddressInfo).port,
     received,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

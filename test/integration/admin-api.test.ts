@@ -223,7 +223,10 @@ describe('admin API: sandbox configs in Redis', () => {
     body.rules.push({ name: 'added', match_hosts: ['b.example.com'], headers: [{ name: 'X-New', type: 'opaque', value: CANARY }] });
     await rig.call('PATCH', path('sb-audit'), { body });
     await rig.call('DELETE', path('sb-audit'));
-    const audits = rig.logs.lines().slice(before).filter((l) => l.msg === 'audit');
+    const audits = rig.logs
+      .lines()
+      .slice(before)
+      .filter((l) => l.msg === 'audit');
     expect(audits.map((a) => a.action)).toEqual(['create', 'patch', 'delete']);
     expect(audits[0]).toMatchObject({ level: 30, sandbox: 'sb-audit', version: 1, rules_added: ['github-api', 'openai', 'off'], callbacks_changed: true });
     expect(audits[1]).toMatchObject({ version: 2, rules_added: ['added'], rules_removed: ['off'], rules_changed: ['openai'], callbacks_changed: false });

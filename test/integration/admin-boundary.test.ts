@@ -128,7 +128,10 @@ describe('admin API: bodies and validation', () => {
     expect(res.json.error).toBe('invalid proxy_config');
     const problems: string[] = res.json.problems;
     for (const field of ['rules[0].match_hosts[0]', 'rules[0].headers[0].name', 'rules[1].headers[0].type', 'rules[1]', 'callbacks[0].url', 'callbacks[0].ttl_seconds']) {
-      expect(problems.some((p) => p.startsWith(`${field}: `)), field).toBe(true);
+      expect(
+        problems.some((p) => p.startsWith(`${field}: `)),
+        field,
+      ).toBe(true);
     }
     expect(problems.every((p) => !p.includes('sandbox') && /^[a-z_]+(\[\d+\])?[.:[]/.test(p))).toBe(true);
     expect(await rig.store.get('sb-invalid')).toBeUndefined();
@@ -185,11 +188,16 @@ describe('admin API: OpenAPI document', () => {
     const doc = res.json;
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/v1/openapi.json', '/v1/sandboxes/{id}/env', '/v1/sandboxes/{id}/proxy-config']);
-    expect(Object.keys(doc.paths['/v1/sandboxes/{id}/proxy-config']).filter((k) => k !== 'parameters').sort()).toEqual(['delete', 'get', 'patch', 'put']);
+    expect(
+      Object.keys(doc.paths['/v1/sandboxes/{id}/proxy-config'])
+        .filter((k) => k !== 'parameters')
+        .sort(),
+    ).toEqual(['delete', 'get', 'patch', 'put']);
     const write = doc.components.schemas.ProxyConfigWrite;
     expect(write.additionalProperties).toBe(false);
     // rules are a oneOf: the header rule (no type), aws and gcp.
-    const headerRule = (rules: { items: { oneOf: Array<{ properties: Record<string, any> }> } }) => rules.items.oneOf.find((o) => 'headers' in o.properties && 'match_hosts' in o.properties && o.properties.headers.type !== undefined)!;
+    const headerRule = (rules: { items: { oneOf: Array<{ properties: Record<string, any> }> } }) =>
+      rules.items.oneOf.find((o) => 'headers' in o.properties && 'match_hosts' in o.properties && o.properties.headers.type !== undefined)!;
     const header = headerRule(write.properties.rules).properties.headers.items;
     expect(header.properties.type.enum).toEqual(['plaintext', 'workspace_secret', 'opaque']);
     expect(header.properties.is_set).toEqual(expect.objectContaining({ type: 'boolean' }));

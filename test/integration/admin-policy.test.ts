@@ -95,7 +95,17 @@ describe('callback allow-list parsing', () => {
 
 describe('admin tokens file format', () => {
   it('reads tokens, scopes and comments; problems name the line and never the token', () => {
-    const text = ['# comment', '', 'token-aaaaaaaaaaaaaaaa', 'token-bbbbbbbbbbbbbbbb  sb-a,team-*  # scoped', 'token-cccccccccccccccc *', 'shorttok', 'token-aaaaaaaaaaaaaaaa', 'token-dddddddddddddddd bad/scope', 'token-eeeeeeeeeeeeeeee a b'].join('\n');
+    const text = [
+      '# comment',
+      '',
+      'token-aaaaaaaaaaaaaaaa',
+      'token-bbbbbbbbbbbbbbbb  sb-a,team-*  # scoped',
+      'token-cccccccccccccccc *',
+      'shorttok',
+      'token-aaaaaaaaaaaaaaaa',
+      'token-dddddddddddddddd bad/scope',
+      'token-eeeeeeeeeeeeeeee a b',
+    ].join('\n');
     const { entries, problems } = parseTokens(text, 'tokens.txt');
     expect(entries.map((e) => e.scope)).toEqual([undefined, ['sb-a', 'team-*'], undefined]);
     expect(problems).toEqual([

@@ -88,10 +88,7 @@ describe('admin API: sealed values bound to where they may go', () => {
   });
 
   it('keys= scope entries are parsed beside sandbox and tenant entries; bad ones name the line, never the token', () => {
-    const { entries, problems } = parseTokens(
-      ['keys-token-aaaaaaaaaaaa keys=TEAM_A_*,keys=SHARED_KEY,tenant=acme,acme-*', 'keys-token-bbbbbbbbbbbb keys=*', 'keys-token-cccccccccccc keys=bad-name'].join('\n'),
-      'tokens',
-    );
+    const { entries, problems } = parseTokens(['keys-token-aaaaaaaaaaaa keys=TEAM_A_*,keys=SHARED_KEY,tenant=acme,acme-*', 'keys-token-bbbbbbbbbbbb keys=*', 'keys-token-cccccccccccc keys=bad-name'].join('\n'), 'tokens');
     expect(entries.map(({ digest: _d, ...p }) => p)).toEqual([
       { id: expect.any(String), scope: ['acme-*'], tenant: 'acme', keys: ['TEAM_A_*', 'SHARED_KEY'] },
       { id: expect.any(String), scope: undefined },

@@ -192,7 +192,11 @@ describe('admin tokens: tenant= scope entries', () => {
       'token-ffffffffffffffff *,tenant=acme',
     ].join('\n');
     const { entries, problems } = parseTokens(text, 'tokens');
-    expect(entries.map((e) => [e.scope, e.tenant])).toEqual([[undefined, 'acme'], [['sb-a', 'team-*'], 'beta'], [undefined, 'acme']]);
+    expect(entries.map((e) => [e.scope, e.tenant])).toEqual([
+      [undefined, 'acme'],
+      [['sb-a', 'team-*'], 'beta'],
+      [undefined, 'acme'],
+    ]);
     expect(problems).toEqual([
       'tokens:3: "tenant=" needs a tenant id of 1-128 characters of A-Z a-z 0-9 . _ : - (entry 1 is not)',
       'tokens:4: at most one "tenant=" scope entry per token',

@@ -78,7 +78,7 @@ describe('callbacks against a real HTTP endpoint', () => {
     expect(payload.body_sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('sends each sandbox\'s identity as its source says at call time, organization_id only when set', async () => {
+  it("sends each sandbox's identity as its source says at call time, organization_id only when set", async () => {
     const identities = new Map<string, SandboxIdentity>([
       ['sb-acme', { tenantId: 'acme', organizationId: 'org-1' }],
       ['sb-solo', { tenantId: 'solo' }],
@@ -147,11 +147,15 @@ describe('callbacks against a real HTTP endpoint', () => {
     ['a redirect (never followed)', (_q, res) => res.writeHead(302, { location: `${'http://127.0.0.1:1'}/elsewhere` }).end(), 'redirect'],
     ['a timeout', () => undefined, 'timeout'],
     ['an oversized body', (_q, res) => res.writeHead(200).end(JSON.stringify({ headers: { A: 'x'.repeat(70_000) } })), 'too_large'],
-    ['an oversized chunked body', (_q, res) => {
-      res.writeHead(200);
-      for (let i = 0; i < 70; i++) res.write('x'.repeat(1024));
-      res.end();
-    }, 'too_large'],
+    [
+      'an oversized chunked body',
+      (_q, res) => {
+        res.writeHead(200);
+        for (let i = 0; i < 70; i++) res.write('x'.repeat(1024));
+        res.end();
+      },
+      'too_large',
+    ],
     ['malformed JSON', (_q, res) => res.writeHead(200).end('{"headers": '), 'malformed'],
     ['headers not an object', (_q, res) => res.writeHead(200).end('{"headers": ["a"]}'), 'malformed'],
     ['a JSON array body', (_q, res) => res.writeHead(200).end('[]'), 'malformed'],

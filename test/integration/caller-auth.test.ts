@@ -36,21 +36,18 @@ describe('caller authentication', () => {
     const config = dir.file('config.yaml', CONFIG);
     mtls = makeMtls(dir.path);
     unixService = await startService({ config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default' }, log);
-    tlsService = await startService(
-      { config, listen: '127.0.0.1:0', sandboxId: 'default', tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } },
-      log,
-    );
-    const multi = dir.file('multi.yaml', `
+    tlsService = await startService({ config, listen: '127.0.0.1:0', sandboxId: 'default', tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } }, log);
+    const multi = dir.file(
+      'multi.yaml',
+      `
 sandboxes:
   sb-1:
     rules: [{ name: r1, match_hosts: ["api.example.com"], headers: [{ name: Authorization, type: plaintext, value: "Bearer for-sb-1" }] }]
   sb-2:
     rules: [{ name: r2, match_hosts: ["api.example.com"], headers: [{ name: Authorization, type: plaintext, value: "Bearer for-sb-2" }] }]
-`);
-    boundService = await startService(
-      { config: multi, listen: '127.0.0.1:0', sandboxId: 'default', bindSandboxToCert: true, tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } },
-      log,
+`,
     );
+    boundService = await startService({ config: multi, listen: '127.0.0.1:0', sandboxId: 'default', bindSandboxToCert: true, tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } }, log);
   });
   afterAll(async () => {
     await unixService?.close();
@@ -74,10 +71,7 @@ sandboxes:
   });
 
   const tlsClient = (certs?: { cert: string; key: string }, ca = mtls.ca) =>
-    extProcClient(
-      tlsService.address.replace('127.0.0.1', 'localhost'),
-      grpc.credentials.createSsl(readFileSync(ca), certs ? readFileSync(certs.key) : null, certs ? readFileSync(certs.cert) : null),
-    );
+    extProcClient(tlsService.address.replace('127.0.0.1', 'localhost'), grpc.credentials.createSsl(readFileSync(ca), certs ? readFileSync(certs.key) : null, certs ? readFileSync(certs.cert) : null));
 
   it('over TCP, a client without a certificate gets no decision', async () => {
     const client = tlsClient();
@@ -99,13 +93,9 @@ sandboxes:
   describe('with --bind-sandbox-to-cert', () => {
     const bound = (cn: string) => {
       const files = mtls.client(cn);
-      return extProcClient(
-        boundService.address.replace('127.0.0.1', 'localhost'),
-        grpc.credentials.createSsl(readFileSync(mtls.ca), readFileSync(files.key), readFileSync(files.cert)),
-      );
+      return extProcClient(boundService.address.replace('127.0.0.1', 'localhost'), grpc.credentials.createSsl(readFileSync(mtls.ca), readFileSync(files.key), readFileSync(files.cert)));
     };
-    const auth = async (client: grpc.Client, md: Record<string, string> = {}) =>
-      setHeaders((await exchange(client, [requestHeaders('api.example.com')], md)).responses[0]!).authorization;
+    const auth = async (client: grpc.Client, md: Record<string, string> = {}) => setHeaders((await exchange(client, [requestHeaders('api.example.com')], md)).responses[0]!).authorization;
 
     it("a sidecar gets its own sandbox's credential, named by metadata or by its certificate alone", async () => {
       const client = bound('sb-1');

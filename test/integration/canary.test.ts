@@ -32,7 +32,9 @@ describe('secrets never reach logs (canary scenario through `authproxy serve`)',
     const seal = (s: string, to: SealTo) => sealWithCli(join(dir.path, 'keys/sealing.pub'), s, to);
     dir.dir('secrets');
     dir.file('secrets/TOKEN', CANARIES.workspace);
-    dir.file('config.yaml', `
+    dir.file(
+      'config.yaml',
+      `
 rules:
   - name: ws
     match_hosts: ["ws.example.com"]
@@ -50,11 +52,26 @@ callbacks:
     ttl_seconds: 60
 access_control:
   deny_list: ["denied.example.com"]
-`);
+`,
+    );
     proc = startCli([
-      'serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${socket()}`, '--log-level', 'debug', '--egress-allow-cidrs', '127.0.0.0/8',
-      '--secrets-dir', join(dir.path, 'secrets'), '--sealing-key', join(dir.path, 'keys/sealing.key'),
-      '--signing-key', join(dir.path, 'keys/signing.key'), '--metrics-listen', '127.0.0.1:0',
+      'serve',
+      '--config',
+      join(dir.path, 'config.yaml'),
+      '--listen',
+      `unix:${socket()}`,
+      '--log-level',
+      'debug',
+      '--egress-allow-cidrs',
+      '127.0.0.0/8',
+      '--secrets-dir',
+      join(dir.path, 'secrets'),
+      '--sealing-key',
+      join(dir.path, 'keys/sealing.key'),
+      '--signing-key',
+      join(dir.path, 'keys/signing.key'),
+      '--metrics-listen',
+      '127.0.0.1:0',
     ]);
     await eventually(() => proc.output().includes('authproxy serving') && proc.output().includes('http port serving'), 10_000, 'serve to start');
   });
@@ -65,7 +82,10 @@ access_control:
   });
 
   it('serves /healthz and the signing JWKS on --metrics-listen', async () => {
-    const line = proc.output().split('\n').find((l) => l.includes('http port serving'))!;
+    const line = proc
+      .output()
+      .split('\n')
+      .find((l) => l.includes('http port serving'))!;
     const base = `http://${JSON.parse(line).listen}`;
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
@@ -77,7 +97,8 @@ access_control:
 
   it('injects every kind of credential and logs decisions without values, then exits cleanly on SIGTERM', async () => {
     const client = extProcClient(`unix:${socket()}`);
-    const auth = async (host: string, path = '/') => setHeaders((await exchange(client, [requestHeaders(host, path, { authorization: 'placeholder', 'proxy-authorization': CANARIES.workspace })])).responses[0]!).authorization;
+    const auth = async (host: string, path = '/') =>
+      setHeaders((await exchange(client, [requestHeaders(host, path, { authorization: 'placeholder', 'proxy-authorization': CANARIES.workspace })])).responses[0]!).authorization;
     expect(await auth('ws.example.com')).toBe(`Bearer ${CANARIES.workspace}`);
     expect(await auth('opaque.example.com')).toBe(CANARIES.opaque);
     expect(await auth('cb.example.com', `/x?token=${CANARIES.workspace}`)).toBe(`Bearer ${CANARIES.callbackAnswer}`);

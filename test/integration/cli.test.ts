@@ -116,7 +116,10 @@ rules:
   });
 
   it('validate rejects a plaintext opaque value and a missing secret by name', () => {
-    const bad = dir.file('bad2.yaml', `rules:\n  - name: x\n    match_hosts: ["a.example.com"]\n    headers:\n      - { name: A, type: opaque, value: "${CANARY_OPAQUE}" }\n      - { name: B, type: workspace_secret, value: "{NOPE}" }\n`);
+    const bad = dir.file(
+      'bad2.yaml',
+      `rules:\n  - name: x\n    match_hosts: ["a.example.com"]\n    headers:\n      - { name: A, type: opaque, value: "${CANARY_OPAQUE}" }\n      - { name: B, type: workspace_secret, value: "{NOPE}" }\n`,
+    );
     const r = runCli(['validate', '--config', bad, '--secrets-dir', join(dir.path, 'secrets')]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('rules[0].headers[0].value: rule "x", header "A": opaque values must be sealed');
@@ -133,14 +136,34 @@ rules:
 
   it('explain prints the decision with sensitive values redacted', () => {
     const r = runCli([
-      'explain', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'),
-      '--sealing-key', join(dir.path, 'keys/sealing.key'), 'GET', 'https://API.github.com./user?token=1',
+      'explain',
+      '--config',
+      join(dir.path, 'config.yaml'),
+      '--secrets-dir',
+      join(dir.path, 'secrets'),
+      '--sealing-key',
+      join(dir.path, 'keys/sealing.key'),
+      'GET',
+      'https://API.github.com./user?token=1',
     ]);
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ outcome: 'inject', rule: 'github-api', host: 'api.github.com', port: 443, path: '/user' });
-    expect(out.set_headers).toEqual([{ name: 'Authorization', value: '[redacted]' }, { name: 'X-Plain', value: 'visible' }]);
-    const git = runCli(['explain', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'), '--sealing-key', join(dir.path, 'keys/sealing.key'), 'GET', 'https://github.com/o/r.git/info/refs']);
+    expect(out.set_headers).toEqual([
+      { name: 'Authorization', value: '[redacted]' },
+      { name: 'X-Plain', value: 'visible' },
+    ]);
+    const git = runCli([
+      'explain',
+      '--config',
+      join(dir.path, 'config.yaml'),
+      '--secrets-dir',
+      join(dir.path, 'secrets'),
+      '--sealing-key',
+      join(dir.path, 'keys/sealing.key'),
+      'GET',
+      'https://github.com/o/r.git/info/refs',
+    ]);
     expect(JSON.parse(git.stdout).set_headers).toEqual([{ name: 'Authorization', value: '[redacted]' }]);
     expect(r.stdout + git.stdout).not.toContain(CANARY_WS);
     expect(r.stdout + git.stdout).not.toContain(CANARY_OPAQUE);
@@ -195,7 +218,19 @@ rules:
   });
 
   it('serve stops, rather than half-starts, when the admin tokens file is missing', () => {
-    const r = runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${join(dir.path, 'half.sock')}`, '--redis', 'redis://127.0.0.1:1', '--admin-listen', '127.0.0.1:0', '--admin-tokens', join(dir.path, 'missing-tokens')]);
+    const r = runCli([
+      'serve',
+      '--config',
+      join(dir.path, 'config.yaml'),
+      '--listen',
+      `unix:${join(dir.path, 'half.sock')}`,
+      '--redis',
+      'redis://127.0.0.1:1',
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--admin-tokens',
+      join(dir.path, 'missing-tokens'),
+    ]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('missing-tokens');
   });

@@ -57,8 +57,17 @@ describe('authproxy envoy-config and sandbox-env', () => {
     const files = makeMtls(dir.path);
     const client = files.client('sb-1');
     const mtls = runCli([
-      'envoy-config', '--authproxy', '127.0.0.1:7000', '--authproxy-tls-cert', client.cert, '--authproxy-tls-key', client.key,
-      '--authproxy-tls-ca', files.ca, '--credential-headers', 'Authorization,x-api-key',
+      'envoy-config',
+      '--authproxy',
+      '127.0.0.1:7000',
+      '--authproxy-tls-cert',
+      client.cert,
+      '--authproxy-tls-key',
+      client.key,
+      '--authproxy-tls-ca',
+      files.ca,
+      '--credential-headers',
+      'Authorization,x-api-key',
     ]);
     expect(mtls.status).toBe(0);
     expect(mtls.stdout).toContain('allow_expression');
@@ -85,7 +94,9 @@ describe('authproxy envoy-config and sandbox-env', () => {
   });
 
   it('sandbox-env prints proxy, NO_PROXY, CA variables and env_vars placeholders, never a secret', () => {
-    const config = dir.file('config.yaml', `
+    const config = dir.file(
+      'config.yaml',
+      `
 rules:
   - name: openai
     match_hosts: ["api.openai.com"]
@@ -97,14 +108,20 @@ rules:
     headers: [{ name: A, type: plaintext, value: "v" }]
     env_vars: { DISABLED_VAR: nope }
 no_proxy: ["localhost", "*.internal.example.com", "::1"]
-`);
+`,
+    );
     const r = runCli(['sandbox-env', '--config', config, '--proxy-url', 'http://127.0.0.1:15000', '--ca-file', '/etc/ca.pem', '--format', 'json']);
     expect(r.status).toBe(0);
     const env = JSON.parse(r.stdout);
     expect(env).toMatchObject({
-      HTTPS_PROXY: 'http://127.0.0.1:15000', http_proxy: 'http://127.0.0.1:15000',
+      HTTPS_PROXY: 'http://127.0.0.1:15000',
+      http_proxy: 'http://127.0.0.1:15000',
       NO_PROXY: 'localhost,.internal.example.com,[::1]',
-      SSL_CERT_FILE: '/etc/ca.pem', CURL_CA_BUNDLE: '/etc/ca.pem', GIT_SSL_CAINFO: '/etc/ca.pem', REQUESTS_CA_BUNDLE: '/etc/ca.pem', NODE_EXTRA_CA_CERTS: '/etc/ca.pem',
+      SSL_CERT_FILE: '/etc/ca.pem',
+      CURL_CA_BUNDLE: '/etc/ca.pem',
+      GIT_SSL_CAINFO: '/etc/ca.pem',
+      REQUESTS_CA_BUNDLE: '/etc/ca.pem',
+      NODE_EXTRA_CA_CERTS: '/etc/ca.pem',
       OPENAI_API_KEY: 'proxy-injected',
     });
     expect(env.DISABLED_VAR).toBeUndefined();

@@ -126,9 +126,7 @@ access_control:
   });
 
   it('serves many concurrent streams', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 200 }, (_, i) => exchange(client, [requestHeaders('api.github.com', i % 2 ? '/user' : '/nope')])),
-    );
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => exchange(client, [requestHeaders('api.github.com', i % 2 ? '/user' : '/nope')])));
     results.forEach(({ responses, status }, i) => {
       expect(status.code).toBe(grpc.status.OK);
       expect(setHeaders(responses[0]!).authorization).toBe(i % 2 ? `Bearer ${CANARY}` : undefined);
@@ -142,9 +140,7 @@ access_control:
       check(req: object, cb: (err: Error | null, res: { status: string }) => void): void;
       close(): void;
     };
-    const res = await new Promise<{ status: string }>((resolve, reject) =>
-      health.check({ service: 'envoy.service.ext_proc.v3.ExternalProcessor' }, (err, r) => (err ? reject(err) : resolve(r))),
-    );
+    const res = await new Promise<{ status: string }>((resolve, reject) => health.check({ service: 'envoy.service.ext_proc.v3.ExternalProcessor' }, (err, r) => (err ? reject(err) : resolve(r))));
     health.close();
     expect(res.status).toBe('SERVING');
   });

@@ -36,7 +36,9 @@ describe('full_request callbacks over real gRPC', () => {
   beforeAll(async () => {
     dir = tempDir();
     callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CANARY}` }));
-    const config = dir.file('config.yaml', `
+    const config = dir.file(
+      'config.yaml',
+      `
 rules:
   - name: static
     match_hosts: ["api.static.test"]
@@ -46,7 +48,8 @@ callbacks:
     url: "${callbacks.url}"
     ttl_seconds: 60
     full_request: true
-`);
+`,
+    );
     service = await startService({ config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'sb-full', egressAllowCidrs: '127.0.0.0/8' }, logs.log);
     client = extProcClient(service.address);
   });
@@ -72,8 +75,15 @@ callbacks:
     const sent = JSON.parse(callbacks.calls[before]!.body);
     expect(sent).toMatchObject({ host: 'api.full.test', port: 443, identity: { sandbox_id: 'sb-full' } });
     expect(sent.request).toEqual({
-      method: 'POST', url: 'https://api.full.test/v1/chat?x=1', scheme: 'https', host: 'api.full.test', path: '/v1/chat', query: 'x=1',
-      headers: { 'content-type': ['application/json'] }, body_base64: Buffer.from('{"q":1}').toString('base64'), body_truncated: false,
+      method: 'POST',
+      url: 'https://api.full.test/v1/chat?x=1',
+      scheme: 'https',
+      host: 'api.full.test',
+      path: '/v1/chat',
+      query: 'x=1',
+      headers: { 'content-type': ['application/json'] },
+      body_base64: Buffer.from('{"q":1}').toString('base64'),
+      body_truncated: false,
     });
   });
 

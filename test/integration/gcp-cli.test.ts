@@ -23,7 +23,9 @@ describe('authproxy CLI with provider rules', () => {
     dir = tempDir();
     dir.dir('secrets');
     dir.file('secrets/GCP_SA', account.json);
-    config = dir.file('config.yaml', `
+    config = dir.file(
+      'config.yaml',
+      `
 rules:
   - name: aws
     type: aws
@@ -34,14 +36,21 @@ rules:
     gcp:
       service_account_json: { type: workspace_secret, value: "{GCP_SA}" }
       scopes: ["https://www.googleapis.com/auth/cloud-platform"]
-`);
+`,
+    );
   });
   afterAll(() => dir?.cleanup());
 
   it('sandbox-env prints the placeholder credentials and CA variables', () => {
     const r = runCli(['sandbox-env', '--config', config, '--ca-file', '/etc/ca.pem']);
     expect(r.status, r.stderr).toBe(0);
-    for (const line of [`export AWS_ACCESS_KEY_ID='${AWS_PLACEHOLDER_KEY_ID}'`, "export AWS_EC2_METADATA_DISABLED='true'", `export CLOUDSDK_AUTH_ACCESS_TOKEN='${GCP_PLACEHOLDER_TOKEN}'`, "export CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE='/etc/ca.pem'", "export AWS_REGION='eu-west-1'"]) {
+    for (const line of [
+      `export AWS_ACCESS_KEY_ID='${AWS_PLACEHOLDER_KEY_ID}'`,
+      "export AWS_EC2_METADATA_DISABLED='true'",
+      `export CLOUDSDK_AUTH_ACCESS_TOKEN='${GCP_PLACEHOLDER_TOKEN}'`,
+      "export CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE='/etc/ca.pem'",
+      "export AWS_REGION='eu-west-1'",
+    ]) {
       expect(r.stdout).toContain(line);
     }
   });

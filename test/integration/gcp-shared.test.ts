@@ -51,7 +51,10 @@ describe('Google Cloud tokens shared by replicas through Redis', () => {
     const logs = captureLogs();
     try {
       const minter = googleTokenMinter({ timeoutMs: 3000, agent: fake.agent() });
-      await run(fleet.replicas.map((r) => new GcpTokenHandler(new TemporaryCredentials(r.cache), minter, { log: logs.log })), () => logs.text() + fleet.replicas.map((r) => r.logs()).join(''));
+      await run(
+        fleet.replicas.map((r) => new GcpTokenHandler(new TemporaryCredentials(r.cache), minter, { log: logs.log })),
+        () => logs.text() + fleet.replicas.map((r) => r.logs()).join(''),
+      );
     } finally {
       await fleet.close();
     }

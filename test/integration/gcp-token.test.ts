@@ -25,7 +25,10 @@ describe('google token minter against a fake token endpoint', () => {
   let minter: TokenMinter;
 
   const failure = async (p: Promise<unknown>): Promise<GcpTokenFailure> => {
-    const err = await p.then(() => undefined, (e: unknown) => e);
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(GcpTokenFailure);
     const message = (err as Error).message;
     for (const secret of [account.privateKey.split('\n')[1]!, 'PRIVATE KEY', 'ya29.', 'eyJ']) expect(message).not.toContain(secret);
@@ -106,7 +109,18 @@ describe('google token minter against a fake token endpoint', () => {
   it('parseTokenAnswer: what a 2xx answer must hold', () => {
     expect(parseTokenAnswer({ access_token: 'ya29.a', expires_in: 3599, token_type: 'Bearer' })).toEqual({ accessToken: 'ya29.a', expiresInSeconds: 3599 });
     expect(parseTokenAnswer({ access_token: 'ya29.a', expires_in: '60' })).toEqual({ accessToken: 'ya29.a', expiresInSeconds: 60 });
-    for (const bad of ['text', null, [], {}, { access_token: 'a b', expires_in: 1 }, { access_token: 'a\r\nx', expires_in: 1 }, { access_token: 'a', expires_in: 0 }, { access_token: 'a' }, { access_token: 'a', expires_in: 5, token_type: 'mac' }, { access_token: 'x'.repeat(8001), expires_in: 5 }]) {
+    for (const bad of [
+      'text',
+      null,
+      [],
+      {},
+      { access_token: 'a b', expires_in: 1 },
+      { access_token: 'a\r\nx', expires_in: 1 },
+      { access_token: 'a', expires_in: 0 },
+      { access_token: 'a' },
+      { access_token: 'a', expires_in: 5, token_type: 'mac' },
+      { access_token: 'x'.repeat(8001), expires_in: 5 },
+    ]) {
       expect(() => parseTokenAnswer(bad), JSON.stringify(bad)?.slice(0, 40)).toThrow(GcpTokenFailure);
     }
   });

@@ -41,7 +41,9 @@ function render(files: string[] = [], sets: string[] = []): string {
 }
 
 function objects(yaml: string): Obj[] {
-  return parseAllDocuments(yaml).map((d) => d.toJS() as Obj).filter((o) => o && typeof o === 'object');
+  return parseAllDocuments(yaml)
+    .map((d) => d.toJS() as Obj)
+    .filter((o) => o && typeof o === 'object');
 }
 
 function validate(yaml: string): { status: number | null; out: string } {
@@ -53,7 +55,11 @@ const find = (objs: Obj[], kind: string, name?: string) => objs.find((o) => o.ki
 
 const VALUE_SETS: { name: string; files: string[]; kinds: string[] }[] = [
   { name: 'default values', files: [], kinds: ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount'] },
-  { name: 'examples/values-ha.yaml', files: ['examples/values-ha.yaml'], kinds: ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ServiceMonitor'] },
+  {
+    name: 'examples/values-ha.yaml',
+    files: ['examples/values-ha.yaml'],
+    kinds: ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ServiceMonitor'],
+  },
   { name: 'examples/values-sidecar-transparent.yaml', files: ['examples/values-sidecar-transparent.yaml'], kinds: ['ConfigMap', 'Pod', 'Secret'] },
 ];
 
@@ -93,7 +99,7 @@ class PodRun {
 
   constructor(
     private readonly root: string,
-    private readonly pod: Obj,
+    pod: Obj,
     private readonly rendered: Obj[],
     private readonly fixtures: Fixtures,
   ) {
@@ -124,9 +130,7 @@ class PodRun {
 
   /** Mount paths of `container` → the volume directories, longest first. */
   mountsOf(container: Obj): [string, string][] {
-    return (container.volumeMounts ?? [])
-      .map((m: Obj) => [m.mountPath, join(this.root, 'volumes', m.name)] as [string, string])
-      .sort((a: [string, string], b: [string, string]) => b[0].length - a[0].length);
+    return (container.volumeMounts ?? []).map((m: Obj) => [m.mountPath, join(this.root, 'volumes', m.name)] as [string, string]).sort((a: [string, string], b: [string, string]) => b[0].length - a[0].length);
   }
 
   /** Gives each of the container's ports a free port of this machine (before anything is remapped). */
@@ -138,8 +142,8 @@ class PodRun {
   remap(container: Obj, text: string): string {
     // One pass, longest mount first, so a path already rewritten (under /tmp) is not rewritten again by a /tmp mount.
     const mounts = new Map(this.mountsOf(container));
-    const escape = (m: string) => m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    let out = mounts.size === 0 ? text : text.replace(new RegExp(`(${[...mounts.keys()].map(escape).join('|')})(?=/|$|\\s|"|')`, 'g'), (m: string) => mounts.get(m)!);
+    const escapeRegExp = (m: string) => m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const out = mounts.size === 0 ? text : text.replace(new RegExp(`(${[...mounts.keys()].map(escapeRegExp).join('|')})(?=/|$|\\s|"|')`, 'g'), (m: string) => mounts.get(m)!);
     // The container's own ports (what it listens on, and its probes dial) move to the allocated ones; other
     // addresses (the Redis URL from a Secret) are left alone.
     return out.replace(/(?:0\.0\.0\.0|127\.0\.0\.1):(\d+)\b/g, (all: string, p: string) => (this.ports.has(Number(p)) ? `127.0.0.1:${this.ports.get(Number(p))}` : all));
@@ -190,12 +194,13 @@ class PodRun {
   }
 }
 
-const stop = (child: ChildProcess | undefined) => new Promise<void>((resolve) => {
-  if (!child || child.exitCode !== null) return resolve();
-  child.once('exit', () => resolve());
-  child.kill('SIGTERM');
-  setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-});
+const stop = (child: ChildProcess | undefined) =>
+  new Promise<void>((resolve) => {
+    if (!child || child.exitCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
 
 describe.skipIf(!available && process.env.CI !== 'true')('Helm chart deploy/helm/authproxy', () => {
   let dir: TempDir;
@@ -330,7 +335,12 @@ describe.skipIf(!available && process.env.CI !== 'true')('Helm chart deploy/helm
       const ready = await run.exec(container, container.readinessProbe.exec.command);
       expect(ready.status, ready.out).toBe(0);
       // The same probe with a certificate from another CA gets no answer: the port really is mutual TLS.
-      const other = await run.exec(container, container.readinessProbe.exec.command, (c) => [...c.filter((a) => !a.startsWith('--cert=') && !a.startsWith('--key=')), `--cert=${fixtures.otherCa.cert}`, `--key=${fixtures.otherCa.key}`, '--timeout-ms=1500']);
+      const other = await run.exec(container, container.readinessProbe.exec.command, (c) => [
+        ...c.filter((a) => !a.startsWith('--cert=') && !a.startsWith('--key=')),
+        `--cert=${fixtures.otherCa.cert}`,
+        `--key=${fixtures.otherCa.key}`,
+        '--timeout-ms=1500',
+      ]);
       expect(other.status).toBe(1);
       expect(other.out).toMatch(/grpc health probe: 127\.0\.0\.1:\d+: No connection established/);
       // /metrics answers on the same port the ServiceMonitor scrapes.

@@ -30,8 +30,7 @@ describe("callback requests pass LangSmith's SandboxTokenVerifier", () => {
   /** What the endpoint's own verification returned (or why it refused), one entry per request. */
   const verified: Array<SandboxCallback | string> = [];
 
-  const ask = async (sandbox: string, host = 'api.example.com') =>
-    (await exchange(client, [requestHeaders(host, '/v1/things?page=2')], { 'x-sandbox-id': sandbox })).responses[0]!;
+  const ask = async (sandbox: string, host = 'api.example.com') => (await exchange(client, [requestHeaders(host, '/v1/things?page=2')], { 'x-sandbox-id': sandbox })).responses[0]!;
   const received = () => {
     const call = server.calls.at(-1)!;
     return { body: call.body, signature: call.headers[CALLBACK_SIGNATURE_HEADER.toLowerCase()] as string };
@@ -40,21 +39,21 @@ describe("callback requests pass LangSmith's SandboxTokenVerifier", () => {
   beforeAll(async () => {
     dir = tempDir('authproxy-langsmith-');
     server = await startCallbackServer((req, res, body) => {
-      verifier
-        .verifyCallback({ body, signature: String(req.headers[CALLBACK_SIGNATURE_HEADER.toLowerCase()] ?? ''), aud: server.url, issuer: CONFIGURED_ISSUER })
-        .then(
-          (payload) => {
-            verified.push(payload);
-            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: { Authorization: `Bearer ${CANARY}-${payload.identity.tenant_id}` } }));
-          },
-          (err: Error) => {
-            verified.push(err.message);
-            res.writeHead(401).end();
-          },
-        );
+      verifier.verifyCallback({ body, signature: String(req.headers[CALLBACK_SIGNATURE_HEADER.toLowerCase()] ?? ''), aud: server.url, issuer: CONFIGURED_ISSUER }).then(
+        (payload) => {
+          verified.push(payload);
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: { Authorization: `Bearer ${CANARY}-${payload.identity.tenant_id}` } }));
+        },
+        (err: Error) => {
+          verified.push(err.message);
+          res.writeHead(401).end();
+        },
+      );
     });
     const callbacks = `callbacks: [{ match_hosts: ["api.example.com", "other.example.com"], url: "${server.url}", ttl_seconds: 60 }]`;
-    const config = dir.file('sandboxes.yaml', `
+    const config = dir.file(
+      'sandboxes.yaml',
+      `
 sandboxes:
   sb-acme:
     tenant_id: acme
@@ -65,7 +64,8 @@ sandboxes:
     ${callbacks}
   sb-plain:
     ${callbacks}
-`);
+`,
+    );
     service = await startService(
       { config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default', tenantId: 'ws-default', organizationId: 'org-default', callbackIssuer: CONFIGURED_ISSUER, egressAllowCidrs: '127.0.0.0/8' },
       logs.log,
@@ -118,7 +118,7 @@ sandboxes:
     const bytes = Buffer.from(body);
     bytes[bytes.indexOf('o'.charCodeAt(0))] = 'p'.charCodeAt(0);
     await expect(verifier.verifyCallback({ body: bytes, signature, aud: server.url })).rejects.toThrow('body does not match signature');
-    await expect(verifier.verifyCallback({ body: body + ' ', signature, aud: server.url })).rejects.toThrow('body does not match signature');
+    await expect(verifier.verifyCallback({ body: `${body} `, signature, aud: server.url })).rejects.toThrow('body does not match signature');
     const url = server.url;
     await expect(verifier.verifyCallback({ body, signature, aud: `${url.slice(0, -1)}X` })).rejects.toThrow('wrong audience');
     await expect(verifier.verifyCallback({ body, signature, aud: `${url}/` })).rejects.toThrow('wrong audience');

@@ -55,10 +55,22 @@ describe('log format', () => {
     });
     afterAll(() => dir.cleanup());
 
-    const serve = (extra: string[], env: Record<string, string> = {}) => startCli([
-      'serve', '--config', join(dir.path, 'config.yaml'), '--secrets-dir', join(dir.path, 'secrets'),
-      '--listen', `unix:${join(dir.path, `s-${Math.random().toString(36).slice(2, 8)}.sock`)}`, '--log-level', 'debug', ...extra,
-    ], env);
+    const serve = (extra: string[], env: Record<string, string> = {}) =>
+      startCli(
+        [
+          'serve',
+          '--config',
+          join(dir.path, 'config.yaml'),
+          '--secrets-dir',
+          join(dir.path, 'secrets'),
+          '--listen',
+          `unix:${join(dir.path, `s-${Math.random().toString(36).slice(2, 8)}.sock`)}`,
+          '--log-level',
+          'debug',
+          ...extra,
+        ],
+        env,
+      );
 
     it('pretty: readable lines, a decision at debug, a rejected reload, and never the secret', async () => {
       const proc = serve(['--log-format', 'pretty']);

@@ -41,7 +41,7 @@ describe('serve with --redis: two replicas behind one Redis', () => {
     redis = await startRedis();
     callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CANARY}` }, 50));
     const config = dir.file('config.yaml', `callbacks:\n  - match_hosts: ["api.example.com"]\n    url: "${callbacks.url}"\n    ttl_seconds: 60\n`);
-    const cacheKey = dir.file('cache.key', randomBytes(32).toString('hex') + '\n');
+    const cacheKey = dir.file('cache.key', `${randomBytes(32).toString('hex')}\n`);
     for (const name of ['a', 'b']) {
       const service = await startService({ config, listen: `unix:${join(dir.path, `${name}.sock`)}`, sandboxId: 'sb-1', redis: redis.url, cacheKey, egressAllowCidrs: '127.0.0.0/8' }, logs.log);
       services.push(service);
@@ -59,9 +59,7 @@ describe('serve with --redis: two replicas behind one Redis', () => {
   });
 
   it('answers 40 concurrent requests over both replicas with one callback call, and reports it on /metrics', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => exchange(clients[i % 2]!, [requestHeaders('api.example.com', '/v1/x')], { 'x-sandbox-id': 'sb-7' })),
-    );
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => exchange(clients[i % 2]!, [requestHeaders('api.example.com', '/v1/x')], { 'x-sandbox-id': 'sb-7' })));
     for (const { responses } of results) expect(setHeaders(responses[0]!)).toEqual({ authorization: `Bearer ${CANARY}` });
     expect(callbacks.calls).toHaveLength(1);
     const metrics = await get('/metrics');
@@ -109,12 +107,8 @@ describe('cache keys and Redis URLs', () => {
   });
 
   it('needs --cache-key or --sealing-key with --redis, and names an unreadable key file', async () => {
-    await expect(createCredentialCache({ redis: 'redis://127.0.0.1:1', callbackTimeoutMs: 5000 }, log)).rejects.toThrow(
-      '--redis: needs --cache-key or --sealing-key',
-    );
-    await expect(createCredentialCache({ redis: 'redis://127.0.0.1:1', cacheKey: '/nonexistent/k', callbackTimeoutMs: 5000 }, log)).rejects.toThrow(
-      '/nonexistent/k: cannot read cache key file (ENOENT)',
-    );
+    await expect(createCredentialCache({ redis: 'redis://127.0.0.1:1', callbackTimeoutMs: 5000 }, log)).rejects.toThrow('--redis: needs --cache-key or --sealing-key');
+    await expect(createCredentialCache({ redis: 'redis://127.0.0.1:1', cacheKey: '/nonexistent/k', callbackTimeoutMs: 5000 }, log)).rejects.toThrow('/nonexistent/k: cannot read cache key file (ENOENT)');
   });
 
   it('rejects unknown URL forms without echoing the URL (it may hold a password)', () => {

@@ -15,9 +15,15 @@ import { encodeRecord } from '../../src/sandboxes/record.js';
 import { eventually } from '../helpers/fs.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
-const config = (token: string) =>
-  validateConfig({ rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }] }] }, 'test');
-const emptyFile = { file: { default: undefined, sandboxes: new Map() }, secrets: new Map([['T1', 'one'], ['T2', 'two']]), fingerprint: '' };
+const config = (token: string) => validateConfig({ rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }] }] }, 'test');
+const emptyFile = {
+  file: { default: undefined, sandboxes: new Map() },
+  secrets: new Map([
+    ['T1', 'one'],
+    ['T2', 'two'],
+  ]),
+  fingerprint: '',
+};
 const log = createLogger('silent');
 const KEY = Buffer.alloc(32, 9);
 const mac = (id: string, json: string) => createHmac('sha256', KEY).update(`${id}\n${json}`).digest('base64url');
@@ -56,7 +62,7 @@ describe('sandbox configs across replicas through Redis', () => {
     await eventually(() => b.policyFor('sb-1') === undefined, 2000, 'replica B to drop the sandbox');
   });
 
-  it('never applies one sandbox\'s config to another', async () => {
+  it("never applies one sandbox's config to another", async () => {
     const a = await replica();
     await a.store!.put('sb-a', config('T1'));
     await eventually(() => auth(a, 'sb-a') === 'Bearer one', 2000, 'sb-a');

@@ -26,11 +26,7 @@ describe('SDK retries', () => {
 
   it('honours Retry-After in seconds (429) and as an HTTP date (503), then succeeds', async () => {
     const date = new Date(Date.now() + 10_000).toUTCString();
-    const { client, delays, requests } = await clientFor([
-      { status: 429, headers: { 'retry-after': '1' } },
-      { status: 503, headers: { 'retry-after': date } },
-      OK,
-    ]);
+    const { client, delays, requests } = await clientFor([{ status: 429, headers: { 'retry-after': '1' } }, { status: 503, headers: { 'retry-after': date } }, OK]);
     const res = await client.get('sb');
     expect(res.version).toBe(1);
     expect(requests).toHaveLength(3);

@@ -4,10 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  AuthProxyApiError, AuthProxyClient, configureGithubProxy, GITHUB_API_RULE, GITHUB_GIT_RULE, githubProxyRules, mergeGithubRules,
-  opaqueSecret, plaintext, workspaceSecret,
-} from '../../src/sdk/index.js';
+import { AuthProxyApiError, AuthProxyClient, configureGithubProxy, GITHUB_API_RULE, GITHUB_GIT_RULE, githubProxyRules, mergeGithubRules, opaqueSecret, plaintext, workspaceSecret } from '../../src/sdk/index.js';
 import { ADMIN_TOKEN, SCOPED_TOKEN, startAdminRig, type AdminRig } from '../helpers/admin.js';
 
 const CANARY = 'canary-sdk-opaque-2b7e11';
@@ -36,14 +33,20 @@ describe('SDK against the admin API', () => {
         {
           name: 'internal',
           match_hosts: ['api.internal.example'],
-          headers: [{ name: 'X-Key', ...opaqueSecret(CANARY) }, { name: 'X-Env', ...plaintext('prod') }],
+          headers: [
+            { name: 'X-Key', ...opaqueSecret(CANARY) },
+            { name: 'X-Env', ...plaintext('prod') },
+          ],
         },
       ],
     };
     const created = await client.create('sb-sdk', config);
     expect(created).toMatchObject({ sandbox_id: 'sb-sdk', version: 1 });
     const read = await client.get('sb-sdk');
-    expect(read.proxy_config.rules[1]!.headers).toEqual([{ name: 'X-Key', type: 'opaque', is_set: true }, { name: 'X-Env', type: 'plaintext', value: 'prod' }]);
+    expect(read.proxy_config.rules[1]!.headers).toEqual([
+      { name: 'X-Key', type: 'opaque', is_set: true },
+      { name: 'X-Env', type: 'plaintext', value: 'prod' },
+    ]);
     expect(JSON.stringify(read)).not.toContain(CANARY);
     expect((await client.replace('sb-sdk', config)).version).toBe(2);
     const patched = await client.patch('sb-sdk', { ...read.proxy_config, description: 'patched' });
@@ -96,7 +99,10 @@ describe('SDK against the admin API', () => {
     const stored = (await rig.store.get('sb-gh'))!;
     expect(rig.unsealer.unseal(stored.config.callbacks[0]!.request_headers[0]!.value)).toBe(`${CANARY}-cb`);
     expect(stored.config.rules[2]).toEqual(first.config.rules[2]);
-    const audit = rig.logs.lines().filter((l) => l.msg === 'audit' && l.sandbox === 'sb-gh').at(-1)!;
+    const audit = rig.logs
+      .lines()
+      .filter((l) => l.msg === 'audit' && l.sandbox === 'sb-gh')
+      .at(-1)!;
     expect(audit).toMatchObject({ action: 'patch', rules_changed: [GITHUB_API_RULE, GITHUB_GIT_RULE], rules_added: [], callbacks_changed: false });
     expect(rig.logs.text()).not.toMatch(/ghs_one|ghs_two/);
   });

@@ -62,7 +62,7 @@ describe('SDS leaves per (sandbox, host) with --bind-sandbox-to-cert', () => {
     }
   }
 
-  it("each sandbox gets a leaf and key of its own for the same host, and keeps reusing only its own", async () => {
+  it('each sandbox gets a leaf and key of its own for the same host, and keeps reusing only its own', async () => {
     const one = await leafFor(bound, 'sb-1');
     const two = await leafFor(bound, 'sb-2');
     expect(one.serial).toBeDefined();

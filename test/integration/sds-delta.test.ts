@@ -53,7 +53,12 @@ describe('SDS DeltaSecrets over real gRPC', () => {
     expect(f.minted).not.toEqual(expect.arrayContaining(['evil.test']));
     expect(f.minted.filter((h) => !h.endsWith('.example.com'))).toEqual([]);
     // Only well-formed names reach the policy.
-    expect(f.policyCalls.slice(before).map(([, h]) => h).sort()).toEqual(['evil.test', 'no-sni.invalid', 'ok.example.com']);
+    expect(
+      f.policyCalls
+        .slice(before)
+        .map(([, h]) => h)
+        .sort(),
+    ).toEqual(['evil.test', 'no-sni.invalid', 'ok.example.com']);
     secretOf(r);
     stream.cancel();
   });

@@ -38,7 +38,11 @@ describe('SDS StreamSecrets (state of the world) over real gRPC', () => {
     stream.send(request(['ack.example.com'], first.nonce));
     const second = await stream.send(request(['ack.example.com', 'ack2.example.com'], first.nonce)).next();
     expect(second.version_info).not.toBe(first.version_info);
-    expect(secrets(second).map((s) => s.name).sort()).toEqual(['ack.example.com', 'ack2.example.com']);
+    expect(
+      secrets(second)
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(['ack.example.com', 'ack2.example.com']);
     stream.cancel();
   });
 

@@ -4,7 +4,7 @@
  * within a second; a PATCH that omits an opaque value keeps it; one sandbox never gets another's credential.
  */
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthProxyClient, configureGithubProxy, opaqueSecret, workspaceSecret } from '../../src/sdk/index.js';
 import { runCli, startCli } from '../helpers/cli.js';
@@ -24,8 +24,7 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
   let clientA: grpc.Client;
   let clientB: grpc.Client;
 
-  const injected = async (client: grpc.Client, sandbox: string, host: string, path = '/') =>
-    setHeaders((await exchange(client, [requestHeaders(host, path)], { 'x-sandbox-id': sandbox })).responses[0]!);
+  const injected = async (client: grpc.Client, sandbox: string, host: string, path = '/') => setHeaders((await exchange(client, [requestHeaders(host, path)], { 'x-sandbox-id': sandbox })).responses[0]!);
   const auth = async (client: grpc.Client, sandbox: string, host = 'api.github.com', path = '/user') => (await injected(client, sandbox, host, path)).authorization;
   const internalKey = async (client: grpc.Client, sandbox: string) => (await injected(client, sandbox, 'internal.example.com'))['x-key'];
 
@@ -40,9 +39,23 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
     const adminPort = await freePort();
     for (const name of ['a', 'b']) {
       const args = [
-        'serve', '--config', join(dir.path, 'sandboxes.yaml'), '--listen', `unix:${join(dir.path, `${name}.sock`)}`,
-        '--secrets-dir', join(dir.path, 'secrets'), '--sealing-key', join(dir.path, 'keys/sealing.key'), '--signing-key', join(dir.path, 'keys/signing.key'),
-        '--redis', redis.url, '--redis-prefix', 'shared-test:', '--log-level', 'debug',
+        'serve',
+        '--config',
+        join(dir.path, 'sandboxes.yaml'),
+        '--listen',
+        `unix:${join(dir.path, `${name}.sock`)}`,
+        '--secrets-dir',
+        join(dir.path, 'secrets'),
+        '--sealing-key',
+        join(dir.path, 'keys/sealing.key'),
+        '--signing-key',
+        join(dir.path, 'keys/signing.key'),
+        '--redis',
+        redis.url,
+        '--redis-prefix',
+        'shared-test:',
+        '--log-level',
+        'debug',
         ...(name === 'a' ? ['--admin-listen', `127.0.0.1:${adminPort}`, '--admin-tokens', join(dir.path, 'tokens')] : []),
       ];
       const proc = startCli(args);
@@ -101,7 +114,7 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
     await eventually(async () => (await auth(clientB, 'sb-1')) === undefined, 1000, 'replica B to drop sb-1');
   });
 
-  it('no secret reaches either replica\'s logs', () => {
+  it("no secret reaches either replica's logs", () => {
     for (const r of replicas) {
       const out = r.output();
       expect(out).toContain('"msg":"decision"');

@@ -18,7 +18,10 @@ import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 const KEY = Buffer.alloc(32, 7);
 const PREFIX = `sec${process.pid}:`;
-const secrets = new Map([['T1', 'one'], ['T2', 'two']]);
+const secrets = new Map([
+  ['T1', 'one'],
+  ['T2', 'two'],
+]);
 const emptyFile = { file: { default: undefined, sandboxes: new Map() }, secrets, fingerprint: '' };
 const keys = generateSealingKeys();
 const unsealer = new Unsealer(parsePrivateKey(keys.privatePem, 'test key'));

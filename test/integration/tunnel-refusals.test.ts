@@ -20,10 +20,14 @@ access_control:
   deny_list: ["denied.example.com"]
 `;
 /** The inner filter's attributes for a tunnel to api.example.com (protobufjs takes Struct values camelCased). */
-const IN_TUNNEL = { 'envoy.filters.http.ext_proc': { fields: {
-  'connection.requested_server_name': { stringValue: 'api.example.com' },
-  'filter_state["authproxy.connect_authority"]': { stringValue: 'api.example.com:443' },
-} } };
+const IN_TUNNEL = {
+  'envoy.filters.http.ext_proc': {
+    fields: {
+      'connection.requested_server_name': { stringValue: 'api.example.com' },
+      'filter_state["authproxy.connect_authority"]': { stringValue: 'api.example.com:443' },
+    },
+  },
+};
 const raw = (pairs: Array<[string, string]>) => ({ request_headers: { headers: { headers: pairs.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: true }, attributes: IN_TUNNEL });
 const immediate = (r: WireResponse) => ({
   status: r.immediate_response?.status.code,
@@ -46,7 +50,11 @@ describe('refusals inside and outside intercepted tunnels', () => {
   const inject = async (message: object) => (await exchange(extProcClient(service.address), [message], { 'x-authproxy-phase': 'inject' })).responses[0]!;
 
   it('a repeated :authority or a userinfo authority inside the tunnel is 421, nothing injected', async () => {
-    const base: Array<[string, string]> = [[':method', 'GET'], [':scheme', 'https'], [':path', '/']];
+    const base: Array<[string, string]> = [
+      [':method', 'GET'],
+      [':scheme', 'https'],
+      [':path', '/'],
+    ];
     const twice = await inject(raw([...base, [':authority', 'api.example.com'], [':authority', 'evil.example']]));
     expect(immediate(twice)).toEqual({ status: 'MisdirectedRequest', body: 'host, TLS server name and CONNECT target disagree', headers: [] });
     for (const authority of ['evil.test@api.example.com', 'api.example.com,evil.example']) {

@@ -43,7 +43,19 @@ function watchModes(dir: string, name: string): { modes: number[]; stop(): void 
 }
 
 const record = (final: string, bound: Bound[], path: string) =>
-  bound.push({ path, dirMode: statSync(dirname(path)).mode & 0o777, dirOwner: statSync(dirname(path)).uid, finalExisted: (() => { try { lstatSync(final); return true; } catch { return false; } })() });
+  bound.push({
+    path,
+    dirMode: statSync(dirname(path)).mode & 0o777,
+    dirOwner: statSync(dirname(path)).uid,
+    finalExisted: (() => {
+      try {
+        lstatSync(final);
+        return true;
+      } catch {
+        return false;
+      }
+    })(),
+  });
 
 function expectPrivate(final: string, bound: Bound[], seen: number[]): void {
   expect(bound).toHaveLength(1);
@@ -90,7 +102,14 @@ describe('Unix sockets are never world-connectable, not even for an instant', ()
       return (original as (...a: unknown[]) => Server).apply(this, args);
     });
     final = join(dir.path, 'admin.sock');
-    const admin = await startAdminServer({ listen: `unix:${final}`, tokens: AdminTokens.fromText('admin-token-0123456789abcdef'), store: {} as SandboxStore, registry: { isFileSandbox: () => false, check: () => [] }, sealPublicKey: undefined, log: createLogger('silent') });
+    const admin = await startAdminServer({
+      listen: `unix:${final}`,
+      tokens: AdminTokens.fromText('admin-token-0123456789abcdef'),
+      store: {} as SandboxStore,
+      registry: { isFileSandbox: () => false, check: () => [] },
+      sealPublicKey: undefined,
+      log: createLogger('silent'),
+    });
     expectPrivate(final, bound, []);
     await admin.close();
     expect(readdirSync(dir.path)).toEqual([]);

@@ -118,10 +118,7 @@ describe('parseAccessEntry: invalid entries, each message exact', () => {
 describe('config validation of access_control', () => {
   it('names the field of every bad entry', () => {
     const err = thrown(() => validateConfig({ access_control: { deny_list: ['ok.example.com', 'a.example.com:0', '~['] } }, 'api'));
-    expect(err.problems).toEqual([
-      'api: access_control.deny_list[1]: "a.example.com:0" has a port outside 1..65535',
-      'api: access_control.deny_list[2]: "~[" is not a valid RE2 regex: missing closing ]',
-    ]);
+    expect(err.problems).toEqual(['api: access_control.deny_list[1]: "a.example.com:0" has a port outside 1..65535', 'api: access_control.deny_list[2]: "~[" is not a valid RE2 regex: missing closing ]']);
   });
 
   it('refuses two populated lists, and an access_control with neither list', () => {
@@ -303,7 +300,10 @@ describe('allow vs deny through decide() and decideRoute()', () => {
 
   it('refuses with access_denied and the normalised target', () => {
     expect(decideRoute(allow, 'CONNECT', 'API.GitHub.com.:8443')).toEqual({
-      outcome: 'refuse', status: 403, reason: 'access_denied', target: { host: 'api.github.com', port: 8443 },
+      outcome: 'refuse',
+      status: 403,
+      reason: 'access_denied',
+      target: { host: 'api.github.com', port: 8443 },
     });
   });
 

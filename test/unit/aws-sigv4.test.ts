@@ -25,8 +25,25 @@ const hex = (data: string | Buffer) => createHash('sha256').update(data).digest(
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
 /** SigV4 from the spec: canonical request, string to sign, derived key. */
-function independentSignature(r: { method: string; path: string; query: string; headers: Record<string, string>; signed: string[]; payloadHash: string; amzDate: string; region: string; service: string; secret: string }): string {
-  const uri = r.service === 's3' ? r.path : r.path.split('/').map((seg) => rfc3986(seg)).join('/');
+function independentSignature(r: {
+  method: string;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  signed: string[];
+  payloadHash: string;
+  amzDate: string;
+  region: string;
+  service: string;
+  secret: string;
+}): string {
+  const uri =
+    r.service === 's3'
+      ? r.path
+      : r.path
+          .split('/')
+          .map((seg) => rfc3986(seg))
+          .join('/');
   const query = r.query
     .split('&')
     .filter(Boolean)
@@ -48,7 +65,11 @@ const authParts = (value: string) => /Credential=([^,]+), SignedHeaders=([^,]+),
 describe('SigV4 Authorization parsing', () => {
   it('reads credential scope and signed headers; refuses other schemes and malformed ones', () => {
     expect(parseAuthorization(PLACEHOLDER_AUTH('s3', 'eu-west-1', 'host;x-amz-content-sha256;x-amz-date'))).toEqual({
-      accessKeyId: 'AKIAAUTHPROXYEXAMPLE', date: '20250101', region: 'eu-west-1', service: 's3', signedHeaders: ['host', 'x-amz-content-sha256', 'x-amz-date'],
+      accessKeyId: 'AKIAAUTHPROXYEXAMPLE',
+      date: '20250101',
+      region: 'eu-west-1',
+      service: 's3',
+      signedHeaders: ['host', 'x-amz-content-sha256', 'x-amz-date'],
     });
     expect(parseAuthorization(undefined)).toBeUndefined();
     expect(parseAuthorization('Bearer x')).toBeUndefined();
@@ -56,7 +77,7 @@ describe('SigV4 Authorization parsing', () => {
     expect(parseAuthorization(PLACEHOLDER_AUTH('s3').replace('/aws4_request', '/aws5_request'))).toBeUndefined();
     expect(parseAuthorization(PLACEHOLDER_AUTH('s3').replace(`Signature=${'a'.repeat(64)}`, 'Signature=zz'))).toBeUndefined();
     expect(parseAuthorization(`${PLACEHOLDER_AUTH('s3')}, Signature=${'b'.repeat(64)}`)).toBeUndefined();
-    expect(parseAuthorization('AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/s3, SignedHeaders=host, Signature=' + 'a'.repeat(64))).toBeUndefined();
+    expect(parseAuthorization(`AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/s3, SignedHeaders=host, Signature=${'a'.repeat(64)}`)).toBeUndefined();
   });
 
   it('recognises presigned URLs by their query', () => {
@@ -101,27 +122,54 @@ describe('credential scope against the host', () => {
 describe('re-signing, checked independently', () => {
   it('matches the AWS SigV4 test suite (get-vanilla)', async () => {
     const out = await resign({
-      method: 'GET', authority: 'example.amazonaws.com', path: '/', headers: { 'x-amz-date': ['20150830T123600Z'] },
+      method: 'GET',
+      authority: 'example.amazonaws.com',
+      path: '/',
+      headers: { 'x-amz-date': ['20150830T123600Z'] },
       auth: parseAuthorization(`AWS4-HMAC-SHA256 Credential=X/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`)!,
-      payload: { body: new Uint8Array(0) }, credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' }, now: new Date('2015-08-30T12:36:00Z'),
+      payload: { body: new Uint8Array(0) },
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' },
+      now: new Date('2015-08-30T12:36:00Z'),
     });
-    expect(Object.fromEntries(out.set).authorization).toBe('AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31');
+    expect(Object.fromEntries(out.set).authorization).toBe(
+      'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    );
   });
 
   it('a DynamoDB POST (body hashed) and an encoded Lambda path with a query verify with the real secret', async () => {
     const now = new Date('2025-03-04T05:06:07Z');
     const body = Buffer.from(JSON.stringify({ TableName: 't', Item: { id: { S: 'x' } } }));
     const cases: Array<{ service: string; method: string; path: string; query: string; headers: Record<string, string>; signed: string[]; body: Buffer }> = [
-      { service: 'dynamodb', method: 'POST', path: '/', query: '', headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'DynamoDB_20120810.PutItem', 'x-forwarded-proto': 'https' }, signed: ['content-type', 'host', 'x-amz-date', 'x-amz-target'], body },
-      { service: 'lambda', method: 'POST', path: '/2015-03-31/functions/my%3Afn/invocations', query: 'Qualifier=v%201&b=%2A', headers: { 'x-amz-user-agent': '  aws-sdk   js ' }, signed: ['host', 'x-amz-date', 'x-amz-user-agent'], body: Buffer.alloc(0) },
+      {
+        service: 'dynamodb',
+        method: 'POST',
+        path: '/',
+        query: '',
+        headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'DynamoDB_20120810.PutItem', 'x-forwarded-proto': 'https' },
+        signed: ['content-type', 'host', 'x-amz-date', 'x-amz-target'],
+        body,
+      },
+      {
+        service: 'lambda',
+        method: 'POST',
+        path: '/2015-03-31/functions/my%3Afn/invocations',
+        query: 'Qualifier=v%201&b=%2A',
+        headers: { 'x-amz-user-agent': '  aws-sdk   js ' },
+        signed: ['host', 'x-amz-date', 'x-amz-user-agent'],
+        body: Buffer.alloc(0),
+      },
     ];
     for (const c of cases) {
       const host = `${c.service}.us-east-1.amazonaws.com`;
       const out = await resign({
-        method: c.method, authority: host, path: c.query ? `${c.path}?${c.query}` : c.path,
+        method: c.method,
+        authority: host,
+        path: c.query ? `${c.path}?${c.query}` : c.path,
         headers: Object.fromEntries(Object.entries({ ...c.headers, 'x-amz-date': '20250101T000000Z', authorization: 'placeholder' }).map(([k, v]) => [k, [v]])),
         auth: parseAuthorization(PLACEHOLDER_AUTH(c.service, 'us-east-1', c.signed.join(';')))!,
-        payload: { body: c.body }, credentials: REAL, now,
+        payload: { body: c.body },
+        credentials: REAL,
+        now,
       });
       const set = Object.fromEntries(out.set);
       expect(set['x-amz-date']).toBe('20250304T050607Z');
@@ -136,14 +184,20 @@ describe('re-signing, checked independently', () => {
 });
 
 describe('AwsSigner through the Engine', () => {
-  const policy = policyFrom(`
+  const policy = policyFrom(
+    `
 rules:
   - name: aws
     type: aws
     aws:
       access_key_id: { type: workspace_secret, value: "{KEY_ID}" }
       secret_access_key: { type: workspace_secret, value: "{SECRET}" }
-`, new Map([['KEY_ID', REAL.accessKeyId], ['SECRET', REAL.secretAccessKey]]));
+`,
+    new Map([
+      ['KEY_ID', REAL.accessKeyId],
+      ['SECRET', REAL.secretAccessKey],
+    ]),
+  );
   const engine = async () =>
     new Engine({ policyFor: () => policy }, new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()), createLogger('silent'), {
       cloud: { aws: new AwsSigner({ log: createLogger('silent'), clock: () => new Date('2025-03-04T05:06:07Z') }) },
@@ -166,7 +220,11 @@ rules:
 
   it('signs a given x-amz-content-sha256 without the body; hashes the body otherwise; 413 past the buffer', async () => {
     const e = await engine();
-    const given = (await e.handle(req('bucket.s3.us-east-1.amazonaws.com', '/k', 'PUT'), 'sb', extras({ authorization: PLACEHOLDER_AUTH('s3', 'us-east-1', 'host;x-amz-content-sha256;x-amz-date'), 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' }, false))) as Extract<Outcome, { kind: 'continue' }>;
+    const given = (await e.handle(
+      req('bucket.s3.us-east-1.amazonaws.com', '/k', 'PUT'),
+      'sb',
+      extras({ authorization: PLACEHOLDER_AUTH('s3', 'us-east-1', 'host;x-amz-content-sha256;x-amz-date'), 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' }, false),
+    )) as Extract<Outcome, { kind: 'continue' }>;
     expect(given.kind).toBe('continue');
     expect(authParts(Object.fromEntries(given.set).authorization!)[2]).toBe('host;x-amz-content-sha256;x-amz-date');
     const held = e.handle(req('dynamodb.us-east-1.amazonaws.com', '/', 'POST'), 'sb', extras({ authorization: PLACEHOLDER_AUTH('dynamodb') }, false));
@@ -174,7 +232,20 @@ rules:
     const resume = (held as Extract<Outcome, { kind: 'awaitBody' }>).resume;
     const signed = (await resume(Buffer.from('{"a":1}'), true)) as Extract<Outcome, { kind: 'continue' }>;
     const set = Object.fromEntries(signed.set);
-    expect(authParts(set.authorization!)[3]).toBe(independentSignature({ method: 'POST', path: '/', query: '', headers: { host: 'dynamodb.us-east-1.amazonaws.com', 'x-amz-date': set['x-amz-date']! }, signed: ['host', 'x-amz-date'], payloadHash: hex('{"a":1}'), amzDate: set['x-amz-date']!, region: 'us-east-1', service: 'dynamodb', secret: REAL.secretAccessKey }));
+    expect(authParts(set.authorization!)[3]).toBe(
+      independentSignature({
+        method: 'POST',
+        path: '/',
+        query: '',
+        headers: { host: 'dynamodb.us-east-1.amazonaws.com', 'x-amz-date': set['x-amz-date']! },
+        signed: ['host', 'x-amz-date'],
+        payloadHash: hex('{"a":1}'),
+        amzDate: set['x-amz-date']!,
+        region: 'us-east-1',
+        service: 'dynamodb',
+        secret: REAL.secretAccessKey,
+      }),
+    );
     expect(await resume(Buffer.alloc(10), false)).toEqual({ kind: 'immediate', status: 413, body: AWS_REFUSALS.tooLarge });
     const empty = (await e.handle(req('dynamodb.us-east-1.amazonaws.com'), 'sb', extras({ authorization: PLACEHOLDER_AUTH('dynamodb') }))) as Extract<Outcome, { kind: 'continue' }>;
     expect(empty.kind).toBe('continue');

@@ -44,7 +44,7 @@ describe('decideCaptured: transparent-mode rules in front of the forward proxy d
     if (reason) expect(d).toMatchObject({ reason });
   });
 
-  it('decides plain HTTP on the original port, not the Host header\'s', () => {
+  it("decides plain HTTP on the original port, not the Host header's", () => {
     expect(decideCaptured(policy, 'GET', 'plain.example.com:9999', at('http', '203.0.113.10', 80))).toMatchObject({ outcome: 'tunnel', target: { host: 'plain.example.com', port: 80 } });
   });
 
@@ -57,7 +57,13 @@ describe('decideCaptured: transparent-mode rules in front of the forward proxy d
 describe('captureDecision: raw TCP attributed by resolving the listed names', () => {
   const resolver = (answers: Record<string, string[]>): HostResolver & { asked: string[] } => {
     const asked: string[] = [];
-    return { asked, resolve: async (h) => (asked.push(h), answers[h] ?? Promise.reject(new Error('nx'))) };
+    return {
+      asked,
+      resolve: async (h) => {
+        asked.push(h);
+        return answers[h] ?? Promise.reject(new Error('nx'));
+      },
+    };
   };
 
   it('tunnels (never intercepts) to the first listed name whose answer holds the address', async () => {
@@ -79,8 +85,7 @@ describe('captureDecision: raw TCP attributed by resolving the listed names', ()
 
 describe('Engine.route with an original destination', () => {
   const noDns: HostResolver = { resolve: async (h) => Promise.reject(new Error(`unexpected lookup of ${h}`)) };
-  const engine = (resolver: HostResolver = noDns) =>
-    new Engine({ policyFor: () => policy }, {} as CallbackResolver, captureLogs().log, { egress: new EgressGuard(resolver) });
+  const engine = (resolver: HostResolver = noDns) => new Engine({ policyFor: () => policy }, {} as CallbackResolver, captureLogs().log, { egress: new EgressGuard(resolver) });
 
   it('checks and pins the original address, with no DNS lookup, keeping SNI as the target', async () => {
     await expect(engine().route('CONNECT', 'api.github.com:443', 'sb', at('tls'))).resolves.toEqual({ kind: 'route', route: 'intercept', target: { host: 'api.github.com', port: 443 }, address: '203.0.113.10' });
@@ -93,7 +98,12 @@ describe('Engine.route with an original destination', () => {
 
   it('without an original destination still resolves the CONNECT target (forward mode unchanged)', async () => {
     const asked: string[] = [];
-    const r: HostResolver = { resolve: async (h) => (asked.push(h), ['203.0.113.77']) };
+    const r: HostResolver = {
+      resolve: async (h) => {
+        asked.push(h);
+        return ['203.0.113.77'];
+      },
+    };
     await expect(engine(r).route('CONNECT', 'api.github.com:443', 'sb')).resolves.toMatchObject({ route: 'intercept', address: '203.0.113.77' });
     expect(asked).toEqual(['api.github.com']);
   });
@@ -103,13 +113,50 @@ describe('capturedFrom: the capture headers Envoy sets', () => {
   const headers = (pairs: Array<[string, string]>) => ({ headers: { headers: pairs.map(([key, v]) => ({ key, value: '', rawValue: Buffer.from(v) })) }, attributes: {}, endOfStream: true }) as never;
 
   it.each<[Array<[string, string]>, OriginalDestination | undefined]>([
-    [[['x-authproxy-original-dst', '203.0.113.10:443'], ['x-authproxy-capture', 'tls']], { address: '203.0.113.10', port: 443, kind: 'tls' }],
-    [[['x-authproxy-original-dst', '[2001:db8::1]:5432'], ['x-authproxy-capture', 'tcp']], { address: '2001:db8::1', port: 5432, kind: 'tcp' }],
+    [
+      [
+        ['x-authproxy-original-dst', '203.0.113.10:443'],
+        ['x-authproxy-capture', 'tls'],
+      ],
+      { address: '203.0.113.10', port: 443, kind: 'tls' },
+    ],
+    [
+      [
+        ['x-authproxy-original-dst', '[2001:db8::1]:5432'],
+        ['x-authproxy-capture', 'tcp'],
+      ],
+      { address: '2001:db8::1', port: 5432, kind: 'tcp' },
+    ],
     [[['x-authproxy-original-dst', '203.0.113.10:443']], undefined],
-    [[['x-authproxy-original-dst', '203.0.113.10:443'], ['x-authproxy-capture', 'udp']], undefined],
-    [[['x-authproxy-original-dst', 'example.com:443'], ['x-authproxy-capture', 'tls']], undefined],
-    [[['x-authproxy-original-dst', '203.0.113.10:0'], ['x-authproxy-capture', 'tls']], undefined],
-    [[['x-authproxy-original-dst', '203.0.113.10:443'], ['x-authproxy-original-dst', '10.0.0.1:443'], ['x-authproxy-capture', 'tls']], undefined],
+    [
+      [
+        ['x-authproxy-original-dst', '203.0.113.10:443'],
+        ['x-authproxy-capture', 'udp'],
+      ],
+      undefined,
+    ],
+    [
+      [
+        ['x-authproxy-original-dst', 'example.com:443'],
+        ['x-authproxy-capture', 'tls'],
+      ],
+      undefined,
+    ],
+    [
+      [
+        ['x-authproxy-original-dst', '203.0.113.10:0'],
+        ['x-authproxy-capture', 'tls'],
+      ],
+      undefined,
+    ],
+    [
+      [
+        ['x-authproxy-original-dst', '203.0.113.10:443'],
+        ['x-authproxy-original-dst', '10.0.0.1:443'],
+        ['x-authproxy-capture', 'tls'],
+      ],
+      undefined,
+    ],
   ])('%j -> %j', (pairs, expected) => {
     expect(capturedFrom(headers(pairs))).toEqual(expected);
   });

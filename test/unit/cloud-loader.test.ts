@@ -93,7 +93,12 @@ describe('deferredFileApply', () => {
   it('applies at once when nothing is missing, as before', () => {
     const applied: LoadedSources[] = [];
     const counted: string[] = [];
-    const reloads = deferredFileApply(new CloudModules(factories()), (l) => applied.push(l), (r) => counted.push(r), captureLogs().log);
+    const reloads = deferredFileApply(
+      new CloudModules(factories()),
+      (l) => applied.push(l),
+      (r) => counted.push(r),
+      captureLogs().log,
+    );
     const l = loaded(false);
     reloads.apply(l);
     reloads.onReload('ok');
@@ -105,7 +110,12 @@ describe('deferredFileApply', () => {
     const applied: LoadedSources[] = [];
     const counted: string[] = [];
     const cloud = new CloudModules(factories());
-    const reloads = deferredFileApply(cloud, (l) => applied.push(l), (r) => counted.push(r), captureLogs().log);
+    const reloads = deferredFileApply(
+      cloud,
+      (l) => applied.push(l),
+      (r) => counted.push(r),
+      captureLogs().log,
+    );
     const l = loaded(true, true);
     reloads.apply(l);
     reloads.onReload('ok');
@@ -120,7 +130,12 @@ describe('deferredFileApply', () => {
     const applied: LoadedSources[] = [];
     const counted: string[] = [];
     const logs = captureLogs();
-    const reloads = deferredFileApply(new CloudModules(factories({ gcp: true })), (l) => applied.push(l), (r) => counted.push(r), logs.log);
+    const reloads = deferredFileApply(
+      new CloudModules(factories({ gcp: true })),
+      (l) => applied.push(l),
+      (r) => counted.push(r),
+      logs.log,
+    );
     reloads.apply(loaded(false, true));
     reloads.onReload('ok');
     await new Promise((r) => setTimeout(r, 10));
@@ -131,7 +146,12 @@ describe('deferredFileApply', () => {
 
   it('a newer reload wins over one still waiting for its provider', async () => {
     const applied: LoadedSources[] = [];
-    const reloads = deferredFileApply(new CloudModules(factories()), (l) => applied.push(l), () => {}, captureLogs().log);
+    const reloads = deferredFileApply(
+      new CloudModules(factories()),
+      (l) => applied.push(l),
+      () => {},
+      captureLogs().log,
+    );
     const older = loaded(true);
     const newer = loaded(false);
     reloads.apply(older);

@@ -43,15 +43,28 @@ describe('config file: one proxy_config or a sandboxes: map', () => {
     expect(problems(() => compileFile(file, { secrets: new Map([['OK', 'v']]), unsealer: undefined }, 'F'))).toEqual([
       'F: sandboxes.sb-2.rules[0].headers[0].value: rule "r", header "Authorization": workspace secret "NOPE" is not set',
     ]);
-    const compiled = compileFile(file, { secrets: new Map([['OK', 'v'], ['NOPE', 'w']]), unsealer: undefined }, 'F');
+    const compiled = compileFile(
+      file,
+      {
+        secrets: new Map([
+          ['OK', 'v'],
+          ['NOPE', 'w'],
+        ]),
+        unsealer: undefined,
+      },
+      'F',
+    );
     expect(compiled.sandboxes.get('sb-2')!.rules[0]!.headers[0]!.value).toBe('Bearer w');
   });
 
-  it('reads tenant_id and organization_id beside a sandbox\'s proxy_config fields', () => {
+  it("reads tenant_id and organization_id beside a sandbox's proxy_config fields", () => {
     const file = parseConfigFile(`sandboxes:\n  sb-1: { tenant_id: acme, organization_id: "org:1", rules: [] }\n  sb-2: { tenant_id: beta }\n  sb-3: {}\n  sb-4:\n`, 'F');
     expect([...file.sandboxes.keys()]).toEqual(['sb-1', 'sb-2', 'sb-3', 'sb-4']);
     expect(file.sandboxes.get('sb-1')).not.toHaveProperty('tenant_id');
-    expect([...file.identities!]).toEqual([['sb-1', { tenantId: 'acme', organizationId: 'org:1' }], ['sb-2', { tenantId: 'beta' }]]);
+    expect([...file.identities!]).toEqual([
+      ['sb-1', { tenantId: 'acme', organizationId: 'org:1' }],
+      ['sb-2', { tenantId: 'beta' }],
+    ]);
     expect(compileFile(file, { secrets: new Map(), unsealer: undefined }, 'F').identities).toBe(file.identities);
   });
 

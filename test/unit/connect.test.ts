@@ -21,7 +21,7 @@ const policy = compilePolicy(
   { secrets: new Map(), unsealer: undefined },
 );
 
-describe('decideRoute: the outer listener\'s intercept-or-tunnel choice', () => {
+describe("decideRoute: the outer listener's intercept-or-tunnel choice", () => {
   it.each([
     ['CONNECT', 'api.github.com:443', 'intercept'],
     ['CONNECT', 'API.GitHub.com.:8443', 'intercept'],
@@ -67,7 +67,11 @@ describe('decideRoute: the outer listener\'s intercept-or-tunnel choice', () => 
 
 describe('decide inside an intercepted tunnel: Host, SNI and CONNECT target must agree', () => {
   const req = (authority: string, connectAuthority: string | undefined, sni: string | undefined) => ({
-    method: 'GET', scheme: 'https', authority, path: '/', tunnel: { connectAuthority, sni },
+    method: 'GET',
+    scheme: 'https',
+    authority,
+    path: '/',
+    tunnel: { connectAuthority, sni },
   });
 
   it('injects when all three agree, using the CONNECT port', () => {

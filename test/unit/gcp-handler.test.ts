@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryCredentialCache } from '../../src/callbacks/cache.js';
-import { CallbackResolver } from '../../src/callbacks/resolver.js';
+import type { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { GCP_TOKEN_FAILED, GcpTokenHandler, type GcpDecision } from '../../src/cloud/gcp/handler.js';
 import { GcpTokenFailure, type AccessToken, type TokenMinter } from '../../src/cloud/gcp/token-minter.js';
 import { TemporaryCredentials } from '../../src/cloud/shared/temporary-credentials.js';

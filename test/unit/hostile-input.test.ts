@@ -101,7 +101,9 @@ describe('hostile input found by the fuzzers', () => {
   it('a plaintext header value in the sealed form is held to the 8192-character limit (only opaque values are opened)', () => {
     const long = `sealed:${'A'.repeat(9000)}`;
     expect(problems(() => validateConfig({ rules: [rule({ headers: [{ name: 'A', type: 'plaintext', value: long }] })] }, 'F'))).toEqual(['F: rules[0].headers[0].value: is longer than 8192 characters']);
-    expect(problems(() => validateConfig({ callbacks: [{ match_hosts: ['a.example.com'], url: 'https://t.example/', ttl_seconds: 60, request_headers: [{ name: 'A', type: 'plaintext', value: long }] }] }, 'F'))).toEqual(['F: callbacks[0].request_headers[0].value: is longer than 8192 characters']);
+    expect(problems(() => validateConfig({ callbacks: [{ match_hosts: ['a.example.com'], url: 'https://t.example/', ttl_seconds: 60, request_headers: [{ name: 'A', type: 'plaintext', value: long }] }] }, 'F'))).toEqual([
+      'F: callbacks[0].request_headers[0].value: is longer than 8192 characters',
+    ]);
     // An opaque value may be that long: what it opens to is checked when the config is applied.
     expect(() => validateConfig({ rules: [rule({ headers: [{ name: 'A', type: 'opaque', value: long }] })] }, 'F')).not.toThrow();
   });

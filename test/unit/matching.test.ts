@@ -62,10 +62,8 @@ function summary(d: Decision): string {
   }
 }
 
-const run = (policy: CompiledPolicy, authority: string, path = '/', scheme = 'https') =>
-  decide(policy, { method: 'GET', scheme, authority, path });
-const check = (policy: CompiledPolicy, authority: string, path: string, expected: string, scheme = 'https') =>
-  expect(summary(run(policy, authority, path, scheme)), `${scheme}://${authority}${path}`).toBe(expected);
+const run = (policy: CompiledPolicy, authority: string, path = '/', scheme = 'https') => decide(policy, { method: 'GET', scheme, authority, path });
+const check = (policy: CompiledPolicy, authority: string, path: string, expected: string, scheme = 'https') => expect(summary(run(policy, authority, path, scheme)), `${scheme}://${authority}${path}`).toBe(expected);
 
 describe('step 1: host normalisation', () => {
   it.each([
@@ -165,15 +163,15 @@ describe('steps 3 and 4: path normalisation and path patterns', () => {
     ['', 'pass no_match'],
   ])('paths.example.com%s -> %s', (path, expected) => check(POLICY, 'paths.example.com', path, expected));
 
-  it.each([
-    '/repos/a%2Fb', '/repos/a%2fb', '/repos/a%5Cb', '/repos/a%5cb', '/repos/a\\b', '/user;jsessionid=1', '/repos/x;v=1/y',
-    '/repos/%3B', '/repos/%zz', '/repos/%', '/repos/%2', '/repos/%%41', 'repos/x', '*',
-  ])('ambiguous path %j gets no credential', (path) => {
-    for (const authority of ['paths.example.com', 'api.openai.com', 'cb.example.com']) {
-      const d = run(POLICY, authority, path);
-      expect(summary(d), `${authority} ${path}`).toBe('pass ambiguous_path');
-    }
-  });
+  it.each(['/repos/a%2Fb', '/repos/a%2fb', '/repos/a%5Cb', '/repos/a%5cb', '/repos/a\\b', '/user;jsessionid=1', '/repos/x;v=1/y', '/repos/%3B', '/repos/%zz', '/repos/%', '/repos/%2', '/repos/%%41', 'repos/x', '*'])(
+    'ambiguous path %j gets no credential',
+    (path) => {
+      for (const authority of ['paths.example.com', 'api.openai.com', 'cb.example.com']) {
+        const d = run(POLICY, authority, path);
+        expect(summary(d), `${authority} ${path}`).toBe('pass ambiguous_path');
+      }
+    },
+  );
 
   it('keeps encoded reserved characters encoded, so they never match a literal', () => {
     check(POLICY, 'paths.example.com', '/x%5B12%5D/c', 'pass no_match');
@@ -202,14 +200,8 @@ describe('step 5: no_proxy', () => {
 
 describe('step 6: access_control', () => {
   const rule = (host: string) => `  - name: ${host}\n    match_hosts: ["${host}"]\n${header('OAI')}`;
-  const allow = policyFrom(
-    `rules:\n${rule('api.openai.com')}${rule('github.com')}access_control:\n  allow_list: ["*.github.com", "api.openai.com"]\nno_proxy: ["localhost"]\n`,
-    SECRETS,
-  );
-  const deny = policyFrom(
-    `rules:\n${rule('api.openai.com')}${rule('evil.example.com')}access_control:\n  deny_list: ["evil.example.com", "*.tracker.example"]\n`,
-    SECRETS,
-  );
+  const allow = policyFrom(`rules:\n${rule('api.openai.com')}${rule('github.com')}access_control:\n  allow_list: ["*.github.com", "api.openai.com"]\nno_proxy: ["localhost"]\n`, SECRETS);
+  const deny = policyFrom(`rules:\n${rule('api.openai.com')}${rule('evil.example.com')}access_control:\n  deny_list: ["evil.example.com", "*.tracker.example"]\n`, SECRETS);
 
   it.each([
     ['api.openai.com', 'inject api.openai.com'],

@@ -22,7 +22,11 @@ const ROLE = 'arn:aws:iam::123456789012:role/sandbox-agents';
 const KEY_ID = 'AKIAFAKECANARY000001';
 const SECRET = 'FAKE/secret/canary+0000000000000000000000';
 const SA = makeServiceAccount('https://oauth2.googleapis.com/token');
-const SECRETS = new Map([['AWS_KEY_ID', KEY_ID], ['AWS_SECRET', SECRET], ['GCP_SA', SA.json]]);
+const SECRETS = new Map([
+  ['AWS_KEY_ID', KEY_ID],
+  ['AWS_SECRET', SECRET],
+  ['GCP_SA', SA.json],
+]);
 const compile = (config: unknown, ctx: Partial<CompileContext> = {}) => compilePolicy(validateConfig(JSON.parse(JSON.stringify(config)), 'SDK'), { secrets: SECRETS, unsealer: undefined, ...ctx });
 
 describe('langsmith/sandbox helpers build configs authproxy takes unchanged', () => {
@@ -67,10 +71,7 @@ describe('langsmith/sandbox helpers build configs authproxy takes unchanged', ()
     const unsealer = new Unsealer(parsePrivateKey(keys.privatePem, 'key'));
     const sealedFor = (value: string, provider: 'aws' | 'gcp') => opaqueSecret(seal(value, pub, { sandbox: '*', target: { provider } }));
     const config = proxyConfig({
-      rules: [
-        awsAuth({ accessKeyId: sealedFor(KEY_ID, 'aws'), secretAccessKey: sealedFor(SECRET, 'aws') }),
-        gcpAuth({ serviceAccountJson: sealedFor(SA.json, 'gcp'), scopes: [SCOPE] }),
-      ],
+      rules: [awsAuth({ accessKeyId: sealedFor(KEY_ID, 'aws'), secretAccessKey: sealedFor(SECRET, 'aws') }), gcpAuth({ serviceAccountJson: sealedFor(SA.json, 'gcp'), scopes: [SCOPE] })],
     });
     const policy = compile(config, { unsealer });
     expect(policy.aws!.auth).toEqual({ kind: 'static', accessKeyId: KEY_ID, secretAccessKey: SECRET });

@@ -187,9 +187,7 @@ describe('CertificateAuthority.load', () => {
     const err = await failure(CertificateAuthority.load(missing, dir.file('x.key', pem.keyPem)));
     expect([err.code, err.message]).toEqual(['config_io', `${missing}: cannot read CA certificate (ENOENT)`]);
     const missingKey = `${dir.path}/nope.key`;
-    expect((await failure(CertificateAuthority.load(dir.file('y.crt', pem.certPem), missingKey))).message).toBe(
-      `${missingKey}: cannot read CA private key (ENOENT)`,
-    );
+    expect((await failure(CertificateAuthority.load(dir.file('y.crt', pem.certPem), missingKey))).message).toBe(`${missingKey}: cannot read CA private key (ENOENT)`);
   });
 
   it.each<[string, () => [string, string], 'crt' | 'key', string]>([

@@ -113,7 +113,9 @@ describe('a sealed value is only opened where it was sealed for', () => {
   it('an unbound value is refused unless --allow-unbound-seals, which reports it for a warning', () => {
     const value = seal(PLAIN, publicKey);
     const err = thrown(() => policyFrom(rule(['api.example.com'], value), new Map(), unsealer, { sandboxId: 'sb-1' }));
-    expect(err.problems).toEqual([`${FIELD} is not bound to a sandbox and hosts (sealed before bindings existed); seal it again with \`authproxy seal --sandbox ID|'*' --hosts ...\`, or serve with --allow-unbound-seals`]);
+    expect(err.problems).toEqual([
+      `${FIELD} is not bound to a sandbox and hosts (sealed before bindings existed); seal it again with \`authproxy seal --sandbox ID|'*' --hosts ...\`, or serve with --allow-unbound-seals`,
+    ]);
     const allowed = policyFrom(rule(['api.example.com'], value), new Map(), unsealer, { sandboxId: 'sb-1', allowUnboundSeals: true });
     expect(allowed.rules[0]!.headers[0]!.value).toBe(PLAIN);
     expect(allowed.unboundSeals).toEqual(['rules[0].headers[0].value: rule "r", header "Authorization"']);

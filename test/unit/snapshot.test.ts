@@ -2,11 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { buildSnapshot, snapshotHeaders, SNAPSHOT_BODY_LIMIT } from '../../src/callbacks/snapshot.js';
 
 const src = (over: Partial<Parameters<typeof buildSnapshot>[0]> = {}) => ({
-  method: 'POST', scheme: 'https', path: '/v1/x?b=2&a=1', headers: { 'content-type': ['application/json'] }, body: Buffer.from('{"a":1}'), complete: true, ...over,
+  method: 'POST',
+  scheme: 'https',
+  path: '/v1/x?b=2&a=1',
+  headers: { 'content-type': ['application/json'] },
+  body: Buffer.from('{"a":1}'),
+  complete: true,
+  ...over,
 });
 
 describe('buildSnapshot', () => {
-  it('builds LangSmith\'s SandboxCallbackRequest from the request and its decided target', () => {
+  it("builds LangSmith's SandboxCallbackRequest from the request and its decided target", () => {
     expect(buildSnapshot(src(), { host: 'api.example.com', port: 443 })).toEqual({
       method: 'POST',
       url: 'https://api.example.com/v1/x?b=2&a=1',
@@ -41,8 +47,10 @@ describe('buildSnapshot', () => {
 describe('snapshotHeaders', () => {
   const h = (key: string, v: string | Buffer) => ({ key, value: '', rawValue: Buffer.isBuffer(v) ? v : Buffer.from(v) });
   it('groups repeated names in order and leaves out pseudo-headers, Proxy-Authorization and x-authproxy-*', () => {
-    expect(snapshotHeaders([h(':method', 'GET'), h(':path', '/'), h('x-a', '1'), h('Proxy-Authorization', 'Basic x'), h('x-a', '2'), h('x-authproxy-route', 'i'), h('accept', '*/*')]))
-      .toEqual({ 'x-a': ['1', '2'], accept: ['*/*'] });
+    expect(snapshotHeaders([h(':method', 'GET'), h(':path', '/'), h('x-a', '1'), h('Proxy-Authorization', 'Basic x'), h('x-a', '2'), h('x-authproxy-route', 'i'), h('accept', '*/*')])).toEqual({
+      'x-a': ['1', '2'],
+      accept: ['*/*'],
+    });
   });
 
   it('decodes UTF-8 values, and bytes that are not UTF-8 one character per byte', () => {

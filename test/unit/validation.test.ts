@@ -9,7 +9,10 @@ import { CANARY, LANGCHAIN_SECRETS, policyFrom, thrown } from './support.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 const read = (sub: string, name: string) => readFileSync(join(FIXTURES, sub, name), 'utf8');
-const list = (sub: string) => readdirSync(join(FIXTURES, sub)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
+const list = (sub: string) =>
+  readdirSync(join(FIXTURES, sub))
+    .filter((f) => /\.(ya?ml|json)$/.test(f))
+    .sort();
 
 /** The `# expect: ...` lines that open an invalid fixture: the exact problems, in order. */
 function expectations(text: string): string[] {
@@ -56,7 +59,10 @@ describe('valid fixtures', () => {
     const headers = Object.fromEntries(policy.rules.map((r) => [r.name, r.headers.map((h) => [h.name, h.value, h.sensitive])]));
     expect(headers).toEqual({
       openai: [['Authorization', `Bearer ${CANARY.openai}`, true]],
-      anthropic: [['x-api-key', CANARY.anthropic, true], ['anthropic-version', '2023-06-01', false]],
+      anthropic: [
+        ['x-api-key', CANARY.anthropic, true],
+        ['anthropic-version', '2023-06-01', false],
+      ],
       'github-api': [['Authorization', `Bearer ${CANARY.github}`, true]],
       'github-git': [['Authorization', `Basic ${CANARY.gitBasic}`, true]],
     });
@@ -142,7 +148,13 @@ describe('compile-time failures', () => {
 
   it('substitutes placeholders literally: several per value, no re-expansion, no $-patterns', () => {
     const yaml = ONE_RULE('      - { name: X-Pair, type: workspace_secret, value: "{A}:{B} {NOT-A-KEY} $1" }');
-    const policy = policyFrom(yaml, new Map([['A', '$&{B}'], ['B', 'FAKE-b']]));
+    const policy = policyFrom(
+      yaml,
+      new Map([
+        ['A', '$&{B}'],
+        ['B', 'FAKE-b'],
+      ]),
+    );
     expect(policy.rules[0]!.headers[0]!.value).toBe('$&{B}:FAKE-b {NOT-A-KEY} $1');
   });
 
@@ -156,9 +168,7 @@ describe('compile-time failures', () => {
 
   it('an opaque plaintext value is a config error that never echoes the value', () => {
     const err = thrown(() => policyFrom(opaque(PLAIN), new Map(), unsealer));
-    expect(err.problems).toEqual([
-      'rules[0].headers[0].value: rule "openai", header "Authorization": opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`',
-    ]);
+    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`']);
     expect(err.message).not.toContain('FAKE-opaque-canary');
   });
 
@@ -170,9 +180,7 @@ describe('compile-time failures', () => {
   it('an opaque value sealed to another key is rejected without echoing it', () => {
     const sealed = seal(PLAIN, parsePublicKey(other.publicPem, 'other.pub'), FOR_RULE);
     const err = thrown(() => policyFrom(opaque(sealed), new Map(), unsealer));
-    expect(err.problems).toEqual([
-      'rules[0].headers[0].value: rule "openai", header "Authorization": cannot be unsealed with this sealing key (sealed to another key, or corrupted)',
-    ]);
+    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": cannot be unsealed with this sealing key (sealed to another key, or corrupted)']);
     expect(err.message).not.toContain('FAKE-opaque-canary');
     expect(err.message).not.toContain(sealed);
   });

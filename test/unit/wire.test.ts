@@ -8,7 +8,15 @@ import { capturedFrom, wireCapturedFrom } from '../../src/extproc/capture.js';
 // The wire reader must read exactly what the generated decoder reads, for every message it may meet.
 const KEYS = [':method', ':scheme', ':authority', ':path', 'x-authproxy-original-dst', 'x-authproxy-capture', 'user-agent', ':Authority', 'x-request-id'];
 const text = fc.oneof(fc.constantFrom('GET', 'https', 'http', 'api.github.com', '/user', '203.0.113.1:443', 'tls', '', 'é'), fc.string({ maxLength: 8 }));
-const header = fc.record({ key: fc.constantFrom(...KEYS), value: text, rawValue: fc.oneof(fc.constant(Buffer.alloc(0)), text.map((s) => Buffer.from(s, 'utf8')), fc.uint8Array({ maxLength: 6 }).map((b) => Buffer.from(b))) });
+const header = fc.record({
+  key: fc.constantFrom(...KEYS),
+  value: text,
+  rawValue: fc.oneof(
+    fc.constant(Buffer.alloc(0)),
+    text.map((s) => Buffer.from(s, 'utf8')),
+    fc.uint8Array({ maxLength: 6 }).map((b) => Buffer.from(b)),
+  ),
+});
 const headers = fc.record({ headers: fc.option(fc.record({ headers: fc.array(header, { maxLength: 10 }) }), { nil: undefined }), attributes: fc.constant({}), endOfStream: fc.boolean() });
 const structValue = fc.oneof(text, fc.double({ noNaN: true }), fc.boolean(), fc.constant(null), fc.constant({ nested: 'x' }));
 const attributes = fc.dictionary(
@@ -46,17 +54,27 @@ describe('the wire reader agrees with the generated decoder', () => {
   });
 
   it('throws on malformed bytes instead of guessing', () => {
-    const valid = Buffer.from(ProcessingRequest.encode({ request: { $case: 'requestHeaders', value: { headers: { headers: [{ key: ':authority', value: '', rawValue: Buffer.from('api.github.com') }] }, attributes: {}, endOfStream: true } }, attributes: {}, observabilityMode: false, metadataContext: undefined }).finish());
+    const valid = Buffer.from(
+      ProcessingRequest.encode({
+        request: { $case: 'requestHeaders', value: { headers: { headers: [{ key: ':authority', value: '', rawValue: Buffer.from('api.github.com') }] }, attributes: {}, endOfStream: true } },
+        attributes: {},
+        observabilityMode: false,
+        metadataContext: undefined,
+      }).finish(),
+    );
     expect(() => readRequest(valid.subarray(0, valid.length - 3))).toThrow('malformed ProcessingRequest');
     expect(() => readRequest(Buffer.from([0x12, 0x7f]))).toThrow('malformed ProcessingRequest');
     expect(() => readRequest(Buffer.from([0x00]))).toThrow('malformed ProcessingRequest');
     expect(() => readRequest(Buffer.from([0x17]))).toThrow('malformed ProcessingRequest');
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
-      try {
-        readRequest(Buffer.from(b));
-      } catch (err) {
-        expect((err as Error).message).toBe('malformed ProcessingRequest');
-      }
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (b) => {
+        try {
+          readRequest(Buffer.from(b));
+        } catch (err) {
+          expect((err as Error).message).toBe('malformed ProcessingRequest');
+        }
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -117,7 +117,7 @@ describe('trimOneNewline', () => {
 });
 
 describe('PLACEHOLDER', () => {
-  it('finds {KEY} placeholders with the contract\'s KEY syntax', () => {
+  it("finds {KEY} placeholders with the contract's KEY syntax", () => {
     const keys = (s: string) => [...s.matchAll(PLACEHOLDER)].map((m) => m[1]);
     expect(keys('Bearer {OPENAI_API_KEY}')).toEqual(['OPENAI_API_KEY']);
     expect(keys('{A}{_b1}:{C}')).toEqual(['A', '_b1', 'C']);

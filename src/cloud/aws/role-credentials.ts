@@ -60,7 +60,7 @@ export class AwsRoleCredentials {
   get(roleArn: string, sessionTags: Readonly<Record<string, string>>, sandboxId: string): AwsCredentials | Promise<AwsCredentials> {
     const externalId = this.identities?.identityFor(sandboxId).tenantId ?? 'default';
     const tags = Object.entries(sessionTags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const key = 'aws-role\n' + sandboxId + '\n' + roleArn + '\n' + externalId + '\n' + JSON.stringify(tags);
+    const key = `aws-role\n${sandboxId}\n${roleArn}\n${externalId}\n${JSON.stringify(tags)}`;
     const found = this.cache.get(key, async () => {
       const role = await this.sts.assume({ roleArn, sessionName: roleSessionName(sandboxId), externalId, sessionTags });
       return { values: { accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken }, expiresAt: role.expiresAt };

@@ -41,7 +41,7 @@ export function parseAuthorization(value: string | undefined): SigV4Authorizatio
   const credential = parts.get('Credential')?.split('/');
   const signed = parts.get('SignedHeaders')?.split(';');
   const signature = parts.get('Signature');
-  if (!credential || credential.length !== 5 || !signed || signature === undefined || parts.size !== 3) return undefined;
+  if (credential?.length !== 5 || !signed || signature === undefined || parts.size !== 3) return undefined;
   const [accessKeyId, date, region, service, terminator] = credential as [string, string, string, string, string];
   if (!/^[A-Za-z0-9]{1,128}$/.test(accessKeyId) || !/^\d{8}$/.test(date) || terminator !== 'aws4_request') return undefined;
   if (!SCOPE_PART.test(region) || !SCOPE_PART.test(service) || !/^[0-9a-f]{64}$/.test(signature)) return undefined;
@@ -67,11 +67,7 @@ export function isPresigned(path: string): boolean {
 }
 
 /** What the signature says about the body: a value to sign as is, a body authproxy must hash, or a refusal. */
-export type PayloadChoice =
-  | { readonly kind: 'given'; readonly value: string }
-  | { readonly kind: 'hash' }
-  | { readonly kind: 'chunk_signed' }
-  | { readonly kind: 'invalid' };
+export type PayloadChoice = { readonly kind: 'given'; readonly value: string } | { readonly kind: 'hash' } | { readonly kind: 'chunk_signed' } | { readonly kind: 'invalid' };
 
 /** `x-amz-content-sha256` values whose body needs no hashing by authproxy. */
 const SIGNABLE = new Set(['UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER']);

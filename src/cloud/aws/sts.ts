@@ -62,4 +62,3 @@ function classify(err: unknown): AwsRoleFailure {
   if (e?.$metadata?.httpStatusCode !== undefined) return new AwsRoleFailure('status', `STS refused AssumeRole (${e.name ?? 'error'}, HTTP ${e.$metadata.httpStatusCode})`);
   return new AwsRoleFailure('transport', `STS could not be reached (${e?.code ?? e?.name ?? 'error'})`);
 }
-

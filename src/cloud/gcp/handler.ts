@@ -22,7 +22,7 @@ export const GCP_TOKEN_FAILED = 'Google Cloud token minting failed';
  * exactly the same thing) and a changed key or scope list is a different entry.
  */
 export function gcpTokenKey(rule: CompiledGcpRule): string {
-  return 'gcp-token\n' + rule.id;
+  return `gcp-token\n${rule.id}`;
 }
 
 /** What the Google Cloud handler needs besides the decision. */
@@ -87,9 +87,11 @@ export class GcpTokenHandler implements CloudHandler<GcpDecision> {
   private failed(err: unknown, decision: GcpDecision, sandboxId: string): Outcome {
     // A waiter on another replica's failed mint gets a plain CallbackFailure: its reason, not the detail.
     const body =
-      err instanceof GcpTokenFailure ? err.message
-      : err instanceof CallbackFailure ? `${GCP_TOKEN_FAILED}: the mint for this key failed on another replica (${err.reason})`
-      : `${GCP_TOKEN_FAILED}: no token could be obtained`;
+      err instanceof GcpTokenFailure
+        ? err.message
+        : err instanceof CallbackFailure
+          ? `${GCP_TOKEN_FAILED}: the mint for this key failed on another replica (${err.reason})`
+          : `${GCP_TOKEN_FAILED}: no token could be obtained`;
     const reason = err instanceof CallbackFailure ? err.reason : 'internal';
     this.options.log.warn({ sandbox: sandboxId, rule: decision.rule.name, host: decision.target.host, reason, err: body }, 'Google Cloud token minting failed');
     this.options.metrics?.decision('refuse', 'gcp_token_failed');

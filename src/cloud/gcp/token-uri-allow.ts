@@ -9,7 +9,10 @@ import { AuthProxyError } from '../../errors.js';
  * (compile-providers.ts) applies it. Throws a usage error naming the entry.
  */
 export function parseGcpTokenUriAllow(list: string, flag = '--gcp-token-uri-allow'): string[] {
-  const entries = list.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const entries = list
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
   for (const entry of entries) {
     let url: URL | undefined;
     try {
