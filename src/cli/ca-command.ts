@@ -2,7 +2,6 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
-import { generateCa } from '../sds/ca.js';
 import { envOption } from './options.js';
 
 /** Where `ca init` wrote the CA. */
@@ -20,6 +19,8 @@ export async function initCaFiles(dir: string, options: { force?: boolean; commo
   const files = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
   const existing = [files.cert, files.key].find((f) => existsSync(f));
   if (existing && !options.force) throw new AuthProxyError('usage', `${existing}: already exists (use --force to overwrite)`);
+  // The x509 stack loads only here, not with every CLI command.
+  const { generateCa } = await import('../sds/ca.js');
   const { certPem, keyPem } = await generateCa(options.commonName);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });

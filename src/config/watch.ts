@@ -51,6 +51,12 @@ function compileInputs(src: ConfigSources, inputs: ReturnType<typeof readInputs>
 }
 
 /**
+ * What applying a reload did: 'applied' at once, or 'deferred' (it waits for something, e.g. a provider
+ * module, and then applies, logs and counts itself). An apply that returns nothing counts as applied.
+ */
+export type ApplyOutcome = 'applied' | 'deferred';
+
+/**
  * Watches the config file's directory and the secrets directory (which also catches Kubernetes' `..data`
  * symlink swap and editors that replace files), plus a slow poll in case an event is missed. A valid
  * change is compiled and handed to `apply` whole; an invalid one logs one error line and keeps the last
@@ -66,7 +72,7 @@ export class ConfigWatcher {
   constructor(
     private readonly src: ConfigSources,
     initialFingerprint: string,
-    private readonly apply: (loaded: LoadedSources) => void,
+    private readonly apply: (loaded: LoadedSources) => ApplyOutcome | undefined,
     private readonly log: Logger,
     private readonly options: { debounceMs?: number; pollMs?: number; onReload?: (result: 'ok' | 'failed') => void } = {},
   ) {
@@ -105,8 +111,9 @@ export class ConfigWatcher {
       this.lastSeen = fingerprint;
       const loaded = compileInputs(this.src, inputs);
       const { file } = loaded;
-      this.apply(loaded);
+      const outcome = this.apply(loaded);
       this.lastError = undefined;
+      if (outcome === 'deferred') return;
       this.options.onReload?.('ok');
       this.log.info({ file: this.src.configPath, rules: file.default?.rules.length ?? 0, sandboxes: file.sandboxes.size }, 'config reloaded');
     } catch (err) {

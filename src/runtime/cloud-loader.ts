@@ -3,7 +3,7 @@ import type { CompiledFile } from '../config/file.js';
 import type { AwsSetup } from '../cloud/aws/setup.js';
 import type { GcpSetup } from '../cloud/gcp/setup.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
-import type { LoadedSources } from '../config/watch.js';
+import type { ApplyOutcome, LoadedSources } from '../config/watch.js';
 import type { Logger } from '../log.js';
 import type { SandboxStore } from '../sandboxes/store.js';
 import type { CloudProviders } from './engine.js';
@@ -166,10 +166,10 @@ export function cloudAwareStore(store: SandboxStore, cloud: CloudModules): Sandb
   };
 }
 
-/** The config watcher's `apply` and `onReload`, as `deferredFileApply` wraps them. */
+/** The config watcher's `apply`, as `deferredFileApply` wraps it. */
 export interface FileApply {
-  apply(loaded: LoadedSources): void;
-  onReload(result: 'ok' | 'failed'): void;
+  /** Applies at once ('applied'), or later once its providers have loaded ('deferred': it logs and counts itself). */
+  apply(loaded: LoadedSources): ApplyOutcome;
 }
 
 /**
@@ -180,13 +180,14 @@ export interface FileApply {
  */
 export function deferredFileApply(cloud: CloudModules, apply: (loaded: LoadedSources) => void, count: (result: 'ok' | 'failed') => void, log: Logger): FileApply {
   let latest = 0;
-  let deferred = false;
   return {
     apply: (loaded) => {
       const mine = ++latest;
       const needs = fileNeeds(loaded.file);
-      if (cloud.ready(needs)) return apply(loaded);
-      deferred = true;
+      if (cloud.ready(needs)) {
+        apply(loaded);
+        return 'applied';
+      }
       log.info({ providers: [...needs] }, 'config reload waits for cloud provider support to load');
       cloud.ensure(needs).then(
         () => {
@@ -199,7 +200,7 @@ export function deferredFileApply(cloud: CloudModules, apply: (loaded: LoadedSou
             return;
           }
           count('ok');
-          log.info({ providers: [...needs] }, 'config reload applied');
+          log.info({ providers: [...needs] }, 'config reloaded');
         },
         (err: unknown) => {
           if (mine !== latest) return;
@@ -207,14 +208,7 @@ export function deferredFileApply(cloud: CloudModules, apply: (loaded: LoadedSou
           log.error(`config reload rejected, keeping the last good config: ${errorLine(err)}`);
         },
       );
-    },
-    onReload: (result) => {
-      // The watcher counts a deferred reload as soon as `apply` returns: it is counted when it settles instead.
-      if (result === 'ok' && deferred) {
-        deferred = false;
-        return;
-      }
-      count(result);
+      return 'deferred';
     },
   };
 }

@@ -209,7 +209,7 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
       (result) => metrics.configReload(result),
       log,
     );
-    const watcher = new ConfigWatcher(sources, initial.fingerprint, reloads.apply, log, { pollMs: settings.pollMs, onReload: reloads.onReload }).start();
+    const watcher = new ConfigWatcher(sources, initial.fingerprint, reloads.apply, log, { pollMs: settings.pollMs, onReload: (result) => metrics.configReload(result) }).start();
     log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
     const running = cache;
     return {

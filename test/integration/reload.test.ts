@@ -102,4 +102,34 @@ describe('hot reload of config and secrets', () => {
     k8sMount(configDir, '2026_01_02', { 'config.yaml': rule('c.example.com') }, false);
     await eventually(async () => (await authFor('c.example.com')) === 'Bearer two', 5000, 'swapped config');
   });
+
+  it('a reload that first needs AWS support loads it, then applies and logs "config reloaded" once, after', async () => {
+    const secrets = dir.dir('secrets');
+    dir.file('secrets/TOKEN', 'one');
+    dir.file('secrets/AWS_KEY_ID', 'AKIAREALKEYEXAMPLE00');
+    dir.file('secrets/AWS_SECRET', 'real-secret-canary-reload');
+    const config = dir.file('config.yaml', rule('a.example.com'));
+    await start(config, secrets);
+    writeFileSync(
+      config,
+      `${rule('b.example.com')}
+  - name: aws
+    type: aws
+    aws:
+      access_key_id: { type: workspace_secret, value: "{AWS_KEY_ID}" }
+      secret_access_key: { type: workspace_secret, value: "{AWS_SECRET}" }
+`,
+    );
+    await eventually(async () => (await authFor('b.example.com')) === 'Bearer one', 10_000, 'the reload with the aws rule');
+    const lines = logs
+      .text()
+      .split('\n')
+      .filter((l) => /config reload/.test(l));
+    const waits = lines.findIndex((l) => l.includes('config reload waits for cloud provider support to load'));
+    const applied = lines.map((l, i) => (l.includes('config reloaded') ? i : -1)).filter((i) => i >= 0);
+    expect(waits).toBeGreaterThanOrEqual(0);
+    expect(applied).toHaveLength(1);
+    expect(applied[0]).toBeGreaterThan(waits);
+    expect(logs.text()).not.toContain('real-secret-canary-reload');
+  });
 });
