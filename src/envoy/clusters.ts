@@ -8,7 +8,8 @@ export interface AuthproxyTls {
   readonly ca: string;
 }
 
-const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
+/** A typed_config object (`@type` plus fields), for every Envoy extension the bootstraps configure. */
+export const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
 
 /**
  * The `grpc_service` of every ext_proc filter and SDS source: the authproxy cluster, with the sandbox's

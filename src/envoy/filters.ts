@@ -1,8 +1,11 @@
 import { parseListenAddress } from '../runtime/listen.js';
 import { ROUTE_HEADER } from '../extproc/translate.js';
 import { PHASE_METADATA_KEY } from '../extproc/server.js';
-import { grpcService } from './clusters.js';
+import { grpcService, typed } from './clusters.js';
 import type { BootstrapOptions } from './bootstrap.js';
+
+/** Re-exported: the transparent bootstrap builds its own filters with it. */
+export { typed };
 
 /**
  * The HTTP filters, routes and access logs that the bootstraps (forward proxy and transparent) assemble:
@@ -11,8 +14,6 @@ import type { BootstrapOptions } from './bootstrap.js';
 
 /** A protobuf Duration string from milliseconds. */
 export const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
-/** A typed_config object (`@type` plus fields); exported for the transparent bootstrap's own filters. */
-export const typed = (type: string, config: object = {}) => ({ '@type': `type.googleapis.com/${type}`, ...config });
 
 /** The dynamic forward proxy's DNS cache: c-ares, IPv4 first, the test resolver when `--dns-resolver` names one. */
 export function dnsCache(opts: BootstrapOptions) {
