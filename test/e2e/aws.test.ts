@@ -117,14 +117,13 @@ rules:
 
   it('chunk-signed uploads are 400 naming the SDK setting; unsigned and mis-scoped requests are 403', async () => {
     const before = fake.seen.length;
-    const chunked = await curlSigned(side(rig), 's3', `https://bucket.s3.us-east-1.amazonaws.com:${rig.upstream.port}/chunked.bin`, [
-      '-X',
-      'PUT',
-      '-H',
-      'x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
-      '--data-binary',
-      'x',
-    ]);
+    const upload = () =>
+      curlSigned(side(rig), 's3', `https://bucket.s3.us-east-1.amazonaws.com:${rig.upstream.port}/chunked.bin`, ['-X', 'PUT', '-H', 'x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD', '--data-binary', 'x']);
+    // The refusal is sent before the upload's body is read, and Envoy then closes the connection: on a busy
+    // machine the close can overtake the answer (curl sees a reset, status 0; it happened once in CI). One
+    // more try then; what is asserted is the answer and that nothing reached the upstream.
+    let chunked = await upload();
+    if (chunked.status === 0) chunked = await upload();
     expect(chunked.status).toBe(400);
     expect(chunked.body).toContain('chunkedEncodingEnabled(false)');
     const unsigned = await curlPlain(side(rig), `https://s3.us-east-1.amazonaws.com:${rig.upstream.port}/bucket/x`);

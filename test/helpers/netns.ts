@@ -109,6 +109,8 @@ export async function createWorld(worldAddresses: readonly string[], resolver: s
         let stderr = '';
         child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
         child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+        // A command that exits without reading its input (or fails to start) closes the pipe: EPIPE is not an error here.
+        child.stdin!.on('error', () => {});
         child.stdin!.end(opts.input ?? '');
         const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
         child.on('close', (code) => {
