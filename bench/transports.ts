@@ -1,8 +1,9 @@
 /**
  * `npm run bench -- transports` (issue 11): the ext_proc transport alone, with no authproxy work. Null
  * ext_proc servers with one behaviour (bench/baselines: a request_headers message gets one header
- * mutation and OK, a connect-phase stream the intercept answer) on five transports: @grpc/grpc-js with
- * default options (null-grpcjs.ts, what authproxy uses), grpc-js tuned (null-grpcjs-tuned.ts),
+ * mutation and OK, a connect-phase stream the intercept answer) on five transports: @grpc/grpc-js out of
+ * the box (null-grpcjs.ts --defaults), with authproxy's options (channelz off: null-grpcjs.ts) and tuned
+ * further (null-grpcjs.ts --tuned),
  * @connectrpc/connect-node (null-connect.ts), a lean gRPC server on node:http2 for the one method
  * (null-h2.ts) and grpc-go (null-go). First a conformance pass: each server gets the same hand-made
  * HTTP/2 streams (inject, connect phase, two messages in one DATA frame, a message split over DATA frames,
@@ -218,8 +219,9 @@ export async function runTransportBench(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'authproxy-transports-'));
   const servers: Server[] = [];
   try {
+    servers.push(await startNode('null grpc-js defaults', join(dir, 'grpcjs-defaults.sock'), 'null-grpcjs.ts', ['--defaults']));
     servers.push(await startNullGrpcJs(join(dir, 'grpcjs.sock')));
-    servers.push(await startNode('null grpc-js tuned', join(dir, 'grpcjs-tuned.sock'), 'null-grpcjs-tuned.ts'));
+    servers.push(await startNode('null grpc-js tuned', join(dir, 'grpcjs-tuned.sock'), 'null-grpcjs.ts', ['--tuned']));
     servers.push(await startNode('null connect-node', join(dir, 'connect.sock'), 'null-connect.ts', [DESCRIPTORS]));
     servers.push(await startNode('null lean h2', join(dir, 'h2.sock'), 'null-h2.ts'));
     servers.push(await startNullGo(join(dir, 'go.sock')));

@@ -1,11 +1,14 @@
 /**
  * The null @grpc/grpc-js ext_proc server: the same transport, generated types (src/gen, read only) and
- * server options as authproxy, doing none of its work. Each stream's request_headers message gets one
- * header mutation (`authorization: Bearer x`, raw_value, OVERWRITE_IF_EXISTS_OR_ADD) and the stream ends
- * with OK right after, as authproxy answers a static rule. A `connect`-phase stream (the sidecar's outer
- * listener) gets authproxy's intercept answer: `x-authproxy-route: intercept`, a route cache clear, and
- * the target from :authority as dynamic metadata. Usage: `tsx bench/baselines/null-grpcjs.ts unix:/path`;
- * prints "listening" when ready.
+ * server options as authproxy (channelz off, as src/extproc/server.ts sets it), doing none of its work.
+ * Each stream's request_headers message gets one header mutation (`authorization: Bearer x`, raw_value,
+ * OVERWRITE_IF_EXISTS_OR_ADD) and the stream ends with OK right after, as authproxy answers a static rule.
+ * A `connect`-phase stream (the sidecar's outer listener) gets authproxy's intercept answer:
+ * `x-authproxy-route: intercept`, a route cache clear, and the target from :authority as dynamic metadata.
+ * `--defaults` runs grpc-js out of the box (channelz on); `--tuned` adds an explicit
+ * `grpc.max_concurrent_streams`, server keepalive pings and `grpc-node.max_session_memory` (Nagle/noDelay
+ * has no grpc-js server option and means nothing on a Unix socket). Usage:
+ * `tsx bench/baselines/null-grpcjs.ts unix:/path [--defaults|--tuned]`; prints "listening" when ready.
  */
 import { rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
@@ -57,7 +60,18 @@ const handler: grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingRespons
 const listen = process.argv[2];
 if (!listen) throw new Error('usage: null-grpcjs.ts unix:/path | host:port');
 if (listen.startsWith('unix:')) rmSync(listen.slice('unix:'.length), { force: true });
-const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+const variant = process.argv[3];
+const options: grpc.ServerOptions = { 'grpc.max_receive_message_length': 4 * 1024 * 1024 };
+if (variant !== '--defaults') options['grpc.enable_channelz'] = 0;
+if (variant === '--tuned') {
+  Object.assign(options, {
+    'grpc.max_concurrent_streams': 1000,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc-node.max_session_memory': Number.MAX_SAFE_INTEGER,
+  });
+}
+const server = new grpc.Server(options);
 server.addService(ExternalProcessorService, { process: handler });
 server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err) => {
   if (err) throw err;
