@@ -10,8 +10,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { buildGo, loadgen, median, staleBuildNote, startAuthproxy, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
-import { fmt, table } from './stats.js';
+import { buildGo, loadgen, staleBuildNote, startAuthproxy, startNullGo, startNullGrpcJs, summarize, type LoadResult, type Server } from './procs.js';
+import { fmt, ratio, table } from './stats.js';
 
 const CONFIG = `
 rules:
@@ -29,27 +29,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const IN_FLIGHT = [1, 32];
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const OPEN = { rate: Number(process.env.BENCH_RATE ?? 500), slices: Number(process.env.BENCH_SLICES ?? 5), seconds: 3 };
-
-interface Summary {
-  perS: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  cpu: number;
-  errors: number;
-}
-
-const summarize = (runs: LoadResult[]): Summary => ({
-  perS: median(runs.map((r) => r.per_s)),
-  p50: median(runs.map((r) => r.p50_us)),
-  p99: median(runs.map((r) => r.p99_us)),
-  p999: median(runs.map((r) => r.p999_us)),
-  cpu: median(runs.map((r) => r.cpu_us_per_op![0]!)),
-  errors: runs.reduce((n, r) => n + r.errors, 0),
-});
-
-/** `x.xx×`, or '' when there is nothing to compare with. */
-const ratio = (a: number, b: number | undefined) => (b ? `${fmt(a / b, 2)}×` : '');
 
 /** The comparison table of `npm run bench -- grpc`. */
 export async function runGrpcBench(): Promise<string> {

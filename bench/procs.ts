@@ -105,9 +105,15 @@ export async function relaunch(pid: number, socket: string, nodeArgs: string[], 
 /** The null Go ext_proc server on `socket`. */
 export const startNullGo = (socket: string) => startServer('null Go', socket, NULL_GO, ['-listen', `unix:${socket}`]);
 
-/** The null grpc-js ext_proc server on `socket`, in the same Node.js as the benchmark (tsx as a loader, so `pid` is the server). */
-export const startNullGrpcJs = (socket: string, nodeArgs: string[] = NODE_ARGS) =>
-  startServer('null grpc-js', socket, process.execPath, [...nodeArgs, '--import', 'tsx', join(BENCH, 'baselines/null-grpcjs.ts'), `unix:${socket}`]);
+/**
+ * A Node.js null server from bench/baselines (`script`, then `extra` arguments) on `socket`, in the same
+ * Node.js as the benchmark (tsx as a loader, so `pid` is the server); ready once it prints "listening".
+ */
+export const startNodeBaseline = (name: string, socket: string, script: string, extra: string[] = [], nodeArgs: string[] = NODE_ARGS) =>
+  startServer(name, socket, process.execPath, [...nodeArgs, '--import', 'tsx', join(BENCH, 'baselines', script), `unix:${socket}`, ...extra]);
+
+/** The null grpc-js ext_proc server (authproxy's server options) on `socket`. */
+export const startNullGrpcJs = (socket: string, nodeArgs: string[] = NODE_ARGS) => startNodeBaseline('null grpc-js', socket, 'null-grpcjs.ts', [], nodeArgs);
 
 /** `authproxy serve` (bin/authproxy.js, over dist/) on `socket` with `config`, log level warn, sandbox id `bench`. */
 export const startAuthproxy = (config: string, socket: string, nodeArgs: string[] = NODE_ARGS) =>
@@ -173,3 +179,23 @@ export function median(xs: readonly number[]): number {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
+
+/** The medians over rounds of one server under one load (CPU of the first `-pid`), and the errors summed. */
+export interface Summary {
+  perS: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  cpu: number;
+  errors: number;
+}
+
+/** Summarises the rounds of one server under one load. */
+export const summarize = (runs: LoadResult[]): Summary => ({
+  perS: median(runs.map((r) => r.per_s)),
+  p50: median(runs.map((r) => r.p50_us)),
+  p99: median(runs.map((r) => r.p99_us)),
+  p999: median(runs.map((r) => r.p999_us)),
+  cpu: median(runs.map((r) => r.cpu_us_per_op![0]!)),
+  errors: runs.reduce((n, r) => n + r.errors, 0),
+});

@@ -61,3 +61,6 @@ export const expectContinue = (fn: () => Outcome | Promise<Outcome>) => async ()
   const out = await fn();
   if (out.kind !== 'continue') throw new Error(`bench: unexpected outcome ${out.kind}`);
 };
+
+/** `x.xx×` (a / b), or '' when there is nothing to compare with. */
+export const ratio = (a: number, b: number | undefined): string => (b ? `${fmt(a / b, 2)}×` : '');

@@ -11,15 +11,15 @@
  * Go load generator, as in bench/grpc.ts: rounds interleaved with a rotated order, closed loop at 1 and 32
  * in flight, open loop at 500/s; medians; CPU is the server's utime+stime per stream.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { BIN_DIR, buildGo, loadgen, median, NODE_ARGS, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
-import { fmt, table } from './stats.js';
+import { BIN_DIR, buildGo, loadgen, startNodeBaseline, startNullGo, startNullGrpcJs, summarize, type LoadResult, type Server } from './procs.js';
+import { fmt, ratio, table } from './stats.js';
 import { ProcessingRequest } from '../src/gen/envoy/service/ext_proc/v3/external_processor.js';
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
@@ -39,39 +39,6 @@ function buildDescriptors(): string | undefined {
     { cwd: REPO, encoding: 'utf8' },
   );
   return r.status === 0 ? undefined : `buf build failed: ${r.stderr?.slice(-500) ?? r.error}`;
-}
-
-/** Starts a Node.js null server (tsx as a loader, so the pid is the server's) and waits for "listening". */
-function startNode(name: string, socket: string, script: string, extra: string[] = []): Promise<Server> {
-  const child = spawn(process.execPath, [...NODE_ARGS, '--import', 'tsx', join(BENCH, 'baselines', script), `unix:${socket}`, ...extra], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  const server: Server = {
-    name,
-    address: `unix:${socket}`,
-    pid: child.pid!,
-    output: () => out,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (child.exitCode !== null) reject(new Error(`${name} exited: ${out.slice(-1500)}`));
-      else if (existsSync(socket) && out.includes('listening')) resolve(server);
-      else if (Date.now() - started > 20_000) {
-        child.kill('SIGKILL');
-        reject(new Error(`${name} did not start: ${out.slice(-1500)}`));
-      } else return;
-      clearInterval(poll);
-    }, 20);
-  });
 }
 
 // ---- conformance: the same streams to every server, answers compared byte for byte ----
@@ -195,35 +162,17 @@ async function conformance(servers: Server[]): Promise<string> {
 
 // ---- load ----
 
-interface Summary {
-  perS: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  cpu: number;
-  errors: number;
-}
-const summarize = (runs: LoadResult[]): Summary => ({
-  perS: median(runs.map((r) => r.per_s)),
-  p50: median(runs.map((r) => r.p50_us)),
-  p99: median(runs.map((r) => r.p99_us)),
-  p999: median(runs.map((r) => r.p999_us)),
-  cpu: median(runs.map((r) => r.cpu_us_per_op![0]!)),
-  errors: runs.reduce((n, r) => n + r.errors, 0),
-});
-const ratio = (a: number, b: number) => (b ? `${fmt(a / b, 2)}×` : '');
-
 export async function runTransportBench(): Promise<string> {
   const why = buildGo() ?? buildDescriptors();
   if (why) return `\ntransport benchmark skipped: ${why}`;
   const dir = mkdtempSync(join(tmpdir(), 'authproxy-transports-'));
   const servers: Server[] = [];
   try {
-    servers.push(await startNode('null grpc-js defaults', join(dir, 'grpcjs-defaults.sock'), 'null-grpcjs.ts', ['--defaults']));
+    servers.push(await startNodeBaseline('null grpc-js defaults', join(dir, 'grpcjs-defaults.sock'), 'null-grpcjs.ts', ['--defaults']));
     servers.push(await startNullGrpcJs(join(dir, 'grpcjs.sock')));
-    servers.push(await startNode('null grpc-js tuned', join(dir, 'grpcjs-tuned.sock'), 'null-grpcjs.ts', ['--tuned']));
-    servers.push(await startNode('null connect-node', join(dir, 'connect.sock'), 'null-connect.ts', [DESCRIPTORS]));
-    servers.push(await startNode('null lean h2', join(dir, 'h2.sock'), 'null-h2.ts'));
+    servers.push(await startNodeBaseline('null grpc-js tuned', join(dir, 'grpcjs-tuned.sock'), 'null-grpcjs.ts', ['--tuned']));
+    servers.push(await startNodeBaseline('null connect-node', join(dir, 'connect.sock'), 'null-connect.ts', [DESCRIPTORS]));
+    servers.push(await startNodeBaseline('null lean h2', join(dir, 'h2.sock'), 'null-h2.ts'));
     servers.push(await startNullGo(join(dir, 'go.sock')));
     const checks = await conformance(servers);
 
