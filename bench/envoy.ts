@@ -17,9 +17,10 @@ import { tmpdir } from 'node:os';
 import { parse, stringify } from 'yaml';
 import { envoyBinary } from '../test/helpers/envoy.js';
 import { startRig, type Rig } from '../test/helpers/sidecar-rig.js';
-import { NODE_ARGS, buildGo, findPid, loadgen, median, relaunch, staleBuildNote, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
+import { AUTHPROXY_NODE_ARGS, buildGo, findPid, loadgen, median, relaunch, staleBuildNote, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
 import { fmt, table } from './stats.js';
 import { PICKED_HEADERS } from '../src/extproc/wire.js';
+import { adminPortOf, failureStats } from '../test/helpers/chaos-envoy-log.js';
 
 const CONFIG = `
 rules:
@@ -80,20 +81,14 @@ function withForwardRules(yaml: string): string {
 }
 
 /**
- * HTTP/2 settings of the authproxy cluster set by hand (BENCH_EXTPROC_H2=1): windows sized for ext_proc's
- * small messages instead of Envoy's 256 MiB defaults, and keepalive pings. Measured against the rendered
- * cluster, which leaves Envoy's defaults.
+ * The authproxy cluster with Envoy's own HTTP/2 defaults (BENCH_EXTPROC_H2_DEFAULTS=1): no keepalive pings,
+ * where the rendered cluster sets AUTHPROXY_HTTP2 (src/envoy/clusters.ts). What the setting costs or saves,
+ * in the same run.
  */
-function withTunedExtProcH2(yaml: string): string {
+function withEnvoyH2Defaults(yaml: string): string {
   const doc = parse(yaml) as Doc;
   const cluster = doc.static_resources.clusters.find((c) => c.name === 'authproxy') as { typed_extension_protocol_options: Record<string, { explicit_http_config: { http2_protocol_options: object } }> };
-  for (const o of Object.values(cluster.typed_extension_protocol_options)) {
-    o.explicit_http_config.http2_protocol_options = {
-      initial_stream_window_size: 1 << 20,
-      initial_connection_window_size: 16 << 20,
-      connection_keepalive: { interval: '30s', timeout: '5s' },
-    };
-  }
+  for (const o of Object.values(cluster.typed_extension_protocol_options)) o.explicit_http_config.http2_protocol_options = {};
   return stringify(doc, { lineWidth: 0 });
 }
 
@@ -121,20 +116,30 @@ export async function runEnvoyBench(): Promise<string> {
     servers.push(go);
     const js = await startNullGrpcJs(join(dir, 'null-grpcjs.sock'));
     servers.push(js);
+    // BENCH_VARIANT_NODE_ARGS="--flag ...;--other": more authproxy setups, each run with exactly those Node.js
+    // flags instead of the deployed ones (`none`: Node's defaults).
+    const nodeVariants = (process.env.BENCH_VARIANT_NODE_ARGS ?? '')
+      .split(';')
+      .map((v) => v.trim())
+      .filter(Boolean)
+      .map((v) => ({ name: `Envoy + authproxy, node ${v === 'none' ? 'defaults' : v}`, args: v === 'none' ? [] : v.split(' ').filter(Boolean) }));
     const variants: Array<[string, ((y: string) => string) | undefined, Server | undefined]> = [
       ['Envoy alone', withoutInjection, undefined],
       ['Envoy + null Go', extProcAt(go.address.slice(5)), go],
       ['Envoy + null grpc-js', extProcAt(js.address.slice(5)), js],
       ['Envoy + authproxy', undefined, undefined],
       ...(process.env.BENCH_FORWARD_RULES ? [['Envoy + authproxy, forward_rules', withForwardRules, undefined] as [string, (y: string) => string, undefined]] : []),
-      ...(process.env.BENCH_EXTPROC_H2 ? [['Envoy + authproxy, tuned HTTP/2', withTunedExtProcH2, undefined] as [string, (y: string) => string, undefined]] : []),
+      ...(process.env.BENCH_EXTPROC_H2_DEFAULTS ? [["Envoy + authproxy, Envoy's HTTP/2 defaults", withEnvoyH2Defaults, undefined] as [string, (y: string) => string, undefined]] : []),
+      ...nodeVariants.map((v) => [v.name, undefined, undefined] as [string, undefined, undefined]),
     ];
     for (const [name, envoyYaml, server] of variants) {
       const rig = await startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', envoyYaml });
       const socket = join(rig.dir.path, 'run', 'authproxy.sock');
       let authproxy = findPid(socket);
-      if (name === 'Envoy + authproxy' && NODE_ARGS.length && authproxy) {
-        const profiled = await relaunch(authproxy, socket, NODE_ARGS, () => rig.stopAuthproxy());
+      // The rig starts authproxy with Node's defaults; restarted here as deployed (or as the variant says).
+      const nodeArgs = nodeVariants.find((v) => v.name === name)?.args ?? (name.startsWith('Envoy + authproxy') ? AUTHPROXY_NODE_ARGS : []);
+      if (nodeArgs.length && authproxy) {
+        const profiled = await relaunch(authproxy, socket, nodeArgs, () => rig.stopAuthproxy());
         servers.push(profiled);
         authproxy = profiled.pid;
       }
@@ -150,18 +155,37 @@ export async function runEnvoyBench(): Promise<string> {
         if (round < OPEN.slices) open.set(s.name, [...(open.get(s.name) ?? []), await loadgen([...base, '-rate', String(OPEN.rate), '-conns', '16', '-d', `${OPEN.seconds}s`, '-warmup', '0.5s'], `${s.name} open`)]);
       }
     }
+    const counters = await Promise.all(setups.map(async (s) => [s.name, troubleCounters(await failureStats(adminPortOf(s.rig.dir.path)))] as const));
     return (
       report(
         setups.map((s) => s.name),
         closed,
         open,
-      ) + staleBuildNote()
+      ) +
+      countersReport(counters) +
+      staleBuildNote()
     );
   } finally {
     for (const n of servers) await n.stop();
     for (const s of setups) await s.rig.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** What failureStats picks that is a sign of trouble: failures, timeouts, resets, 5xx, ejections, rejections. */
+const TROUBLE = /(fail|timeout|reset|5xx|eject|error|active_rq|spurious|reject)/;
+/** Envoy's admin listener (the rig's readiness polls get 503s before Envoy is ready): not the sidecar's traffic. */
+const ADMIN = /^(http|listener)\.admin\./;
+
+/** The non-zero failure counters of one Envoy (stream failures, message timeouts, resets, 5xx). */
+function troubleCounters(lines: string[]): string[] {
+  return lines.map((l) => l.trim()).filter((l) => TROUBLE.test(l.split(':')[0]!) && !ADMIN.test(l));
+}
+
+/** One line per setup: what Envoy's own statistics say went wrong during the run (nothing, when all is well). */
+function countersReport(counters: ReadonlyArray<readonly [string, string[]]>): string {
+  const lines = counters.map(([name, trouble]) => `  ${name}: ${trouble.length === 0 ? 'none' : trouble.join(', ')}`);
+  return `\n\nEnvoy's failure counters after the run (ext_proc stream failures and timeouts, authproxy-cluster resets and timeouts, 5xx):\n${lines.join('\n')}`;
 }
 
 function report(names: string[], closed: Map<string, LoadResult[]>, open: Map<string, LoadResult[]>): string {

@@ -93,6 +93,19 @@ function startServer(name: string, socket: string, cmd: string, args: string[]):
 export const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 
 /**
+ * The Node.js flags the Docker image runs authproxy with (the flags between `node` and the script in the
+ * Dockerfile's ENTRYPOINT, read from there so the two can't drift): benchmarks run authproxy as deployed.
+ */
+export const DEPLOYED_NODE_ARGS: readonly string[] = (() => {
+  const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'));
+  const argv = m ? (JSON.parse(m[1]!) as string[]) : [];
+  return argv.slice(1).filter((a) => a.startsWith('--'));
+})();
+
+/** authproxy's Node.js flags in a benchmark: the deployed ones, then BENCH_NODE_ARGS. */
+export const AUTHPROXY_NODE_ARGS = [...DEPLOYED_NODE_ARGS, ...NODE_ARGS];
+
+/**
  * Starts the command line of process `pid` again with `nodeArgs` after the executable, once `stop` (which
  * must end that process) has run: how the Envoy benchmark profiles the authproxy its rig started.
  */
@@ -116,7 +129,7 @@ export const startNodeBaseline = (name: string, socket: string, script: string, 
 export const startNullGrpcJs = (socket: string, nodeArgs: string[] = NODE_ARGS) => startNodeBaseline('null grpc-js', socket, 'null-grpcjs.ts', [], nodeArgs);
 
 /** `authproxy serve` (bin/authproxy.js, over dist/) on `socket` with `config`, log level warn, sandbox id `bench`. */
-export const startAuthproxy = (config: string, socket: string, nodeArgs: string[] = NODE_ARGS) =>
+export const startAuthproxy = (config: string, socket: string, nodeArgs: string[] = AUTHPROXY_NODE_ARGS) =>
   startServer('authproxy', socket, process.execPath, [...nodeArgs, join(REPO, 'bin/authproxy.js'), 'serve', '--config', config, '--listen', `unix:${socket}`, '--log-level', 'warn', '--sandbox-id', 'bench']);
 
 /** What the load generator prints (see bench/loadgen/main.go). */

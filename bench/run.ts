@@ -9,6 +9,7 @@ import { runTransparentBench } from './transparent.js';
 import { runGcpBench } from './gcp.js';
 import { runAwsBench } from './aws.js';
 import { runTransportBench } from './transports.js';
+import { runGcBench } from './gc.js';
 
 const GROUPS: Record<string, () => string | Promise<string>> = {
   decision: runDecisionBench,
@@ -19,6 +20,7 @@ const GROUPS: Record<string, () => string | Promise<string>> = {
   gcp: runGcpBench,
   aws: runAwsBench,
   envoy: runEnvoyBench,
+  gc: runGcBench,
   transparent: runTransparentBench,
   sandboxes: runSandboxBench,
 };

@@ -24,6 +24,14 @@ export function grpcService(sandboxId: string, timeoutMs?: number, extra: Array<
 }
 
 /**
+ * HTTP/2 to authproxy, with keepalive pings: they find a connection whose replica vanished without a FIN
+ * (shared-service mode over a network), which Envoy would otherwise keep opening ext_proc streams on until
+ * TCP gives up, each request failing closed meanwhile. Envoy's default flow-control windows stay: smaller
+ * ones measured no different (npm run bench -- envoy, docs/benchmarks.md).
+ */
+export const AUTHPROXY_HTTP2 = { connection_keepalive: { interval: '30s', timeout: '5s' } } as const;
+
+/**
  * The cluster that reaches authproxy: a Unix socket (only Envoy's user may open it), or TCP with mTLS so
  * that nothing but a sidecar holding a client certificate gets decisions, which contain secrets.
  */
@@ -37,7 +45,7 @@ export function authproxyCluster(address: string, tls: AuthproxyTls | undefined)
     connect_timeout: '1s',
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
-        explicit_http_config: { http2_protocol_options: {} },
+        explicit_http_config: { http2_protocol_options: AUTHPROXY_HTTP2 },
       }),
     },
     load_assignment: { cluster_name: 'authproxy', endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }] },

@@ -52,6 +52,21 @@ describe('authproxy envoy-config and sandbox-env', () => {
     expect(doc.layered_runtime.layers[0].static_layer['envoy.reloadable_features.ext_proc_graceful_grpc_close']).toBe(true);
   });
 
+  it('reaches authproxy over HTTP/2 with keepalive pings: socket, transparent mode, mTLS', () => {
+    const files = makeMtls(dir.path, 'h2');
+    const client = files.client('sb-1');
+    const renders = [
+      runCli(['envoy-config']).stdout,
+      runCli(['envoy-config', '--mode', 'transparent']).stdout,
+      runCli(['envoy-config', '--authproxy', 'authproxy.internal:9443', '--authproxy-tls-cert', client.cert, '--authproxy-tls-key', client.key, '--authproxy-tls-ca', files.ca]).stdout,
+    ];
+    for (const yaml of renders) {
+      const cluster = parse(yaml).static_resources.clusters.find((c: { name: string }) => c.name === 'authproxy');
+      const h2 = cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options;
+      expect(h2).toEqual({ connection_keepalive: { interval: '30s', timeout: '5s' } });
+    }
+  });
+
   it.skipIf(!bin)('passes envoy --mode validate: Unix socket, mTLS over TCP, strict header list, test DNS', () => {
     envoyValidate(dir.path, runCli(['envoy-config', '--admin-port', '9901', '--dns-resolver', '127.0.0.1:5353']).stdout);
     const files = makeMtls(dir.path);
