@@ -23,9 +23,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends iptables ca-cer
 RUN groupadd -g 101 authproxy && useradd -u 101 -g 101 -M -s /usr/sbin/nologin authproxy \
  && mkdir -p /run/authproxy /etc/authproxy/keys && chown -R 101:101 /run/authproxy /etc/authproxy
 USER 101:101
-# --max-semi-space-size=8 (MiB): V8's young generation otherwise grows to 32 MiB per semi-space, and each
-# scavenge of it then pauses the event loop for 20-35 ms on a busy machine (8 MiB: about 5 ms, the same GC time
-# in all): most of authproxy's p99 through Envoy (docs/benchmarks.md#garbage-collection-and-the-tail).
+# --max-semi-space-size=8 (MiB): Node sizes V8's young generation from the memory it may use (1 MiB per
+# semi-space up to a 256 MB heap, 32 MiB from 1 GB); at 32 MiB each scavenge paused the event loop for about
+# 21 ms (up to 35 ms) on a busy machine, at 8 MiB about 5 ms for about the same GC time, at 1-2 MiB more CPU:
+# most of authproxy's p99 through Envoy (docs/benchmarks.md#garbage-collection-and-the-tail).
 # Run `authproxy serve` the same way outside the image.
 ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/bin/authproxy.js"]
 CMD ["--help"]

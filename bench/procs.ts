@@ -99,7 +99,8 @@ export const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(B
 export const DEPLOYED_NODE_ARGS: readonly string[] = (() => {
   const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'));
   const argv = m ? (JSON.parse(m[1]!) as string[]) : [];
-  return argv.slice(1).filter((a) => a.startsWith('--'));
+  const script = argv.findIndex((a, i) => i > 0 && !a.startsWith('-'));
+  return argv.slice(1, script < 0 ? argv.length : script);
 })();
 
 /** authproxy's Node.js flags in a benchmark: the deployed ones, then BENCH_NODE_ARGS. */

@@ -189,7 +189,11 @@ let undici: Promise<typeof import('undici')> | undefined;
 
 /** fetch through the guard's connection pool (undici's fetch, which takes a dispatcher). */
 async function guardedFetch(guard: EgressGuard, url: string, init: RequestInit): Promise<unknown> {
-  const { Agent, fetch } = await (undici ??= import('undici'));
+  // A failed load is not kept: the next call tries again (this one fails closed as a transport failure).
+  const { Agent, fetch } = await (undici ??= import('undici').catch((err: unknown) => {
+    undici = undefined;
+    throw err;
+  }));
   return fetch(url, { ...(init as object), dispatcher: guardedAgent(guard, Agent) });
 }
 

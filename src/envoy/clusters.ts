@@ -26,10 +26,11 @@ export function grpcService(sandboxId: string, timeoutMs?: number, extra: Array<
 /**
  * HTTP/2 to authproxy, with keepalive pings: they find a connection whose replica vanished without a FIN
  * (shared-service mode over a network), which Envoy would otherwise keep opening ext_proc streams on until
- * TCP gives up, each request failing closed meanwhile. Envoy's default flow-control windows stay: smaller
- * ones measured no different (npm run bench -- envoy, docs/benchmarks.md).
+ * TCP gives up, each request failing closed meanwhile. The 15 s to answer a ping is above ext_proc's message
+ * timeout (12 s), so a stall that a stream would survive doesn't drop the connection and its streams.
+ * Envoy's default flow-control windows stay: smaller ones measured no different (docs/benchmarks.md).
  */
-export const AUTHPROXY_HTTP2 = { connection_keepalive: { interval: '30s', timeout: '5s' } } as const;
+export const AUTHPROXY_HTTP2 = { connection_keepalive: { interval: '30s', timeout: '15s' } } as const;
 
 /**
  * The cluster that reaches authproxy: a Unix socket (only Envoy's user may open it), or TCP with mTLS so

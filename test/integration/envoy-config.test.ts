@@ -63,7 +63,7 @@ describe('authproxy envoy-config and sandbox-env', () => {
     for (const yaml of renders) {
       const cluster = parse(yaml).static_resources.clusters.find((c: { name: string }) => c.name === 'authproxy');
       const h2 = cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options;
-      expect(h2).toEqual({ connection_keepalive: { interval: '30s', timeout: '5s' } });
+      expect(h2).toEqual({ connection_keepalive: { interval: '30s', timeout: '15s' } });
     }
   });
 

@@ -16,14 +16,17 @@ const LAZY = ['undici', '@aws-sdk/', '@smithy/', 'google-auth-library', 'gaxios'
 const dir = tempDir('authproxy-footprint-');
 afterAll(() => dir.cleanup());
 
-/** A preload that writes the loaded CommonJS packages (require.cache) to `out` on SIGUSR2. */
+/** A preload that writes the loaded CommonJS packages (require.cache) to `out` on the first SIGUSR2, whole (written aside, then renamed). */
 function preload(out: string): string {
   return dir.file(
     'footprint.mjs',
     `import { createRequire } from 'node:module';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 const cache = createRequire(process.cwd() + '/').cache;
-process.on('SIGUSR2', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify(Object.keys(cache))));
+process.once('SIGUSR2', () => {
+  writeFileSync(${JSON.stringify(`${out}.tmp`)}, JSON.stringify(Object.keys(cache)));
+  renameSync(${JSON.stringify(`${out}.tmp`)}, ${JSON.stringify(out)});
+});
 `,
   );
 }
@@ -48,14 +51,8 @@ callbacks:
     const cli = startCli(['serve', '--config', config, '--listen', `unix:${socket}`, '--sandbox-id', 'fp', '--log-level', 'warn'], { NODE_OPTIONS: nodeOptions });
     try {
       await eventually(() => existsSync(socket), 15_000, 'authproxy to listen');
-      await eventually(
-        () => {
-          cli.child.kill('SIGUSR2');
-          return existsSync(out);
-        },
-        5_000,
-        'the module list',
-      );
+      cli.child.kill('SIGUSR2');
+      await eventually(() => existsSync(out), 5_000, 'the module list');
       const loaded: string[] = JSON.parse(readFileSync(out, 'utf8'));
       // The list is real: grpc-js (the ext_proc transport) is in it.
       expect(loaded.some((f) => f.includes('/node_modules/@grpc/grpc-js/'))).toBe(true);
