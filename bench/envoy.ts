@@ -22,7 +22,8 @@ import { fmt, table } from './stats.js';
 import { PICKED_HEADERS } from '../src/extproc/wire.js';
 import { adminPortOf, failureStats } from '../test/helpers/chaos-envoy-log.js';
 
-const CONFIG = `
+/** The sidecar's config in every Envoy benchmark: one static rule for the upstream's host. */
+export const CONFIG = `
 rules:
   - name: github-api
     match_hosts: ["api.github.com"]

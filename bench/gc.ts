@@ -10,13 +10,8 @@ import { envoyBinary } from '../test/helpers/envoy.js';
 import { startRig } from '../test/helpers/sidecar-rig.js';
 import { DEPLOYED_NODE_ARGS, buildGo, findPid, loadgen, median, relaunch } from './procs.js';
 import { fmt, table } from './stats.js';
+import { CONFIG } from './envoy.js';
 
-const CONFIG = `
-rules:
-  - name: github-api
-    match_hosts: ["api.github.com"]
-    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]
-`;
 const SLICES = Number(process.env.BENCH_GC_SLICES ?? 4);
 
 /** The pauses in `--trace-gc` output: `Scavenge` / `Mark-Compact` lines, the main-thread pause in ms. */
