@@ -93,6 +93,35 @@ function withEnvoyH2Defaults(yaml: string): string {
   return stringify(doc, { lineWidth: 0 });
 }
 
+/** A sidecar rig as every Envoy benchmark runs it: CONFIG, the upstream as api.github.com, warn logs. */
+export const startBenchRig = (envoyYaml?: (yaml: string) => string) => startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', envoyYaml });
+
+/**
+ * The rig's authproxy (which the rig starts with Node's defaults), restarted with `nodeArgs` when there are
+ * any: its pid, and the restarted server when there is one (the caller stops it).
+ */
+export async function authproxyWith(rig: Rig, nodeArgs: readonly string[]): Promise<{ pid: number | undefined; restarted?: Server }> {
+  const socket = join(rig.dir.path, 'run', 'authproxy.sock');
+  const pid = findPid(socket);
+  if (!nodeArgs.length || !pid) return { pid };
+  const restarted = await relaunch(pid, socket, [...nodeArgs], () => rig.stopAuthproxy());
+  return { pid: restarted.pid, restarted };
+}
+
+/** The load generator's arguments for HTTPS through the rig's forward proxy, CPU read from `pids`. */
+export const httpsThrough = (rig: Rig, pids: readonly number[]) => ['-mode', 'https', '-url', rig.url('api.github.com', '/user'), '-proxy', rig.proxyUrl, '-ca', rig.authproxyCa, '-pid', pids.join(',')];
+
+/** A fixed-rate open loop: `rate` requests per second over 16 connections for `seconds`, after a 0.5 s warm-up. */
+export const openLoop = (rate: number, seconds: number) => ['-rate', String(rate), '-conns', '16', '-d', `${seconds}s`, '-warmup', '0.5s'];
+
+/** One sidecar of the run: how its Envoy config differs, the null server it points at, authproxy's Node.js flags. */
+interface Variant {
+  readonly name: string;
+  readonly envoyYaml?: (yaml: string) => string;
+  readonly server?: Server;
+  readonly nodeArgs?: readonly string[];
+}
+
 interface Setup {
   readonly name: string;
   readonly rig: Rig;
@@ -123,37 +152,32 @@ export async function runEnvoyBench(): Promise<string> {
       .split(';')
       .map((v) => v.trim())
       .filter(Boolean)
-      .map((v) => ({ name: `Envoy + authproxy, node ${v === 'none' ? 'defaults' : v}`, args: v === 'none' ? [] : v.split(' ').filter(Boolean) }));
-    const variants: Array<[string, ((y: string) => string) | undefined, Server | undefined]> = [
-      ['Envoy alone', withoutInjection, undefined],
-      ['Envoy + null Go', extProcAt(go.address.slice(5)), go],
-      ['Envoy + null grpc-js', extProcAt(js.address.slice(5)), js],
-      ['Envoy + authproxy', undefined, undefined],
-      ...(process.env.BENCH_FORWARD_RULES ? [['Envoy + authproxy, forward_rules', withForwardRules, undefined] as [string, (y: string) => string, undefined]] : []),
-      ...(process.env.BENCH_EXTPROC_H2_DEFAULTS ? [["Envoy + authproxy, Envoy's HTTP/2 defaults", withEnvoyH2Defaults, undefined] as [string, (y: string) => string, undefined]] : []),
-      ...nodeVariants.map((v) => [v.name, undefined, undefined] as [string, undefined, undefined]),
+      .map((v): Variant => ({ name: `Envoy + authproxy, node ${v === 'none' ? 'defaults' : v}`, nodeArgs: v === 'none' ? [] : v.split(' ').filter(Boolean) }));
+    // The null setups point Envoy at their server (the rig's authproxy still serves SDS, as it is); every
+    // authproxy setup runs it as deployed unless it says otherwise.
+    const variants: Variant[] = [
+      { name: 'Envoy alone', envoyYaml: withoutInjection },
+      { name: 'Envoy + null Go', envoyYaml: extProcAt(go.address.slice(5)), server: go },
+      { name: 'Envoy + null grpc-js', envoyYaml: extProcAt(js.address.slice(5)), server: js },
+      { name: 'Envoy + authproxy', nodeArgs: AUTHPROXY_NODE_ARGS },
+      ...(process.env.BENCH_FORWARD_RULES ? [{ name: 'Envoy + authproxy, forward_rules', envoyYaml: withForwardRules, nodeArgs: AUTHPROXY_NODE_ARGS }] : []),
+      ...(process.env.BENCH_EXTPROC_H2_DEFAULTS ? [{ name: "Envoy + authproxy, Envoy's HTTP/2 defaults", envoyYaml: withEnvoyH2Defaults, nodeArgs: AUTHPROXY_NODE_ARGS }] : []),
+      ...nodeVariants,
     ];
-    for (const [name, envoyYaml, server] of variants) {
-      const rig = await startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', envoyYaml });
-      const socket = join(rig.dir.path, 'run', 'authproxy.sock');
-      let authproxy = findPid(socket);
-      // The rig starts authproxy with Node's defaults; restarted here as deployed (or as the variant says).
-      const nodeArgs = nodeVariants.find((v) => v.name === name)?.args ?? (name.startsWith('Envoy + authproxy') ? AUTHPROXY_NODE_ARGS : []);
-      if (nodeArgs.length && authproxy) {
-        const profiled = await relaunch(authproxy, socket, nodeArgs, () => rig.stopAuthproxy());
-        servers.push(profiled);
-        authproxy = profiled.pid;
-      }
-      setups.push({ name, rig, pids: [rig.envoy.process.pid!, server?.pid ?? authproxy ?? 0] });
+    for (const { name, envoyYaml, server, nodeArgs = [] } of variants) {
+      const rig = await startBenchRig(envoyYaml);
+      const authproxy = await authproxyWith(rig, nodeArgs);
+      if (authproxy.restarted) servers.push(authproxy.restarted);
+      setups.push({ name, rig, pids: [rig.envoy.process.pid!, server?.pid ?? authproxy.pid ?? 0] });
     }
     const closed = new Map<string, LoadResult[]>();
     const open = new Map<string, LoadResult[]>();
     for (let round = 0; round < Math.max(ROUNDS, OPEN.slices); round++) {
       for (let k = 0; k < setups.length; k++) {
         const s = setups[(round + k) % setups.length]!;
-        const base = ['-mode', 'https', '-url', s.rig.url('api.github.com', '/user'), '-proxy', s.rig.proxyUrl, '-ca', s.rig.authproxyCa, '-pid', s.pids.join(',')];
+        const base = httpsThrough(s.rig, s.pids);
         if (round < ROUNDS) closed.set(s.name, [...(closed.get(s.name) ?? []), await loadgen([...base, '-c', String(CLOSED.conns), '-d', `${CLOSED.seconds}s`], `${s.name} closed`)]);
-        if (round < OPEN.slices) open.set(s.name, [...(open.get(s.name) ?? []), await loadgen([...base, '-rate', String(OPEN.rate), '-conns', '16', '-d', `${OPEN.seconds}s`, '-warmup', '0.5s'], `${s.name} open`)]);
+        if (round < OPEN.slices) open.set(s.name, [...(open.get(s.name) ?? []), await loadgen([...base, ...openLoop(OPEN.rate, OPEN.seconds)], `${s.name} open`)]);
       }
     }
     const counters = await Promise.all(setups.map(async (s) => [s.name, troubleCounters(await failureStats(adminPortOf(s.rig.dir.path)))] as const));

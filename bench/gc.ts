@@ -5,12 +5,10 @@
  * pause figures (count, mean and longest scavenge; mark-compacts; heap after a full collection), so that a
  * tail can be told apart from a pause: a p99 that follows the longest scavenge is the collector's.
  */
-import { join } from 'node:path';
 import { envoyBinary } from '../test/helpers/envoy.js';
-import { startRig } from '../test/helpers/sidecar-rig.js';
-import { DEPLOYED_NODE_ARGS, buildGo, findPid, loadgen, median, relaunch } from './procs.js';
+import { DEPLOYED_NODE_ARGS, buildGo, loadgen, median } from './procs.js';
 import { fmt, table } from './stats.js';
-import { CONFIG } from './envoy.js';
+import { authproxyWith, httpsThrough, openLoop, startBenchRig } from './envoy.js';
 
 const SLICES = Number(process.env.BENCH_GC_SLICES ?? 4);
 
@@ -42,15 +40,14 @@ export async function runGcBench(): Promise<string> {
   ];
   const rows: Array<Array<string | number>> = [];
   for (const [label, flags] of settings) {
-    const rig = await startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn' });
+    const rig = await startBenchRig();
     try {
-      const socket = join(rig.dir.path, 'run', 'authproxy.sock');
-      const server = await relaunch(findPid(socket)!, socket, ['--trace-gc', ...flags], () => rig.stopAuthproxy());
+      const { restarted: server } = await authproxyWith(rig, ['--trace-gc', ...flags]);
+      if (!server) throw new Error('bench gc: the rig has no authproxy to restart');
       try {
-        const base = ['-mode', 'https', '-url', rig.url('api.github.com', '/user'), '-proxy', rig.proxyUrl, '-ca', rig.authproxyCa, '-pid', String(server.pid)];
         const mark = server.output().length;
         const runs = [];
-        for (let i = 0; i < SLICES; i++) runs.push(await loadgen([...base, '-rate', '500', '-conns', '16', '-d', '4s', '-warmup', '0.5s'], `gc ${label}`));
+        for (let i = 0; i < SLICES; i++) runs.push(await loadgen([...httpsThrough(rig, [server.pid]), ...openLoop(500, 4)], `gc ${label}`));
         const gc = gcPauses(server.output().slice(mark));
         const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
         rows.push([
