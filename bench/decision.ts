@@ -6,7 +6,7 @@
 import { compilePolicy } from '../src/config/compile.js';
 import { validateConfig } from '../src/config/load.js';
 import type { CompiledPolicy } from '../src/policy/compiled.js';
-import { decide, type PolicyRequest } from '../src/policy/decide.js';
+import { decide, pathMatches, type PolicyRequest } from '../src/policy/decide.js';
 import { normaliseAuthority } from '../src/policy/host.js';
 import { normalisePath } from '../src/policy/path.js';
 import { fmt, percentile, table } from './stats.js';
@@ -38,7 +38,7 @@ function linearDecide(policy: CompiledPolicy, req: PolicyRequest): string | unde
   for (const rule of policy.rules) {
     const patterns = policy.source.rules[rule.position]!.match_hosts ?? [];
     const hostOk = patterns.some((p) => (p.startsWith('*.') ? target.host.endsWith(p.slice(1)) : p === target.host));
-    if (hostOk && (!rule.matchPath || rule.matchPath(path))) return rule.name;
+    if (hostOk && pathMatches(rule, path)) return rule.name;
   }
   return undefined;
 }

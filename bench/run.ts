@@ -1,5 +1,6 @@
 /** `npm run bench [-- GROUP]`: prints every benchmark table. Figures only; nothing here passes or fails. */
 import { runDecisionBench } from './decision.js';
+import { runMatchingBench } from './matching.js';
 import { runGrpcBench } from './grpc.js';
 import { runEnvoyBench } from './envoy.js';
 import { runSandboxBench } from './sandboxes.js';
@@ -13,6 +14,7 @@ import { runGcBench } from './gc.js';
 
 const GROUPS: Record<string, () => string | Promise<string>> = {
   decision: runDecisionBench,
+  matching: runMatchingBench,
   grpc: runGrpcBench,
   transports: runTransportBench,
   callbacks: runCallbackBench,

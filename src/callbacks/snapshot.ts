@@ -1,4 +1,5 @@
 import type { Target } from '../policy/host.js';
+import { headerText } from '../policy/header-lookup.js';
 import type { CallbackRequestSnapshot } from './client.js';
 
 /** The most of a request body that a `full_request` snapshot carries (contract: the first 1 MiB). */
@@ -51,14 +52,6 @@ export function buildSnapshot(src: SnapshotSource, target: Target): CallbackRequ
 /** Headers a snapshot never carries: pseudo-headers (they are in method and url), the proxy's own credentials. */
 function omitted(name: string): boolean {
   return name.startsWith(':') || name === 'proxy-authorization' || name.startsWith('x-authproxy-');
-}
-
-/** A header value's text: UTF-8 when the bytes are valid UTF-8, else Latin-1 (one character per byte). */
-function headerText(raw: Uint8Array, fallback: string): string {
-  if (raw.byteLength === 0) return fallback;
-  const buf = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const utf8 = buf.toString('utf8');
-  return Buffer.byteLength(utf8) === buf.byteLength && !utf8.includes('\uFFFD') ? utf8 : buf.toString('latin1');
 }
 
 /**

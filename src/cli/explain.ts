@@ -1,6 +1,7 @@
 import { redactUrl, type CompiledHeader, type CompiledPolicy } from '../policy/compiled.js';
-import { decide } from '../policy/decide.js';
+import { decide, type HeaderLookup } from '../policy/decide.js';
 import { normalisePath } from '../policy/path.js';
+import { matchingPattern } from '../policy/path-pattern.js';
 import { AuthProxyError } from '../errors.js';
 
 /** Shows a header without its value unless it is plaintext. */
@@ -8,17 +9,30 @@ function redact(h: CompiledHeader): { name: string; value: string } {
   return { name: h.name, value: h.sensitive ? '[redacted]' : h.value };
 }
 
+/** `--header "name: value"` lines as the decision's header lookup (names lower-cased; a name given twice is ambiguous). */
+function headerLookup(lines: readonly string[]): HeaderLookup {
+  const map = new Map<string, string | undefined>();
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new AuthProxyError('usage', '--header: each must be written "name: value"');
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    map.set(name, map.has(name) ? undefined : value);
+  }
+  return { lookup: (name) => (map.has(name) ? map.get(name) : null) };
+}
+
 /**
  * The decision for one METHOD URL as JSON, for `authproxy explain`: which rule or callback applies and
  * why, with every sensitive value redacted. Callbacks are named, not called.
  */
-export function explain(policy: CompiledPolicy, method: string, url: string, sandboxId: string): Record<string, unknown> {
+export function explain(policy: CompiledPolicy, method: string, url: string, sandboxId: string, headerLines: readonly string[] = []): Record<string, unknown> {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/.exec(url);
   if (!m) throw new AuthProxyError('usage', `URL "${url}" must be absolute, like https://api.github.com/user`);
   const scheme = m[1]!.toLowerCase();
   const authority = m[2]!;
   const path = m[3] || '/';
-  const decision = decide(policy, { method: method.toUpperCase(), scheme, authority, path });
+  const decision = decide(policy, { method: method.toUpperCase(), scheme, authority, path, headers: headerLookup(headerLines) });
   const base = {
     sandbox: sandboxId,
     method: method.toUpperCase(),
@@ -34,8 +48,16 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
       return { ...base, reason: decision.reason };
     case 'refuse':
       return { ...base, status: decision.status, reason: decision.reason };
-    case 'inject':
-      return { ...base, rule: decision.rule.name, set_headers: decision.rule.headers.map(redact) };
+    case 'inject': {
+      const pattern = matchingPattern(decision.rule.paths, base.path ?? '');
+      return {
+        ...base,
+        rule: decision.rule.name,
+        matched_path: pattern ? { pattern: pattern.pattern, form: pattern.form } : { pattern: null, form: 'no match_paths: every path' },
+        ...(decision.rule.matchHeaders.length > 0 ? { matched_headers: decision.rule.matchHeaders.map((h) => h.name) } : {}),
+        set_headers: decision.rule.headers.map(redact),
+      };
+    }
     case 'callback':
       return {
         ...base,

@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey } from 'node:crypto';
 import type { CompiledAwsRule, CompiledGcpRule } from '../policy/compiled.js';
+import { HostIndex } from '../policy/host-index.js';
 import { isProviderRule, type AwsRule, type GcpRule } from './provider-schema.js';
 import { resolveValue, type ResolveContext } from './resolve-value.js';
 import type { ProxyConfig } from './schema.js';
@@ -19,18 +20,27 @@ const AWS_TARGET = { provider: 'aws' } as const;
 const GCP_TARGET = { provider: 'gcp' } as const;
 const noSpace = (v: string) => (/\s/.test(v) ? 'must not contain white space' : undefined);
 
+/** A provider rule's `match_hosts` narrowing as an index; undefined (every provider host) when empty. */
+function narrowing(patterns: readonly string[]): HostIndex | undefined {
+  if (patterns.length === 0) return undefined;
+  const index = new HostIndex();
+  index.add(0, patterns);
+  return index;
+}
+
 function compileAws(rule: AwsRule, position: number, ctx: ProviderContext, problems: string[]): CompiledAwsRule {
   const at = `rules[${position}].aws`;
+  const hosts = narrowing(rule.match_hosts);
   if ('role_arn' in rule.aws) {
-    return { name: rule.name, position, auth: { kind: 'role', roleArn: rule.aws.role_arn, sessionTags: rule.aws.session_tags ?? {} } };
+    return { name: rule.name, position, hosts, auth: { kind: 'role', roleArn: rule.aws.role_arn, sessionTags: rule.aws.session_tags ?? {} } };
   }
   const accessKeyId = resolveValue(rule.aws.access_key_id, ctx, `${at}.access_key_id: rule "${rule.name}"`, problems, (v) => (ACCESS_KEY_ID.test(v) ? undefined : 'is not an AWS access key id (A-Z and 0-9)'), AWS_TARGET);
   const secretAccessKey = resolveValue(rule.aws.secret_access_key, ctx, `${at}.secret_access_key: rule "${rule.name}"`, problems, noSpace, AWS_TARGET);
-  return { name: rule.name, position, auth: { kind: 'static', accessKeyId, secretAccessKey } };
+  return { name: rule.name, position, hosts, auth: { kind: 'static', accessKeyId, secretAccessKey } };
 }
 
 /** Checks a service-account key's JSON; returns the problem (never a value), or the parts minting needs. */
-function serviceAccount(text: string, allow: readonly string[]): { problem: string } | Omit<CompiledGcpRule, 'name' | 'position' | 'scopes' | 'id'> {
+function serviceAccount(text: string, allow: readonly string[]): { problem: string } | Omit<CompiledGcpRule, 'name' | 'position' | 'scopes' | 'id' | 'hosts'> {
   let key: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);
@@ -69,7 +79,7 @@ function compileGcp(rule: GcpRule, position: number, ctx: ProviderContext, probl
     .update(JSON.stringify([sa.clientEmail, sa.privateKey, sa.tokenUri, [...rule.gcp.scopes].sort()]))
     .digest('base64url')
     .slice(0, 16);
-  return { name: rule.name, position, scopes: rule.gcp.scopes, id, ...sa };
+  return { name: rule.name, position, hosts: narrowing(rule.match_hosts), scopes: rule.gcp.scopes, id, ...sa };
 }
 
 /**

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import { HostIndex } from '../policy/host-index.js';
 import { AccessList } from '../policy/access.js';
-import { compilePathPattern } from '../policy/path.js';
+import { compilePathPattern } from '../policy/path-pattern.js';
+import { parseMatchHeader, type MatchHeader } from './match-header.js';
 import { redactUrl, type CompiledCallback, type CompiledHeader, type CompiledPolicy, type CompiledRule } from '../policy/compiled.js';
 import { headerValueProblem, type ProxyConfig } from './schema.js';
 import { parseAccessEntry } from './access-pattern.js';
@@ -58,12 +59,12 @@ export function compilePolicy(config: ProxyConfig, given: CompileContext): Compi
     if (isProviderRule(rule)) return;
     const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`, { hosts: rule.match_hosts }));
     if (!rule.enabled) return;
-    const matchers = rule.match_paths.map(compilePathPattern);
     ruleIndex.add(rules.length, rule.match_hosts);
     rules.push({
       name: rule.name,
       position,
-      matchPath: matchers.length === 0 ? undefined : (path) => matchers.some((m) => m(path)),
+      paths: rule.match_paths.map(compilePathPattern),
+      matchHeaders: rule.match_headers.map(matchHeader),
       headers,
       pairs: headers.map((h) => [h.name, h.value] as const),
     });
@@ -115,6 +116,13 @@ function compileAccess(ac: ProxyConfig['access_control']): CompiledPolicy['acces
     throw new AuthProxyError('config_invalid', problem, [problem]);
   });
   return { mode, list: new AccessList(parsed) };
+}
+
+/** A validated `match_headers` entry, parsed (the schema has already refused a bad one). */
+function matchHeader(entry: string): MatchHeader {
+  const parsed = parseMatchHeader(entry);
+  if (!parsed.ok) throw new AuthProxyError('config_invalid', `match_headers: ${parsed.problem}`, [parsed.problem]);
+  return parsed.header;
 }
 
 function callbackId(cb: ProxyConfig['callbacks'][number]): string {

@@ -16,4 +16,10 @@ export const ruleFields = {
   enabled: z.boolean({ error: 'must be true or false' }).default(true),
   env_vars: z.record(z.string().regex(envName, { error: 'must be an environment variable name' }), z.string({ error: 'must be a string' })).default({}),
   description: z.string({ error: 'must be a string' }).max(1024, { error: 'must be at most 1024 characters' }).optional(),
+  /** LangSmith Cloud relays have no counterpart here: refused with the reason (see RELAY_REFUSAL in schema.ts). */
+  relay_id: z
+    .undefined({
+      error: 'names a LangSmith Cloud relay, which authproxy does not have: use `authproxy serve --upstream-proxy URL` (docs/deployment.md) to leave through your own proxy',
+    })
+    .optional(),
 };

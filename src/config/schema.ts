@@ -3,6 +3,7 @@ import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
 import { ruleFields } from './rule-fields.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
+import { parseMatchHeader } from './match-header.js';
 
 /**
  * The proxy_config schema: the single source of the config's types, of validation and of the JSON
@@ -92,18 +93,41 @@ export const callbackHeaderSchema = z
   })
   .superRefine(sealedFormOnlyIfOpaque);
 
-/** One header-injection rule (no `type`: the provider rules are `type: aws` and `type: gcp`). */
+/** `match_headers` entries (`"name: value"`, src/config/match-header.ts), each checked where it stands. */
+export const matchHeaders = z
+  .array(
+    z.string({ error: 'must be a string' }).superRefine((entry, ctx) => {
+      const parsed = parseMatchHeader(entry);
+      if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
+    }),
+  )
+  .max(32, { error: 'at most 32 entries' })
+  .default([]);
+
+/**
+ * One header-injection rule: `type` left out (or `""`, as LangSmith's API writes it back); the other
+ * rule types are told apart by their `type`.
+ */
 export const ruleSchema = z.strictObject({
   ...ruleFields,
-  type: z.undefined().optional(),
+  type: z.literal('').optional(),
   match_hosts: hostList(false, 1),
   match_paths: z.array(pathPattern).default([]),
+  match_headers: matchHeaders,
   headers: z.array(headerSchema).min(1, { error: 'needs at least one header' }).max(32),
 });
 
-/** Any rule: a header rule, or a provider rule told apart by its `type`. */
+/** Why `type: relay` (and `relay_id`) is refused: it names LangSmith Cloud objects authproxy has no counterpart for. */
+export const RELAY_REFUSAL =
+  'relay rules send traffic through a LangSmith Cloud relay, which authproxy does not have: to leave through your own network use `authproxy serve --upstream-proxy URL` (docs/deployment.md), or a rewrite rule to send matched requests elsewhere';
+
+/** Any rule: a header rule, or another rule type told apart by its `type` (`relay` is refused with the reason). */
 export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, awsRuleSchema, gcpRuleSchema], {
-  error: 'must be aws or gcp (header rules leave type out)',
+  error: (issue) => {
+    const input = issue.input as { type?: unknown } | undefined;
+    if (typeof input === 'object' && input !== null && input.type === 'relay') return RELAY_REFUSAL;
+    return 'must be aws, gcp, azure or rewrite (header rules leave type out)';
+  },
 });
 
 /** Headers authproxy sets on every callback request itself (the body's type and the signature JWT). */

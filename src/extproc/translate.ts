@@ -1,7 +1,8 @@
 import type { HttpHeaders, ProcessingRequest, ProcessingResponse } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import { HeaderValueOption_HeaderAppendAction } from '../gen/envoy/config/core/v3/base.js';
 import { ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type ProcessingMode } from '../gen/envoy/extensions/filters/http/ext_proc/v3/processing_mode.js';
-import type { PolicyRequest } from '../policy/decide.js';
+import type { HeaderLookup, PolicyRequest } from '../policy/decide.js';
+import { ListHeaderLookup } from '../policy/header-lookup.js';
 import type { Target } from '../policy/host.js';
 import type { Outcome } from '../runtime/engine.js';
 import { CONNECT_AUTHORITY, EXT_PROC_ATTRIBUTES, SNI, type WireRequest } from './wire.js';
@@ -18,7 +19,7 @@ export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: P
   if (!found) return undefined;
   const attrs = attributes?.[EXT_PROC_ATTRIBUTES] ?? {};
   const tunnel = inTunnel || CONNECT_AUTHORITY in attrs ? { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) } : undefined;
-  return policyRequest(found[':method'] ?? null, found[':scheme'] ?? null, found[':authority'] ?? null, found[':path'] ?? null, tunnel);
+  return policyRequest(found[':method'] ?? null, found[':scheme'] ?? null, found[':authority'] ?? null, found[':path'] ?? null, tunnel, new ListHeaderLookup(() => headers?.headers?.headers ?? []));
 }
 
 /**
@@ -29,15 +30,15 @@ export function wirePolicyRequest(wire: WireRequest, inTunnel = false): PolicyRe
   if (wire.repeated & PSEUDO_BITS) return undefined;
   const [method, scheme, authority, path] = wire.values;
   const tunnel = inTunnel || wire.hasConnectAuthority ? { connectAuthority: wire.connectAuthority, sni: wire.sni } : undefined;
-  return policyRequest(method!, scheme!, authority!, path!, tunnel);
+  return policyRequest(method!, scheme!, authority!, path!, tunnel, wire);
 }
 
 /** The four pseudo-headers are PICKED_HEADERS[0..3]. */
 const PSEUDO_BITS = 0b1111;
 
-function policyRequest(method: string | null, scheme: string | null, authority: string | null, path: string | null, tunnel: PolicyRequest['tunnel']): PolicyRequest | undefined {
+function policyRequest(method: string | null, scheme: string | null, authority: string | null, path: string | null, tunnel: PolicyRequest['tunnel'], headers: HeaderLookup): PolicyRequest | undefined {
   if (!method || !authority || !scheme) return undefined;
-  return tunnel ? { method, scheme, authority, path: path ?? '', tunnel } : { method, scheme, authority, path: path ?? '' };
+  return tunnel ? { method, scheme, authority, path: path ?? '', tunnel, headers } : { method, scheme, authority, path: path ?? '', headers };
 }
 
 /**

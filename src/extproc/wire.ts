@@ -1,5 +1,6 @@
 import type { HeaderValue } from '../gen/envoy/config/core/v3/base.js';
 import { HttpBody, HttpHeaders } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
+import { headerText } from '../policy/header-lookup.js';
 
 /**
  * Reading a ProcessingRequest straight from its protobuf bytes, decoding only what a decision reads: which
@@ -50,6 +51,27 @@ export class WireRequest {
   end = 0;
 
   constructor(readonly bytes: Buffer) {}
+
+  /** The header map's bytes, [mapStart, mapEnd), for `lookup`; -1 when the message has none. */
+  mapStart = -1;
+  mapEnd = 0;
+
+  /**
+   * A header for `match_headers` (HeaderLookup), found by scanning the header map's bytes for that one
+   * name (ASCII case-insensitively): nothing else is decoded, and a request that no such rule looks at
+   * costs nothing. The value is read as the generated decoder's list would give it (raw_value first).
+   */
+  lookup(name: string): string | null | undefined {
+    if (this.mapStart < 0) return null;
+    // Rules for several accounts on one host all ask for the same header: remember the last answer.
+    if (name !== this.lastName) {
+      this.lastValue = findHeader(this.bytes, this.mapStart, this.mapEnd, nameBytes(name));
+      this.lastName = name;
+    }
+    return this.lastValue;
+  }
+  private lastName: string | undefined = undefined;
+  private lastValue: string | null | undefined = null;
 
   /** A picked header's value; undefined when it is repeated. */
   header(name: PickedHeader): string | null | undefined {
@@ -213,6 +235,8 @@ function readHeaders(req: WireRequest, buf: Buffer, start: number, end: number):
     else skip(buf, end, tag);
   }
   if (map < 0) return;
+  req.mapStart = map;
+  req.mapEnd = mapEnd;
   pos = map;
   while (pos < mapEnd) {
     const tag = tagAt(buf, mapEnd);
@@ -257,6 +281,68 @@ function readHeaderValue(req: WireRequest, buf: Buffer, start: number, end: numb
     return;
   }
 }
+
+/** Header names asked for by `match_headers`, as bytes: few (a config's names), so kept once each. */
+const NAME_BYTES = new Map<string, Buffer>();
+function nameBytes(name: string): Buffer {
+  let bytes = NAME_BYTES.get(name);
+  if (!bytes) {
+    bytes = Buffer.from(name, 'latin1');
+    if (NAME_BYTES.size < 1024) NAME_BYTES.set(name, bytes);
+  }
+  return bytes;
+}
+
+/** `key` equals the lowercase name `want`, ASCII letters compared without case. */
+function keyIs(buf: Buffer, start: number, end: number, want: Uint8Array): boolean {
+  if (end - start !== want.length) return false;
+  for (let i = 0; i < want.length; i++) {
+    const b = buf[start + i]!;
+    if ((b >= 65 && b <= 90 ? b + 32 : b) !== want[i]) return false;
+  }
+  return true;
+}
+
+/** The value of the one entry named `want` in a header map: null when none, undefined when several. */
+function findHeader(buf: Buffer, start: number, end: number, want: Uint8Array): string | null | undefined {
+  let found: string | null = null;
+  pos = start;
+  while (pos < end) {
+    const tag = tagAt(buf, end);
+    if (tag !== 10) {
+      skip(buf, end, tag);
+      continue;
+    }
+    const entry = delimited(buf, end);
+    const next = pos;
+    pos = entry;
+    let key = -1;
+    let keyEnd = 0;
+    let value = -1;
+    let valueEnd = 0;
+    let raw = -1;
+    let rawEnd = 0;
+    while (pos < next) {
+      const t = tagAt(buf, next);
+      if (t === 10) {
+        key = delimited(buf, next);
+        keyEnd = pos;
+      } else if (t === 18) {
+        value = delimited(buf, next);
+        valueEnd = pos;
+      } else if (t === 26) {
+        raw = delimited(buf, next);
+        rawEnd = pos;
+      } else skip(buf, next, t);
+    }
+    pos = next;
+    if (key < 0 || !keyIs(buf, key, keyEnd, want)) continue;
+    if (found !== null) return undefined;
+    found = headerText(raw >= 0 ? buf.subarray(raw, rawEnd) : EMPTY, value >= 0 ? buf.toString('utf8', value, valueEnd) : '');
+  }
+  return found;
+}
+const EMPTY = new Uint8Array(0);
 
 /** The ext_proc namespace's Struct: the connect authority and SNI, each the last entry that has a value. */
 function readAttributes(req: WireRequest, buf: Buffer, start: number, end: number): void {

@@ -1,6 +1,8 @@
 import type { AccessList } from './access.js';
 import type { HostIndex } from './host-index.js';
 import type { ProxyConfig } from '../config/schema.js';
+import type { MatchHeader } from '../config/match-header.js';
+import type { PathPattern } from './path-pattern.js';
 
 /** A header ready to inject: placeholders resolved, opaque values unsealed. */
 export interface CompiledHeader {
@@ -16,8 +18,10 @@ export interface CompiledRule {
   readonly name: string;
   /** Position in the config's `rules` list (disabled rules keep their numbers). */
   readonly position: number;
-  /** Undefined when the rule has no `match_paths` (all paths match). */
-  readonly matchPath: ((path: string) => boolean) | undefined;
+  /** The rule's `match_paths`, compiled; empty = every path. */
+  readonly paths: readonly PathPattern[];
+  /** The rule's `match_headers`: each must be present once with exactly this value; empty = no condition. */
+  readonly matchHeaders: readonly MatchHeader[];
   readonly headers: readonly CompiledHeader[];
   /** `headers` as (name, value) pairs, built once so that injecting allocates nothing per request. */
   readonly pairs: ReadonlyArray<readonly [string, string]>;
@@ -65,6 +69,8 @@ export interface CompiledPolicy {
 export interface CompiledAwsRule {
   readonly name: string;
   readonly position: number;
+  /** `match_hosts`: narrows the AWS hosts the rule covers; undefined = every AWS endpoint. */
+  readonly hosts: HostIndex | undefined;
   readonly auth: { readonly kind: 'static'; readonly accessKeyId: string; readonly secretAccessKey: string } | { readonly kind: 'role'; readonly roleArn: string; readonly sessionTags: Readonly<Record<string, string>> };
 }
 
@@ -72,6 +78,8 @@ export interface CompiledAwsRule {
 export interface CompiledGcpRule {
   readonly name: string;
   readonly position: number;
+  /** `match_hosts`: narrows the Google API hosts the rule covers; undefined = every Google API host. */
+  readonly hosts: HostIndex | undefined;
   readonly clientEmail: string;
   readonly privateKey: string;
   readonly privateKeyId?: string;

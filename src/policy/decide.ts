@@ -14,6 +14,14 @@ export interface PolicyRequest {
    * TLS SNI, which must both name the request's host (else a sandbox could steer a credential elsewhere).
    */
   readonly tunnel?: { readonly connectAuthority: string | undefined; readonly sni: string | undefined };
+  /** The request's other headers, read only when a candidate rule has `match_headers` (without it, such a rule never matches). */
+  readonly headers?: HeaderLookup;
+}
+
+/** Request headers by lowercase name, for `match_headers`. */
+export interface HeaderLookup {
+  /** The value when sent once, null when absent, undefined when sent more than once (ambiguous: never matches). */
+  lookup(name: string): string | null | undefined;
 }
 
 /** Why a request passes untouched. */
@@ -59,9 +67,9 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   if (barrier === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
   const ruleHits = policy.ruleIndex.all(host);
   const callbackHit = policy.callbackIndex.first(host);
-  // Provider rules cover their provider's hosts wherever they sit in `rules`.
-  const aws = policy.aws && awsEndpoint(host);
-  const gcp = policy.gcp && isGoogleApisHost(host);
+  // Provider rules cover their provider's hosts wherever they sit in `rules` (narrowed by their match_hosts).
+  const aws = coversAws(policy.aws, host);
+  const gcp = coversGcp(policy.gcp, host);
   if (ruleHits.length === 0 && callbackHit === undefined && !aws && !gcp) return { outcome: 'pass', reason: 'no_match', target };
   if (req.scheme !== 'https') return { outcome: 'refuse', status: 403, reason: 'cleartext', target };
   if (aws) return { outcome: 'aws', rule: policy.aws!, endpoint: aws, target };
@@ -70,10 +78,42 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   if (path === undefined) return { outcome: 'pass', reason: 'ambiguous_path', target };
   for (const index of ruleHits) {
     const rule = policy.rules[index]!;
-    if (!rule.matchPath || rule.matchPath(path)) return { outcome: 'inject', rule, target };
+    if (pathMatches(rule, path) && headersMatch(rule, req)) return { outcome: 'inject', rule, target };
   }
   if (callbackHit !== undefined) return { outcome: 'callback', callback: policy.callbacks[callbackHit]!, target };
   return { outcome: 'pass', reason: 'no_match', target };
+}
+
+/** Whether the normalised path matches one of the rule's `match_paths` (none = every path). A loop, not `some`: no closure per request. */
+export function pathMatches(rule: CompiledRule, path: string): boolean {
+  const { paths } = rule;
+  if (paths.length === 0) return true;
+  for (let i = 0; i < paths.length; i++) if (paths[i]!.test(path)) return true;
+  return false;
+}
+
+/** Whether the request carries every `match_headers` entry exactly once with exactly its value. */
+export function headersMatch(rule: CompiledRule, req: PolicyRequest): boolean {
+  const wanted = rule.matchHeaders;
+  if (wanted.length === 0) return true;
+  const headers = req.headers;
+  if (!headers) return false;
+  for (let i = 0; i < wanted.length; i++) {
+    const w = wanted[i]!;
+    if (headers.lookup(w.name) !== w.value) return false;
+  }
+  return true;
+}
+
+/** The AWS endpoint `host` is, when the enabled aws rule covers it. */
+function coversAws(rule: CompiledAwsRule | undefined, host: string): AwsEndpoint | undefined {
+  if (!rule || (rule.hosts && !rule.hosts.has(host))) return undefined;
+  return awsEndpoint(host);
+}
+
+/** Whether the enabled gcp rule covers `host`. */
+function coversGcp(rule: CompiledGcpRule | undefined, host: string): boolean {
+  return rule !== undefined && (!rule.hosts || rule.hosts.has(host)) && isGoogleApisHost(host);
 }
 
 /** Where a host stands before any path is looked at: the part of a decision that CONNECT and SDS share too. */
@@ -105,5 +145,5 @@ export function hostStanding(policy: CompiledPolicy, host: string, port: number 
 
 /** Whether any enabled rule, callback or provider rule names `host`. */
 function credentialed(policy: CompiledPolicy, host: string): boolean {
-  return policy.ruleIndex.has(host) || policy.callbackIndex.has(host) || (policy.aws !== undefined && awsEndpoint(host) !== undefined) || (policy.gcp !== undefined && isGoogleApisHost(host));
+  return policy.ruleIndex.has(host) || policy.callbackIndex.has(host) || coversAws(policy.aws, host) !== undefined || coversGcp(policy.gcp, host);
 }

@@ -55,19 +55,3 @@ function removeDotSegments(path: string): string {
   });
   return `/${out.join('/')}`;
 }
-
-/**
- * Compiles a path pattern into a matcher over the whole normalised path: `*` matches any run of characters
- * including `/`, `?` exactly one character, everything else literally. (micromatch is not used: its `*`
- * stops at `/` and it gives `{}`, `[]`, `!` and `+()` meanings the contract does not.)
- */
-export function compilePathPattern(pattern: string): (path: string) => boolean {
-  if (pattern === '*') return () => true;
-  if (!/[*?]/.test(pattern)) return (path) => path === pattern;
-  const body = pattern
-    .split('')
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\/-]/g, '\\$&')))
-    .join('');
-  const re = new RegExp(`^${body}$`, 's');
-  return (path) => re.test(path);
-}

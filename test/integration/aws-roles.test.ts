@@ -63,7 +63,7 @@ describe('AWS role sessions in memory (sidecar mode)', () => {
     state.fail = true;
     const signer = new AwsSigner({ log: createLogger('silent'), roles: new AwsRoleCredentials(new TemporaryCredentials(new MemoryCredentialCache()), sts, tenants) });
     const host = 'sts.us-east-1.amazonaws.com';
-    const decision = { outcome: 'aws', rule: { name: 'aws', position: 0, auth: { kind: 'role', roleArn: ROLE, sessionTags: {} } }, endpoint: awsEndpoint(host)!, target: { host, port: 443 } } as const;
+    const decision = { outcome: 'aws', rule: { name: 'aws', position: 0, hosts: undefined, auth: { kind: 'role', roleArn: ROLE, sessionTags: {} } }, endpoint: awsEndpoint(host)!, target: { host, port: 443 } } as const;
     const extras = {
       endOfStream: true,
       headers: () => ({ authorization: [`AWS4-HMAC-SHA256 Credential=AKIAAUTHPROXYEXAMPLE/20250101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'a'.repeat(64)}`] }),

@@ -131,10 +131,13 @@ describe('steps 3 and 4: path normalisation and path patterns', () => {
     ['/repos/../admin', 'pass no_match'],
     ['/repos/%2e%2e/admin', 'pass no_match'],
     ['/repos/x/../../admin', 'pass no_match'],
-    // "*" crosses "/", "?" matches exactly one character
+    // LangSmith's prefix form: "/repos/*" is every path starting with the string "/repos"
     ['/repos/a/b/pulls', 'inject paths'],
     ['/repos/', 'inject paths'],
-    ['/repos', 'pass no_match'],
+    ['/repos', 'inject paths'],
+    ['/reposx', 'inject paths'],
+    ['/repo', 'pass no_match'],
+    // the glob extension: "?" matches exactly one character
     ['/v1/items', 'inject paths'],
     ['/v2/items', 'inject paths'],
     ['/v/items', 'pass no_match'],
