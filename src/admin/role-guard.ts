@@ -1,12 +1,12 @@
 import type { ProxyConfig } from '../config/schema.js';
 import { ApiError } from './api-error.js';
 
-/** The AWS role of a config, as the comparison sees it: rule name, ARN, tags and whether it is enabled. */
+/** The AWS role of a config, as the comparison sees it: rule name, ARN, tags, subject scope and whether it is enabled. */
 function roleOf(config: ProxyConfig | undefined): { name: string; key: string } | undefined {
   const rule = config?.rules.find((r) => r.type === 'aws');
   if (rule?.type !== 'aws' || !('role_arn' in rule.aws)) return undefined;
   const tags = Object.entries(rule.aws.session_tags ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  return { name: rule.name, key: JSON.stringify([rule.name, rule.aws.role_arn, tags, rule.enabled]) };
+  return { name: rule.name, key: JSON.stringify([rule.name, rule.aws.role_arn, tags, rule.aws.subject_scope ?? 'workspace', rule.enabled]) };
 }
 
 /**

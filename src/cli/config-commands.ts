@@ -64,11 +64,12 @@ export function registerConfigCommands(program: Command): void {
   configOptions(program.command('explain').description('print the decision for one request as JSON, secrets redacted'))
     .argument('<method>', 'HTTP method, e.g. GET')
     .argument('<url>', 'absolute URL, e.g. https://api.github.com/user')
-    .action((method: string, url: string, flags: ConfigFlags & { sandbox: string }) => {
+    .option('-H, --header <line>', 'a request header "name: value" (repeatable), for match_headers', (line: string, all: string[]) => [...all, line], [] as string[])
+    .action((method: string, url: string, flags: ConfigFlags & { sandbox: string; header: string[] }) => {
       const file = load(flags);
       const policy = file.sandboxes.get(flags.sandbox) ?? file.default;
       if (!policy) throw new AuthProxyError('usage', `--sandbox: "${flags.sandbox}" has no config in ${flags.config}`);
-      process.stdout.write(`${JSON.stringify(explain(policy, method, url, flags.sandbox), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(explain(policy, method, url, flags.sandbox, flags.header), null, 2)}\n`);
     });
 
   program

@@ -98,7 +98,11 @@ const REFUSED: Array<[string, ProxyConfig, string]> = [
     'rules[0].gcp.workload_identity_provider: workload identity federation',
   ],
   ['azure workload identity', { rules: [{ name: 'azure', type: 'azure', azure: { tenant_id: '11111111-1111-4111-8111-111111111111', client_id: '22222222-2222-4222-8222-222222222222' } }] }, 'rules[0].azure'],
-  ['aws tag subject scope', { rules: [{ name: 'aws', type: 'aws', aws: { role_arn: 'arn:aws:iam::123456789012:role/agents', subject_scope: 'tag:0f8e3c1a-1111-4222-8333-444455556666' } }] }, 'rules[0].aws.subject_scope: a "tag:" subject scope needs'],
+  [
+    'aws tag subject scope',
+    { rules: [{ name: 'aws', type: 'aws', aws: { role_arn: 'arn:aws:iam::123456789012:role/agents', subject_scope: 'tag:0f8e3c1a-1111-4222-8333-444455556666' } }] },
+    'rules[0].aws.subject_scope: a "tag:" subject scope needs',
+  ],
   ['rewrite to a sandbox in sidecar mode', { rules: [{ name: 'peer', type: 'rewrite', match_hosts: ['api.peer.example'], rewrite: { sandbox: 'other', port: 8080 } }] }, 'rules[0].rewrite.sandbox'],
 ];
 
@@ -124,7 +128,10 @@ describe("langsmith 0.12.0's ProxyConfig shapes through validate and serve", () 
     const v = runCli(['validate', '--config', file, '--secrets-dir', secrets]);
     expect(v.stderr).toBe('');
     expect(v.status).toBe(0);
-    const serve = startCli(['serve', '--config', file, '--secrets-dir', secrets, '--listen', `unix:${join(dir.path, `${name.length}.sock`)}`], { AWS_ACCESS_KEY_ID: 'AKIABASEFORROLES0001', AWS_SECRET_ACCESS_KEY: 'base/secret' });
+    const serve = startCli(['serve', '--config', file, '--secrets-dir', secrets, '--listen', `unix:${join(dir.path, `${name.length}.sock`)}`], {
+      AWS_ACCESS_KEY_ID: 'AKIABASEFORROLES0001',
+      AWS_SECRET_ACCESS_KEY: 'base/secret',
+    });
     try {
       await eventually(() => serve.output().includes('authproxy serving'), 20_000, `serve applies ${name}`);
       for (const secret of Object.values(SECRETS)) expect(serve.output()).not.toContain(secret);
