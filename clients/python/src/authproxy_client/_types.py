@@ -82,6 +82,7 @@ class HeaderRule(TypedDict, total=False):
     match_hosts: Required[List[str]]
     headers: Required[List[Header]]
     match_paths: List[str]
+    match_headers: List[str]
     enabled: bool
     env_vars: Dict[str, str]
     description: str
@@ -94,6 +95,7 @@ class AwsAuth(TypedDict, total=False):
     secret_access_key: Secret
     role_arn: str
     session_tags: Dict[str, str]
+    subject_scope: str
 
 
 @final
@@ -103,6 +105,7 @@ class AwsRule(TypedDict, total=False):
     name: Required[str]
     type: Required[Literal["aws"]]
     aws: Required[AwsAuth]
+    match_hosts: List[str]
     enabled: bool
     env_vars: Dict[str, str]
     description: str
@@ -112,7 +115,7 @@ class GcpAuth(TypedDict):
     """``gcp`` of a ``type: gcp`` rule: a service-account key (JSON) and the OAuth2 scopes to mint for."""
 
     service_account_json: Secret
-    scopes: List[str]
+    scopes: NotRequired[List[str]]
 
 
 @final
@@ -122,6 +125,7 @@ class GcpRule(TypedDict, total=False):
     name: Required[str]
     type: Required[Literal["gcp"]]
     gcp: Required[GcpAuth]
+    match_hosts: List[str]
     enabled: bool
     env_vars: Dict[str, str]
     description: str
