@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
 import { ruleFields } from './rule-fields.js';
+import { rewriteRuleSchema } from './rewrite-schema.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 
 /**
@@ -101,9 +102,12 @@ export const ruleSchema = z.strictObject({
   headers: z.array(headerSchema).min(1, { error: 'needs at least one header' }).max(32),
 });
 
-/** Any rule: a header rule, or a provider rule told apart by its `type`. */
-export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, awsRuleSchema, gcpRuleSchema], {
-  error: 'must be aws or gcp (header rules leave type out)',
+/** A `type: rewrite` rule: the header rule's matching fields, plus where matched requests go (rewrite-schema.ts). */
+export const rewriteRule = rewriteRuleSchema(ruleSchema);
+
+/** Any rule: a header rule, or a rewrite or provider rule told apart by its `type`. */
+export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, rewriteRule, awsRuleSchema, gcpRuleSchema], {
+  error: 'must be rewrite, aws or gcp (header rules leave type out)',
 });
 
 /** Headers authproxy sets on every callback request itself (the body's type and the signature JWT). */
@@ -200,8 +204,10 @@ export type AnyRule = ProxyConfig['rules'][number];
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;
 /** A proxy_config as a user writes it (defaults optional). */
 export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
-/** A header rule (what `match_hosts` / `headers` belong to). */
+/** A header or rewrite rule (what `match_hosts` / `headers` belong to). */
 export type Rule = Exclude<AnyRule, ProviderRule>;
+/** A `type: rewrite` rule. */
+export type RewriteRule = Extract<AnyRule, { type: 'rewrite' }>;
 export type RuleHeader = z.output<typeof headerSchema>;
 export type Callback = ProxyConfig['callbacks'][number];
 
