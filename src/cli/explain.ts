@@ -2,6 +2,7 @@ import { redactUrl, type CompiledHeader, type CompiledPolicy } from '../policy/c
 import { decide } from '../policy/decide.js';
 import { normalisePath } from '../policy/path.js';
 import { AuthProxyError } from '../errors.js';
+import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
 
 /** Shows a header without its value unless it is plaintext. */
 function redact(h: CompiledHeader): { name: string; value: string } {
@@ -34,8 +35,22 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
       return { ...base, reason: decision.reason };
     case 'refuse':
       return { ...base, status: decision.status, reason: decision.reason };
-    case 'inject':
-      return { ...base, rule: decision.rule.name, set_headers: decision.rule.headers.map(redact) };
+    case 'inject': {
+      const { rewrite } = decision.rule;
+      if (!rewrite) return { ...base, rule: decision.rule.name, set_headers: decision.rule.headers.map(redact) };
+      // The destination as configured; `serve` resolves it through the egress guard and dials that address.
+      const own = (h: string) => decision.rule.headers.some((r) => r.name.toLowerCase() === h);
+      const credentials = CREDENTIAL_HEADERS.filter((h) => h !== 'proxy-authorization' && !own(h));
+      return {
+        ...base,
+        outcome: 'rewrite',
+        rule: decision.rule.name,
+        rewrite: { url: `https://${rewrite.authority}${path}`, host: rewrite.host, port: rewrite.port, credentials: rewrite.credentials },
+        set_headers: [{ name: ':authority', value: rewrite.authority }, ...decision.rule.headers.map(redact)],
+        remove_headers: rewrite.credentials === 'strip' ? ['proxy-authorization', ...credentials] : base.remove_headers,
+        ...(rewrite.credentials === 'redact' ? { redact_headers: credentials } : {}),
+      };
+    }
     case 'callback':
       return {
         ...base,

@@ -11,6 +11,7 @@ import { Engine, type Outcome, type RequestExtras } from '../../src/runtime/engi
 import { EgressGuard } from '../../src/egress/guard.js';
 import type { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { captureLogs } from '../helpers/logs.js';
+import { explain } from '../../src/cli/explain.js';
 import { policyFrom, thrown } from './support.js';
 
 const SECRET = 'sk-FAKE-rewrite-canary-3333';
@@ -162,5 +163,24 @@ describe('the engine and the ext_proc answer', () => {
     expect(common.headerMutation!.setHeaders.map((h) => [h.header!.key, h.header!.rawValue.toString(), h.header!.value])).toEqual([[':authority', 'new.example', '']]);
     expect(common.headerMutation!.removeHeaders).toEqual(['cookie']);
     expect(answer.dynamicMetadata).toEqual({ authproxy: { target_host: '[2001:db8::1]', target_port: '443' } });
+  });
+});
+
+describe('authproxy explain', () => {
+  it('shows the destination (path and query kept), the credentials policy and the headers, secrets redacted', () => {
+    const out = explain(policyFrom(config, secrets), 'get', 'https://api.old.example/v1/x?y=1', 'sb');
+    expect(out).toMatchObject({
+      outcome: 'rewrite',
+      rule: 'moved',
+      rewrite: { url: 'https://api.new.example:8443/v1/x?y=1', host: 'api.new.example', port: 8443, credentials: 'redact' },
+      set_headers: [
+        { name: ':authority', value: 'api.new.example:8443' },
+        { name: 'X-Api-Key', value: '[redacted]' },
+      ],
+      remove_headers: ['proxy-authorization'],
+    });
+    expect(out.redact_headers).toEqual(expect.arrayContaining(['authorization', 'cookie']));
+    expect(out.redact_headers).not.toContain('x-api-key');
+    expect(JSON.stringify(out)).not.toContain(SECRET);
   });
 });
