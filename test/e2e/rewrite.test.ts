@@ -6,7 +6,9 @@
  * resolve to 127.0.0.2 (opened with --egress-allow-cidrs) except private.test, which resolves to 127.0.0.1
  * (where the rig's own upstream listens, so a request that reached it would show).
  */
+import { execFile } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { fetch as undiciFetch, ProxyAgent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +18,7 @@ import { eventually } from '../helpers/fs.js';
 import { startRig, type Rig } from '../helpers/sidecar-rig.js';
 import { startUpstream } from '../helpers/upstream.js';
 
+const run = promisify(execFile);
 const TOKEN = 'rewrite_canary_5e0d2b';
 const SANDBOX_TOKEN = 'sandbox_placeholder_91aa';
 const bin = envoyBinary();
@@ -138,6 +141,39 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
     // The intercepting listener strips the port from a Host it leaves alone (strip_any_host_port).
     expect(got).toMatchObject({ host: 'old.test', sni: 'old.test', path: '/other' });
     expect(got.headers.authorization).toBe(`Bearer ${TOKEN}`);
+  });
+
+  it('one kept-alive connection: rewritten and original requests each reach their own host (upstream connections are not shared across SNI)', async () => {
+    const paths = ['/strip/1', '/other', '/strip/2', '/other'];
+    for (const http of ['--http1.1', '--http2']) {
+      // One curl, four URLs (--next): curl keeps the tunnel and its TLS connection between them.
+      const args = paths.flatMap((p, i) => [
+        ...(i > 0 ? ['--next'] : []),
+        '-sS',
+        '-x',
+        rig.proxyUrl,
+        '--cacert',
+        rig.authproxyCa,
+        http,
+        '-H',
+        `Authorization: Bearer ${SANDBOX_TOKEN}`,
+        '-w',
+        '\n',
+        rig.url('old.test', p),
+      ]);
+      const { stdout, stderr } = await run('curl', ['-v', ...args]);
+      const seen = stdout
+        .trim()
+        .split('\n')
+        .map((line) => echo(line));
+      expect(seen.map((b) => [b.sni, b.path, b.headers.authorization])).toEqual([
+        ['new.test', '/strip/1', undefined],
+        ['old.test', '/other', `Bearer ${TOKEN}`],
+        ['new.test', '/strip/2', undefined],
+        ['old.test', '/other', `Bearer ${TOKEN}`],
+      ]);
+      expect(stderr.match(/Re-using existing/gi)?.length ?? 0).toBeGreaterThan(0);
+    }
   });
 
   it('refuses a rewrite destination that resolves to a private address: 403, nothing sent', async () => {
