@@ -10,8 +10,11 @@ export interface SandboxLinks {
   dial(from: string, to: string, port: number): string | undefined;
 }
 
-/** Why a `rewrite.sandbox` destination can't be compiled without sandbox links (sidecar mode). */
-export const SANDBOX_NEEDS_SHARED_MODE = 'a sandbox destination needs shared-service mode (authproxy serve --admin-listen, with a link to that sandbox); sidecar mode has no other sandboxes to reach';
+/** Why a `rewrite.sandbox` destination can't be compiled without sandbox links (sidecar mode, or a config file). */
+export const SANDBOX_NEEDS_SHARED_MODE = 'a sandbox destination needs a link kept by the admin API (shared-service mode); sidecar mode and config files have no other sandboxes to reach';
+
+/** The links of a store that keeps none yet: every `rewrite.sandbox` is refused, naming the missing link. */
+export const NO_SANDBOX_LINKS: SandboxLinks = { dial: () => undefined };
 
 /**
  * Compiles the `rewrite` part of a rewrite rule. A `sandbox` destination is a config error (pushed to

@@ -40,6 +40,13 @@ describe('admin API hardening', () => {
     expect(JSON.stringify(same.json)).not.toContain(SECRET);
   });
 
+  it('refuses a rewrite to another sandbox that no link allows (422, one line naming the field)', async () => {
+    const body = { rules: [{ name: 'to-b', type: 'rewrite', match_hosts: ['svc.internal.example'], rewrite: { sandbox: 'sb-b', port: 8080 } }] };
+    const res = await rig.call('PUT', path('sb-h5'), { body });
+    expect(res.status).toBe(422);
+    expect(res.json.problems).toEqual(['rules[0].rewrite.sandbox: no link lets sandbox "sb-h5" reach sandbox "sb-b" on port 8080']);
+  });
+
   it('refuses is_set: true together with a value, and empty opaque values', async () => {
     await rig.call('PUT', path('sb-h2'), { body: rule(['api.github.com'], { value: `Bearer ${SECRET}` }) });
     const both = await rig.call('PATCH', path('sb-h2'), { body: rule(['api.github.com'], { is_set: true, value: '' }) });

@@ -56,7 +56,7 @@ describe('compiling rewrite rules', () => {
 
   it('refuses a sandbox destination in sidecar mode (no sandbox links), saying why', () => {
     const err = thrown(() => policyFrom('rules: [{ name: r, type: rewrite, match_hosts: [a.example], rewrite: { sandbox: sb-2, port: 8080 } }]'));
-    expect(err.problems).toEqual(['rules[0].rewrite.sandbox: a sandbox destination needs shared-service mode (authproxy serve --admin-listen, with a link to that sandbox); sidecar mode has no other sandboxes to reach']);
+    expect(err.problems).toEqual(['rules[0].rewrite.sandbox: a sandbox destination needs a link kept by the admin API (shared-service mode); sidecar mode and config files have no other sandboxes to reach']);
   });
 
   it('refuses a sandbox destination that no link allows', () => {
