@@ -7,6 +7,7 @@
  * (where the rig's own upstream listens, so a request that reached it would show).
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
@@ -78,8 +79,11 @@ function handler(gate: { release?: () => void }) {
       return;
     }
     const sni = (req.socket as unknown as { servername?: string }).servername;
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ host: req.headers.host, sni, path: req.url, headers: req.headers })));
+    const hash = createHash('sha256');
+    req.on('data', (chunk: Buffer) => hash.update(chunk));
+    req.on('end', () =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ host: req.headers.host, sni, method: req.method, path: req.url, headers: req.headers, body_sha256: hash.digest('hex') })),
+    );
   };
 }
 
@@ -88,7 +92,7 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   const gate: { release?: () => void } = {};
   const curl = (path: string, headers: string[] = []) => curlViaProxy(rig.proxyUrl, rig.authproxyCa, [...headers.flatMap((h) => ['-H', h]), rig.url('old.test', path)]);
-  const echo = (body: string) => JSON.parse(body) as { host: string; sni: string; path: string; headers: Record<string, string | undefined> };
+  const echo = (body: string) => JSON.parse(body) as { host: string; sni: string; method: string; path: string; headers: Record<string, string | undefined>; body_sha256: string };
   const credentials = [`Authorization: Bearer ${SANDBOX_TOKEN}`, `Cookie: session=${SANDBOX_TOKEN}`, `X-Api-Key: ${SANDBOX_TOKEN}`];
 
   beforeAll(async () => {
@@ -116,6 +120,13 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
     expect(got.headers.authorization).toBeUndefined();
     expect(got.headers.cookie).toBeUndefined();
     expect(got.headers['x-api-key']).toBeUndefined();
+  });
+
+  it('sends the method and body unchanged', async () => {
+    const body = 'x'.repeat(200_000);
+    const file = rig.dir.file('upload.bin', body);
+    const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, ['-X', 'PUT', '--data-binary', `@${file}`, rig.url('old.test', '/strip/upload')]);
+    expect(echo(r.body)).toMatchObject({ method: 'PUT', host: `new.test:${rig.upstream.port}`, body_sha256: createHash('sha256').update(body).digest('hex') });
   });
 
   it('redacts the credentials, keeping an Authorization scheme', async () => {
