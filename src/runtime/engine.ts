@@ -107,7 +107,7 @@ export class Engine {
         return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
       case 'inject':
         if (decision.rule.rewrite) {
-          if (debug) this.trace(sandboxId, req, 'rewrite', { rule: decision.rule.name, to: `${decision.rule.rewrite.authority}`, credentials: decision.rule.rewrite.credentials });
+          if (debug) this.trace(sandboxId, req, 'rewrite', { rule: decision.rule.name, to: decision.rule.rewrite.authority, credentials: decision.rule.rewrite.credentials });
           return rewriteOutcome({ ...decision.rule, rewrite: decision.rule.rewrite }, extras, { egress: this.egress, log: this.log, metrics: this.metrics, sandboxId });
         }
         this.metrics?.decision('inject', 'rule');
