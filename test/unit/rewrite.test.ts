@@ -12,6 +12,7 @@ import { EgressGuard } from '../../src/egress/guard.js';
 import type { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { captureLogs } from '../helpers/logs.js';
 import { explain } from '../../src/cli/explain.js';
+import { headerNameProblem } from '../../src/config/schema.js';
 import { policyFrom, thrown } from './support.js';
 
 const SECRET = 'sk-FAKE-rewrite-canary-3333';
@@ -182,5 +183,11 @@ describe('authproxy explain', () => {
     expect(out.redact_headers).toEqual(expect.arrayContaining(['authorization', 'cookie']));
     expect(out.redact_headers).not.toContain('x-api-key');
     expect(JSON.stringify(out)).not.toContain(SECRET);
+  });
+});
+
+describe('only a rewrite answer changes the destination', () => {
+  it('no header a rule or a callback answer may set names :authority or Host (Envoy lets the intercepting listener set :authority)', () => {
+    for (const name of [':authority', 'Host', 'host', ':scheme', 'x-envoy-original-host']) expect(headerNameProblem(name), name).toBeDefined();
   });
 });
