@@ -102,6 +102,7 @@ export const connectUpgrade = [{ upgrade_type: 'CONNECT', connect_config: {} }];
  * replaced per request, which a `type: rewrite` answer must do (dialPin).
  */
 export const DIAL_HOST = 'authproxy.dial_host';
+/** The port that goes with DIAL_HOST (filter state inherited by the intercepting listener). */
 export const DIAL_PORT = 'authproxy.dial_port';
 
 /** One request-level filter state value from a format string (skipped when it renders empty). */

@@ -108,7 +108,7 @@ export class Engine {
       case 'inject':
         if (decision.rule.rewrite) {
           if (debug) this.trace(sandboxId, req, 'rewrite', { rule: decision.rule.name, to: decision.rule.rewrite.authority, credentials: decision.rule.rewrite.credentials });
-          return rewriteOutcome({ ...decision.rule, rewrite: decision.rule.rewrite }, extras, { egress: this.egress, log: this.log, metrics: this.metrics, sandboxId });
+          return rewriteOutcome(decision.rule, decision.rule.rewrite, extras, { egress: this.egress, log: this.log, metrics: this.metrics, sandboxId });
         }
         this.metrics?.decision('inject', 'rule');
         if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });

@@ -23,8 +23,7 @@ const UNRESOLVABLE = 'destination could not be resolved';
  * address checked here, with `:authority` (so SNI and certificate validation) set to the new host. The
  * sandbox's credential headers are stripped, redacted or kept, then the rule's headers are set.
  */
-export function rewriteOutcome(rule: CompiledRule & { rewrite: CompiledRewrite }, extras: RequestExtras | undefined, ctx: RewriteContext): Outcome | Promise<Outcome> {
-  const { rewrite } = rule;
+export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, extras: RequestExtras | undefined, ctx: RewriteContext): Outcome | Promise<Outcome> {
   // Without the sandbox's headers (an adapter that can't give them) a redaction can't be done: strip instead.
   const sent = () => extras?.headers() ?? {};
   const mutation = rewriteMutation(extras || rewrite.credentials !== 'redact' ? rewrite : { ...rewrite, credentials: 'strip' }, rule.pairs, sent);
