@@ -4,6 +4,7 @@ import { AuthProxyError } from '../errors.js';
 import { formatPath, proxyConfigSchema, type ProxyConfig } from '../config/schema.js';
 import { issueMessage } from '../config/load.js';
 import { isProviderRule } from '../config/provider-schema.js';
+import { sealHosts } from '../config/compile-rewrite.js';
 import { decodeSealed, seal, SEALED_PREFIX } from '../secrets/sealing.js';
 import { callbackOrigin, type SealTarget } from '../secrets/seal-binding.js';
 
@@ -177,7 +178,7 @@ function sealTargetAt(path: ReadonlyArray<string | number>, config: ProxyConfig)
   const [list, i] = path as [string, number];
   if (list === 'callbacks') return { callback: callbackOrigin(config.callbacks[i]!.url) };
   const rule = config.rules[i]!;
-  return isProviderRule(rule) ? { provider: rule.type } : { hosts: rule.match_hosts };
+  return isProviderRule(rule) ? { provider: rule.type } : { hosts: sealHosts(rule) };
 }
 
 function describe(path: ReadonlyArray<string | number>, config: ProxyConfig): string {
@@ -191,8 +192,8 @@ function describe(path: ReadonlyArray<string | number>, config: ProxyConfig): st
 /**
  * The stored value a value-less opaque entry keeps (PATCH):
  * - a rule's header: the opaque header with the same name (case-insensitive) in the stored rule with the same
- *   `name`, only while the rule's hosts stay among the stored ones (or a PATCH could point a write-only
- *   credential at a host of the caller's choosing);
+ *   `name`, only while the rule's hosts (a rewrite's destination) stay among the stored ones (or a PATCH could
+ *   point a write-only credential at a host of the caller's choosing);
  * - a provider rule's Secret: the same Secret of the stored rule with the same `name` and `type` (provider
  *   rules match fixed hosts, so the credential cannot be moved);
  * - a callback's header: the opaque header with the same name in the first stored callback with the same `url`.
@@ -218,6 +219,9 @@ function storedOpaque(path: ReadonlyArray<string | number>, config: ProxyConfig,
     const secret = holderAt({ ...stored, rules: [rule] } as ProxyConfig, ['rules', 0, key, path[3]!]) as { type?: string; value: string } | undefined;
     return secret?.type === 'opaque' ? secret.value : undefined;
   }
-  if (isProviderRule(next) || isProviderRule(rule) || !next.match_hosts.every((h) => rule.match_hosts.includes(h))) return undefined;
+  if (isProviderRule(next) || isProviderRule(rule)) return undefined;
+  // A header rule's hosts, a rewrite's destination (sealHosts): changing it must not carry the value along.
+  const to = sealHosts(next);
+  if (to.length === 0 || !to.every((h) => sealHosts(rule).includes(h))) return undefined;
   return pick(rule.headers);
 }

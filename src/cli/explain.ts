@@ -3,6 +3,7 @@ import { decide, type HeaderLookup } from '../policy/decide.js';
 import { normalisePath } from '../policy/path.js';
 import { matchingPattern } from '../policy/path-pattern.js';
 import { AuthProxyError } from '../errors.js';
+import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
 
 /** Shows a header without its value unless it is plaintext. */
 function redact(h: CompiledHeader): { name: string; value: string } {
@@ -50,12 +51,24 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
       return { ...base, status: decision.status, reason: decision.reason };
     case 'inject': {
       const pattern = matchingPattern(decision.rule.paths, base.path ?? '');
-      return {
-        ...base,
-        rule: decision.rule.name,
+      const matched = {
         matched_path: pattern ? { pattern: pattern.pattern, form: pattern.form } : { pattern: null, form: 'no match_paths: every path' },
         ...(decision.rule.matchHeaders.length > 0 ? { matched_headers: decision.rule.matchHeaders.map((h) => h.name) } : {}),
-        set_headers: decision.rule.headers.map(redact),
+      };
+      const { rewrite } = decision.rule;
+      if (!rewrite) return { ...base, rule: decision.rule.name, ...matched, set_headers: decision.rule.headers.map(redact) };
+      // The destination as configured; `serve` resolves it through the egress guard and dials that address.
+      const own = (h: string) => decision.rule.headers.some((r) => r.name.toLowerCase() === h);
+      const credentials = CREDENTIAL_HEADERS.filter((h) => h !== 'proxy-authorization' && !own(h));
+      return {
+        ...base,
+        outcome: 'rewrite',
+        rule: decision.rule.name,
+        ...matched,
+        rewrite: { url: `https://${rewrite.authority}${path}`, host: rewrite.host, port: rewrite.port, credentials: rewrite.credentials },
+        set_headers: [{ name: ':authority', value: rewrite.authority }, ...decision.rule.headers.map(redact)],
+        remove_headers: rewrite.credentials === 'strip' ? ['proxy-authorization', ...credentials] : base.remove_headers,
+        ...(rewrite.credentials === 'redact' ? { redact_headers: credentials } : {}),
       };
     }
     case 'callback':

@@ -12,6 +12,7 @@ import { callbackOrigin, type SealTarget } from '../secrets/seal-binding.js';
 import { resolveValue, type SealReport } from './resolve-value.js';
 import { compileProviders } from './compile-providers.js';
 import { isProviderRule } from './provider-schema.js';
+import { compileRewrite, sealHosts, type SandboxLinks } from './compile-rewrite.js';
 
 /** What applying a config needs besides the config itself. */
 export interface CompileContext {
@@ -25,6 +26,8 @@ export interface CompileContext {
   readonly sandboxId?: string;
   /** `--allow-unbound-seals`: accept sealed values from before bindings (version 1), with a warning. */
   readonly allowUnboundSeals?: boolean;
+  /** Links between sandboxes (shared-service mode); without them a `rewrite.sandbox` rule is a config error. */
+  readonly sandboxLinks?: SandboxLinks;
 }
 
 interface HeaderSpec {
@@ -57,7 +60,8 @@ export function compilePolicy(config: ProxyConfig, given: CompileContext): Compi
   const ruleIndex = new HostIndex();
   config.rules.forEach((rule, position) => {
     if (isProviderRule(rule)) return;
-    const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`, { hosts: rule.match_hosts }));
+    const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`, { hosts: sealHosts(rule) }));
+    const rewrite = rule.type === 'rewrite' ? compileRewrite(rule, position, ctx, problems) : undefined;
     if (!rule.enabled) return;
     ruleIndex.add(rules.length, rule.match_hosts);
     rules.push({
@@ -67,6 +71,7 @@ export function compilePolicy(config: ProxyConfig, given: CompileContext): Compi
       matchHeaders: rule.match_headers.map(matchHeader),
       headers,
       pairs: headers.map((h) => [h.name, h.value] as const),
+      ...(rewrite ? { rewrite } : {}),
     });
   });
 

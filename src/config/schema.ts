@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
 import { ruleFields } from './rule-fields.js';
+import { rewriteRuleSchema } from './rewrite-schema.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 import { parseMatchHeader } from './match-header.js';
 
@@ -117,12 +118,15 @@ export const ruleSchema = z.strictObject({
   headers: z.array(headerSchema).min(1, { error: 'needs at least one header' }).max(32),
 });
 
+/** A `type: rewrite` rule: the header rule's matching fields, plus where matched requests go (rewrite-schema.ts). */
+export const rewriteRule = rewriteRuleSchema(ruleSchema);
+
 /** Why `type: relay` (and `relay_id`) is refused: it names LangSmith Cloud objects authproxy has no counterpart for. */
 export const RELAY_REFUSAL =
   'relay rules send traffic through a LangSmith Cloud relay, which authproxy does not have: to leave through your own network use `authproxy serve --upstream-proxy URL` (docs/deployment.md), or a rewrite rule to send matched requests elsewhere';
 
 /** Any rule: a header rule, or another rule type told apart by its `type` (`relay` is refused with the reason). */
-export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, awsRuleSchema, gcpRuleSchema], {
+export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, rewriteRule, awsRuleSchema, gcpRuleSchema], {
   error: (issue) => {
     const input = issue.input as { type?: unknown } | undefined;
     if (typeof input === 'object' && input !== null && input.type === 'relay') return RELAY_REFUSAL;
@@ -224,8 +228,10 @@ export type AnyRule = ProxyConfig['rules'][number];
 export type ProxyConfig = z.output<typeof proxyConfigSchema>;
 /** A proxy_config as a user writes it (defaults optional). */
 export type ProxyConfigInput = z.input<typeof proxyConfigSchema>;
-/** A header rule (what `match_hosts` / `headers` belong to). */
+/** A header or rewrite rule (what `match_hosts` / `headers` belong to). */
 export type Rule = Exclude<AnyRule, ProviderRule>;
+/** A `type: rewrite` rule. */
+export type RewriteRule = Extract<AnyRule, { type: 'rewrite' }>;
 export type RuleHeader = z.output<typeof headerSchema>;
 export type Callback = ProxyConfig['callbacks'][number];
 

@@ -1,7 +1,8 @@
 import { stringify } from 'yaml';
 import { ROUTE_HEADER } from '../extproc/translate.js';
-import { accessLog, connectUpgrade, dfpFilter, dnsCache, extProc, router, routeOn, SAFE_RETRY, typed, type ExtProcPhase } from './filters.js';
+import { accessLog, connectUpgrade, dfpFilter, dialPin, DIAL_HOST, DIAL_PORT, dnsCache, extProc, router, routeOn, SAFE_RETRY, typed, type ExtProcPhase } from './filters.js';
 import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
+import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
 
 /**
  * The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body.
@@ -38,11 +39,11 @@ export interface BootstrapOptions {
  */
 const RESERVED = '^(te|trailer|upgrade|expect|(proxy-)?connection|keep-alive|content-length|transfer-encoding|x-authproxy-.*)$';
 
-/** Sets filter state that the internal listener's connection inherits (shared_with_upstream: ONCE). */
-const fromMetadata = (key: string, field: string) => ({
+/** Sets filter state from authproxy's dynamic metadata; `ONCE`: the internal listener's connection inherits it. */
+const fromMetadata = (key: string, field: string, shared: 'ONCE' | 'NONE' = 'ONCE') => ({
   object_key: key,
   format_string: { text_format_source: { inline_string: `%DYNAMIC_METADATA(authproxy:${field})%` }, omit_empty_values: true },
-  shared_with_upstream: 'ONCE',
+  shared_with_upstream: shared,
   skip_if_empty: true,
 });
 
@@ -116,8 +117,11 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
           name: 'envoy.filters.http.set_filter_state',
           typed_config: typed('envoy.extensions.filters.http.set_filter_state.v3.Config', {
             on_request_headers: [
-              fromMetadata('envoy.upstream.dynamic_host', 'target_host'),
-              fromMetadata('envoy.upstream.dynamic_port', 'target_port'),
+              // The tunnel's own dial target, and a copy the intercepting listener inherits (dialPin).
+              fromMetadata('envoy.upstream.dynamic_host', 'target_host', 'NONE'),
+              fromMetadata('envoy.upstream.dynamic_port', 'target_port', 'NONE'),
+              { ...fromMetadata(DIAL_HOST, 'target_host'), factory_key: 'envoy.string' },
+              { ...fromMetadata(DIAL_PORT, 'target_port'), factory_key: 'envoy.string' },
               {
                 object_key: 'authproxy.connect_authority',
                 factory_key: 'envoy.string',
@@ -145,13 +149,15 @@ function outerListener(opts: BootstrapOptions) {
 
 /** The internal listener that terminates intercepted TLS (on-demand leaf) and runs the inject-phase ext_proc. */
 export function innerListener(opts: BootstrapOptions) {
+  // `:authority` may be set (only a rewrite answer does; header rules can't name it), and in strict mode the
+  // credential headers a rewrite strips may be removed too. allow_expression overrides disallow_system.
   const mutationRules = opts.credentialHeaders
     ? {
         disallow_all: true,
-        allow_expression: { regex: `^(${[...opts.credentialHeaders, 'proxy-authorization'].map((h) => h.toLowerCase().replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})$` },
+        allow_expression: { regex: `^(${[...new Set([...opts.credentialHeaders.map((h) => h.toLowerCase()), ...CREDENTIAL_HEADERS])].map((h) => h.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')}|:authority)$` },
         disallow_is_error: true,
       }
-    : { disallow_system: true, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
+    : { disallow_system: true, allow_expression: { regex: '^:authority$' }, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
   return {
     name: 'intercept_tls',
     internal_listener: {},
@@ -207,7 +213,10 @@ export function innerListener(opts: BootstrapOptions) {
                   // Only `full_request` callbacks ask for a body (mode_override from the request_headers answer);
                   // every other request stays headers-only.
                   allow_mode_override: true,
+                  // A rewrite answer names the new destination's checked address here (dialPin).
+                  metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
                 }),
+                dialPin(),
                 dfpFilter(opts),
                 router({ suppress_envoy_headers: true }),
               ],
@@ -240,7 +249,8 @@ export function bootstrapDocument(opts: BootstrapOptions, listeners: readonly ob
     // ext_proc streams end with a half-close and authproxy's OK status instead of an RST_STREAM per
     // request: Node's HTTP/2 (nghttp2) answers more than ~1,000 resets per connection (33/s sustained)
     // with GOAWAY, and the streams in flight then fail (measured: 9 of 4,000 requests at 8 in flight).
-    layered_runtime: { layers: [{ name: 'static', static_layer: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': true } }] },
+    // RE2's program size limit (100 by default) is raised for the strict mutation rules' list of header names.
+    layered_runtime: { layers: [{ name: 'static', static_layer: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': true, 're2.max_program_size.error_level': 1000 } }] },
     bootstrap_extensions: [{ name: 'envoy.bootstrap.internal_listener', typed_config: typed('envoy.extensions.bootstrap.internal_listener.v3.InternalListener') }],
     static_resources: {
       listeners,

@@ -95,3 +95,36 @@ export const SAFE_RETRY = {
 export const routeOn = (value: string) => [{ name: ROUTE_HEADER, string_match: { exact: value } }];
 /** CONNECT handled by the route (the tunnel or the internal listener), not refused. */
 export const connectUpgrade = [{ upgrade_type: 'CONNECT', connect_config: {} }];
+
+/**
+ * The checked address (and port) of the CONNECT target, as the intercepting listener inherits it. Not
+ * inherited as `envoy.upstream.dynamic_host` itself: a connection-level copy of that key could not be
+ * replaced per request, which a `type: rewrite` answer must do (dialPin).
+ */
+export const DIAL_HOST = 'authproxy.dial_host';
+/** The port that goes with DIAL_HOST (filter state inherited by the intercepting listener). */
+export const DIAL_PORT = 'authproxy.dial_port';
+
+/** One request-level filter state value from a format string (skipped when it renders empty). */
+const stateFrom = (key: string, format: string) => ({
+  object_key: key,
+  format_string: { text_format_source: { inline_string: format }, omit_empty_values: true },
+  skip_if_empty: true,
+});
+
+/**
+ * What the intercepting listener's dynamic forward proxy dials, per request: the address checked for the
+ * CONNECT target (inherited from the outer listener), replaced by the checked address of the new host
+ * when authproxy's answer was a rewrite (its dynamic metadata). SNI and SAN validation follow `:authority`.
+ */
+export const dialPin = () => ({
+  name: 'envoy.filters.http.set_filter_state',
+  typed_config: typed('envoy.extensions.filters.http.set_filter_state.v3.Config', {
+    on_request_headers: [
+      stateFrom('envoy.upstream.dynamic_host', `%FILTER_STATE(${DIAL_HOST}:PLAIN)%`),
+      stateFrom('envoy.upstream.dynamic_port', `%FILTER_STATE(${DIAL_PORT}:PLAIN)%`),
+      stateFrom('envoy.upstream.dynamic_host', '%DYNAMIC_METADATA(authproxy:target_host)%'),
+      stateFrom('envoy.upstream.dynamic_port', '%DYNAMIC_METADATA(authproxy:target_port)%'),
+    ],
+  }),
+});

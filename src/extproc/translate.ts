@@ -123,13 +123,30 @@ export function askForBodyResponse(): ProcessingResponse {
  * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
  */
 export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, address?: string): ProcessingResponse {
-  // The dialled host is the address the egress guard checked (IPv6 in brackets, as Envoy's dynamic
-  // forward proxy takes it); SNI and certificate validation stay on the hostname (the request's Host).
-  const dial = address === undefined ? target.host : address.includes(':') ? `[${address}]` : address;
-  return continueWith([setHeader(ROUTE_HEADER, route)], [], {
-    clearRouteCache: true,
-    dynamicMetadata: { authproxy: { target_host: dial, target_port: String(target.port) } },
-  });
+  return continueWith([setHeader(ROUTE_HEADER, route)], [], { clearRouteCache: true, dynamicMetadata: dialMetadata(address ?? target.host, target.port) });
+}
+
+/**
+ * The dynamic metadata (namespace `authproxy`) naming what Envoy dials: the address the egress guard
+ * checked (IPv6 in brackets, as Envoy's dynamic forward proxy takes it); SNI and certificate validation
+ * stay on the hostname (the request's Host).
+ */
+function dialMetadata(address: string, port: number): ProcessingResponse['dynamicMetadata'] {
+  const host = address.includes(':') ? `[${address}]` : address;
+  return { authproxy: { target_host: host, target_port: String(port) } };
+}
+
+/**
+ * The answer to a request a `type: rewrite` rule matched (inner listener): `:authority` and the credential
+ * headers changed, the route cache cleared, and the checked address of the new host as dynamic metadata,
+ * which the listener's set_filter_state turns into the dynamic forward proxy's host and port.
+ */
+export function toRewriteResponse(outcome: Extract<Outcome, { kind: 'rewrite' }>): ProcessingResponse {
+  return continueWith(
+    outcome.set.map(([key, value]) => setHeader(key, value)),
+    [...outcome.remove],
+    { clearRouteCache: true, dynamicMetadata: dialMetadata(outcome.dial.host, outcome.dial.port) },
+  );
 }
 
 /**
@@ -143,6 +160,7 @@ export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, a
 export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders'): ProcessingResponse {
   if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address);
   if (outcome.kind === 'awaitBody') return askForBodyResponse();
+  if (outcome.kind === 'rewrite') return toRewriteResponse(outcome);
   if (outcome.kind === 'continue')
     return continueWith(
       outcome.set.map(([key, value]) => setHeader(key, value)),

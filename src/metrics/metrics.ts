@@ -8,10 +8,22 @@ import type { GcpDecisionReason } from '../cloud/gcp/handler.js';
 export type DecisionOutcome = 'pass' | 'refuse' | 'inject' | 'callback_failed';
 
 /**
- * Why (the `reason` label): a pass or refusal reason from the policy, `rule` or `callback` for an
+ * Why (the `reason` label): a pass or refusal reason from the policy, `rule`, `rewrite` or `callback` for an
  * injection, `unknown_sandbox`, or the callback failure reason (plus `internal`) for a 502.
  */
-export type DecisionReason = PassReason | RefuseReason | 'unknown_sandbox' | 'rule' | 'callback' | CallbackFailureReason | 'internal' | 'private_destination' | 'unresolvable' | AwsDecisionReason | GcpDecisionReason;
+export type DecisionReason =
+  | PassReason
+  | RefuseReason
+  | 'unknown_sandbox'
+  | 'rule'
+  | 'rewrite'
+  | 'callback'
+  | CallbackFailureReason
+  | 'internal'
+  | 'private_destination'
+  | 'unresolvable'
+  | AwsDecisionReason
+  | GcpDecisionReason;
 
 /**
  * Where a callback credential was found: `l1` in process, `l2` in Redis (also after waiting for another

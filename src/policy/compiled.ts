@@ -3,6 +3,7 @@ import type { HostIndex } from './host-index.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { MatchHeader } from '../config/match-header.js';
 import type { PathPattern } from './path-pattern.js';
+import type { CompiledRewrite } from './rewrite.js';
 
 /** A header ready to inject: placeholders resolved, opaque values unsealed. */
 export interface CompiledHeader {
@@ -25,6 +26,8 @@ export interface CompiledRule {
   readonly headers: readonly CompiledHeader[];
   /** `headers` as (name, value) pairs, built once so that injecting allocates nothing per request. */
   readonly pairs: ReadonlyArray<readonly [string, string]>;
+  /** Set on a `type: rewrite` rule: where matched requests go instead (src/policy/rewrite.ts). */
+  readonly rewrite?: CompiledRewrite;
 }
 
 /** A callback, compiled. */

@@ -11,6 +11,7 @@ import { buildSnapshot } from '../callbacks/snapshot.js';
 import type { EgressGuard } from '../egress/guard.js';
 import type { OriginalDestination } from '../policy/capture.js';
 import { captureDecision, type SettledCapture } from './capture.js';
+import { rewriteOutcome } from './rewrite.js';
 
 /** What Envoy should do with one request; the extproc adapter turns it into a ProcessingResponse. */
 export type Outcome =
@@ -18,6 +19,8 @@ export type Outcome =
   | { readonly kind: 'immediate'; readonly status: number; readonly body: string }
   /** `address`: the checked IP that Envoy must dial (the egress guard's pin); the hostname when no guard runs. */
   | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target; readonly address?: string }
+  /** A `type: rewrite` match: set and remove headers, and dial `dial` (the checked address of the new host) instead. */
+  | { readonly kind: 'rewrite'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[]; readonly dial: { readonly host: string; readonly port: number } }
   /** Hold the request and ask Envoy for its body; `resume` decides once the (first part of the) body is there. */
   | { readonly kind: 'awaitBody'; resume(body: Uint8Array, complete: boolean): Outcome | Promise<Outcome> };
 
@@ -103,6 +106,10 @@ export class Engine {
         if (debug) this.trace(sandboxId, req, 'refuse', { reason: decision.reason, status: decision.status });
         return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
       case 'inject':
+        if (decision.rule.rewrite) {
+          if (debug) this.trace(sandboxId, req, 'rewrite', { rule: decision.rule.name, to: decision.rule.rewrite.authority, credentials: decision.rule.rewrite.credentials });
+          return rewriteOutcome(decision.rule, decision.rule.rewrite, extras, { egress: this.egress, log: this.log, metrics: this.metrics, sandboxId });
+        }
         this.metrics?.decision('inject', 'rule');
         if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });
         return { kind: 'continue', set: decision.rule.pairs, remove: ALWAYS_REMOVE };

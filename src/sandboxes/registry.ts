@@ -2,6 +2,7 @@ import { AuthProxyError, errorLine } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CompiledFile } from '../config/file.js';
 import { compilePolicy } from '../config/compile.js';
+import { NO_SANDBOX_LINKS } from '../config/compile-rewrite.js';
 import { validateConfig } from '../config/load.js';
 import type { LoadedSources } from '../config/watch.js';
 import type { ProxyConfig } from '../config/schema.js';
@@ -219,7 +220,8 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
   }
 
   private context(sandboxId: string) {
-    return { secrets: this.secrets, unsealer: this.unsealer, sandboxId, allowUnboundSeals: this.options.allowUnboundSeals, gcpTokenUriAllow: this.options.gcpTokenUriAllow };
+    // Stored configs are shared-service mode's: a rewrite to a sandbox needs a link, and none can be made yet.
+    return { secrets: this.secrets, unsealer: this.unsealer, sandboxId, allowUnboundSeals: this.options.allowUnboundSeals, gcpTokenUriAllow: this.options.gcpTokenUriAllow, sandboxLinks: NO_SANDBOX_LINKS };
   }
 
   /** Logs the fields of a config that use unbound sealed values (let through by --allow-unbound-seals). */

@@ -14,7 +14,7 @@ type GcpRuleInput = Extract<AnyRuleInput, { type: 'gcp' }>;
 type CallbackInput = NonNullable<ProxyConfigInput['callbacks']>[number];
 
 /** One header of a rule, as written: `{name, type, value}`. */
-export type HeaderInput = RuleInput['headers'][number];
+export type HeaderInput = NonNullable<RuleInput['headers']>[number];
 /** One header sent to a callback endpoint, as written (plaintext or opaque). */
 export type CallbackHeaderInput = NonNullable<CallbackInput['request_headers']>[number];
 
@@ -61,9 +61,14 @@ type SecretShape = { type: 'workspace_secret' | 'opaque'; value: string };
 type SecretsOr<A, T> = { [K in keyof A]: NonNullable<A[K]> extends SecretShape ? A[K] | T : A[K] };
 type ProviderRulePatch = (Omit<AwsRuleInput, 'aws'> & { aws: SecretsOr<AwsRuleInput['aws'], OpaqueSecretKept> }) | (Omit<GcpRuleInput, 'gcp'> & { gcp: SecretsOr<GcpRuleInput['gcp'], OpaqueSecretKept> });
 
+/** A header or rewrite rule with its headers' type replaced by `H` (a rewrite rule's `headers` stays optional when written). */
+type HeadersAs<R, H> = R extends { type: 'rewrite' } ? Omit<R, 'headers'> & { headers?: H[] } : Omit<R, 'headers'> & { headers: H[] };
+/** Each rule of the union `R` with its headers as `H` (distributive, so a rewrite rule keeps its `rewrite`). */
+type ViewHeaders<R, H> = R extends unknown ? Omit<R, 'headers'> & { headers: H[] } : never;
+
 /** A PATCH body: a whole proxy_config, where an opaque header or Secret may leave out its value to keep the stored one. */
 export type ProxyConfigPatch = Omit<ProxyConfigInput, 'rules' | 'callbacks'> & {
-  rules?: Array<(Omit<RuleInput, 'headers'> & { headers: Array<HeaderInput | OpaqueHeaderKept> }) | ProviderRulePatch>;
+  rules?: Array<HeadersAs<RuleInput, HeaderInput | OpaqueHeaderKept> | ProviderRulePatch>;
   callbacks?: Array<Omit<CallbackInput, 'request_headers'> & { request_headers?: Array<CallbackHeaderInput | OpaqueHeaderKept> }>;
 };
 
@@ -77,7 +82,7 @@ type Callback = ProxyConfig['callbacks'][number];
 
 /** A stored proxy_config as reads return it: defaults filled in, opaque values replaced by `is_set: true`. */
 export type ProxyConfigView = Omit<ProxyConfig, 'rules' | 'callbacks'> & {
-  rules: Array<(Omit<Rule, 'headers'> & { headers: Array<VisibleHeaderView | OpaqueHeaderView> }) | ProviderRuleView>;
+  rules: Array<ViewHeaders<Rule, VisibleHeaderView | OpaqueHeaderView> | ProviderRuleView>;
   callbacks: Array<Omit<Callback, 'request_headers'> & { request_headers: Array<VisibleHeaderView<'plaintext'> | OpaqueHeaderView> }>;
 };
 

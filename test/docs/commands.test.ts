@@ -49,6 +49,7 @@ const EXPECTATIONS: Expectation[] = [
   { block: /envoy-config --sandbox-id sb-123 --authproxy authproxy\.internal:7000/, stdout: [/authproxy\.internal/, /sb-123\.crt/] },
   { block: /jwks --signing-key keys\/signing\.key/, stdout: [/"alg": "EdDSA"/] },
   { block: /sandbox-net --listener-port 10000/, stdout: [/^#!\/bin\/sh/m, /AUTHPROXY_OUTPUT/], files: { 'envoy.yaml': /transparent/ } },
+  { block: /explain --config examples\/rewrite\.yaml/, stdout: [/"outcome": "rewrite"/, /"url": "https:\/\/api\.new\.example\/v1\/items\?page=2"/, /"credentials": "strip"/] },
   { block: /npx authproxy --help/, stdout: [/Usage: authproxy/, /sandbox-net/] },
   { block: /^npx authproxy validate --config examples\/config\.yaml --secrets-dir examples\/secrets {3}#/, stdout: [/valid \(5 rules, 0 callbacks\)/], files: { 'proxy-config.schema.json': /"\$schema"/ } },
 ];

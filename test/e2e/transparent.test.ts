@@ -19,6 +19,7 @@ const NAMES = {
   'github.com': WORLD.web,
   'tunnel.example.test': WORLD.web,
   'plain.example.test': WORLD.web,
+  'moved.example.test': WORLD.web,
   'db.example.test': WORLD.db,
   'cache.example.test': WORLD.cache,
 };
@@ -35,8 +36,12 @@ rules:
   - name: github-git
     match_hosts: ["github.com"]
     headers: [{ name: Authorization, type: opaque, value: "${seal(GIT_BASIC, { hosts: ['github.com'] })}" }]
+  - name: moved
+    type: rewrite
+    match_hosts: ["moved.example.test"]
+    rewrite: { host: api.github.com, port: 443 }
 access_control:
-  allow_list: ["api.github.com", "github.com", "tunnel.example.test", "plain.example.test", "db.example.test:5432", "${WORLD.web}", "${WORLD.cache}:6379"]
+  allow_list: ["moved.example.test", "api.github.com", "github.com", "tunnel.example.test", "plain.example.test", "db.example.test:5432", "${WORLD.web}", "${WORLD.cache}:6379"]
 `;
 
 // Registered only where it fails: in CI the prerequisites must be there (a skip would hide the suite).
@@ -88,6 +93,14 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
     const r = await curl(['https://api.github.com/user']);
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ sni: 'api.github.com', headers: { authorization: `Bearer ${TOKEN}` } });
+  });
+
+  it('a rewrite rule sends a captured request to its destination, checked and pinned like any other', async () => {
+    const r = await curl(['-H', 'Authorization: Bearer sandbox-placeholder', 'https://moved.example.test/v1/x?y=1']);
+    expect(r.status).toBe(200);
+    const got = JSON.parse(r.body);
+    expect(got).toMatchObject({ host: 'api.github.com', sni: 'api.github.com', path: '/v1/x?y=1' });
+    expect(got.headers.authorization).toBeUndefined();
   });
 
   it('git clone over HTTPS works with the injected credential (GIT_SSL_CAINFO only)', async () => {

@@ -16,8 +16,10 @@ import { startUpstream, type GitRepoOptions, type UpstreamHandler } from './upst
 
 export interface RigOptions {
   readonly hosts: string[];
-  /** The proxy_config; `seal` seals a value with the rig's key, bound as `to` says (any sandbox unless named). */
-  readonly config: (seal: (plaintext: string, to: SealTo) => string) => string;
+  /** The proxy_config; `seal` seals a value with the rig's key, bound as `to` says (any sandbox unless named); `upstreamPort` is the TLS upstream's port. */
+  readonly config: (seal: (plaintext: string, to: SealTo) => string, upstreamPort: number) => string;
+  /** Names the DNS server answers that get no upstream certificate (a server with the wrong certificate). */
+  readonly dnsOnlyHosts?: string[];
   readonly secrets: Record<string, string>;
   readonly git?: (dir: TempDir) => Promise<GitRepoOptions>;
   /** Last word on the Envoy YAML (the benchmark removes the ext_proc filter for its baseline). */
@@ -60,13 +62,13 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   const keys = join(dir.path, 'keys');
   const upstreamPki = await makePki(dir.path, 'upstream', opts.hosts);
   const upstream = await startUpstream(upstreamPki, opts.git ? await opts.git(dir) : undefined, undefined, opts.upstreamHandler);
-  const dns = await startDnsServer(opts.hosts, opts.dnsAnswer);
+  const dns = await startDnsServer([...opts.hosts, ...(opts.dnsOnlyHosts ?? [])], opts.dnsAnswer);
   const egressAllow = opts.egressAllow ?? '127.0.0.0/8';
   if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0) throw new Error('key setup failed');
   const seal = (plaintext: string, to: SealTo) => sealWithCli(join(keys, 'sealing.pub'), plaintext, to);
   dir.dir('secrets');
   for (const [k, v] of Object.entries(opts.secrets)) dir.file(`secrets/${k}`, `${v}\n`);
-  const configPath = dir.file('config.yaml', opts.config(seal));
+  const configPath = dir.file('config.yaml', opts.config(seal, upstream.port));
   const socket = join(dir.path, 'run', 'authproxy.sock');
   let authproxy: ReturnType<typeof startCli> | undefined;
   let earlierOutput = '';

@@ -26,6 +26,27 @@ describe('admin API hardening', () => {
     expect(JSON.stringify(narrowed.json)).not.toContain(SECRET);
   });
 
+  it("a rewrite rule's opaque value is sealed to its destination, and a PATCH that keeps it may not change the destination", async () => {
+    const rewrite = (host: string, header: Record<string, unknown>) => ({
+      rules: [{ name: 'moved', type: 'rewrite', match_hosts: ['api.old.example'], rewrite: { host, port: 443 }, headers: [{ name: 'Authorization', type: 'opaque', ...header }] }],
+    });
+    expect((await rig.call('PUT', path('sb-h4'), { body: rewrite('api.new.example', { value: `Bearer ${SECRET}` }) })).status).toBe(201);
+    const moved = await rig.call('PATCH', path('sb-h4'), { body: rewrite('attacker.example', { is_set: true }) });
+    expect(moved.status).toBe(422);
+    expect(moved.json.problems.join('\n')).toContain('rules[0].headers[0].value: no stored value to keep');
+    const same = await rig.call('PATCH', path('sb-h4'), { body: { rules: [{ ...rewrite('api.new.example', { is_set: true }).rules[0], match_hosts: ['api.other.example'] }] } });
+    expect(same.status).toBe(200);
+    expect(same.json.proxy_config.rules[0]).toMatchObject({ type: 'rewrite', rewrite: { host: 'api.new.example', port: 443, credentials: 'strip' } });
+    expect(JSON.stringify(same.json)).not.toContain(SECRET);
+  });
+
+  it('refuses a rewrite to another sandbox that no link allows (422, one line naming the field)', async () => {
+    const body = { rules: [{ name: 'to-b', type: 'rewrite', match_hosts: ['svc.internal.example'], rewrite: { sandbox: 'sb-b', port: 8080 } }] };
+    const res = await rig.call('PUT', path('sb-h5'), { body });
+    expect(res.status).toBe(422);
+    expect(res.json.problems).toEqual(['rules[0].rewrite.sandbox: no link lets sandbox "sb-h5" reach sandbox "sb-b" on port 8080']);
+  });
+
   it('refuses is_set: true together with a value, and empty opaque values', async () => {
     await rig.call('PUT', path('sb-h2'), { body: rule(['api.github.com'], { value: `Bearer ${SECRET}` }) });
     const both = await rig.call('PATCH', path('sb-h2'), { body: rule(['api.github.com'], { is_set: true, value: '' }) });

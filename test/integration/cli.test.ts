@@ -186,8 +186,12 @@ rules:
   it('schema prints a JSON Schema generated from the zod schema', () => {
     const schema = JSON.parse(runCli(['schema']).stdout);
     const kinds = schema.properties.rules.items.oneOf as Array<{ required: string[]; properties: { type?: { const?: string } } }>;
-    expect(kinds.map((k) => k.properties.type?.const ?? 'headers').sort()).toEqual(['aws', 'gcp', 'headers']);
+    // Header rules leave type out or write "" (as LangSmith's API gives them back).
+    expect(kinds.map((k) => k.properties.type?.const || 'headers').sort()).toEqual(['aws', 'gcp', 'headers', 'rewrite']);
     expect(kinds.find((k) => !k.properties.type?.const)!.required).toEqual(expect.arrayContaining(['name', 'match_hosts', 'headers']));
+    const rewrite = kinds.find((k) => k.properties.type?.const === 'rewrite')!;
+    expect(rewrite.required).toEqual(expect.arrayContaining(['name', 'type', 'match_hosts', 'rewrite']));
+    expect(rewrite.required).not.toContain('headers');
     expect(schema.properties.callbacks.items.properties.ttl_seconds).toMatchObject({ minimum: 60, maximum: 3600 });
     expect(schema.additionalProperties).toBe(false);
   });

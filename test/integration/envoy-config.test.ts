@@ -42,7 +42,8 @@ describe('authproxy envoy-config and sandbox-env', () => {
     expect(yaml).toMatch(/key: x-authproxy-phase\n\s+value: inject/);
     const doc = parse(yaml);
     const inner = doc.static_resources.listeners[1].filter_chains[0].filters[0].typed_config;
-    expect(inner).toMatchObject({ normalize_path: true, merge_slashes: true, path_with_escaped_slashes_action: 'REJECT_REQUEST', strip_any_host_port: true, strip_trailing_host_dot: true });
+    // Paths go upstream byte for byte (S3 keys with `//`, `..` or `%2F`); authproxy normalises only its copy for matching.
+    expect(inner).toMatchObject({ normalize_path: false, merge_slashes: false, path_with_escaped_slashes_action: 'KEEP_UNCHANGED', strip_any_host_port: true, strip_trailing_host_dot: true });
     const extProc = inner.http_filters[0].typed_config;
     expect(extProc).toMatchObject({ failure_mode_allow: false, processing_mode: { request_header_mode: 'SEND', response_header_mode: 'SKIP' } });
     expect(extProc.message_timeout).toBe('12.000s');
@@ -87,6 +88,33 @@ describe('authproxy envoy-config and sandbox-env', () => {
     expect(mtls.status).toBe(0);
     expect(mtls.stdout).toContain('allow_expression');
     envoyValidate(dir.path, mtls.stdout);
+    // A long strict list (with the credential headers a rewrite strips) is over RE2's default program size of 100.
+    const long = runCli(['envoy-config', '--credential-headers', 'authorization,x-api-key,anthropic-version,openai-organization,x-goog-user-project']);
+    expect(long.status).toBe(0);
+    envoyValidate(dir.path, long.stdout);
+  });
+
+  it('lets only the intercepting listener set :authority (rewrite answers), and pins each request to the dial target', () => {
+    const doc = parse(runCli(['envoy-config']).stdout);
+    const [outer, inner] = doc.static_resources.listeners.map(
+      (l: { filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: Array<{ name: string; typed_config: Record<string, unknown> }> } }> }> }) => l.filter_chains[0]!.filters[0]!.typed_config.http_filters,
+    );
+    expect(outer[0].typed_config.mutation_rules).toEqual({ disallow_all: true, allow_expression: { regex: '^x-authproxy-route$' }, disallow_is_error: true });
+    expect(inner[0].typed_config).toMatchObject({
+      mutation_rules: { disallow_system: true, allow_expression: { regex: '^:authority$' }, disallow_is_error: true },
+      metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
+    });
+    expect(inner.map((f: { name: string }) => f.name)).toEqual(['envoy.filters.http.ext_proc', 'envoy.filters.http.set_filter_state', 'envoy.filters.http.dynamic_forward_proxy', 'envoy.filters.http.router']);
+    const pins = (inner[1].typed_config.on_request_headers as Array<{ object_key: string; format_string: { text_format_source: { inline_string: string } } }>).map((p) => [
+      p.object_key,
+      p.format_string.text_format_source.inline_string,
+    ]);
+    expect(pins).toEqual([
+      ['envoy.upstream.dynamic_host', '%FILTER_STATE(authproxy.dial_host:PLAIN)%'],
+      ['envoy.upstream.dynamic_port', '%FILTER_STATE(authproxy.dial_port:PLAIN)%'],
+      ['envoy.upstream.dynamic_host', '%DYNAMIC_METADATA(authproxy:target_host)%'],
+      ['envoy.upstream.dynamic_port', '%DYNAMIC_METADATA(authproxy:target_port)%'],
+    ]);
   });
 
   it('refuses TCP to authproxy without mTLS, and a bad sandbox id', () => {

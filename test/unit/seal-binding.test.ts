@@ -85,6 +85,19 @@ describe('a sealed value is only opened where it was sealed for', () => {
     expect(thrown(() => policyFrom(rule(['api.example.com'], value), new Map(), unsealer)).problems[0]).toContain('is bound to sandbox "sb-1", and this config is not one sandbox\'s own');
   });
 
+  it('in a rewrite rule, it is bound to the destination, not to the matched hosts', () => {
+    const value = sealFor({ sandbox: '*', target: { hosts: ['api.example.com'] } });
+    const rewrite = (to: string) => `rules:
+  - name: r
+    type: rewrite
+    match_hosts: ["api.example.com"]
+    rewrite: { host: ${to}, port: 443 }
+    headers: [{ name: Authorization, type: opaque, value: "${value}" }]
+`;
+    expect(policyFrom(rewrite('api.example.com'), new Map(), unsealer).rules[0]!.headers[0]!.value).toBe(PLAIN);
+    expect(thrown(() => policyFrom(rewrite('evil.example.net'), new Map(), unsealer)).problems).toEqual([`${FIELD} is bound to hosts api.example.com; "evil.example.net" is not among them`]);
+  });
+
   it('moved to a rule for other hosts, it is refused (also by validate, without the key)', () => {
     const value = sealFor({ sandbox: '*', target: { hosts: ['api.example.com', '*.example.org'] } });
     for (const hosts of [['evil.example.net'], ['api.example.com', 'evil.example.net'], ['example.org'], ['*.other.example.com']]) {

@@ -33,7 +33,7 @@ CANARY = "canary-py-opaque-4f2a91"
 
 
 def header_rule(rule: Rule) -> HeaderRule:
-    assert "headers" in rule, rule
+    assert "headers" in rule and "type" not in rule, rule
     return rule
 
 

@@ -20,6 +20,7 @@ from authproxy_client import (
     ConflictError,
     HeaderRule,
     PreconditionFailedError,
+    RewriteRule,
     Rule,
     configure_github_proxy,
     github_proxy_rules,
@@ -135,3 +136,16 @@ def test_a_caller_supplied_http_client_is_used_and_left_open() -> None:
         assert not own.is_closed
     assert str(seen[0].url) == "http://admin.example/v1/sandboxes/sb%20a%2Fb/env"
     assert seen[0].headers["x-trace"] == "1" and seen[0].headers["authorization"] == "Bearer token-0123456789abcdef"
+
+
+def test_a_rewrite_rule_is_a_rule_and_keeps_its_place_in_a_merge() -> None:
+    moved: RewriteRule = {
+        "name": "moved",
+        "type": "rewrite",
+        "match_hosts": ["api.old.example"],
+        "rewrite": {"host": "api.new.example", "port": 443, "credentials": "redact"},
+        "headers": [header("X-Key", workspace_secret("KEY"))],
+    }
+    merged = merge_github_rules([moved], github_proxy_rules("ghs_x"))
+    assert [r["name"] for r in merged] == ["github-api", "github-git", "moved"]
+    assert merged[2] == moved

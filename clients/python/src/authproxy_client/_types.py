@@ -30,6 +30,8 @@ __all__ = [
     "HeaderType",
     "HeaderValue",
     "ProxyConfig",
+    "Rewrite",
+    "RewriteRule",
     "Rule",
     "SandboxConfigResponse",
     "SandboxEnvResponse",
@@ -88,6 +90,32 @@ class HeaderRule(TypedDict, total=False):
     description: str
 
 
+class Rewrite(TypedDict, total=False):
+    """``rewrite`` of a ``type: rewrite`` rule: exactly one of ``host`` (https, verified against it) and
+    ``sandbox``, the ``port``, and what happens to the credentials the sandbox sent (default ``strip``)."""
+
+    host: str
+    sandbox: str
+    port: Required[int]
+    credentials: Literal["strip", "redact", "keep"]
+
+
+@final
+class RewriteRule(TypedDict, total=False):
+    """A ``type: rewrite`` rule: matched like a header rule, it sends requests to another destination,
+    then sets its own ``headers`` (optional)."""
+
+    name: Required[str]
+    type: Required[Literal["rewrite"]]
+    match_hosts: Required[List[str]]
+    rewrite: Required[Rewrite]
+    headers: List[Header]
+    match_paths: List[str]
+    enabled: bool
+    env_vars: Dict[str, str]
+    description: str
+
+
 class AwsAuth(TypedDict, total=False):
     """``aws`` of a ``type: aws`` rule: static keys, or a role (``role_arn`` and optional ``session_tags``)."""
 
@@ -131,7 +159,7 @@ class GcpRule(TypedDict, total=False):
     description: str
 
 
-Rule = Union[HeaderRule, AwsRule, GcpRule]
+Rule = Union[HeaderRule, RewriteRule, AwsRule, GcpRule]
 """Any rule of a proxy_config."""
 
 

@@ -1,0 +1,41 @@
+import type { CompiledRule } from '../policy/compiled.js';
+import { rewriteMutation, type CompiledRewrite } from '../policy/rewrite.js';
+import type { EgressGuard } from '../egress/guard.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Outcome, RequestExtras } from './engine.js';
+
+/** What a rewrite needs from the engine around it. */
+export interface RewriteContext {
+  readonly egress: EgressGuard | undefined;
+  readonly log: Logger;
+  readonly metrics: Metrics | undefined;
+  readonly sandboxId: string;
+}
+
+/** The short text bodies of a refused rewrite (the same as any refused destination). */
+const PRIVATE = 'destination resolves to a private address';
+const UNRESOLVABLE = 'destination could not be resolved';
+
+/**
+ * The outcome of a request matched by a `type: rewrite` rule: the new destination passes the egress guard
+ * like any other (a private or loopback answer is 403, none is 502), and Envoy is told to dial exactly the
+ * address checked here, with `:authority` (so SNI and certificate validation) set to the new host. The
+ * sandbox's credential headers are stripped, redacted or kept, then the rule's headers are set.
+ */
+export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, extras: RequestExtras | undefined, ctx: RewriteContext): Outcome | Promise<Outcome> {
+  // Without the sandbox's headers (an adapter that can't give them) a redaction can't be done: strip instead.
+  const sent = () => extras?.headers() ?? {};
+  const mutation = rewriteMutation(extras || rewrite.credentials !== 'redact' ? rewrite : { ...rewrite, credentials: 'strip' }, rule.pairs, sent);
+  const done = (address: string): Outcome => {
+    ctx.metrics?.decision('inject', 'rewrite');
+    return { kind: 'rewrite', set: mutation.set, remove: mutation.remove, dial: { host: address, port: rewrite.port } };
+  };
+  if (!ctx.egress) return done(rewrite.host);
+  return ctx.egress.check(rewrite.host).then((checked): Outcome => {
+    if (checked.ok) return done(checked.address);
+    ctx.metrics?.decision('refuse', checked.reason);
+    ctx.log.info({ sandbox: ctx.sandboxId, rule: rule.name, host: rewrite.host, port: rewrite.port, reason: checked.reason, detail: checked.detail }, 'rewrite destination refused');
+    return { kind: 'immediate', status: checked.reason === 'unresolvable' ? 502 : 403, body: checked.reason === 'unresolvable' ? UNRESOLVABLE : PRIVATE };
+  });
+}
