@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
 import { ruleFields } from './rule-fields.js';
+import { azureRuleSchema } from './azure-schema.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 
 /**
@@ -102,8 +103,8 @@ export const ruleSchema = z.strictObject({
 });
 
 /** Any rule: a header rule, or a provider rule told apart by its `type`. */
-export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, awsRuleSchema, gcpRuleSchema], {
-  error: 'must be aws or gcp (header rules leave type out)',
+export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, awsRuleSchema, gcpRuleSchema, azureRuleSchema], {
+  error: 'must be aws, gcp or azure (header rules leave type out)',
 });
 
 /** Headers authproxy sets on every callback request itself (the body's type and the signature JWT). */

@@ -151,7 +151,8 @@ export function innerListener(opts: BootstrapOptions) {
         allow_expression: { regex: `^(${[...opts.credentialHeaders, 'proxy-authorization'].map((h) => h.toLowerCase().replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')})$` },
         disallow_is_error: true,
       }
-    : { disallow_system: true, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
+    : // `:path` is the one pseudo-header authproxy sets: a `type: azure` SAS rule appends the SAS to the query.
+      { disallow_system: true, allow_expression: { regex: '^:path$' }, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
   return {
     name: 'intercept_tls',
     internal_listener: {},
