@@ -7,6 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { AZURE_PLACEHOLDER_KEY, AZURE_PLACEHOLDER_SAS } from '../../src/envoy/sandbox-env.js';
 import { envoyBinary } from '../helpers/envoy.js';
 import { startRig, type Rig } from '../helpers/sidecar-rig.js';
@@ -85,6 +86,7 @@ rules:
       const seen = fake.seen.slice(before);
       expect(seen.every((r) => r.ok && r.auth === 'shared_key')).toBe(true);
       expect(seen.some((r) => /\nx-ms-range\n/i.test(r.raw))).toBe(true);
+      expect(seen.some((r) => /\nif-none-match\n\*\n/i.test(r.raw))).toBe(true);
       expectNoPlaceholder(fake);
     },
     60_000,
@@ -187,5 +189,46 @@ rules:
     expect(output).not.toContain('CANARY');
     expect(output).not.toContain(REAL_SAS);
     expect(await rig.envoyStat('cluster.authproxy.http2.tx_reset')).toBe(0);
+  });
+});
+
+/**
+ * The strict mutation rules of `envoy-config --credential-headers authorization,:path` (what the docs tell a
+ * SAS rule to name), set on the rig's inner listener: Envoy lets the `:path` mutation through them too.
+ */
+function strictCredentialHeaders(yaml: string): string {
+  const doc = parse(yaml);
+  const inner = doc.static_resources.listeners.find((l: { name: string }) => l.name === 'intercept_tls');
+  const extProc = inner.filter_chains[0].filters[0].typed_config.http_filters.find((f: { name: string }) => f.name === 'envoy.filters.http.ext_proc');
+  extProc.typed_config.mutation_rules = { disallow_all: true, allow_expression: { regex: '^(authorization|:path|proxy-authorization)$' }, disallow_is_error: true };
+  return stringify(doc);
+}
+
+describe.skipIf(!bin)('Azure Storage SAS token with a strict --credential-headers list', () => {
+  let rig: Rig;
+  const fake = createAzureFake(new Map(), REAL_SAS);
+
+  beforeAll(async () => {
+    rig = await startRig({
+      hosts: HOSTS,
+      secrets: { AZ_SAS: REAL_SAS },
+      upstreamHandler: (req, res) => fake.handler(req, res),
+      envoyYaml: strictCredentialHeaders,
+      config: () => `
+rules:
+  - name: azure-sas
+    type: azure
+    azure: { storage_account: ${ACCOUNT}, sas_token: { type: workspace_secret, value: "{AZ_SAS}" } }
+`,
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await rig?.stop();
+  });
+
+  it('naming :path lets the SAS through', async () => {
+    const out = await nodeRoundTrip(side(rig), ACCOUNT, 'sas', 'strict', 's.txt', 'strict');
+    expect(out).toEqual({ ok: true, got: 'strict', listed: ['s.txt'] });
+    expect(fake.seen.every((r) => r.ok && r.auth === 'sas')).toBe(true);
   });
 });
