@@ -186,7 +186,7 @@ rules:
   it('schema prints a JSON Schema generated from the zod schema', () => {
     const schema = JSON.parse(runCli(['schema']).stdout);
     const kinds = schema.properties.rules.items.oneOf as Array<{ required: string[]; properties: { type?: { const?: string } } }>;
-    expect(kinds.map((k) => k.properties.type?.const ?? 'headers').sort()).toEqual(['aws', 'gcp', 'headers']);
+    expect(kinds.map((k) => k.properties.type?.const ?? 'headers').sort()).toEqual(['aws', 'azure', 'gcp', 'headers']);
     expect(kinds.find((k) => !k.properties.type?.const)!.required).toEqual(expect.arrayContaining(['name', 'match_hosts', 'headers']));
     expect(schema.properties.callbacks.items.properties.ttl_seconds).toMatchObject({ minimum: 60, maximum: 3600 });
     expect(schema.additionalProperties).toBe(false);
