@@ -2,7 +2,8 @@
  * `type: azure` through a real Envoy sidecar: `@azure/storage-blob` (Node) and `azure-storage-blob`
  * (Python) run in sandbox-like processes with the placeholder key or SAS of `authproxy sandbox-env`, and a
  * loopback fake of Blob Storage verifies every Shared Key signature with the REAL key (its own verifier),
- * or checks that exactly the configured SAS arrived. Refusals: unsigned (403), signed for another account
+ * or checks that exactly the configured SAS arrived; dfs, queue, file and table requests (curl) are verified in
+ * their service's form too. Refusals: unsigned (403), signed for another account
  * (403), plain http (403). The real key and SAS are canaries that authproxy's output must never contain.
  */
 import { spawnSync } from 'node:child_process';
@@ -24,7 +25,8 @@ const ACCOUNT = 'acct1';
 /** The real key: a canary that must reach only the fake (as an HMAC key), never a log. */
 const REAL_KEY = Buffer.from('CANARY-azure-real-account-key-0123456789abcdef-CANARY').toString('base64');
 const REAL_SAS = 'sv=2025-01-05&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00%3A00%3A00Z&spr=https&sig=CANARYsasSignature0123456789%2Babc%3D';
-const HOSTS = [`${ACCOUNT}.blob.core.windows.net`, 'other1.blob.core.windows.net'];
+const SERVICES = ['dfs', 'queue', 'file', 'table'];
+const HOSTS = [`${ACCOUNT}.blob.core.windows.net`, 'other1.blob.core.windows.net', ...SERVICES.map((s) => `${ACCOUNT}.${s}.core.windows.net`)];
 
 const side = (rig: Rig): AzureSide => ({ proxyUrl: rig.proxyUrl, authproxyCa: rig.authproxyCa, port: rig.upstream.port });
 
@@ -91,6 +93,19 @@ rules:
     },
     60_000,
   );
+
+  it('dfs, queue, file and table requests are re-signed too (the fake verifies each in its service form)', async () => {
+    const before = fake.seen.length;
+    for (const service of SERVICES) {
+      const headers = ['-H', `authorization: SharedKey ${ACCOUNT}:${'A'.repeat(44)}`, '-H', `x-ms-date: ${new Date().toUTCString()}`, '-H', 'x-ms-version: 2025-01-05'];
+      const body = service === 'queue' ? ['-X', 'POST', '-H', 'content-type: application/xml', '--data', '<QueueMessage><MessageText>hi</MessageText></QueueMessage>'] : [];
+      const path = { dfs: '/fs/dir?resource=directory', queue: '/q1/messages?visibilitytimeout=30', file: '/share/dir/f.txt?comp=range', table: "/mytable(PartitionKey='a',RowKey='b')?comp=acl" }[service]!;
+      // The fake serves blob only: past authentication, these answer 400, which is beside the point here.
+      const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [...headers, ...body, rig.url(`${ACCOUNT}.${service}.core.windows.net`, path)]);
+      expect(r.status, service).toBe(400);
+    }
+    expect(fake.seen.slice(before).map((r) => [r.host.split('.')[1], r.ok, r.problem])).toEqual(SERVICES.map((s) => [s, true, undefined]));
+  });
 
   it('a request signed for another storage account is 403 and never reaches the account', async () => {
     const before = fake.seen.length;

@@ -110,7 +110,7 @@ export function createAzureFake(keys: ReadonlyMap<string, string>, sasToken?: st
       let auth: AzureSeen['auth'] = 'none';
       if (req.headers.authorization !== undefined) {
         auth = 'shared_key';
-        verified = verifySharedKey(req, keys);
+        verified = verifySharedKey(req, keys, host.includes('.table.'));
         const account = host.split('.')[0];
         if (verified.ok && verified.account !== account) verified = { ok: false, account: verified.account, problem: 'signed for another account' };
       } else if (sasToken !== undefined && /[?&]sig=/.test(req.url ?? '')) {

@@ -51,12 +51,21 @@ export function blobStringToSign(method: string, url: string, headers: Map<strin
   return `${lines.join('\n')}\n${canonicalHeaders}${resource}`;
 }
 
+/** The Table service's form: VERB, Content-MD5, Content-Type, the date (x-ms-date if sent), `/account/path` and `?comp=`. */
+export function tableStringToSign(method: string, url: string, headers: Map<string, string[]>, account: string): string {
+  const value = (name: string) => (headers.get(name) ?? []).join(',');
+  const parsed = new URL(url, 'https://fake.invalid');
+  const comp = parsed.searchParams.get('comp');
+  const resource = `/${account}${parsed.pathname}${comp === null ? '' : `?comp=${comp}`}`;
+  return [method, value('content-md5'), value('content-type'), value('x-ms-date') || value('date'), resource].join('\n');
+}
+
 /**
  * Verifies the request's `Authorization: SharedKey <account>:<signature>` with that account's REAL key
- * from `keys` (base64, as the portal shows it). A missing header, an unknown account, a missing date or
+ * from `keys` (base64, as the portal shows it), in the blob/queue/file/dfs form or (`table`) the Table form. A missing header, an unknown account, a missing date or
  * a wrong signature is not ok, with the problem in words.
  */
-export function verifySharedKey(req: IncomingMessage, keys: ReadonlyMap<string, string>): AzureVerified {
+export function verifySharedKey(req: IncomingMessage, keys: ReadonlyMap<string, string>, table = false): AzureVerified {
   const headers = headerMap(req);
   const auth = headers.get('authorization');
   if (auth?.length !== 1) return { ok: false, problem: 'no Authorization header' };
@@ -70,7 +79,7 @@ export function verifySharedKey(req: IncomingMessage, keys: ReadonlyMap<string, 
   // decodes it as a space, so `+` is escaped first.
   const url = (req.url ?? '/').replace(/\+/g, '%2B');
   const expected = createHmac('sha256', Buffer.from(key, 'base64'))
-    .update(blobStringToSign(req.method ?? 'GET', url, headers, account), 'utf8')
+    .update((table ? tableStringToSign : blobStringToSign)(req.method ?? 'GET', url, headers, account), 'utf8')
     .digest();
   const given = Buffer.from(m[2]!, 'base64');
   const ok = given.length === expected.length && timingSafeEqual(given, expected);
