@@ -41,6 +41,16 @@ describe('authproxy CLI with a type: azure rule', () => {
     noSecret(ok.stdout + ok.stderr + r.stdout + r.stderr);
   });
 
+  it('explain with a SAS rule: the Authorization is removed and the token redacted', () => {
+    dir.dir('secrets');
+    dir.file('secrets/AZ_SAS', SAS);
+    const file = dir.file('sas.yaml', 'rules:\n  - name: sas\n    type: azure\n    azure: { storage_account: acct1, sas_token: { type: workspace_secret, value: "{AZ_SAS}" } }\n');
+    const r = runCli(['explain', '--config', file, '--secrets-dir', `${dir.path}/secrets`, 'GET', 'https://acct1.dfs.core.windows.net/fs/x?sig=mine']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ rule: 'sas', azure: { service: 'dfs', auth: 'sas' }, remove_headers: ['authorization', 'proxy-authorization'] });
+    noSecret(r.stdout + r.stderr);
+  });
+
   it('validate refuses workload identity with a one-line message naming the missing feature', () => {
     const file = dir.file('wi.yaml', 'rules:\n  - name: az\n    type: azure\n    azure: { tenant_id: "t", client_id: "c" }\n');
     const r = runCli(['validate', '--config', file]);
