@@ -50,4 +50,5 @@ export const azureRuleSchema = z.strictObject({ ...ruleFields, match_hosts: notH
 type Secret = z.output<typeof secretSchema>;
 /** A validated `azure` block: an account key, or a SAS token, for one storage account. */
 export type AzureAuth = { storage_account: string; account_key: Secret } | { storage_account: string; sas_token: Secret };
+/** A validated `type: azure` rule. */
 export type AzureRule = z.output<typeof azureRuleSchema>;

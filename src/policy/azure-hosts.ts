@@ -6,6 +6,7 @@
 
 /** The storage services whose endpoints a rule covers. */
 export const AZURE_STORAGE_SERVICES = ['blob', 'dfs', 'queue', 'table', 'file'] as const;
+/** One storage service; Table signs with its own string-to-sign, the others share one. */
 export type AzureStorageService = (typeof AZURE_STORAGE_SERVICES)[number];
 
 const SUFFIX = '.core.windows.net';
