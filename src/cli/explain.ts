@@ -88,6 +88,15 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
         aws: { service: decision.endpoint.service, region: decision.endpoint.region ?? null, auth: decision.rule.auth.kind, ...(decision.rule.auth.kind === 'role' ? { role_arn: decision.rule.auth.roleArn } : {}) },
         set_headers: [{ name: 'Authorization', value: '[SigV4, re-signed]' }],
       };
+    case 'azure':
+      return {
+        ...base,
+        rule: decision.rule.name,
+        azure: { storage_account: decision.rule.account, service: decision.service, auth: decision.rule.auth.kind },
+        ...(decision.rule.auth.kind === 'sas'
+          ? { remove_headers: ['authorization', 'proxy-authorization'], query: '[SAS token, replaces any the sandbox sent]' }
+          : { set_headers: [{ name: 'Authorization', value: '[SharedKey, re-signed]' }] }),
+      };
     case 'gcp':
       return { ...base, rule: decision.rule.name, gcp: { client_email: decision.rule.clientEmail, scopes: decision.rule.scopes }, set_headers: [{ name: 'Authorization', value: '[redacted]' }] };
   }

@@ -55,7 +55,7 @@ export function registerKeyCommands(program: Command): void {
     .addOption(envOption('--public-key <file>', "the proxy's public sealing key (sealing.pub)", 'AUTHPROXY_PUBLIC_KEY').makeOptionMandatory())
     .option('--sandbox <id>', "the only sandbox whose config may use the value, or '*' for any sandbox")
     .option('--hosts <list>', "a header rule's host patterns (comma-separated): the rule using the value must stay within them")
-    .option('--provider <name>', 'aws or gcp: a Secret of that provider rule')
+    .option('--provider <name>', 'aws, gcp or azure: a Secret of that provider rule')
     .option('--callback-url <url>', "a callback's request header: the callback URL (its origin is bound)")
     .action(async (flags: SealFlags & { publicKey: string }) => {
       const binding = sealBindingFromFlags(flags);

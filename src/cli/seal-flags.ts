@@ -13,7 +13,7 @@ export interface SealFlags {
 
 /**
  * The binding `authproxy seal` puts into a value: `--sandbox ID|*` and exactly one of `--hosts` (a header
- * rule's host patterns), `--provider aws|gcp` (a provider rule's Secret) or `--callback-url` (a
+ * rule's host patterns), `--provider aws|gcp|azure` (a provider rule's Secret) or `--callback-url` (a
  * callback's request header; its origin is bound). Usage errors name the flag, never the secret.
  */
 export function sealBindingFromFlags(flags: SealFlags): SealBinding {
@@ -42,8 +42,8 @@ function targetFrom(flags: SealFlags, problems: string[]): SealTarget | undefine
     return { hosts: hosts.map(canonicalPattern) };
   }
   if (flags.provider !== undefined) {
-    if (flags.provider === 'aws' || flags.provider === 'gcp') return { provider: flags.provider };
-    problems.push('--provider: must be aws or gcp');
+    if (flags.provider === 'aws' || flags.provider === 'gcp' || flags.provider === 'azure') return { provider: flags.provider };
+    problems.push('--provider: must be aws, gcp or azure');
     return undefined;
   }
   try {

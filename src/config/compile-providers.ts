@@ -3,6 +3,8 @@ import type { CompiledAwsRule, CompiledGcpRule } from '../policy/compiled.js';
 import { HostIndex } from '../policy/host-index.js';
 import { isProviderRule, type AwsRule, type GcpRule } from './provider-schema.js';
 import { resolveValue, type ResolveContext } from './resolve-value.js';
+import { compileAzure } from './compile-azure.js';
+import type { CompiledAzureRule } from '../policy/azure-hosts.js';
 import type { ProxyConfig } from './schema.js';
 
 /** Google's token endpoints; any other `token_uri` needs `--gcp-token-uri-allow`. */
@@ -83,16 +85,20 @@ function compileGcp(rule: GcpRule, position: number, ctx: ProviderContext, probl
 }
 
 /**
- * Compiles the enabled provider rules (at most one aws and one gcp, as the schema ensures): resolves
+ * Compiles the enabled provider rules (at most one aws, gcp and azure each, as the schema ensures): resolves
  * their Secrets and checks a service-account key when the config is applied. Disabled ones are still
  * resolved, so that enabling one can never fail later. Problems are pushed, one line each, no value.
  */
-export function compileProviders(config: ProxyConfig, ctx: ProviderContext, problems: string[]): { aws: CompiledAwsRule | undefined; gcp: CompiledGcpRule | undefined } {
+export function compileProviders(config: ProxyConfig, ctx: ProviderContext, problems: string[]): { aws: CompiledAwsRule | undefined; gcp: CompiledGcpRule | undefined; azure: CompiledAzureRule | undefined } {
   let aws: CompiledAwsRule | undefined;
   let gcp: CompiledGcpRule | undefined;
+  let azure: CompiledAzureRule | undefined;
   config.rules.forEach((rule, position) => {
     if (!isProviderRule(rule)) return;
-    if (rule.type === 'aws') {
+    if (rule.type === 'azure') {
+      const compiled = compileAzure(rule, position, ctx, problems);
+      if (rule.enabled) azure = compiled;
+    } else if (rule.type === 'aws') {
       const compiled = compileAws(rule, position, ctx, problems);
       if (rule.enabled) aws = compiled;
     } else {
@@ -100,5 +106,5 @@ export function compileProviders(config: ProxyConfig, ctx: ProviderContext, prob
       if (rule.enabled) gcp = compiled;
     }
   });
-  return { aws, gcp };
+  return { aws, gcp, azure };
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ruleFields } from './rule-fields.js';
 import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsEndpoint, isGoogleApisHost } from '../policy/provider-hosts.js';
+import type { AzureRule } from './azure-schema.js';
 
 /**
  * The cloud provider rules of LangChain's proxy_config, `type: aws` and `type: gcp`: they match their
@@ -131,7 +132,7 @@ export const gcpRuleSchema = z.strictObject({ ...providerFields, match_hosts: pr
 
 export type AwsRule = z.output<typeof awsRuleSchema>;
 export type GcpRule = z.output<typeof gcpRuleSchema>;
-export type ProviderRule = AwsRule | GcpRule;
+export type ProviderRule = AwsRule | GcpRule | AzureRule;
 export type Secret = z.output<typeof secretSchema>;
 /** Static AWS keys, after validation. */
 export type AwsStaticAuth = { access_key_id: Secret; secret_access_key: Secret };
@@ -139,12 +140,13 @@ export type AwsStaticAuth = { access_key_id: Secret; secret_access_key: Secret }
 export type AwsRoleAuth = { role_arn: string; session_tags?: Record<string, string>; subject_scope?: string };
 
 /** Whether a validated rule is a provider rule (else a header rule). */
-export function isProviderRule<R extends { type?: unknown }>(rule: R): rule is Extract<R, { type: 'aws' | 'gcp' }> {
-  return rule.type === 'aws' || rule.type === 'gcp';
+export function isProviderRule<R extends { type?: unknown }>(rule: R): rule is Extract<R, { type: 'aws' | 'gcp' | 'azure' }> {
+  return rule.type === 'aws' || rule.type === 'gcp' || rule.type === 'azure';
 }
 
 /** Environment variables authproxy manages for a sandbox while the provider rule is enabled. */
-export const MANAGED_ENV: Record<'aws' | 'gcp', readonly string[]> = {
+export const MANAGED_ENV: Record<'aws' | 'gcp' | 'azure', readonly string[]> = {
   aws: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_EC2_METADATA_DISABLED', 'AWS_CA_BUNDLE'],
   gcp: ['CLOUDSDK_AUTH_ACCESS_TOKEN', 'CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE'],
+  azure: ['AZURE_STORAGE_ACCOUNT', 'AZURE_STORAGE_KEY', 'AZURE_STORAGE_SAS_TOKEN', 'AZURE_STORAGE_CONNECTION_STRING'],
 };

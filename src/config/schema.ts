@@ -3,6 +3,7 @@ import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
 import { ruleFields } from './rule-fields.js';
 import { rewriteRuleSchema } from './rewrite-schema.js';
+import { azureRuleSchema } from './azure-schema.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 import { parseMatchHeader } from './match-header.js';
 
@@ -126,7 +127,7 @@ export const RELAY_REFUSAL =
   'relay rules send traffic through a LangSmith Cloud relay, which authproxy does not have: to leave through your own network use `authproxy serve --upstream-proxy URL` (docs/deployment.md), or a rewrite rule to send matched requests elsewhere';
 
 /** Any rule: a header rule, or another rule type told apart by its `type` (`relay` is refused with the reason). */
-export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, rewriteRule, awsRuleSchema, gcpRuleSchema], {
+export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, rewriteRule, awsRuleSchema, gcpRuleSchema, azureRuleSchema], {
   error: (issue) => {
     const input = issue.input as { type?: unknown } | undefined;
     if (typeof input === 'object' && input !== null && input.type === 'relay') return RELAY_REFUSAL;

@@ -157,7 +157,9 @@ export function innerListener(opts: BootstrapOptions) {
         allow_expression: { regex: `^(${[...new Set([...opts.credentialHeaders.map((h) => h.toLowerCase()), ...CREDENTIAL_HEADERS])].map((h) => h.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')}|:authority)$` },
         disallow_is_error: true,
       }
-    : { disallow_system: true, allow_expression: { regex: '^:authority$' }, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
+    : // The pseudo-headers authproxy sets: `:authority` for a rewrite rule, `:path` for a `type: azure` SAS rule
+      // (the SAS is appended to the query); every other one stays refused.
+      { disallow_system: true, allow_expression: { regex: '^(:authority|:path)$' }, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
   return {
     name: 'intercept_tls',
     internal_listener: {},

@@ -41,6 +41,21 @@ export const DEFAULT_SANDBOX_CA_FILE = '/etc/authproxy/ca-bundle.pem';
 export const AWS_PLACEHOLDER_KEY_ID = 'AKIAAUTHPROXYEXAMPLE';
 export const AWS_PLACEHOLDER_SECRET = 'authproxy/placeholder/not/a/real/secret0';
 export const GCP_PLACEHOLDER_TOKEN = 'authproxy-placeholder-token';
+/** Base64 (as the Azure SDKs require of a key) of `authproxy/placeholder/not/a/real/azure/key`. */
+export const AZURE_PLACEHOLDER_KEY = Buffer.from('authproxy/placeholder/not/a/real/azure/key').toString('base64');
+/** A SAS-shaped placeholder: the SDKs append it, authproxy replaces it with the configured token. */
+export const AZURE_PLACEHOLDER_SAS = 'sv=2025-01-05&sig=authproxy-placeholder';
+
+/** The managed Azure variables: the account, and a placeholder key or SAS as the SDKs and the Azure CLI read them. */
+function azureEnv(azure: { storage_account: string; account_key?: unknown }): Record<string, string> {
+  const account = azure.storage_account;
+  if (azure.account_key !== undefined) {
+    const connection = `DefaultEndpointsProtocol=https;AccountName=${account};AccountKey=${AZURE_PLACEHOLDER_KEY};EndpointSuffix=core.windows.net`;
+    return { AZURE_STORAGE_ACCOUNT: account, AZURE_STORAGE_KEY: AZURE_PLACEHOLDER_KEY, AZURE_STORAGE_CONNECTION_STRING: connection };
+  }
+  const endpoints = ['Blob', 'Queue', 'File', 'Table'].map((s) => `${s}Endpoint=https://${account}.${s.toLowerCase()}.core.windows.net/`).join(';');
+  return { AZURE_STORAGE_ACCOUNT: account, AZURE_STORAGE_SAS_TOKEN: AZURE_PLACEHOLDER_SAS, AZURE_STORAGE_CONNECTION_STRING: `${endpoints};SharedAccessSignature=${AZURE_PLACEHOLDER_SAS}` };
+}
 
 /** The variables an enabled provider rule manages: placeholder credentials and the CA bundle its SDK reads. */
 function providerEnv(config: ProxyConfig, caFile: string): Record<string, string> {
@@ -49,6 +64,7 @@ function providerEnv(config: ProxyConfig, caFile: string): Record<string, string
     if (!rule.enabled) continue;
     if (rule.type === 'aws') Object.assign(out, { AWS_ACCESS_KEY_ID: AWS_PLACEHOLDER_KEY_ID, AWS_SECRET_ACCESS_KEY: AWS_PLACEHOLDER_SECRET, AWS_EC2_METADATA_DISABLED: 'true', AWS_CA_BUNDLE: caFile });
     if (rule.type === 'gcp') Object.assign(out, { CLOUDSDK_AUTH_ACCESS_TOKEN: GCP_PLACEHOLDER_TOKEN, CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE: caFile });
+    if (rule.type === 'azure') Object.assign(out, azureEnv(rule.azure));
   }
   return out;
 }

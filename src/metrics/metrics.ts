@@ -3,6 +3,7 @@ import type { CallbackFailureReason } from '../callbacks/client.js';
 import type { PassReason, RefuseReason } from '../policy/decide.js';
 import type { AwsDecisionReason } from '../cloud/aws/handler.js';
 import type { GcpDecisionReason } from '../cloud/gcp/handler.js';
+import type { AzureDecisionReason } from '../cloud/azure/handler.js';
 
 /** What the engine did with one request (the `outcome` label of `authproxy_decisions_total`). */
 export type DecisionOutcome = 'pass' | 'refuse' | 'inject' | 'callback_failed';
@@ -23,7 +24,8 @@ export type DecisionReason =
   | 'private_destination'
   | 'unresolvable'
   | AwsDecisionReason
-  | GcpDecisionReason;
+  | GcpDecisionReason
+  | AzureDecisionReason;
 
 /**
  * Where a callback credential was found: `l1` in process, `l2` in Redis (also after waiting for another

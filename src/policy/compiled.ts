@@ -4,6 +4,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { MatchHeader } from '../config/match-header.js';
 import type { PathPattern } from './path-pattern.js';
 import type { CompiledRewrite } from './rewrite.js';
+import type { CompiledAzureRule } from './azure-hosts.js';
 
 /** A header ready to inject: placeholders resolved, opaque values unsealed. */
 export interface CompiledHeader {
@@ -60,6 +61,8 @@ export interface CompiledPolicy {
   readonly aws: CompiledAwsRule | undefined;
   /** The enabled `type: gcp` rule: authorizes requests to Google APIs with minted tokens. */
   readonly gcp: CompiledGcpRule | undefined;
+  /** The enabled `type: azure` rule: re-signs (Shared Key) or adds a SAS to requests to its storage account. */
+  readonly azure: CompiledAzureRule | undefined;
   /** The validated config as given (opaque values still sealed), for reads and env_vars. */
   readonly source: ProxyConfig;
   /** Fields holding unbound sealed values let through by `--allow-unbound-seals` (warned about when applied). */

@@ -2,6 +2,7 @@ import type { CompiledAwsRule, CompiledCallback, CompiledGcpRule, CompiledPolicy
 import { awsEndpoint, isGoogleApisHost, type AwsEndpoint } from './provider-hosts.js';
 import { normaliseAuthority, type Target } from './host.js';
 import { normalisePath } from './path.js';
+import { azureStorageService, type AzureStorageService, type CompiledAzureRule } from './azure-hosts.js';
 
 /** The parts of one HTTP request that a decision reads (from Envoy's pseudo-headers). */
 export interface PolicyRequest {
@@ -38,6 +39,8 @@ export type Decision =
   | { readonly outcome: 'aws'; readonly rule: CompiledAwsRule; readonly endpoint: AwsEndpoint; readonly target: Target }
   /** A Google API host while a `type: gcp` rule is enabled: authorize with a minted token. */
   | { readonly outcome: 'gcp'; readonly rule: CompiledGcpRule; readonly target: Target }
+  /** One of the storage account's endpoints while a `type: azure` rule is enabled: re-sign (Shared Key) or add the SAS. */
+  | { readonly outcome: 'azure'; readonly rule: CompiledAzureRule; readonly service: AzureStorageService; readonly target: Target }
   | { readonly outcome: 'refuse'; readonly status: 403 | 421; readonly reason: RefuseReason; readonly target: Target | undefined };
 
 /**
@@ -70,10 +73,12 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   // Provider rules cover their provider's hosts wherever they sit in `rules` (narrowed by their match_hosts).
   const aws = coversAws(policy.aws, host);
   const gcp = coversGcp(policy.gcp, host);
-  if (ruleHits.length === 0 && callbackHit === undefined && !aws && !gcp) return { outcome: 'pass', reason: 'no_match', target };
+  const azure = policy.azure && azureStorageService(host, policy.azure.account);
+  if (ruleHits.length === 0 && callbackHit === undefined && !aws && !gcp && !azure) return { outcome: 'pass', reason: 'no_match', target };
   if (req.scheme !== 'https') return { outcome: 'refuse', status: 403, reason: 'cleartext', target };
   if (aws) return { outcome: 'aws', rule: policy.aws!, endpoint: aws, target };
   if (gcp) return { outcome: 'gcp', rule: policy.gcp!, target };
+  if (azure) return { outcome: 'azure', rule: policy.azure!, service: azure, target };
   const path = normalisePath(req.path);
   if (path === undefined) return { outcome: 'pass', reason: 'ambiguous_path', target };
   for (const index of ruleHits) {
@@ -145,5 +150,11 @@ export function hostStanding(policy: CompiledPolicy, host: string, port: number 
 
 /** Whether any enabled rule, callback or provider rule names `host`. */
 function credentialed(policy: CompiledPolicy, host: string): boolean {
-  return policy.ruleIndex.has(host) || policy.callbackIndex.has(host) || coversAws(policy.aws, host) !== undefined || coversGcp(policy.gcp, host);
+  return (
+    policy.ruleIndex.has(host) ||
+    policy.callbackIndex.has(host) ||
+    coversAws(policy.aws, host) !== undefined ||
+    coversGcp(policy.gcp, host) ||
+    (policy.azure !== undefined && azureStorageService(host, policy.azure.account) !== undefined)
+  );
 }

@@ -2,6 +2,7 @@ import { AuthProxyError, errorLine } from '../errors.js';
 import type { CompiledFile } from '../config/file.js';
 import type { AwsSetup } from '../cloud/aws/setup.js';
 import type { GcpSetup } from '../cloud/gcp/setup.js';
+import type { AzureSetup } from '../cloud/azure/setup.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import type { ApplyOutcome, LoadedSources } from '../config/watch.js';
 import type { Logger } from '../log.js';
@@ -10,9 +11,10 @@ import type { CloudProviders } from './engine.js';
 
 /**
  * What a config may need loaded: the AWS signer (`aws`, any `type: aws` rule), AWS role sessions through
- * the SDK's STS client (`aws_role`, an `aws: {role_arn}` rule; implies `aws`), the Google Cloud minter.
+ * the SDK's STS client (`aws_role`, an `aws: {role_arn}` rule; implies `aws`), the Google Cloud minter,
+ * the Azure Storage signer (`azure`).
  */
-export type CloudFeature = 'aws' | 'aws_role' | 'gcp';
+export type CloudFeature = 'aws' | 'aws_role' | 'gcp' | 'azure';
 
 type Handlers = { -readonly [K in keyof CloudProviders]-?: NonNullable<CloudProviders[K]> };
 
@@ -20,6 +22,7 @@ type Handlers = { -readonly [K in keyof CloudProviders]-?: NonNullable<CloudProv
 export interface CloudSetups {
   readonly aws: AwsSetup;
   readonly gcp: GcpSetup;
+  readonly azure: AzureSetup;
 }
 
 /** How a provider's handler is made once its module is loaded; replaceable so tests can make loading fail. */
@@ -27,9 +30,10 @@ export interface CloudFactories {
   /** With `roles`, the signer can assume roles (the STS client is loaded too). */
   readonly aws: (roles: boolean) => Promise<Handlers['aws']>;
   readonly gcp: () => Promise<Handlers['gcp']>;
+  readonly azure: () => Promise<Handlers['azure']>;
 }
 
-const NAMES: Record<CloudFeature, string> = { aws: 'AWS', aws_role: 'AWS role (STS)', gcp: 'Google Cloud' };
+const NAMES: Record<CloudFeature, string> = { aws: 'AWS', aws_role: 'AWS role (STS)', gcp: 'Google Cloud', azure: 'Azure' };
 
 /**
  * The real factories: `import()` of src/cloud/<provider>/setup.js, which pulls the provider's SDK in.
@@ -42,6 +46,7 @@ export function cloudFactories(setups: () => CloudSetups): CloudFactories {
       return createAwsHandler(setups().aws, sts?.stsRoleAssumer);
     },
     gcp: async () => (await import('../cloud/gcp/setup.js')).createGcpHandler(setups().gcp),
+    azure: async () => (await import('../cloud/azure/setup.js')).createAzureHandler(setups().azure),
   };
 }
 
@@ -55,6 +60,7 @@ export function cloudFactories(setups: () => CloudSetups): CloudFactories {
 export class CloudModules implements CloudProviders {
   aws: Handlers['aws'] | undefined;
   gcp: Handlers['gcp'] | undefined;
+  azure: Handlers['azure'] | undefined;
   /** Whether `aws` can assume roles. */
   private awsRoles = false;
   private readonly loading = new Map<CloudFeature, Promise<void>>();
@@ -97,6 +103,7 @@ export class CloudModules implements CloudProviders {
   private async make(feature: CloudFeature): Promise<void> {
     try {
       if (feature === 'gcp') this.gcp = await this.factories.gcp();
+      else if (feature === 'azure') this.azure = await this.factories.azure();
       else if (feature === 'aws_role') {
         this.aws = await this.factories.aws(true);
         this.awsRoles = true;
@@ -112,13 +119,14 @@ export class CloudModules implements CloudProviders {
   }
 }
 
-/** The providers a set of compiled configs uses: those with an enabled `type: aws` / `type: gcp` rule. */
+/** The providers a set of compiled configs uses: those with an enabled `type: aws` / `gcp` / `azure` rule. */
 export function policiesNeed(policies: Iterable<CompiledPolicy | undefined>): Set<CloudFeature> {
   const needs = new Set<CloudFeature>();
   for (const policy of policies) {
     if (policy?.aws) needs.add('aws');
     if (policy?.aws?.auth.kind === 'role') needs.add('aws_role');
     if (policy?.gcp) needs.add('gcp');
+    if (policy?.azure) needs.add('azure');
   }
   return needs;
 }
@@ -130,7 +138,7 @@ export function fileNeeds(file: CompiledFile): Set<CloudFeature> {
 
 /**
  * The providers a stored config may use, read from its raw (not yet validated) form: every rule whose
- * `type` is `aws` or `gcp`, enabled or not. A superset is harmless: it only loads a module early.
+ * `type` is `aws`, `gcp` or `azure`, enabled or not. A superset is harmless: it only loads a module early.
  */
 export function rawConfigNeeds(config: unknown): Set<CloudFeature> {
   const needs = new Set<CloudFeature>();
@@ -138,7 +146,7 @@ export function rawConfigNeeds(config: unknown): Set<CloudFeature> {
   if (!Array.isArray(rules)) return needs;
   for (const rule of rules as unknown[]) {
     const type = typeof rule === 'object' && rule !== null ? (rule as { type?: unknown }).type : undefined;
-    if (type === 'aws' || type === 'gcp') needs.add(type);
+    if (type === 'aws' || type === 'gcp' || type === 'azure') needs.add(type);
     const aws = type === 'aws' ? (rule as { aws?: unknown }).aws : undefined;
     if (typeof aws === 'object' && aws !== null && 'role_arn' in aws) needs.add('aws_role');
   }

@@ -45,6 +45,7 @@ export interface CloudHandler<D> {
 export interface CloudProviders {
   readonly aws?: CloudHandler<Extract<Decision, { outcome: 'aws' }>>;
   readonly gcp?: CloudHandler<Extract<Decision, { outcome: 'gcp' }>>;
+  readonly azure?: CloudHandler<Extract<Decision, { outcome: 'azure' }>>;
 }
 
 /** The engine's optional parts. */
@@ -123,6 +124,13 @@ export class Engine {
         }
         return decision.outcome === 'aws' ? this.cloud.aws!.handle(decision, req, extras, sandboxId) : this.cloud.gcp!.handle(decision, req, extras, sandboxId);
       }
+      case 'azure':
+        if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name, provider: 'azure' });
+        if (!this.cloud.azure) {
+          this.metrics?.decision('refuse', 'internal');
+          return { kind: 'immediate', status: 502, body: 'Azure credentials are not available' };
+        }
+        return this.cloud.azure.handle(decision, req, extras, sandboxId);
       case 'callback':
         if (decision.callback.fullRequest) return this.viaFullRequest(decision, req, sandboxId, extras);
         return this.viaCallback(decision, req, sandboxId, debug);

@@ -192,6 +192,7 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
     setups = {
       aws: { cache, identities: policy, egress, stsEndpoint: settings.awsStsEndpoint, region: settings.awsRegion, timeoutMs: limits.timeoutMs, log, metrics },
       gcp: { cache, egress, timeoutMs: limits.timeoutMs, log, metrics },
+      azure: { log, metrics },
     };
     // Before anything is served: the first config's providers, then the stored configs (each awaits its own).
     await cloud.ensure(fileNeeds(initial.file));

@@ -8,9 +8,10 @@ import type { ProxyConfig, ProxyConfigInput } from '../config/schema.js';
 export type ProxyConfigWrite = ProxyConfigInput;
 
 type AnyRuleInput = NonNullable<ProxyConfigInput['rules']>[number];
-type RuleInput = Exclude<AnyRuleInput, { type: 'aws' | 'gcp' }>;
+type RuleInput = Exclude<AnyRuleInput, { type: 'aws' | 'gcp' | 'azure' }>;
 type AwsRuleInput = Extract<AnyRuleInput, { type: 'aws' }>;
 type GcpRuleInput = Extract<AnyRuleInput, { type: 'gcp' }>;
+type AzureRuleInput = Extract<AnyRuleInput, { type: 'azure' }>;
 type CallbackInput = NonNullable<ProxyConfigInput['callbacks']>[number];
 
 /** One header of a rule, as written: `{name, type, value}`. */
@@ -59,7 +60,10 @@ export interface OpaqueSecretView {
 type SecretShape = { type: 'workspace_secret' | 'opaque'; value: string };
 /** Each Secret field of a provider rule's auth may also be `T` (kept in a PATCH, or hidden in a read). */
 type SecretsOr<A, T> = { [K in keyof A]: NonNullable<A[K]> extends SecretShape ? A[K] | T : A[K] };
-type ProviderRulePatch = (Omit<AwsRuleInput, 'aws'> & { aws: SecretsOr<AwsRuleInput['aws'], OpaqueSecretKept> }) | (Omit<GcpRuleInput, 'gcp'> & { gcp: SecretsOr<GcpRuleInput['gcp'], OpaqueSecretKept> });
+type ProviderRulePatch =
+  | (Omit<AwsRuleInput, 'aws'> & { aws: SecretsOr<AwsRuleInput['aws'], OpaqueSecretKept> })
+  | (Omit<GcpRuleInput, 'gcp'> & { gcp: SecretsOr<GcpRuleInput['gcp'], OpaqueSecretKept> })
+  | (Omit<AzureRuleInput, 'azure'> & { azure: SecretsOr<AzureRuleInput['azure'], OpaqueSecretKept> });
 
 /** A header or rewrite rule with its headers' type replaced by `H` (a rewrite rule's `headers` stays optional when written). */
 type HeadersAs<R, H> = R extends { type: 'rewrite' } ? Omit<R, 'headers'> & { headers?: H[] } : Omit<R, 'headers'> & { headers: H[] };
@@ -73,11 +77,15 @@ export type ProxyConfigPatch = Omit<ProxyConfigInput, 'rules' | 'callbacks'> & {
 };
 
 type AnyRule = ProxyConfig['rules'][number];
-type Rule = Exclude<AnyRule, { type: 'aws' | 'gcp' }>;
+type Rule = Exclude<AnyRule, { type: 'aws' | 'gcp' | 'azure' }>;
 type AwsRule = Extract<AnyRule, { type: 'aws' }>;
 type GcpRule = Extract<AnyRule, { type: 'gcp' }>;
+type AzureRule = Extract<AnyRule, { type: 'azure' }>;
 /** A provider rule as reads show it: opaque Secrets as `{type: "opaque", is_set: true}`. */
-export type ProviderRuleView = (Omit<AwsRule, 'aws'> & { aws: SecretsOr<AwsRule['aws'], OpaqueSecretView> }) | (Omit<GcpRule, 'gcp'> & { gcp: SecretsOr<GcpRule['gcp'], OpaqueSecretView> });
+export type ProviderRuleView =
+  | (Omit<AwsRule, 'aws'> & { aws: SecretsOr<AwsRule['aws'], OpaqueSecretView> })
+  | (Omit<GcpRule, 'gcp'> & { gcp: SecretsOr<GcpRule['gcp'], OpaqueSecretView> })
+  | (Omit<AzureRule, 'azure'> & { azure: SecretsOr<AzureRule['azure'], OpaqueSecretView> });
 type Callback = ProxyConfig['callbacks'][number];
 
 /** A stored proxy_config as reads return it: defaults filled in, opaque values replaced by `is_set: true`. */

@@ -7,10 +7,10 @@ import { AuthProxyError } from '../errors.js';
  * applied. A value copied into another sandbox's config, or moved to a rule for other hosts, is refused.
  *
  * - a header rule's value: the rule's host patterns (`hosts`);
- * - a provider rule's Secret: the provider (`aws`, `gcp`), whose hosts authproxy fixes itself;
+ * - a provider rule's Secret: the provider (`aws`, `gcp`, `azure`), whose hosts authproxy fixes itself;
  * - a callback's request header: the callback URL's origin (scheme, host and port), where it is sent.
  */
-export type SealTarget = { readonly hosts: readonly string[] } | { readonly provider: 'aws' | 'gcp' } | { readonly callback: string };
+export type SealTarget = { readonly hosts: readonly string[] } | { readonly provider: 'aws' | 'gcp' | 'azure' } | { readonly callback: string };
 
 /** A seal's binding: a sandbox id (or `*`, any sandbox) and a target. */
 export interface SealBinding {
@@ -24,7 +24,7 @@ export const ANY_SANDBOX = '*';
 export const MAX_BINDING_BYTES = 1024;
 
 const SANDBOX = /^(\*|[A-Za-z0-9][A-Za-z0-9._:-]{0,127})$/;
-const PROVIDERS = new Set(['aws', 'gcp']);
+const PROVIDERS = new Set(['aws', 'gcp', 'azure']);
 
 /** The origin a callback's request headers are bound to: `https://host[:port]` of its URL. */
 export function callbackOrigin(url: string): string {
@@ -72,7 +72,7 @@ function bindingShapeProblem(b: SealBinding): string | undefined {
   if (!SANDBOX.test(b.sandbox)) return 'the sandbox of a binding is "*" or a sandbox id (1-128 characters of A-Z a-z 0-9 . _ : -)';
   const t = b.target;
   if ('hosts' in t) return t.hosts.length === 0 || t.hosts.some((h) => !/^(\*\.)?[a-z0-9.-]{1,253}$/i.test(h)) ? 'the hosts of a binding are host patterns (api.example.com, *.example.com)' : undefined;
-  if ('provider' in t) return PROVIDERS.has(t.provider) ? undefined : 'the provider of a binding is aws or gcp';
+  if ('provider' in t) return PROVIDERS.has(t.provider) ? undefined : 'the provider of a binding is aws, gcp or azure';
   return /^https?:\/\/[^/\s]+$/.test(t.callback) ? undefined : 'the callback of a binding is a URL origin (https://host[:port])';
 }
 

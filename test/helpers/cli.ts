@@ -34,7 +34,7 @@ export function startCli(args: string[], env: Record<string, string> = {}): { ch
 export interface SealTo {
   readonly sandbox?: string;
   readonly hosts?: readonly string[];
-  readonly provider?: 'aws' | 'gcp';
+  readonly provider?: 'aws' | 'gcp' | 'azure';
   readonly callbackUrl?: string;
 }
 

@@ -187,7 +187,7 @@ rules:
     const schema = JSON.parse(runCli(['schema']).stdout);
     const kinds = schema.properties.rules.items.oneOf as Array<{ required: string[]; properties: { type?: { const?: string } } }>;
     // Header rules leave type out or write "" (as LangSmith's API gives them back).
-    expect(kinds.map((k) => k.properties.type?.const || 'headers').sort()).toEqual(['aws', 'gcp', 'headers', 'rewrite']);
+    expect(kinds.map((k) => k.properties.type?.const || 'headers').sort()).toEqual(['aws', 'azure', 'gcp', 'headers', 'rewrite']);
     expect(kinds.find((k) => !k.properties.type?.const)!.required).toEqual(expect.arrayContaining(['name', 'match_hosts', 'headers']));
     const rewrite = kinds.find((k) => k.properties.type?.const === 'rewrite')!;
     expect(rewrite.required).toEqual(expect.arrayContaining(['name', 'type', 'match_hosts', 'rewrite']));

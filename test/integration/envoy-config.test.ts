@@ -101,7 +101,7 @@ describe('authproxy envoy-config and sandbox-env', () => {
     );
     expect(outer[0].typed_config.mutation_rules).toEqual({ disallow_all: true, allow_expression: { regex: '^x-authproxy-route$' }, disallow_is_error: true });
     expect(inner[0].typed_config).toMatchObject({
-      mutation_rules: { disallow_system: true, allow_expression: { regex: '^:authority$' }, disallow_is_error: true },
+      mutation_rules: { disallow_system: true, allow_expression: { regex: '^(:authority|:path)$' }, disallow_is_error: true },
       metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
     });
     expect(inner.map((f: { name: string }) => f.name)).toEqual(['envoy.filters.http.ext_proc', 'envoy.filters.http.set_filter_state', 'envoy.filters.http.dynamic_forward_proxy', 'envoy.filters.http.router']);

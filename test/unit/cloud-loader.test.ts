@@ -20,6 +20,10 @@ function factories(fail: { aws?: boolean; gcp?: boolean } = {}, calls: string[] 
       if (fail.gcp) throw new Error('boom');
       return handler as never;
     },
+    azure: async () => {
+      calls.push('azure');
+      return handler as never;
+    },
   };
 }
 

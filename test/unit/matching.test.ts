@@ -54,6 +54,7 @@ function summary(d: Decision): string {
       return `callback ${d.callback.url.split('/').pop()}`;
     case 'aws':
     case 'gcp':
+    case 'azure':
       return `${d.outcome} ${d.rule.name}`;
     case 'pass':
       return `pass ${d.reason}`;

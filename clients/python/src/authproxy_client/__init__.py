@@ -19,13 +19,15 @@ from ._client import (
 )
 from ._github import GITHUB_API_RULE, GITHUB_GIT_RULE, configure_github_proxy, github_proxy_rules, merge_github_rules
 from ._headers import header, opaque_secret, plaintext, workspace_secret
-from ._providers import GCP_CLOUD_PLATFORM_SCOPE, aws_auth, aws_rule, gcp_auth, gcp_rule
+from ._providers import GCP_CLOUD_PLATFORM_SCOPE, aws_auth, aws_rule, azure_auth, azure_rule, gcp_auth, gcp_rule
 from ._retry import DEFAULT_RETRY, RetryOptions, backoff_seconds, is_retryable_status, next_delay, retry_after_seconds
 from ._types import (
     AccessControl,
     ApiErrorBody,
     AwsAuth,
     AwsRule,
+    AzureAuth,
+    AzureRule,
     Callback,
     GcpAuth,
     GcpRule,
@@ -59,6 +61,8 @@ __all__ = [
     "AuthProxyClient",
     "AwsAuth",
     "AwsRule",
+    "AzureAuth",
+    "AzureRule",
     "Callback",
     "ConflictError",
     "GcpAuth",
@@ -83,6 +87,8 @@ __all__ = [
     "Unset",
     "aws_auth",
     "aws_rule",
+    "azure_auth",
+    "azure_rule",
     "backoff_seconds",
     "configure_github_proxy",
     "gcp_auth",

@@ -1,4 +1,4 @@
-"""Builders of the cloud provider rules, ``type: aws`` and ``type: gcp``.
+"""Builders of the cloud provider rules, ``type: aws``, ``type: gcp`` and ``type: azure``.
 
 They check what the server checks (``src/config/provider-schema.ts``), with LangChain's messages, so a
 mistake is a ``ValueError`` where the config is built instead of a 422 later. The server stays the judge:
@@ -10,15 +10,16 @@ from __future__ import annotations
 import re
 from typing import Mapping, Optional, Sequence
 
-from ._types import AwsAuth, AwsRule, GcpAuth, GcpRule, HeaderValue, Secret
+from ._types import AwsAuth, AwsRule, AzureAuth, AzureRule, GcpAuth, GcpRule, HeaderValue, Secret
 
-__all__ = ["GCP_CLOUD_PLATFORM_SCOPE", "aws_auth", "aws_rule", "gcp_auth", "gcp_rule"]
+__all__ = ["GCP_CLOUD_PLATFORM_SCOPE", "aws_auth", "aws_rule", "azure_auth", "azure_rule", "gcp_auth", "gcp_rule"]
 
 _ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 # The server's \p{L}\p{Z}\p{N}_.:/=+-@ : letters, digits and spaces of any script.
 _TAG_KEY = re.compile(r"[\w .:/=+\-@\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]{1,128}")
 _SCOPE_URL = re.compile(r"https://[^\s/]+/\S*")
 _MAX_SECRET = 65_536
+_STORAGE_ACCOUNT = re.compile(r"[a-z0-9]{3,24}", re.ASCII)
 
 GCP_CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 """The scope that covers every Google Cloud API (the default of :func:`gcp_auth`)."""
@@ -130,8 +131,43 @@ def gcp_rule(
     return rule
 
 
+def azure_auth(
+    storage_account: str,
+    *,
+    account_key: Optional[HeaderValue] = None,
+    sas_token: Optional[HeaderValue] = None,
+) -> AzureAuth:
+    """The ``azure`` of a ``type: azure`` rule: one storage account and exactly one of its key or a SAS token.
+
+    ``azure_auth("acct1", account_key=workspace_secret("AZURE_STORAGE_KEY"))`` re-signs the sandbox's requests
+    with Shared Key; ``azure_auth("acct1", sas_token=opaque_secret(sas))`` appends the SAS instead. The
+    workload-identity variant (``tenant_id``/``client_id``) is not offered: the server refuses it for now.
+    """
+    if not isinstance(storage_account, str) or not _STORAGE_ACCOUNT.fullmatch(storage_account):
+        raise ValueError("storage_account: must be a storage account name: 3 to 24 lower-case letters and digits")
+    if (account_key is None) == (sas_token is None):
+        raise ValueError("Azure storage auth requires exactly one of account_key or sas_token")
+    if account_key is not None:
+        return {"storage_account": storage_account, "account_key": _secret("account_key", account_key)}
+    return {"storage_account": storage_account, "sas_token": _secret("sas_token", sas_token)}
+
+
+def azure_rule(
+    auth: AzureAuth,
+    *,
+    name: str = "azure",
+    enabled: Optional[bool] = None,
+    env_vars: Optional[Mapping[str, str]] = None,
+    description: Optional[str] = None,
+) -> AzureRule:
+    """A ``type: azure`` rule around :func:`azure_auth`'s result (at most one azure rule per config)."""
+    rule: AzureRule = {"name": name, "type": "azure", "azure": auth}
+    _common(rule, enabled, env_vars, description)
+    return rule
+
+
 def _common(
-    rule: AwsRule | GcpRule,
+    rule: AwsRule | GcpRule | AzureRule,
     enabled: Optional[bool],
     env_vars: Optional[Mapping[str, str]],
     description: Optional[str],

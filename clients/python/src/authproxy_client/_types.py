@@ -159,7 +159,27 @@ class GcpRule(TypedDict, total=False):
     description: str
 
 
-Rule = Union[HeaderRule, RewriteRule, AwsRule, GcpRule]
+class AzureAuth(TypedDict, total=False):
+    """``azure`` of a ``type: azure`` rule: a storage account and exactly one of its key or a SAS token."""
+
+    storage_account: Required[str]
+    account_key: Secret
+    sas_token: Secret
+
+
+@final
+class AzureRule(TypedDict, total=False):
+    """A ``type: azure`` rule: re-signs (Shared Key) or adds a SAS to requests to one storage account's endpoints."""
+
+    name: Required[str]
+    type: Required[Literal["azure"]]
+    azure: Required[AzureAuth]
+    enabled: bool
+    env_vars: Dict[str, str]
+    description: str
+
+
+Rule = Union[HeaderRule, RewriteRule, AwsRule, GcpRule, AzureRule]
 """Any rule of a proxy_config."""
 
 
