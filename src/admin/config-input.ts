@@ -194,8 +194,9 @@ function describe(path: ReadonlyArray<string | number>, config: ProxyConfig): st
  * - a rule's header: the opaque header with the same name (case-insensitive) in the stored rule with the same
  *   `name`, only while the rule's hosts (a rewrite's destination) stay among the stored ones (or a PATCH could
  *   point a write-only credential at a host of the caller's choosing);
- * - a provider rule's Secret: the same Secret of the stored rule with the same `name` and `type` (provider
- *   rules match fixed hosts, so the credential cannot be moved);
+ * - a provider rule's Secret: the same Secret of the stored rule with the same `name` and `type` (aws and gcp
+ *   rules match fixed hosts, so the credential cannot be moved; an azure rule's only while its
+ *   `storage_account` stays the same);
  * - a callback's header: the opaque header with the same name in the first stored callback with the same `url`.
  */
 function storedOpaque(path: ReadonlyArray<string | number>, config: ProxyConfig, stored: ProxyConfig): string | undefined {
@@ -216,6 +217,8 @@ function storedOpaque(path: ReadonlyArray<string | number>, config: ProxyConfig,
   const rule = stored.rules.find((r) => r.name === next.name && r.type === next.type);
   if (!rule) return undefined;
   if (key !== 'headers') {
+    // An azure rule's hosts come from its storage account: a Secret stays only with the account it was stored for.
+    if (next.type === 'azure' && rule.type === 'azure' && next.azure.storage_account !== rule.azure.storage_account) return undefined;
     const secret = holderAt({ ...stored, rules: [rule] } as ProxyConfig, ['rules', 0, key, path[3]!]) as { type?: string; value: string } | undefined;
     return secret?.type === 'opaque' ? secret.value : undefined;
   }

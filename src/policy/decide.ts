@@ -81,12 +81,33 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   if (azure) return { outcome: 'azure', rule: policy.azure!, service: azure, target };
   const path = normalisePath(req.path);
   if (path === undefined) return { outcome: 'pass', reason: 'ambiguous_path', target };
+  // The upstream gets the path as sent, not authproxy's normalised copy: a rule that grants only some paths
+  // matches only a path that is already normal (no dot segment, no `//`, no encoded unreserved character),
+  // or `/admin/../public/x` would carry `/public/*`'s credential to a server that routes on the raw path.
+  const normal = isNormal(req.path, path);
+  let skipped = false;
   for (const index of ruleHits) {
     const rule = policy.rules[index]!;
-    if (pathMatches(rule, path) && headersMatch(rule, req)) return { outcome: 'inject', rule, target };
+    if (!normal && rule.paths.length > 0) {
+      skipped = true;
+      continue;
+    }
+    if (!pathMatches(rule, path) || !headersMatch(rule, req)) continue;
+    // A rewrite's destination is held to the same access_control as the host the sandbox asked for.
+    const dest = rule.rewrite;
+    if (dest && bypassOrDenial(policy, dest.host, dest.port) === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
+    return { outcome: 'inject', rule, target };
   }
   if (callbackHit !== undefined) return { outcome: 'callback', callback: policy.callbacks[callbackHit]!, target };
-  return { outcome: 'pass', reason: 'no_match', target };
+  return { outcome: 'pass', reason: skipped ? 'ambiguous_path' : 'no_match', target };
+}
+
+/** Whether the raw `:path` (query and fragment aside) is already its own normal form. No allocation when it is. */
+function isNormal(raw: string, normalised: string): boolean {
+  const cut = raw.search(/[?#]/);
+  const end = cut < 0 ? raw.length : cut;
+  if (end === 0) return normalised === '/';
+  return end === normalised.length && raw.startsWith(normalised);
 }
 
 /** Whether the normalised path matches one of the rule's `match_paths` (none = every path). A loop, not `some`: no closure per request. */

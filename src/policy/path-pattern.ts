@@ -37,15 +37,32 @@ export function compilePathPattern(pattern: string): PathPattern {
 
 /**
  * The extension's glob over the whole path: `*` any run of characters including `/`, `?` one character.
+ * Matched in linear-ish time (one backtrack point, the last `*`: at most path × pattern steps), never with a
+ * backtracking regex, whose time grows with the power of the number of `*` on a long hostile path.
  * (micromatch is not used: its `*` stops at `/` and it gives `{}`, `[]`, `!` and `+()` meanings of its own.)
  */
 function globMatcher(pattern: string): (path: string) => boolean {
-  const body = pattern
-    .split('')
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\/-]/g, '\\$&')))
-    .join('');
-  const re = new RegExp(`^${body}$`, 's');
-  return (path) => re.test(path);
+  return (path) => {
+    let p = 0;
+    let s = 0;
+    let star = -1;
+    let mark = 0;
+    while (s < path.length) {
+      const c = pattern[p];
+      if (c === '*') {
+        star = p++;
+        mark = s;
+      } else if (p < pattern.length && (c === '?' || c === path[s])) {
+        p++;
+        s++;
+      } else if (star >= 0) {
+        p = star + 1;
+        s = ++mark;
+      } else return false;
+    }
+    while (pattern[p] === '*') p++;
+    return p === pattern.length;
+  };
 }
 
 /** The first of `patterns` that matches `path`, for explain; undefined when none does. */

@@ -96,4 +96,14 @@ describe('admin API with a type: azure rule', () => {
     expect(env.json.env_vars).toMatchObject({ AZURE_STORAGE_ACCOUNT: 'acct1', AZURE_STORAGE_SAS_TOKEN: AZURE_PLACEHOLDER_SAS });
     for (const text of [read.text, patched.text, env.text, await rig.rawStored('sb-azure')]) expect(text).not.toContain('canary');
   });
+
+  it('a PATCH that points the rule at another storage account cannot keep the stored SAS', async () => {
+    const read = await rig.call('GET', path);
+    const body = read.json.proxy_config;
+    body.rules[0].azure.storage_account = 'attackeracct';
+    const moved = await rig.call('PATCH', path, { body });
+    expect(moved.status).toBe(422);
+    expect(moved.text).toContain('no stored value to keep');
+    expect((await rig.call('GET', path)).json.proxy_config.rules[0].azure.storage_account).toBe('acct1');
+  });
 });

@@ -171,3 +171,24 @@ describe('match_hosts on provider rules narrows their built-in hosts', () => {
 function PEM(): string {
   return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
+
+describe('a rewrite destination and access_control', () => {
+  const policy = policyFrom(`rules:
+  - name: moved
+    type: rewrite
+    match_hosts: ["api.old.example"]
+    rewrite: { host: internal.corp.example, port: 443 }
+  - name: allowed
+    type: rewrite
+    match_hosts: ["api.ok.example"]
+    rewrite: { host: api.new.example, port: 443 }
+access_control:
+  allow_list: ["api.old.example", "api.ok.example", "api.new.example"]
+`);
+  const run = (host: string) => decide(policy, { method: 'GET', scheme: 'https', authority: host, path: '/' });
+
+  it('a destination the allow_list does not name is refused (403), like a request to it', () => {
+    expect(run('api.old.example')).toMatchObject({ outcome: 'refuse', status: 403, reason: 'access_denied' });
+    expect(run('api.ok.example')).toMatchObject({ outcome: 'inject' });
+  });
+});

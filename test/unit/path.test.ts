@@ -176,3 +176,12 @@ describe('compilePathPattern: the glob extension (wildcards beyond LangSmith gra
     expect(matches('/a?b', '/a\nb')).toBe(true);
   });
 });
+
+describe('compilePathPattern: hostile paths', () => {
+  it('a glob with several "*" answers a 200 KB path without backtracking (a regex would take minutes)', () => {
+    const long = `/${'a/'.repeat(100_000)}`;
+    expect(compilePathPattern('/*/*/*/x').test(long)).toBe(false);
+    expect(compilePathPattern('/*/*/*/x').test(`${long}x`)).toBe(true);
+    expect(compilePathPattern('/repos/*/*/contents/*').test(`/repos/${'o/'.repeat(50_000)}`)).toBe(false);
+  });
+});
