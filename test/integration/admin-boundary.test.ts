@@ -187,7 +187,15 @@ describe('admin API: OpenAPI document', () => {
     expect(res.status).toBe(200);
     const doc = res.json;
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/v1/openapi.json', '/v1/sandboxes/{id}/env', '/v1/sandboxes/{id}/proxy-config']);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/healthz',
+      '/v1/openapi.json',
+      '/v1/sandboxes/{id}/address',
+      '/v1/sandboxes/{id}/env',
+      '/v1/sandboxes/{id}/links',
+      '/v1/sandboxes/{id}/links/{to}',
+      '/v1/sandboxes/{id}/proxy-config',
+    ]);
     expect(
       Object.keys(doc.paths['/v1/sandboxes/{id}/proxy-config'])
         .filter((k) => k !== 'parameters')
