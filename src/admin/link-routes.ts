@@ -3,7 +3,7 @@ import { errorLine } from '../errors.js';
 import { SANDBOX_ID } from '../extproc/identity.js';
 import type { Logger } from '../log.js';
 import { effectiveIdentity, type SandboxIdentity } from '../sandboxes/identity.js';
-import { MAX_LINK_PORTS, MAX_LINKS, type SandboxNet, type StoredNet } from '../sandboxes/link-store.js';
+import { linkPorts, MAX_LINK_PORTS, MAX_LINKS, type SandboxNet, type StoredNet } from '../sandboxes/link-store.js';
 import type { SandboxNetwork } from '../sandboxes/links.js';
 import type { PolicyRegistry } from '../sandboxes/registry.js';
 import type { SandboxStore } from '../sandboxes/store.js';
@@ -139,7 +139,7 @@ export function registerLinkRoutes(app: FastifyInstance, deps: LinkRoutesDeps): 
     if (tenant !== toTenant) throw new ApiError(422, 'invalid link', [`to: sandbox "${to}" is in another tenant than sandbox "${id}"; a link never crosses tenants`]);
     let existed = false;
     await write(id, (net) => {
-      existed = net.links[to] !== undefined;
+      existed = linkPorts(net, to) !== undefined;
       if (!existed && Object.keys(net.links).length >= MAX_LINKS) throw new ApiError(422, 'invalid link', [`to: sandbox "${id}" already has ${MAX_LINKS} links`]);
       return { ...net, links: { ...net.links, [to]: ports } };
     });
@@ -151,7 +151,7 @@ export function registerLinkRoutes(app: FastifyInstance, deps: LinkRoutesDeps): 
     const id = request.params.id;
     const to = target(request);
     await checkTenant(deps.principal(request), 'id', id);
-    const ports = (await read(id))?.links[to];
+    const ports = linkPorts(await read(id), to);
     if (!ports) throw new ApiError(404, 'no link from this sandbox to that one');
     return { from: id, to, ports } satisfies LinkView;
   });
@@ -168,7 +168,7 @@ export function registerLinkRoutes(app: FastifyInstance, deps: LinkRoutesDeps): 
     const id = request.params.id;
     const to = target(request);
     const tenant = await checkTenant(deps.principal(request), 'id', id);
-    if (!(await read(id))?.links[to]) throw new ApiError(404, 'no link from this sandbox to that one');
+    if (!linkPorts(await read(id), to)) throw new ApiError(404, 'no link from this sandbox to that one');
     await write(id, (net) => ({ ...net, links: Object.fromEntries(Object.entries(net.links).filter(([t]) => t !== to)) }));
     auditLine(request, { action: 'unlink', sandbox: id, to, tenant });
     return reply.code(204).send();

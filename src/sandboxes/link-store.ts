@@ -31,6 +31,11 @@ export const NET_ANNOUNCEMENT = 'net/';
 export const MAX_LINKS = 256;
 export const MAX_LINK_PORTS = 64;
 
+/** The ports of `from`'s link to `to`, or undefined (own properties only: `constructor` is a valid sandbox id). */
+export function linkPorts(net: SandboxNet | undefined, to: string): readonly number[] | undefined {
+  return net && Object.hasOwn(net.links, to) ? net.links[to] : undefined;
+}
+
 /** Why `net` can't be a network record (one line naming the field), or undefined. Shared by the API and the decoder. */
 export function netProblem(net: SandboxNet): string | undefined {
   if (net.address !== undefined && (typeof net.address !== 'string' || isIP(net.address) === 0)) return 'address: must be an IP address';

@@ -4,7 +4,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { SandboxLinks } from '../config/compile-rewrite.js';
 import { classifyAddress } from '../egress/address-class.js';
 import { isNewer } from './record.js';
-import type { RedisLinkStore, StoredNet } from './link-store.js';
+import { linkPorts, type RedisLinkStore, type StoredNet } from './link-store.js';
 
 /** Address classes a sandbox address may never be: nothing of a sandbox's listens there, and they reach the node or the cloud. */
 const NEVER = new Set(['unspecified', 'link_local', 'metadata', 'multicast', 'reserved']);
@@ -51,7 +51,7 @@ export class SandboxNetwork implements SandboxLinks {
    * `to` names the port, `to` has no address (or one no longer allowed), or the two are in different tenants.
    */
   dial(from: string, to: string, port: number): string | undefined {
-    if (!this.nets.get(from)?.links[to]?.includes(port)) return undefined;
+    if (!linkPorts(this.nets.get(from), to)?.includes(port)) return undefined;
     const address = this.nets.get(to)?.address;
     if (address === undefined || sandboxAddressProblem(address, this.options.allowLoopback) !== undefined) return undefined;
     return this.options.tenantOf(from) === this.options.tenantOf(to) ? address : undefined;
@@ -59,7 +59,7 @@ export class SandboxNetwork implements SandboxLinks {
 
   /** Why `from` can't reach `to`:`port` now (for the admin API's 422 and the log), or undefined when it can. */
   whyNot(from: string, to: string, port: number): string | undefined {
-    if (!this.nets.get(from)?.links[to]?.includes(port)) return `no link lets sandbox "${from}" reach sandbox "${to}" on port ${port}`;
+    if (!linkPorts(this.nets.get(from), to)?.includes(port)) return `no link lets sandbox "${from}" reach sandbox "${to}" on port ${port}`;
     if (this.nets.get(to)?.address === undefined) return `sandbox "${to}" has no address (PUT /v1/sandboxes/${to}/address)`;
     if (this.dial(from, to, port) === undefined) return `sandbox "${to}" can't be reached from sandbox "${from}" (its address is refused, or they are in different tenants)`;
     return undefined;

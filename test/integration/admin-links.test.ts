@@ -49,6 +49,14 @@ describe('admin API: sandbox links and addresses', () => {
     expect((await rig.call('DELETE', '/v1/sandboxes/team-a/links/team-b')).status).toBe(404);
   });
 
+  it('takes ids that are names of object properties as plain ids (constructor, toString)', async () => {
+    expect(rig.registry.links!.dial('team-a', 'constructor', 80)).toBeUndefined();
+    expect(rig.registry.links!.whyNot('team-a', 'toString', 80)).toBe('no link lets sandbox "team-a" reach sandbox "toString" on port 80');
+    expect((await rig.call('GET', '/v1/sandboxes/team-a/links/constructor')).status).toBe(404);
+    expect((await rig.call('PUT', '/v1/sandboxes/team-a/links/constructor', { body: { ports: [80] } })).status).toBe(201);
+    expect((await rig.call('DELETE', '/v1/sandboxes/team-a/links/constructor')).status).toBe(204);
+  });
+
   it('refuses bad ports, a bad target id and a link to itself, one line per problem', async () => {
     const put = async (to: string, body: unknown) => rig.call('PUT', `/v1/sandboxes/team-a/links/${to}`, { body });
     expect((await put('team-b', {})).json.problems).toEqual(['ports: is required: a list of port numbers']);
