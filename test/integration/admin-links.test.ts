@@ -4,6 +4,7 @@
  * write that counts a link written a moment ago through another replica.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthProxyClient } from '../../src/sdk/index.js';
 import { ADMIN_TOKEN, SCOPED_TOKEN, startAdminRig, writeTokens, type AdminRig } from '../helpers/admin.js';
 
 const ACME = 'acme-links-token-0123456789abcdef';
@@ -108,6 +109,21 @@ describe('admin API: sandbox links and addresses', () => {
     await links.update('team-p', (net) => ({ ...net, links: { 'team-q': [8080] } }));
     await links.update('team-q', (net) => ({ ...net, address: '10.0.9.9' }));
     expect((await rig.call('PUT', '/v1/sandboxes/team-p/proxy-config', { body: rewrite('team-q', 8080) })).status).toBe(201);
+  });
+
+  it('the SDK sets, reads and removes addresses and links', async () => {
+    const sdk = new AuthProxyClient({ baseUrl: rig.url, token: ADMIN_TOKEN, retries: 0 });
+    await sdk.setAddress('team-s2', '10.0.7.7');
+    expect(await sdk.getAddress('team-s2')).toBe('10.0.7.7');
+    expect(await sdk.link('team-s1', 'team-s2', [443, 80])).toEqual({ from: 'team-s1', to: 'team-s2', ports: [80, 443] });
+    expect(await sdk.getLink('team-s1', 'team-s2')).toEqual({ from: 'team-s1', to: 'team-s2', ports: [80, 443] });
+    expect(await sdk.links('team-s1')).toEqual([{ from: 'team-s1', to: 'team-s2', ports: [80, 443] }]);
+    expect(await sdk.unlink('team-s1', 'team-s2')).toBe(true);
+    expect(await sdk.unlink('team-s1', 'team-s2')).toBe(false);
+    expect(await sdk.getLink('team-s1', 'team-s2')).toBeUndefined();
+    expect(await sdk.deleteAddress('team-s2')).toBe(true);
+    expect(await sdk.getAddress('team-s2')).toBeUndefined();
+    await expect(sdk.link('team-s1', 'team-s2', [0])).rejects.toThrow('422 invalid link: ports[0]: must be a whole number 1..65535');
   });
 
   it('documents the routes in the OpenAPI document', async () => {
