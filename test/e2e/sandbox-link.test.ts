@@ -3,7 +3,7 @@
  * gets its config from the admin API (Redis), a link to sb-svc, whose registered address (127.0.0.1, opened
  * with --egress-allow-cidrs) is a plain-http server standing in for that sandbox's service. The request
  * arrives there over plain http with path, query, method and body kept; a removed link refuses the next
- * request (403); writes without a link or with a port the link lacks are 422; a tenant-scoped token can't
+ * request (403) and a changed address is used at once; writes without a link or with a port the link lacks are 422; a tenant-scoped token can't
  * link across tenants; a selector header sent by the sandbox does nothing.
  */
 import { createHash } from 'node:crypto';
@@ -123,6 +123,19 @@ describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-s
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ path: '/sel', headers: { 'x-rule': 'tls' } });
     expect(hits).toBe(0);
+  });
+
+  it('follows a changed address from the next request (127.0.0.2 here)', async () => {
+    const moved = createServer(echo);
+    await new Promise<void>((resolve, reject) => moved.once('error', reject).listen(servicePort, '127.0.0.2', resolve));
+    try {
+      expect((await call('PUT', '/v1/sandboxes/sb-svc/address', { address: '127.0.0.2' })).status).toBe(200);
+      expect(JSON.parse((await curl('/moved')).body)).toMatchObject({ host: `127.0.0.2:${servicePort}`, path: '/moved' });
+      expect((await call('PUT', '/v1/sandboxes/sb-svc/address', { address: '127.0.0.1' })).status).toBe(200);
+      expect(JSON.parse((await curl('/back')).body)).toMatchObject({ host: `127.0.0.1:${servicePort}`, path: '/back' });
+    } finally {
+      await new Promise((resolve) => moved.close(resolve));
+    }
   });
 
   it('refuses the next request once the link is deleted: 403, nothing sent', async () => {
