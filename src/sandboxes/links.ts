@@ -39,6 +39,8 @@ export interface SandboxNetworkOptions {
  */
 export class SandboxNetwork implements SandboxLinks {
   private readonly nets = new Map<string, StoredNet>();
+  /** Stamps refused as older than what was applied: not fetched (and logged) again at every resync. */
+  private readonly refused = new Map<string, string>();
 
   constructor(
     readonly store: RedisLinkStore,
@@ -98,10 +100,12 @@ export class SandboxNetwork implements SandboxLinks {
       return;
     }
     if (held && held.stamp !== stored.stamp && !isNewer(stored.order, held.order)) {
+      this.refused.set(id, stored.stamp);
       this.log.error({ sandbox: id }, 'stored sandbox links are older than the ones this replica applied (replayed into Redis?); refused');
       return;
     }
     this.nets.set(id, stored);
+    this.refused.delete(id);
   }
 
   /** Brings every record up to the store's stamps. */
@@ -114,7 +118,7 @@ export class SandboxNetwork implements SandboxLinks {
       return;
     }
     for (const id of [...this.nets.keys()]) if (!versions.has(id)) this.nets.delete(id);
-    const stale = [...versions].filter(([id, stamp]) => this.nets.get(id)?.stamp !== stamp).map(([id]) => id);
+    const stale = [...versions].filter(([id, stamp]) => this.nets.get(id)?.stamp !== stamp && this.refused.get(id) !== stamp).map(([id]) => id);
     for (let i = 0; i < stale.length; i += 100) await Promise.all(stale.slice(i, i + 100).map((id) => this.refresh(id)));
   }
 }
