@@ -3,6 +3,7 @@ import { callbackHeaderSchema, headerSchema, proxyConfigSchema } from '../config
 import { secretSchema } from '../config/provider-schema.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { TENANT_ID } from '../sandboxes/identity.js';
+import { LINK_SCHEMAS, linkPaths } from './link-openapi.js';
 
 type Json = Record<string, unknown>;
 
@@ -126,6 +127,7 @@ export function openApiDocument(): Json {
           properties: { sandbox_id: { type: 'string' }, version: { type: 'integer' }, env_vars: { type: 'object', additionalProperties: { type: 'string' } } },
           required: ['sandbox_id', 'version', 'env_vars'],
         },
+        ...LINK_SCHEMAS,
         Error: { type: 'object', properties: { error: { type: 'string' }, problems: { type: 'array', items: { type: 'string' } } }, required: ['error'] },
       },
     },
@@ -146,6 +148,7 @@ export function openApiDocument(): Json {
         parameters: [idParam],
         get: { summary: 'env_vars placeholders of the enabled rules', responses: { 200: { description: 'placeholders', ...json(ref('SandboxEnv')) }, ...errors(400, 401, 403, 404) } },
       },
+      ...linkPaths(idParam),
       '/v1/openapi.json': { get: { summary: 'this document', security: [], responses: { 200: { description: 'OpenAPI 3.1' } } } },
       '/healthz': { get: { summary: 'liveness', security: [], responses: { 200: { description: 'ok' } } } },
     },

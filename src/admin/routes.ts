@@ -20,7 +20,7 @@ import { effectiveIdentity, identityFieldProblem, type IdentityFields, type Sand
 /** What the sandbox routes work with. */
 export interface SandboxRoutesDeps {
   readonly store: SandboxStore;
-  readonly registry: Pick<PolicyRegistry, 'isFileSandbox' | 'check'>;
+  readonly registry: Pick<PolicyRegistry, 'isFileSandbox' | 'check'> & Partial<Pick<PolicyRegistry, 'links'>>;
   readonly sealPublicKey: KeyObject | undefined;
   readonly callbackPolicy: CallbackPolicy;
   readonly log: Logger;
@@ -137,6 +137,8 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     if (principal.tenant !== undefined && effectiveIdentity(identity, deps.defaultIdentity).tenantId !== principal.tenant) {
       throw new ApiError(403, `this token may only manage sandboxes of tenant "${principal.tenant}"`);
     }
+    // A rewrite to another sandbox is checked against its link as stored now, whichever replica wrote it.
+    await deps.registry.links?.refreshFor(id, prepared.config);
     checkApplicable(prepared.config, id);
     // Written only if nothing changed since `before` was read: a PATCH keeps opaque values from `before`.
     const saved = await fromStore(log, 'write', () => store.put(id, prepared.config, before?.stamp ?? null, identity));

@@ -12,6 +12,7 @@ import { ApiError } from './api-error.js';
 import { createCallbackPolicy } from './callback-policy.js';
 import { openApiDocument } from './openapi.js';
 import { registerSandboxRoutes } from './routes.js';
+import { registerLinkRoutes } from './link-routes.js';
 import { mayAccess, type AdminPrincipal, type AdminTokens } from './tokens.js';
 
 /** Default request body limit: a proxy_config of a few hundred rules fits comfortably. */
@@ -28,7 +29,8 @@ export interface AdminServerOptions {
   readonly listen: string;
   readonly tokens: AdminTokens;
   readonly store: SandboxStore;
-  readonly registry: Pick<PolicyRegistry, 'isFileSandbox' | 'check'>;
+  /** With `links` (a store that keeps sandbox links), the link and address routes are served too. */
+  readonly registry: Pick<PolicyRegistry, 'isFileSandbox' | 'check'> & Partial<Pick<PolicyRegistry, 'links' | 'identityFor'>>;
   /** The proxy's public sealing key; without it, the API refuses opaque values sent in plaintext. */
   readonly sealPublicKey: KeyObject | undefined;
   readonly log: Logger;
@@ -145,6 +147,11 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     authorize,
     principal: (request) => principals.get(request)!,
   });
+  const { links, identityFor } = opts.registry;
+  if (links && identityFor) {
+    const registry = { identityFor: (id: string) => identityFor.call(opts.registry, id) };
+    registerLinkRoutes(app, { network: links, store: opts.store, registry, defaultIdentity: opts.defaultIdentity ?? DEFAULT_IDENTITY, log: opts.log, authorize, principal: (request) => principals.get(request)! });
+  }
 
   let address: string;
   let removeSocket = () => {};

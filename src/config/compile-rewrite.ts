@@ -1,38 +1,52 @@
-import { compiledRewrite, type CompiledRewrite } from '../policy/rewrite.js';
+import { compiledRewrite, type CompiledRewrite, type SandboxLinks } from '../policy/rewrite.js';
 import type { RewriteRule, Rule } from './schema.js';
 
-/**
- * Where a sandbox may send rewritten requests to another sandbox: the links that shared-service mode's
- * admin API keeps. Absent in sidecar mode, where there is no other sandbox to reach.
- */
-export interface SandboxLinks {
-  /** The address (`host:port`, plain http) to dial for `from` -> `to`:`port`, or undefined when no link allows it. */
-  dial(from: string, to: string, port: number): string | undefined;
-}
+export type { SandboxLinks };
 
 /** Why a `rewrite.sandbox` destination can't be compiled without sandbox links (sidecar mode, or a config file). */
 export const SANDBOX_NEEDS_SHARED_MODE = 'a sandbox destination needs a link kept by the admin API (shared-service mode); sidecar mode and config files have no other sandboxes to reach';
 
-/** The links of a store that keeps none yet: every `rewrite.sandbox` is refused, naming the missing link. */
+/** The links of a store that keeps none: every `rewrite.sandbox` is refused, naming the missing link. */
 export const NO_SANDBOX_LINKS: SandboxLinks = { dial: () => undefined };
+
+/** What compiling a rewrite reads from the compile context. */
+export interface RewriteCompileContext {
+  readonly sandboxId?: string;
+  readonly sandboxLinks?: SandboxLinks;
+  /**
+   * The admin API's check before storing: a sandbox destination must be reachable now (a link names the port
+   * and the target has an address), else a problem naming the field. A replica applying a stored config
+   * compiles it either way: its requests are refused (403) while nothing allows them.
+   */
+  readonly requireLinks?: boolean;
+}
 
 /**
  * Compiles the `rewrite` part of a rewrite rule. A `sandbox` destination is a config error (pushed to
- * `problems`, naming the field) without sandbox links, or when no link lets this sandbox reach that port.
+ * `problems`, naming the field) without sandbox links, or, with `requireLinks`, when nothing lets this
+ * sandbox reach that port now.
  */
-export function compileRewrite(rule: RewriteRule, position: number, ctx: { sandboxId?: string; sandboxLinks?: SandboxLinks }, problems: string[]): CompiledRewrite | undefined {
+export function compileRewrite(rule: RewriteRule, position: number, ctx: RewriteCompileContext, problems: string[]): CompiledRewrite | undefined {
   const { host, sandbox, port, credentials } = rule.rewrite;
   if (host !== undefined) return compiledRewrite(host, port, credentials);
   const field = `rules[${position}].rewrite.sandbox`;
-  if (!ctx.sandboxLinks) {
+  if (!ctx.sandboxLinks || ctx.sandboxId === undefined) {
     problems.push(`${field}: ${SANDBOX_NEEDS_SHARED_MODE}`);
     return undefined;
   }
-  const from = ctx.sandboxId ?? '(unknown)';
-  if (ctx.sandboxLinks.dial(from, sandbox!, port) === undefined) problems.push(`${field}: no link lets sandbox "${from}" reach sandbox "${sandbox}" on port ${port}`);
-  // Reaching another sandbox over plain http is not wired into Envoy yet: refused even with a link.
-  else problems.push(`${field}: sandbox destinations are not supported yet`);
-  return undefined;
+  // (The schema has refused secret headers on a sandbox destination: they would go in cleartext.)
+  const before = problems.length;
+  const from = ctx.sandboxId;
+  if (ctx.requireLinks) {
+    const why = ctx.sandboxLinks.whyNot
+      ? ctx.sandboxLinks.whyNot(from, sandbox!, port)
+      : ctx.sandboxLinks.dial(from, sandbox!, port) === undefined
+        ? `no link lets sandbox "${from}" reach sandbox "${sandbox}" on port ${port}`
+        : undefined;
+    if (why !== undefined) problems.push(`${field}: ${why}`);
+  }
+  if (problems.length > before) return undefined;
+  return { ...compiledRewrite(sandbox!, port, credentials), authority: '', sandbox: { from, to: sandbox!, links: ctx.sandboxLinks } };
 }
 
 /**

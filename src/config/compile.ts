@@ -28,6 +28,8 @@ export interface CompileContext {
   readonly allowUnboundSeals?: boolean;
   /** Links between sandboxes (shared-service mode); without them a `rewrite.sandbox` rule is a config error. */
   readonly sandboxLinks?: SandboxLinks;
+  /** The admin API's check: a `rewrite.sandbox` destination must be reachable now (src/config/compile-rewrite.ts). */
+  readonly requireLinks?: boolean;
 }
 
 interface HeaderSpec {

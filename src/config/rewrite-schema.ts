@@ -57,11 +57,23 @@ export const rewriteTargetSchema = z
  * becomes optional: a rewrite may inject nothing.
  */
 export function rewriteRuleSchema(headerRule: typeof RuleSchema) {
-  return headerRule.omit({ type: true, headers: true }).extend({
-    type: z.literal('rewrite'),
-    headers: z.array(headerRule.shape.headers.element).max(32).default([]),
-    rewrite: rewriteTargetSchema,
-  });
+  return headerRule
+    .omit({ type: true, headers: true })
+    .extend({
+      type: z.literal('rewrite'),
+      headers: z.array(headerRule.shape.headers.element).max(32).default([]),
+      rewrite: rewriteTargetSchema,
+    })
+    .superRefine((rule, ctx) => {
+      // Another sandbox is reached over plain http: a credential must never travel in cleartext (contract, Matching step 10).
+      if (rule.rewrite.sandbox === undefined) return;
+      rule.headers.forEach((h, i) => {
+        if (h.type !== 'plaintext') ctx.addIssue({ code: 'custom', path: ['headers', i, 'type'], message: SANDBOX_SECRET_HEADER });
+      });
+    });
 }
+
+/** Why a rewrite to another sandbox may carry only plaintext headers. */
+export const SANDBOX_SECRET_HEADER = 'a sandbox destination is plain http, and credentials are never sent in cleartext: only plaintext headers may go there';
 
 export type RewriteTarget = z.output<typeof rewriteTargetSchema>;

@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import { ROUTE_HEADER } from '../extproc/translate.js';
-import { accessLog, connectUpgrade, dfpFilter, dialPin, DIAL_HOST, DIAL_PORT, dnsCache, extProc, router, routeOn, SAFE_RETRY, typed, type ExtProcPhase } from './filters.js';
+import { accessLog, connectUpgrade, dfpFilter, dialPin, DIAL_HOST, DIAL_PORT, dnsCache, extProc, router, routeOn, SAFE_RETRY, sandboxRoute, typed, type ExtProcPhase } from './filters.js';
 import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
 import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
 
@@ -207,7 +207,10 @@ export function innerListener(opts: BootstrapOptions) {
               strip_any_host_port: true,
               strip_trailing_host_dot: true,
               access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),
-              route_config: { name: 'intercept', virtual_hosts: [{ name: 'all', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } }] }] },
+              route_config: {
+                name: 'intercept',
+                virtual_hosts: [{ name: 'all', domains: ['*'], routes: [sandboxRoute(), { match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } }] }],
+              },
               http_filters: [
                 extProc(opts, 'inject', {
                   request_attributes: ['connection.requested_server_name', 'filter_state["authproxy.connect_authority"]'],

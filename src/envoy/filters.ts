@@ -1,5 +1,5 @@
 import { parseListenAddress } from '../runtime/listen.js';
-import { ROUTE_HEADER } from '../extproc/translate.js';
+import { ROUTE_HEADER, UPSTREAM_KEY } from '../extproc/translate.js';
 import { PHASE_METADATA_KEY } from '../extproc/server.js';
 import { grpcService, typed } from './clusters.js';
 import type { BootstrapOptions } from './bootstrap.js';
@@ -127,4 +127,15 @@ export const dialPin = () => ({
       stateFrom('envoy.upstream.dynamic_port', '%DYNAMIC_METADATA(authproxy:target_port)%'),
     ],
   }),
+});
+
+/**
+ * The intercepting listener's route for a rewrite to another sandbox: selected by authproxy's dynamic
+ * metadata (`authproxy.upstream: plain`, with the route cache cleared), which nothing the sandbox sends can
+ * set, and sent over plain http to the address the answer named (dialPin), not over TLS.
+ */
+export const sandboxRoute = () => ({
+  name: 'sandbox_plain',
+  match: { prefix: '/', dynamic_metadata: [{ filter: 'authproxy', path: [{ key: UPSTREAM_KEY }], value: { string_match: { exact: 'plain' } } }] },
+  route: { cluster: 'dfp_plain', timeout: '300s', retry_policy: SAFE_RETRY },
 });

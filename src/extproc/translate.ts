@@ -131,10 +131,17 @@ export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, a
  * checked (IPv6 in brackets, as Envoy's dynamic forward proxy takes it); SNI and certificate validation
  * stay on the hostname (the request's Host).
  */
-function dialMetadata(address: string, port: number): ProcessingResponse['dynamicMetadata'] {
+function dialMetadata(address: string, port: number, plain = false): ProcessingResponse['dynamicMetadata'] {
   const host = address.includes(':') ? `[${address}]` : address;
-  return { authproxy: { target_host: host, target_port: String(port) } };
+  return { authproxy: { target_host: host, target_port: String(port), ...(plain ? { [UPSTREAM_KEY]: 'plain' } : {}) } };
 }
+
+/**
+ * The dynamic metadata key (namespace `authproxy`) that sends a rewritten request to the intercepting
+ * listener's plain-http route: another sandbox's service. Dynamic metadata only comes from authproxy's
+ * answer; nothing the sandbox sends can set it.
+ */
+export const UPSTREAM_KEY = 'upstream';
 
 /**
  * The answer to a request a `type: rewrite` rule matched (inner listener): `:authority` and the credential
@@ -145,7 +152,7 @@ export function toRewriteResponse(outcome: Extract<Outcome, { kind: 'rewrite' }>
   return continueWith(
     outcome.set.map(([key, value]) => setHeader(key, value)),
     [...outcome.remove],
-    { clearRouteCache: true, dynamicMetadata: dialMetadata(outcome.dial.host, outcome.dial.port) },
+    { clearRouteCache: true, dynamicMetadata: dialMetadata(outcome.dial.host, outcome.dial.port, outcome.plain) },
   );
 }
 

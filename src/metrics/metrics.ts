@@ -23,6 +23,7 @@ export type DecisionReason =
   | 'internal'
   | 'private_destination'
   | 'unresolvable'
+  | 'no_sandbox_link'
   | AwsDecisionReason
   | GcpDecisionReason
   | AzureDecisionReason;

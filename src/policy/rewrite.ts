@@ -6,13 +6,37 @@ import type { CredentialPolicy } from '../config/rewrite-schema.js';
  * engine adds the egress guard's checked address; the adapter turns it into Envoy mutations.
  */
 
-/** Where a rewrite rule sends matched requests: always https, TLS verified against `host`. */
+/**
+ * Where a sandbox may send rewritten requests to another sandbox: the links that shared-service mode's
+ * admin API keeps (src/sandboxes/links.ts). Absent in sidecar mode, where there is no other sandbox to reach.
+ */
+export interface SandboxLinks {
+  /** The address (an IP literal, plain http) to dial for `from` -> `to`:`port` now, or undefined when nothing allows it. */
+  dial(from: string, to: string, port: number): string | undefined;
+  /** Why `from` can't reach `to`:`port` now (one line), or undefined when it can. */
+  whyNot?(from: string, to: string, port: number): string | undefined;
+}
+
+/**
+ * A rewrite to another sandbox: its address is looked up on every request (`links.dial`), never compiled
+ * in, so a removed link or a changed address applies to the next request.
+ */
+export interface SandboxDestination {
+  readonly from: string;
+  readonly to: string;
+  readonly links: SandboxLinks;
+}
+
+/** Where a rewrite rule sends matched requests: https with TLS verified against `host`, or another sandbox over plain http. */
 export interface CompiledRewrite {
+  /** The new host; for a sandbox destination, the target sandbox's id (the address is found per request). */
   readonly host: string;
   readonly port: number;
-  /** The new `:authority` (and Host): `host`, with `:port` unless the port is 443. */
+  /** The new `:authority` (and Host): `host`, with `:port` unless the port is 443; for a sandbox, `address:port` per request. */
   readonly authority: string;
   readonly credentials: CredentialPolicy;
+  /** Set when the destination is another sandbox (plain http). */
+  readonly sandbox?: SandboxDestination;
 }
 
 /**
@@ -28,6 +52,11 @@ export const REDACTED = 'redacted';
 /** Builds the compiled destination of a rewrite (host lower-cased by the schema). */
 export function compiledRewrite(host: string, port: number, credentials: CredentialPolicy): CompiledRewrite {
   return { host, port, authority: port === 443 ? host : `${host}:${port}`, credentials };
+}
+
+/** The `:authority` a request to another sandbox carries: the address dialled and the port (IPv6 in brackets). */
+export function sandboxAuthority(address: string, port: number): string {
+  return `${address.includes(':') ? `[${address}]` : address}:${port}`;
 }
 
 /** What a rewrite does to the request's headers, before the rule's own headers are set over it. */

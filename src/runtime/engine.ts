@@ -20,7 +20,8 @@ export type Outcome =
   /** `address`: the checked IP that Envoy must dial (the egress guard's pin); the hostname when no guard runs. */
   | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target; readonly address?: string }
   /** A `type: rewrite` match: set and remove headers, and dial `dial` (the checked address of the new host) instead. */
-  | { readonly kind: 'rewrite'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[]; readonly dial: { readonly host: string; readonly port: number } }
+  /** `plain`: the destination is another sandbox, reached over plain http (the intercepting listener's plain route). */
+  | { readonly kind: 'rewrite'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[]; readonly dial: { readonly host: string; readonly port: number }; readonly plain?: boolean }
   /** Hold the request and ask Envoy for its body; `resume` decides once the (first part of the) body is there. */
   | { readonly kind: 'awaitBody'; resume(body: Uint8Array, complete: boolean): Outcome | Promise<Outcome> };
 
@@ -108,7 +109,12 @@ export class Engine {
         return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
       case 'inject':
         if (decision.rule.rewrite) {
-          if (debug) this.trace(sandboxId, req, 'rewrite', { rule: decision.rule.name, to: decision.rule.rewrite.authority, credentials: decision.rule.rewrite.credentials });
+          if (debug)
+            this.trace(sandboxId, req, 'rewrite', {
+              rule: decision.rule.name,
+              to: decision.rule.rewrite.sandbox ? `sandbox ${decision.rule.rewrite.host}:${decision.rule.rewrite.port}` : decision.rule.rewrite.authority,
+              credentials: decision.rule.rewrite.credentials,
+            });
           return rewriteOutcome(decision.rule, decision.rule.rewrite, extras, { egress: this.egress, log: this.log, metrics: this.metrics, sandboxId });
         }
         this.metrics?.decision('inject', 'rule');

@@ -1,5 +1,5 @@
 import type { CompiledRule } from '../policy/compiled.js';
-import { rewriteMutation, type CompiledRewrite } from '../policy/rewrite.js';
+import { rewriteMutation, sandboxAuthority, type CompiledRewrite, type SandboxDestination } from '../policy/rewrite.js';
 import type { EgressGuard } from '../egress/guard.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -16,6 +16,8 @@ export interface RewriteContext {
 /** The short text bodies of a refused rewrite (the same as any refused destination). */
 const PRIVATE = 'destination resolves to a private address';
 const UNRESOLVABLE = 'destination could not be resolved';
+/** The body of a rewrite to another sandbox that no link allows now (removed link or port, no address, another tenant). */
+export const NO_SANDBOX_LINK = 'no sandbox link allows this destination';
 
 /**
  * The outcome of a request matched by a `type: rewrite` rule: the new destination passes the egress guard
@@ -24,6 +26,7 @@ const UNRESOLVABLE = 'destination could not be resolved';
  * sandbox's credential headers are stripped, redacted or kept, then the rule's headers are set.
  */
 export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, extras: RequestExtras | undefined, ctx: RewriteContext): Outcome | Promise<Outcome> {
+  if (rewrite.sandbox) return sandboxOutcome(rule, rewrite, rewrite.sandbox, extras, ctx);
   // Without the sandbox's headers (an adapter that can't give them) a redaction can't be done: strip instead.
   const sent = () => extras?.headers() ?? {};
   const mutation = rewriteMutation(extras || rewrite.credentials !== 'redact' ? rewrite : { ...rewrite, credentials: 'strip' }, rule.pairs, sent);
@@ -38,4 +41,24 @@ export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, ext
     ctx.log.info({ sandbox: ctx.sandboxId, rule: rule.name, host: rewrite.host, port: rewrite.port, reason: checked.reason, detail: checked.detail }, 'rewrite destination refused');
     return { kind: 'immediate', status: checked.reason === 'unresolvable' ? 502 : 403, body: checked.reason === 'unresolvable' ? UNRESOLVABLE : PRIVATE };
   });
+}
+
+/**
+ * A rewrite to another sandbox: the address its link allows is looked up now (never compiled in, so a
+ * removed link is refused at once: 403), `:authority` becomes `address:port`, and the answer marks the
+ * request plain (`plain`), which the intercepting listener routes to its plain-http cluster. The operator
+ * registered the address, so the egress guard's private-address refusal does not apply to it.
+ */
+function sandboxOutcome(rule: CompiledRule, rewrite: CompiledRewrite, to: SandboxDestination, extras: RequestExtras | undefined, ctx: RewriteContext): Outcome {
+  const address = to.links.dial(to.from, to.to, rewrite.port);
+  if (address === undefined) {
+    ctx.metrics?.decision('refuse', 'no_sandbox_link');
+    ctx.log.info({ sandbox: ctx.sandboxId, rule: rule.name, to: to.to, port: rewrite.port }, 'rewrite to sandbox refused: no link allows it');
+    return { kind: 'immediate', status: 403, body: NO_SANDBOX_LINK };
+  }
+  const sent = () => extras?.headers() ?? {};
+  const effective = { ...rewrite, authority: sandboxAuthority(address, rewrite.port), ...(extras || rewrite.credentials !== 'redact' ? {} : { credentials: 'strip' as const }) };
+  const mutation = rewriteMutation(effective, rule.pairs, sent);
+  ctx.metrics?.decision('inject', 'rewrite');
+  return { kind: 'rewrite', set: mutation.set, remove: mutation.remove, dial: { host: address, port: rewrite.port }, plain: true };
 }

@@ -16,7 +16,7 @@ import { Engine, type PolicySource } from './engine.js';
 import type { SdsOptions, SdsService } from '../sds/server.js';
 import { mayIntercept } from '../policy/connect.js';
 import { PolicyRegistry } from '../sandboxes/registry.js';
-import type { SandboxStore } from '../sandboxes/store.js';
+import type { RedisSandboxStore } from '../sandboxes/store.js';
 import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
 import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
 import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
@@ -123,7 +123,7 @@ async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, d
 }
 
 /** The Redis sandbox store of shared-service mode; ioredis is imported only when `--redis` is given. */
-async function redisStore(url: string, prefix: string, key: Buffer | undefined): Promise<SandboxStore> {
+async function redisStore(url: string, prefix: string, key: Buffer | undefined): Promise<RedisSandboxStore> {
   const [{ RedisSandboxStore }, { createRedisClient }] = await Promise.all([import('../sandboxes/store.js'), import('../callbacks/redis-url.js')]);
   return new RedisSandboxStore(createRedisClient(url), prefix, key);
 }
@@ -179,6 +179,8 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
     allowUnboundSeals,
     callbackPolicy,
     gcpTokenUriAllow: settings.gcpTokenUriAllow,
+    linkStore: store?.linkStore(),
+    allowLoopback: (address) => egress.allows(address),
   });
   let cache: CredentialCache | undefined;
   try {

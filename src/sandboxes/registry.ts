@@ -3,6 +3,9 @@ import type { Logger } from '../log.js';
 import type { CompiledFile } from '../config/file.js';
 import { compilePolicy } from '../config/compile.js';
 import { NO_SANDBOX_LINKS } from '../config/compile-rewrite.js';
+import type { RedisLinkStore } from './link-store.js';
+import { NET_ANNOUNCEMENT } from './link-store.js';
+import { SandboxNetwork } from './links.js';
 import { validateConfig } from '../config/load.js';
 import type { LoadedSources } from '../config/watch.js';
 import type { ProxyConfig } from '../config/schema.js';
@@ -37,6 +40,10 @@ export interface RegistryOptions {
   readonly callbackPolicy?: CallbackPolicy;
   /** `--gcp-token-uri-allow`: in every compile context here (stored configs and the admin API's apply-time check). */
   readonly gcpTokenUriAllow?: readonly string[];
+  /** Where sandbox links and addresses are kept (shared-service mode); without it, `rewrite.sandbox` rules are refused. */
+  readonly linkStore?: RedisLinkStore;
+  /** Whether a loopback sandbox address may be dialled (`--egress-allow-cidrs` names it; tests). */
+  readonly allowLoopback?: (address: string) => boolean;
 }
 
 /**
@@ -59,6 +66,8 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => Promise<void>) | undefined;
   private resyncing: Promise<void> | undefined;
+  /** Sandbox links and addresses, read per request by `rewrite: {sandbox}` rules (src/sandboxes/links.ts). */
+  readonly links: SandboxNetwork | undefined;
 
   constructor(
     loaded: LoadedSources,
@@ -72,6 +81,8 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
     this.file = loaded.file;
     this.secrets = loaded.secrets;
     this.warnFile(loaded.file);
+    const allowLoopback = options.allowLoopback ?? (() => false);
+    this.links = options.linkStore && new SandboxNetwork(options.linkStore, log, { tenantOf: (id) => this.identityFor(id).tenantId, allowLoopback });
   }
 
   policyFor(sandboxId: string): CompiledPolicy | undefined {
@@ -108,7 +119,7 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
    */
   check(config: ProxyConfig, sandboxId: string): string[] {
     try {
-      compilePolicy(config, this.context(sandboxId));
+      compilePolicy(config, { ...this.context(sandboxId), requireLinks: true });
       return [];
     } catch (err) {
       if (err instanceof AuthProxyError) return [...err.problems];
@@ -134,7 +145,7 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
     if (!this.store) return;
     if (!(await this.store.ready(readyMs))) this.log.warn('sandbox config store not reachable yet; serving file configs and retrying');
     this.unsubscribe = await this.store.subscribe(
-      (id) => void this.refresh(id),
+      (id) => void (id.startsWith(NET_ANNOUNCEMENT) ? this.links?.refresh(id.slice(NET_ANNOUNCEMENT.length)) : this.refresh(id)),
       () => void this.resync(),
     );
     await this.resync();
@@ -150,6 +161,7 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
 
   private async doResync(): Promise<void> {
     if (!this.store) return;
+    await this.links?.resync();
     let versions: Map<string, string>;
     try {
       versions = await this.store.versions();
@@ -220,8 +232,8 @@ export class PolicyRegistry implements PolicySource, IdentitySource {
   }
 
   private context(sandboxId: string) {
-    // Stored configs are shared-service mode's: a rewrite to a sandbox needs a link, and none can be made yet.
-    return { secrets: this.secrets, unsealer: this.unsealer, sandboxId, allowUnboundSeals: this.options.allowUnboundSeals, gcpTokenUriAllow: this.options.gcpTokenUriAllow, sandboxLinks: NO_SANDBOX_LINKS };
+    // Stored configs are shared-service mode's: a rewrite to a sandbox finds its link per request.
+    return { secrets: this.secrets, unsealer: this.unsealer, sandboxId, allowUnboundSeals: this.options.allowUnboundSeals, gcpTokenUriAllow: this.options.gcpTokenUriAllow, sandboxLinks: this.links ?? NO_SANDBOX_LINKS };
   }
 
   /** Logs the fields of a config that use unbound sealed values (let through by --allow-unbound-seals). */

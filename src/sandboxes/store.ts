@@ -4,6 +4,7 @@ import type { RedisClient } from '../callbacks/redis-url.js';
 import { duplicateClient } from '../callbacks/redis-url.js';
 import type { IdentityFields } from './identity.js';
 import { decodeRecord, encodeRecord, type RecordOrder } from './record.js';
+import { RedisLinkStore } from './link-store.js';
 
 /** A sandbox's config as stored: validated, opaque values sealed, with a version that grows on every write. */
 export interface StoredSandbox {
@@ -96,7 +97,7 @@ export class RedisSandboxStore implements SandboxStore {
    */
   constructor(
     private readonly redis: RedisClient,
-    prefix: string,
+    private readonly prefix: string,
     private readonly macKey?: Buffer,
     private readonly clock: () => number = Date.now,
   ) {
@@ -104,6 +105,11 @@ export class RedisSandboxStore implements SandboxStore {
     // Connection trouble surfaces as failed commands (the registry logs and retries at the next resync);
     // without a listener, ioredis would print every reconnect attempt as an unhandled error.
     redis.on('error', () => undefined);
+  }
+
+  /** The sandbox links and addresses kept beside these configs (same client, key, epoch, order and channel). */
+  linkStore(): RedisLinkStore {
+    return new RedisLinkStore(this.redis, this.prefix, this.macKey, this.clock);
   }
 
   private key(id: string): string {

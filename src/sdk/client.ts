@@ -1,4 +1,4 @@
-import type { ApiErrorBody, ProxyConfigPatch, ProxyConfigWrite, SandboxConfigResponse, SandboxEnvResponse } from './types.js';
+import type { ApiErrorBody, ProxyConfigPatch, ProxyConfigWrite, SandboxAddressResponse, SandboxConfigResponse, SandboxEnvResponse, SandboxLink, SandboxLinksResponse } from './types.js';
 import { DEFAULT_RETRY, isRetryableStatus, nextDelay, retryAfterMs, type RetryOptions } from './retry.js';
 
 /** Options of `AuthProxyClient`. */
@@ -117,6 +117,51 @@ export class AuthProxyClient {
     return (await this.send<SandboxEnvResponse>('GET', `/v1/sandboxes/${encodeURIComponent(sandboxId)}/env`)).env_vars;
   }
 
+  /** Registers where a sandbox's own services listen (an IP literal): the target of other sandboxes' `rewrite: {sandbox}` rules. */
+  async setAddress(sandboxId: string, address: string): Promise<void> {
+    await this.send<SandboxAddressResponse>('PUT', `${sandboxPath(sandboxId)}/address`, { address });
+  }
+
+  /** A sandbox's registered address, or undefined when none is. */
+  async getAddress(sandboxId: string): Promise<string | undefined> {
+    return (await this.orMissing(this.send<SandboxAddressResponse>('GET', `${sandboxPath(sandboxId)}/address`)))?.address;
+  }
+
+  /** Removes a sandbox's address (rewrites to it are refused from the next request); false when there was none. */
+  async deleteAddress(sandboxId: string): Promise<boolean> {
+    return (await this.orMissing(this.send<void>('DELETE', `${sandboxPath(sandboxId)}/address`).then(() => true))) ?? false;
+  }
+
+  /** Lets sandbox `from` reach these ports of sandbox `to` (replacing the ports of an existing link). */
+  link(from: string, to: string, ports: readonly number[]): Promise<SandboxLink> {
+    return this.send<SandboxLink>('PUT', linkPath(from, to), { ports });
+  }
+
+  /** One link, or undefined when `from` has none to `to`. */
+  getLink(from: string, to: string): Promise<SandboxLink | undefined> {
+    return this.orMissing(this.send<SandboxLink>('GET', linkPath(from, to)));
+  }
+
+  /** The links from a sandbox. */
+  async links(from: string): Promise<SandboxLink[]> {
+    return (await this.send<SandboxLinksResponse>('GET', `${sandboxPath(from)}/links`)).links;
+  }
+
+  /** Removes a link (requests through it are refused from the next one on); false when there was none. */
+  async unlink(from: string, to: string): Promise<boolean> {
+    return (await this.orMissing(this.send<void>('DELETE', linkPath(from, to)).then(() => true))) ?? false;
+  }
+
+  /** A read or delete whose 404 means "none". */
+  private async orMissing<T>(call: Promise<T>): Promise<T | undefined> {
+    try {
+      return await call;
+    } catch (err) {
+      if (err instanceof AuthProxyApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
   private async send<T>(method: Method, path: string, body?: unknown, ifMatch?: string, ifAbsent = false): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       let res: Response;
@@ -155,6 +200,14 @@ function withIdentity(config: object, options: WriteOptions): object {
     ...(options.tenantId === undefined ? {} : { tenant_id: options.tenantId }),
     ...(options.organizationId === undefined ? {} : { organization_id: options.organizationId }),
   };
+}
+
+function sandboxPath(sandboxId: string): string {
+  return `/v1/sandboxes/${encodeURIComponent(sandboxId)}`;
+}
+
+function linkPath(from: string, to: string): string {
+  return `${sandboxPath(from)}/links/${encodeURIComponent(to)}`;
 }
 
 function configPath(sandboxId: string): string {

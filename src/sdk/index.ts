@@ -17,6 +17,9 @@ export type {
   ProxyConfigView,
   ProxyConfigWrite,
   SandboxConfigResponse,
+  SandboxAddressResponse,
   SandboxEnvResponse,
+  SandboxLink,
+  SandboxLinksResponse,
   VisibleHeaderView,
 } from './types.js';

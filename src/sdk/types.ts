@@ -123,3 +123,22 @@ export interface ApiErrorBody {
   /** Field-named problems, e.g. `rules[0].match_hosts[0]: "*" may contain "*" only as "*.domain"`. */
   problems?: string[];
 }
+
+/** A sandbox link: `from` may reach these ports of `to` with a `rewrite: {sandbox, port}` rule. */
+export interface SandboxLink {
+  readonly from: string;
+  readonly to: string;
+  readonly ports: number[];
+}
+
+/** `GET /v1/sandboxes/{id}/links`. */
+export interface SandboxLinksResponse {
+  readonly sandbox_id: string;
+  readonly links: SandboxLink[];
+}
+
+/** `GET|PUT /v1/sandboxes/{id}/address`. */
+export interface SandboxAddressResponse {
+  readonly sandbox_id: string;
+  readonly address: string;
+}

@@ -38,6 +38,8 @@ export interface AdminRigOptions {
   readonly gcpTokenUriAllow?: readonly string[];
   /** The API's bound on receiving a whole request (headers and body); the default is the server's. */
   readonly requestTimeoutMs?: number;
+  /** Keep sandbox links and addresses (the link routes are served); `allowLoopback` as `--egress-allow-cidrs 127.0.0.0/8` would. */
+  readonly links?: { readonly allowLoopback?: boolean };
 }
 
 export interface AdminRig {
@@ -79,7 +81,10 @@ export async function startAdminRig(opts: AdminRigOptions = {}): Promise<AdminRi
   const logs = captureLogs('debug');
   const secrets = new Map(Object.entries(opts.secrets ?? {}));
   const sandboxes = new Map((opts.fileSandboxes ?? []).map((id) => [id, emptyPolicy(secrets, unsealer)]));
-  const registry = new PolicyRegistry({ file: { default: undefined, sandboxes }, secrets, fingerprint: '' }, unsealer, logs.log, store, opts.defaultIdentity, { gcpTokenUriAllow: opts.gcpTokenUriAllow });
+  const registry = new PolicyRegistry({ file: { default: undefined, sandboxes }, secrets, fingerprint: '' }, unsealer, logs.log, store, opts.defaultIdentity, {
+    gcpTokenUriAllow: opts.gcpTokenUriAllow,
+    ...(opts.links ? { linkStore: store.linkStore(), allowLoopback: () => opts.links?.allowLoopback ?? false } : {}),
+  });
   const tokensFile = dir.file('admin-tokens', `# admin tokens\n${ADMIN_TOKEN}\n\n${SCOPED_TOKEN} team-*,sb-solo  # team scope\n`);
   const tokens = await AdminTokens.fromFile(tokensFile, logs.log);
   let server: AdminServer;

@@ -187,7 +187,15 @@ describe('admin API: OpenAPI document', () => {
     expect(res.status).toBe(200);
     const doc = res.json;
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/v1/openapi.json', '/v1/sandboxes/{id}/env', '/v1/sandboxes/{id}/proxy-config']);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/healthz',
+      '/v1/openapi.json',
+      '/v1/sandboxes/{id}/address',
+      '/v1/sandboxes/{id}/env',
+      '/v1/sandboxes/{id}/links',
+      '/v1/sandboxes/{id}/links/{to}',
+      '/v1/sandboxes/{id}/proxy-config',
+    ]);
     expect(
       Object.keys(doc.paths['/v1/sandboxes/{id}/proxy-config'])
         .filter((k) => k !== 'parameters')
@@ -209,6 +217,8 @@ describe('admin API: OpenAPI document', () => {
     const gcpView = doc.components.schemas.ProxyConfigView.properties.rules.items.oneOf.find((o: { properties: { type?: { const?: string } } }) => o.properties.type?.const === 'gcp');
     expect(gcpView.properties.gcp.properties.service_account_json.oneOf[1].properties).toEqual({ type: { const: 'opaque' }, is_set: { const: true } });
     expect(doc.paths['/v1/sandboxes/{id}/proxy-config'].put.responses['422'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
-    expect(JSON.stringify(doc)).not.toMatch(/"\$ref":"#\/components\/schemas\/(?!ProxyConfigWrite|ProxyConfigView|SandboxConfig|SandboxEnv|Error")/);
+    expect(JSON.stringify(doc)).not.toMatch(
+      /"\$ref":"#\/components\/schemas\/(?!ProxyConfigWrite|ProxyConfigView|SandboxConfig|SandboxEnv|SandboxAddress|SandboxAddressWrite|SandboxLink|SandboxLinkWrite|SandboxLinks|Error")/,
+    );
   });
 });

@@ -62,7 +62,9 @@ describe('compiling rewrite rules', () => {
 
   it('refuses a sandbox destination that no link allows', () => {
     const sandboxLinks = { dial: (from: string, to: string, port: number) => (from === 'sb-1' && to === 'sb-2' && port === 9000 ? '10.0.0.2:9000' : undefined) };
-    const err = thrown(() => policyFrom('rules: [{ name: r, type: rewrite, match_hosts: [a.example], rewrite: { sandbox: sb-2, port: 8080 } }]', new Map(), undefined, { sandboxId: 'sb-1', sandboxLinks }));
+    const err = thrown(() =>
+      policyFrom('rules: [{ name: r, type: rewrite, match_hosts: [a.example], rewrite: { sandbox: sb-2, port: 8080 } }]', new Map(), undefined, { sandboxId: 'sb-1', sandboxLinks, requireLinks: true }),
+    );
     expect(err.problems).toEqual(['rules[0].rewrite.sandbox: no link lets sandbox "sb-1" reach sandbox "sb-2" on port 8080']);
   });
 });
