@@ -93,9 +93,10 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
       continue;
     }
     if (!pathMatches(rule, path) || !headersMatch(rule, req)) continue;
-    // A rewrite's destination is held to the same access_control as the host the sandbox asked for.
+    // A rewrite's host destination is held to the same access_control as the host the sandbox asked for (a
+    // sandbox destination is governed by its link instead).
     const dest = rule.rewrite;
-    if (dest && bypassOrDenial(policy, dest.host, dest.port) === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
+    if (dest && !dest.sandbox && bypassOrDenial(policy, dest.host, dest.port) === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
     return { outcome: 'inject', rule, target };
   }
   if (callbackHit !== undefined) return { outcome: 'callback', callback: policy.callbacks[callbackHit]!, target };
