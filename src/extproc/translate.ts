@@ -3,6 +3,7 @@ import { HeaderValueOption_HeaderAppendAction } from '../gen/envoy/config/core/v
 import { ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type ProcessingMode } from '../gen/envoy/extensions/filters/http/ext_proc/v3/processing_mode.js';
 import type { PolicyRequest } from '../policy/decide.js';
 import type { Target } from '../policy/host.js';
+import type { UpstreamVia } from '../egress/upstream-proxy.js';
 import type { Outcome } from '../runtime/engine.js';
 import { CONNECT_AUTHORITY, EXT_PROC_ATTRIBUTES, SNI, type WireRequest } from './wire.js';
 
@@ -121,13 +122,17 @@ export function askForBodyResponse(): ProcessingResponse {
  * The answer to a CONNECT on the outer listener: the routing header, a route cache clear, and the target
  * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
  */
-export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, address?: string): ProcessingResponse {
+export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, address?: string, upstream?: UpstreamVia): ProcessingResponse {
   // The dialled host is the address the egress guard checked (IPv6 in brackets, as Envoy's dynamic
   // forward proxy takes it); SNI and certificate validation stay on the hostname (the request's Host).
-  const dial = address === undefined ? target.host : address.includes(':') ? `[${address}]` : address;
+  const bracket = (host: string) => (host.includes(':') ? `[${host}]` : host);
+  const dial = address === undefined ? target.host : bracket(address);
+  // `upstream_authority`: the CONNECT target when Envoy goes through `--upstream-proxy` (the name, not the pin);
+  // `upstream`: authproxy's `--upstream-no-proxy` answer (src/envoy/upstream-proxy.ts).
+  const proxy = { upstream_authority: `${bracket(target.host)}:${target.port}`, ...(upstream ? { upstream } : {}) };
   return continueWith([setHeader(ROUTE_HEADER, route)], [], {
     clearRouteCache: true,
-    dynamicMetadata: { authproxy: { target_host: dial, target_port: String(target.port) } },
+    dynamicMetadata: { authproxy: { target_host: dial, target_port: String(target.port), ...proxy } },
   });
 }
 
@@ -140,7 +145,7 @@ export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, a
  * on every refusal. Envoy's local reply types the short body as text/plain itself.
  */
 export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders'): ProcessingResponse {
-  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address);
+  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address, outcome.upstream);
   if (outcome.kind === 'awaitBody') return askForBodyResponse();
   if (outcome.kind === 'continue')
     return continueWith(

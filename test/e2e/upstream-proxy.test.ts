@@ -1,0 +1,130 @@
+/**
+ * Egress through a corporate forward proxy (`--upstream-proxy`), end to end with a real Envoy sidecar:
+ * the direct route is blocked — the sidecar's DNS answers every test name but one with a blackholed
+ * address (198.51.100.7, TEST-NET-2), so only the loopback forward proxy, which resolves names with its
+ * own table, reaches the origins. The proxy records every CONNECT and absolute-form request line.
+ */
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseUpstreamProxy } from '../../src/egress/upstream-proxy.js';
+import { answer, startCallbackServer } from '../helpers/callback-server.js';
+import { envoyBinary } from '../helpers/envoy.js';
+import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
+import { startRig, type Rig } from '../helpers/sidecar-rig.js';
+
+const run = promisify(execFile);
+const TOKEN = 'ghp_upstream_proxy_canary_91c2';
+const CB_TOKEN = 'cb_upstream_proxy_canary_5d0e';
+const HOSTS = ['api.github.com', 'tunnel.test', 'direct.test', 'refused.test', 'refused-intercept.test', 'cb.test', 'callback.test', 'plain.test'];
+const BLACKHOLE = '198.51.100.7';
+const bin = envoyBinary();
+
+describe.skipIf(!bin)('egress through --upstream-proxy (real Envoy, direct route blocked)', () => {
+  let rig: Rig;
+  let proxy: ForwardProxy;
+  let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
+  let plain: Server;
+  let plainPort: number;
+
+  /** curl through the sidecar: status (the CONNECT's status when the tunnel failed), body, exit code. */
+  async function curl(target: string, args: string[] = []): Promise<{ status: number; connect: number; body: string }> {
+    const cmd = ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '--max-time', '20', '-w', '\n%{http_code} %{http_connect}', ...args, target];
+    const { stdout } = await run('curl', cmd).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '\n000 000' }));
+    const cut = stdout.lastIndexOf('\n');
+    const [status, connect] = stdout
+      .slice(cut + 1)
+      .split(' ')
+      .map(Number) as [number, number];
+    return { status, connect, body: stdout.slice(0, cut) };
+  }
+  const received = (host: string) => rig.upstream.received.filter((r) => r.host.startsWith(host));
+
+  beforeAll(async () => {
+    proxy = await startForwardProxy(Object.fromEntries(HOSTS.map((h) => [h, '127.0.0.1'])), ['refused.test', 'refused-intercept.test']);
+    callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CB_TOKEN}` }));
+    plain = createServer((req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`plain ${req.method} ${req.url} host=${req.headers.host}\n`));
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+    plainPort = (plain.address() as AddressInfo).port;
+    const callbackPort = new URL(callbacks.url).port;
+    rig = await startRig({
+      hosts: HOSTS,
+      secrets: { GITHUB_TOKEN: TOKEN },
+      dnsAnswer: (name) => (name === 'direct.test' ? '127.0.0.1' : BLACKHOLE),
+      serveArgs: ['--upstream-proxy', proxy.url, '--upstream-no-proxy', 'direct.test,.corp.internal'],
+      bootstrap: { upstreamProxy: parseUpstreamProxy(proxy.url) },
+      config: () => `
+rules:
+  - name: github
+    match_hosts: ["api.github.com", "direct.test", "refused-intercept.test"]
+    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]
+callbacks:
+  - match_hosts: ["cb.test"]
+    url: "http://callback.test:${callbackPort}/resolve"
+    ttl_seconds: 60
+`,
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await rig?.stop();
+    await proxy?.close();
+    await callbacks?.close();
+    plain?.close();
+  });
+
+  it('an intercepted host gets its credential through a CONNECT tunnel, the origin certificate verified inside it', async () => {
+    const r = await curl(rig.url('api.github.com', '/user'));
+    expect(r.status).toBe(200);
+    const got = received('api.github.com').at(-1)!;
+    expect(got.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(got.sni).toBe('api.github.com');
+    expect(proxy.lines).toContain(`CONNECT api.github.com:${rig.upstream.port}`);
+  });
+
+  it('a host no rule names is tunnelled untouched through the proxy (the sandbox sees the real certificate)', async () => {
+    const r = await curl(rig.url('tunnel.test', '/t'), ['--cacert', rig.upstreamPki.caFile]);
+    expect(r.status).toBe(200);
+    expect(received('tunnel.test').at(-1)!.headers.authorization).toBeUndefined();
+    expect(proxy.lines).toContain(`CONNECT tunnel.test:${rig.upstream.port}`);
+  });
+
+  it('plain HTTP goes to the proxy in absolute form; to an IP address, inside CONNECT ip:port', async () => {
+    const byName = await curl(`http://plain.test:${plainPort}/p?q=1`);
+    expect(byName.status).toBe(200);
+    expect(byName.body).toContain(`plain GET /p?q=1 host=plain.test:${plainPort}`);
+    expect(proxy.lines).toContain(`GET http://plain.test:${plainPort}/p?q=1`);
+    const byIp = await curl(`http://127.0.0.1:${plainPort}/ip`);
+    expect(byIp.status).toBe(200);
+    expect(byIp.body).toContain('plain GET /ip');
+    expect(proxy.lines).toContain(`CONNECT 127.0.0.1:${plainPort}`);
+  });
+
+  it('an --upstream-no-proxy destination is dialled directly, with the same checks and credentials', async () => {
+    const r = await curl(rig.url('direct.test', '/user'));
+    expect(r.status).toBe(200);
+    expect(received('direct.test').at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(proxy.lines.some((l) => l.includes('direct.test'))).toBe(false);
+  });
+
+  it('a CONNECT the proxy refuses is a 502 for the sandbox, with no direct fallback', async () => {
+    const tunnel = await curl(rig.url('refused.test', '/x'), ['--cacert', rig.upstreamPki.caFile]);
+    expect(tunnel.connect).toBe(502);
+    const intercepted = await curl(rig.url('refused-intercept.test', '/x'));
+    expect(intercepted.status).toBe(502);
+    expect(intercepted.body).toContain('upstream proxy refused');
+    expect(proxy.lines).toContain(`CONNECT refused.test:${rig.upstream.port}`);
+    expect(proxy.lines).toContain(`CONNECT refused-intercept.test:${rig.upstream.port}`);
+    expect(received('refused')).toEqual([]);
+  });
+
+  it('a callback is fetched through the proxy, and its credential injected', async () => {
+    const r = await curl(rig.url('cb.test', '/c'));
+    expect(r.status).toBe(200);
+    expect(received('cb.test').at(-1)!.headers.authorization).toBe(`Bearer ${CB_TOKEN}`);
+    expect(callbacks.calls.length).toBeGreaterThan(0);
+    expect(proxy.lines.some((l) => l === `CONNECT callback.test:${new URL(callbacks.url).port}` || l.startsWith(`POST http://callback.test:`))).toBe(true);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * A small corporate-style forward proxy on loopback for the upstream-proxy tests: `CONNECT host:port`
+ * tunnels and absolute-form plain HTTP requests, each recorded as its request line. It resolves names
+ * with its own table (test names -> 127.0.0.1), so an origin that the sidecar cannot dial directly (its
+ * DNS answer is a blackholed address) is still reachable through it. Hosts in `refuse` get 403.
+ */
+import { createServer, request as httpRequest } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+
+export interface ForwardProxy {
+  readonly port: number;
+  readonly url: string;
+  /** Every request line received, in order: `CONNECT host:port` or `GET http://host:port/path`. */
+  readonly lines: string[];
+  close(): Promise<void>;
+}
+
+/** `names`: hostname -> address the proxy dials (anything else is dialled as named); `refuse`: hosts answered 403. */
+export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = []): Promise<ForwardProxy> {
+  const lines: string[] = [];
+  const sockets = new Set<Socket>();
+  const dialAddress = (host: string) => names[host.toLowerCase()] ?? host.replace(/^\[(.*)\]$/, '$1');
+  const refused = (host: string) => refuse.includes(host.toLowerCase());
+  const server = createServer((req, res) => {
+    lines.push(`${req.method} ${req.url}`);
+    let target: URL;
+    try {
+      target = new URL(req.url ?? '');
+    } catch {
+      res.writeHead(400).end('absolute-form only\n');
+      return;
+    }
+    if (refused(target.hostname)) {
+      res.writeHead(403).end('blocked by corporate policy\n');
+      return;
+    }
+    const upstream = httpRequest({ host: dialAddress(target.hostname), port: Number(target.port || 80), method: req.method, path: `${target.pathname}${target.search}`, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.writeHead(502).end('proxy: upstream failed\n'));
+    req.pipe(upstream);
+  });
+  server.on('connect', (req, client: Socket, head: Buffer) => {
+    lines.push(`CONNECT ${req.url}`);
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(req.url ?? '');
+    if (!m || refused(m[1]!)) {
+      client.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 28\r\n\r\nblocked by corporate policy\n');
+      return;
+    }
+    const upstream = connect({ host: dialAddress(m[1]!), port: Number(m[2]) });
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.once('connect', () => {
+      client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    lines,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
