@@ -13,12 +13,14 @@ import { parseUpstreamProxy } from '../../src/egress/upstream-proxy.js';
 import { answer, startCallbackServer } from '../helpers/callback-server.js';
 import { envoyBinary } from '../helpers/envoy.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
+import { makePki } from '../helpers/pki.js';
 import { startRig, type Rig } from '../helpers/sidecar-rig.js';
+import { startUpstream } from '../helpers/upstream.js';
 
 const run = promisify(execFile);
 const TOKEN = 'ghp_upstream_proxy_canary_91c2';
 const CB_TOKEN = 'cb_upstream_proxy_canary_5d0e';
-const HOSTS = ['api.github.com', 'tunnel.test', 'direct.test', 'refused.test', 'refused-intercept.test', 'cb.test', 'callback.test', 'plain.test'];
+const HOSTS = ['api.github.com', 'impostor.test', 'tunnel.test', 'direct.test', 'refused.test', 'refused-intercept.test', 'cb.test', 'callback.test', 'plain.test'];
 const BLACKHOLE = '198.51.100.7';
 const bin = envoyBinary();
 
@@ -28,6 +30,8 @@ describe.skipIf(!bin)('egress through --upstream-proxy (real Envoy, direct route
   let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
   let plain: Server;
   let plainPort: number;
+  let impostor: Awaited<ReturnType<typeof startUpstream>>;
+  const names: Record<string, string> = Object.fromEntries(HOSTS.map((h) => [h, '127.0.0.1']));
 
   /** curl through the sidecar: status (the CONNECT's status when the tunnel failed), body, exit code. */
   async function curl(target: string, args: string[] = []): Promise<{ status: number; connect: number; body: string }> {
@@ -43,7 +47,7 @@ describe.skipIf(!bin)('egress through --upstream-proxy (real Envoy, direct route
   const received = (host: string) => rig.upstream.received.filter((r) => r.host.startsWith(host));
 
   beforeAll(async () => {
-    proxy = await startForwardProxy(Object.fromEntries(HOSTS.map((h) => [h, '127.0.0.1'])), ['refused.test', 'refused-intercept.test']);
+    proxy = await startForwardProxy(names, ['refused.test', 'refused-intercept.test']);
     callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CB_TOKEN}` }));
     plain = createServer((req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`plain ${req.method} ${req.url} host=${req.headers.host}\n`));
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
@@ -58,7 +62,7 @@ describe.skipIf(!bin)('egress through --upstream-proxy (real Envoy, direct route
       config: () => `
 rules:
   - name: github
-    match_hosts: ["api.github.com", "direct.test", "refused-intercept.test"]
+    match_hosts: ["api.github.com", "direct.test", "refused-intercept.test", "impostor.test"]
     headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]
 callbacks:
   - match_hosts: ["cb.test"]
@@ -66,9 +70,13 @@ callbacks:
     ttl_seconds: 60
 `,
     });
+    // A server the proxy sends impostor.test to, with a certificate from a CA Envoy does not trust.
+    impostor = await startUpstream(await makePki(rig.dir.path, 'impostor', ['impostor.test']));
+    names['impostor.test'] = `127.0.0.1:${impostor.port}`;
   }, 60_000);
 
   afterAll(async () => {
+    await impostor?.close();
     await rig?.stop();
     await proxy?.close();
     await callbacks?.close();
@@ -82,6 +90,13 @@ callbacks:
     expect(got.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(got.sni).toBe('api.github.com');
     expect(proxy.lines).toContain(`CONNECT api.github.com:${rig.upstream.port}`);
+  });
+
+  it('an intercepted origin whose certificate Envoy does not trust gets nothing through the tunnel (502)', async () => {
+    const r = await curl(rig.url('impostor.test', '/user'));
+    expect(r.status).toBe(502);
+    expect(proxy.lines).toContain(`CONNECT impostor.test:${rig.upstream.port}`);
+    expect(impostor.received).toEqual([]);
   });
 
   it('a host no rule names is tunnelled untouched through the proxy (the sandbox sees the real certificate)', async () => {

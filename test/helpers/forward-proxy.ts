@@ -15,11 +15,19 @@ export interface ForwardProxy {
   close(): Promise<void>;
 }
 
-/** `names`: hostname -> address the proxy dials (anything else is dialled as named); `refuse`: hosts answered 403. */
+/**
+ * `names`: hostname -> address (or `address:port`) the proxy dials, read at each request (anything else is
+ * dialled as named); `refuse`: hosts answered 403.
+ */
 export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = []): Promise<ForwardProxy> {
   const lines: string[] = [];
   const sockets = new Set<Socket>();
-  const dialAddress = (host: string) => names[host.toLowerCase()] ?? host.replace(/^\[(.*)\]$/, '$1');
+  const dial = (host: string, port: number) => {
+    const mapped = names[host.toLowerCase()];
+    if (mapped === undefined) return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
+    const m = /^([\d.]+):(\d+)$/.exec(mapped);
+    return m ? { host: m[1]!, port: Number(m[2]) } : { host: mapped, port };
+  };
   const refused = (host: string) => refuse.includes(host.toLowerCase());
   const server = createServer((req, res) => {
     lines.push(`${req.method} ${req.url}`);
@@ -34,7 +42,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
       res.writeHead(403).end('blocked by corporate policy\n');
       return;
     }
-    const upstream = httpRequest({ host: dialAddress(target.hostname), port: Number(target.port || 80), method: req.method, path: `${target.pathname}${target.search}`, headers: req.headers }, (answer) => {
+    const upstream = httpRequest({ ...dial(target.hostname, Number(target.port || 80)), method: req.method, path: `${target.pathname}${target.search}`, headers: req.headers }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
     });
@@ -51,7 +59,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
       client.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 28\r\n\r\nblocked by corporate policy\n');
       return;
     }
-    const upstream = connect({ host: dialAddress(m[1]!), port: Number(m[2]) });
+    const upstream = connect(dial(m[1]!, Number(m[2])));
     sockets.add(upstream);
     upstream.on('close', () => sockets.delete(upstream));
     upstream.once('connect', () => {
