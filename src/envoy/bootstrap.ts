@@ -98,7 +98,11 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
             routes: [
               { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
               // With --upstream-proxy: direct routes for authproxy's `direct` answers, then the proxied ones.
-              ...connectTunnelRoutes(opts, { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } }),
+              ...connectTunnelRoutes(opts, { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } }, [
+                ROUTE_HEADER,
+                'proxy-authorization',
+                ...variant.stripOnForward,
+              ]),
               { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
               ...httpTunnelRoutes(opts, {
                 name: 'http_tunnel',

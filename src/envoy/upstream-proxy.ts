@@ -54,15 +54,18 @@ const withMatch = (route: Record<string, unknown>, name: string, extra: object) 
 
 /**
  * The outer listener's route for decided CONNECT tunnels: as given without a proxy; with one, the `direct`
- * route first (matched on authproxy's metadata), then the CONNECT forwarded to the proxy.
+ * route first (matched on authproxy's metadata), then the CONNECT forwarded to the proxy without the
+ * `strip` headers.
  */
-export function connectTunnelRoutes(opts: ProxyOpts, connectTunnel: Record<string, unknown>): object[] {
+export function connectTunnelRoutes(opts: ProxyOpts, connectTunnel: Record<string, unknown>, strip: readonly string[]): object[] {
   if (!opts.upstreamProxy) return [connectTunnel];
   return [
     withMatch(connectTunnel, 'connect_tunnel_direct', { dynamic_metadata: viaMetadata('direct') }),
     {
       name: 'connect_tunnel_proxy',
       match: connectTunnel.match,
+      // The CONNECT leaves Envoy: the sandbox's Proxy-Authorization and authproxy's own headers stay behind.
+      request_headers_to_remove: strip,
       // No connect_config: the CONNECT itself goes to the proxy, whose answer decides; a refusal becomes a 502.
       route: { cluster: 'upstream_proxy', upgrade_configs: [{ upgrade_type: 'CONNECT' }], timeout: '0s' },
       typed_per_filter_config: { 'envoy.filters.http.custom_response': refusalTo502() },

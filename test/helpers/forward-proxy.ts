@@ -12,6 +12,8 @@ export interface ForwardProxy {
   readonly url: string;
   /** Every request line received, in order: `CONNECT host:port` or `GET http://host:port/path`. */
   readonly lines: string[];
+  /** The header names of each request, in the same order. */
+  readonly headerNames: string[][];
   close(): Promise<void>;
 }
 
@@ -21,6 +23,7 @@ export interface ForwardProxy {
  */
 export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = []): Promise<ForwardProxy> {
   const lines: string[] = [];
+  const headerNames: string[][] = [];
   const sockets = new Set<Socket>();
   const dial = (host: string, port: number) => {
     const mapped = names[host.toLowerCase()];
@@ -31,6 +34,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
   const refused = (host: string) => refuse.includes(host.toLowerCase());
   const server = createServer((req, res) => {
     lines.push(`${req.method} ${req.url}`);
+    headerNames.push(Object.keys(req.headers));
     let target: URL;
     try {
       target = new URL(req.url ?? '');
@@ -51,6 +55,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
   });
   server.on('connect', (req, client: Socket, head: Buffer) => {
     lines.push(`CONNECT ${req.url}`);
+    headerNames.push(Object.keys(req.headers));
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
     client.on('error', () => {});
@@ -76,6 +81,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     port,
     url: `http://127.0.0.1:${port}`,
     lines,
+    headerNames,
     close: async () => {
       for (const s of sockets) s.destroy();
       server.closeAllConnections();
