@@ -15,8 +15,8 @@
  * from what the sandbox sent later.
  */
 import { typed } from './clusters.js';
-import { accessLog } from './filters.js';
-import type { UpstreamProxyUrl } from '../egress/upstream-proxy.js';
+import { accessLog, dnsCache } from './filters.js';
+import type { BootstrapOptions } from './bootstrap.js';
 
 /** The internal listener whose tcp_proxy opens `CONNECT host:port` through the proxy. */
 const CONNECT_LISTENER = 'upstream_connect';
@@ -28,11 +28,8 @@ const VIA_STATE = 'authproxy.upstream_via';
 /** Body of the 502 a sandbox gets when the proxy refuses (or cannot open) a connection. */
 export const PROXY_REFUSED_BODY = 'authproxy: the upstream proxy refused or could not open the connection\n';
 
-/** The bootstrap options this module reads (a subset of BootstrapOptions, to avoid an import cycle). */
-interface ProxyOpts {
-  readonly upstreamProxy?: UpstreamProxyUrl;
-  readonly caBundle: string;
-}
+/** The bootstrap options this module reads. */
+type ProxyOpts = BootstrapOptions;
 
 const viaMetadata = (value: string) => [{ filter: 'authproxy', path: [{ key: 'upstream' }], value: { string_match: { exact: value } } }];
 
@@ -136,12 +133,15 @@ function refusalTo502() {
 }
 
 /** The proxy's HTTP/1.1 cluster: forwarded CONNECTs, absolute-form plain HTTP, and the tcp_proxy's CONNECTs. */
-function proxyCluster(proxy: UpstreamProxyUrl, caBundle: string) {
+function proxyCluster(opts: ProxyOpts) {
+  const proxy = opts.upstreamProxy!;
   return {
     name: 'upstream_proxy',
     type: 'STRICT_DNS',
     connect_timeout: '5s',
     dns_lookup_family: 'V4_PREFERRED',
+    // The proxy's name is resolved like destinations are (`--dns-resolver`, else /etc/resolv.conf).
+    typed_dns_resolver_config: dnsCache(opts).typed_dns_resolver_config,
     load_assignment: { cluster_name: 'upstream_proxy', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: proxy.host, port_value: proxy.port } } } }] }] },
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
@@ -156,7 +156,7 @@ function proxyCluster(proxy: UpstreamProxyUrl, caBundle: string) {
               sni: proxy.host,
               common_tls_context: {
                 alpn_protocols: ['http/1.1'],
-                validation_context: { trusted_ca: { filename: caBundle }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: proxy.host } }] },
+                validation_context: { trusted_ca: { filename: opts.caBundle }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: proxy.host } }] },
               },
             }),
           },
@@ -189,11 +189,7 @@ function connectCluster(name: string, inner: object, extra: object = {}) {
 export function upstreamProxyClusters(opts: ProxyOpts, tls: { typed_extension_protocol_options: object; transport_socket: object }): object[] {
   if (!opts.upstreamProxy) return [];
   const raw = { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') };
-  return [
-    proxyCluster(opts.upstreamProxy, opts.caBundle),
-    connectCluster('proxied_tls', tls.transport_socket, { typed_extension_protocol_options: tls.typed_extension_protocol_options }),
-    connectCluster('proxied_raw', raw),
-  ];
+  return [proxyCluster(opts), connectCluster('proxied_tls', tls.transport_socket, { typed_extension_protocol_options: tls.typed_extension_protocol_options }), connectCluster('proxied_raw', raw)];
 }
 
 /** The internal listener that turns a connection into `CONNECT host:port` to the proxy (tcp_proxy tunneling_config). */

@@ -147,3 +147,44 @@ callbacks:
     expect(proxy.lines.some((l) => l === `CONNECT callback.test:${new URL(callbacks.url).port}` || l.startsWith(`POST http://callback.test:`))).toBe(true);
   });
 });
+
+describe.skipIf(!bin)('egress through an https:// --upstream-proxy (TLS to the proxy, verified against --ca-bundle)', () => {
+  let rig: Rig;
+  let proxy: ForwardProxy;
+  const hosts = ['api.github.com', 'tunnel.test', 'proxy.test'];
+
+  beforeAll(async () => {
+    proxy = await startForwardProxy(Object.fromEntries(hosts.map((h) => [h, '127.0.0.1'])), [], true);
+    const url = `https://proxy.test:${proxy.port}`;
+    rig = await startRig({
+      hosts,
+      secrets: { GITHUB_TOKEN: TOKEN },
+      // Only the proxy's own name resolves to loopback: Envoy finds it through the rig's DNS (--dns-resolver).
+      dnsAnswer: (name) => (name === 'proxy.test' ? '127.0.0.1' : BLACKHOLE),
+      serveArgs: ['--upstream-proxy', url],
+      bootstrap: { upstreamProxy: parseUpstreamProxy(url) },
+      config: () => `
+rules:
+  - name: github
+    match_hosts: ["api.github.com"]
+    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]
+`,
+    });
+    // The proxy's certificate comes from the CA that --ca-bundle holds (the rig's upstream CA).
+    const leaf = rig.upstreamPki.leaves.get('proxy.test')!;
+    proxy.setCertificate(leaf.cert, leaf.key);
+  }, 60_000);
+
+  afterAll(async () => {
+    await rig?.stop();
+    await proxy?.close();
+  });
+
+  it('intercepts and tunnels through the TLS proxy', async () => {
+    const run2 = (target: string, args: string[]) => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, '--max-time', '20', ...args, target]).then((r) => r.stdout);
+    expect(await run2(rig.url('api.github.com', '/user'), ['--cacert', rig.authproxyCa])).toBe('200');
+    expect(rig.upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(await run2(rig.url('tunnel.test', '/t'), ['--cacert', rig.upstreamPki.caFile])).toBe('200');
+    expect(proxy.lines).toEqual([`CONNECT api.github.com:${rig.upstream.port}`, `CONNECT tunnel.test:${rig.upstream.port}`]);
+  });
+});

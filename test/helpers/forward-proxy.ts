@@ -4,8 +4,10 @@
  * with its own table (test names -> 127.0.0.1), so an origin that the sidecar cannot dial directly (its
  * DNS answer is a blackholed address) is still reachable through it. Hosts in `refuse` get 403.
  */
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
 
 export interface ForwardProxy {
   readonly port: number;
@@ -14,6 +16,8 @@ export interface ForwardProxy {
   readonly lines: string[];
   /** The header names of each request, in the same order. */
   readonly headerNames: string[][];
+  /** `secure` proxies only: the certificate it presents from now on (until set, handshakes fail). */
+  setCertificate(cert: string, key: string): void;
   close(): Promise<void>;
 }
 
@@ -21,7 +25,7 @@ export interface ForwardProxy {
  * `names`: hostname -> address (or `address:port`) the proxy dials, read at each request (anything else is
  * dialled as named); `refuse`: hosts answered 403.
  */
-export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = []): Promise<ForwardProxy> {
+export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = [], secure = false): Promise<ForwardProxy> {
   const lines: string[] = [];
   const headerNames: string[][] = [];
   const sockets = new Set<Socket>();
@@ -32,7 +36,8 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     return m ? { host: m[1]!, port: Number(m[2]) } : { host: mapped, port };
   };
   const refused = (host: string) => refuse.includes(host.toLowerCase());
-  const server = createServer((req, res) => {
+  let context: SecureContext | undefined;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     lines.push(`${req.method} ${req.url}`);
     headerNames.push(Object.keys(req.headers));
     let target: URL;
@@ -52,7 +57,9 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     });
     upstream.on('error', () => res.writeHead(502).end('proxy: upstream failed\n'));
     req.pipe(upstream);
-  });
+  };
+  // A `secure` proxy speaks TLS itself (an https:// --upstream-proxy), with the certificate set later.
+  const server = secure ? createHttpsServer({ SNICallback: (_name, done) => done(null, context) }, handle) : createServer(handle);
   server.on('connect', (req, client: Socket, head: Buffer) => {
     lines.push(`CONNECT ${req.url}`);
     headerNames.push(Object.keys(req.headers));
@@ -79,9 +86,12 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `${secure ? 'https' : 'http'}://127.0.0.1:${port}`,
     lines,
     headerNames,
+    setCertificate: (cert, key) => {
+      context = createSecureContext({ cert, key });
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       server.closeAllConnections();
