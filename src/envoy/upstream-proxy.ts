@@ -189,7 +189,17 @@ function connectCluster(name: string, inner: object, extra: object = {}) {
 export function upstreamProxyClusters(opts: ProxyOpts, tls: { typed_extension_protocol_options: object; transport_socket: object }): object[] {
   if (!opts.upstreamProxy) return [];
   const raw = { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') };
-  return [proxyCluster(opts), connectCluster('proxied_tls', tls.transport_socket, { typed_extension_protocol_options: tls.typed_extension_protocol_options }), connectCluster('proxied_raw', raw)];
+  // proxied_raw: one request per tunnel. A kept-alive sandbox connection may name another address with its
+  // next request, and a pooled tunnel would carry that request to the first one.
+  const oneRequest = typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
+    common_http_protocol_options: { max_requests_per_connection: 1 },
+    explicit_http_config: { http_protocol_options: {} },
+  });
+  return [
+    proxyCluster(opts),
+    connectCluster('proxied_tls', tls.transport_socket, { typed_extension_protocol_options: tls.typed_extension_protocol_options }),
+    connectCluster('proxied_raw', raw, { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': oneRequest } }),
+  ];
 }
 
 /** The internal listener that turns a connection into `CONNECT host:port` to the proxy (tcp_proxy tunneling_config). */

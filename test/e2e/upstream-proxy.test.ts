@@ -121,6 +121,20 @@ callbacks:
     expect(proxy.lines).toContain(`CONNECT 127.0.0.1:${plainPort}`);
   });
 
+  it('two IP addresses on one kept-alive sandbox connection get a tunnel each', async () => {
+    const other = createServer((req, res) => res.writeHead(200).end(`other ${req.url}\n`));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.2', r));
+    const otherPort = (other.address() as AddressInfo).port;
+    try {
+      // One curl, two URLs: curl reuses its connection to the sidecar for the second request.
+      const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--max-time', '20', `http://127.0.0.1:${plainPort}/one`, `http://127.0.0.2:${otherPort}/two`]);
+      expect(stdout).toBe(`plain GET /one host=127.0.0.1:${plainPort}\nother /two\n`);
+      expect(proxy.lines).toContain(`CONNECT 127.0.0.2:${otherPort}`);
+    } finally {
+      other.close();
+    }
+  });
+
   it('an --upstream-no-proxy destination is dialled directly, with the same checks and credentials', async () => {
     const r = await curl(rig.url('direct.test', '/user'));
     expect(r.status).toBe(200);
