@@ -25,7 +25,7 @@ export interface ForwardProxy {
  * `names`: hostname -> address (or `address:port`) the proxy dials, read at each request (anything else is
  * dialled as named); `refuse`: hosts answered 403.
  */
-export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = [], secure = false): Promise<ForwardProxy> {
+export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = [], secure = false, at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }): Promise<ForwardProxy> {
   const lines: string[] = [];
   const headerNames: string[][] = [];
   const sockets = new Set<Socket>();
@@ -82,11 +82,11 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     });
     upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n'));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(at.port, at.host, resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    url: `${secure ? 'https' : 'http'}://127.0.0.1:${port}`,
+    url: `${secure ? 'https' : 'http'}://${at.host}:${port}`,
     lines,
     headerNames,
     setCertificate: (cert, key) => {
