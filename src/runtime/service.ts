@@ -160,6 +160,7 @@ export function egressGuard(settings: Pick<ServeSettings, 'egressAllowCidrs' | '
 /** Starts sidecar-mode authproxy; throws a one-line AuthProxyError when the first config is invalid. */
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const egress = egressGuard(settings);
+  if (egress.upstream?.proxy) log.info({ upstreamProxy: egress.upstream.proxy.url, noProxy: settings.upstreamNoProxy ?? '' }, 'egress goes through the upstream proxy');
   const allowUnboundSeals = settings.allowUnboundSeals ?? false;
   if (allowUnboundSeals)
     log.warn('--allow-unbound-seals: sealed values that name no sandbox and no hosts are accepted; any config may use them for any host. Seal them again with `authproxy seal --sandbox --hosts` and drop the flag');
