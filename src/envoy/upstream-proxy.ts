@@ -14,6 +14,7 @@
  * nothing falls back to a direct dial. The CONNECT target comes from authproxy (`upstream_authority`), never
  * from what the sandbox sent later.
  */
+import { isIP } from 'node:net';
 import { typed } from './clusters.js';
 import { accessLog, dnsCache } from './filters.js';
 import type { BootstrapOptions } from './bootstrap.js';
@@ -152,11 +153,15 @@ function proxyCluster(opts: ProxyOpts) {
       ? {
           transport_socket: {
             name: 'envoy.transport_sockets.tls',
+            // The proxy's certificate must name it: its DNS name (also the SNI), or its IP address (no SNI).
             typed_config: typed('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
-              sni: proxy.host,
+              ...(isIP(proxy.host) === 0 ? { sni: proxy.host } : {}),
               common_tls_context: {
                 alpn_protocols: ['http/1.1'],
-                validation_context: { trusted_ca: { filename: opts.caBundle }, match_typed_subject_alt_names: [{ san_type: 'DNS', matcher: { exact: proxy.host } }] },
+                validation_context: {
+                  trusted_ca: { filename: opts.caBundle },
+                  match_typed_subject_alt_names: [{ san_type: isIP(proxy.host) === 0 ? 'DNS' : 'IP_ADDRESS', matcher: { exact: proxy.host } }],
+                },
               },
             }),
           },

@@ -165,40 +165,54 @@ callbacks:
 describe.skipIf(!bin)('egress through an https:// --upstream-proxy (TLS to the proxy, verified against --ca-bundle)', () => {
   let rig: Rig;
   let proxy: ForwardProxy;
-  const hosts = ['api.github.com', 'tunnel.test', 'proxy.test'];
+  let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
+  const hosts = ['api.github.com', 'tunnel.test', 'cb.test', 'callback.test', 'proxy.test', '127.0.0.1'];
 
   beforeAll(async () => {
     proxy = await startForwardProxy(Object.fromEntries(hosts.map((h) => [h, '127.0.0.1'])), [], true);
-    const url = `https://proxy.test:${proxy.port}`;
+    callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CB_TOKEN}` }));
     rig = await startRig({
       hosts,
       secrets: { GITHUB_TOKEN: TOKEN },
       // Only the proxy's own name resolves to loopback: Envoy finds it through the rig's DNS (--dns-resolver).
       dnsAnswer: (name) => (name === 'proxy.test' ? '127.0.0.1' : BLACKHOLE),
-      serveArgs: ['--upstream-proxy', url],
-      bootstrap: { upstreamProxy: parseUpstreamProxy(url) },
+      // authproxy's own clients resolve the proxy with the system resolver, which has no proxy.test: they get
+      // its address (a certificate for 127.0.0.1), and trust the proxy's CA through NODE_EXTRA_CA_CERTS.
+      serveArgs: ['--upstream-proxy', `https://127.0.0.1:${proxy.port}`],
+      authproxyEnv: ({ caFile }) => ({ NODE_EXTRA_CA_CERTS: caFile }),
+      bootstrap: { upstreamProxy: parseUpstreamProxy(`https://proxy.test:${proxy.port}`) },
       config: () => `
 rules:
   - name: github
     match_hosts: ["api.github.com"]
     headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]
+callbacks:
+  - match_hosts: ["cb.test"]
+    url: "http://callback.test:${new URL(callbacks.url).port}/resolve"
+    ttl_seconds: 60
 `,
     });
-    // The proxy's certificate comes from the CA that --ca-bundle holds (the rig's upstream CA).
-    const leaf = rig.upstreamPki.leaves.get('proxy.test')!;
-    proxy.setCertificate(leaf.cert, leaf.key);
+    // The proxy's certificates come from the CA that --ca-bundle holds (the rig's upstream CA).
+    const byName = rig.upstreamPki.leaves.get('proxy.test')!;
+    const byIp = rig.upstreamPki.leaves.get('127.0.0.1')!;
+    proxy.setCertificate(byName.cert, byName.key, byIp);
   }, 60_000);
 
   afterAll(async () => {
     await rig?.stop();
     await proxy?.close();
+    await callbacks?.close();
   });
 
-  it('intercepts and tunnels through the TLS proxy', async () => {
-    const run2 = (target: string, args: string[]) => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, '--max-time', '20', ...args, target]).then((r) => r.stdout);
-    expect(await run2(rig.url('api.github.com', '/user'), ['--cacert', rig.authproxyCa])).toBe('200');
+  it('intercepts, tunnels and calls callbacks through the TLS proxy', async () => {
+    const get = (target: string, args: string[]) => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, '--max-time', '20', ...args, target]).then((r) => r.stdout);
+    expect(await get(rig.url('api.github.com', '/user'), ['--cacert', rig.authproxyCa])).toBe('200');
     expect(rig.upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
-    expect(await run2(rig.url('tunnel.test', '/t'), ['--cacert', rig.upstreamPki.caFile])).toBe('200');
-    expect(proxy.lines).toEqual([`CONNECT api.github.com:${rig.upstream.port}`, `CONNECT tunnel.test:${rig.upstream.port}`]);
+    expect(await get(rig.url('tunnel.test', '/t'), ['--cacert', rig.upstreamPki.caFile])).toBe('200');
+    expect(await get(rig.url('cb.test', '/c'), ['--cacert', rig.authproxyCa])).toBe('200');
+    expect(rig.upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${CB_TOKEN}`);
+    const callbackPort = new URL(callbacks.url).port;
+    expect(proxy.lines.filter((l) => !l.includes('callback.test'))).toEqual([`CONNECT api.github.com:${rig.upstream.port}`, `CONNECT tunnel.test:${rig.upstream.port}`, `CONNECT cb.test:${rig.upstream.port}`]);
+    expect(proxy.lines.some((l) => l === `CONNECT callback.test:${callbackPort}` || l.startsWith(`POST http://callback.test:${callbackPort}/`))).toBe(true);
   });
 });

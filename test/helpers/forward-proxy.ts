@@ -6,7 +6,7 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, isIP, type AddressInfo, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 
 export interface ForwardProxy {
@@ -16,8 +16,11 @@ export interface ForwardProxy {
   readonly lines: string[];
   /** The header names of each request, in the same order. */
   readonly headerNames: string[][];
-  /** `secure` proxies only: the certificate it presents from now on (until set, handshakes fail). */
-  setCertificate(cert: string, key: string): void;
+  /**
+   * `secure` proxies only: the certificate it presents from now on (until set, handshakes fail); `byIp`
+   * for clients that connect by address and send no SNI.
+   */
+  setCertificate(cert: string, key: string, byIp?: { cert: string; key: string }): void;
   close(): Promise<void>;
 }
 
@@ -37,6 +40,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
   };
   const refused = (host: string) => refuse.includes(host.toLowerCase());
   let context: SecureContext | undefined;
+  let ipContext: SecureContext | undefined;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     lines.push(`${req.method} ${req.url}`);
     headerNames.push(Object.keys(req.headers));
@@ -59,7 +63,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     req.pipe(upstream);
   };
   // A `secure` proxy speaks TLS itself (an https:// --upstream-proxy), with the certificate set later.
-  const server = secure ? createHttpsServer({ SNICallback: (_name, done) => done(null, context) }, handle) : createServer(handle);
+  const server = secure ? createHttpsServer({ SNICallback: (name, done) => done(null, isIP(name) ? ipContext : context) }, handle) : createServer(handle);
   server.on('connect', (req, client: Socket, head: Buffer) => {
     lines.push(`CONNECT ${req.url}`);
     headerNames.push(Object.keys(req.headers));
@@ -89,8 +93,11 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     url: `${secure ? 'https' : 'http'}://${at.host}:${port}`,
     lines,
     headerNames,
-    setCertificate: (cert, key) => {
+    setCertificate: (cert, key, byIp) => {
       context = createSecureContext({ cert, key });
+      ipContext = createSecureContext(byIp ?? { cert, key });
+      // Without SNI the server's own context answers (some clients send an IP address as SNI instead).
+      (server as unknown as { setSecureContext(o: object): void }).setSecureContext(byIp ?? { cert, key });
     },
     close: async () => {
       for (const s of sockets) s.destroy();
