@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, getCACertificates, setDefaultCACertificates } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callCallback, DEFAULT_CALLBACK_LIMITS, type CallbackLimits } from '../../src/callbacks/client.js';
 import { CallbackSigner } from '../../src/callbacks/signer.js';
@@ -49,7 +49,7 @@ describe("authproxy's own clients through --upstream-proxy", () => {
     });
     await new Promise<void>((r) => callbackServer.listen(0, '127.0.0.1', r));
     callbackPort = (callbackServer.address() as AddressInfo).port;
-    pki = await makePki(dir.path, 'origin', ['tokens.test', 'direct.test']);
+    pki = await makePki(dir.path, 'origin', ['tokens.test', 'direct.test', '127.0.0.1']);
     const leaf = pki.leaves.get('tokens.test')!;
     const contexts = new Map([...pki.leaves].map(([name, l]) => [name, createSecureContext({ cert: l.cert, key: l.key })]));
     tls = createHttpsServer({ cert: leaf.cert, key: leaf.key, SNICallback: (name, done) => done(null, contexts.get(name)) }, (req, res) => res.writeHead(200).end(`tls ${req.headers.host}`));
@@ -109,6 +109,32 @@ describe("authproxy's own clients through --upstream-proxy", () => {
     expect(proxy.lines).toContain(`CONNECT tokens.test:${tlsPort}`);
     expect(await viaAgent('refused.test')).toMatch(/^error: upstream proxy: CONNECT refused\.test:\d+ refused \(403\)$/);
     expect(await viaAgent('private.test')).toMatch(/^error: host /);
+  });
+
+  it('the agent reaches the origin through an https:// proxy (TLS inside TLS)', async () => {
+    const secure = await startForwardProxy(Object.fromEntries(NAMES.map((n) => [n, '127.0.0.1'])), [], true);
+    const ip = pki.leaves.get('127.0.0.1')!;
+    secure.setCertificate(ip.cert, ip.key);
+    // The proxy's certificate comes from the test CA: trusted here as NODE_EXTRA_CA_CERTS trusts it in serve.
+    const roots = getCACertificates('default');
+    setDefaultCACertificates([...roots, pki.caPem]);
+    try {
+      const viaTls = new EgressGuard(serverResolver(`127.0.0.1:${dns.port}`), [], UpstreamRoute.fromFlags(secure.url, undefined));
+      const body = await new Promise<string>((resolve) => {
+        const req = httpsRequest({ host: 'tokens.test', port: tlsPort, path: '/', agent: guardedHttpsAgent(viaTls), ca: pki.caPem }, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve(text));
+        });
+        req.on('error', (err) => resolve(`error: ${err.message}`));
+        req.end();
+      });
+      expect(body).toBe(`tls tokens.test:${tlsPort}`);
+      expect(secure.lines).toEqual([`CONNECT tokens.test:${tlsPort}`]);
+    } finally {
+      setDefaultCACertificates(roots);
+      await secure.close();
+    }
   });
 
   it('the agent dials an --upstream-no-proxy host directly', async () => {
