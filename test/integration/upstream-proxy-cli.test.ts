@@ -4,11 +4,11 @@
  * and bad values are one-line usage errors naming the flag, on every command that takes them.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { envoyBinary } from '../helpers/envoy.js';
+import { envoyBinary, freePort } from '../helpers/envoy.js';
 import { tempDir } from '../helpers/fs.js';
 
 const bin = envoyBinary();
@@ -22,6 +22,33 @@ function envoyValidate(yaml: string): void {
 }
 
 describe('--upstream-proxy on the CLI', () => {
+  it('up passes both flags on: authproxy logs the proxy, the rendered bootstrap sends egress through it', async () => {
+    const state = join(dir.path, 'up-state');
+    const examples = new URL('../../examples/', import.meta.url).pathname;
+    // /bin/false as Envoy: up renders the bootstrap, starts authproxy, then stops when "Envoy" exits.
+    const r = runCli([
+      'up',
+      '--config',
+      `${examples}config.yaml`,
+      '--secrets-dir',
+      `${examples}secrets`,
+      '--state-dir',
+      state,
+      '--envoy',
+      '/bin/false',
+      '--proxy-port',
+      String(await freePort()),
+      '--upstream-proxy',
+      'http://proxy.corp.example:3128',
+      '--upstream-no-proxy',
+      'corp.internal',
+    ]);
+    expect(r.stderr).toContain('"upstreamProxy":"http://proxy.corp.example:3128","noProxy":"corp.internal","msg":"egress goes through the upstream proxy"');
+    const yaml = readFileSync(join(state, 'envoy.yaml'), 'utf8');
+    expect(yaml).toContain('name: upstream_proxy');
+    expect(yaml).toContain('address: proxy.corp.example');
+  });
+
   it.skipIf(!bin).each([
     [['--upstream-proxy', 'http://proxy.corp.example:3128'], {}],
     [['--upstream-proxy', 'https://proxy.corp.example:3129', '--mode', 'transparent'], {}],
