@@ -11,8 +11,9 @@
  *   proxy_connect  plain HTTP to an IP address: origin-form inside a `CONNECT ip:port`, as intercepted hosts
  *
  * Without the metadata (an authproxy started without the flags) a connection goes through the proxy:
- * nothing falls back to a direct dial. The CONNECT target comes from authproxy (`upstream_authority`), never
- * from what the sandbox sent later.
+ * nothing falls back to a direct dial. The tcp_proxy's CONNECT target is authproxy's `upstream_authority`
+ * (the decided host and port, by name: the proxy resolves it); a forwarded tunnel CONNECT carries the
+ * authority authproxy decided on, as the sandbox wrote it.
  */
 import { isIP } from 'node:net';
 import { typed } from './clusters.js';
