@@ -1,10 +1,15 @@
 /**
- * An `aws: {role_arn}` rule behind `--upstream-proxy`, through a real Envoy: authproxy's own AssumeRole call
- * (the AWS SDK's NodeHttpHandler with the tunnelling https Agent) and the sandbox's re-signed S3 requests
- * both go through the loopback forward proxy; every AWS name resolves to a blackholed address for the
- * sidecar and authproxy, so nothing reaches the fake STS and S3 but through it.
+ * Cloud rules behind `--upstream-proxy`, through a real Envoy: authproxy's own calls — AWS AssumeRole (the
+ * AWS SDK's NodeHttpHandler) and Google token minting (google-auth-library), both with the tunnelling https
+ * Agent — and the sandbox's requests go through the loopback forward proxy. Every name resolves to a
+ * blackholed address for the sidecar and authproxy, so nothing reaches the fakes but through the proxy.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GCP_PLACEHOLDER_TOKEN } from '../../src/envoy/sandbox-env.js';
+import { tempDir } from '../helpers/fs.js';
+import { makeServiceAccount, startGcpFake, type GcpFake } from '../helpers/gcp-fake.js';
 import { parseUpstreamProxy } from '../../src/egress/upstream-proxy.js';
 import { createAwsFake } from '../helpers/aws-fake.js';
 import { jsRoundTrip, type SandboxSide } from '../helpers/aws-clients.js';
@@ -63,5 +68,51 @@ rules:
     // dial) and the sandbox's GetCallerIdentity through Envoy.
     expect(proxy.lines.filter((l) => l === `CONNECT sts.us-east-1.amazonaws.com:${port}`).length).toBeGreaterThanOrEqual(2);
     expect(proxy.lines.some((l) => /^CONNECT (bucket\.)?s3\.us-east-1\.amazonaws\.com:\d+$/.test(l))).toBe(true);
+  });
+});
+
+describe.skipIf(!bin)('Google Cloud token minting through --upstream-proxy (real Envoy, direct route blocked)', () => {
+  const dir = tempDir('authproxy-gcp-proxy-');
+  let fake: GcpFake;
+  let rig: Rig;
+  let proxy: ForwardProxy;
+  const scopes = ['https://www.googleapis.com/auth/cloud-platform'];
+
+  beforeAll(async () => {
+    fake = await startGcpFake(dir.path);
+    const account = makeServiceAccount(fake.url);
+    fake.accept(account, scopes);
+    const hosts = ['storage.googleapis.com', fake.host];
+    proxy = await startForwardProxy(Object.fromEntries(hosts.map((h) => [h, '127.0.0.1'])));
+    rig = await startRig({
+      hosts,
+      secrets: { GCP_SA: account.json },
+      dnsAnswer: () => '198.51.100.7',
+      serveArgs: ['--upstream-proxy', proxy.url, '--gcp-token-uri-allow', new URL(fake.url).origin],
+      bootstrap: { upstreamProxy: parseUpstreamProxy(proxy.url) },
+      authproxyEnv: () => ({ NODE_EXTRA_CA_CERTS: fake.pki.caFile }),
+      config: () => `
+rules:
+  - name: gcp
+    type: gcp
+    gcp: { service_account_json: { type: workspace_secret, value: "{GCP_SA}" }, scopes: ${JSON.stringify(scopes)} }
+`,
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await rig?.stop();
+    await proxy?.close();
+    await fake?.close();
+    dir.cleanup();
+  });
+
+  it('mints the token through the proxy and injects it', async () => {
+    const url = rig.url('storage.googleapis.com', '/storage/v1/b');
+    const { stdout } = await promisify(execFile)('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-H', `Authorization: Bearer ${GCP_PLACEHOLDER_TOKEN}`, url]);
+    const seen = (JSON.parse(stdout) as { headers: Record<string, string> }).headers.authorization;
+    expect(seen).toMatch(/^Bearer /);
+    expect(seen).not.toContain(GCP_PLACEHOLDER_TOKEN);
+    expect(fake.calls.filter((c) => c.ok)).toHaveLength(1);
+    expect(proxy.lines).toEqual(expect.arrayContaining([`CONNECT ${fake.host}:${new URL(fake.url).port}`, `CONNECT storage.googleapis.com:${rig.upstream.port}`]));
   });
 });
