@@ -2,7 +2,8 @@
  * Egress through a corporate forward proxy (`--upstream-proxy`), end to end with a real Envoy sidecar:
  * the direct route is blocked — the sidecar's DNS answers every test name but one with a blackholed
  * address (198.51.100.7, TEST-NET-2), so only the loopback forward proxy, which resolves names with its
- * own table, reaches the origins. The proxy records every CONNECT and absolute-form request line.
+ * own table, reaches the origins; Envoy's own DNS answers nothing. The proxy records every CONNECT and
+ * absolute-form request line.
  */
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -11,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseUpstreamProxy } from '../../src/egress/upstream-proxy.js';
 import { answer, startCallbackServer } from '../helpers/callback-server.js';
-import { envoyBinary } from '../helpers/envoy.js';
+import { envoyBinary, freePort } from '../helpers/envoy.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { makePki } from '../helpers/pki.js';
 import { startRig, type Rig } from '../helpers/sidecar-rig.js';
@@ -53,12 +54,15 @@ describe.skipIf(!bin)('egress through --upstream-proxy (real Envoy, direct route
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
     plainPort = (plain.address() as AddressInfo).port;
     const callbackPort = new URL(callbacks.url).port;
+    const deadPort = await freePort();
     rig = await startRig({
       hosts: HOSTS,
       secrets: { GITHUB_TOKEN: TOKEN },
       dnsAnswer: (name) => (name === 'direct.test' ? '127.0.0.1' : BLACKHOLE),
       serveArgs: ['--upstream-proxy', proxy.url, '--upstream-no-proxy', 'direct.test,.corp.internal'],
-      bootstrap: { upstreamProxy: parseUpstreamProxy(proxy.url) },
+      // Envoy's own DNS answers nothing at all (a port where no server listens), as in a network where only
+      // the proxy resolves outside names: proxied connections need none, direct ones dial authproxy's pin.
+      bootstrap: { upstreamProxy: parseUpstreamProxy(proxy.url), dnsResolver: `127.0.0.1:${deadPort}` },
       config: () => `
 rules:
   - name: github
