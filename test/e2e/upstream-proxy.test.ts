@@ -1,9 +1,9 @@
 /**
  * Egress through a corporate forward proxy (`--upstream-proxy`), end to end with a real Envoy sidecar:
- * the direct route is blocked — the sidecar's DNS answers every test name but one with a blackholed
- * address (198.51.100.7, TEST-NET-2), so only the loopback forward proxy, which resolves names with its
- * own table, reaches the origins; Envoy's own DNS answers nothing. The proxy records every CONNECT and
- * absolute-form request line.
+ * the direct route is blocked — the DNS server authproxy checks destinations with answers every test name
+ * but one with a blackholed address (198.51.100.7, TEST-NET-2), and Envoy's own DNS answers nothing, so
+ * only the loopback forward proxy, which resolves names with its own table, reaches the origins. The proxy
+ * records every CONNECT and absolute-form request line.
  */
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
