@@ -7,7 +7,7 @@
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, isIP, type AddressInfo, type Socket } from 'node:net';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 
 export interface ForwardProxy {
   readonly port: number;
@@ -21,6 +21,8 @@ export interface ForwardProxy {
    * for clients that connect by address and send no SNI.
    */
   setCertificate(cert: string, key: string, byIp?: { cert: string; key: string }): void;
+  /** Inspect TLS to `host`: answer CONNECTs to it with this certificate (a TLS-inspecting proxy's re-signed one). */
+  inspect(host: string, cert: string, key: string): void;
   close(): Promise<void>;
 }
 
@@ -62,6 +64,24 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     upstream.on('error', () => res.writeHead(502).end('proxy: upstream failed\n'));
     req.pipe(upstream);
   };
+  const inspected = new Map<string, SecureContext>();
+  /**
+   * TLS inspection: the proxy answers the client's handshake with its own certificate for `host`, opens
+   * TLS to the origin itself (without checking it, as such proxies are configured to trust their own
+   * roots) and relays the plaintext, recording its first line as `INSPECTED <request line>`.
+   */
+  const inspect = (client: Socket, upstream: Socket, host: string, secureContext: SecureContext) => {
+    const fromClient = new TLSSocket(client, { isServer: true, secureContext });
+    const toOrigin = tlsConnect({ socket: upstream, servername: host, rejectUnauthorized: false });
+    fromClient.on('error', () => client.destroy());
+    toOrigin.on('error', () => client.destroy());
+    fromClient.once('data', (first: Buffer) => {
+      lines.push(`INSPECTED ${first.toString('latin1').split('\r\n')[0]}`);
+      toOrigin.write(first);
+      fromClient.pipe(toOrigin);
+      toOrigin.pipe(fromClient);
+    });
+  };
   // A `secure` proxy speaks TLS itself (an https:// --upstream-proxy), with the certificate set later.
   const server = secure ? createHttpsServer({ SNICallback: (name, done) => done(null, isIP(name) ? ipContext : context) }, handle) : createServer(handle);
   server.on('connect', (req, client: Socket, head: Buffer) => {
@@ -81,6 +101,8 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     upstream.once('connect', () => {
       client.write('HTTP/1.1 200 Connection established\r\n\r\n');
       if (head.length > 0) upstream.write(head);
+      const inspecting = inspected.get(m[1]!.toLowerCase());
+      if (inspecting) return inspect(client, upstream, m[1]!, inspecting);
       upstream.pipe(client);
       client.pipe(upstream);
     });
@@ -93,6 +115,7 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     url: `${secure ? 'https' : 'http'}://${at.host}:${port}`,
     lines,
     headerNames,
+    inspect: (host, cert, key) => void inspected.set(host.toLowerCase(), createSecureContext({ cert, key })),
     setCertificate: (cert, key, byIp) => {
       context = createSecureContext({ cert, key });
       ipContext = createSecureContext(byIp ?? { cert, key });
