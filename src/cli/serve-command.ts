@@ -7,14 +7,13 @@ import { AdminTokens } from '../admin/tokens.js';
 import { parseCallbackAllowList } from '../admin/callback-policy.js';
 import { startHttpPort } from '../runtime/http-port.js';
 import { metricsRoutes } from '../metrics/routes.js';
-import { envOption } from './options.js';
+import { envOption, UPSTREAM_NO_PROXY_HELP, UPSTREAM_PROXY_HELP } from './options.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
 import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.js';
 import { DEFAULT_CALLBACK_ISSUER, normalizeIssuer } from '../callbacks/signer.js';
 import { parseGcpTokenUriAllow } from '../cloud/gcp/token-uri-allow.js';
 import { UpstreamRoute } from '../egress/upstream-proxy.js';
-import { UPSTREAM_NO_PROXY_HELP, UPSTREAM_PROXY_HELP } from './options.js';
 
 /** --log-format, checked (serve and up). */
 export function logFormat(value: string): LogFormat {
