@@ -6,7 +6,11 @@
  * records every CONNECT and absolute-form request line.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import http2 from 'node:http2';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,6 +105,35 @@ callbacks:
     expect(r.status).toBe(502);
     expect(proxy.lines).toContain(`CONNECT impostor.test:${rig.upstream.port}`);
     expect(impostor.received).toEqual([]);
+  });
+
+  it('an HTTP/2 CONNECT from the sandbox leaves as an HTTP/1.1 CONNECT to the proxy', async () => {
+    const session = http2.connect(rig.proxyUrl);
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':method': 'CONNECT', ':authority': `tunnel.test:${rig.upstream.port}` });
+      const status = await new Promise<number>((resolve, reject) => {
+        stream.on('response', (h) => resolve(Number(h[':status'])));
+        stream.on('error', reject);
+      });
+      expect(status).toBe(200);
+      const body = await new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect({ socket: stream as unknown as Duplex, servername: 'tunnel.test', ca: readFileSync(rig.upstreamPki.caFile) }, () => {
+          socket.write('GET /h2 HTTP/1.1\r\nhost: tunnel.test\r\nconnection: close\r\n\r\n');
+        });
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString()));
+        socket.on('end', () => {
+          socket.destroy();
+          resolve(text);
+        });
+        socket.on('error', reject);
+      });
+      expect(body).toMatch(/^HTTP\/1\.1 200/);
+      expect(received('tunnel.test').at(-1)!.path).toBe('/h2');
+    } finally {
+      session.destroy();
+    }
   });
 
   it('a host no rule names is tunnelled untouched through the proxy (the sandbox sees the real certificate)', async () => {
