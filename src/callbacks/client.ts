@@ -2,7 +2,7 @@ import { headerNameProblem, headerValueProblem } from '../config/schema.js';
 import type { CompiledCallback } from '../policy/compiled.js';
 import type { Target } from '../policy/host.js';
 import { isIP } from 'node:net';
-import type { Agent } from 'undici';
+import type { Agent, ProxyAgent } from 'undici';
 import type { EgressGuard } from '../egress/guard.js';
 import { guardedLookup } from '../egress/lookup.js';
 import { SIGNATURE_HEADER, type CallbackSigner } from './signer.js';
@@ -190,11 +190,34 @@ let undici: Promise<typeof import('undici')> | undefined;
 /** fetch through the guard's connection pool (undici's fetch, which takes a dispatcher). */
 async function guardedFetch(guard: EgressGuard, url: string, init: RequestInit): Promise<unknown> {
   // A failed load is not kept: the next call tries again (this one fails closed as a transport failure).
-  const { Agent, fetch } = await (undici ??= import('undici').catch((err: unknown) => {
+  const loaded = await (undici ??= import('undici').catch((err: unknown) => {
     undici = undefined;
     throw err;
   }));
-  return fetch(url, { ...(init as object), dispatcher: guardedAgent(guard, Agent) });
+  const proxied = await proxyDispatcher(guard, url, loaded);
+  return loaded.fetch(url, { ...(init as object), dispatcher: proxied ?? guardedAgent(guard, loaded.Agent) });
+}
+
+const proxyAgents = new WeakMap<EgressGuard, ProxyAgent>();
+
+/**
+ * With `--upstream-proxy`, a callback host outside `--upstream-no-proxy` is checked by the guard (it must
+ * not resolve to a private address), then reached through the proxy (undici's ProxyAgent: a CONNECT
+ * tunnel, TLS to the callback inside it). Undefined: dial directly, pinned by `guardedAgent`.
+ */
+async function proxyDispatcher(guard: EgressGuard, url: string, loaded: typeof import('undici')): Promise<ProxyAgent | undefined> {
+  const route = guard.upstream;
+  const parsed = new URL(url);
+  const port = Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));
+  if (!route?.proxy || route.direct(parsed.hostname, port)) return undefined;
+  const checked = await guard.check(parsed.hostname);
+  if (!checked.ok) throw new EgressRefused(`callback host ${checked.reason === 'unresolvable' ? 'does not resolve' : checked.detail}`);
+  let agent = proxyAgents.get(guard);
+  if (!agent) {
+    agent = new loaded.ProxyAgent({ uri: route.proxy.url });
+    proxyAgents.set(guard, agent);
+  }
+  return agent;
 }
 
 /**

@@ -7,7 +7,8 @@ import { renderBootstrap } from '../envoy/bootstrap.js';
 import { renderTransparentBootstrap } from '../envoy/transparent.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
 import { SANDBOX_ID } from '../extproc/server.js';
-import { envOption } from './options.js';
+import { envOption, UPSTREAM_PROXY_HELP } from './options.js';
+import { parseUpstreamProxy } from '../egress/upstream-proxy.js';
 
 /** Parses a port flag (0..65535); anything else is a usage error naming the flag. */
 export function port(value: string, flag: string): number {
@@ -29,6 +30,7 @@ interface EnvoyFlags {
   dnsResolver?: string;
   messageTimeoutMs: string;
   credentialHeaders?: string;
+  upstreamProxy?: string;
   mode: string;
 }
 
@@ -58,6 +60,7 @@ export function registerEnvoyCommands(program: Command): void {
     .addOption(envOption('--dns-resolver <host:port>', 'DNS server for upstream names (default: /etc/resolv.conf)', 'AUTHPROXY_DNS_RESOLVER'))
     .addOption(envOption('--message-timeout-ms <ms>', 'ext_proc message timeout; above the worst callback wait (lock deadline + callback timeout)', 'AUTHPROXY_MESSAGE_TIMEOUT_MS').default('12000'))
     .addOption(envOption('--credential-headers <names>', 'comma-separated strict allow-list of headers authproxy may set', 'AUTHPROXY_CREDENTIAL_HEADERS'))
+    .addOption(envOption('--upstream-proxy <url>', `${UPSTREAM_PROXY_HELP} (give serve the same, with its --upstream-no-proxy)`, 'AUTHPROXY_UPSTREAM_PROXY'))
     .action((f: EnvoyFlags) => {
       if (f.mode !== 'forward' && f.mode !== 'transparent') throw new AuthProxyError('usage', `--mode: "${f.mode}" must be forward or transparent`);
       const render = f.mode === 'transparent' ? renderTransparentBootstrap : renderBootstrap;
@@ -82,6 +85,7 @@ export function registerEnvoyCommands(program: Command): void {
               ?.split(',')
               .map((h) => h.trim())
               .filter(Boolean),
+            upstreamProxy: f.upstreamProxy ? parseUpstreamProxy(f.upstreamProxy) : undefined,
           }),
         );
       } catch (err) {

@@ -7,12 +7,13 @@ import { AdminTokens } from '../admin/tokens.js';
 import { parseCallbackAllowList } from '../admin/callback-policy.js';
 import { startHttpPort } from '../runtime/http-port.js';
 import { metricsRoutes } from '../metrics/routes.js';
-import { envOption } from './options.js';
+import { envOption, UPSTREAM_NO_PROXY_HELP, UPSTREAM_PROXY_HELP } from './options.js';
 import { SANDBOX_ID } from '../extproc/server.js';
 import { AuthProxyError } from '../errors.js';
 import { DEFAULT_TENANT_ID, identityFieldProblem } from '../sandboxes/identity.js';
 import { DEFAULT_CALLBACK_ISSUER, normalizeIssuer } from '../callbacks/signer.js';
 import { parseGcpTokenUriAllow } from '../cloud/gcp/token-uri-allow.js';
+import { UpstreamRoute } from '../egress/upstream-proxy.js';
 
 /** --log-format, checked (serve and up). */
 export function logFormat(value: string): LogFormat {
@@ -56,6 +57,8 @@ interface ServeFlags {
   awsStsEndpoint?: string;
   awsRegion?: string;
   gcpTokenUriAllow?: string;
+  upstreamProxy?: string;
+  upstreamNoProxy?: string;
 }
 
 /** --aws-sts-endpoint must be an https:// URL (it receives authproxy's own signed requests); --aws-region a region name. */
@@ -149,6 +152,8 @@ export function registerServeCommand(program: Command): void {
       envOption('--egress-allow-cidrs <list>', 'private CIDRs that destinations and callbacks may resolve to (loopback and metadata only when named); never 127.0.0.0/8 in production', 'AUTHPROXY_EGRESS_ALLOW_CIDRS'),
     )
     .addOption(envOption('--dns-resolver <addr>', 'DNS server (host:port) for resolving destinations before they are checked (default: the system resolver)', 'AUTHPROXY_DNS_RESOLVER'))
+    .addOption(envOption('--upstream-proxy <url>', UPSTREAM_PROXY_HELP, 'AUTHPROXY_UPSTREAM_PROXY'))
+    .addOption(envOption('--upstream-no-proxy <list>', UPSTREAM_NO_PROXY_HELP, 'AUTHPROXY_UPSTREAM_NO_PROXY'))
     .addOption(envOption('--aws-sts-endpoint <url>', "STS endpoint for AWS role rules' AssumeRole (default: the --aws-region STS endpoint)", 'AUTHPROXY_AWS_STS_ENDPOINT'))
     .addOption(envOption('--aws-region <region>', "region of authproxy's STS client (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1)", 'AUTHPROXY_AWS_REGION'))
     .addOption(
@@ -172,6 +177,7 @@ export function registerServeCommand(program: Command): void {
       if (!SANDBOX_ID.test(flags.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${flags.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
       const { callbackIssuer } = identityChecks(flags);
       awsChecks(flags);
+      UpstreamRoute.fromFlags(flags.upstreamProxy, flags.upstreamNoProxy);
       const gcpTokenUriAllow = parseGcpTokenUriAllow(flags.gcpTokenUriAllow ?? '');
       if (!LEVELS.includes(flags.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
       const log = createLogger(flags.logLevel as 'info', undefined, logFormat(flags.logFormat));

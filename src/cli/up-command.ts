@@ -7,7 +7,8 @@ import { DEFAULT_STATE_DIR } from '../up/state.js';
 import { runUp, upEnv, type UpOptions } from '../up/run.js';
 import { port } from './envoy-commands.js';
 import { LEVELS, logFormat } from './serve-command.js';
-import { envOption, reportError } from './options.js';
+import { envOption, reportError, UPSTREAM_NO_PROXY_HELP, UPSTREAM_PROXY_HELP } from './options.js';
+import { UpstreamRoute } from '../egress/upstream-proxy.js';
 
 interface UpFlags {
   config: string;
@@ -23,6 +24,8 @@ interface UpFlags {
   dnsResolver?: string;
   upstreamCa?: string;
   egressAllowCidrs?: string;
+  upstreamProxy?: string;
+  upstreamNoProxy?: string;
 }
 
 /** Checks the flags that can be checked without touching anything. */
@@ -32,6 +35,7 @@ function upOptions(f: UpFlags): UpOptions {
   if (!SANDBOX_ID.test(f.sandboxId)) throw new AuthProxyError('usage', `--sandbox-id: "${f.sandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
   if (!LEVELS.includes(f.logLevel)) throw new AuthProxyError('usage', `--log-level: must be one of ${LEVELS.join(', ')}`);
   if (f.dnsResolver && parseListenAddress(f.dnsResolver, '--dns-resolver').kind !== 'tcp') throw new AuthProxyError('usage', '--dns-resolver: must be host:port');
+  UpstreamRoute.fromFlags(f.upstreamProxy, f.upstreamNoProxy);
   return { ...f, envFile: f.writeEnv, proxyPort, logLevel: f.logLevel as LevelWithSilent, logFormat: logFormat(f.logFormat) };
 }
 
@@ -59,6 +63,8 @@ export function registerUpCommand(program: Command): void {
     .addOption(envOption('--dns-resolver <addr>', 'DNS server (host:port) for authproxy and Envoy (default: the system resolver)', 'AUTHPROXY_DNS_RESOLVER'))
     .addOption(envOption('--upstream-ca <file>', 'roots Envoy verifies upstream servers against (default: the system roots)', 'AUTHPROXY_UPSTREAM_CA_BUNDLE'))
     .addOption(envOption('--egress-allow-cidrs <list>', 'private CIDRs destinations may resolve to (as serve); never 127.0.0.0/8 in production', 'AUTHPROXY_EGRESS_ALLOW_CIDRS'))
+    .addOption(envOption('--upstream-proxy <url>', UPSTREAM_PROXY_HELP, 'AUTHPROXY_UPSTREAM_PROXY'))
+    .addOption(envOption('--upstream-no-proxy <list>', UPSTREAM_NO_PROXY_HELP, 'AUTHPROXY_UPSTREAM_NO_PROXY'))
     .action(async (f: UpFlags) => {
       const opts = upOptions(f);
       if (f.printEnv) return void process.stdout.write(await upEnv(opts));

@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import { AuthProxyError } from '../errors.js';
 import { classifyAddress, METADATA_ADDRESSES, type AddressClass } from './address-class.js';
 import type { HostResolver } from './resolver.js';
+import type { UpstreamRoute } from './upstream-proxy.js';
 
 /** The answer of the guard for one destination. */
 export type GuardResult =
@@ -62,6 +63,11 @@ export class EgressGuard {
   constructor(
     private readonly resolver: HostResolver,
     allow: readonly Cidr[] = [],
+    /**
+     * `--upstream-proxy` / `--upstream-no-proxy`: how checked destinations leave (Envoy's, through the
+     * engine's route answer, and authproxy's own clients'); undefined = directly, at the checked address.
+     */
+    readonly upstream?: UpstreamRoute,
   ) {
     for (const cidr of allow) {
       this.opened.addSubnet(cidr.network, cidr.prefix, cidr.family);

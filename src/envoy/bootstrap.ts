@@ -3,6 +3,8 @@ import { ROUTE_HEADER } from '../extproc/translate.js';
 import { accessLog, connectUpgrade, dfpFilter, dialPin, DIAL_HOST, DIAL_PORT, dnsCache, extProc, router, routeOn, SAFE_RETRY, sandboxRoute, typed, type ExtProcPhase } from './filters.js';
 import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
 import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
+import { connectTunnelRoutes, customResponseFilter, httpTunnelRoutes, innerRoutes, interceptLocalReply, upstreamConnectListeners, upstreamFilterState, upstreamProxyClusters } from './upstream-proxy.js';
+import type { UpstreamProxyUrl } from '../egress/upstream-proxy.js';
 
 /**
  * The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body.
@@ -30,6 +32,8 @@ export interface BootstrapOptions {
   readonly messageTimeoutMs: number;
   /** When set, the only header names authproxy may set (strict allow-list); else any non-reserved header. */
   readonly credentialHeaders?: readonly string[];
+  /** `--upstream-proxy`: egress leaves through this forward proxy unless authproxy answers `direct` (src/envoy/upstream-proxy.ts). */
+  readonly upstreamProxy?: UpstreamProxyUrl;
 }
 
 /**
@@ -94,14 +98,19 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
             domains: ['*'],
             routes: [
               { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
-              { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } },
+              // With --upstream-proxy: direct routes for authproxy's `direct` answers, then the proxied ones.
+              ...connectTunnelRoutes(opts, { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } }, [
+                ROUTE_HEADER,
+                'proxy-authorization',
+                ...variant.stripOnForward,
+              ]),
               { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
-              {
+              ...httpTunnelRoutes(opts, {
                 name: 'http_tunnel',
                 match: { prefix: '/', headers: routeOn('tunnel') },
                 request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward],
                 route: { cluster: 'dfp_plain', timeout: '300s', retry_policy: SAFE_RETRY },
-              },
+              }),
               { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
             ],
           },
@@ -128,9 +137,11 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
                 format_string: { text_format_source: { inline_string: '%REQ(:AUTHORITY)%' } },
                 shared_with_upstream: 'ONCE',
               },
+              ...upstreamFilterState(opts),
             ],
           }),
         },
+        ...customResponseFilter(opts),
         // Tunnels and plain-http forwards dial the address authproxy checked (filter state), not a fresh lookup.
         dfpFilter(opts),
         router(),
@@ -206,10 +217,11 @@ export function innerListener(opts: BootstrapOptions) {
               path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
               strip_any_host_port: true,
               strip_trailing_host_dot: true,
+              ...interceptLocalReply(opts),
               access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),
               route_config: {
                 name: 'intercept',
-                virtual_hosts: [{ name: 'all', domains: ['*'], routes: [sandboxRoute(), { match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } }] }],
+                virtual_hosts: [{ name: 'all', domains: ['*'], routes: [sandboxRoute(), ...innerRoutes(opts, { match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } })] }],
               },
               http_filters: [
                 extProc(opts, 'inject', {
@@ -248,6 +260,21 @@ export function bootstrapDocument(opts: BootstrapOptions, listeners: readonly ob
     },
     ...extra,
   });
+  /** How origins are verified (TLS, SNI and SAN from the request's host), directly or inside a proxy's tunnel. */
+  const upstreamTls = {
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
+        upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true },
+        auto_config: { http_protocol_options: {}, http2_protocol_options: {} },
+      }),
+    },
+    transport_socket: {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: typed('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
+        common_tls_context: { alpn_protocols: ['h2', 'http/1.1'], validation_context: { trusted_ca: { filename: opts.caBundle } } },
+      }),
+    },
+  };
   const bootstrap = {
     node: { id: `authproxy-sidecar-${opts.sandboxId}`, cluster: 'authproxy-sidecar' },
     ...(opts.adminPort !== undefined ? { admin: { address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort } } } } : {}),
@@ -258,26 +285,14 @@ export function bootstrapDocument(opts: BootstrapOptions, listeners: readonly ob
     layered_runtime: { layers: [{ name: 'static', static_layer: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': true, 're2.max_program_size.error_level': 1000 } }] },
     bootstrap_extensions: [{ name: 'envoy.bootstrap.internal_listener', typed_config: typed('envoy.extensions.bootstrap.internal_listener.v3.InternalListener') }],
     static_resources: {
-      listeners,
+      listeners: [...listeners, ...upstreamConnectListeners(opts)],
       clusters: [
         authproxyCluster(opts.authproxy, opts.authproxyTls),
         internalCluster('intercept_internal', 'intercept_tls'),
         ...extraClusters,
         dfpCluster('dfp_plain', {}),
-        dfpCluster('dfp_tls', {
-          typed_extension_protocol_options: {
-            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
-              upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true },
-              auto_config: { http_protocol_options: {}, http2_protocol_options: {} },
-            }),
-          },
-          transport_socket: {
-            name: 'envoy.transport_sockets.tls',
-            typed_config: typed('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
-              common_tls_context: { alpn_protocols: ['h2', 'http/1.1'], validation_context: { trusted_ca: { filename: opts.caBundle } } },
-            }),
-          },
-        }),
+        dfpCluster('dfp_tls', upstreamTls),
+        ...upstreamProxyClusters(opts, upstreamTls),
       ],
     },
   };

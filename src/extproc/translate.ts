@@ -4,6 +4,7 @@ import { ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type Proces
 import type { HeaderLookup, PolicyRequest } from '../policy/decide.js';
 import { ListHeaderLookup } from '../policy/header-lookup.js';
 import type { Target } from '../policy/host.js';
+import type { UpstreamVia } from '../egress/upstream-proxy.js';
 import type { Outcome } from '../runtime/engine.js';
 import { CONNECT_AUTHORITY, EXT_PROC_ATTRIBUTES, SNI, type WireRequest } from './wire.js';
 
@@ -122,8 +123,13 @@ export function askForBodyResponse(): ProcessingResponse {
  * The answer to a CONNECT on the outer listener: the routing header, a route cache clear, and the target
  * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
  */
-export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, address?: string): ProcessingResponse {
-  return continueWith([setHeader(ROUTE_HEADER, route)], [], { clearRouteCache: true, dynamicMetadata: dialMetadata(address ?? target.host, target.port) });
+export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, address?: string, upstream?: UpstreamVia): ProcessingResponse {
+  // `upstream_authority`: the CONNECT target when Envoy goes through `--upstream-proxy` (the name, not the pin);
+  // `upstream`: authproxy's `--upstream-no-proxy` answer (src/envoy/upstream-proxy.ts).
+  const host = target.host.includes(':') ? `[${target.host}]` : target.host;
+  const proxy = { upstream_authority: `${host}:${target.port}`, ...(upstream ? { upstream } : {}) };
+  const dial = dialMetadata(address ?? target.host, target.port) as { authproxy: Record<string, unknown> };
+  return continueWith([setHeader(ROUTE_HEADER, route)], [], { clearRouteCache: true, dynamicMetadata: { authproxy: { ...dial.authproxy, ...proxy } } });
 }
 
 /**
@@ -165,7 +171,7 @@ export function toRewriteResponse(outcome: Extract<Outcome, { kind: 'rewrite' }>
  * on every refusal. Envoy's local reply types the short body as text/plain itself.
  */
 export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders'): ProcessingResponse {
-  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address);
+  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address, outcome.upstream);
   if (outcome.kind === 'awaitBody') return askForBodyResponse();
   if (outcome.kind === 'rewrite') return toRewriteResponse(outcome);
   if (outcome.kind === 'continue')

@@ -9,6 +9,7 @@ import type { CallbackResolver } from '../callbacks/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { buildSnapshot } from '../callbacks/snapshot.js';
 import type { EgressGuard } from '../egress/guard.js';
+import type { UpstreamVia } from '../egress/upstream-proxy.js';
 import type { OriginalDestination } from '../policy/capture.js';
 import { captureDecision, type SettledCapture } from './capture.js';
 import { rewriteOutcome } from './rewrite.js';
@@ -17,8 +18,11 @@ import { rewriteOutcome } from './rewrite.js';
 export type Outcome =
   | { readonly kind: 'continue'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[] }
   | { readonly kind: 'immediate'; readonly status: number; readonly body: string }
-  /** `address`: the checked IP that Envoy must dial (the egress guard's pin); the hostname when no guard runs. */
-  | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target; readonly address?: string }
+  /**
+   * `address`: the checked IP that Envoy must dial (the egress guard's pin); the hostname when no guard runs.
+   * `upstream`: with `--upstream-proxy`/`--upstream-no-proxy`, whether Envoy dials it or goes through the proxy.
+   */
+  | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target; readonly address?: string; readonly upstream?: UpstreamVia }
   /** A `type: rewrite` match: set and remove headers, and dial `dial` (the checked address of the new host) instead. */
   /** `plain`: the destination is another sandbox, reached over plain http (the intercepting listener's plain route). */
   | { readonly kind: 'rewrite'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[]; readonly dial: { readonly host: string; readonly port: number }; readonly plain?: boolean }
@@ -169,7 +173,10 @@ export class Engine {
     const route = decision.outcome;
     if (!this.egress) return { kind: 'route', route, target, address: original?.address };
     return this.egress.check(original?.address ?? target.host).then((checked): Outcome => {
-      if (checked.ok) return { kind: 'route', route, target, address: checked.address };
+      if (checked.ok) {
+        const via = this.egress!.upstream?.via(target.host, target.port, checked.address, method);
+        return via === undefined ? { kind: 'route', route, target, address: checked.address } : { kind: 'route', route, target, address: checked.address, upstream: via };
+      }
       this.metrics?.decision('refuse', checked.reason);
       this.log.info({ sandbox: sandboxId ?? '(ambiguous)', host: target.host, port: target.port, reason: checked.reason, detail: checked.detail }, 'egress refused');
       return checked.reason === 'unresolvable' ? { kind: 'immediate', status: 502, body: refusalBody('unresolvable') } : { kind: 'immediate', status: 403, body: refusalBody('private_destination') };

@@ -18,6 +18,8 @@ const PRIVATE = 'destination resolves to a private address';
 const UNRESOLVABLE = 'destination could not be resolved';
 /** The body of a rewrite to another sandbox that no link allows now (removed link or port, no address, another tenant). */
 export const NO_SANDBOX_LINK = 'no sandbox link allows this destination';
+/** The body of a host rewrite refused because serve sends egress through `--upstream-proxy`. */
+export const REWRITE_VIA_PROXY = 'rewrite rules to another host do not work through --upstream-proxy yet';
 
 /**
  * The outcome of a request matched by a `type: rewrite` rule: the new destination passes the egress guard
@@ -35,6 +37,12 @@ export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, ext
     return { kind: 'rewrite', set: mutation.set, remove: mutation.remove, dial: { host: address, port: rewrite.port } };
   };
   if (!ctx.egress) return done(rewrite.host);
+  // Through `--upstream-proxy`, the intercepted connection's tunnel goes to the host the sandbox asked for;
+  // dialling another host inside it isn't built, so such a rewrite fails closed instead of going astray.
+  if (ctx.egress.upstream) {
+    ctx.metrics?.decision('refuse', 'internal');
+    return { kind: 'immediate', status: 502, body: REWRITE_VIA_PROXY };
+  }
   return ctx.egress.check(rewrite.host).then((checked): Outcome => {
     if (checked.ok) return done(checked.address);
     ctx.metrics?.decision('refuse', checked.reason);

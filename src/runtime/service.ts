@@ -19,6 +19,7 @@ import { PolicyRegistry } from '../sandboxes/registry.js';
 import type { RedisSandboxStore } from '../sandboxes/store.js';
 import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
 import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
+import { UpstreamRoute } from '../egress/upstream-proxy.js';
 import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
 import { createCallbackPolicy, parseCallbackAllowList } from '../admin/callback-policy.js';
 import { cloudAwareStore, cloudFactories, CloudModules, deferredFileApply, fileNeeds, type CloudSetups } from './cloud-loader.js';
@@ -65,6 +66,9 @@ export interface ServeSettings {
   readonly awsRegion?: string;
   /** `--gcp-token-uri-allow`, parsed: token endpoints besides Google's that service-account keys may name. */
   readonly gcpTokenUriAllow?: readonly string[];
+  /** `--upstream-proxy URL` / `--upstream-no-proxy LIST`: egress through a forward proxy (src/egress/upstream-proxy.ts). */
+  readonly upstreamProxy?: string;
+  readonly upstreamNoProxy?: string;
 }
 
 /**
@@ -147,14 +151,16 @@ export function defaultIdentity(settings: Pick<ServeSettings, 'tenantId' | 'orga
  * The private-destination guard of `serve`: always on, resolving with the system resolver or
  * `--dns-resolver`, answers remembered for 5 s. Flags are checked before anything starts.
  */
-export function egressGuard(settings: Pick<ServeSettings, 'egressAllowCidrs' | 'dnsResolver'>): EgressGuard {
+export function egressGuard(settings: Pick<ServeSettings, 'egressAllowCidrs' | 'dnsResolver' | 'upstreamProxy' | 'upstreamNoProxy'>): EgressGuard {
   const resolver = settings.dnsResolver ? serverResolver(settings.dnsResolver) : systemResolver;
-  return new EgressGuard(new CachingResolver(resolver), parseEgressAllowList(settings.egressAllowCidrs ?? ''));
+  const upstream = UpstreamRoute.fromFlags(settings.upstreamProxy, settings.upstreamNoProxy);
+  return new EgressGuard(new CachingResolver(resolver), parseEgressAllowList(settings.egressAllowCidrs ?? ''), upstream);
 }
 
 /** Starts sidecar-mode authproxy; throws a one-line AuthProxyError when the first config is invalid. */
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const egress = egressGuard(settings);
+  if (egress.upstream?.proxy) log.info({ upstreamProxy: egress.upstream.proxy.url, noProxy: settings.upstreamNoProxy ?? '' }, 'egress goes through the upstream proxy');
   const allowUnboundSeals = settings.allowUnboundSeals ?? false;
   if (allowUnboundSeals)
     log.warn('--allow-unbound-seals: sealed values that name no sandbox and no hosts are accepted; any config may use them for any host. Seal them again with `authproxy seal --sandbox --hosts` and drop the flag');

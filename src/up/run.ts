@@ -4,6 +4,7 @@ import { AuthProxyError, errorLine } from '../errors.js';
 import { createLogger, type LogFormat } from '../log.js';
 import { startService, type Service } from '../runtime/service.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
+import { parseUpstreamProxy } from '../egress/upstream-proxy.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
 import { sandboxConfigFrom } from '../cli/envoy-commands.js';
 import { SYSTEM_ROOTS } from '../cli/ca-command.js';
@@ -27,6 +28,9 @@ export interface UpOptions {
   readonly dnsResolver?: string;
   readonly upstreamCa?: string;
   readonly egressAllowCidrs?: string;
+  /** `--upstream-proxy` / `--upstream-no-proxy`, as serve and envoy-config take them (checked by the command). */
+  readonly upstreamProxy?: string;
+  readonly upstreamNoProxy?: string;
 }
 
 /** The forward proxy listens on loopback only: the sandbox runs on the same machine. */
@@ -111,6 +115,8 @@ export async function runUp(opts: UpOptions): Promise<number> {
       ca: { cert: state.caCert, key: state.caKey },
       egressAllowCidrs: opts.egressAllowCidrs,
       dnsResolver: opts.dnsResolver,
+      upstreamProxy: opts.upstreamProxy,
+      upstreamNoProxy: opts.upstreamNoProxy,
     },
     log,
   );
@@ -125,6 +131,7 @@ export async function runUp(opts: UpOptions): Promise<number> {
         sandboxId: opts.sandboxId,
         dnsResolver: opts.dnsResolver,
         messageTimeoutMs: MESSAGE_TIMEOUT_MS,
+        upstreamProxy: opts.upstreamProxy ? parseUpstreamProxy(opts.upstreamProxy) : undefined,
       }),
       { mode: 0o600 },
     );

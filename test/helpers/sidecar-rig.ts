@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderBootstrap } from '../../src/envoy/bootstrap.js';
+import { renderBootstrap, type BootstrapOptions } from '../../src/envoy/bootstrap.js';
 import { runCli, sealWithCli, startCli, type SealTo } from './cli.js';
 import { startDnsServer, type DnsAnswer } from './dns-server.js';
 import { freePort, startEnvoy, type RunningEnvoy } from './envoy.js';
@@ -35,6 +35,8 @@ export interface RigOptions {
   readonly upstreamHandler?: UpstreamHandler;
   /** Environment of the authproxy process, given the upstream's port and CA (its own cloud credentials, NODE_EXTRA_CA_CERTS). */
   readonly authproxyEnv?: (upstream: { port: number; caFile: string }) => Record<string, string>;
+  /** More bootstrap options (e.g. `upstreamProxy`). */
+  readonly bootstrap?: Partial<BootstrapOptions>;
 }
 
 export interface Rig {
@@ -131,6 +133,7 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
       sandboxId: 'sb-rig',
       dnsResolver: `127.0.0.1:${dns.port}`,
       messageTimeoutMs: 7000,
+      ...opts.bootstrap,
     });
     if (opts.envoyYaml) yaml = opts.envoyYaml(yaml);
     envoy = await startEnvoy(dir.path, yaml, adminPort);

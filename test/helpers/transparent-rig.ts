@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderTransparentBootstrap } from '../../src/envoy/transparent.js';
 import { renderBootstrap } from '../../src/envoy/bootstrap.js';
+import { parseUpstreamProxy } from '../../src/egress/upstream-proxy.js';
 import { BIN, runCli, sealWithCli, type SealTo } from './cli.js';
 import { envoyBinary } from './envoy.js';
 import { eventually, tempDir, type TempDir } from './fs.js';
@@ -22,6 +23,7 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export const WORLD = { web: '203.0.113.10', dns: '203.0.113.53', db: '198.51.100.7', cache: '198.51.100.8' } as const;
 const LISTENER_PORT = 15001;
 const ADMIN_PORT = 19901;
+const PROXY_PORT = 3128;
 
 export interface TransparentRigOptions {
   /** Hostnames the world's DNS maps (to the given address) and its HTTPS upstream has certificates for. */
@@ -34,6 +36,8 @@ export interface TransparentRigOptions {
   readonly logLevel?: string;
   /** Also run a forward-mode Envoy on 127.0.0.1:PORT in the sandbox, same authproxy (the benchmark compares them). */
   readonly forwardPort?: number;
+  /** Egress through a forward proxy in the world (`--upstream-proxy`, serve and Envoy); `proxyLines()` lists what it got. */
+  readonly upstreamProxy?: boolean;
 }
 
 export interface TransparentRig {
@@ -50,6 +54,8 @@ export interface TransparentRig {
   /** What the world's HTTP servers received, in order, and the names its DNS server was asked for. */
   received(): Array<{ host: string; sni?: string; path: string; headers: Record<string, string> }>;
   dnsQueries(): string[];
+  /** The forward proxy's request lines (`upstreamProxy` rigs). */
+  proxyLines(): string[];
   authproxyOutput(): string;
   envoyOutput(): string;
   stop(): Promise<void>;
@@ -106,7 +112,9 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
         { host: WORLD.cache, port: 6379 },
       ],
       udpEcho: { host: WORLD.db, port: 9999 },
+      ...(opts.upstreamProxy ? { proxy: { host: WORLD.web, port: PROXY_PORT } } : {}),
     };
+    const proxyUrl = `http://${WORLD.web}:${PROXY_PORT}`;
     const world = net.spawn(net.world, [process.execPath, '--import', 'tsx', join(REPO, 'test/helpers/world-main.ts'), dir.file('world.json', JSON.stringify(spec))], {
       ...process.env,
       NODE_OPTIONS: '',
@@ -153,6 +161,7 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
         `${WORLD.dns}:53`,
         '--sandbox-id',
         'sb-tp',
+        ...(opts.upstreamProxy ? ['--upstream-proxy', proxyUrl] : []),
       ],
       { PATH: process.env.PATH ?? '', HOME: join(dir.path, 'home') },
     );
@@ -174,6 +183,7 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
       sandboxId: 'sb-tp',
       dnsResolver: `${WORLD.dns}:53`,
       messageTimeoutMs: 7000,
+      upstreamProxy: opts.upstreamProxy ? parseUpstreamProxy(proxyUrl) : undefined,
     });
     const startEnvoy = async (name: string, text: string, admin: number) => {
       const file = dir.file(name, text);
@@ -228,6 +238,7 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
       sandboxNet,
       received: () => lines('RECV ').map((l) => JSON.parse(l)),
       dnsQueries: () => lines('DNS '),
+      proxyLines: () => lines('PROXY '),
       authproxyOutput: authproxy.output,
       envoyOutput: envoyProc.output,
       stop,

@@ -11,6 +11,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { startUpstream, type GitRepoOptions } from './upstream.js';
 import { startDnsServer } from './dns-server.js';
+import { startForwardProxy } from './forward-proxy.js';
 import type { TestPki } from './pki.js';
 
 /** What the world serves; written to a JSON file whose path is the one argument. */
@@ -22,6 +23,8 @@ export interface WorldSpec {
   readonly dns: { readonly host: string; readonly answers: Record<string, string> };
   readonly tcpEcho: ReadonlyArray<{ readonly host: string; readonly port: number }>;
   readonly udpEcho: { readonly host: string; readonly port: number };
+  /** A corporate forward proxy (test/helpers/forward-proxy.ts), resolving with the DNS answers; `PROXY line` per request. */
+  readonly proxy?: { readonly host: string; readonly port: number };
 }
 
 const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as WorldSpec;
@@ -56,6 +59,14 @@ for (const at of spec.tcpEcho) {
 const udp = dgram.createSocket('udp4');
 udp.on('message', (msg, from) => udp.send(msg, from.port, from.address));
 await new Promise<void>((r) => udp.bind(spec.udpEcho.port, spec.udpEcho.host, r));
+
+if (spec.proxy) {
+  const proxy = await startForwardProxy({ ...spec.dns.answers }, [], false, spec.proxy);
+  let told = 0;
+  setInterval(() => {
+    for (; told < proxy.lines.length; told++) process.stdout.write(`PROXY ${proxy.lines[told]}\n`);
+  }, 10).unref();
+}
 
 process.stdout.write('READY\n');
 process.on('SIGTERM', () => process.exit(0));

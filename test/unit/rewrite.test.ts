@@ -9,6 +9,8 @@ import { compiledRewrite, redact, rewriteMutation } from '../../src/policy/rewri
 import { toProcessingResponse } from '../../src/extproc/translate.js';
 import { Engine, type Outcome, type RequestExtras } from '../../src/runtime/engine.js';
 import { EgressGuard } from '../../src/egress/guard.js';
+import { UpstreamRoute } from '../../src/egress/upstream-proxy.js';
+import { REWRITE_VIA_PROXY } from '../../src/runtime/rewrite.js';
 import type { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { captureLogs } from '../helpers/logs.js';
 import { explain } from '../../src/cli/explain.js';
@@ -133,6 +135,14 @@ describe('the engine and the ext_proc answer', () => {
     const guard = new EgressGuard({ resolve: async () => answer });
     return { logs, engine: new Engine({ policyFor: () => policy }, {} as CallbackResolver, logs.log, { egress: guard }) };
   };
+
+  it('through --upstream-proxy a host rewrite fails closed (502) instead of going through the original tunnel', async () => {
+    const logs = captureLogs();
+    const upstream = UpstreamRoute.fromFlags('http://proxy.corp.example:3128', undefined);
+    const guard = new EgressGuard({ resolve: async () => ['203.0.113.9'] }, [], upstream);
+    const e = new Engine({ policyFor: () => policy }, {} as CallbackResolver, logs.log, { egress: guard });
+    expect(await e.handle(get('/v1/x'), 'sb', extras)).toEqual({ kind: 'immediate', status: 502, body: REWRITE_VIA_PROXY });
+  });
 
   it('pins the checked address of the new host, with the headers set', async () => {
     const { engine: e } = engine(['203.0.113.9']);
