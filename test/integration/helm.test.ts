@@ -5,8 +5,8 @@
  * laid out from the rendered ConfigMaps and Secrets (test fixtures for the Secrets the chart only references), the
  * container's own args and env with the mount paths remapped into a temporary directory, and its own probes.
  *
- * Tools: .venv/bin/helm and deploy/validate, installed and pre-built by scripts/setup-deps.sh (HELM_BIN overrides).
- * Without them the suite is skipped locally and fails in CI.
+ * Tools: .venv/bin/helm and .venv/bin/k8s-validate (deploy/validate), installed by scripts/setup-deploy-tools.sh
+ * (HELM_BIN overrides). Without them the suite skips locally, saying why, and fails in CI and `npm run test:deploy`.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, runCli } from '../helpers/cli.js';
+import { GO, HELM, missingToolsError, skipDeployChecks, VALIDATOR } from '../helpers/deploy-tools.js';
 import { envoyBinary } from '../helpers/envoy.js';
 import { eventually, tempDir, type TempDir } from '../helpers/fs.js';
 import { makeMtls } from '../helpers/mtls.js';
@@ -23,12 +24,9 @@ import { freePort, startRedis, type RedisServer } from '../helpers/redis.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const CHART = join(REPO, 'deploy/helm/authproxy');
-const HELM = process.env.HELM_BIN ?? join(REPO, '.venv/bin/helm');
-const GO = [process.env.GO_BIN, spawnSync('sh', ['-c', 'command -v go']).stdout?.toString().trim(), '/usr/local/go/bin/go'].find((g): g is string => Boolean(g) && existsSync(g!));
-const VALIDATOR = join(REPO, '.venv/bin/k8s-validate');
 const PROBE_FILE = '/etc/authproxy/probe/grpc-health-probe.cjs';
-const available = existsSync(HELM) && GO !== undefined;
-if (!available && process.env.CI !== 'true') console.warn(`SKIPPED helm chart checks: no ${existsSync(HELM) ? 'go' : HELM} (bash scripts/setup-deps.sh installs them)`);
+const missing = [...(existsSync(HELM) ? [] : [HELM]), ...(existsSync(VALIDATOR) || GO ? [] : [VALIDATOR])];
+const skip = skipDeployChecks('helm chart checks', missing);
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -202,16 +200,17 @@ const stop = (child: ChildProcess | undefined) =>
     setTimeout(() => child.kill('SIGKILL'), 3000).unref();
   });
 
-describe.skipIf(!available && process.env.CI !== 'true')('Helm chart deploy/helm/authproxy', () => {
+describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
   let dir: TempDir;
   let redis: RedisServer;
   let fixtures: Fixtures;
   const children: ChildProcess[] = [];
 
   beforeAll(async () => {
-    if (!available) throw new Error(`helm (${HELM}) or go missing: run bash scripts/setup-deps.sh`);
-    // Cheap when scripts/setup-deps.sh pre-built it (the Go build cache); minutes only on a cold machine.
-    execFileSync(GO!, ['build', '-o', VALIDATOR, '.'], { cwd: join(REPO, 'deploy/validate'), stdio: 'pipe', timeout: 600_000 });
+    if (missing.length > 0) throw missingToolsError(missing);
+    // With Go, rebuilt so that an edit of deploy/validate counts: seconds after scripts/setup-deploy-tools.sh built
+    // it (the Go build cache), minutes only on a cold machine. Without Go, the installed one.
+    if (GO) execFileSync(GO, ['build', '-o', VALIDATOR, '.'], { cwd: join(REPO, 'deploy/validate'), stdio: 'pipe', timeout: 600_000 });
     dir = tempDir('authproxy-helm-');
     redis = await startRedis();
     fixtures = makeFixtures(dir, redis.url);

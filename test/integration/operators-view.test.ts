@@ -13,6 +13,7 @@ import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { startCli } from '../helpers/cli.js';
+import { missingToolsError, PROMTOOL, skipDeployChecks } from '../helpers/deploy-tools.js';
 import { exchange, extProcClient, requestHeaders } from '../helpers/extproc-client.js';
 import { eventually, tempDir, type TempDir } from '../helpers/fs.js';
 
@@ -20,9 +21,8 @@ const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const DASHBOARD = join(REPO, 'deploy/grafana/authproxy-dashboard.json');
 const RULES = join(REPO, 'deploy/prometheus/authproxy-alerts.yaml');
 const RULE_TESTS = join(REPO, 'deploy/prometheus/authproxy-alerts.test.yaml');
-const PROMTOOL = process.env.PROMTOOL_BIN ?? join(REPO, '.venv/bin/promtool');
 const havePromtool = existsSync(PROMTOOL);
-if (!havePromtool && process.env.CI !== 'true') console.warn(`SKIPPED promtool checks: no ${PROMTOOL} (bash scripts/setup-deps.sh installs it)`);
+const skipPromtool = skipDeployChecks('promtool checks', havePromtool ? [] : [PROMTOOL]);
 
 /** Series Prometheus itself writes for every scrape target: named in rules, never exported by a target. */
 const SCRAPE_SERIES = new Set(['up']);
@@ -159,11 +159,11 @@ describe('operators view: dashboard and alert rules', () => {
     }
   });
 
-  describe.skipIf(!havePromtool && process.env.CI !== 'true')('promtool', () => {
+  describe.skipIf(skipPromtool)('promtool', () => {
     let dir: TempDir;
     // biome-ignore lint/suspicious/noDuplicateTestHooks: this hook is in the nested describe.skipIf(...)('promtool') block, which Biome does not recognise as a describe
     beforeAll(() => {
-      if (!havePromtool) throw new Error(`${PROMTOOL} missing: run bash scripts/setup-deps.sh`);
+      if (!havePromtool) throw missingToolsError([PROMTOOL]);
       dir = tempDir('authproxy-promtool-');
     });
     afterAll(() => dir?.cleanup());
