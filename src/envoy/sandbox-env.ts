@@ -17,12 +17,14 @@ function noProxyEntry(pattern: string): string {
 
 /**
  * The environment a sandbox needs: proxy variables in both cases (curl reads only lower-case
- * `http_proxy`), NO_PROXY from the config's `no_proxy`, CA bundle variables, and every enabled rule's
+ * `http_proxy`) and NODE_USE_ENV_PROXY=1 for Node, NO_PROXY from the config's `no_proxy`, CA bundle variables, and every enabled rule's
  * `env_vars` placeholders. Never a secret: placeholders are what the sandbox holds instead.
  */
 export function sandboxEnv(config: ProxyConfig, opts: SandboxEnvOptions): Array<[string, string]> {
   const env: Array<[string, string]> = [];
   for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy']) env.push([name, opts.proxyUrl]);
+  // Node 24's fetch and http(s) modules (what the OpenAI and Anthropic Node SDKs use) follow the proxy variables only with this.
+  env.push(['NODE_USE_ENV_PROXY', '1']);
   const noProxy = config.no_proxy.map(noProxyEntry).join(',');
   if (noProxy) env.push(['NO_PROXY', noProxy], ['no_proxy', noProxy]);
   for (const name of CA_VARIABLES) env.push([name, opts.caFile]);
