@@ -159,6 +159,7 @@ no_proxy: ["localhost", "*.internal.example.com", "::1"]
     expect(env).toMatchObject({
       HTTPS_PROXY: 'http://127.0.0.1:15000',
       http_proxy: 'http://127.0.0.1:15000',
+      NODE_USE_ENV_PROXY: '1',
       NO_PROXY: 'localhost,.internal.example.com,[::1]',
       SSL_CERT_FILE: '/etc/ca.pem',
       CURL_CA_BUNDLE: '/etc/ca.pem',
