@@ -11,6 +11,7 @@ import { runGcpBench } from './gcp.js';
 import { runAwsBench } from './aws.js';
 import { runTransportBench } from './transports.js';
 import { runGcBench } from './gc.js';
+import { runUpBench } from './up.js';
 
 const GROUPS: Record<string, () => string | Promise<string>> = {
   decision: runDecisionBench,
@@ -25,6 +26,7 @@ const GROUPS: Record<string, () => string | Promise<string>> = {
   gc: runGcBench,
   transparent: runTransparentBench,
   sandboxes: runSandboxBench,
+  up: runUpBench,
 };
 
 const only = process.argv[2];

@@ -17,13 +17,15 @@ function noProxyEntry(pattern: string): string {
 
 /**
  * The environment a sandbox needs: proxy variables in both cases (curl reads only lower-case
- * `http_proxy`) and NODE_USE_ENV_PROXY=1 for Node, NO_PROXY from the config's `no_proxy`, CA bundle variables, and every enabled rule's
- * `env_vars` placeholders. Never a secret: placeholders are what the sandbox holds instead.
+ * `http_proxy`), `NODE_USE_ENV_PROXY=1` (without it Node's built-in fetch and http clients ignore the
+ * proxy variables and resolve the host themselves; Node 24 reads it, for `http.request` too from 24.5,
+ * and older Node ignores it: docs/deployment.md), NO_PROXY from the
+ * config's `no_proxy`, CA bundle variables, and every enabled rule's `env_vars` placeholders. Never a
+ * secret: placeholders are what the sandbox holds instead.
  */
 export function sandboxEnv(config: ProxyConfig, opts: SandboxEnvOptions): Array<[string, string]> {
   const env: Array<[string, string]> = [];
   for (const name of ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy']) env.push([name, opts.proxyUrl]);
-  // Node 24's fetch and http(s) modules (what the OpenAI and Anthropic Node SDKs use) follow the proxy variables only with this.
   env.push(['NODE_USE_ENV_PROXY', '1']);
   const noProxy = config.no_proxy.map(noProxyEntry).join(',');
   if (noProxy) env.push(['NO_PROXY', noProxy], ['no_proxy', noProxy]);
@@ -72,12 +74,22 @@ function providerEnv(config: ProxyConfig, caFile: string): Record<string, string
 }
 
 /**
+ * The AWS SDKs disagree on the region variable: botocore (boto3) reads only `AWS_DEFAULT_REGION`, the
+ * JavaScript SDK v3 only `AWS_REGION` (the CLI v2 either). Whichever of the two the config sets, the
+ * other gets the same value, unless the config sets both.
+ */
+const AWS_REGION_VARIABLES = ['AWS_REGION', 'AWS_DEFAULT_REGION'] as const;
+
+/**
  * The `env_vars` of enabled rules plus the provider rules' managed variables (what the admin API's
  * `/env` returns): never a secret. The schema keeps rules from declaring a managed name themselves.
+ * A region set as `AWS_REGION` or `AWS_DEFAULT_REGION` comes out under both names.
  */
 export function envVarPlaceholders(config: ProxyConfig, caFile = DEFAULT_SANDBOX_CA_FILE): Record<string, string> {
   const out: Record<string, string> = providerEnv(config, caFile);
   for (const rule of config.rules) if (rule.enabled) for (const [k, v] of Object.entries(rule.env_vars)) out[k] ??= v;
+  const region = AWS_REGION_VARIABLES.map((name) => out[name]).find((v) => v !== undefined);
+  if (region !== undefined) for (const name of AWS_REGION_VARIABLES) out[name] ??= region;
   return out;
 }
 

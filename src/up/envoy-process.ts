@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { onPath } from './envoy-binary.js';
 
@@ -30,31 +30,48 @@ export interface EnvoyProcess {
 /** Envoy's own error lines look like `[2026-...][12][critical][main] [source/...] message`. */
 const ERROR_LINE = /\]\[(critical|error)\]\[/;
 
+/** Past this size the access log is moved to `<file>.1` when `up` starts Envoy (one old file is kept). */
+const ACCESS_LOG_ROTATE_BYTES = 64 * 1024 * 1024;
+
+/** Opens the access log for appending (0600), first moving a large one aside; returns the descriptor. */
+function openAccessLog(path: string): number {
+  try {
+    if (statSync(path).size > ACCESS_LOG_ROTATE_BYTES) renameSync(path, `${path}.1`);
+  } catch {
+    // none yet
+  }
+  return openSync(path, 'a', 0o600);
+}
+
 /**
  * Starts Envoy on `configPath` in a process group of its own, so a terminal's Ctrl-C reaches only
  * `authproxy up`, which then stops Envoy itself (and can tell an expected exit from a crash). Where
  * util-linux's `setpriv` is on PATH, Envoy is started through `setpriv --pdeathsig SIGTERM` (it execs
- * Envoy, same pid), so the kernel stops Envoy even when `up` is killed with SIGKILL. Envoy's stdout
- * (access log) and stderr are copied to `out`; its pid is written to `pidFile` for `removeLeftoverEnvoy`
- * and removed again when it exits.
+ * Envoy, same pid), so the kernel stops Envoy even when `up` is killed with SIGKILL. Envoy's stdout (its
+ * access log, a line per request) is appended to `accessLog` by Envoy itself: nothing per request passes
+ * through this process. Its stderr (its own log at warn level: start-up errors, rare warnings) is copied to
+ * `out`, and the last error line kept for the exit message. Its pid is written to `pidFile` for
+ * `removeLeftoverEnvoy` and removed again when it exits.
  */
-export function startEnvoy(bin: string, configPath: string, pidFile: string, out: NodeJS.WritableStream = process.stderr): EnvoyProcess {
+export function startEnvoy(bin: string, configPath: string, pidFile: string, accessLog: string, out: NodeJS.WritableStream = process.stderr): EnvoyProcess {
   const args = ['-c', configPath, '--disable-hot-restart', '--log-level', 'warn'];
   const setpriv = onPath('setpriv');
   const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', bin, ...args]] : [bin, args];
-  const child: ChildProcess = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const logFd = openAccessLog(accessLog);
+  let child: ChildProcess;
+  try {
+    child = spawn(file, argv, { stdio: ['ignore', logFd, 'pipe'], detached: true });
+  } finally {
+    closeSync(logFd);
+  }
   let lastError: string | undefined;
-  const copier = () => {
-    let partial = '';
-    return (chunk: Buffer) => {
-      out.write(chunk);
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines) if (ERROR_LINE.test(line)) lastError = line.replace(/^(\[[^\]]*\])+\s*(\[[^\]]*\]\s*)?/, '').trim();
-    };
-  };
-  child.stdout!.on('data', copier());
-  child.stderr!.on('data', copier());
+  let partial = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    out.write(chunk);
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (ERROR_LINE.test(line)) lastError = line.replace(/^(\[[^\]]*\])+\s*(\[[^\]]*\]\s*)?/, '').trim();
+  });
   const exited = new Promise<Exit>((resolve) => {
     child.on('error', (err) => {
       lastError = err.message;

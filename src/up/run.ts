@@ -1,15 +1,16 @@
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { AuthProxyError, errorLine } from '../errors.js';
 import { createLogger, type LogFormat } from '../log.js';
 import { startService, type Service } from '../runtime/service.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { parseUpstreamProxy } from '../egress/upstream-proxy.js';
-import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
-import { sandboxConfigFrom } from '../cli/envoy-commands.js';
 import { SYSTEM_ROOTS } from '../cli/ca-command.js';
 import { findEnvoy } from './envoy-binary.js';
 import { ensureState, statePaths, writeAtomically, type UpState } from './state.js';
+import { envLines, PROXY_HOST, say } from './print-env.js';
+import { removeInstance, writeInstance } from './instance.js';
 import { accepts, describeExit, removeLeftoverEnvoy, startEnvoy, waitUntilListening, type EnvoyProcess } from './envoy-process.js';
 
 /** The settings of `authproxy up`, from its flags. */
@@ -33,23 +34,8 @@ export interface UpOptions {
   readonly upstreamNoProxy?: string;
 }
 
-/** The forward proxy listens on loopback only: the sandbox runs on the same machine. */
-const PROXY_HOST = '127.0.0.1';
 /** ext_proc message timeout, as `envoy-config`'s default: above the worst callback wait. */
 const MESSAGE_TIMEOUT_MS = 12_000;
-
-const say = (line: string) => process.stderr.write(`authproxy up: ${line}\n`);
-
-/** The sandbox's environment as export lines: proxy variables, CA variables at the state dir's bundle, env_vars placeholders. */
-function envLines(opts: UpOptions, state: UpState): string {
-  const config = sandboxConfigFrom(opts.config, opts.sandboxId, '--sandbox-id');
-  return formatEnv(sandboxEnv(config, { proxyUrl: `http://${PROXY_HOST}:${opts.proxyPort}`, caFile: state.caBundle }), 'shell');
-}
-
-/** `authproxy up --print-env`: creates the state directory if needed and returns the export lines. */
-export async function upEnv(opts: UpOptions): Promise<string> {
-  return envLines(opts, await ensureState(opts.stateDir));
-}
 
 /** Resolves with the first SIGINT or SIGTERM; SIGHUP reloads the config, a second SIGINT/SIGTERM gives up waiting. */
 function signals(onHup: () => void, onSecond: () => void): Promise<NodeJS.Signals> {
@@ -85,7 +71,8 @@ export async function runUp(opts: UpOptions): Promise<number> {
   await preflight(opts, statePaths(opts.stateDir));
   const state = await ensureState(opts.stateDir);
   if (state.created.length > 0) say(`created ${state.created.join(', ')}`);
-  const env = envLines(opts, state);
+  const config = resolve(opts.config);
+  const env = envLines({ ...opts, config }, state.caBundle);
   const log = createLogger(opts.logLevel, process.stderr, opts.logFormat);
   let service: Service | undefined;
   let envoy: EnvoyProcess | undefined;
@@ -135,15 +122,16 @@ export async function runUp(opts: UpOptions): Promise<number> {
       }),
       { mode: 0o600 },
     );
-    envoy = startEnvoy(bin, state.envoyConfig, state.envoyPid);
+    envoy = startEnvoy(bin, state.envoyConfig, state.envoyPid, state.accessLog);
     const started = await Promise.race([waitUntilListening(envoy, { host: PROXY_HOST, port: opts.proxyPort }), signal.then(() => 'signal' as const)]);
     if (started === false) return await envoyDied(envoy, service, 'could not start');
     if (started === true) {
+      writeInstance(state, { pid: process.pid, proxyPort: opts.proxyPort, config, sandboxId: opts.sandboxId, accessLog: state.accessLog });
       process.stdout.write(env);
       if (opts.envFile) writeAtomically(opts.envFile, env, 0o644);
       say(
         `ready: Envoy (pid ${envoy.pid}) on http://${PROXY_HOST}:${opts.proxyPort}, authproxy (pid ${process.pid}) on unix:${state.socket}; ` +
-          `the sandbox's environment is above (stdout)${opts.envFile ? ` and in ${opts.envFile}` : ''}; Ctrl-C stops both`,
+          `the sandbox's environment is above (stdout)${opts.envFile ? ` and in ${opts.envFile}` : ''}; Envoy's access log is ${state.accessLog}; Ctrl-C stops both`,
       );
     }
     const outcome = await Promise.race([envoy.exited.then(() => 'envoy' as const), signal]);
@@ -157,6 +145,8 @@ export async function runUp(opts: UpOptions): Promise<number> {
     await envoy?.stop();
     await service.close();
     throw err;
+  } finally {
+    removeInstance(state);
   }
 }
 

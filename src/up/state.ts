@@ -22,6 +22,10 @@ export interface UpState {
   /** The rendered Envoy bootstrap and the pid of the Envoy started with it. */
   readonly envoyConfig: string;
   readonly envoyPid: string;
+  /** Envoy's access log: Envoy's stdout goes straight to this file (appended), never through `up`. */
+  readonly accessLog: string;
+  /** The running `up`'s settings (instance.ts), read by `up --print-env`. */
+  readonly instance: string;
 }
 
 /** sun_path holds 108 bytes with the NUL; the socket is first bound as `<dir>/.authprox-XXXXXX/s`. */
@@ -42,6 +46,8 @@ export function statePaths(dir: string): UpState {
     socket: at('authproxy.sock'),
     envoyConfig: at('envoy.yaml'),
     envoyPid: at('envoy.pid'),
+    accessLog: at('envoy-access.log'),
+    instance: at('up.json'),
   };
 }
 

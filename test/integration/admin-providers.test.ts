@@ -92,6 +92,7 @@ describe('admin API: provider rules', () => {
       AWS_EC2_METADATA_DISABLED: 'true',
       CLOUDSDK_AUTH_ACCESS_TOKEN: GCP_PLACEHOLDER_TOKEN,
       AWS_REGION: 'eu-west-1',
+      AWS_DEFAULT_REGION: 'eu-west-1',
     });
     expect(res.json.env_vars.AWS_CA_BUNDLE).toBe(res.json.env_vars.CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE);
     noSecret(res.text);

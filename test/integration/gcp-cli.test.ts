@@ -50,6 +50,8 @@ rules:
       `export CLOUDSDK_AUTH_ACCESS_TOKEN='${GCP_PLACEHOLDER_TOKEN}'`,
       "export CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE='/etc/ca.pem'",
       "export AWS_REGION='eu-west-1'",
+      // boto3 reads only AWS_DEFAULT_REGION: the region comes out under both names.
+      "export AWS_DEFAULT_REGION='eu-west-1'",
     ]) {
       expect(r.stdout).toContain(line);
     }
