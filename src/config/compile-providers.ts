@@ -23,7 +23,7 @@ const GCP_TARGET = { provider: 'gcp' } as const;
 const noSpace = (v: string) => (/\s/.test(v) ? 'must not contain white space' : undefined);
 
 /** A provider rule's `match_hosts` narrowing as an index; undefined (every provider host) when empty. */
-function narrowing(patterns: readonly string[]): HostIndex | undefined {
+function narrowing(patterns: readonly string[] = []): HostIndex | undefined {
   if (patterns.length === 0) return undefined;
   const index = new HostIndex();
   index.add(0, patterns);

@@ -54,7 +54,7 @@ function providerHosts(provider: 'AWS' | 'Google Cloud', covers: (host: string) 
         .transform(canonicalPattern),
     )
     .max(256)
-    .default([]);
+    .optional();
 }
 
 const providerFields = { ...ruleFields, match_paths: notHere, headers: notHere };
