@@ -64,7 +64,7 @@ function fakeApis(req: IncomingMessage, res: ServerResponse): void {
         usage: { input_tokens: 1, output_tokens: 1 },
       });
     if (host === 'api.github.com' && path === '/user') return json({ login: 'fake-octocat', id: 1 });
-    res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Not Found' }));
+    return res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Not Found' }));
   });
 }
 

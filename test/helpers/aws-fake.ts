@@ -132,7 +132,7 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
         `<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>${bucket}</Name><Prefix></Prefix><KeyCount>${items.length}</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>${contents}</ListBucketResult>`,
       );
     }
-    xml(res, 400, '<Error><Code>NotImplemented</Code><Message>not in the fake</Message></Error>');
+    return xml(res, 400, '<Error><Code>NotImplemented</Code><Message>not in the fake</Message></Error>');
   };
 
   fake.handler = (req, res) => {

@@ -142,7 +142,7 @@ export async function startGcpFake(dir: string, host = 'oauth2.gcp-fake.test'): 
       if (fake.mode === 'malformed') return res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
       if (fake.mode === 'huge') return json(200, { access_token: token, expires_in: 3600, padding: 'x'.repeat(100_000) });
       if (fake.mode === 'redirect') return res.writeHead(302, { location: 'https://accounts.google.com/' }).end();
-      json(200, { access_token: token, expires_in: fake.expiresIn, token_type: 'Bearer' });
+      return json(200, { access_token: token, expires_in: fake.expiresIn, token_type: 'Bearer' });
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
