@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the suites that start processes as other users (the transparent e2e and integration suites,
+# Runs the suites that start processes as other users (the transparent e2e, recipe and integration suites,
 # caller-auth, private-clone) from a fresh clone of this checkout's HEAD inside a `mktemp -d` directory
 # (mode 0700), as root, without opening any directory's search bit (what .ci/run does): the proof that
 # `npm test` works from a private clone. node_modules is hard-linked from this checkout (copied when the
@@ -17,4 +17,4 @@ cp -al "$repo/node_modules" "$priv/clone/node_modules" 2>/dev/null || cp -a "$re
 cd "$priv/clone"
 echo "private clone: $PWD (parent $(stat -c %A "$priv"))"
 npx tsc -p .
-ENVOY_BIN="$envoy" npx vitest run test/e2e/transparent.test.ts test/e2e/transparent-netns.test.ts test/integration/transparent.test.ts test/integration/caller-auth.test.ts test/integration/private-clone.test.ts
+ENVOY_BIN="$envoy" npx vitest run test/e2e/transparent.test.ts test/e2e/transparent-upstream-proxy.test.ts test/e2e/transparent-netns.test.ts test/integration/netns-recipe.test.ts test/integration/transparent.test.ts test/integration/caller-auth.test.ts test/integration/private-clone.test.ts
