@@ -157,7 +157,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   let removeSocket = () => {};
   if (listen.kind === 'unix') {
     // Plaintext opaque values arrive over it: bound 0600 from the first instant (src/runtime/unix-socket.ts).
-    removeSocket = (await bindPrivateSocket(listen.path, async (temp) => void (await app.listen({ path: temp })))).remove;
+    removeSocket = (await bindPrivateSocket(listen.path, async (temp) => void (await app.listen({ path: temp })), '--admin-listen')).remove;
     address = opts.listen;
   } else {
     await app.listen({ host: listen.host, port: listen.port });

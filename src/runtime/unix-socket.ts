@@ -1,5 +1,6 @@
 import { chmodSync, lstatSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { AuthProxyError } from '../errors.js';
 
 /** A Unix socket bound by `bindPrivateSocket`. */
 export interface PrivateSocket {
@@ -15,8 +16,8 @@ export interface PrivateSocket {
  * around the bind: the umask is process-wide and the bind is asynchronous, so other code would run with it.
  * A stale file at `path` is replaced.
  */
-export async function bindPrivateSocket(path: string, bind: (tempPath: string) => Promise<void>): Promise<PrivateSocket> {
-  const dir = mkdtempSync(join(dirname(path), `.${basename(path).slice(0, 8)}-`));
+export async function bindPrivateSocket(path: string, bind: (tempPath: string) => Promise<void>, flag = '--listen'): Promise<PrivateSocket> {
+  const dir = privateDir(path, flag);
   const temp = join(dir, 's');
   try {
     await bind(temp);
@@ -35,4 +36,27 @@ export async function bindPrivateSocket(path: string, bind: (tempPath: string) =
       }
     },
   };
+}
+
+/**
+ * The private directory next to `path`. A missing or unwritable socket directory is the operator's to
+ * create (its owner and mode decide who may reach the socket, so authproxy does not guess them): one line
+ * naming the flag and the directory, instead of mkdtemp's ENOENT on a temporary name.
+ */
+function privateDir(path: string, flag: string): string {
+  const parent = dirname(path);
+  try {
+    return mkdtempSync(join(parent, `.${basename(path).slice(0, 8)}-`));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const uid = process.getuid?.();
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw new AuthProxyError(
+        'usage',
+        `${flag}: the socket's directory ${parent} does not exist: create it, owned by the user authproxy runs as${uid === undefined ? '' : ` (uid ${uid})`} and closed to others (install -d -m 0750 -o USER ${parent})`,
+      );
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
+      throw new AuthProxyError('usage', `${flag}: cannot create the socket in ${parent}: the directory is not writable by the user authproxy runs as${uid === undefined ? '' : ` (uid ${uid})`}`);
+    throw err;
+  }
 }

@@ -11,10 +11,11 @@ import { fileURLToPath } from 'node:url';
 import { renderTransparentBootstrap } from '../../src/envoy/transparent.js';
 import { renderBootstrap } from '../../src/envoy/bootstrap.js';
 import { parseUpstreamProxy } from '../../src/egress/upstream-proxy.js';
-import { BIN, runCli, sealWithCli, type SealTo } from './cli.js';
+import { runCli, sealWithCli, type SealTo } from './cli.js';
 import { envoyBinary } from './envoy.js';
 import { eventually, tempDir, type TempDir } from './fs.js';
 import { createWorld, envoyUser, type NetWorld, type Ran } from './netns.js';
+import { stageForOtherUsers } from './other-user.js';
 import { makePki, type TestPki } from './pki.js';
 import type { WorldSpec } from './world-main.js';
 
@@ -80,12 +81,18 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
   const { uid, gid } = envoyUser();
   const dir = tempDir('authproxy-tp-');
   chmodSync(dir.path, 0o755);
-  const net = await createWorld(Object.values(WORLD), WORLD.dns);
+  // authproxy and Envoy run as their own uid: they reach the checkout through a stage, even from a private clone.
+  const stage = stageForOtherUsers({ envoy });
+  const net = await createWorld(Object.values(WORLD), WORLD.dns).catch((err) => {
+    stage.cleanup();
+    throw err;
+  });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
     await net.destroy();
+    stage.cleanup();
     dir.cleanup();
   };
   try {
@@ -138,10 +145,10 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
     const socket = join(dir.path, 'run', 'authproxy.sock');
     const authproxy = net.spawn(
       net.sandbox,
-      [
+      stage.wrap([
         ...asEnvoy,
-        process.execPath,
-        BIN,
+        stage.node,
+        stage.bin,
         'serve',
         '--config',
         configPath,
@@ -162,7 +169,7 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
         '--sandbox-id',
         'sb-tp',
         ...(opts.upstreamProxy ? ['--upstream-proxy', proxyUrl] : []),
-      ],
+      ]),
       { PATH: process.env.PATH ?? '', HOME: join(dir.path, 'home') },
     );
     await eventually(
@@ -188,7 +195,9 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
     const startEnvoy = async (name: string, text: string, admin: number) => {
       const file = dir.file(name, text);
       execFileSync('chown', [`${uid}:${gid}`, file]);
-      const proc = net.spawn(net.sandbox, [...asEnvoy, envoy, '-c', file, '--disable-hot-restart', '--log-level', 'warn', '--concurrency', '1', '--base-id', String(admin)], { PATH: process.env.PATH ?? '' });
+      const proc = net.spawn(net.sandbox, stage.wrap([...asEnvoy, stage.envoy!, '-c', file, '--disable-hot-restart', '--log-level', 'warn', '--concurrency', '1', '--base-id', String(admin)]), {
+        PATH: process.env.PATH ?? '',
+      });
       await eventually(
         async () => {
           if (proc.child.exitCode !== null) throw new Error(`envoy exited: ${proc.output().slice(-2000)}`);

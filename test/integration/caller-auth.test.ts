@@ -12,6 +12,7 @@ import { startService, type Service } from '../../src/runtime/service.js';
 import { exchange, extProcClient, requestHeaders, setHeaders } from '../helpers/extproc-client.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 import { makeMtls, type MtlsFiles } from '../helpers/mtls.js';
+import { stageForOtherUsers } from '../helpers/other-user.js';
 
 const CONFIG = `
 rules:
@@ -59,7 +60,11 @@ sandboxes:
   it.skipIf(!isRoot)('a process running as another user cannot connect to the 0600 socket', () => {
     const socket = unixService.address.slice('unix:'.length);
     const script = `require('net').connect(${JSON.stringify(socket)}).on('connect', () => { console.log('CONNECTED'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); });`;
-    const r = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    // Node reached through a stage: the checkout's own Node may sit under a directory uid 65534 cannot traverse.
+    const stage = stageForOtherUsers();
+    const [cmd, ...args] = stage.wrap(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', stage.node, '-e', script]);
+    const r = spawnSync(cmd!, args, { encoding: 'utf8' });
+    stage.cleanup();
     expect(r.stdout.trim()).toBe('EACCES');
   });
 
