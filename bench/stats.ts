@@ -1,18 +1,13 @@
-/** Small helpers shared by the benchmarks: percentiles and a fixed-width table. */
+/** Small helpers shared by the benchmarks: percentiles, the load loops; `fmt` and `table` are test/helpers/table.ts. */
 import type { Outcome } from '../src/runtime/engine.js';
+import { fmt } from '../test/helpers/table.js';
+
+export { fmt, table } from '../test/helpers/table.js';
+
 export function percentile(sortedNs: Float64Array | number[], p: number): number {
   const i = Math.min(sortedNs.length - 1, Math.floor((p / 100) * sortedNs.length));
   return sortedNs[i]!;
 }
-
-export function table(title: string, header: string[], rows: Array<Array<string | number>>): string {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, c) => Math.max(...cells.map((r) => r[c]!.length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padStart(widths[i]!)).join(' | ')} |`;
-  return [`\n${title}`, line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.slice(1).map(line)].join('\n');
-}
-
-export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 /** Calls `one` `total` times, `inFlight` at a time, after `warmup` calls: the loop every load benchmark shares. */
 export async function loadTest(one: () => Promise<void>, total: number, inFlight: number, warmup = 200): Promise<{ rps: number; p50: number; p99: number }> {

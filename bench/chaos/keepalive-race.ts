@@ -8,11 +8,11 @@
  * RACE_IDLE_TIMEOUT=4s sets dfp_tls's upstream idle_timeout below the upstream's 5 s (the candidate fix).
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ProxyAgent, request } from 'undici';
 import { parse, stringify } from 'yaml';
 import { detailedAccessLog, failedAccessLines, failureStats, adminPortOf } from '../../test/helpers/chaos-envoy-log.js';
 import { startRig } from '../../test/helpers/sidecar-rig.js';
-import { sleep } from './common.js';
 
 const rounds = Number(process.argv[2] ?? 30);
 const idle = process.env.RACE_IDLE_TIMEOUT;

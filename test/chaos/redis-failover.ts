@@ -4,7 +4,7 @@
  * set (1 master, 1 replica, 3 sentinels). Each can lose its master mid-run.
  */
 import { spawnSync } from 'node:child_process';
-import { startRedis, startSentinel, type RedisServer } from './redis.js';
+import { startRedis, startSentinel, type RedisServer } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

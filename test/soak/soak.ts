@@ -1,11 +1,11 @@
 /**
  * `npm run soak`: 10 minutes (SOAK_SECONDS) at 500 requests/s (SOAK_RATE) through Envoy + authproxy with
  * Redis, a static rule and a callback host (60 s TTL). Prints a table per minute and per 10 s sample, and
- * the RSS growth from minute 2 to the end (goal: under 10 %). Figures only; the CI variant is
- * test/soak/soak.test.ts.
+ * the RSS growth from minute 2 to the end (goal: under 10 %), and exits non-zero if a request failed or got
+ * a wrong credential. Its CI variant, 60 s in `npm test`, is soak.test.ts beside it.
  */
-import { runSoak } from '../test/helpers/soak-runner.js';
-import { fmt, table } from './stats.js';
+import { runSoak } from './runner.js';
+import { fmt, table } from '../helpers/table.js';
 
 const seconds = Number(process.env.SOAK_SECONDS ?? 600);
 const rate = Number(process.env.SOAK_RATE ?? 500);

@@ -3,9 +3,9 @@
  * environment (the sidecar rig with Redis and a callback server) with its load of 90 % static-rule and
  * 10 % callback requests.
  */
-import { answer, startCallbackServer } from '../../test/helpers/callback-server.js';
-import { ChaosLoad } from '../../test/helpers/chaos-load.js';
-import { startRig, type Rig, type RigOptions } from '../../test/helpers/sidecar-rig.js';
+import { answer, startCallbackServer } from '../helpers/callback-server.js';
+import { ChaosLoad } from './load.js';
+import { startRig, type Rig, type RigOptions } from '../helpers/sidecar-rig.js';
 
 /** Requests per second of every step's load (CHAOS_RATE, default 100). */
 export const RATE = Number(process.env.CHAOS_RATE ?? 100);

@@ -9,9 +9,9 @@
  */
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { startCli } from '../../test/helpers/cli.js';
-import { eventually } from '../../test/helpers/fs.js';
-import { adminPortOf } from '../../test/helpers/chaos-envoy-log.js';
+import { startCli } from '../helpers/cli.js';
+import { eventually } from '../helpers/fs.js';
+import { adminPortOf } from '../helpers/chaos-envoy-log.js';
 import { existsSync } from 'node:fs';
 import { closeEnv, makeEnv, sleep, standardLoad, type Env } from './common.js';
 import { step } from './step.js';

@@ -4,23 +4,23 @@
  * (`full_request: true`: called on every request, so a callback fault shows at once) — injects one fault,
  * lifts it and asserts: no request reached the upstream with a credential it should not have (none,
  * another, a stale one), the expected refusals, and recovery within the step's bound. Two steps run in
- * environments of their own: replica-kill (two authproxy replicas behind one Envoy, bench/chaos/replicas.ts)
- * and sds-unavailable (new TLS handshakes while SDS is down, bench/chaos/sds.ts). Prints one row per step
+ * environments of their own: replica-kill (two authproxy replicas behind one Envoy, test/chaos/replicas.ts)
+ * and sds-unavailable (new TLS handshakes while SDS is down, test/chaos/sds.ts). Prints one row per step
  * and exits non-zero if an assertion failed. Not part of `npm test`.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { answer, type Behaviour } from '../test/helpers/callback-server.js';
-import { startRedisCluster, startRedisSentinel } from '../test/helpers/chaos-redis.js';
-import { startEnvoy } from '../test/helpers/envoy.js';
-import { startRedis } from '../test/helpers/redis.js';
-import type { Rig } from '../test/helpers/sidecar-rig.js';
-import { CALLBACK, closeEnv, config, makeEnv, RATE, sleep, standardLoad, STATIC, STATIC_NEXT, type Env } from './chaos/common.js';
-import { replicaKillStep } from './chaos/replicas.js';
-import { sdsUnavailableStep } from './chaos/sds.js';
-import { chaosTable, rows, step as runStep, type Expect } from './chaos/step.js';
-import type { LoadResult } from '../test/helpers/chaos-load.js';
+import { answer, type Behaviour } from '../helpers/callback-server.js';
+import { startRedisCluster, startRedisSentinel } from './redis-failover.js';
+import { startEnvoy } from '../helpers/envoy.js';
+import { startRedis } from '../helpers/redis.js';
+import type { Rig } from '../helpers/sidecar-rig.js';
+import { CALLBACK, closeEnv, config, makeEnv, RATE, sleep, standardLoad, STATIC, STATIC_NEXT, type Env } from './common.js';
+import { replicaKillStep } from './replicas.js';
+import { sdsUnavailableStep } from './sds.js';
+import { chaosTable, rows, step as runStep, type Expect } from './step.js';
+import type { LoadResult } from './load.js';
 
 /** A step under the standard load of `env`. */
 const step = (name: string, env: Env, expect: Expect, fault: () => Promise<void>, check?: (results: readonly LoadResult[]) => string[]) => runStep(name, standardLoad(env), expect, fault, check);

@@ -3,8 +3,8 @@
  * against the timestamped results (wrong credentials, refusals, recovery time). Rows accumulate for the
  * table printed at the end.
  */
-import { summarise, type LoadResult } from '../../test/helpers/chaos-load.js';
-import { fmt, table } from '../stats.js';
+import { summarise, type LoadResult } from './load.js';
+import { fmt, table } from '../helpers/table.js';
 import { sleep } from './common.js';
 
 /** A load a step drives: ChaosLoad, or a step's own. */

@@ -1,11 +1,11 @@
 /**
  * Chaos load: an open-loop fixed-rate request stream through the sidecar (one undici ProxyAgent per host,
- * as in soak-runner.ts), each result timestamped so a chaos step can count refusals, wrong credentials and
+ * as in test/soak/runner.ts), each result timestamped so a chaos step can count refusals, wrong credentials and
  * the time from the end of a fault to the first good answer.
  */
 import { readFileSync } from 'node:fs';
 import { ProxyAgent, request } from 'undici';
-import type { Rig } from './sidecar-rig.js';
+import type { Rig } from '../helpers/sidecar-rig.js';
 
 export interface LoadResult {
   readonly sentAt: number;

@@ -7,11 +7,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { ProxyAgent, request } from 'undici';
-import { answer, startCallbackServer } from './callback-server.js';
-import { freePort } from './envoy.js';
-import { startRedis } from './redis.js';
-import { startRig } from './sidecar-rig.js';
-import { adminPortOf, detailedAccessLog, failedAccessLines, failureStats } from './chaos-envoy-log.js';
+import { answer, startCallbackServer } from '../helpers/callback-server.js';
+import { freePort } from '../helpers/envoy.js';
+import { startRedis } from '../helpers/redis.js';
+import { startRig } from '../helpers/sidecar-rig.js';
+import { adminPortOf, detailedAccessLog, failedAccessLines, failureStats } from '../helpers/chaos-envoy-log.js';
 
 export const SOAK_TOKEN = 'soak_static_canary_2b7e';
 export const SOAK_CALLBACK_TOKEN = 'soak_callback_canary_93fa';

@@ -11,9 +11,9 @@ import { join, dirname } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { ProxyAgent, request } from 'undici';
 import { parse, stringify } from 'yaml';
-import type { LoadResult } from '../../test/helpers/chaos-load.js';
-import { SocketRelay } from '../../test/helpers/chaos-relay.js';
-import type { Rig } from '../../test/helpers/sidecar-rig.js';
+import type { LoadResult } from './load.js';
+import { SocketRelay } from './relay.js';
+import type { Rig } from '../helpers/sidecar-rig.js';
 import { closeEnv, makeEnv, sleep, standardLoad, STATIC } from './common.js';
 import { step, type Load } from './step.js';
 
