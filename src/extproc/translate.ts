@@ -4,8 +4,8 @@ import { ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type Proces
 import type { HeaderLookup, PolicyRequest } from '../policy/decide.js';
 import { ListHeaderLookup } from '../policy/header-lookup.js';
 import type { Target } from '../policy/host.js';
-import type { UpstreamVia } from '../egress/upstream-proxy.js';
-import type { Outcome } from '../runtime/engine.js';
+import type { UpstreamVia } from '../contracts/engine.js';
+import type { Outcome } from '../contracts/engine.js';
 import { CONNECT_AUTHORITY, EXT_PROC_ATTRIBUTES, SNI, type WireRequest } from './wire.js';
 
 /**

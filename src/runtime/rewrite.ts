@@ -3,7 +3,7 @@ import { rewriteMutation, sandboxAuthority, type CompiledRewrite, type SandboxDe
 import type { EgressGuard } from '../egress/guard.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Outcome, RequestExtras } from './engine.js';
+import type { Outcome, RequestExtras } from '../contracts/engine.js';
 
 /** What a rewrite needs from the engine around it. */
 export interface RewriteContext {

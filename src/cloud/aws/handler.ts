@@ -1,7 +1,7 @@
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { Decision, PolicyRequest } from '../../policy/decide.js';
-import type { CloudHandler, Outcome, RequestExtras } from '../../runtime/engine.js';
+import type { CloudHandler, Outcome, RequestExtras } from '../../contracts/engine.js';
 import { resign, UnsignableRequest, type AwsCredentials } from './resign.js';
 import { AwsRoleFailure, type AwsRoleCredentials } from './role-credentials.js';
 import { isPresigned, parseAuthorization, payloadChoice, scopeProblem, type SigV4Authorization } from './sigv4.js';
@@ -48,7 +48,7 @@ const PASS: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization
  * Presigned URLs pass untouched; unsigned or mis-scoped requests are 403, chunk-signed uploads 400,
  * bodies over 16 MiB (when authproxy must hash them) 413, role failures 502. Never logs a credential.
  */
-export class AwsSigner implements CloudHandler<AwsDecision> {
+export class AwsSigner implements CloudHandler<AwsDecision, PolicyRequest> {
   private readonly clock: () => Date;
 
   constructor(private readonly options: AwsHandlerOptions) {
