@@ -4,7 +4,8 @@ import { ExternalProcessorService } from '../gen/envoy/service/ext_proc/v3/exter
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Outcome } from '../contracts/engine.js';
-import { refusalBody, type Engine } from '../runtime/engine.js';
+import type { Engine } from '../runtime/engine.js';
+import { DEFAULT_REFUSAL_BODY, refusalBody } from '../contracts/reasons.js';
 import { streamSandboxId, type IdentityOptions } from './identity.js';
 import { toProcessingResponse, wirePolicyRequest } from './translate.js';
 import { snapshotHeaders } from '../callbacks/snapshot.js';
@@ -22,7 +23,7 @@ const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
  */
 export const PHASE_METADATA_KEY = 'x-authproxy-phase';
 const NOTHING = encodedAnswer({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
-const BAD_CAPTURE = encodedAnswer({ kind: 'immediate', status: 403, body: 'egress to this host is not allowed' });
+const BAD_CAPTURE = encodedAnswer({ kind: 'immediate', status: 403, body: DEFAULT_REFUSAL_BODY });
 /** Inside an intercepted tunnel, a request whose target can't be read (a repeated pseudo-header) is misdirected. */
 const MISDIRECTED = encodedAnswer({ kind: 'immediate', status: 421, body: refusalBody('misdirected') });
 

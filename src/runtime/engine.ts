@@ -12,6 +12,9 @@ import type { OriginalDestination } from '../policy/capture.js';
 import { captureDecision, type SettledCapture } from './capture.js';
 import { rewriteOutcome } from './rewrite.js';
 import type { CloudHandler, Outcome, PolicySource as PolicySourceOf, RequestExtras } from '../contracts/engine.js';
+import { CALLBACK_FAILED_BODY, refusalBody } from '../contracts/reasons.js';
+
+export { CALLBACK_FAILED_BODY, refusalBody } from '../contracts/reasons.js';
 
 export type { Outcome, RequestExtras } from '../contracts/engine.js';
 /** The engine's PolicySource: compiled configs by sandbox. */
@@ -32,8 +35,6 @@ export interface EngineOptions {
   readonly cloud?: CloudProviders;
 }
 
-/** Body of the 502 the contract prescribes when a callback fails. */
-export const CALLBACK_FAILED_BODY = 'callback resolution failed';
 const ALWAYS_REMOVE = ['proxy-authorization'] as const;
 const NO_BODY = new Uint8Array(0);
 const PASS: Outcome = { kind: 'continue', set: [], remove: ALWAYS_REMOVE };
@@ -210,19 +211,6 @@ export class Engine {
 
 function injected(entry: CachedCredential): Outcome {
   return { kind: 'continue', set: entry.headers, remove: ALWAYS_REMOVE };
-}
-
-const REFUSALS: Record<string, string> = {
-  cleartext: 'credentials are only sent over https',
-  misdirected: 'host, TLS server name and CONNECT target disagree',
-  invalid_authority: 'invalid target',
-  private_destination: 'destination resolves to a private address',
-  unresolvable: 'destination could not be resolved',
-};
-
-/** The short text body of a refusal, by reason (shared with the ext_proc adapter's own refusals). */
-export function refusalBody(reason: string): string {
-  return REFUSALS[reason] ?? 'egress to this host is not allowed';
 }
 
 function errMessage(err: unknown): string {
