@@ -135,7 +135,10 @@ export class Engine {
         'decision',
       );
     }
-    if (decision.outcome === 'refuse') return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
+    if (decision.outcome === 'refuse') {
+      this.metrics?.decision('refuse', decision.reason);
+      return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
+    }
     const { target } = decision;
     const route = decision.outcome;
     if (!this.egress) return { kind: 'route', route, target, address: original?.address };
