@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { callbackHeaderSchema, headerSchema, proxyConfigSchema } from '../config/schema.js';
 import { secretSchema } from '../config/provider-schema.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import { TENANT_ID } from '../sandboxes/identity.js';
 import { LINK_SCHEMAS, linkPaths } from './link-openapi.js';
 

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyRequest } from 'fastify';
 import { errorLine } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import type { Logger } from '../log.js';
 import { parseListenAddress } from '../runtime/listen.js';
 import { bindPrivateSocket } from '../runtime/unix-socket.js';

@@ -6,7 +6,7 @@ import type { ProxyConfig } from '../config/schema.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { renderTransparentBootstrap } from '../envoy/transparent.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import { envOption, UPSTREAM_PROXY_HELP } from './options.js';
 import { parseUpstreamProxy } from '../egress/upstream-proxy.js';
 

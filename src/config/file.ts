@@ -1,5 +1,5 @@
 import { AuthProxyError } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
 import { identityFieldProblem, type IdentityFields } from '../sandboxes/identity.js';
 import { compilePolicy, type CompileContext } from './compile.js';

@@ -1,17 +1,13 @@
 import { stringify } from 'yaml';
-import { ROUTE_HEADER } from '../extproc/translate.js';
-import { accessLog, connectUpgrade, dfpFilter, dialPin, DIAL_HOST, DIAL_PORT, dnsCache, extProc, router, routeOn, SAFE_RETRY, sandboxRoute, typed, type ExtProcPhase } from './filters.js';
+import { BODY_LIMIT, DIAL_HOST, DIAL_PORT, ROUTE_HEADER } from '../contracts/envoy.js';
+import { accessLog, connectUpgrade, dfpFilter, dialPin, dnsCache, extProc, router, routeOn, SAFE_RETRY, sandboxRoute, typed, type ExtProcPhase } from './filters.js';
 import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
 import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
 import { connectTunnelRoutes, customResponseFilter, httpTunnelRoutes, innerRoutes, interceptLocalReply, upstreamConnectListeners, upstreamFilterState, upstreamProxyClusters } from './upstream-proxy.js';
 import type { UpstreamProxyUrl } from '../egress/upstream-proxy.js';
 
-/**
- * The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body.
- * 16 MiB, the most of an AWS request body authproxy hashes to re-sign it (larger ones get 413);
- * `full_request` snapshots still carry only their first 1 MiB (cut in code, SNAPSHOT_BODY_LIMIT).
- */
-export const INTERCEPT_BUFFER_LIMIT = 16 * 1024 * 1024;
+/** The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body. */
+export const INTERCEPT_BUFFER_LIMIT = BODY_LIMIT;
 
 /** What `authproxy envoy-config` needs to render a sidecar's bootstrap. */
 export interface BootstrapOptions {
