@@ -1,7 +1,7 @@
 import { parseListenAddress } from '../runtime/listen.js';
 import { DIAL_HOST, DIAL_PORT, PHASE_METADATA_KEY, ROUTE_HEADER, UPSTREAM_KEY } from '../contracts/envoy.js';
 import { grpcService, typed } from './clusters.js';
-import type { BootstrapOptions } from './bootstrap.js';
+import type { BootstrapOptions } from './options.js';
 
 /** Re-exported: the transparent bootstrap builds its own filters with it. */
 export { typed };
