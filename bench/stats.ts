@@ -1,5 +1,5 @@
 /** Small helpers shared by the benchmarks: percentiles and a fixed-width table. */
-import type { Outcome } from '../src/runtime/engine.js';
+import type { Outcome } from '../src/engine/engine.js';
 export function percentile(sortedNs: Float64Array | number[], p: number): number {
   const i = Math.min(sortedNs.length - 1, Math.floor((p / 100) * sortedNs.length));
   return sortedNs[i]!;

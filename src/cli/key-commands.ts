@@ -6,7 +6,7 @@ import { generateSealingKeys, parsePublicKey, seal } from '../secrets/sealing.js
 import { sealBindingFromFlags, type SealFlags } from './seal-flags.js';
 import { trimOneNewline } from '../secrets/workspace.js';
 import { CallbackSigner, generateSigningKey } from '../callbacks/signer.js';
-import { readKeyFile } from '../runtime/service.js';
+import { readKeyFile } from '../serve/service.js';
 import { envOption } from './options.js';
 
 async function readStdin(): Promise<string> {

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { createLogger, LOG_FORMATS, type LogFormat } from '../log.js';
-import { parseListenAddress } from '../runtime/listen.js';
-import { loadUnsealer, startService } from '../runtime/service.js';
+import { parseListenAddress } from '../sockets/listen.js';
+import { loadUnsealer, startService } from '../serve/service.js';
 import type { startAdminServer } from '../admin/server.js';
 import { AdminTokens } from '../admin/tokens.js';
 import { parseCallbackAllowList } from '../admin/callback-policy.js';
-import { startHttpPort } from '../runtime/http-port.js';
+import { startHttpPort } from '../serve/http-port.js';
 import { metricsRoutes } from '../metrics/routes.js';
 import { envOption, UPSTREAM_NO_PROXY_HELP, UPSTREAM_PROXY_HELP } from './options.js';
 import { SANDBOX_ID } from '../contracts/envoy.js';

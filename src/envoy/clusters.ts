@@ -1,4 +1,4 @@
-import { parseListenAddress } from '../runtime/listen.js';
+import { parseListenAddress } from '../sockets/listen.js';
 import { SANDBOX_METADATA_KEY } from '../contracts/envoy.js';
 
 /** Client certificate, key and CA with which Envoy authenticates to authproxy over TCP (mTLS). */

@@ -1,4 +1,4 @@
-import { parseListenAddress } from '../runtime/listen.js';
+import { parseListenAddress } from '../sockets/listen.js';
 import { DIAL_HOST, DIAL_PORT, PHASE_METADATA_KEY, ROUTE_HEADER, UPSTREAM_KEY } from '../contracts/envoy.js';
 import { grpcService, typed } from './clusters.js';
 import type { BootstrapOptions } from './options.js';

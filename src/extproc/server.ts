@@ -4,7 +4,7 @@ import { ExternalProcessorService } from '../gen/envoy/service/ext_proc/v3/exter
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Outcome } from '../contracts/engine.js';
-import type { Engine } from '../runtime/engine.js';
+import type { Engine } from '../engine/engine.js';
 import { DEFAULT_REFUSAL_BODY, refusalBody } from '../contracts/reasons.js';
 import { EXTPROC_MAX_MESSAGE, PHASE_METADATA_KEY } from '../contracts/envoy.js';
 import { streamSandboxId, type IdentityOptions } from './identity.js';
@@ -13,7 +13,7 @@ import { snapshotHeaders } from '../callbacks/snapshot.js';
 import { wireCapturedFrom } from './capture.js';
 import { encodedAnswer, encodedContinue, serializeAnswer, type Answer } from './answers.js';
 import { readRequest, type WireRequest } from './wire.js';
-import { bindPrivateSocket, type PrivateSocket } from '../runtime/unix-socket.js';
+import { bindPrivateSocket, type PrivateSocket } from '../sockets/unix-socket.js';
 
 export { SANDBOX_ID, SANDBOX_METADATA_KEY } from './identity.js';
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';

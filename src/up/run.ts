@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { LevelWithSilent } from 'pino';
 import { AuthProxyError, errorLine } from '../errors.js';
 import { createLogger, type LogFormat } from '../log.js';
-import { startService, type Service } from '../runtime/service.js';
+import { startService, type Service } from '../serve/service.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { parseUpstreamProxy } from '../egress/upstream-proxy.js';
 import { SYSTEM_ROOTS } from '../cli/ca-command.js';

@@ -11,7 +11,7 @@ import { DECISION_REASONS, refusalBody } from '../../src/contracts/reasons.js';
 import type { CompiledPolicy } from '../../src/policy/compiled.js';
 import type { PolicyRequest } from '../../src/policy/decide.js';
 import { Metrics } from '../../src/metrics/metrics.js';
-import { Engine } from '../../src/runtime/engine.js';
+import { Engine } from '../../src/engine/engine.js';
 import { captureLogs } from '../helpers/logs.js';
 import { policyFrom } from './support.js';
 

@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import { buildSnapshot } from '../callbacks/snapshot.js';
 import type { EgressGuard } from '../egress/guard.js';
 import type { OriginalDestination } from '../policy/capture.js';
-import { captureDecision, type SettledCapture } from './capture.js';
+import { captureDecision, type SettledCapture } from './capture-route.js';
 import { rewriteOutcome } from './rewrite.js';
 import type { CloudHandler, Outcome, PolicySource as PolicySourceOf, RequestExtras } from '../contracts/engine.js';
 import { CALLBACK_FAILED_BODY, refusalBody } from '../contracts/reasons.js';

@@ -12,7 +12,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { CallbackSigner } from '../callbacks/signer.js';
 import { parsePrivateKey, Unsealer } from '../secrets/sealing.js';
 import { startExtProcServer, type RunningServer } from '../extproc/server.js';
-import { Engine, type PolicySource } from './engine.js';
+import { Engine, type PolicySource } from '../engine/engine.js';
 import type { SdsOptions, SdsService } from '../sds/server.js';
 import { mayIntercept } from '../policy/connect.js';
 import { PolicyRegistry } from '../sandboxes/registry.js';
