@@ -9,7 +9,7 @@ import type { SandboxStore, StoredSandbox } from '../sandboxes/store.js';
 import type { SandboxEnvResponse } from '../sdk/types.js';
 import { ApiError, invalidConfig } from './api-error.js';
 import { audit, diffConfigs } from './audit.js';
-import { callbackUrlProblems, type CallbackPolicy } from './callback-policy.js';
+import { callbackUrlProblems, type CallbackPolicy } from '../config/callback-policy.js';
 import { prepareConfig } from './config-input.js';
 import { checkRoleUnchanged } from './role-guard.js';
 import { keyScopeProblems } from './key-scope.js';

@@ -9,7 +9,7 @@ import type { PolicyRegistry } from '../sandboxes/registry.js';
 import type { SandboxStore } from '../sandboxes/store.js';
 import { DEFAULT_IDENTITY, type SandboxIdentity } from '../sandboxes/identity.js';
 import { ApiError } from './api-error.js';
-import { createCallbackPolicy } from './callback-policy.js';
+import { createCallbackPolicy } from '../config/callback-policy.js';
 import { openApiDocument } from './openapi.js';
 import { registerSandboxRoutes } from './routes.js';
 import { registerLinkRoutes } from './link-routes.js';

@@ -4,7 +4,7 @@ import { parseListenAddress } from '../sockets/listen.js';
 import { loadUnsealer, startService } from '../serve/service.js';
 import type { startAdminServer } from '../admin/server.js';
 import { AdminTokens } from '../admin/tokens.js';
-import { parseCallbackAllowList } from '../admin/callback-policy.js';
+import { parseCallbackAllowList } from '../config/callback-policy.js';
 import { startHttpPort } from '../serve/http-port.js';
 import { metricsRoutes } from '../metrics/routes.js';
 import { envOption, UPSTREAM_NO_PROXY_HELP, UPSTREAM_PROXY_HELP } from './options.js';

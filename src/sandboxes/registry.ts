@@ -14,7 +14,7 @@ import type { PolicySource } from '../contracts/engine.js';
 import type { ValueUnsealer } from '../secrets/sealing.js';
 import type { SandboxStore, StoredSandbox } from './store.js';
 import { isNewer, type RecordOrder } from './record.js';
-import { callbackUrlProblems, type CallbackPolicy } from '../admin/callback-policy.js';
+import { callbackUrlProblems, type CallbackPolicy } from '../config/callback-policy.js';
 import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from './identity.js';
 
 interface StoredPolicy {

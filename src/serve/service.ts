@@ -21,7 +21,7 @@ import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
 import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
 import { UpstreamRoute } from '../egress/upstream-proxy.js';
 import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
-import { createCallbackPolicy, parseCallbackAllowList } from '../admin/callback-policy.js';
+import { createCallbackPolicy, parseCallbackAllowList } from '../config/callback-policy.js';
 import { cloudAwareStore, cloudFactories, CloudModules, deferredFileApply, fileNeeds, type CloudSetups } from './cloud-loader.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
