@@ -15,7 +15,7 @@ import { checkRoleUnchanged } from './role-guard.js';
 import { keyScopeProblems } from './key-scope.js';
 import { sandboxResponse } from './config-view.js';
 import type { AdminPrincipal } from './tokens.js';
-import { effectiveIdentity, identityFieldProblem, type IdentityFields, type SandboxIdentity } from '../sandboxes/identity.js';
+import { effectiveIdentity, identityFieldProblem, type IdentityFields, type SandboxIdentity } from '../contracts/identity.js';
 
 /** What the sandbox routes work with. */
 export interface SandboxRoutesDeps {

@@ -7,7 +7,7 @@ import { parseListenAddress } from '../sockets/listen.js';
 import { bindPrivateSocket } from '../sockets/unix-socket.js';
 import type { PolicyRegistry } from '../sandboxes/registry.js';
 import type { SandboxStore } from '../sandboxes/store.js';
-import { DEFAULT_IDENTITY, type SandboxIdentity } from '../sandboxes/identity.js';
+import { DEFAULT_IDENTITY, type SandboxIdentity } from '../contracts/identity.js';
 import { ApiError } from './api-error.js';
 import { createCallbackPolicy } from '../config/callback-policy.js';
 import { openApiDocument } from './openapi.js';

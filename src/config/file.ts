@@ -1,7 +1,7 @@
 import { AuthProxyError } from '../errors.js';
 import { SANDBOX_ID } from '../contracts/envoy.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
-import { identityFieldProblem, type IdentityFields } from '../sandboxes/identity.js';
+import { identityFieldProblem, type IdentityFields } from '../contracts/identity.js';
 import { compilePolicy, type CompileContext } from './compile.js';
 import { isShowableKey, parseYamlText, validateConfig } from './load.js';
 import { formatPath, type ProxyConfig } from './schema.js';

@@ -15,7 +15,7 @@ import type { ValueUnsealer } from '../secrets/sealing.js';
 import type { SandboxStore, StoredSandbox } from './store.js';
 import { isNewer, type RecordOrder } from './record.js';
 import { callbackUrlProblems, type CallbackPolicy } from '../config/callback-policy.js';
-import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from './identity.js';
+import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from '../contracts/identity.js';
 
 interface StoredPolicy {
   readonly stamp: string;

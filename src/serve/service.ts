@@ -20,7 +20,7 @@ import type { RedisSandboxStore } from '../sandboxes/store.js';
 import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
 import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
 import { UpstreamRoute } from '../egress/upstream-proxy.js';
-import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
+import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../contracts/identity.js';
 import { createCallbackPolicy, parseCallbackAllowList } from '../config/callback-policy.js';
 import { cloudAwareStore, cloudFactories, CloudModules, deferredFileApply, fileNeeds, type CloudSetups } from './cloud-loader.js';
 
