@@ -6,7 +6,7 @@ import { createLogger, type LogFormat } from '../log.js';
 import { startService, type Service } from '../serve/service.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { parseUpstreamProxy } from '../egress/upstream-proxy.js';
-import { SYSTEM_ROOTS } from '../cli/ca-command.js';
+import { SYSTEM_ROOTS } from '../sds/ca-files.js';
 import { findEnvoy } from './envoy-binary.js';
 import { ensureState, statePaths, writeAtomically, type UpState } from './state.js';
 import { envLines, PROXY_HOST, say } from './print-env.js';
