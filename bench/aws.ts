@@ -15,7 +15,7 @@ import { compilePolicy } from '../src/config/compile.js';
 import { validateConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import type { PolicyRequest } from '../src/policy/decide.js';
-import { Engine, type Outcome, type RequestExtras } from '../src/runtime/engine.js';
+import { Engine, type Outcome, type RequestExtras } from '../src/engine/engine.js';
 import { bestOfRounds, expectContinue, fmt, table } from './stats.js';
 
 const CALLS = 500;

@@ -15,7 +15,7 @@ import { validateConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import type { CompiledCallback, CompiledPolicy } from '../src/policy/compiled.js';
 import { decide, type PolicyRequest } from '../src/policy/decide.js';
-import { Engine } from '../src/runtime/engine.js';
+import { Engine } from '../src/engine/engine.js';
 import { answer, startCallbackServer } from '../test/helpers/callback-server.js';
 import { startFleet, startRedis, type Replica } from '../test/helpers/redis.js';
 import { fmt, percentile, table } from './stats.js';

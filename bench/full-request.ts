@@ -11,7 +11,7 @@ import { compilePolicy } from '../src/config/compile.js';
 import { validateConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import type { PolicyRequest } from '../src/policy/decide.js';
-import { Engine, type Outcome, type RequestExtras } from '../src/runtime/engine.js';
+import { Engine, type Outcome, type RequestExtras } from '../src/engine/engine.js';
 import { answer, startCallbackServer } from '../test/helpers/callback-server.js';
 import { bestOfRounds, expectContinue, fmt, table } from './stats.js';
 

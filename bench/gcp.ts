@@ -16,7 +16,7 @@ import { compilePolicy } from '../src/config/compile.js';
 import { validateConfig } from '../src/config/load.js';
 import { createLogger } from '../src/log.js';
 import type { PolicyRequest } from '../src/policy/decide.js';
-import { Engine, type Outcome } from '../src/runtime/engine.js';
+import { Engine, type Outcome } from '../src/engine/engine.js';
 import { tempDir } from '../test/helpers/fs.js';
 import { makeServiceAccount, startGcpFake } from '../test/helpers/gcp-fake.js';
 import { bestOfRounds, expectContinue, fmt, table } from './stats.js';

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAdminServer } from '../src/admin/server.js';
 import { AdminTokens } from '../src/admin/tokens.js';
-import { startService } from '../src/runtime/service.js';
+import { startService } from '../src/serve/service.js';
 import { generateSealingKeys } from '../src/secrets/sealing.js';
 import { AuthProxyClient, configureGithubProxy } from '../src/sdk/index.js';
 import { exchange, extProcClient, requestHeaders, setHeaders } from '../test/helpers/extproc-client.js';

@@ -1,5 +1,5 @@
 /** Small helpers shared by the benchmarks: percentiles, the load loops; `fmt` and `table` are test/helpers/table.ts. */
-import type { Outcome } from '../src/runtime/engine.js';
+import type { Outcome } from '../src/engine/engine.js';
 import { fmt } from '../test/helpers/table.js';
 
 export { fmt, table } from '../test/helpers/table.js';

@@ -1,8 +1,9 @@
 import type { ProxyConfig } from '../config/schema.js';
 import type { StoredSandbox } from '../sandboxes/store.js';
-import { effectiveIdentity, type SandboxIdentity } from '../sandboxes/identity.js';
+import { effectiveIdentity, type SandboxIdentity } from '../contracts/identity.js';
 import type { OpaqueHeaderView, OpaqueSecretView, ProviderRuleView, ProxyConfigView, SandboxConfigResponse, VisibleHeaderView } from '../sdk/types.js';
-import { isProviderRule, type ProviderRule } from '../config/provider-schema.js';
+import { isProviderRule } from '../config/provider-schema.js';
+import type { ProviderRule } from '../config/provider-rule.js';
 
 type Visible = 'plaintext' | 'workspace_secret';
 

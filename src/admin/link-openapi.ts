@@ -1,4 +1,4 @@
-import { SANDBOX_ID } from '../extproc/identity.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import { MAX_LINK_PORTS } from '../sandboxes/link-store.js';
 
 type Json = Record<string, unknown>;

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { errorLine } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/identity.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import type { Logger } from '../log.js';
-import { effectiveIdentity, type SandboxIdentity } from '../sandboxes/identity.js';
+import { effectiveIdentity, type SandboxIdentity } from '../contracts/identity.js';
 import { linkPorts, MAX_LINK_PORTS, MAX_LINKS, type SandboxNet, type StoredNet } from '../sandboxes/link-store.js';
 import type { SandboxNetwork } from '../sandboxes/links.js';
 import type { PolicyRegistry } from '../sandboxes/registry.js';

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { callbackHeaderSchema, headerSchema, proxyConfigSchema } from '../config/schema.js';
 import { secretSchema } from '../config/provider-schema.js';
-import { SANDBOX_ID } from '../extproc/server.js';
-import { TENANT_ID } from '../sandboxes/identity.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
+import { TENANT_ID } from '../contracts/identity.js';
 import { LINK_SCHEMAS, linkPaths } from './link-openapi.js';
 
 type Json = Record<string, unknown>;

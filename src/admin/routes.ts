@@ -9,13 +9,13 @@ import type { SandboxStore, StoredSandbox } from '../sandboxes/store.js';
 import type { SandboxEnvResponse } from '../sdk/types.js';
 import { ApiError, invalidConfig } from './api-error.js';
 import { audit, diffConfigs } from './audit.js';
-import { callbackUrlProblems, type CallbackPolicy } from './callback-policy.js';
+import { callbackUrlProblems, type CallbackPolicy } from '../config/callback-policy.js';
 import { prepareConfig } from './config-input.js';
 import { checkRoleUnchanged } from './role-guard.js';
 import { keyScopeProblems } from './key-scope.js';
 import { sandboxResponse } from './config-view.js';
 import type { AdminPrincipal } from './tokens.js';
-import { effectiveIdentity, identityFieldProblem, type IdentityFields, type SandboxIdentity } from '../sandboxes/identity.js';
+import { effectiveIdentity, identityFieldProblem, type IdentityFields, type SandboxIdentity } from '../contracts/identity.js';
 
 /** What the sandbox routes work with. */
 export interface SandboxRoutesDeps {

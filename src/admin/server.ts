@@ -1,15 +1,15 @@
 import type { KeyObject } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyRequest } from 'fastify';
 import { errorLine } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import type { Logger } from '../log.js';
-import { parseListenAddress } from '../runtime/listen.js';
-import { bindPrivateSocket } from '../runtime/unix-socket.js';
+import { parseListenAddress } from '../sockets/listen.js';
+import { bindPrivateSocket } from '../sockets/unix-socket.js';
 import type { PolicyRegistry } from '../sandboxes/registry.js';
 import type { SandboxStore } from '../sandboxes/store.js';
-import { DEFAULT_IDENTITY, type SandboxIdentity } from '../sandboxes/identity.js';
+import { DEFAULT_IDENTITY, type SandboxIdentity } from '../contracts/identity.js';
 import { ApiError } from './api-error.js';
-import { createCallbackPolicy } from './callback-policy.js';
+import { createCallbackPolicy } from '../config/callback-policy.js';
 import { openApiDocument } from './openapi.js';
 import { registerSandboxRoutes } from './routes.js';
 import { registerLinkRoutes } from './link-routes.js';
@@ -156,7 +156,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   let address: string;
   let removeSocket = () => {};
   if (listen.kind === 'unix') {
-    // Plaintext opaque values arrive over it: bound 0600 from the first instant (src/runtime/unix-socket.ts).
+    // Plaintext opaque values arrive over it: bound 0600 from the first instant (src/sockets/unix-socket.ts).
     removeSocket = (await bindPrivateSocket(listen.path, async (temp) => void (await app.listen({ path: temp })), '--admin-listen')).remove;
     address = opts.listen;
   } else {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { AuthProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { TENANT_ID } from '../sandboxes/identity.js';
+import { TENANT_ID } from '../contracts/identity.js';
 
 /** Who made an admin request: a token id (never the token) and the sandboxes it may touch. */
 export interface AdminPrincipal {

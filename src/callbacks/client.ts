@@ -7,8 +7,9 @@ import type { EgressGuard } from '../egress/guard.js';
 import { guardedLookup } from '../egress/lookup.js';
 import { SIGNATURE_HEADER, type CallbackSigner } from './signer.js';
 
-/** Why a callback failed; a closed set, used in logs and metrics. */
-export type CallbackFailureReason = 'status' | 'redirect' | 'transport' | 'timeout' | 'too_large' | 'malformed' | 'invalid_header' | 'private_destination';
+import type { CallbackFailureReason } from '../contracts/reasons.js';
+
+export type { CallbackFailureReason } from '../contracts/reasons.js';
 
 /** A failed callback. The message names the reason and never a header value. */
 export class CallbackFailure extends Error {

@@ -4,7 +4,7 @@ import type { CachedCredential, CredentialCache } from './cache.js';
 import { callCallback, CallbackFailure, DEFAULT_CALLBACK_LIMITS, type CallbackIdentity, type CallbackLimits, type CallbackRequestSnapshot, type ResolvedHeaders } from './client.js';
 import type { CallbackSigner } from './signer.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { DEFAULT_IDENTITY, type IdentitySource } from '../sandboxes/identity.js';
+import { DEFAULT_IDENTITY, type IdentitySource } from '../contracts/identity.js';
 
 /**
  * The cache key of the contract: one entry per (sandbox, callback, host, port). Joined with newlines,

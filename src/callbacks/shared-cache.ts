@@ -5,6 +5,7 @@ import type { Metrics, RefreshResult } from '../metrics/metrics.js';
 import { cacheEntry, MemoryCredentialCache, type CachedCredential, type CredentialCache, type Loaded } from './cache.js';
 import type { CacheSealer } from './cache-crypto.js';
 import { CallbackFailure, type CallbackFailureReason } from './client.js';
+import { CALLBACK_FAILURE_REASONS } from '../contracts/reasons.js';
 import { FleetNotices } from './fleet-notices.js';
 import { RedisLink, type LinkState } from './redis-link.js';
 import { FleetStore } from './redis-store.js';
@@ -32,7 +33,7 @@ export interface SharedCacheOptions {
 
 const FIRST_PAUSE_MS = 100;
 const MAX_PAUSE_MS = 1000;
-const REASONS: ReadonlySet<string> = new Set<CallbackFailureReason>(['status', 'redirect', 'transport', 'timeout', 'too_large', 'malformed', 'invalid_header']);
+const REASONS: ReadonlySet<string> = new Set<CallbackFailureReason>(CALLBACK_FAILURE_REASONS);
 
 /** Redis could not be used for this lookup (or waiting took too long); it goes on with a direct call. */
 class FleetUnavailable extends Error {

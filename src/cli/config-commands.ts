@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Command } from 'commander';
 import { proxyConfigSchema } from '../config/schema.js';
 import { loadSources } from '../config/watch.js';
-import { loadUnsealer } from '../runtime/service.js';
+import { loadUnsealer } from '../serve/service.js';
 import { SHAPE_ONLY_UNSEALER } from '../secrets/sealing.js';
 import { explain } from './explain.js';
 import { envOption } from './options.js';

@@ -1,12 +1,10 @@
 import type { Command } from 'commander';
 import { AuthProxyError } from '../errors.js';
-import { readConfigFile } from '../config/load.js';
-import { parseConfigFile } from '../config/file.js';
-import type { ProxyConfig } from '../config/schema.js';
+import { sandboxConfigFrom } from '../config/file.js';
 import { renderBootstrap } from '../envoy/bootstrap.js';
 import { renderTransparentBootstrap } from '../envoy/transparent.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import { envOption, UPSTREAM_PROXY_HELP } from './options.js';
 import { parseUpstreamProxy } from '../egress/upstream-proxy.js';
 
@@ -32,14 +30,6 @@ interface EnvoyFlags {
   credentialHeaders?: string;
   upstreamProxy?: string;
   mode: string;
-}
-
-/** The proxy_config of `sandbox` in a config file: its `sandboxes:` entry, else the top-level config. */
-export function sandboxConfigFrom(path: string, sandbox: string, flag = '--sandbox'): ProxyConfig {
-  const file = parseConfigFile(readConfigFile(path), path);
-  const config = file.sandboxes.get(sandbox) ?? file.default;
-  if (!config) throw new AuthProxyError('usage', `${flag}: "${sandbox}" has no config in ${path}`);
-  return config;
 }
 
 /** `envoy-config` and `sandbox-env`: what the sidecar and the sandbox need to be wired to authproxy. */

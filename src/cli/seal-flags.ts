@@ -1,7 +1,7 @@
 import { AuthProxyError } from '../errors.js';
 import { canonicalPattern, hostPatternProblem } from '../config/host-pattern.js';
 import { ANY_SANDBOX, callbackOrigin, type SealBinding, type SealTarget } from '../secrets/seal-binding.js';
-import { SANDBOX_ID } from '../extproc/identity.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 
 /** The binding flags of `authproxy seal`. */
 export interface SealFlags {

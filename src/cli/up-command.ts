@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { LevelWithSilent } from 'pino';
 import { AuthProxyError } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/server.js';
-import { parseListenAddress } from '../runtime/listen.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
+import { parseListenAddress } from '../sockets/listen.js';
 import { DEFAULT_STATE_DIR } from '../up/state.js';
 import { runUp, type UpOptions } from '../up/run.js';
 import { upEnv } from '../up/print-env.js';

@@ -1,9 +1,9 @@
 import { AuthProxyError } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
-import { identityFieldProblem, type IdentityFields } from '../sandboxes/identity.js';
+import { identityFieldProblem, type IdentityFields } from '../contracts/identity.js';
 import { compilePolicy, type CompileContext } from './compile.js';
-import { isShowableKey, parseYamlText, validateConfig } from './load.js';
+import { isShowableKey, parseYamlText, readConfigFile, validateConfig } from './load.js';
 import { formatPath, type ProxyConfig } from './schema.js';
 
 /**
@@ -109,4 +109,12 @@ export function compileFile(file: FileConfig, ctx: CompileContext, source: strin
   }
   if (problems.length > 0) fail(problems);
   return { default: compiledDefault, sandboxes, identities: file.identities };
+}
+
+/** The proxy_config of `sandbox` in a config file: its `sandboxes:` entry, else the top-level config. */
+export function sandboxConfigFrom(path: string, sandbox: string, flag = '--sandbox'): ProxyConfig {
+  const file = parseConfigFile(readConfigFile(path), path);
+  const config = file.sandboxes.get(sandbox) ?? file.default;
+  if (!config) throw new AuthProxyError('usage', `${flag}: "${sandbox}" has no config in ${path}`);
+  return config;
 }

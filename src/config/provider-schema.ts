@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { ruleFields } from './rule-fields.js';
 import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
 import { awsEndpoint, isGoogleApisHost } from '../policy/provider-hosts.js';
-import type { AzureRule } from './azure-schema.js';
 
 /**
  * The cloud provider rules of LangChain's proxy_config, `type: aws` and `type: gcp`: they match their
@@ -132,7 +131,6 @@ export const gcpRuleSchema = z.strictObject({ ...providerFields, match_hosts: pr
 
 export type AwsRule = z.output<typeof awsRuleSchema>;
 export type GcpRule = z.output<typeof gcpRuleSchema>;
-export type ProviderRule = AwsRule | GcpRule | AzureRule;
 export type Secret = z.output<typeof secretSchema>;
 /** Static AWS keys, after validation. */
 export type AwsStaticAuth = { access_key_id: Secret; secret_access_key: Secret };

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { hostPatternProblem, q } from './host-pattern.js';
-import type { ruleSchema as RuleSchema } from './schema.js';
 
 /**
  * The `type: rewrite` rule of LangChain's proxy_config: matched requests go to another https destination
@@ -50,28 +49,6 @@ export const rewriteTargetSchema = z
   .superRefine((r, ctx) => {
     if ((r.host === undefined) === (r.sandbox === undefined)) ctx.addIssue({ code: 'custom', message: 'set exactly one of host or sandbox' });
   });
-
-/**
- * Builds the rewrite rule from the header rule's schema, so that the matching fields (`match_hosts`,
- * `match_paths`, and whatever else a header rule matches on) mean exactly the same on both. `headers`
- * becomes optional: a rewrite may inject nothing.
- */
-export function rewriteRuleSchema(headerRule: typeof RuleSchema) {
-  return headerRule
-    .omit({ type: true, headers: true })
-    .extend({
-      type: z.literal('rewrite'),
-      headers: z.array(headerRule.shape.headers.element).max(32).default([]),
-      rewrite: rewriteTargetSchema,
-    })
-    .superRefine((rule, ctx) => {
-      // Another sandbox is reached over plain http: a credential must never travel in cleartext (contract, Matching step 10).
-      if (rule.rewrite.sandbox === undefined) return;
-      rule.headers.forEach((h, i) => {
-        if (h.type !== 'plaintext') ctx.addIssue({ code: 'custom', path: ['headers', i, 'type'], message: SANDBOX_SECRET_HEADER });
-      });
-    });
-}
 
 /** Why a rewrite to another sandbox may carry only plaintext headers. */
 export const SANDBOX_SECRET_HEADER = 'a sandbox destination is plain http, and credentials are never sent in cleartext: only plaintext headers may go there';

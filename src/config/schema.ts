@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { canonicalPattern, hostPatternProblem, q } from './host-pattern.js';
-import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV, type ProviderRule } from './provider-schema.js';
+import { awsRuleSchema, gcpRuleSchema, isProviderRule, MANAGED_ENV } from './provider-schema.js';
+import type { ProviderRule } from './provider-rule.js';
 import { ruleFields } from './rule-fields.js';
-import { rewriteRuleSchema } from './rewrite-schema.js';
+import { rewriteTargetSchema, SANDBOX_SECRET_HEADER } from './rewrite-schema.js';
 import { azureRuleSchema } from './azure-schema.js';
 import { canonicalAccessEntry, parseAccessEntry } from './access-pattern.js';
 import { parseMatchHeader } from './match-header.js';
@@ -120,6 +121,28 @@ export const ruleSchema = z.strictObject({
 });
 
 /** A `type: rewrite` rule: the header rule's matching fields, plus where matched requests go (rewrite-schema.ts). */
+/**
+ * Builds the rewrite rule from the header rule's schema, so that the matching fields (`match_hosts`,
+ * `match_paths`, and whatever else a header rule matches on) mean exactly the same on both. `headers`
+ * becomes optional: a rewrite may inject nothing.
+ */
+function rewriteRuleSchema(headerRule: typeof ruleSchema) {
+  return headerRule
+    .omit({ type: true, headers: true })
+    .extend({
+      type: z.literal('rewrite'),
+      headers: z.array(headerRule.shape.headers.element).max(32).default([]),
+      rewrite: rewriteTargetSchema,
+    })
+    .superRefine((rule, ctx) => {
+      // Another sandbox is reached over plain http: a credential must never travel in cleartext (contract, Matching step 10).
+      if (rule.rewrite.sandbox === undefined) return;
+      rule.headers.forEach((h, i) => {
+        if (h.type !== 'plaintext') ctx.addIssue({ code: 'custom', path: ['headers', i, 'type'], message: SANDBOX_SECRET_HEADER });
+      });
+    });
+}
+
 export const rewriteRule = rewriteRuleSchema(ruleSchema);
 
 /** Why `type: relay` (and `relay_id`) is refused: it names LangSmith Cloud objects authproxy has no counterpart for. */

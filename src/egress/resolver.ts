@@ -1,6 +1,6 @@
 import { promises as dns } from 'node:dns';
 import { AuthProxyError } from '../errors.js';
-import { parseListenAddress } from '../runtime/listen.js';
+import { parseListenAddress } from '../sockets/listen.js';
 
 /** Resolves a hostname to its IP addresses (both families); rejects when it has none. */
 export interface HostResolver {

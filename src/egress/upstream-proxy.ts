@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { AuthProxyError } from '../errors.js';
 import { NoProxyList } from './no-proxy-list.js';
+import type { UpstreamVia } from '../contracts/engine.js';
 
 /** `--upstream-proxy`, parsed: a corporate forward proxy that every egress connection goes through. */
 export interface UpstreamProxyUrl {
@@ -43,7 +44,7 @@ export function parseUpstreamProxy(text: string): UpstreamProxyUrl {
 }
 
 /** How one destination leaves: `direct` (dialled at the checked address), `proxy`, or `proxy_connect` (see `via`). */
-export type UpstreamVia = 'direct' | 'proxy' | 'proxy_connect';
+export type { UpstreamVia } from '../contracts/engine.js';
 
 /**
  * Where egress goes when a network only allows it through a forward proxy: `--upstream-proxy` and

@@ -1,40 +1,16 @@
 import { stringify } from 'yaml';
-import { ROUTE_HEADER } from '../extproc/translate.js';
-import { accessLog, connectUpgrade, dfpFilter, dialPin, DIAL_HOST, DIAL_PORT, dnsCache, extProc, router, routeOn, SAFE_RETRY, sandboxRoute, typed, type ExtProcPhase } from './filters.js';
-import { grpcService, authproxyCluster, internalCluster, type AuthproxyTls } from './clusters.js';
+import { BODY_LIMIT, DIAL_HOST, DIAL_PORT, ROUTE_HEADER } from '../contracts/envoy.js';
+import { accessLog, connectUpgrade, dfpFilter, dialPin, dnsCache, extProc, router, routeOn, SAFE_RETRY, sandboxRoute, typed, type ExtProcPhase } from './filters.js';
+import { grpcService, authproxyCluster, internalCluster } from './clusters.js';
 import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
 import { connectTunnelRoutes, customResponseFilter, httpTunnelRoutes, innerRoutes, interceptLocalReply, upstreamConnectListeners, upstreamFilterState, upstreamProxyClusters } from './upstream-proxy.js';
-import type { UpstreamProxyUrl } from '../egress/upstream-proxy.js';
 
-/**
- * The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body.
- * 16 MiB, the most of an AWS request body authproxy hashes to re-sign it (larger ones get 413);
- * `full_request` snapshots still carry only their first 1 MiB (cut in code, SNAPSHOT_BODY_LIMIT).
- */
-export const INTERCEPT_BUFFER_LIMIT = 16 * 1024 * 1024;
+/** The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body. */
+export const INTERCEPT_BUFFER_LIMIT = BODY_LIMIT;
 
-/** What `authproxy envoy-config` needs to render a sidecar's bootstrap. */
-export interface BootstrapOptions {
-  /** Address the sandbox's HTTP(S)_PROXY points at. */
-  readonly proxyAddress: string;
-  readonly proxyPort: number;
-  /** Envoy admin interface on 127.0.0.1; omitted when undefined (sandbox code could reach it). */
-  readonly adminPort?: number;
-  /** authproxy's ext_proc + SDS address: `unix:/path` or `host:port` (then `authproxyTls` is required). */
-  readonly authproxy: string;
-  readonly authproxyTls?: AuthproxyTls;
-  /** PEM bundle that upstream servers are verified against. */
-  readonly caBundle: string;
-  readonly sandboxId: string;
-  /** Optional `host:port` of a DNS server (tests); otherwise c-ares reads /etc/resolv.conf. */
-  readonly dnsResolver?: string;
-  /** ext_proc per-message timeout; must exceed authproxy's callback timeout. */
-  readonly messageTimeoutMs: number;
-  /** When set, the only header names authproxy may set (strict allow-list); else any non-reserved header. */
-  readonly credentialHeaders?: readonly string[];
-  /** `--upstream-proxy`: egress leaves through this forward proxy unless authproxy answers `direct` (src/envoy/upstream-proxy.ts). */
-  readonly upstreamProxy?: UpstreamProxyUrl;
-}
+import type { BootstrapOptions } from './options.js';
+
+export type { BootstrapOptions } from './options.js';
 
 /**
  * Headers authproxy may never set or remove on the inner listener, whatever the config says. Envoy's

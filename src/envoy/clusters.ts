@@ -1,5 +1,5 @@
-import { parseListenAddress } from '../runtime/listen.js';
-import { SANDBOX_METADATA_KEY } from '../extproc/server.js';
+import { parseListenAddress } from '../sockets/listen.js';
+import { SANDBOX_METADATA_KEY } from '../contracts/envoy.js';
 
 /** Client certificate, key and CA with which Envoy authenticates to authproxy over TCP (mTLS). */
 export interface AuthproxyTls {

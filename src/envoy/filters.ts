@@ -1,8 +1,7 @@
-import { parseListenAddress } from '../runtime/listen.js';
-import { ROUTE_HEADER, UPSTREAM_KEY } from '../extproc/translate.js';
-import { PHASE_METADATA_KEY } from '../extproc/server.js';
+import { parseListenAddress } from '../sockets/listen.js';
+import { DIAL_HOST, DIAL_PORT, PHASE_METADATA_KEY, ROUTE_HEADER, UPSTREAM_KEY } from '../contracts/envoy.js';
 import { grpcService, typed } from './clusters.js';
-import type { BootstrapOptions } from './bootstrap.js';
+import type { BootstrapOptions } from './options.js';
 
 /** Re-exported: the transparent bootstrap builds its own filters with it. */
 export { typed };
@@ -96,14 +95,7 @@ export const routeOn = (value: string) => [{ name: ROUTE_HEADER, string_match: {
 /** CONNECT handled by the route (the tunnel or the internal listener), not refused. */
 export const connectUpgrade = [{ upgrade_type: 'CONNECT', connect_config: {} }];
 
-/**
- * The checked address (and port) of the CONNECT target, as the intercepting listener inherits it. Not
- * inherited as `envoy.upstream.dynamic_host` itself: a connection-level copy of that key could not be
- * replaced per request, which a `type: rewrite` answer must do (dialPin).
- */
-export const DIAL_HOST = 'authproxy.dial_host';
-/** The port that goes with DIAL_HOST (filter state inherited by the intercepting listener). */
-export const DIAL_PORT = 'authproxy.dial_port';
+export { DIAL_HOST, DIAL_PORT } from '../contracts/envoy.js';
 
 /** One request-level filter state value from a format string (skipped when it renders empty). */
 const stateFrom = (key: string, format: string) => ({

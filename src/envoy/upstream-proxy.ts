@@ -18,7 +18,7 @@
 import { isIP } from 'node:net';
 import { typed } from './clusters.js';
 import { accessLog, dnsCache } from './filters.js';
-import type { BootstrapOptions } from './bootstrap.js';
+import type { BootstrapOptions } from './options.js';
 
 /** The internal listener whose tcp_proxy opens `CONNECT host:port` through the proxy. */
 const CONNECT_LISTENER = 'upstream_connect';

@@ -1,5 +1,5 @@
 import { ProcessingResponse } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
-import type { Outcome } from '../runtime/engine.js';
+import type { Outcome } from '../contracts/engine.js';
 import { continueResponse, toProcessingResponse } from './translate.js';
 
 /**

@@ -1,10 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 
-/** The gRPC metadata key in which each Envoy sidecar names its sandbox. */
-export const SANDBOX_METADATA_KEY = 'x-sandbox-id';
-/** What a sandbox id may look like; anything else (including two ids joined by a comma) is ambiguous. */
-export const SANDBOX_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+import { SANDBOX_ID, SANDBOX_METADATA_KEY } from '../contracts/envoy.js';
+
+export { SANDBOX_ID, SANDBOX_METADATA_KEY } from '../contracts/envoy.js';
 
 /** What a stream exposes about its TLS peer (grpc-js's AuthContext, which it does not export by name). */
 export interface PeerAuth {

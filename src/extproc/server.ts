@@ -3,25 +3,23 @@ import { HealthImplementation } from 'grpc-health-check';
 import { ExternalProcessorService } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { refusalBody, type Engine, type Outcome } from '../runtime/engine.js';
+import type { Outcome } from '../contracts/engine.js';
+import type { Engine } from '../engine/engine.js';
+import { DEFAULT_REFUSAL_BODY, refusalBody } from '../contracts/reasons.js';
+import { EXTPROC_MAX_MESSAGE, PHASE_METADATA_KEY } from '../contracts/envoy.js';
 import { streamSandboxId, type IdentityOptions } from './identity.js';
 import { toProcessingResponse, wirePolicyRequest } from './translate.js';
 import { snapshotHeaders } from '../callbacks/snapshot.js';
 import { wireCapturedFrom } from './capture.js';
 import { encodedAnswer, encodedContinue, serializeAnswer, type Answer } from './answers.js';
 import { readRequest, type WireRequest } from './wire.js';
-import { bindPrivateSocket, type PrivateSocket } from '../runtime/unix-socket.js';
+import { bindPrivateSocket, type PrivateSocket } from '../sockets/unix-socket.js';
 
 export { SANDBOX_ID, SANDBOX_METADATA_KEY } from './identity.js';
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
-/**
- * The gRPC metadata key that tells the forward proxy's two ext_proc filters apart: `connect` on the outer
- * listener (intercept-or-tunnel), `inject` (or absent) on requests whose credentials are decided, and
- * `capture` on transparent mode's copy of the outer listener (the original destination comes in headers).
- */
-export const PHASE_METADATA_KEY = 'x-authproxy-phase';
+export { PHASE_METADATA_KEY } from '../contracts/envoy.js';
 const NOTHING = encodedAnswer({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
-const BAD_CAPTURE = encodedAnswer({ kind: 'immediate', status: 403, body: 'egress to this host is not allowed' });
+const BAD_CAPTURE = encodedAnswer({ kind: 'immediate', status: 403, body: DEFAULT_REFUSAL_BODY });
 /** Inside an intercepted tunnel, a request whose target can't be read (a repeated pseudo-header) is misdirected. */
 const MISDIRECTED = encodedAnswer({ kind: 'immediate', status: 421, body: refusalBody('misdirected') });
 
@@ -172,10 +170,9 @@ export async function startExtProcServer(
   credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
   register?: (server: grpc.Server) => void,
 ): Promise<RunningServer> {
-  // Room for a request_body message carrying a whole 16 MiB body (INTERCEPT_BUFFER_LIMIT of src/envoy/
-  // bootstrap.ts, not imported: that module imports this one) plus headers and framing.
+  // Room for a request_body message carrying a whole BODY_LIMIT body plus headers and framing.
   // Channelz off: nothing reads it, and with it on grpc-js builds a call tracker (closures, Date.now) per stream.
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 17 * 1024 * 1024, 'grpc.enable_channelz': 0 });
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': EXTPROC_MAX_MESSAGE, 'grpc.enable_channelz': 0 });
   server.addService(EXT_PROC_WIRE_SERVICE, { process: extProcHandler(opts) });
   register?.(server);
   const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE]: 'SERVING' });

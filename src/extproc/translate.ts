@@ -4,8 +4,9 @@ import { ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type Proces
 import type { HeaderLookup, PolicyRequest } from '../policy/decide.js';
 import { ListHeaderLookup } from '../policy/header-lookup.js';
 import type { Target } from '../policy/host.js';
-import type { UpstreamVia } from '../egress/upstream-proxy.js';
-import type { Outcome } from '../runtime/engine.js';
+import type { UpstreamVia } from '../contracts/engine.js';
+import { ROUTE_HEADER, UPSTREAM_KEY } from '../contracts/envoy.js';
+import type { Outcome } from '../contracts/engine.js';
 import { CONNECT_AUTHORITY, EXT_PROC_ATTRIBUTES, SNI, type WireRequest } from './wire.js';
 
 /**
@@ -61,8 +62,7 @@ function stringAttr(attrs: Record<string, unknown>, key: string): string | undef
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
-/** The header the sidecar's outer route table matches on to intercept or tunnel a CONNECT. */
-export const ROUTE_HEADER = 'x-authproxy-route';
+export { ROUTE_HEADER, UPSTREAM_KEY } from '../contracts/envoy.js';
 
 const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
 
@@ -141,13 +141,6 @@ function dialMetadata(address: string, port: number, plain = false): ProcessingR
   const host = address.includes(':') ? `[${address}]` : address;
   return { authproxy: { target_host: host, target_port: String(port), ...(plain ? { [UPSTREAM_KEY]: 'plain' } : {}) } };
 }
-
-/**
- * The dynamic metadata key (namespace `authproxy`) that sends a rewritten request to the intercepting
- * listener's plain-http route: another sandbox's service. Dynamic metadata only comes from authproxy's
- * answer; nothing the sandbox sends can set it.
- */
-export const UPSTREAM_KEY = 'upstream';
 
 /**
  * The answer to a request a `type: rewrite` rule matched (inner listener): `:authority` and the credential

@@ -1,32 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CallbackFailureReason } from '../callbacks/client.js';
-import type { PassReason, RefuseReason } from '../policy/decide.js';
-import type { AwsDecisionReason } from '../cloud/aws/handler.js';
-import type { GcpDecisionReason } from '../cloud/gcp/handler.js';
-import type { AzureDecisionReason } from '../cloud/azure/handler.js';
+import type { CallbackFailureReason, DecisionOutcome, DecisionReason } from '../contracts/reasons.js';
 
-/** What the engine did with one request (the `outcome` label of `authproxy_decisions_total`). */
-export type DecisionOutcome = 'pass' | 'refuse' | 'inject' | 'callback_failed';
-
-/**
- * Why (the `reason` label): a pass or refusal reason from the policy, `rule`, `rewrite` or `callback` for an
- * injection, `unknown_sandbox`, or the callback failure reason (plus `internal`) for a 502.
- */
-export type DecisionReason =
-  | PassReason
-  | RefuseReason
-  | 'unknown_sandbox'
-  | 'rule'
-  | 'rewrite'
-  | 'callback'
-  | CallbackFailureReason
-  | 'internal'
-  | 'private_destination'
-  | 'unresolvable'
-  | 'no_sandbox_link'
-  | AwsDecisionReason
-  | GcpDecisionReason
-  | AzureDecisionReason;
+export type { DecisionOutcome, DecisionReason } from '../contracts/reasons.js';
 
 /**
  * Where a callback credential was found: `l1` in process, `l2` in Redis (also after waiting for another

@@ -1,11 +1,9 @@
 import { isIP } from 'node:net';
 import { isHostname } from '../config/host-pattern.js';
+import type { Target } from '../contracts/engine.js';
 
 /** A request's target after normalisation (contract, Matching step 1). */
-export interface Target {
-  host: string;
-  port: number;
-}
+export type { Target } from '../contracts/engine.js';
 
 /**
  * Normalises `:authority` as the contract says: lower-cased, one trailing dot and the port removed; the

@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { AuthProxyError } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/identity.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import type { RedisClient } from '../callbacks/redis-url.js';
 import type { RecordOrder } from './record.js';
 

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import type { ProxyConfig } from '../config/schema.js';
-import { TENANT_ID, type IdentityFields } from './identity.js';
+import { TENANT_ID, type IdentityFields } from '../contracts/identity.js';
 
 /**
  * Where a stored record sits in the history of writes: `epoch` is the time the store's data set began

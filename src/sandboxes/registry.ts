@@ -10,12 +10,12 @@ import { validateConfig } from '../config/load.js';
 import type { LoadedSources } from '../config/watch.js';
 import type { ProxyConfig } from '../config/schema.js';
 import type { CompiledPolicy } from '../policy/compiled.js';
-import type { PolicySource } from '../runtime/engine.js';
+import type { PolicySource } from '../contracts/engine.js';
 import type { ValueUnsealer } from '../secrets/sealing.js';
 import type { SandboxStore, StoredSandbox } from './store.js';
 import { isNewer, type RecordOrder } from './record.js';
-import { callbackUrlProblems, type CallbackPolicy } from '../admin/callback-policy.js';
-import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from './identity.js';
+import { callbackUrlProblems, type CallbackPolicy } from '../config/callback-policy.js';
+import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from '../contracts/identity.js';
 
 interface StoredPolicy {
   readonly stamp: string;
@@ -55,7 +55,7 @@ export interface RegistryOptions {
  * version moves (announced over Redis pub/sub, with a periodic resync in case an announcement is lost).
  * Swapping a map entry is atomic for the requests that read it.
  */
-export class PolicyRegistry implements PolicySource, IdentitySource {
+export class PolicyRegistry implements PolicySource<CompiledPolicy>, IdentitySource {
   private file: CompiledFile;
   private secrets: ReadonlyMap<string, string>;
   private readonly stored = new Map<string, StoredPolicy>();

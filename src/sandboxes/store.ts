@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { ProxyConfig } from '../config/schema.js';
 import type { RedisClient } from '../callbacks/redis-url.js';
 import { duplicateClient } from '../callbacks/redis-url.js';
-import type { IdentityFields } from './identity.js';
+import type { IdentityFields } from '../contracts/identity.js';
 import { decodeRecord, encodeRecord, type RecordOrder } from './record.js';
 import { RedisLinkStore } from './link-store.js';
 

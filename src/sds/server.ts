@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { AuthProxyError } from '../errors.js';
-import { SANDBOX_ID } from '../extproc/server.js';
+import { SANDBOX_ID } from '../contracts/envoy.js';
 import { streamSandboxId } from '../extproc/identity.js';
 import { SecretDiscoveryServiceService, type SecretDiscoveryServiceServer } from '../gen/envoy/service/secret/v3/sds.js';
 import type { Logger } from '../log.js';

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { AuthProxyError } from '../errors.js';
 import { formatEnv, sandboxEnv } from '../envoy/sandbox-env.js';
-import { sandboxConfigFrom } from '../cli/envoy-commands.js';
+import { sandboxConfigFrom } from '../config/file.js';
 import { runningInstance } from './instance.js';
 import { ensureState, statePaths } from './state.js';
 

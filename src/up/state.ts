@@ -1,8 +1,8 @@
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AuthProxyError } from '../errors.js';
-import { initKeyFiles, KEY_FILES } from '../cli/key-commands.js';
-import { caBundlePem, initCaFiles, SYSTEM_ROOTS } from '../cli/ca-command.js';
+import { initKeyFiles, KEY_FILES } from '../serve/key-files.js';
+import { caBundlePem, initCaFiles, SYSTEM_ROOTS } from '../sds/ca-files.js';
 
 /** The default state directory of `authproxy up`, relative to the working directory. */
 export const DEFAULT_STATE_DIR = '.authproxy';

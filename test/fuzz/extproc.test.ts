@@ -15,7 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ProcessingRequest } from '../../src/gen/envoy/service/ext_proc/v3/external_processor.js';
-import { startService, type Service } from '../../src/runtime/service.js';
+import { startService, type Service } from '../../src/serve/service.js';
 import { answer, startCallbackServer } from '../helpers/callback-server.js';
 import { exchange, extProcClient, headerMap, requestHeaders, setHeaders, type WireResponse } from '../helpers/extproc-client.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startService, type Service } from '../../src/runtime/service.js';
+import { startService, type Service } from '../../src/serve/service.js';
 import { generateCa } from '../../src/sds/ca.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 import { fuzz, fuzzTimeout, heapAfterGc, hostileString, report, runs, scanningLogger, wellFormed } from '../helpers/fuzz.js';

@@ -12,7 +12,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { CompiledPolicy } from '../../src/policy/compiled.js';
 import { PolicyRegistry } from '../../src/sandboxes/registry.js';
 import { RedisSandboxStore } from '../../src/sandboxes/store.js';
-import type { SandboxIdentity } from '../../src/sandboxes/identity.js';
+import type { SandboxIdentity } from '../../src/contracts/identity.js';
 import { generateSealingKeys, parsePrivateKey, Unsealer } from '../../src/secrets/sealing.js';
 import { tempDir, type TempDir } from './fs.js';
 import { captureLogs } from './logs.js';

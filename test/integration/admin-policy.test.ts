@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCallbackPolicy, parseCallbackAllowList } from '../../src/admin/callback-policy.js';
+import { createCallbackPolicy, parseCallbackAllowList } from '../../src/config/callback-policy.js';
 import { AdminTokens, mayAccess, parseTokens } from '../../src/admin/tokens.js';
 import { startAdminRig, type AdminRig } from '../helpers/admin.js';
 

@@ -5,7 +5,7 @@ import { MemoryCredentialCache } from '../../src/callbacks/cache.js';
 import { CallbackFailure, DEFAULT_CALLBACK_LIMITS } from '../../src/callbacks/client.js';
 import { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { CallbackSigner, SIGNATURE_HEADER } from '../../src/callbacks/signer.js';
-import type { SandboxIdentity } from '../../src/sandboxes/identity.js';
+import type { SandboxIdentity } from '../../src/contracts/identity.js';
 import type { CompiledCallback } from '../../src/policy/compiled.js';
 import { answer, startCallbackServer } from '../helpers/callback-server.js';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { startService, type Service } from '../../src/runtime/service.js';
+import { startService, type Service } from '../../src/serve/service.js';
 import { exchange, extProcClient, requestHeaders, setHeaders } from '../helpers/extproc-client.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 import { makeMtls, type MtlsFiles } from '../helpers/mtls.js';

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startService, type Service } from '../../src/runtime/service.js';
+import { startService, type Service } from '../../src/serve/service.js';
 import { exchange, extProcClient, requestHeaders, setHeaders } from '../helpers/extproc-client.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 import { captureLogs } from '../helpers/logs.js';

@@ -13,7 +13,7 @@ import { RENEW_BEFORE_EXPIRY_MS, TemporaryCredentials } from '../../src/cloud/sh
 import { compilePolicy } from '../../src/config/compile.js';
 import { validateConfig } from '../../src/config/load.js';
 import { decide } from '../../src/policy/decide.js';
-import type { Outcome } from '../../src/runtime/engine.js';
+import type { Outcome } from '../../src/engine/engine.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 import { makeServiceAccount, startGcpFake, type GcpFake } from '../helpers/gcp-fake.js';
 import { captureLogs } from '../helpers/logs.js';

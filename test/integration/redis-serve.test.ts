@@ -11,9 +11,9 @@ import { CacheSealer, parseCacheKey } from '../../src/callbacks/cache-crypto.js'
 import { createRedisClient } from '../../src/callbacks/redis-url.js';
 import { SharedCredentialCache } from '../../src/callbacks/shared-cache.js';
 import { errorLine } from '../../src/errors.js';
-import { metricsRoutes } from '../../src/metrics/routes.js';
-import { startHttpPort } from '../../src/runtime/http-port.js';
-import { startService, type Service } from '../../src/runtime/service.js';
+import { metricsRoutes } from '../../src/serve/metrics-routes.js';
+import { startHttpPort } from '../../src/serve/http-port.js';
+import { startService, type Service } from '../../src/serve/service.js';
 import { generateSealingKeys, parsePrivateKey } from '../../src/secrets/sealing.js';
 import { answer, startCallbackServer } from '../helpers/callback-server.js';
 import { exchange, extProcClient, requestHeaders, setHeaders } from '../helpers/extproc-client.js';

@@ -2,7 +2,7 @@ import { mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startService, type Service } from '../../src/runtime/service.js';
+import { startService, type Service } from '../../src/serve/service.js';
 import { exchange, extProcClient, requestHeaders, setHeaders } from '../helpers/extproc-client.js';
 import { eventually, tempDir, type TempDir } from '../helpers/fs.js';
 import { captureLogs } from '../helpers/logs.js';

@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCallbackPolicy } from '../../src/admin/callback-policy.js';
+import { createCallbackPolicy } from '../../src/config/callback-policy.js';
 import { createRedisClient } from '../../src/callbacks/redis-url.js';
 import { compilePolicy } from '../../src/config/compile.js';
 import { validateConfig } from '../../src/config/load.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startService, type Service } from '../../src/runtime/service.js';
+import { startService, type Service } from '../../src/serve/service.js';
 import { exchange, extProcClient, requestHeaders, setHeaders, type WireResponse } from '../helpers/extproc-client.js';
 import { runCli } from '../helpers/cli.js';
 import { envoyBinary } from '../helpers/envoy.js';

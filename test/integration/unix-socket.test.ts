@@ -14,7 +14,7 @@ import { startAdminServer } from '../../src/admin/server.js';
 import { AdminTokens } from '../../src/admin/tokens.js';
 import { startExtProcServer } from '../../src/extproc/server.js';
 import { createLogger } from '../../src/log.js';
-import { listenHttp } from '../../src/runtime/listen.js';
+import { listenHttp } from '../../src/sockets/listen.js';
 import type { SandboxStore } from '../../src/sandboxes/store.js';
 import { tempDir } from '../helpers/fs.js';
 

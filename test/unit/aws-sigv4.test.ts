@@ -9,7 +9,7 @@ import { isPresigned, parseAuthorization, payloadChoice, scopeProblem } from '..
 import { resign } from '../../src/cloud/aws/resign.js';
 import { AWS_REFUSALS, AwsSigner } from '../../src/cloud/aws/handler.js';
 import { awsEndpoint } from '../../src/policy/provider-hosts.js';
-import { Engine, type Outcome, type RequestExtras } from '../../src/runtime/engine.js';
+import { Engine, type Outcome, type RequestExtras } from '../../src/engine/engine.js';
 import { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { MemoryCredentialCache } from '../../src/callbacks/cache.js';
 import { CallbackSigner } from '../../src/callbacks/signer.js';

@@ -12,7 +12,7 @@ import { compareSharedKeyHeaders } from '../../src/cloud/azure/header-order.js';
 import { withSas } from '../../src/cloud/azure/sas.js';
 import { sharedKeyAuthorization, stringToSign } from '../../src/cloud/azure/shared-key.js';
 import { azureStorageService } from '../../src/policy/azure-hosts.js';
-import type { Outcome } from '../../src/runtime/engine.js';
+import type { Outcome } from '../../src/engine/engine.js';
 import { captureLogs } from '../helpers/logs.js';
 
 const ACCOUNT = 'acct1';

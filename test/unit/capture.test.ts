@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { decideCaptured, type OriginalDestination } from '../../src/policy/capture.js';
-import { captureDecision } from '../../src/runtime/capture.js';
+import { captureDecision } from '../../src/engine/capture-route.js';
 import { capturedFrom } from '../../src/extproc/capture.js';
-import { Engine } from '../../src/runtime/engine.js';
+import { Engine } from '../../src/engine/engine.js';
 import { EgressGuard } from '../../src/egress/guard.js';
 import type { HostResolver } from '../../src/egress/resolver.js';
 import type { CallbackResolver } from '../../src/callbacks/resolver.js';

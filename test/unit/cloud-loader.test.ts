@@ -3,7 +3,7 @@ import { AuthProxyError } from '../../src/errors.js';
 import type { LoadedSources } from '../../src/config/watch.js';
 import type { CompiledPolicy } from '../../src/policy/compiled.js';
 import type { SandboxStore, StoredSandbox } from '../../src/sandboxes/store.js';
-import { cloudAwareStore, CloudModules, deferredFileApply, rawConfigNeeds, type CloudFactories } from '../../src/runtime/cloud-loader.js';
+import { cloudAwareStore, CloudModules, deferredFileApply, rawConfigNeeds, type CloudFactories } from '../../src/serve/cloud-loader.js';
 import { captureLogs } from '../helpers/logs.js';
 
 const handler = { handle: () => ({ kind: 'immediate', status: 200, body: '' }) as const };

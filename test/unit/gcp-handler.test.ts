@@ -12,7 +12,7 @@ import { GcpTokenFailure, type AccessToken, type TokenMinter } from '../../src/c
 import { TemporaryCredentials } from '../../src/cloud/shared/temporary-credentials.js';
 import type { CompiledGcpRule, CompiledPolicy } from '../../src/policy/compiled.js';
 import { decide, type PolicyRequest } from '../../src/policy/decide.js';
-import { Engine, type Outcome } from '../../src/runtime/engine.js';
+import { Engine, type Outcome } from '../../src/engine/engine.js';
 import { makeServiceAccount } from '../helpers/gcp-fake.js';
 import { captureLogs } from '../helpers/logs.js';
 import { policyFrom } from './support.js';

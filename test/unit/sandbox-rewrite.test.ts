@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { toProcessingResponse } from '../../src/extproc/translate.js';
-import { Engine, type RequestExtras } from '../../src/runtime/engine.js';
+import { Engine, type RequestExtras } from '../../src/engine/engine.js';
 import type { CallbackResolver } from '../../src/callbacks/resolver.js';
 import { sandboxAddressProblem } from '../../src/sandboxes/links.js';
 import { netProblem } from '../../src/sandboxes/link-store.js';

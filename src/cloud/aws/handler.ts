@@ -1,7 +1,8 @@
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { Decision, PolicyRequest } from '../../policy/decide.js';
-import type { CloudHandler, Outcome, RequestExtras } from '../../runtime/engine.js';
+import type { CloudHandler, Outcome, RequestExtras } from '../../contracts/engine.js';
+import { BODY_LIMIT } from '../../contracts/envoy.js';
 import { resign, UnsignableRequest, type AwsCredentials } from './resign.js';
 import { AwsRoleFailure, type AwsRoleCredentials } from './role-credentials.js';
 import { isPresigned, parseAuthorization, payloadChoice, scopeProblem, type SigV4Authorization } from './sigv4.js';
@@ -13,7 +14,7 @@ export type AwsDecision = Extract<Decision, { outcome: 'aws' }>;
 export type AwsDecisionReason = 'aws' | 'aws_presigned' | 'aws_unsigned' | 'aws_scope' | 'aws_chunk_signed' | 'aws_unsignable' | 'aws_too_large' | 'aws_role_failed';
 
 /** The most of a body authproxy hashes (the intercepting listener's buffer limit is set to match). */
-export const AWS_BODY_LIMIT = 16 * 1024 * 1024;
+export const AWS_BODY_LIMIT = BODY_LIMIT;
 
 /** Bodies of the refusals, each saying what to change. Exported for tests. */
 export const AWS_REFUSALS = {
@@ -48,7 +49,7 @@ const PASS: Outcome = { kind: 'continue', set: [], remove: ['proxy-authorization
  * Presigned URLs pass untouched; unsigned or mis-scoped requests are 403, chunk-signed uploads 400,
  * bodies over 16 MiB (when authproxy must hash them) 413, role failures 502. Never logs a credential.
  */
-export class AwsSigner implements CloudHandler<AwsDecision> {
+export class AwsSigner implements CloudHandler<AwsDecision, PolicyRequest> {
   private readonly clock: () => Date;
 
   constructor(private readonly options: AwsHandlerOptions) {

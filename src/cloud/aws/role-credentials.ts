@@ -1,5 +1,5 @@
 import { CallbackFailure, type CallbackFailureReason } from '../../callbacks/client.js';
-import type { IdentitySource } from '../../sandboxes/identity.js';
+import type { IdentitySource } from '../../contracts/identity.js';
 import type { TemporaryCredentials } from '../shared/temporary-credentials.js';
 import type { AwsCredentials } from './resign.js';
 

@@ -2,7 +2,7 @@ import type { CredentialCache } from '../../callbacks/cache.js';
 import type { EgressGuard } from '../../egress/guard.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
-import type { IdentitySource } from '../../sandboxes/identity.js';
+import type { IdentitySource } from '../../contracts/identity.js';
 import { TemporaryCredentials } from '../shared/temporary-credentials.js';
 import { AwsSigner } from './handler.js';
 import { AwsRoleCredentials, type RoleAssumer } from './role-credentials.js';

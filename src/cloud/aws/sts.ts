@@ -6,7 +6,7 @@ import { guardedHttpsAgent } from '../shared/https-agent.js';
 import { AwsRoleFailure, type RoleAssumer } from './role-credentials.js';
 
 // The AWS SDK's STS client and credential chain (several MB of heap) live here, apart from the signer,
-// so `serve` imports them only when a config has an `aws: {role_arn}` rule (src/runtime/cloud-loader.ts).
+// so `serve` imports them only when a config has an `aws: {role_arn}` rule (src/serve/cloud-loader.ts).
 
 /** Settings of authproxy's own STS client (`--aws-sts-endpoint`, `--aws-region`). */
 export interface StsSettings {

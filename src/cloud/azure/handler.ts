@@ -1,7 +1,7 @@
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { Decision, PolicyRequest } from '../../policy/decide.js';
-import type { CloudHandler, Outcome, RequestExtras } from '../../runtime/engine.js';
+import type { CloudHandler, Outcome, RequestExtras } from '../../contracts/engine.js';
 import { withSas } from './sas.js';
 import { parseSandboxAuthorization, sharedKeyAuthorization, UnsignableAzureRequest } from './shared-key.js';
 
@@ -31,7 +31,7 @@ export interface AzureHandlerOptions {
  * signatures for another account are 403. With a SAS token: any SAS the sandbox sent is replaced by the
  * configured one (`:path` changes) and its `Authorization` is dropped. Never logs a credential.
  */
-export class AzureAuthorizer implements CloudHandler<AzureDecision> {
+export class AzureAuthorizer implements CloudHandler<AzureDecision, PolicyRequest> {
   constructor(private readonly options: AzureHandlerOptions) {}
 
   handle(decision: AzureDecision, req: PolicyRequest, extras: RequestExtras | undefined, sandboxId: string): Outcome {

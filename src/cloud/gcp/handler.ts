@@ -3,7 +3,7 @@ import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { CompiledGcpRule } from '../../policy/compiled.js';
 import type { Decision, PolicyRequest } from '../../policy/decide.js';
-import type { CloudHandler, Outcome, RequestExtras } from '../../runtime/engine.js';
+import type { CloudHandler, Outcome, RequestExtras } from '../../contracts/engine.js';
 import type { CredentialValues, MintedCredential, TemporaryCredentials } from '../shared/temporary-credentials.js';
 import { GcpTokenFailure, type TokenMinter } from './token-minter.js';
 
@@ -43,7 +43,7 @@ const REMOVE = ['proxy-authorization'] as const;
  * request answers synchronously with an Outcome built once per token. A failed mint is 502, nothing is
  * cached, and the next request tries again. Never logs a token or a key.
  */
-export class GcpTokenHandler implements CloudHandler<GcpDecision> {
+export class GcpTokenHandler implements CloudHandler<GcpDecision, PolicyRequest> {
   private readonly clock: () => number;
   /** The Outcome of each cached token, built once so a warm request allocates nothing. */
   private readonly outcomes = new WeakMap<CredentialValues, Outcome>();

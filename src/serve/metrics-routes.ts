@@ -1,5 +1,5 @@
 import type { CacheHealth } from '../callbacks/cache-setup.js';
-import type { Metrics } from './metrics.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /** A route of the side HTTP port (`startHttpPort`'s `extraRoutes`). */
 export type SideRoute = () => Promise<{ type: string; body: string }>;

@@ -1,7 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { AuthProxyError } from '../errors.js';
-import { isHostname } from '../config/host-pattern.js';
-import type { ProxyConfig } from '../config/schema.js';
+import { isHostname } from './host-pattern.js';
+import type { ProxyConfig } from './schema.js';
 
 /**
  * Where callback URLs stored through the admin API may point. Exists because a callback makes authproxy

@@ -2,55 +2,29 @@ import type { Logger } from '../log.js';
 import { redactUrl, type CompiledPolicy } from '../policy/compiled.js';
 import { decide, type Decision, type PolicyRequest } from '../policy/decide.js';
 import { decideRoute } from '../policy/connect.js';
-import type { Target } from '../policy/host.js';
 import type { CachedCredential } from '../callbacks/cache.js';
 import { CallbackFailure } from '../callbacks/client.js';
 import type { CallbackResolver } from '../callbacks/resolver.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { buildSnapshot } from '../callbacks/snapshot.js';
 import type { EgressGuard } from '../egress/guard.js';
-import type { UpstreamVia } from '../egress/upstream-proxy.js';
 import type { OriginalDestination } from '../policy/capture.js';
-import { captureDecision, type SettledCapture } from './capture.js';
+import { captureDecision, type SettledCapture } from './capture-route.js';
 import { rewriteOutcome } from './rewrite.js';
+import type { CloudHandler, Outcome, PolicySource as PolicySourceOf, RequestExtras } from '../contracts/engine.js';
+import { CALLBACK_FAILED_BODY, refusalBody } from '../contracts/reasons.js';
 
-/** What Envoy should do with one request; the extproc adapter turns it into a ProcessingResponse. */
-export type Outcome =
-  | { readonly kind: 'continue'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[] }
-  | { readonly kind: 'immediate'; readonly status: number; readonly body: string }
-  /**
-   * `address`: the checked IP that Envoy must dial (the egress guard's pin); the hostname when no guard runs.
-   * `upstream`: with `--upstream-proxy`/`--upstream-no-proxy`, whether Envoy dials it or goes through the proxy.
-   */
-  | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target; readonly address?: string; readonly upstream?: UpstreamVia }
-  /** A `type: rewrite` match: set and remove headers, and dial `dial` (the checked address of the new host) instead. */
-  /** `plain`: the destination is another sandbox, reached over plain http (the intercepting listener's plain route). */
-  | { readonly kind: 'rewrite'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[]; readonly dial: { readonly host: string; readonly port: number }; readonly plain?: boolean }
-  /** Hold the request and ask Envoy for its body; `resume` decides once the (first part of the) body is there. */
-  | { readonly kind: 'awaitBody'; resume(body: Uint8Array, complete: boolean): Outcome | Promise<Outcome> };
+export { CALLBACK_FAILED_BODY, refusalBody } from '../contracts/reasons.js';
 
-/**
- * What the adapter can tell about a request beyond its pseudo-headers. Read only when a decision needs it
- * (a `full_request` callback), so ordinary requests never decode their whole header map.
- */
-export interface RequestExtras {
-  /** True when the request ended with its headers: no body follows, so none is asked for. */
-  readonly endOfStream: boolean;
-  /** The headers as the sandbox sent them, name -> values (pseudo-headers and Proxy-Authorization left out). */
-  headers(): Record<string, string[]>;
-}
-
-/** What one cloud provider rule does with a request it covers: sign it, authorize it, or refuse it. */
-export interface CloudHandler<D> {
-  /** A value when it can answer at once (a cached token); a promise when it has to fetch or hash first. */
-  handle(decision: D, req: PolicyRequest, extras: RequestExtras | undefined, sandboxId: string): Outcome | Promise<Outcome>;
-}
+export type { Outcome, RequestExtras } from '../contracts/engine.js';
+/** The engine's PolicySource: compiled configs by sandbox. */
+export type PolicySource = PolicySourceOf<CompiledPolicy>;
 
 /** The cloud providers `serve` wires in; a provider decision without its handler fails closed (502). */
 export interface CloudProviders {
-  readonly aws?: CloudHandler<Extract<Decision, { outcome: 'aws' }>>;
-  readonly gcp?: CloudHandler<Extract<Decision, { outcome: 'gcp' }>>;
-  readonly azure?: CloudHandler<Extract<Decision, { outcome: 'azure' }>>;
+  readonly aws?: CloudHandler<Extract<Decision, { outcome: 'aws' }>, PolicyRequest>;
+  readonly gcp?: CloudHandler<Extract<Decision, { outcome: 'gcp' }>, PolicyRequest>;
+  readonly azure?: CloudHandler<Extract<Decision, { outcome: 'azure' }>, PolicyRequest>;
 }
 
 /** The engine's optional parts. */
@@ -61,13 +35,6 @@ export interface EngineOptions {
   readonly cloud?: CloudProviders;
 }
 
-/** Finds the compiled config that applies to a sandbox. */
-export interface PolicySource {
-  policyFor(sandboxId: string): CompiledPolicy | undefined;
-}
-
-/** Body of the 502 the contract prescribes when a callback fails. */
-export const CALLBACK_FAILED_BODY = 'callback resolution failed';
 const ALWAYS_REMOVE = ['proxy-authorization'] as const;
 const NO_BODY = new Uint8Array(0);
 const PASS: Outcome = { kind: 'continue', set: [], remove: ALWAYS_REMOVE };
@@ -168,7 +135,10 @@ export class Engine {
         'decision',
       );
     }
-    if (decision.outcome === 'refuse') return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
+    if (decision.outcome === 'refuse') {
+      this.metrics?.decision('refuse', decision.reason);
+      return { kind: 'immediate', status: decision.status, body: refusalBody(decision.reason) };
+    }
     const { target } = decision;
     const route = decision.outcome;
     if (!this.egress) return { kind: 'route', route, target, address: original?.address };
@@ -244,19 +214,6 @@ export class Engine {
 
 function injected(entry: CachedCredential): Outcome {
   return { kind: 'continue', set: entry.headers, remove: ALWAYS_REMOVE };
-}
-
-const REFUSALS: Record<string, string> = {
-  cleartext: 'credentials are only sent over https',
-  misdirected: 'host, TLS server name and CONNECT target disagree',
-  invalid_authority: 'invalid target',
-  private_destination: 'destination resolves to a private address',
-  unresolvable: 'destination could not be resolved',
-};
-
-/** The short text body of a refusal, by reason (shared with the ext_proc adapter's own refusals). */
-export function refusalBody(reason: string): string {
-  return REFUSALS[reason] ?? 'egress to this host is not allowed';
 }
 
 function errMessage(err: unknown): string {

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { CallbackSigner } from '../callbacks/signer.js';
-import { listenHttp } from './listen.js';
+import { listenHttp } from '../sockets/listen.js';
 
 /** What the side HTTP port serves; metrics are added by the metrics module when enabled. */
 export interface HttpPortOptions {

@@ -7,7 +7,7 @@ import type { CompiledPolicy } from '../policy/compiled.js';
 import type { ApplyOutcome, LoadedSources } from '../config/watch.js';
 import type { Logger } from '../log.js';
 import type { SandboxStore } from '../sandboxes/store.js';
-import type { CloudProviders } from './engine.js';
+import type { CloudProviders } from '../engine/engine.js';
 
 /**
  * What a config may need loaded: the AWS signer (`aws`, any `type: aws` rule), AWS role sessions through

@@ -3,7 +3,8 @@ import { rewriteMutation, sandboxAuthority, type CompiledRewrite, type SandboxDe
 import type { EgressGuard } from '../egress/guard.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { Outcome, RequestExtras } from './engine.js';
+import type { Outcome, RequestExtras } from '../contracts/engine.js';
+import { refusalBody } from '../contracts/reasons.js';
 
 /** What a rewrite needs from the engine around it. */
 export interface RewriteContext {
@@ -14,10 +15,10 @@ export interface RewriteContext {
 }
 
 /** The short text bodies of a refused rewrite (the same as any refused destination). */
-const PRIVATE = 'destination resolves to a private address';
-const UNRESOLVABLE = 'destination could not be resolved';
+const PRIVATE = refusalBody('private_destination');
+const UNRESOLVABLE = refusalBody('unresolvable');
 /** The body of a rewrite to another sandbox that no link allows now (removed link or port, no address, another tenant). */
-export const NO_SANDBOX_LINK = 'no sandbox link allows this destination';
+export const NO_SANDBOX_LINK = refusalBody('no_sandbox_link');
 /** The body of a host rewrite refused because serve sends egress through `--upstream-proxy`. */
 export const REWRITE_VIA_PROXY = 'rewrite rules to another host do not work through --upstream-proxy yet';
 

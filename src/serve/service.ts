@@ -12,7 +12,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { CallbackSigner } from '../callbacks/signer.js';
 import { parsePrivateKey, Unsealer } from '../secrets/sealing.js';
 import { startExtProcServer, type RunningServer } from '../extproc/server.js';
-import { Engine, type PolicySource } from './engine.js';
+import { Engine, type PolicySource } from '../engine/engine.js';
 import type { SdsOptions, SdsService } from '../sds/server.js';
 import { mayIntercept } from '../policy/connect.js';
 import { PolicyRegistry } from '../sandboxes/registry.js';
@@ -20,8 +20,8 @@ import type { RedisSandboxStore } from '../sandboxes/store.js';
 import { EgressGuard, parseEgressAllowList } from '../egress/guard.js';
 import { CachingResolver, serverResolver, systemResolver } from '../egress/resolver.js';
 import { UpstreamRoute } from '../egress/upstream-proxy.js';
-import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../sandboxes/identity.js';
-import { createCallbackPolicy, parseCallbackAllowList } from '../admin/callback-policy.js';
+import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../contracts/identity.js';
+import { createCallbackPolicy, parseCallbackAllowList } from '../config/callback-policy.js';
 import { cloudAwareStore, cloudFactories, CloudModules, deferredFileApply, fileNeeds, type CloudSetups } from './cloud-loader.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
