@@ -2,14 +2,20 @@ import { availableParallelism } from 'node:os';
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 
 /** One tier: a folder of test/, run with `npm run test:NAME` (`vitest run --project NAME`). */
-const tier = (name: string): TestProjectInlineConfiguration => ({ extends: true, test: { name, include: [`test/${name}/**/*.test.ts`] } });
+const tier = (name: string): TestProjectInlineConfiguration => ({
+  extends: true,
+  test: { name, include: [`test/${name}/**/*.test.ts`] },
+});
 
 /**
  * The e2e tier runs after the others, one file at a time: each file drives a real Envoy, real SDKs and
  * timing-sensitive refusals (an upload refused while its body still streams), and two of them side by side on
  * a loaded 2-core machine made curl connections fail (status 0) that pass alone.
  */
-const e2e: TestProjectInlineConfiguration = { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } } };
+const e2e: TestProjectInlineConfiguration = {
+  extends: true,
+  test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } },
+};
 
 export default defineConfig({
   test: {

@@ -20,27 +20,59 @@ import { bestOfRounds, expectContinue, fmt, table } from './stats.js';
 
 const CALLS = 500;
 const ROUNDS = 5;
-const SIGNED = (signed: string) => `AWS4-HMAC-SHA256 Credential=AKIAAUTHPROXYEXAMPLE/20250101/us-east-1/dynamodb/aws4_request, SignedHeaders=${signed}, Signature=${'a'.repeat(64)}`;
+const SIGNED = (signed: string) =>
+  `AWS4-HMAC-SHA256 Credential=AKIAAUTHPROXYEXAMPLE/20250101/us-east-1/dynamodb/aws4_request, SignedHeaders=${signed}, Signature=${'a'.repeat(64)}`;
 
 async function engineFor(aws: Record<string, unknown>, roles?: AwsRoleCredentials): Promise<Engine> {
   const secrets = new Map([
     ['KEY_ID', 'AKIAREALKEY000000001'],
     ['SECRET', 'bench/secret/bench/secret/bench/secret00'],
   ]);
-  const policy = compilePolicy(validateConfig({ rules: [{ name: 'aws', type: 'aws', aws }] }, 'bench'), { secrets, unsealer: undefined });
+  const policy = compilePolicy(validateConfig({ rules: [{ name: 'aws', type: 'aws', aws }] }, 'bench'), {
+    secrets,
+    unsealer: undefined,
+  });
   const log = createLogger('silent');
-  return new Engine({ policyFor: () => policy }, new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()), log, { cloud: { aws: new AwsSigner({ log, roles }) } });
+  return new Engine(
+    { policyFor: () => policy },
+    new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()),
+    log,
+    { cloud: { aws: new AwsSigner({ log, roles }) } },
+  );
 }
 
 /** Runs the comparison and returns the printed table. */
 export async function runAwsBench(): Promise<string> {
-  const staticEngine = await engineFor({ access_key_id: { type: 'workspace_secret', value: '{KEY_ID}' }, secret_access_key: { type: 'workspace_secret', value: '{SECRET}' } });
+  const staticEngine = await engineFor({
+    access_key_id: { type: 'workspace_secret', value: '{KEY_ID}' },
+    secret_access_key: { type: 'workspace_secret', value: '{SECRET}' },
+  });
   const now = () => Date.now();
-  const sts: RoleAssumer = { assume: async () => ({ accessKeyId: 'ASIABENCH', secretAccessKey: 'bench-session-secret', sessionToken: 'bench-session-token', expiresAt: now() + 3600_000 }) };
+  const sts: RoleAssumer = {
+    assume: async () => ({
+      accessKeyId: 'ASIABENCH',
+      secretAccessKey: 'bench-session-secret',
+      sessionToken: 'bench-session-token',
+      expiresAt: now() + 3600_000,
+    }),
+  };
   const roles = new AwsRoleCredentials(new TemporaryCredentials(new MemoryCredentialCache(1_000_000)), sts);
-  const roleEngine = await engineFor({ role_arn: 'arn:aws:iam::123456789012:role/bench', session_tags: { team: 'bench' } }, roles);
-  const req = (method: string): PolicyRequest => ({ method, scheme: 'https', authority: 'dynamodb.us-east-1.amazonaws.com', path: '/' });
-  const common = { 'content-type': ['application/x-amz-json-1.0'], 'x-amz-target': ['DynamoDB_20120810.PutItem'], 'x-amz-date': ['20250101T000000Z'], 'content-length': ['4096'] };
+  const roleEngine = await engineFor(
+    { role_arn: 'arn:aws:iam::123456789012:role/bench', session_tags: { team: 'bench' } },
+    roles,
+  );
+  const req = (method: string): PolicyRequest => ({
+    method,
+    scheme: 'https',
+    authority: 'dynamodb.us-east-1.amazonaws.com',
+    path: '/',
+  });
+  const common = {
+    'content-type': ['application/x-amz-json-1.0'],
+    'x-amz-target': ['DynamoDB_20120810.PutItem'],
+    'x-amz-date': ['20250101T000000Z'],
+    'content-length': ['4096'],
+  };
   const withHash: RequestExtras = {
     endOfStream: false,
     headers: () => ({
@@ -49,12 +81,16 @@ export async function runAwsBench(): Promise<string> {
       'x-amz-content-sha256': ['e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
     }),
   };
-  const noHash: RequestExtras = { endOfStream: false, headers: () => ({ ...common, authorization: [SIGNED('content-length;content-type;host;x-amz-date;x-amz-target')] }) };
+  const noHash: RequestExtras = {
+    endOfStream: false,
+    headers: () => ({ ...common, authorization: [SIGNED('content-length;content-type;host;x-amz-date;x-amz-target')] }),
+  };
   const hashed = (bytes: number) => {
     const body = Buffer.alloc(bytes, 0x61);
     return async () => {
       const held = staticEngine.handle(req('POST'), 'sb', noHash);
-      if (held instanceof Promise || held.kind !== 'awaitBody') throw new Error('bench: expected the body to be asked for');
+      if (held instanceof Promise || held.kind !== 'awaitBody')
+        throw new Error('bench: expected the body to be asked for');
       return held.resume(body, true);
     };
   };
@@ -73,6 +109,15 @@ export async function runAwsBench(): Promise<string> {
     ROUNDS,
   );
   const base = best[0]!.p50;
-  const rows = paths.map(([label], i) => [label, fmt(best[i]!.p50 / 1000, 1), fmt(best[i]!.p99 / 1000, 1), i === 0 ? '-' : `${best[i]!.p50 >= base ? '+' : ''}${fmt((best[i]!.p50 - base) / 1000, 1)}`]);
-  return table(`AWS re-signing: Engine.handle per request, SigV4 with @smithy/signature-v4 (${CALLS} sequential calls, best of ${ROUNDS} rounds)`, ['path', 'p50 µs', 'p99 µs', 'vs headers-only p50 µs'], rows);
+  const rows = paths.map(([label], i) => [
+    label,
+    fmt(best[i]!.p50 / 1000, 1),
+    fmt(best[i]!.p99 / 1000, 1),
+    i === 0 ? '-' : `${best[i]!.p50 >= base ? '+' : ''}${fmt((best[i]!.p50 - base) / 1000, 1)}`,
+  ]);
+  return table(
+    `AWS re-signing: Engine.handle per request, SigV4 with @smithy/signature-v4 (${CALLS} sequential calls, best of ${ROUNDS} rounds)`,
+    ['path', 'p50 µs', 'p99 µs', 'vs headers-only p50 µs'],
+    rows,
+  );
 }

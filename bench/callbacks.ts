@@ -41,12 +41,20 @@ async function callsPerTtl(url: string, endpoint: Endpoint): Promise<Array<Array
   endpoint.calls.length = 0;
   let lookups = 0;
   for (let p = 0; p < periods; p++) {
-    const batch = Array.from({ length: keys * 30 }, (_, i) => fleet.replicas[i % 3]!.resolver.lookup(cb, { host: 'api.example.com', port: 443 }, `sb-${i % keys}`));
+    const batch = Array.from({ length: keys * 30 }, (_, i) =>
+      fleet.replicas[i % 3]!.resolver.lookup(cb, { host: 'api.example.com', port: 443 }, `sb-${i % keys}`),
+    );
     lookups += batch.length;
     await Promise.all(batch);
     now += TTL * 1000 + 1;
   }
-  rows.push(['burst: 30 concurrent lookups per key per TTL', fmt(lookups), fmt(endpoint.calls.length), fmt(endpoint.calls.length / (keys * periods), 2), '-']);
+  rows.push([
+    'burst: 30 concurrent lookups per key per TTL',
+    fmt(lookups),
+    fmt(endpoint.calls.length),
+    fmt(endpoint.calls.length / (keys * periods), 2),
+    '-',
+  ]);
   await fleet.close();
 
   now = Date.now();
@@ -69,7 +77,13 @@ async function callsPerTtl(url: string, endpoint: Endpoint): Promise<Array<Array
     now += 1000;
     await sleep(5); // background refreshes run between the clock's ticks
   }
-  rows.push(['steady: every key on every replica each second, refresh-ahead', fmt(lookups), fmt(endpoint.calls.length), fmt(endpoint.calls.length / (keys * periods), 2), fmt(waited)]);
+  rows.push([
+    'steady: every key on every replica each second, refresh-ahead',
+    fmt(lookups),
+    fmt(endpoint.calls.length),
+    fmt(endpoint.calls.length / (keys * periods), 2),
+    fmt(waited),
+  ]);
   await fleet.close();
   return rows;
 }
@@ -98,7 +112,13 @@ function measure(fn: () => unknown, iterations: number): { p50: number; p99: num
 async function decisionLatency(replica: Replica, endpoint: Endpoint): Promise<Array<Array<string | number>>> {
   const config = validateConfig(
     {
-      rules: [{ name: 'static', match_hosts: ['api.static.example'], headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer s' }] }],
+      rules: [
+        {
+          name: 'static',
+          match_hosts: ['api.static.example'],
+          headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer s' }],
+        },
+      ],
       callbacks: [{ match_hosts: ['api.example.com'], url: endpoint.url, ttl_seconds: 3600 }],
     },
     'bench',
@@ -145,7 +165,10 @@ async function decisionLatency(replica: Replica, endpoint: Endpoint): Promise<Ar
     ),
   );
   return paths.map(([label, , base], i) => {
-    const vs = base === i ? '-' : `${p50s[i]! >= p50s[base]! ? '+' : ''}${fmt(((p50s[i]! - p50s[base]!) / p50s[base]!) * 100, 1)} %`;
+    const vs =
+      base === i
+        ? '-'
+        : `${p50s[i]! >= p50s[base]! ? '+' : ''}${fmt(((p50s[i]! - p50s[base]!) / p50s[base]!) * 100, 1)} %`;
     const r = runs[i]!;
     return [
       label,
@@ -169,13 +192,20 @@ async function decisionLatency(replica: Replica, endpoint: Endpoint): Promise<Ar
 }
 
 /** Scenario 3: lookups per second across 3 replicas, warm keys and first sightings, Redis up or down. */
-async function throughput(replicas: Replica[], endpoint: Endpoint, label: string, round: number): Promise<Array<string | number>> {
+async function throughput(
+  replicas: Replica[],
+  endpoint: Endpoint,
+  label: string,
+  round: number,
+): Promise<Array<string | number>> {
   const target = { host: 'api.example.com', port: 443 };
   const cb = callback(endpoint, `tp-${round}`);
   const keys = 300;
   endpoint.calls.length = 0;
   const start = process.hrtime.bigint();
-  const settled = await Promise.allSettled(Array.from({ length: keys * 3 }, (_, i) => replicas[i % 3]!.resolver.lookup(cb, target, `sb-${Math.floor(i / 3)}`)));
+  const settled = await Promise.allSettled(
+    Array.from({ length: keys * 3 }, (_, i) => replicas[i % 3]!.resolver.lookup(cb, target, `sb-${Math.floor(i / 3)}`)),
+  );
   const coldSeconds = Number(process.hrtime.bigint() - start) / 1e9;
   const calls = endpoint.calls.length;
   const failed = settled.filter((r) => r.status === 'rejected').length;
@@ -197,8 +227,16 @@ export async function runCallbackBench(): Promise<string> {
     const down = await throughput(fleet.replicas, endpoint, 'Redis down (degraded)', 2);
     await fleet.close();
     return [
-      table(`Callback calls per key per TTL, 3 replicas, 20 keys, 3 TTLs of ${TTL} s (injected clock; endpoint answers in 5 ms)`, ['load', 'lookups', 'calls', 'calls/key/TTL', 'misses after warm-up'], perTtl),
-      table('Decision path, warm: static rule vs callback key (per-call times from batches of 8; best of 9 interleaved rounds)', ['path', 'decisions/s', 'p50 µs', 'p99 µs', 'p50 vs static rule'], latency),
+      table(
+        `Callback calls per key per TTL, 3 replicas, 20 keys, 3 TTLs of ${TTL} s (injected clock; endpoint answers in 5 ms)`,
+        ['load', 'lookups', 'calls', 'calls/key/TTL', 'misses after warm-up'],
+        perTtl,
+      ),
+      table(
+        'Decision path, warm: static rule vs callback key (per-call times from batches of 8; best of 9 interleaved rounds)',
+        ['path', 'decisions/s', 'p50 µs', 'p99 µs', 'p50 vs static rule'],
+        latency,
+      ),
       table(
         'Callback lookups, 3 replicas: Redis up vs down (cold = 300 new keys, each asked on all 3 replicas at once)',
         ['redis', 'warm lookups/s', 'cold lookups/s', 'calls per cold key', 'failed lookups'],

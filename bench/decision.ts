@@ -25,8 +25,17 @@ function requests(n: number, count: number): PolicyRequest[] {
   return Array.from({ length: count }, (_, k) => {
     const i = (k * 7919) % n;
     const miss = k % 10 === 9;
-    const host = miss ? `unknown${k}.example.org` : i % 3 === 0 ? `a.b.team${i}.example.net` : `api${i}.example${i % 97}.com`;
-    return { method: 'GET', scheme: 'https', authority: `${host}:443`, path: k % 4 === 0 ? '/v1/chat/completions?x=1' : '/items/7' };
+    const host = miss
+      ? `unknown${k}.example.org`
+      : i % 3 === 0
+        ? `a.b.team${i}.example.net`
+        : `api${i}.example${i % 97}.com`;
+    return {
+      method: 'GET',
+      scheme: 'https',
+      authority: `${host}:443`,
+      path: k % 4 === 0 ? '/v1/chat/completions?x=1' : '/items/7',
+    };
   });
 }
 
@@ -68,7 +77,18 @@ export function runDecisionBench(): string {
     const reqs = requests(n, 4096);
     const indexed = measure((r) => decide(policy, r), reqs, 200_000);
     const linear = measure((r) => linearDecide(policy, r), reqs, n >= 10_000 ? 5_000 : 50_000);
-    rows.push([fmt(n), fmt(indexed.perSec), fmt(indexed.p50 / 1000, 2), fmt(indexed.p99 / 1000, 2), fmt(linear.perSec), fmt(linear.p99 / 1000, 2)]);
+    rows.push([
+      fmt(n),
+      fmt(indexed.perSec),
+      fmt(indexed.p50 / 1000, 2),
+      fmt(indexed.p99 / 1000, 2),
+      fmt(linear.perSec),
+      fmt(linear.p99 / 1000, 2),
+    ]);
   }
-  return table('Pure decision (compiled index) vs linear scan of the same rules', ['rules', 'decisions/s', 'p50 µs', 'p99 µs', 'linear decisions/s', 'linear p99 µs'], rows);
+  return table(
+    'Pure decision (compiled index) vs linear scan of the same rules',
+    ['rules', 'decisions/s', 'p50 µs', 'p99 µs', 'linear decisions/s', 'linear p99 µs'],
+    rows,
+  );
 }

@@ -17,7 +17,19 @@ import { tmpdir } from 'node:os';
 import { parse, stringify } from 'yaml';
 import { envoyBinary } from '../test/helpers/envoy.js';
 import { startRig, type Rig } from '../test/helpers/sidecar-rig.js';
-import { AUTHPROXY_NODE_ARGS, buildGo, findPid, loadgen, median, relaunch, staleBuildNote, startNullGo, startNullGrpcJs, type LoadResult, type Server } from './procs.js';
+import {
+  AUTHPROXY_NODE_ARGS,
+  buildGo,
+  findPid,
+  loadgen,
+  median,
+  relaunch,
+  staleBuildNote,
+  startNullGo,
+  startNullGrpcJs,
+  type LoadResult,
+  type Server,
+} from './procs.js';
 import { fmt, table } from './stats.js';
 import { PICKED_HEADERS } from '../src/extproc/wire.js';
 import { adminPortOf, failureStats } from '../test/helpers/chaos-envoy-log.js';
@@ -32,11 +44,26 @@ rules:
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CLOSED = { conns: 8, seconds: Number(process.env.BENCH_SECONDS ?? 3) };
-const OPEN = { rate: Number(process.env.BENCH_RATE ?? 500), seconds: Number(process.env.BENCH_OPEN_SECONDS ?? 4), slices: Number(process.env.BENCH_SLICES ?? 9) };
+const OPEN = {
+  rate: Number(process.env.BENCH_RATE ?? 500),
+  seconds: Number(process.env.BENCH_OPEN_SECONDS ?? 4),
+  slices: Number(process.env.BENCH_SLICES ?? 9),
+};
 
 type Doc = {
   static_resources: {
-    listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { http_filters?: Array<{ name: string; typed_config: { grpc_service: { envoy_grpc: { cluster_name: string } } } }> } }> }> }>;
+    listeners: Array<{
+      filter_chains: Array<{
+        filters: Array<{
+          typed_config: {
+            http_filters?: Array<{
+              name: string;
+              typed_config: { grpc_service: { envoy_grpc: { cluster_name: string } } };
+            }>;
+          };
+        }>;
+      }>;
+    }>;
     clusters: Array<Record<string, unknown>>;
   };
 };
@@ -57,11 +84,16 @@ function extProcAt(socket: string) {
     for (const l of doc.static_resources.listeners)
       for (const fc of l.filter_chains)
         for (const f of fc.filters) {
-          for (const h of f.typed_config.http_filters ?? []) if (h.name === EXT_PROC) h.typed_config.grpc_service.envoy_grpc.cluster_name = 'extproc_null';
+          for (const h of f.typed_config.http_filters ?? [])
+            if (h.name === EXT_PROC) h.typed_config.grpc_service.envoy_grpc.cluster_name = 'extproc_null';
         }
     const authproxy = doc.static_resources.clusters.find((c) => c.name === 'authproxy')!;
     const endpoint = { address: { pipe: { path: socket } } };
-    doc.static_resources.clusters.push({ ...authproxy, name: 'extproc_null', load_assignment: { cluster_name: 'extproc_null', endpoints: [{ lb_endpoints: [{ endpoint }] }] } });
+    doc.static_resources.clusters.push({
+      ...authproxy,
+      name: 'extproc_null',
+      load_assignment: { cluster_name: 'extproc_null', endpoints: [{ lb_endpoints: [{ endpoint }] }] },
+    });
     return stringify(doc, { lineWidth: 0 });
   };
 }
@@ -76,7 +108,10 @@ function withForwardRules(yaml: string): string {
   const doc = parse(yaml) as Doc;
   const hcm = doc.static_resources.listeners[1]!.filter_chains[0]!.filters[0]!.typed_config;
   for (const h of hcm.http_filters ?? []) {
-    if (h.name === EXT_PROC) (h.typed_config as Record<string, unknown>).forward_rules = { allowed_headers: { patterns: PICKED_HEADERS.map((exact) => ({ exact })) } };
+    if (h.name === EXT_PROC)
+      (h.typed_config as Record<string, unknown>).forward_rules = {
+        allowed_headers: { patterns: PICKED_HEADERS.map((exact) => ({ exact })) },
+      };
   }
   return stringify(doc, { lineWidth: 0 });
 }
@@ -88,19 +123,32 @@ function withForwardRules(yaml: string): string {
  */
 function withEnvoyH2Defaults(yaml: string): string {
   const doc = parse(yaml) as Doc;
-  const cluster = doc.static_resources.clusters.find((c) => c.name === 'authproxy') as { typed_extension_protocol_options: Record<string, { explicit_http_config: { http2_protocol_options: object } }> };
-  for (const o of Object.values(cluster.typed_extension_protocol_options)) o.explicit_http_config.http2_protocol_options = {};
+  const cluster = doc.static_resources.clusters.find((c) => c.name === 'authproxy') as {
+    typed_extension_protocol_options: Record<string, { explicit_http_config: { http2_protocol_options: object } }>;
+  };
+  for (const o of Object.values(cluster.typed_extension_protocol_options))
+    o.explicit_http_config.http2_protocol_options = {};
   return stringify(doc, { lineWidth: 0 });
 }
 
 /** A sidecar rig as every Envoy benchmark runs it: CONFIG, the upstream as api.github.com, warn logs. */
-export const startBenchRig = (envoyYaml?: (yaml: string) => string) => startRig({ hosts: ['api.github.com'], secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', envoyYaml });
+export const startBenchRig = (envoyYaml?: (yaml: string) => string) =>
+  startRig({
+    hosts: ['api.github.com'],
+    secrets: { TOKEN: 'bench-token' },
+    config: () => CONFIG,
+    logLevel: 'warn',
+    envoyYaml,
+  });
 
 /**
  * The rig's authproxy (which the rig starts with Node's defaults), restarted with `nodeArgs` when there are
  * any: its pid, and the restarted server when there is one (the caller stops it).
  */
-export async function authproxyWith(rig: Rig, nodeArgs: readonly string[]): Promise<{ pid: number | undefined; restarted?: Server }> {
+export async function authproxyWith(
+  rig: Rig,
+  nodeArgs: readonly string[],
+): Promise<{ pid: number | undefined; restarted?: Server }> {
   const socket = join(rig.dir.path, 'run', 'authproxy.sock');
   const pid = findPid(socket);
   if (!nodeArgs.length || !pid) return { pid };
@@ -109,10 +157,30 @@ export async function authproxyWith(rig: Rig, nodeArgs: readonly string[]): Prom
 }
 
 /** The load generator's arguments for HTTPS through the rig's forward proxy, CPU read from `pids`. */
-export const httpsThrough = (rig: Rig, pids: readonly number[]) => ['-mode', 'https', '-url', rig.url('api.github.com', '/user'), '-proxy', rig.proxyUrl, '-ca', rig.authproxyCa, '-pid', pids.join(',')];
+export const httpsThrough = (rig: Rig, pids: readonly number[]) => [
+  '-mode',
+  'https',
+  '-url',
+  rig.url('api.github.com', '/user'),
+  '-proxy',
+  rig.proxyUrl,
+  '-ca',
+  rig.authproxyCa,
+  '-pid',
+  pids.join(','),
+];
 
 /** A fixed-rate open loop: `rate` requests per second over 16 connections for `seconds`, after a 0.5 s warm-up. */
-export const openLoop = (rate: number, seconds: number) => ['-rate', String(rate), '-conns', '16', '-d', `${seconds}s`, '-warmup', '0.5s'];
+export const openLoop = (rate: number, seconds: number) => [
+  '-rate',
+  String(rate),
+  '-conns',
+  '16',
+  '-d',
+  `${seconds}s`,
+  '-warmup',
+  '0.5s',
+];
 
 /** One sidecar of the run: how its Envoy config differs, the null server it points at, authproxy's Node.js flags. */
 interface Variant {
@@ -152,7 +220,12 @@ export async function runEnvoyBench(): Promise<string> {
       .split(';')
       .map((v) => v.trim())
       .filter(Boolean)
-      .map((v): Variant => ({ name: `Envoy + authproxy, node ${v === 'none' ? 'defaults' : v}`, nodeArgs: v === 'none' ? [] : v.split(' ').filter(Boolean) }));
+      .map(
+        (v): Variant => ({
+          name: `Envoy + authproxy, node ${v === 'none' ? 'defaults' : v}`,
+          nodeArgs: v === 'none' ? [] : v.split(' ').filter(Boolean),
+        }),
+      );
     // The null setups point Envoy at their server (the rig's authproxy still serves SDS, as it is); every
     // authproxy setup runs it as deployed unless it says otherwise.
     const variants: Variant[] = [
@@ -160,8 +233,18 @@ export async function runEnvoyBench(): Promise<string> {
       { name: 'Envoy + null Go', envoyYaml: extProcAt(go.address.slice(5)), server: go },
       { name: 'Envoy + null grpc-js', envoyYaml: extProcAt(js.address.slice(5)), server: js },
       { name: 'Envoy + authproxy', nodeArgs: AUTHPROXY_NODE_ARGS },
-      ...(process.env.BENCH_FORWARD_RULES ? [{ name: 'Envoy + authproxy, forward_rules', envoyYaml: withForwardRules, nodeArgs: AUTHPROXY_NODE_ARGS }] : []),
-      ...(process.env.BENCH_EXTPROC_H2_DEFAULTS ? [{ name: "Envoy + authproxy, Envoy's HTTP/2 defaults", envoyYaml: withEnvoyH2Defaults, nodeArgs: AUTHPROXY_NODE_ARGS }] : []),
+      ...(process.env.BENCH_FORWARD_RULES
+        ? [{ name: 'Envoy + authproxy, forward_rules', envoyYaml: withForwardRules, nodeArgs: AUTHPROXY_NODE_ARGS }]
+        : []),
+      ...(process.env.BENCH_EXTPROC_H2_DEFAULTS
+        ? [
+            {
+              name: "Envoy + authproxy, Envoy's HTTP/2 defaults",
+              envoyYaml: withEnvoyH2Defaults,
+              nodeArgs: AUTHPROXY_NODE_ARGS,
+            },
+          ]
+        : []),
       ...nodeVariants,
     ];
     for (const { name, envoyYaml, server, nodeArgs = [] } of variants) {
@@ -176,11 +259,21 @@ export async function runEnvoyBench(): Promise<string> {
       for (let k = 0; k < setups.length; k++) {
         const s = setups[(round + k) % setups.length]!;
         const base = httpsThrough(s.rig, s.pids);
-        if (round < ROUNDS) closed.set(s.name, [...(closed.get(s.name) ?? []), await loadgen([...base, '-c', String(CLOSED.conns), '-d', `${CLOSED.seconds}s`], `${s.name} closed`)]);
-        if (round < OPEN.slices) open.set(s.name, [...(open.get(s.name) ?? []), await loadgen([...base, ...openLoop(OPEN.rate, OPEN.seconds)], `${s.name} open`)]);
+        if (round < ROUNDS)
+          closed.set(s.name, [
+            ...(closed.get(s.name) ?? []),
+            await loadgen([...base, '-c', String(CLOSED.conns), '-d', `${CLOSED.seconds}s`], `${s.name} closed`),
+          ]);
+        if (round < OPEN.slices)
+          open.set(s.name, [
+            ...(open.get(s.name) ?? []),
+            await loadgen([...base, ...openLoop(OPEN.rate, OPEN.seconds)], `${s.name} open`),
+          ]);
       }
     }
-    const counters = await Promise.all(setups.map(async (s) => [s.name, troubleCounters(await failureStats(adminPortOf(s.rig.dir.path)))] as const));
+    const counters = await Promise.all(
+      setups.map(async (s) => [s.name, troubleCounters(await failureStats(adminPortOf(s.rig.dir.path)))] as const),
+    );
     return (
       report(
         setups.map((s) => s.name),
@@ -234,10 +327,14 @@ function report(names: string[], closed: Map<string, LoadResult[]>, open: Map<st
           ];
         });
   /** Median over slices of (this setup's figure − Envoy alone's in the same slice). */
-  const added = (n: string, pick: (r: LoadResult) => number) => median(open.get(n)!.map((r, i) => pick(r) - pick(open.get(alone!)![i]!)));
+  const added = (n: string, pick: (r: LoadResult) => number) =>
+    median(open.get(n)!.map((r, i) => pick(r) - pick(open.get(alone!)![i]!)));
   const openRows = names.map((n) => {
     const runs = open.get(n)!;
-    const extra = n === alone ? ['', '', ''] : [plus(added(n, (r) => r.p50_us)), plus(added(n, (r) => r.p99_us)), plus(added(n, (r) => r.p999_us))];
+    const extra =
+      n === alone
+        ? ['', '', '']
+        : [plus(added(n, (r) => r.p50_us)), plus(added(n, (r) => r.p99_us)), plus(added(n, (r) => r.p999_us))];
     return [
       n,
       fmt(col(runs, (r) => r.per_s)),
@@ -253,7 +350,11 @@ function report(names: string[], closed: Map<string, LoadResult[]>, open: Map<st
   });
   const p99 = (n: string) => added(n, (r) => r.p99_us);
   const goals = [
-    ...(ROUNDS === 0 ? [] : [`authproxy vs Envoy + null Go, closed-loop throughput: ${fmt(rps(authproxy!) / rps(nullGo!), 2)}× (goal ≥ 0.85×)`]),
+    ...(ROUNDS === 0
+      ? []
+      : [
+          `authproxy vs Envoy + null Go, closed-loop throughput: ${fmt(rps(authproxy!) / rps(nullGo!), 2)}× (goal ≥ 0.85×)`,
+        ]),
     `authproxy added p50 at ${OPEN.rate} req/s: ${plus(added(authproxy!, (r) => r.p50_us))} ms (goal ≤ 0.6 ms); added p99 ${plus(p99(authproxy!))} ms vs null grpc-js ${plus(p99(nullJs!))} ms${p99(nullJs!) > 0 ? `: ${fmt(p99(authproxy!) / p99(nullJs!), 2)}×` : ''} (goal ≤ 1×)`,
   ];
   const note = 'Envoy --concurrency 1; loader, Envoy, ext_proc server and upstream share the cores';
@@ -262,14 +363,36 @@ function report(names: string[], closed: Map<string, LoadResult[]>, open: Map<st
       ? ''
       : table(
           `HTTPS through the Envoy sidecar, closed loop: ${CLOSED.conns} keep-alive connections × ${CLOSED.seconds} s (median of ${ROUNDS} interleaved rounds; ${note})`,
-          ['setup', 'req/s', 'p50 ms', 'p99 ms', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'req/s vs null Go'],
+          [
+            'setup',
+            'req/s',
+            'p50 ms',
+            'p99 ms',
+            'Envoy CPU µs/req',
+            'ext_proc CPU µs/req',
+            'errors',
+            'req/s vs null Go',
+          ],
           closedRows,
         );
   return (
     closedTable +
     table(
       `HTTPS through the Envoy sidecar, open loop: ${OPEN.rate} req/s, latency from the scheduled send time (median of ${OPEN.slices} interleaved ${OPEN.seconds} s slices; ${note})`,
-      ['setup', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'added p50', 'added p99', 'added p99.9', 'Envoy CPU µs/req', 'ext_proc CPU µs/req', 'errors', 'loader late p99 ms'],
+      [
+        'setup',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'p99.9 ms',
+        'added p50',
+        'added p99',
+        'added p99.9',
+        'Envoy CPU µs/req',
+        'ext_proc CPU µs/req',
+        'errors',
+        'loader late p99 ms',
+      ],
       openRows,
     ) +
     '\n' +

@@ -32,15 +32,25 @@ export async function runFullRequestBench(): Promise<string> {
       'bench',
     );
     const policy = compilePolicy(config, { secrets: new Map(), unsealer: undefined });
-    const engine = new Engine({ policyFor: () => policy }, new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()), createLogger('silent'));
-    const req = (authority: string, method: string): PolicyRequest => ({ method, scheme: 'https', authority, path: '/v1/responses?x=1' });
+    const engine = new Engine(
+      { policyFor: () => policy },
+      new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()),
+      createLogger('silent'),
+    );
+    const req = (authority: string, method: string): PolicyRequest => ({
+      method,
+      scheme: 'https',
+      authority,
+      path: '/v1/responses?x=1',
+    });
     const headers = { 'content-type': ['application/json'], 'user-agent': ['bench/1'], accept: ['*/*'] };
     const extras = (endOfStream: boolean): RequestExtras => ({ endOfStream, headers: () => headers });
     const withBody = (bytes: number) => {
       const body = Buffer.alloc(bytes, 0x61);
       return async () => {
         const held = engine.handle(req('api.full.example', 'POST'), 'sb', extras(false));
-        if (held instanceof Promise || held.kind !== 'awaitBody') throw new Error('bench: expected the body to be asked for');
+        if (held instanceof Promise || held.kind !== 'awaitBody')
+          throw new Error('bench: expected the body to be asked for');
         return held.resume(body, true);
       };
     };
@@ -57,8 +67,17 @@ export async function runFullRequestBench(): Promise<string> {
       ROUNDS,
     );
     const base = best[0]!.p50;
-    const rows = paths.map(([label], i) => [label, fmt(best[i]!.p50 / 1000, 1), fmt(best[i]!.p99 / 1000, 1), i === 0 ? '-' : `+${fmt((best[i]!.p50 - base) / 1000, 1)}`]);
-    return table(`full_request callbacks: Engine.handle per request, endpoint on loopback answering at once (${CALLS} sequential calls, best of ${ROUNDS} rounds)`, ['path', 'p50 µs', 'p99 µs', 'added p50 µs'], rows);
+    const rows = paths.map(([label], i) => [
+      label,
+      fmt(best[i]!.p50 / 1000, 1),
+      fmt(best[i]!.p99 / 1000, 1),
+      i === 0 ? '-' : `+${fmt((best[i]!.p50 - base) / 1000, 1)}`,
+    ]);
+    return table(
+      `full_request callbacks: Engine.handle per request, endpoint on loopback answering at once (${CALLS} sequential calls, best of ${ROUNDS} rounds)`,
+      ['path', 'p50 µs', 'p99 µs', 'added p50 µs'],
+      rows,
+    );
   } finally {
     await endpoint.close();
   }

@@ -13,7 +13,11 @@ import { authproxyWith, httpsThrough, openLoop, startBenchRig } from './envoy.js
 const SLICES = Number(process.env.BENCH_GC_SLICES ?? 4);
 
 /** The pauses in `--trace-gc` output: `Scavenge` / `Mark-Compact` lines, the main-thread pause in ms. */
-export function gcPauses(output: string): { scavenges: number[]; markCompacts: number[]; heapAfterMarkCompactMb: number[] } {
+export function gcPauses(output: string): {
+  scavenges: number[];
+  markCompacts: number[];
+  heapAfterMarkCompactMb: number[];
+} {
   const scavenges: number[] = [];
   const markCompacts: number[] = [];
   const heapAfterMarkCompactMb: number[] = [];
@@ -47,7 +51,8 @@ export async function runGcBench(): Promise<string> {
       try {
         const mark = server.output().length;
         const runs = [];
-        for (let i = 0; i < SLICES; i++) runs.push(await loadgen([...httpsThrough(rig, [server.pid]), ...openLoop(500, 4)], `gc ${label}`));
+        for (let i = 0; i < SLICES; i++)
+          runs.push(await loadgen([...httpsThrough(rig, [server.pid]), ...openLoop(500, 4)], `gc ${label}`));
         const gc = gcPauses(server.output().slice(mark));
         const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
         rows.push([
@@ -71,7 +76,18 @@ export async function runGcBench(): Promise<string> {
   }
   return table(
     `Garbage collection on the request path: authproxy through Envoy at 500 req/s, ${SLICES} × 4 s, --trace-gc (latency: median of the slices; pauses: all slices)`,
-    ['authproxy', 'p50 ms', 'p99 ms', 'CPU µs/req', 'scavenges', 'mean pause ms', 'longest ms', 'mark-compact pauses ms', 'heap after mark-compact MB', 'GC pauses total ms'],
+    [
+      'authproxy',
+      'p50 ms',
+      'p99 ms',
+      'CPU µs/req',
+      'scavenges',
+      'mean pause ms',
+      'longest ms',
+      'mark-compact pauses ms',
+      'heap after mark-compact MB',
+      'GC pauses total ms',
+    ],
     rows,
   );
 }

@@ -33,8 +33,16 @@ export async function runGcpBench(): Promise<string> {
     const config = validateConfig(
       {
         rules: [
-          { name: 'static', match_hosts: ['api.example.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {TOKEN}' }] },
-          { name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'workspace_secret', value: '{SA}' }, scopes: SCOPES } },
+          {
+            name: 'static',
+            match_hosts: ['api.example.com'],
+            headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {TOKEN}' }],
+          },
+          {
+            name: 'gcp',
+            type: 'gcp',
+            gcp: { service_account_json: { type: 'workspace_secret', value: '{SA}' }, scopes: SCOPES },
+          },
         ],
       },
       'bench',
@@ -50,10 +58,18 @@ export async function runGcpBench(): Promise<string> {
     const log = createLogger('silent');
     const minter = googleTokenMinter({ timeoutMs: 10_000, agent: fake.agent() });
     const signer = await CallbackSigner.ephemeral();
-    const engineWith = (handler: GcpTokenHandler) => new Engine({ policyFor: () => policy }, new CallbackResolver(new MemoryCredentialCache(), signer), log, { cloud: { gcp: handler } });
+    const engineWith = (handler: GcpTokenHandler) =>
+      new Engine({ policyFor: () => policy }, new CallbackResolver(new MemoryCredentialCache(), signer), log, {
+        cloud: { gcp: handler },
+      });
     const fresh = () => new GcpTokenHandler(new TemporaryCredentials(new MemoryCredentialCache()), minter, { log });
     const warm = engineWith(fresh());
-    const req = (authority: string): PolicyRequest => ({ method: 'GET', scheme: 'https', authority, path: '/storage/v1/b?project=p' });
+    const req = (authority: string): PolicyRequest => ({
+      method: 'GET',
+      scheme: 'https',
+      authority,
+      path: '/storage/v1/b?project=p',
+    });
     await warm.handle(req('storage.googleapis.com'), 'sb');
     const before = fake.calls.length;
     // A miss: an empty token cache per call, so every request mints (the agent's connection stays open).
@@ -69,14 +85,28 @@ export async function runGcpBench(): Promise<string> {
     );
     const [misses] = await bestOfRounds([expectContinue(miss)], 40, 3);
     const minted = fake.calls.length - before;
-    const payload = Buffer.from(JSON.stringify({ iss: account.clientEmail, scope: SCOPES.join(' '), aud: fake.url, iat: 1, exp: 3601 }));
+    const payload = Buffer.from(
+      JSON.stringify({ iss: account.clientEmail, scope: SCOPES.join(' '), aud: fake.url, iat: 1, exp: 3601 }),
+    );
     const [signing] = await bestOfRounds([() => sign('RSA-SHA256', payload, account.privateKey)], 40, 3);
     const rows = [
       ...hitPaths.map(([label], i) => [label, fmt(hits[i]!.p50 / 1000, 2), fmt(hits[i]!.p99 / 1000, 2)]),
-      [`gcp token cache miss: mint at the fake endpoint (${fmt(minted)} mints)`, fmt(misses!.p50 / 1000, 0), fmt(misses!.p99 / 1000, 0)],
-      ['  of which: RS256 assertion signing alone (RSA-2048)', fmt(signing!.p50 / 1000, 0), fmt(signing!.p99 / 1000, 0)],
+      [
+        `gcp token cache miss: mint at the fake endpoint (${fmt(minted)} mints)`,
+        fmt(misses!.p50 / 1000, 0),
+        fmt(misses!.p99 / 1000, 0),
+      ],
+      [
+        '  of which: RS256 assertion signing alone (RSA-2048)',
+        fmt(signing!.p50 / 1000, 0),
+        fmt(signing!.p99 / 1000, 0),
+      ],
     ];
-    return table('Google Cloud tokens: Engine.handle per request (hits: 2000 sequential calls, misses: 40; best of interleaved rounds)', ['path', 'p50 µs', 'p99 µs'], rows);
+    return table(
+      'Google Cloud tokens: Engine.handle per request (hits: 2000 sequential calls, misses: 40; best of interleaved rounds)',
+      ['path', 'p50 µs', 'p99 µs'],
+      rows,
+    );
   } finally {
     await fake.close();
     dir.cleanup();

@@ -10,7 +10,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { buildGo, loadgen, staleBuildNote, startAuthproxy, startNullGo, startNullGrpcJs, summarize, type LoadResult, type Server } from './procs.js';
+import {
+  buildGo,
+  loadgen,
+  staleBuildNote,
+  startAuthproxy,
+  startNullGo,
+  startNullGrpcJs,
+  summarize,
+  type LoadResult,
+  type Server,
+} from './procs.js';
 import { fmt, ratio, table } from './stats.js';
 
 const CONFIG = `
@@ -49,8 +59,17 @@ export async function runGrpcBench(): Promise<string> {
       for (let k = 0; k < servers.length; k++) {
         const s = servers[(round + k) % servers.length]!;
         const base = ['-target', s.address, '-pid', String(s.pid)];
-        if (round < ROUNDS) for (const c of IN_FLIGHT) record(`${s.name}/${c}`, await loadgen([...base, '-c', String(c), '-d', `${SECONDS}s`], `${s.name} ${c}`));
-        if (round < OPEN.slices) record(`${s.name}/open`, await loadgen([...base, '-rate', String(OPEN.rate), '-d', `${OPEN.seconds}s`, '-warmup', '0.3s'], `${s.name} open`));
+        if (round < ROUNDS)
+          for (const c of IN_FLIGHT)
+            record(`${s.name}/${c}`, await loadgen([...base, '-c', String(c), '-d', `${SECONDS}s`], `${s.name} ${c}`));
+        if (round < OPEN.slices)
+          record(
+            `${s.name}/open`,
+            await loadgen(
+              [...base, '-rate', String(OPEN.rate), '-d', `${OPEN.seconds}s`, '-warmup', '0.3s'],
+              `${s.name} open`,
+            ),
+          );
       }
     }
     const rows: Array<Array<string | number>> = [];
@@ -79,7 +98,20 @@ export async function runGrpcBench(): Promise<string> {
     return (
       table(
         `ext_proc streams from a separate Go load generator, one HTTP/2 connection on a Unix socket (closed loop: median of ${ROUNDS} interleaved rounds × ${SECONDS} s; open loop: median of ${OPEN.slices} slices × ${OPEN.seconds} s, latency from the scheduled send; loader and server share the cores)`,
-        ['target', 'load', 'streams/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU µs/stream', 'errors', 'CPU vs grpc-js', 'CPU vs Go', 'streams/s vs grpc-js', 'streams/s vs Go'],
+        [
+          'target',
+          'load',
+          'streams/s',
+          'p50 µs',
+          'p99 µs',
+          'p99.9 µs',
+          'CPU µs/stream',
+          'errors',
+          'CPU vs grpc-js',
+          'CPU vs Go',
+          'streams/s vs grpc-js',
+          'streams/s vs Go',
+        ],
         rows,
       ) + staleBuildNote()
     );

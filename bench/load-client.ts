@@ -8,9 +8,17 @@ import { readFileSync } from 'node:fs';
 import { Agent, ProxyAgent, request, type Dispatcher } from 'undici';
 import { loadTest } from './stats.js';
 
-const { url, proxy, total, inFlight, ca } = JSON.parse(process.argv[2]!) as { url: string; proxy?: string; total: number; inFlight: number; ca: string };
+const { url, proxy, total, inFlight, ca } = JSON.parse(process.argv[2]!) as {
+  url: string;
+  proxy?: string;
+  total: number;
+  inFlight: number;
+  ca: string;
+};
 const tls = { ca: readFileSync(ca, 'utf8') };
-const dispatcher: Dispatcher = proxy ? new ProxyAgent({ uri: proxy, requestTls: tls, connections: inFlight }) : new Agent({ connect: tls, connections: inFlight });
+const dispatcher: Dispatcher = proxy
+  ? new ProxyAgent({ uri: proxy, requestTls: tls, connections: inFlight })
+  : new Agent({ connect: tls, connections: inFlight });
 const one = async () => {
   const res = await request(url, { dispatcher });
   const body = await res.body.text();

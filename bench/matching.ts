@@ -117,10 +117,20 @@ export function runMatchingBench(): string {
   };
   const rows: Array<Array<string | number>> = [];
   const add = (label: string, m: ReturnType<typeof measure>, base?: ReturnType<typeof measure>) =>
-    rows.push([label, fmt(m.perSec), fmt(m.p50 / 1000, 2), fmt(m.p99 / 1000, 2), base ? `${fmt(base.perSec / m.perSec, 2)}x` : '']);
+    rows.push([
+      label,
+      fmt(m.perSec),
+      fmt(m.p50 / 1000, 2),
+      fmt(m.p99 / 1000, 2),
+      base ? `${fmt(base.perSec / m.perSec, 2)}x` : '',
+    ]);
   // Interleaved rounds, best of three for each, so a busy moment hits all setups alike.
   const best = (a: ReturnType<typeof measure>[]) => a.reduce((x, y) => (y.perSec > x.perSec ? y : x));
-  const r = { old: [] as ReturnType<typeof measure>[], plain: [] as ReturnType<typeof measure>[], keyed: [] as ReturnType<typeof measure>[] };
+  const r = {
+    old: [] as ReturnType<typeof measure>[],
+    plain: [] as ReturnType<typeof measure>[],
+    keyed: [] as ReturnType<typeof measure>[],
+  };
   for (let round = 0; round < 3; round++) {
     r.old.push(measure(run(old), 200_000));
     r.plain.push(measure(run(plain), 200_000));
@@ -130,7 +140,11 @@ export function runMatchingBench(): string {
   const p = best(r.plain);
   add('before: paths as regexes (old glob), no match_headers', o);
   add('LangSmith path forms, no match_headers', p, o);
-  add(`LangSmith path forms + match_headers (${ACCOUNTS} accounts; the header read from the message bytes)`, best(r.keyed), p);
+  add(
+    `LangSmith path forms + match_headers (${ACCOUNTS} accounts; the header read from the message bytes)`,
+    best(r.keyed),
+    p,
+  );
   return table(
     `Decision from ext_proc bytes: wire read + policy request + decide (${ACCOUNTS} rules on one host, 3 patterns each, ${SDK_HEADERS.length + 5} headers)`,
     ['setup', 'decisions/s', 'p50 µs', 'p99 µs', 'cost vs row above'],

@@ -34,8 +34,15 @@ export function staleBuildNote(): string {
   const built = join(REPO, 'dist/cli/main.js');
   if (!existsSync(built)) return '\n(dist/ missing: run `npm run build` first)';
   const since = statSync(built).mtimeMs;
-  const newer = (dir: string): boolean => readdirSync(dir, { withFileTypes: true }).some((e) => (e.isDirectory() ? newer(join(dir, e.name)) : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > since));
-  return newer(join(REPO, 'src')) ? '\n(note: src/ is newer than dist/; authproxy ran from dist/: run `npm run build` to measure the current code)' : '';
+  const newer = (dir: string): boolean =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory()
+        ? newer(join(dir, e.name))
+        : e.name.endsWith('.ts') && statSync(join(dir, e.name)).mtimeMs > since,
+    );
+  return newer(join(REPO, 'src'))
+    ? '\n(note: src/ is newer than dist/; authproxy ran from dist/: run `npm run build` to measure the current code)'
+    : '';
 }
 
 /** A running ext_proc server under test. */
@@ -65,7 +72,8 @@ function startServer(name: string, socket: string, cmd: string, args: string[]):
       const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
       await exited;
       clearTimeout(timer);
-      if (process.env.BENCH_LOG_DIR) writeFileSync(join(process.env.BENCH_LOG_DIR, `${name.replace(/\W+/g, '-')}-${child.pid}.log`), out);
+      if (process.env.BENCH_LOG_DIR)
+        writeFileSync(join(process.env.BENCH_LOG_DIR, `${name.replace(/\W+/g, '-')}-${child.pid}.log`), out);
     },
   };
   return new Promise((resolve, reject) => {
@@ -110,7 +118,12 @@ export const AUTHPROXY_NODE_ARGS = [...DEPLOYED_NODE_ARGS, ...NODE_ARGS];
  * Starts the command line of process `pid` again with `nodeArgs` after the executable, once `stop` (which
  * must end that process) has run: how the Envoy benchmark profiles the authproxy its rig started.
  */
-export async function relaunch(pid: number, socket: string, nodeArgs: string[], stop: () => Promise<void>): Promise<Server> {
+export async function relaunch(
+  pid: number,
+  socket: string,
+  nodeArgs: string[],
+  stop: () => Promise<void>,
+): Promise<Server> {
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
   await stop();
   return startServer('authproxy', socket, argv[0]!, [...nodeArgs, ...argv.slice(1)]);
@@ -123,15 +136,41 @@ export const startNullGo = (socket: string) => startServer('null Go', socket, NU
  * A Node.js null server from bench/baselines (`script`, then `extra` arguments) on `socket`, in the same
  * Node.js as the benchmark (tsx as a loader, so `pid` is the server); ready once it prints "listening".
  */
-export const startNodeBaseline = (name: string, socket: string, script: string, extra: string[] = [], nodeArgs: string[] = NODE_ARGS) =>
-  startServer(name, socket, process.execPath, [...nodeArgs, '--import', 'tsx', join(BENCH, 'baselines', script), `unix:${socket}`, ...extra]);
+export const startNodeBaseline = (
+  name: string,
+  socket: string,
+  script: string,
+  extra: string[] = [],
+  nodeArgs: string[] = NODE_ARGS,
+) =>
+  startServer(name, socket, process.execPath, [
+    ...nodeArgs,
+    '--import',
+    'tsx',
+    join(BENCH, 'baselines', script),
+    `unix:${socket}`,
+    ...extra,
+  ]);
 
 /** The null grpc-js ext_proc server (authproxy's server options) on `socket`. */
-export const startNullGrpcJs = (socket: string, nodeArgs: string[] = NODE_ARGS) => startNodeBaseline('null grpc-js', socket, 'null-grpcjs.ts', [], nodeArgs);
+export const startNullGrpcJs = (socket: string, nodeArgs: string[] = NODE_ARGS) =>
+  startNodeBaseline('null grpc-js', socket, 'null-grpcjs.ts', [], nodeArgs);
 
 /** `authproxy serve` (bin/authproxy.js, over dist/) on `socket` with `config`, log level warn, sandbox id `bench`. */
 export const startAuthproxy = (config: string, socket: string, nodeArgs: string[] = AUTHPROXY_NODE_ARGS) =>
-  startServer('authproxy', socket, process.execPath, [...nodeArgs, join(REPO, 'bin/authproxy.js'), 'serve', '--config', config, '--listen', `unix:${socket}`, '--log-level', 'warn', '--sandbox-id', 'bench']);
+  startServer('authproxy', socket, process.execPath, [
+    ...nodeArgs,
+    join(REPO, 'bin/authproxy.js'),
+    'serve',
+    '--config',
+    config,
+    '--listen',
+    `unix:${socket}`,
+    '--log-level',
+    'warn',
+    '--sandbox-id',
+    'bench',
+  ]);
 
 /** What the load generator prints (see bench/loadgen/main.go). */
 export interface LoadResult {
@@ -167,8 +206,10 @@ export function loadgen(args: string[], label = '', timeoutMs = 120_000): Promis
       clearTimeout(timer);
       if (code !== 0) return reject(new Error(`loadgen ${args.join(' ')} failed (${code}): ${err.slice(-800)}`));
       const result = JSON.parse(out) as LoadResult;
-      if (result.errors > 0) process.stderr.write(`bench: ${result.errors} errors in loadgen ${args.join(' ')}: ${result.first_error}\n`);
-      if (process.env.BENCH_VERBOSE) process.stderr.write(`${label}: ${JSON.stringify({ ...result, samples_us: undefined })}\n`);
+      if (result.errors > 0)
+        process.stderr.write(`bench: ${result.errors} errors in loadgen ${args.join(' ')}: ${result.first_error}\n`);
+      if (process.env.BENCH_VERBOSE)
+        process.stderr.write(`${label}: ${JSON.stringify({ ...result, samples_us: undefined })}\n`);
       resolve(result);
     });
   });

@@ -34,9 +34,22 @@ function sandboxConfig(i: number, token = 'GITHUB_TOKEN') {
   return validateConfig(
     {
       rules: [
-        { name: 'github-api', match_hosts: ['api.github.com'], match_paths: ['/repos/*', '/user'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }] },
-        { name: 'github-git', match_hosts: ['github.com', '*.github.com'], headers: [{ name: 'Authorization', type: 'plaintext', value: `Basic c2FuZGJveC0ke2l9` }] },
-        { name: 'openai', match_hosts: ['api.openai.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {OPENAI_API_KEY}' }] },
+        {
+          name: 'github-api',
+          match_hosts: ['api.github.com'],
+          match_paths: ['/repos/*', '/user'],
+          headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }],
+        },
+        {
+          name: 'github-git',
+          match_hosts: ['github.com', '*.github.com'],
+          headers: [{ name: 'Authorization', type: 'plaintext', value: `Basic c2FuZGJveC0ke2l9` }],
+        },
+        {
+          name: 'openai',
+          match_hosts: ['api.openai.com'],
+          headers: [{ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {OPENAI_API_KEY}' }],
+        },
         {
           name: 'anthropic',
           match_hosts: ['api.anthropic.com'],
@@ -45,7 +58,12 @@ function sandboxConfig(i: number, token = 'GITHUB_TOKEN') {
             { name: 'anthropic-version', type: 'plaintext', value: '2023-06-01' },
           ],
         },
-        { name: 'internal', match_hosts: [`svc${i}.internal.example.com`], match_paths: ['/api/*'], headers: [{ name: 'X-Api-Key', type: 'plaintext', value: `k${i}` }] },
+        {
+          name: 'internal',
+          match_hosts: [`svc${i}.internal.example.com`],
+          match_paths: ['/api/*'],
+          headers: [{ name: 'X-Api-Key', type: 'plaintext', value: `k${i}` }],
+        },
       ],
     },
     'bench',
@@ -111,7 +129,13 @@ async function patchPropagation(samples: number): Promise<{ p50: number; p99: nu
   writeFileSync(config, 'sandboxes: {}\n');
   const keys = generateSealingKeys();
   writeFileSync(join(dir, 'sealing.key'), keys.privatePem);
-  const common = { config, sandboxId: 'default', redis: redis.url, redisPrefix: `bench${process.pid}:`, sealingKey: join(dir, 'sealing.key') };
+  const common = {
+    config,
+    sandboxId: 'default',
+    redis: redis.url,
+    redisPrefix: `bench${process.pid}:`,
+    sealingKey: join(dir, 'sealing.key'),
+  };
   const a = await startService({ ...common, listen: `unix:${join(dir, 'a.sock')}` }, log);
   const b = await startService({ ...common, listen: `unix:${join(dir, 'b.sock')}` }, log);
   const token = 'bench-admin-token-0123456789';
@@ -125,7 +149,11 @@ async function patchPropagation(samples: number): Promise<{ p50: number; p99: nu
   });
   const sdk = new AuthProxyClient({ baseUrl: `http://${admin.address}`, token });
   const grpcB = extProcClient(b.address);
-  const injectedOnB = async () => setHeaders((await exchange(grpcB, [requestHeaders('api.github.com', '/user')], { 'x-sandbox-id': 'sb-bench' })).responses[0]!).authorization;
+  const injectedOnB = async () =>
+    setHeaders(
+      (await exchange(grpcB, [requestHeaders('api.github.com', '/user')], { 'x-sandbox-id': 'sb-bench' }))
+        .responses[0]!,
+    ).authorization;
   await configureGithubProxy(sdk, 'sb-bench', 'ghs_warmup');
   const times: number[] = [];
   for (let i = 0; i < samples; i++) {
@@ -147,7 +175,11 @@ async function patchPropagation(samples: number): Promise<{ p50: number; p99: nu
 
 export async function runSandboxBench(): Promise<string> {
   const gcNote = (globalThis as { gc?: unknown }).gc ? '' : ' (run with --expose-gc for exact figures)';
-  const mem = table(`Memory of compiled sandbox configs${gcNote}`, ['sandboxes', 'rules each', 'heap MiB', 'KiB per sandbox', 'compile ms'], [memoryRow(1_000), memoryRow(10_000)]);
+  const mem = table(
+    `Memory of compiled sandbox configs${gcNote}`,
+    ['sandboxes', 'rules each', 'heap MiB', 'KiB per sandbox', 'compile ms'],
+    [memoryRow(1_000), memoryRow(10_000)],
+  );
   const p = await propagation(100);
   const q = await patchPropagation(100);
   const prop = table(
@@ -155,7 +187,12 @@ export async function runSandboxBench(): Promise<string> {
     ['path', 'p50 ms', 'p99 ms', 'max ms'],
     [
       ['store write -> B compiled', fmt(p.p50, 2), fmt(p.p99, 2), fmt(p.max, 2)],
-      ['SDK configureGithubProxy (GET + PATCH) on A -> B injects (ext_proc)', fmt(q.p50, 2), fmt(q.p99, 2), fmt(q.max, 2)],
+      [
+        'SDK configureGithubProxy (GET + PATCH) on A -> B injects (ext_proc)',
+        fmt(q.p50, 2),
+        fmt(q.p99, 2),
+        fmt(q.max, 2),
+      ],
     ],
   );
   return `${mem}\n${prop}`;

@@ -10,7 +10,12 @@ export function percentile(sortedNs: Float64Array | number[], p: number): number
 }
 
 /** Calls `one` `total` times, `inFlight` at a time, after `warmup` calls: the loop every load benchmark shares. */
-export async function loadTest(one: () => Promise<void>, total: number, inFlight: number, warmup = 200): Promise<{ rps: number; p50: number; p99: number }> {
+export async function loadTest(
+  one: () => Promise<void>,
+  total: number,
+  inFlight: number,
+  warmup = 200,
+): Promise<{ rps: number; p50: number; p99: number }> {
   for (let i = 0; i < warmup; i++) await one();
   const latencies: number[] = [];
   let next = 0;
@@ -33,7 +38,11 @@ export async function loadTest(one: () => Promise<void>, total: number, inFlight
  * Times each path `calls` times in a row, in `rounds` interleaved rounds, and keeps each path's best round
  * (p50 and p99, ns): the cost of one sequential call, with other work on the machine filtered out.
  */
-export async function bestOfRounds(paths: ReadonlyArray<() => unknown>, calls: number, rounds: number): Promise<Array<{ p50: number; p99: number }>> {
+export async function bestOfRounds(
+  paths: ReadonlyArray<() => unknown>,
+  calls: number,
+  rounds: number,
+): Promise<Array<{ p50: number; p99: number }>> {
   const best = paths.map(() => ({ p50: Infinity, p99: Infinity }));
   for (let round = 0; round < rounds; round++) {
     for (const [i, fn] of paths.entries()) {

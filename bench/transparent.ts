@@ -23,21 +23,43 @@ rules:
 export async function runTransparentBench(): Promise<string> {
   const why = netnsUnavailable();
   if (why) return `\nTransparent-mode benchmark skipped: ${why}`;
-  const rig = await startTransparentRig({ names: { 'api.github.com': WORLD.web }, secrets: { TOKEN: 'bench-token' }, config: () => CONFIG, logLevel: 'warn', forwardPort: FORWARD_PORT });
+  const rig = await startTransparentRig({
+    names: { 'api.github.com': WORLD.web },
+    secrets: { TOKEN: 'bench-token' },
+    config: () => CONFIG,
+    logLevel: 'warn',
+    forwardPort: FORWARD_PORT,
+  });
   const rows: Array<Array<string | number>> = [];
   try {
     for (const inFlight of [1, 8]) {
       const total = inFlight === 1 ? 3000 : 6000;
       for (const mode of ['forward', 'transparent'] as const) {
-        const spec = { url: 'https://api.github.com/user', total, inFlight, ca: join(rig.dir.path, 'keys/ca.crt'), ...(mode === 'forward' ? { proxy: `http://127.0.0.1:${FORWARD_PORT}` } : {}) };
+        const spec = {
+          url: 'https://api.github.com/user',
+          total,
+          inFlight,
+          ca: join(rig.dir.path, 'keys/ca.crt'),
+          ...(mode === 'forward' ? { proxy: `http://127.0.0.1:${FORWARD_PORT}` } : {}),
+        };
         const r = await rig.client([process.execPath, '--import', 'tsx', CLIENT, JSON.stringify(spec)], {}, 300_000);
         if (r.code !== 0) throw new Error(`load client failed (${mode}): ${r.stderr.slice(-500)}`);
         const m = JSON.parse(r.stdout) as { rps: number; p50: number; p99: number };
-        rows.push([inFlight, mode === 'forward' ? 'forward proxy (CONNECT)' : 'transparent (redirected)', fmt(m.rps), fmt(m.p50, 3), fmt(m.p99, 3)]);
+        rows.push([
+          inFlight,
+          mode === 'forward' ? 'forward proxy (CONNECT)' : 'transparent (redirected)',
+          fmt(m.rps),
+          fmt(m.p50, 3),
+          fmt(m.p99, 3),
+        ]);
       }
     }
   } finally {
     await rig.stop();
   }
-  return table('HTTPS requests, TLS intercepted, credential injected, same upstream across a veth (client, Envoy, authproxy in the sandbox namespace)', ['in flight', 'mode', 'requests/s', 'p50 ms', 'p99 ms'], rows);
+  return table(
+    'HTTPS requests, TLS intercepted, credential injected, same upstream across a veth (client, Envoy, authproxy in the sandbox namespace)',
+    ['in flight', 'mode', 'requests/s', 'p50 ms', 'p99 ms'],
+    rows,
+  );
 }

@@ -18,7 +18,17 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { BIN_DIR, buildGo, loadgen, startNodeBaseline, startNullGo, startNullGrpcJs, summarize, type LoadResult, type Server } from './procs.js';
+import {
+  BIN_DIR,
+  buildGo,
+  loadgen,
+  startNodeBaseline,
+  startNullGo,
+  startNullGrpcJs,
+  summarize,
+  type LoadResult,
+  type Server,
+} from './procs.js';
 import { fmt, ratio, table } from './stats.js';
 import { ProcessingRequest } from '../src/gen/envoy/service/ext_proc/v3/external_processor.js';
 
@@ -35,7 +45,15 @@ const OPEN = { rate: Number(process.env.BENCH_RATE ?? 500), slices: Number(proce
 function buildDescriptors(): string | undefined {
   const r = spawnSync(
     join(REPO, 'node_modules/.bin/buf'),
-    ['build', '--config', 'proto/buf.yaml', '--path', 'node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/ext_proc/v3/external_processor.proto', '-o', DESCRIPTORS],
+    [
+      'build',
+      '--config',
+      'proto/buf.yaml',
+      '--path',
+      'node_modules/@grpc/grpc-js-xds/deps/envoy-api/envoy/service/ext_proc/v3/external_processor.proto',
+      '-o',
+      DESCRIPTORS,
+    ],
     { cwd: REPO, encoding: 'utf8' },
   );
   return r.status === 0 ? undefined : `buf build failed: ${r.stderr?.slice(-500) ?? r.error}`;
@@ -44,13 +62,28 @@ function buildDescriptors(): string | undefined {
 // ---- conformance: the same streams to every server, answers compared byte for byte ----
 
 const enc = (m: ProcessingRequest) => Buffer.from(ProcessingRequest.encode(m).finish());
-const grpcFrame = (body: Buffer) => Buffer.concat([Buffer.from([0, body.length >>> 24, (body.length >>> 16) & 255, (body.length >>> 8) & 255, body.length & 255]), body]);
+const grpcFrame = (body: Buffer) =>
+  Buffer.concat([
+    Buffer.from([0, body.length >>> 24, (body.length >>> 16) & 255, (body.length >>> 8) & 255, body.length & 255]),
+    body,
+  ]);
 const header = (key: string, value: string) => ({ key, value: '', rawValue: Buffer.from(value) });
 const REQUEST_HEADERS = grpcFrame(
   enc({
     request: {
       $case: 'requestHeaders',
-      value: { headers: { headers: [header(':authority', 'api.github.com:443'), header(':path', '/user'), header(':method', 'GET'), header('user-agent', 'OpenAI/Python 1.82.0')] }, attributes: {}, endOfStream: true },
+      value: {
+        headers: {
+          headers: [
+            header(':authority', 'api.github.com:443'),
+            header(':path', '/user'),
+            header(':method', 'GET'),
+            header('user-agent', 'OpenAI/Python 1.82.0'),
+          ],
+        },
+        attributes: {},
+        endOfStream: true,
+      },
     },
     metadataContext: undefined,
     attributes: {},
@@ -60,7 +93,10 @@ const REQUEST_HEADERS = grpcFrame(
 );
 const RESPONSE_HEADERS = grpcFrame(
   enc({
-    request: { $case: 'responseHeaders', value: { headers: { headers: [header(':status', '200')] }, attributes: {}, endOfStream: false } },
+    request: {
+      $case: 'responseHeaders',
+      value: { headers: { headers: [header(':status', '200')] }, attributes: {}, endOfStream: false },
+    },
     metadataContext: undefined,
     attributes: {},
     observabilityMode: false,
@@ -75,9 +111,19 @@ interface Answer {
 type Scenario = (session: http2.ClientHttp2Session) => Promise<Answer>;
 
 /** One stream: `send` writes to it; resolves with the grpc-status and all DATA bytes (hex) at the trailers (or the close). */
-function call(session: http2.ClientHttp2Session, phase: string | undefined, send: (s: http2.ClientHttp2Stream) => void | Promise<void>): Promise<Answer> {
+function call(
+  session: http2.ClientHttp2Session,
+  phase: string | undefined,
+  send: (s: http2.ClientHttp2Stream) => void | Promise<void>,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const s = session.request({ ':method': 'POST', ':path': '/envoy.service.ext_proc.v3.ExternalProcessor/Process', 'content-type': 'application/grpc', te: 'trailers', ...(phase ? { 'x-authproxy-phase': phase } : {}) });
+    const s = session.request({
+      ':method': 'POST',
+      ':path': '/envoy.service.ext_proc.v3.ExternalProcessor/Process',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...(phase ? { 'x-authproxy-phase': phase } : {}),
+    });
     const chunks: Buffer[] = [];
     let status = '';
     s.on('response', (h) => h['grpc-status'] !== undefined && (status = String(h['grpc-status'])));
@@ -107,7 +153,8 @@ const SCENARIOS: Record<string, Scenario> = {
   inject: (c) => call(c, 'inject', (s) => void s.end(REQUEST_HEADERS)),
   'connect phase': (c) => call(c, 'connect', (s) => void s.end(REQUEST_HEADERS)),
   'no phase': (c) => call(c, undefined, (s) => void s.end(REQUEST_HEADERS)),
-  'two messages, one DATA frame': (c) => call(c, 'inject', (s) => void s.end(Buffer.concat([RESPONSE_HEADERS, REQUEST_HEADERS]))),
+  'two messages, one DATA frame': (c) =>
+    call(c, 'inject', (s) => void s.end(Buffer.concat([RESPONSE_HEADERS, REQUEST_HEADERS]))),
   'message split over DATA frames': (c) =>
     call(c, 'inject', async (s) => {
       for (const cut of [
@@ -136,10 +183,13 @@ const SCENARIOS: Record<string, Scenario> = {
 async function conformance(servers: Server[]): Promise<string> {
   const answers = new Map<string, Map<string, Answer>>();
   for (const server of servers) {
-    const session = http2.connect('http://localhost', { createConnection: () => net.connect(server.address.slice('unix:'.length)) });
+    const session = http2.connect('http://localhost', {
+      createConnection: () => net.connect(server.address.slice('unix:'.length)),
+    });
     session.on('error', () => {});
     const mine = new Map<string, Answer>();
-    for (const [name, run] of Object.entries(SCENARIOS)) mine.set(name, await run(session).catch((e: Error) => ({ status: `error: ${e.message}`, data: '' })));
+    for (const [name, run] of Object.entries(SCENARIOS))
+      mine.set(name, await run(session).catch((e: Error) => ({ status: `error: ${e.message}`, data: '' })));
     session.close();
     answers.set(server.name, mine);
   }
@@ -155,7 +205,11 @@ async function conformance(servers: Server[]): Promise<string> {
     `status ${ref.get(name)!.status}, ${ref.get(name)!.data.length / 2} B`,
   ]);
   return (
-    table('Conformance: each server vs null grpc-js on hand-made HTTP/2 streams (grpc-status and response DATA bytes)', ['stream', ...servers.map((s) => s.name), 'null grpc-js'], rows) +
+    table(
+      'Conformance: each server vs null grpc-js on hand-made HTTP/2 streams (grpc-status and response DATA bytes)',
+      ['stream', ...servers.map((s) => s.name), 'null grpc-js'],
+      rows,
+    ) +
     "\n(grpc-go writes the dynamic-metadata Struct's map entries in its own, random order: same length, other bytes; the Node servers share one encoding order.)"
   );
 }
@@ -168,10 +222,18 @@ export async function runTransportBench(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'authproxy-transports-'));
   const servers: Server[] = [];
   try {
-    servers.push(await startNodeBaseline('null grpc-js defaults', join(dir, 'grpcjs-defaults.sock'), 'null-grpcjs.ts', ['--defaults']));
+    servers.push(
+      await startNodeBaseline('null grpc-js defaults', join(dir, 'grpcjs-defaults.sock'), 'null-grpcjs.ts', [
+        '--defaults',
+      ]),
+    );
     servers.push(await startNullGrpcJs(join(dir, 'grpcjs.sock')));
-    servers.push(await startNodeBaseline('null grpc-js tuned', join(dir, 'grpcjs-tuned.sock'), 'null-grpcjs.ts', ['--tuned']));
-    servers.push(await startNodeBaseline('null connect-node', join(dir, 'connect.sock'), 'null-connect.ts', [DESCRIPTORS]));
+    servers.push(
+      await startNodeBaseline('null grpc-js tuned', join(dir, 'grpcjs-tuned.sock'), 'null-grpcjs.ts', ['--tuned']),
+    );
+    servers.push(
+      await startNodeBaseline('null connect-node', join(dir, 'connect.sock'), 'null-connect.ts', [DESCRIPTORS]),
+    );
     servers.push(await startNodeBaseline('null lean h2', join(dir, 'h2.sock'), 'null-h2.ts'));
     servers.push(await startNullGo(join(dir, 'go.sock')));
     const checks = await conformance(servers);
@@ -182,8 +244,17 @@ export async function runTransportBench(): Promise<string> {
       for (let k = 0; k < servers.length; k++) {
         const s = servers[(round + k) % servers.length]!;
         const base = ['-target', s.address, '-pid', String(s.pid)];
-        if (round < ROUNDS) for (const c of IN_FLIGHT) record(`${s.name}/${c}`, await loadgen([...base, '-c', String(c), '-d', `${SECONDS}s`], `${s.name} ${c}`));
-        if (round < OPEN.slices) record(`${s.name}/open`, await loadgen([...base, '-rate', String(OPEN.rate), '-d', `${OPEN.seconds}s`, '-warmup', '0.3s'], `${s.name} open`));
+        if (round < ROUNDS)
+          for (const c of IN_FLIGHT)
+            record(`${s.name}/${c}`, await loadgen([...base, '-c', String(c), '-d', `${SECONDS}s`], `${s.name} ${c}`));
+        if (round < OPEN.slices)
+          record(
+            `${s.name}/open`,
+            await loadgen(
+              [...base, '-rate', String(OPEN.rate), '-d', `${OPEN.seconds}s`, '-warmup', '0.3s'],
+              `${s.name} open`,
+            ),
+          );
       }
     }
     const rows: Array<Array<string | number>> = [];
@@ -213,7 +284,20 @@ export async function runTransportBench(): Promise<string> {
       '\n' +
       table(
         `ext_proc transports, null servers, Go load generator over one HTTP/2 connection on a Unix socket (closed loop: median of ${ROUNDS} interleaved rounds × ${SECONDS} s; open loop: median of ${OPEN.slices} slices × ${OPEN.seconds} s, latency from the scheduled send; loader and server share the cores)`,
-        ['target', 'load', 'streams/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU µs/stream', 'errors', 'streams/s vs grpc-js', 'p50 vs grpc-js', 'p99 vs grpc-js', 'CPU vs grpc-js'],
+        [
+          'target',
+          'load',
+          'streams/s',
+          'p50 µs',
+          'p99 µs',
+          'p99.9 µs',
+          'CPU µs/stream',
+          'errors',
+          'streams/s vs grpc-js',
+          'p50 vs grpc-js',
+          'p99 vs grpc-js',
+          'CPU vs grpc-js',
+        ],
         rows,
       )
     );

@@ -40,8 +40,27 @@ export async function runUpBench(): Promise<string> {
   writeFileSync(join(dir, 'secrets/TOKEN'), 'bench-token\n');
   const proxyPort = await freePort();
   const state = join(dir, 'state');
-  const args = ['up', '--config', join(dir, 'config.yaml'), '--secrets-dir', join(dir, 'secrets'), '--state-dir', state, '--proxy-port', String(proxyPort)];
-  args.push('--dns-resolver', `127.0.0.1:${dns.port}`, '--upstream-ca', pki.caFile, '--egress-allow-cidrs', '127.0.0.0/8', '--log-level', 'warn');
+  const args = [
+    'up',
+    '--config',
+    join(dir, 'config.yaml'),
+    '--secrets-dir',
+    join(dir, 'secrets'),
+    '--state-dir',
+    state,
+    '--proxy-port',
+    String(proxyPort),
+  ];
+  args.push(
+    '--dns-resolver',
+    `127.0.0.1:${dns.port}`,
+    '--upstream-ca',
+    pki.caFile,
+    '--egress-allow-cidrs',
+    '127.0.0.0/8',
+    '--log-level',
+    'warn',
+  );
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let bytes = 0;
@@ -60,16 +79,51 @@ export async function runUpBench(): Promise<string> {
       await new Promise((r) => setTimeout(r, 100));
     }
     const envoyPid = Number(/Envoy \(pid (\d+)\)/.exec(out)![1]);
-    const base = ['-mode', 'https', '-url', `https://api.github.com:${upstream.port}/user`, '-proxy', `http://127.0.0.1:${proxyPort}`, '-ca', join(state, 'ca-bundle.pem')];
+    const base = [
+      '-mode',
+      'https',
+      '-url',
+      `https://api.github.com:${upstream.port}/user`,
+      '-proxy',
+      `http://127.0.0.1:${proxyPort}`,
+      '-ca',
+      join(state, 'ca-bundle.pem'),
+    ];
     const runs: LoadResult[] = [];
     const before = bytes;
     const chunksBefore = chunks;
-    for (let i = 0; i < ROUNDS; i++) runs.push(await loadgen([...base, '-pid', `${child.pid},${envoyPid}`, '-rate', String(RATE), '-conns', '8', '-d', `${SECONDS}s`], 'up open'));
+    for (let i = 0; i < ROUNDS; i++)
+      runs.push(
+        await loadgen(
+          [...base, '-pid', `${child.pid},${envoyPid}`, '-rate', String(RATE), '-conns', '8', '-d', `${SECONDS}s`],
+          'up open',
+        ),
+      );
     const requests = runs.reduce((n, r) => n + r.count, 0);
     const cpu = (i: number) => median(runs.map((r) => r.cpu_us_per_op?.[i] ?? Number.NaN));
-    const rows = [[fmt(median(runs.map((r) => r.per_s)), 0), fmt(cpu(0), 1), fmt(cpu(1), 1), fmt((bytes - before) / requests, 1), fmt((chunks - chunksBefore) / (ROUNDS * SECONDS), 1)]];
+    const rows = [
+      [
+        fmt(median(runs.map((r) => r.per_s)), 0),
+        fmt(cpu(0), 1),
+        fmt(cpu(1), 1),
+        fmt((bytes - before) / requests, 1),
+        fmt((chunks - chunksBefore) / (ROUNDS * SECONDS), 1),
+      ],
+    ];
     const title = `## authproxy up (${RATE} requests/s over 8 connections, ${ROUNDS} × ${SECONDS} s; medians)`;
-    return table(title, ['req/s', 'up process CPU µs/req', 'Envoy CPU µs/req', "bytes on up's stdout+stderr per req", 'writes on them per s'], rows) + staleBuildNote();
+    return (
+      table(
+        title,
+        [
+          'req/s',
+          'up process CPU µs/req',
+          'Envoy CPU µs/req',
+          "bytes on up's stdout+stderr per req",
+          'writes on them per s',
+        ],
+        rows,
+      ) + staleBuildNote()
+    );
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));

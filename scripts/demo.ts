@@ -33,13 +33,17 @@ rules:
 try {
   const dispatcher = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') } });
   const target = rig.url('api.github.com', '/user');
-  console.log(`\nsandbox: GET ${target}\n         via HTTPS_PROXY=${rig.proxyUrl}, sending "Authorization: Bearer proxy-injected"`);
+  console.log(
+    `\nsandbox: GET ${target}\n         via HTTPS_PROXY=${rig.proxyUrl}, sending "Authorization: Bearer proxy-injected"`,
+  );
   const res = await fetch(target, { dispatcher, headers: { authorization: 'Bearer proxy-injected' } });
   const echo = (await res.json()) as { headers: Record<string, string>; sni: string };
   console.log(`\nupstream answered ${res.status}; it received (TLS SNI ${echo.sni}):`);
   for (const [k, v] of Object.entries(echo.headers)) console.log(`  ${k}: ${mask(String(v))}`);
   const injected = echo.headers.authorization === `Bearer ${SECRET}`;
-  console.log(`\n${injected ? 'OK: the credential was injected by the proxy; the sandbox only ever held a placeholder.' : 'UNEXPECTED: no credential injected'}`);
+  console.log(
+    `\n${injected ? 'OK: the credential was injected by the proxy; the sandbox only ever held a placeholder.' : 'UNEXPECTED: no credential injected'}`,
+  );
   await dispatcher.close();
   process.exitCode = injected ? 0 : 1;
 } finally {

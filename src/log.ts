@@ -42,7 +42,11 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
  * each line with pino's own pretty printer, synchronously, after pino has serialized and redacted it: the
  * same censored fields, only laid out for a human (colours when stdout is a terminal).
  */
-export function createLogger(level: LevelWithSilent = 'info', destination?: DestinationStream, format: LogFormat = 'json'): Logger {
+export function createLogger(
+  level: LevelWithSilent = 'info',
+  destination?: DestinationStream,
+  format: LogFormat = 'json',
+): Logger {
   const options = { level, base: { service: 'authproxy' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
   if (format === 'pretty') {
     const pretty = pinoPretty({

@@ -11,7 +11,14 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
-import { create, createFileRegistry, fromBinary, type DescMessage, type DescMethodBiDiStreaming, type Message } from '@bufbuild/protobuf';
+import {
+  create,
+  createFileRegistry,
+  fromBinary,
+  type DescMessage,
+  type DescMethodBiDiStreaming,
+  type Message,
+} from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import type { ConnectRouter } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
@@ -45,7 +52,11 @@ const setHeader = (key: string, value: string) => ({
 });
 
 /** Built per answer, as null-grpcjs.ts's grpc-js encodes its object per write. */
-function continueWith(set: ReturnType<typeof setHeader>, clearRouteCache: boolean, dynamicMetadata?: Record<string, Record<string, string>>): Message {
+function continueWith(
+  set: ReturnType<typeof setHeader>,
+  clearRouteCache: boolean,
+  dynamicMetadata?: Record<string, Record<string, string>>,
+): Message {
   return create(ProcessingResponseDesc, {
     response: {
       case: 'requestHeaders',
@@ -62,10 +73,16 @@ const CONTINUE = create(ProcessingResponseDesc);
 /** The connect-phase answer: intercept, towards the host and port of the CONNECT's :authority. */
 function routeResponse(req: { headers?: { headers: HeaderValue[] } }): Message {
   const authority = req.headers?.headers.find((h) => h.key === ':authority');
-  const value = authority ? (authority.rawValue.length ? Buffer.from(authority.rawValue).toString('latin1') : authority.value) : '';
+  const value = authority
+    ? authority.rawValue.length
+      ? Buffer.from(authority.rawValue).toString('latin1')
+      : authority.value
+    : '';
   const colon = value.lastIndexOf(':');
   const [host, port] = colon > 0 ? [value.slice(0, colon), value.slice(colon + 1)] : [value, '443'];
-  return continueWith(setHeader('x-authproxy-route', 'intercept'), true, { authproxy: { target_host: host, target_port: port } });
+  return continueWith(setHeader('x-authproxy-route', 'intercept'), true, {
+    authproxy: { target_host: host, target_port: port },
+  });
 }
 
 function routes(router: ConnectRouter) {
@@ -78,13 +95,21 @@ function routes(router: ConnectRouter) {
         continue;
       }
       // Returning ends the stream with OK straight after the answer.
-      yield connect ? routeResponse((req.request as Extract<Request['request'], { case: 'requestHeaders' }>).value) : INJECT;
+      yield connect
+        ? routeResponse((req.request as Extract<Request['request'], { case: 'requestHeaders' }>).value)
+        : INJECT;
       return;
     }
   });
 }
 
-const handler = connectNodeAdapter({ routes, grpc: true, connect: false, grpcWeb: false, readMaxBytes: 4 * 1024 * 1024 });
+const handler = connectNodeAdapter({
+  routes,
+  grpc: true,
+  connect: false,
+  grpcWeb: false,
+  readMaxBytes: 4 * 1024 * 1024,
+});
 // The same session limits as grpc-js (and the lean server): no session memory cap.
 const server = http2.createServer({ maxSessionMemory: Number.MAX_SAFE_INTEGER }, handler);
 server.on('session', (session) => session.on('error', () => {}));

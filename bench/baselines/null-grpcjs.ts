@@ -12,7 +12,11 @@
  */
 import { rmSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { ExternalProcessorService, type ProcessingRequest, type ProcessingResponse } from '../../src/gen/envoy/service/ext_proc/v3/external_processor.js';
+import {
+  ExternalProcessorService,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../../src/gen/envoy/service/ext_proc/v3/external_processor.js';
 import { HeaderValueOption_HeaderAppendAction } from '../../src/gen/envoy/config/core/v3/base.js';
 
 const setHeader = (key: string, value: string) => ({
@@ -21,11 +25,23 @@ const setHeader = (key: string, value: string) => ({
   keepEmptyValue: false,
 });
 
-function continueWith(set: ReturnType<typeof setHeader>, clearRouteCache: boolean, dynamicMetadata?: ProcessingResponse['dynamicMetadata']): ProcessingResponse {
+function continueWith(
+  set: ReturnType<typeof setHeader>,
+  clearRouteCache: boolean,
+  dynamicMetadata?: ProcessingResponse['dynamicMetadata'],
+): ProcessingResponse {
   return {
     response: {
       $case: 'requestHeaders',
-      value: { response: { status: 0, headerMutation: { setHeaders: [set], removeHeaders: [] }, bodyMutation: undefined, trailers: undefined, clearRouteCache } },
+      value: {
+        response: {
+          status: 0,
+          headerMutation: { setHeaders: [set], removeHeaders: [] },
+          bodyMutation: undefined,
+          trailers: undefined,
+          clearRouteCache,
+        },
+      },
     },
     dynamicMetadata,
     modeOverride: undefined,
@@ -34,15 +50,23 @@ function continueWith(set: ReturnType<typeof setHeader>, clearRouteCache: boolea
 }
 
 const INJECT = continueWith(setHeader('authorization', 'Bearer x'), false);
-const CONTINUE: ProcessingResponse = { response: undefined, modeOverride: undefined, overrideMessageTimeout: undefined };
+const CONTINUE: ProcessingResponse = {
+  response: undefined,
+  modeOverride: undefined,
+  overrideMessageTimeout: undefined,
+};
 
 /** The connect-phase answer: intercept, towards the host and port of the CONNECT's :authority. */
-function routeResponse(req: Extract<ProcessingRequest['request'], { $case: 'requestHeaders' }>['value']): ProcessingResponse {
+function routeResponse(
+  req: Extract<ProcessingRequest['request'], { $case: 'requestHeaders' }>['value'],
+): ProcessingResponse {
   const authority = req.headers?.headers.find((h) => h.key === ':authority');
   const value = authority ? (authority.rawValue.length ? authority.rawValue.toString('latin1') : authority.value) : '';
   const colon = value.lastIndexOf(':');
   const [host, port] = colon > 0 ? [value.slice(0, colon), value.slice(colon + 1)] : [value, '443'];
-  return continueWith(setHeader('x-authproxy-route', 'intercept'), true, { authproxy: { target_host: host, target_port: port } });
+  return continueWith(setHeader('x-authproxy-route', 'intercept'), true, {
+    authproxy: { target_host: host, target_port: port },
+  });
 }
 
 const handler: grpc.handleBidiStreamingCall<ProcessingRequest, ProcessingResponse> = (call) => {

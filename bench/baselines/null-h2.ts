@@ -12,7 +12,11 @@
  */
 import { rmSync } from 'node:fs';
 import http2 from 'node:http2';
-import { ExternalProcessorService, ProcessingRequest, ProcessingResponse } from '../../src/gen/envoy/service/ext_proc/v3/external_processor.js';
+import {
+  ExternalProcessorService,
+  ProcessingRequest,
+  ProcessingResponse,
+} from '../../src/gen/envoy/service/ext_proc/v3/external_processor.js';
 import { HeaderValueOption_HeaderAppendAction } from '../../src/gen/envoy/config/core/v3/base.js';
 
 // ---- the answers: a copy of null-grpcjs.ts (kept identical; bench/transports.ts compares the bytes) ----
@@ -23,11 +27,23 @@ const setHeader = (key: string, value: string) => ({
   keepEmptyValue: false,
 });
 
-function continueWith(set: ReturnType<typeof setHeader>, clearRouteCache: boolean, dynamicMetadata?: ProcessingResponse['dynamicMetadata']): ProcessingResponse {
+function continueWith(
+  set: ReturnType<typeof setHeader>,
+  clearRouteCache: boolean,
+  dynamicMetadata?: ProcessingResponse['dynamicMetadata'],
+): ProcessingResponse {
   return {
     response: {
       $case: 'requestHeaders',
-      value: { response: { status: 0, headerMutation: { setHeaders: [set], removeHeaders: [] }, bodyMutation: undefined, trailers: undefined, clearRouteCache } },
+      value: {
+        response: {
+          status: 0,
+          headerMutation: { setHeaders: [set], removeHeaders: [] },
+          bodyMutation: undefined,
+          trailers: undefined,
+          clearRouteCache,
+        },
+      },
     },
     dynamicMetadata,
     modeOverride: undefined,
@@ -36,14 +52,22 @@ function continueWith(set: ReturnType<typeof setHeader>, clearRouteCache: boolea
 }
 
 const INJECT = continueWith(setHeader('authorization', 'Bearer x'), false);
-const CONTINUE: ProcessingResponse = { response: undefined, modeOverride: undefined, overrideMessageTimeout: undefined };
+const CONTINUE: ProcessingResponse = {
+  response: undefined,
+  modeOverride: undefined,
+  overrideMessageTimeout: undefined,
+};
 
-function routeResponse(req: Extract<ProcessingRequest['request'], { $case: 'requestHeaders' }>['value']): ProcessingResponse {
+function routeResponse(
+  req: Extract<ProcessingRequest['request'], { $case: 'requestHeaders' }>['value'],
+): ProcessingResponse {
   const authority = req.headers?.headers.find((h) => h.key === ':authority');
   const value = authority ? (authority.rawValue.length ? authority.rawValue.toString('latin1') : authority.value) : '';
   const colon = value.lastIndexOf(':');
   const [host, port] = colon > 0 ? [value.slice(0, colon), value.slice(colon + 1)] : [value, '443'];
-  return continueWith(setHeader('x-authproxy-route', 'intercept'), true, { authproxy: { target_host: host, target_port: port } });
+  return continueWith(setHeader('x-authproxy-route', 'intercept'), true, {
+    authproxy: { target_host: host, target_port: port },
+  });
 }
 
 // ---- the transport ----
@@ -51,7 +75,11 @@ function routeResponse(req: Extract<ProcessingRequest['request'], { $case: 'requ
 const PATH = ExternalProcessorService.process.path;
 const MAX_RECEIVE = 4 * 1024 * 1024;
 const Status = { OK: 0, INTERNAL: 13, RESOURCE_EXHAUSTED: 8, UNIMPLEMENTED: 12 } as const;
-const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity' };
+const RESPONSE_HEADERS = {
+  ':status': 200,
+  'content-type': 'application/grpc+proto',
+  'grpc-accept-encoding': 'identity',
+};
 
 /** One gRPC message in its 5-byte length prefix (flag 0: not compressed). */
 function frame(body: Uint8Array): Buffer {
@@ -111,8 +139,22 @@ export class Deframer {
         const prefix = this.take(5);
         this.compressed = prefix[0] !== 0;
         this.need = prefix.readUInt32BE(1);
-        if (this.compressed) return { messages, error: { code: Status.UNIMPLEMENTED, message: 'compressed messages are not supported (grpc-accept-encoding: identity)' } };
-        if (this.need > this.maxLength) return { messages, error: { code: Status.RESOURCE_EXHAUSTED, message: `received message larger than max (${this.need} vs. ${this.maxLength})` } };
+        if (this.compressed)
+          return {
+            messages,
+            error: {
+              code: Status.UNIMPLEMENTED,
+              message: 'compressed messages are not supported (grpc-accept-encoding: identity)',
+            },
+          };
+        if (this.need > this.maxLength)
+          return {
+            messages,
+            error: {
+              code: Status.RESOURCE_EXHAUSTED,
+              message: `received message larger than max (${this.need} vs. ${this.maxLength})`,
+            },
+          };
       }
       if (this.have < this.need) break;
       messages.push(this.need === 0 ? Buffer.alloc(0) : this.take(this.need));
@@ -130,7 +172,14 @@ export class Deframer {
 function onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
   stream.on('error', () => {});
   if (headers[':method'] !== 'POST' || headers[':path'] !== PATH) {
-    stream.respond({ ...RESPONSE_HEADERS, 'grpc-status': String(Status.UNIMPLEMENTED), 'grpc-message': encodeURI(`unknown method ${headers[':path']}`) }, { endStream: true });
+    stream.respond(
+      {
+        ...RESPONSE_HEADERS,
+        'grpc-status': String(Status.UNIMPLEMENTED),
+        'grpc-message': encodeURI(`unknown method ${headers[':path']}`),
+      },
+      { endStream: true },
+    );
     return;
   }
   const connect = headers['x-authproxy-phase'] === 'connect';
@@ -187,7 +236,9 @@ function onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHe
   }
 
   stream.on('data', onData);
-  stream.on('end', () => (deframer.partial ? finish(Status.INTERNAL, 'incomplete message at end of stream') : finish(Status.OK)));
+  stream.on('end', () =>
+    deframer.partial ? finish(Status.INTERNAL, 'incomplete message at end of stream') : finish(Status.OK),
+  );
   // A reset (RST_STREAM from the peer, or the session going away): nothing more to send.
   stream.on('aborted', () => (finished = true));
   stream.on('close', () => (finished = true));
@@ -195,7 +246,10 @@ function onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHe
 
 /** The lean server: h2c, the same session limits as grpc-js's defaults (no session memory cap). */
 export function createLeanServer(): http2.Http2Server {
-  const server = http2.createServer({ maxSessionMemory: Number.MAX_SAFE_INTEGER, maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER });
+  const server = http2.createServer({
+    maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    maxSendHeaderBlockLength: Number.MAX_SAFE_INTEGER,
+  });
   server.on('session', (session) => session.on('error', () => {}));
   server.on('stream', onStream);
   return server;

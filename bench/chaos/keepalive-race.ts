@@ -21,7 +21,11 @@ const GAP_MS = Number(process.env.RACE_GAP_MS ?? 5920);
 /** With RACE_IDLE_TIMEOUT: dfp_tls closes upstream connections idle that long, before the upstream does. */
 const withIdleTimeout = (yaml: string): string => {
   if (!idle) return yaml;
-  const doc = parse(yaml) as { static_resources: { clusters: Array<{ name: string; typed_extension_protocol_options: Record<string, Record<string, unknown>> }> } };
+  const doc = parse(yaml) as {
+    static_resources: {
+      clusters: Array<{ name: string; typed_extension_protocol_options: Record<string, Record<string, unknown>> }>;
+    };
+  };
   const dfp = doc.static_resources.clusters.find((c) => c.name === 'dfp_tls')!;
   Object.values(dfp.typed_extension_protocol_options)[0]!.common_http_protocol_options = { idle_timeout: idle };
   return stringify(doc, { aliasDuplicateObjects: false, lineWidth: 0 });
@@ -31,11 +35,16 @@ const rig = await startRig({
   secrets: { TOKEN: 'race_canary' },
   logLevel: 'warn',
   envoyYaml: (yaml) => withIdleTimeout(detailedAccessLog(yaml)),
-  config: () => 'rules:\n  - name: github\n    match_hosts: ["api.github.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]\n',
+  config: () =>
+    'rules:\n  - name: github\n    match_hosts: ["api.github.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]\n',
 });
 const statuses: Record<string, number> = {};
 try {
-  const agent = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') }, connections: 32 });
+  const agent = new ProxyAgent({
+    uri: rig.proxyUrl,
+    requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') },
+    connections: 32,
+  });
   for (let i = 0; i < rounds; i++) {
     await Promise.all(
       Array.from({ length: 32 }, async (_, j) => {
@@ -52,9 +61,15 @@ try {
     await sleep(GAP_MS + (i % 11) * 20);
   }
   await agent.close();
-  console.log(`statuses over ${rounds} bursts of 32${idle ? ` (dfp_tls idle_timeout ${idle})` : ''}: ${JSON.stringify(statuses)}`);
+  console.log(
+    `statuses over ${rounds} bursts of 32${idle ? ` (dfp_tls idle_timeout ${idle})` : ''}: ${JSON.stringify(statuses)}`,
+  );
   console.log(failedAccessLines(rig.envoy.output()).join('\n'));
-  console.log((await failureStats(adminPortOf(rig.dir.path))).filter((l) => !/ext_proc\.stream|streams_|on_demand|sds\./.test(l)).join('\n'));
+  console.log(
+    (await failureStats(adminPortOf(rig.dir.path)))
+      .filter((l) => !/ext_proc\.stream|streams_|on_demand|sds\./.test(l))
+      .join('\n'),
+  );
 } finally {
   await rig.stop();
 }

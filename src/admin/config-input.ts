@@ -37,7 +37,11 @@ type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The Secrets of provider rules, by rule type: `rules[i].<type>.<field>`. */
-const PROVIDER_SECRETS: Record<string, readonly string[]> = { aws: ['access_key_id', 'secret_access_key'], gcp: ['service_account_json'], azure: ['account_key', 'sas_token'] };
+const PROVIDER_SECRETS: Record<string, readonly string[]> = {
+  aws: ['access_key_id', 'secret_access_key'],
+  gcp: ['service_account_json'],
+  azure: ['account_key', 'sas_token'],
+};
 
 /** What `prepareConfig` needs besides the body. */
 export interface PrepareOptions {
@@ -122,12 +126,17 @@ function extractOpaque(body: unknown, slots: Slot[], problems: string[]): unknow
     copy[list] = items.map((item: unknown, i) => {
       if (!isObject(item)) return item;
       const out: Obj = { ...item };
-      if (Array.isArray(item[key])) out[key] = (item[key] as unknown[]).map((h, j) => (isOpaque(h) ? extractOne(h, [list, i, key, j], slots, problems) : h));
+      if (Array.isArray(item[key]))
+        out[key] = (item[key] as unknown[]).map((h, j) =>
+          isOpaque(h) ? extractOne(h, [list, i, key, j], slots, problems) : h,
+        );
       const provider = typeof item.type === 'string' ? item.type : '';
       const auth = item[provider];
       if (list === 'rules' && PROVIDER_SECRETS[provider] && isObject(auth)) {
         const next: Obj = { ...auth };
-        for (const name of PROVIDER_SECRETS[provider]!) if (isOpaque(auth[name])) next[name] = extractOne(auth[name] as Obj, [list, i, provider, name], slots, problems);
+        for (const name of PROVIDER_SECRETS[provider]!)
+          if (isOpaque(auth[name]))
+            next[name] = extractOne(auth[name] as Obj, [list, i, provider, name], slots, problems);
         out[provider] = next;
       }
       return out;
@@ -149,7 +158,9 @@ function settle(slot: Slot, config: ProxyConfig, opts: PrepareOptions, problems:
   if (slot.action === 'sealed') return undefined;
   if (slot.action === 'seal') {
     if (!opts.sealPublicKey) {
-      problems.push(`${field}: opaque values need a sealing key on the server (serve --sealing-key); none is configured`);
+      problems.push(
+        `${field}: opaque values need a sealing key on the server (serve --sealing-key); none is configured`,
+      );
       return undefined;
     }
     if (Buffer.byteLength(slot.plaintext!, 'utf8') > MAX_OPAQUE_BYTES) {
@@ -157,7 +168,10 @@ function settle(slot: Slot, config: ProxyConfig, opts: PrepareOptions, problems:
       return undefined;
     }
     try {
-      return seal(slot.plaintext!, opts.sealPublicKey, { sandbox: opts.sandboxId, target: sealTargetAt(slot.path, config) });
+      return seal(slot.plaintext!, opts.sealPublicKey, {
+        sandbox: opts.sandboxId,
+        target: sealTargetAt(slot.path, config),
+      });
     } catch (err) {
       if (!(err instanceof AuthProxyError)) throw err;
       problems.push(`${field}: ${err.message}`);
@@ -169,7 +183,8 @@ function settle(slot: Slot, config: ProxyConfig, opts: PrepareOptions, problems:
     return undefined;
   }
   const kept = opts.stored ? storedOpaque(slot.path, config, opts.stored) : undefined;
-  if (kept === undefined) problems.push(`${field}: no stored value to keep for opaque ${describe(slot.path, config)}; send a value`);
+  if (kept === undefined)
+    problems.push(`${field}: no stored value to keep for opaque ${describe(slot.path, config)}; send a value`);
   return kept;
 }
 
@@ -186,7 +201,9 @@ function describe(path: ReadonlyArray<string | number>, config: ProxyConfig): st
   const holder = holderAt(config, path);
   if (list === 'callbacks') return `header "${holder.name}" (callback ${redactUrl(config.callbacks[i]!.url)})`;
   const rule = config.rules[i]!;
-  return key === 'headers' ? `header "${holder.name}" (rule "${rule.name}")` : `${key}.${String(path[3])} (rule "${rule.name}")`;
+  return key === 'headers'
+    ? `header "${holder.name}" (rule "${rule.name}")`
+    : `${key}.${String(path[3])} (rule "${rule.name}")`;
 }
 
 /**
@@ -199,11 +216,16 @@ function describe(path: ReadonlyArray<string | number>, config: ProxyConfig): st
  *   `storage_account` stays the same);
  * - a callback's header: the opaque header with the same name in the first stored callback with the same `url`.
  */
-function storedOpaque(path: ReadonlyArray<string | number>, config: ProxyConfig, stored: ProxyConfig): string | undefined {
+function storedOpaque(
+  path: ReadonlyArray<string | number>,
+  config: ProxyConfig,
+  stored: ProxyConfig,
+): string | undefined {
   const [list, i, key] = path as [string, number, string];
   const holder = holderAt(config, path);
   const lower = holder.name?.toLowerCase();
-  const pick = (headers: ReadonlyArray<{ name: string; type: string; value: string }>) => headers.find((h) => h.type === 'opaque' && h.name.toLowerCase() === lower)?.value;
+  const pick = (headers: ReadonlyArray<{ name: string; type: string; value: string }>) =>
+    headers.find((h) => h.type === 'opaque' && h.name.toLowerCase() === lower)?.value;
   if (list === 'callbacks') {
     const url = config.callbacks[i]!.url;
     for (const cb of stored.callbacks) {
@@ -218,8 +240,11 @@ function storedOpaque(path: ReadonlyArray<string | number>, config: ProxyConfig,
   if (!rule) return undefined;
   if (key !== 'headers') {
     // An azure rule's hosts come from its storage account: a Secret stays only with the account it was stored for.
-    if (next.type === 'azure' && rule.type === 'azure' && next.azure.storage_account !== rule.azure.storage_account) return undefined;
-    const secret = holderAt({ ...stored, rules: [rule] } as ProxyConfig, ['rules', 0, key, path[3]!]) as { type?: string; value: string } | undefined;
+    if (next.type === 'azure' && rule.type === 'azure' && next.azure.storage_account !== rule.azure.storage_account)
+      return undefined;
+    const secret = holderAt({ ...stored, rules: [rule] } as ProxyConfig, ['rules', 0, key, path[3]!]) as
+      | { type?: string; value: string }
+      | undefined;
     return secret?.type === 'opaque' ? secret.value : undefined;
   }
   if (isProviderRule(next) || isProviderRule(rule)) return undefined;

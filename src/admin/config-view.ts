@@ -1,15 +1,28 @@
 import type { ProxyConfig } from '../config/schema.js';
 import type { StoredSandbox } from '../sandboxes/store.js';
 import { effectiveIdentity, type SandboxIdentity } from '../contracts/identity.js';
-import type { OpaqueHeaderView, OpaqueSecretView, ProviderRuleView, ProxyConfigView, SandboxConfigResponse, VisibleHeaderView } from '../sdk/types.js';
+import type {
+  OpaqueHeaderView,
+  OpaqueSecretView,
+  ProviderRuleView,
+  ProxyConfigView,
+  SandboxConfigResponse,
+  VisibleHeaderView,
+} from '../sdk/types.js';
 import { isProviderRule } from '../config/provider-schema.js';
 import type { ProviderRule } from '../config/provider-rule.js';
 
 type Visible = 'plaintext' | 'workspace_secret';
 
 /** One header as reads show it: opaque ones lose their value, the others are returned as written. */
-function viewHeader<T extends Visible>(h: { name: string; type: T | 'opaque'; value: string }): VisibleHeaderView<T> | OpaqueHeaderView {
-  return h.type === 'opaque' ? { name: h.name, type: 'opaque', is_set: true } : { name: h.name, type: h.type as T, value: h.value };
+function viewHeader<T extends Visible>(h: {
+  name: string;
+  type: T | 'opaque';
+  value: string;
+}): VisibleHeaderView<T> | OpaqueHeaderView {
+  return h.type === 'opaque'
+    ? { name: h.name, type: 'opaque', is_set: true }
+    : { name: h.name, type: h.type as T, value: h.value };
 }
 
 /** A Secret as reads show it: an opaque one loses its value (not even the sealed form is returned). */
@@ -20,11 +33,24 @@ function viewSecret<S extends { type: 'workspace_secret' | 'opaque'; value: stri
 function viewProviderRule(rule: ProviderRule): ProviderRuleView {
   if (rule.type === 'azure') {
     const { azure } = rule;
-    return { ...rule, azure: 'account_key' in azure ? { ...azure, account_key: viewSecret(azure.account_key) } : { ...azure, sas_token: viewSecret(azure.sas_token) } };
+    return {
+      ...rule,
+      azure:
+        'account_key' in azure
+          ? { ...azure, account_key: viewSecret(azure.account_key) }
+          : { ...azure, sas_token: viewSecret(azure.sas_token) },
+    };
   }
-  if (rule.type === 'gcp') return { ...rule, gcp: { ...rule.gcp, service_account_json: viewSecret(rule.gcp.service_account_json) } };
+  if (rule.type === 'gcp')
+    return { ...rule, gcp: { ...rule.gcp, service_account_json: viewSecret(rule.gcp.service_account_json) } };
   if ('role_arn' in rule.aws) return { ...rule, aws: rule.aws };
-  return { ...rule, aws: { access_key_id: viewSecret(rule.aws.access_key_id), secret_access_key: viewSecret(rule.aws.secret_access_key) } };
+  return {
+    ...rule,
+    aws: {
+      access_key_id: viewSecret(rule.aws.access_key_id),
+      secret_access_key: viewSecret(rule.aws.secret_access_key),
+    },
+  };
 }
 
 /**
@@ -36,7 +62,9 @@ function viewProviderRule(rule: ProviderRule): ProviderRuleView {
 export function configView(config: ProxyConfig): ProxyConfigView {
   return {
     ...config,
-    rules: config.rules.map((r): ProxyConfigView['rules'][number] => (isProviderRule(r) ? viewProviderRule(r) : { ...r, headers: r.headers.map(viewHeader) })),
+    rules: config.rules.map((r): ProxyConfigView['rules'][number] =>
+      isProviderRule(r) ? viewProviderRule(r) : { ...r, headers: r.headers.map(viewHeader) },
+    ),
     callbacks: config.callbacks.map((c) => ({ ...c, request_headers: c.request_headers.map(viewHeader) })),
   };
 }

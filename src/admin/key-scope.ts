@@ -12,10 +12,14 @@ function workspaceValues(config: ProxyConfig): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   config.rules.forEach((rule, i) => {
     if (isProviderRule(rule)) {
-      const auth = (rule.type === 'aws' ? rule.aws : rule.type === 'gcp' ? rule.gcp : rule.azure) as Record<string, unknown>;
+      const auth = (rule.type === 'aws' ? rule.aws : rule.type === 'gcp' ? rule.gcp : rule.azure) as Record<
+        string,
+        unknown
+      >;
       for (const [name, secret] of Object.entries(auth)) {
         const s = secret as { type?: unknown; value?: unknown } | undefined;
-        if (s?.type === 'workspace_secret' && typeof s.value === 'string') out.push([`rules[${i}].${rule.type}.${name}.value`, s.value]);
+        if (s?.type === 'workspace_secret' && typeof s.value === 'string')
+          out.push([`rules[${i}].${rule.type}.${name}.value`, s.value]);
       }
       return;
     }
@@ -35,7 +39,11 @@ export function keyScopeProblems(config: ProxyConfig, patterns: readonly string[
   const problems: string[] = [];
   for (const [field, value] of workspaceValues(config)) {
     const keys = new Set([...value.matchAll(PLACEHOLDER)].map((m) => m[1]!));
-    for (const key of keys) if (!keyAllowed(patterns, key)) problems.push(`${field}: workspace secret "${key}" is outside this token's key scope (keys=${patterns.join(',keys=')})`);
+    for (const key of keys)
+      if (!keyAllowed(patterns, key))
+        problems.push(
+          `${field}: workspace secret "${key}" is outside this token's key scope (keys=${patterns.join(',keys=')})`,
+        );
   }
   return problems;
 }

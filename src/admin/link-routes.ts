@@ -44,7 +44,8 @@ async function fromStore<T>(log: Logger, what: string, op: () => Promise<T>): Pr
 /** The one object field a body may carry, else a 400/422 naming the field (never echoing an odd key). */
 function field(body: unknown, name: string): unknown {
   if (body === undefined) throw new ApiError(415, 'content-type must be application/json');
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError(422, 'invalid body', [`body: must be an object {"${name}": ...}`]);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new ApiError(422, 'invalid body', [`body: must be an object {"${name}": ...}`]);
   const extra = Object.keys(body).filter((k) => k !== name);
   if (extra.length > 0)
     throw new ApiError(
@@ -58,8 +59,11 @@ function field(body: unknown, name: string): unknown {
 /** The `ports` of a link: 1..64 whole numbers 1..65535, returned sorted and unique. */
 export function parsePorts(value: unknown): number[] {
   if (value === undefined) throw new ApiError(422, 'invalid link', ['ports: is required: a list of port numbers']);
-  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_LINK_PORTS) throw new ApiError(422, 'invalid link', [`ports: must be a list of 1..${MAX_LINK_PORTS} port numbers`]);
-  const problems = value.flatMap((p, i) => (Number.isInteger(p) && p >= 1 && p <= 65535 ? [] : [`ports[${i}]: must be a whole number 1..65535`]));
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_LINK_PORTS)
+    throw new ApiError(422, 'invalid link', [`ports: must be a list of 1..${MAX_LINK_PORTS} port numbers`]);
+  const problems = value.flatMap((p, i) =>
+    Number.isInteger(p) && p >= 1 && p <= 65535 ? [] : [`ports[${i}]: must be a whole number 1..65535`],
+  );
   if (problems.length > 0) throw new ApiError(422, 'invalid link', problems);
   return [...new Set(value as number[])].sort((a, b) => a - b);
 }
@@ -83,13 +87,21 @@ export function registerLinkRoutes(app: FastifyInstance, deps: LinkRoutesDeps): 
   const checkTenant = async (principal: AdminPrincipal, fieldName: string, id: string): Promise<string> => {
     const tenant = await tenantOf(id);
     if (principal.tenant !== undefined && tenant !== principal.tenant)
-      throw new ApiError(403, `this token may only manage sandboxes of tenant "${principal.tenant}"`, [`${fieldName}: sandbox "${id}" is not in tenant "${principal.tenant}"`]);
+      throw new ApiError(403, `this token may only manage sandboxes of tenant "${principal.tenant}"`, [
+        `${fieldName}: sandbox "${id}" is not in tenant "${principal.tenant}"`,
+      ]);
     return tenant;
   };
   const target = (request: FastifyRequest<Params>): string => {
     const to = request.params.to ?? '';
-    if (!SANDBOX_ID.test(to)) throw new ApiError(400, 'invalid sandbox id', ['to: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : - and start with a letter or digit']);
-    if (!mayAccess(deps.principal(request), to)) throw new ApiError(403, 'this token may not access this sandbox', [`to: sandbox "${to}" is outside this token's scope`]);
+    if (!SANDBOX_ID.test(to))
+      throw new ApiError(400, 'invalid sandbox id', [
+        'to: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : - and start with a letter or digit',
+      ]);
+    if (!mayAccess(deps.principal(request), to))
+      throw new ApiError(403, 'this token may not access this sandbox', [
+        `to: sandbox "${to}" is outside this token's scope`,
+      ]);
     return to;
   };
   const read = (id: string) => fromStore(log, 'read', () => network.store.get(id));
@@ -99,7 +111,8 @@ export function registerLinkRoutes(app: FastifyInstance, deps: LinkRoutesDeps): 
     await network.refresh(id);
     return saved;
   };
-  const auditLine = (request: FastifyRequest, entry: Record<string, unknown>) => log.info({ actor: deps.principal(request).id, ...entry }, 'audit');
+  const auditLine = (request: FastifyRequest, entry: Record<string, unknown>) =>
+    log.info({ actor: deps.principal(request).id, ...entry }, 'audit');
 
   app.put<Params>('/v1/sandboxes/:id/address', { onRequest }, async (request) => {
     const id = request.params.id;
@@ -136,11 +149,15 @@ export function registerLinkRoutes(app: FastifyInstance, deps: LinkRoutesDeps): 
     if (to === id) throw new ApiError(422, 'invalid link', ['to: a sandbox does not need a link to itself']);
     const principal = deps.principal(request);
     const [tenant, toTenant] = [await checkTenant(principal, 'id', id), await checkTenant(principal, 'to', to)];
-    if (tenant !== toTenant) throw new ApiError(422, 'invalid link', [`to: sandbox "${to}" is in another tenant than sandbox "${id}"; a link never crosses tenants`]);
+    if (tenant !== toTenant)
+      throw new ApiError(422, 'invalid link', [
+        `to: sandbox "${to}" is in another tenant than sandbox "${id}"; a link never crosses tenants`,
+      ]);
     let existed = false;
     await write(id, (net) => {
       existed = linkPorts(net, to) !== undefined;
-      if (!existed && Object.keys(net.links).length >= MAX_LINKS) throw new ApiError(422, 'invalid link', [`to: sandbox "${id}" already has ${MAX_LINKS} links`]);
+      if (!existed && Object.keys(net.links).length >= MAX_LINKS)
+        throw new ApiError(422, 'invalid link', [`to: sandbox "${id}" already has ${MAX_LINKS} links`]);
       return { ...net, links: { ...net.links, [to]: ports } };
     });
     auditLine(request, { action: 'link', sandbox: id, to, tenant, ports });
@@ -169,7 +186,10 @@ export function registerLinkRoutes(app: FastifyInstance, deps: LinkRoutesDeps): 
     const to = target(request);
     const tenant = await checkTenant(deps.principal(request), 'id', id);
     if (!linkPorts(await read(id), to)) throw new ApiError(404, 'no link from this sandbox to that one');
-    await write(id, (net) => ({ ...net, links: Object.fromEntries(Object.entries(net.links).filter(([t]) => t !== to)) }));
+    await write(id, (net) => ({
+      ...net,
+      links: Object.fromEntries(Object.entries(net.links).filter(([t]) => t !== to)),
+    }));
     auditLine(request, { action: 'unlink', sandbox: id, to, tenant });
     return reply.code(204).send();
   });

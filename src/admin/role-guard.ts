@@ -6,7 +6,10 @@ function roleOf(config: ProxyConfig | undefined): { name: string; key: string } 
   const rule = config?.rules.find((r) => r.type === 'aws');
   if (rule?.type !== 'aws' || !('role_arn' in rule.aws)) return undefined;
   const tags = Object.entries(rule.aws.session_tags ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
-  return { name: rule.name, key: JSON.stringify([rule.name, rule.aws.role_arn, tags, rule.aws.subject_scope ?? 'workspace', rule.enabled]) };
+  return {
+    name: rule.name,
+    key: JSON.stringify([rule.name, rule.aws.role_arn, tags, rule.aws.subject_scope ?? 'workspace', rule.enabled]),
+  };
 }
 
 /**

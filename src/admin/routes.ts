@@ -15,7 +15,12 @@ import { checkRoleUnchanged } from './role-guard.js';
 import { keyScopeProblems } from './key-scope.js';
 import { sandboxResponse } from './config-view.js';
 import type { AdminPrincipal } from './tokens.js';
-import { effectiveIdentity, identityFieldProblem, type IdentityFields, type SandboxIdentity } from '../contracts/identity.js';
+import {
+  effectiveIdentity,
+  identityFieldProblem,
+  type IdentityFields,
+  type SandboxIdentity,
+} from '../contracts/identity.js';
 
 /** What the sandbox routes work with. */
 export interface SandboxRoutesDeps {
@@ -91,11 +96,19 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
   const onRequest = deps.authorize;
   const tenantOf = (stored: StoredSandbox): string => effectiveIdentity(stored, deps.defaultIdentity).tenantId;
   /** A tenant-scoped token sees only its tenant's sandboxes: others answer like a missing one (404). */
-  const visible = (principal: AdminPrincipal, stored: StoredSandbox): boolean => principal.tenant === undefined || tenantOf(stored) === principal.tenant;
+  const visible = (principal: AdminPrincipal, stored: StoredSandbox): boolean =>
+    principal.tenant === undefined || tenantOf(stored) === principal.tenant;
 
-  const notFound = (id: string) => new ApiError(404, registry.isFileSandbox(id) ? 'no proxy_config stored for this sandbox (it is defined in the config file)' : 'no proxy_config stored for this sandbox');
+  const notFound = (id: string) =>
+    new ApiError(
+      404,
+      registry.isFileSandbox(id)
+        ? 'no proxy_config stored for this sandbox (it is defined in the config file)'
+        : 'no proxy_config stored for this sandbox',
+    );
   const refuseFileSandbox = (id: string) => {
-    if (registry.isFileSandbox(id)) throw new ApiError(409, 'sandbox is defined in the mounted config file; change it there');
+    if (registry.isFileSandbox(id))
+      throw new ApiError(409, 'sandbox is defined in the mounted config file; change it there');
   };
 
   const checkApplicable = (config: ProxyConfig, id: string): void => {
@@ -123,8 +136,14 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     if (createOnly && before) throw new ApiError(412, 'a config already exists (If-None-Match: *)');
     const identityProblems: string[] = [];
     const { config: configBody, given } = splitIdentity(body, identityProblems);
-    const prepared = prepareConfig(configBody, { mode, stored: before?.config, sealPublicKey: deps.sealPublicKey, sandboxId: id });
-    if (identityProblems.length > 0 || !prepared.ok) throw invalidConfig([...identityProblems, ...(prepared.ok ? [] : prepared.problems)]);
+    const prepared = prepareConfig(configBody, {
+      mode,
+      stored: before?.config,
+      sealPublicKey: deps.sealPublicKey,
+      sandboxId: id,
+    });
+    if (identityProblems.length > 0 || !prepared.ok)
+      throw invalidConfig([...identityProblems, ...(prepared.ok ? [] : prepared.problems)]);
     checkRoleUnchanged(before?.config, prepared.config);
     const outsideKeys = principal.keys ? keyScopeProblems(prepared.config, principal.keys) : [];
     if (outsideKeys.length > 0) throw new ApiError(403, 'this token may not use these workspace secrets', outsideKeys);
@@ -134,7 +153,10 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
       tenantId: given.tenantId ?? kept.tenantId ?? principal.tenant,
       organizationId: given.organizationId === null ? undefined : (given.organizationId ?? kept.organizationId),
     };
-    if (principal.tenant !== undefined && effectiveIdentity(identity, deps.defaultIdentity).tenantId !== principal.tenant) {
+    if (
+      principal.tenant !== undefined &&
+      effectiveIdentity(identity, deps.defaultIdentity).tenantId !== principal.tenant
+    ) {
       throw new ApiError(403, `this token may only manage sandboxes of tenant "${principal.tenant}"`);
     }
     // A rewrite to another sandbox is checked against its link as stored now, whichever replica wrote it.
@@ -142,9 +164,20 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
     checkApplicable(prepared.config, id);
     // Written only if nothing changed since `before` was read: a PATCH keeps opaque values from `before`.
     const saved = await fromStore(log, 'write', () => store.put(id, prepared.config, before?.stamp ?? null, identity));
-    if (!saved) throw new ApiError(ifMatch === undefined && !createOnly ? 409 : 412, 'the config changed while this request was applied; read it again and retry');
+    if (!saved)
+      throw new ApiError(
+        ifMatch === undefined && !createOnly ? 409 : 412,
+        'the config changed while this request was applied; read it again and retry',
+      );
     const action = mode === 'patch' ? 'patch' : before ? 'replace' : 'create';
-    audit(log, { actor: principal.id, action, sandbox: id, tenant: tenantOf(saved), change: diffConfigs(before?.config, saved.config), version: saved.version });
+    audit(log, {
+      actor: principal.id,
+      action,
+      sandbox: id,
+      tenant: tenantOf(saved),
+      change: diffConfigs(before?.config, saved.config),
+      version: saved.version,
+    });
     return reply
       .code(before ? 200 : 201)
       .header('etag', `"${saved.stamp}"`)
@@ -160,19 +193,29 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: SandboxRoutesD
 
   app.get<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, async (request, reply) => {
     const stored = await read(request);
-    return reply.header('etag', `"${stored.stamp}"`).send(sandboxResponse(request.params.id, stored, deps.defaultIdentity));
+    return reply
+      .header('etag', `"${stored.stamp}"`)
+      .send(sandboxResponse(request.params.id, stored, deps.defaultIdentity));
   });
 
   app.put<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, (request, reply) => write(request, reply, 'put'));
 
-  app.patch<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, (request, reply) => write(request, reply, 'patch'));
+  app.patch<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, (request, reply) =>
+    write(request, reply, 'patch'),
+  );
 
   app.delete<WithId>('/v1/sandboxes/:id/proxy-config', { onRequest }, async (request, reply) => {
     const id = request.params.id;
     refuseFileSandbox(id);
     const before = await read(request);
     if (!(await fromStore(log, 'delete', () => store.delete(id)))) throw notFound(id);
-    audit(log, { actor: deps.principal(request).id, action: 'delete', sandbox: id, tenant: tenantOf(before), change: diffConfigs(before.config, undefined) });
+    audit(log, {
+      actor: deps.principal(request).id,
+      action: 'delete',
+      sandbox: id,
+      tenant: tenantOf(before),
+      change: diffConfigs(before.config, undefined),
+    });
     return reply.code(204).send();
   });
 

@@ -30,7 +30,8 @@ export interface AdminServerOptions {
   readonly tokens: AdminTokens;
   readonly store: SandboxStore;
   /** With `links` (a store that keeps sandbox links), the link and address routes are served too. */
-  readonly registry: Pick<PolicyRegistry, 'isFileSandbox' | 'check'> & Partial<Pick<PolicyRegistry, 'links' | 'identityFor'>>;
+  readonly registry: Pick<PolicyRegistry, 'isFileSandbox' | 'check'> &
+    Partial<Pick<PolicyRegistry, 'links' | 'identityFor'>>;
   /** The proxy's public sealing key; without it, the API refuses opaque values sent in plaintext. */
   readonly sealPublicKey: KeyObject | undefined;
   readonly log: Logger;
@@ -70,8 +71,10 @@ function toApiError(err: FastifyError, limit: number): ApiError | undefined {
       return new ApiError(400, 'content-length does not match the body');
   }
   // secure-json-parse refuses __proto__ / constructor.prototype keys (prototype poisoning).
-  if (err instanceof SyntaxError || err.statusCode === 400) return new ApiError(400, 'request body is not acceptable JSON');
-  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) return new ApiError(err.statusCode, 'bad request');
+  if (err instanceof SyntaxError || err.statusCode === 400)
+    return new ApiError(400, 'request body is not acceptable JSON');
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500)
+    return new ApiError(err.statusCode, 'bad request');
   return undefined;
 }
 
@@ -95,7 +98,11 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     forceCloseConnections: true,
     // Node checks the timeouts every connectionsCheckingInterval (30 s by default): check often enough to honour them.
     requestTimeout,
-    http: { connectionsCheckingInterval: Math.min(1000, requestTimeout), headersTimeout: requestTimeout, requestTimeout },
+    http: {
+      connectionsCheckingInterval: Math.min(1000, requestTimeout),
+      headersTimeout: requestTimeout,
+      requestTimeout,
+    },
   });
   // JSON only: without the text/plain parser, every other content type is a 415.
   app.removeContentTypeParser('text/plain');
@@ -113,10 +120,18 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     const principal = await opts.tokens.authenticate(request.headers.authorization);
     if (!principal) {
       const challenge = request.headers.authorization ? `${BEARER_CHALLENGE}, error="invalid_token"` : BEARER_CHALLENGE;
-      throw new ApiError(401, request.headers.authorization ? 'invalid bearer token' : 'bearer token required', undefined, { 'www-authenticate': challenge });
+      throw new ApiError(
+        401,
+        request.headers.authorization ? 'invalid bearer token' : 'bearer token required',
+        undefined,
+        { 'www-authenticate': challenge },
+      );
     }
     const id = (request.params as { id?: string }).id ?? '';
-    if (!SANDBOX_ID.test(id)) throw new ApiError(400, 'invalid sandbox id', ['id: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : - and start with a letter or digit']);
+    if (!SANDBOX_ID.test(id))
+      throw new ApiError(400, 'invalid sandbox id', [
+        'id: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : - and start with a letter or digit',
+      ]);
     if (!mayAccess(principal, id)) throw new ApiError(403, 'this token may not access this sandbox');
     principals.set(request, principal);
   };
@@ -128,7 +143,11 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const api = toApiError(err, limit);
-    if (!api) opts.log.error({ method: request.method, route: request.routeOptions.url, err: errorLine(err) }, 'admin API: request failed');
+    if (!api)
+      opts.log.error(
+        { method: request.method, route: request.routeOptions.url, err: errorLine(err) },
+        'admin API: request failed',
+      );
     const answer = api ?? new ApiError(500, 'internal error');
     void reply.code(answer.status).headers(answer.headers).type('application/json').send(answer.body());
   });
@@ -150,20 +169,33 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   const { links, identityFor } = opts.registry;
   if (links && identityFor) {
     const registry = { identityFor: (id: string) => identityFor.call(opts.registry, id) };
-    registerLinkRoutes(app, { network: links, store: opts.store, registry, defaultIdentity: opts.defaultIdentity ?? DEFAULT_IDENTITY, log: opts.log, authorize, principal: (request) => principals.get(request)! });
+    registerLinkRoutes(app, {
+      network: links,
+      store: opts.store,
+      registry,
+      defaultIdentity: opts.defaultIdentity ?? DEFAULT_IDENTITY,
+      log: opts.log,
+      authorize,
+      principal: (request) => principals.get(request)!,
+    });
   }
 
   let address: string;
   let removeSocket = () => {};
   if (listen.kind === 'unix') {
     // Plaintext opaque values arrive over it: bound 0600 from the first instant (src/sockets/unix-socket.ts).
-    removeSocket = (await bindPrivateSocket(listen.path, async (temp) => void (await app.listen({ path: temp })), '--admin-listen')).remove;
+    removeSocket = (
+      await bindPrivateSocket(listen.path, async (temp) => void (await app.listen({ path: temp })), '--admin-listen')
+    ).remove;
     address = opts.listen;
   } else {
     await app.listen({ host: listen.host, port: listen.port });
     const bound = app.server.address();
     address = `${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${typeof bound === 'object' && bound ? bound.port : listen.port}`;
   }
-  opts.log.info({ listen: address, tokens: opts.tokens.size, callback_allow: opts.callbackPolicy?.allow.length ?? 0 }, 'admin API listening');
+  opts.log.info(
+    { listen: address, tokens: opts.tokens.size, callback_allow: opts.callbackPolicy?.allow.length ?? 0 },
+    'admin API listening',
+  );
   return { address, close: () => app.close().then(removeSocket) };
 }

@@ -55,7 +55,10 @@ export function parseTokens(text: string, source: string): { entries: TokenEntry
     if (comment >= 0) fields.length = comment;
     if (fields.length === 0) return;
     const [token, scopeText, ...rest] = fields as [string, string | undefined, ...string[]];
-    if (rest.length > 0) return void problems.push(`${where}: expected "TOKEN [SCOPE]" (scope entries are comma-separated, without spaces)`);
+    if (rest.length > 0)
+      return void problems.push(
+        `${where}: expected "TOKEN [SCOPE]" (scope entries are comma-separated, without spaces)`,
+      );
     if (token.length < MIN_TOKEN_LENGTH || !TOKEN_CHARS.test(token)) {
       return void problems.push(`${where}: a token must be at least ${MIN_TOKEN_LENGTH} visible ASCII characters`);
     }
@@ -71,21 +74,36 @@ export function parseTokens(text: string, source: string): { entries: TokenEntry
       const all = scopeText.split(',');
       const keyEntries = all.filter((s) => s.startsWith(KEYS_ENTRY));
       const badKey = keyEntries.findIndex((s) => !KEY_PATTERN.test(s.slice(KEYS_ENTRY.length)));
-      if (badKey >= 0) return void problems.push(`${where}: "keys=" needs a workspace secret name or "PREFIX*" (entry ${all.indexOf(keyEntries[badKey]!) + 1} is not)`);
+      if (badKey >= 0)
+        return void problems.push(
+          `${where}: "keys=" needs a workspace secret name or "PREFIX*" (entry ${all.indexOf(keyEntries[badKey]!) + 1} is not)`,
+        );
       keys = keyEntries.length === 0 ? undefined : keyEntries.map((s) => s.slice(KEYS_ENTRY.length));
       if (keys?.includes('*')) keys = undefined;
       const tenants = all.filter((s) => s.startsWith(TENANT_ENTRY));
       // Never echo an entry: a line with two tokens would otherwise print the second one.
       const badTenant = tenants.findIndex((s) => !TENANT_ID.test(s.slice(TENANT_ENTRY.length)));
-      if (badTenant >= 0) return void problems.push(`${where}: "tenant=" needs a tenant id of 1-128 characters of A-Z a-z 0-9 . _ : - (entry ${all.indexOf(tenants[badTenant]!) + 1} is not)`);
+      if (badTenant >= 0)
+        return void problems.push(
+          `${where}: "tenant=" needs a tenant id of 1-128 characters of A-Z a-z 0-9 . _ : - (entry ${all.indexOf(tenants[badTenant]!) + 1} is not)`,
+        );
       if (tenants.length > 1) return void problems.push(`${where}: at most one "tenant=" scope entry per token`);
       tenant = tenants[0]?.slice(TENANT_ENTRY.length);
       scope = all.filter((s) => !s.startsWith(TENANT_ENTRY) && !s.startsWith(KEYS_ENTRY));
       const bad = scope.filter((s) => !SCOPE_ENTRY.test(s));
-      if (bad.length > 0) return void problems.push(`${where}: scope entries must be sandbox ids, "prefix*", "*", "tenant=ID" or "keys=PREFIX*" (entry ${all.indexOf(bad[0]!) + 1} is not)`);
+      if (bad.length > 0)
+        return void problems.push(
+          `${where}: scope entries must be sandbox ids, "prefix*", "*", "tenant=ID" or "keys=PREFIX*" (entry ${all.indexOf(bad[0]!) + 1} is not)`,
+        );
       if (scope.includes('*') || scope.length === 0) scope = undefined;
     }
-    entries.push({ id: key.slice(0, 8), scope, ...(tenant === undefined ? {} : { tenant }), ...(keys === undefined ? {} : { keys }), digest });
+    entries.push({
+      id: key.slice(0, 8),
+      scope,
+      ...(tenant === undefined ? {} : { tenant }),
+      ...(keys === undefined ? {} : { keys }),
+      digest,
+    });
   });
   return { entries, problems };
 }
@@ -123,7 +141,10 @@ export class AdminTokens {
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
-      throw new AuthProxyError('config_io', `${path}: cannot read admin tokens (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AuthProxyError(
+        'config_io',
+        `${path}: cannot read admin tokens (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     const { entries, problems } = parseTokens(text, path);
     if (problems.length > 0) throw new AuthProxyError('usage', problems.join('; '), problems);

@@ -40,7 +40,11 @@ export class CacheSealer {
   static fromSealingKey(privateKey: KeyObject): CacheSealer {
     const d = privateKey.export({ format: 'jwk' }).d;
     if (!d) throw new AuthProxyError('key_invalid', 'sealing key has no private part');
-    return new CacheSealer(Buffer.from(hkdfSync('sha256', Buffer.from(d, 'base64url'), 'authproxy', 'authproxy cache key from sealing key v1', 32)));
+    return new CacheSealer(
+      Buffer.from(
+        hkdfSync('sha256', Buffer.from(d, 'base64url'), 'authproxy', 'authproxy cache key from sealing key v1', 32),
+      ),
+    );
   }
 
   /** The name part of a Redis key for one cache key: base64url HMAC-SHA256, 43 characters. */
@@ -68,7 +72,9 @@ export class CacheSealer {
       const decipher = createDecipheriv('aes-256-gcm', this.encKey, raw.subarray(1, 1 + NONCE));
       decipher.setAAD(Buffer.from(redisKey));
       decipher.setAuthTag(raw.subarray(raw.length - TAG));
-      plain = Buffer.concat([decipher.update(raw.subarray(1 + NONCE, raw.length - TAG)), decipher.final()]).toString('utf8');
+      plain = Buffer.concat([decipher.update(raw.subarray(1 + NONCE, raw.length - TAG)), decipher.final()]).toString(
+        'utf8',
+      );
     } catch {
       return undefined;
     }
@@ -101,5 +107,8 @@ export function parseCacheKey(content: Buffer, source: string): Buffer {
     const key = Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64');
     if (key.length === 32) return key;
   }
-  throw new AuthProxyError('key_invalid', `${source}: a cache key must be 32 bytes (raw, 64 hex characters, or base64)`);
+  throw new AuthProxyError(
+    'key_invalid',
+    `${source}: a cache key must be 32 bytes (raw, 64 hex characters, or base64)`,
+  );
 }

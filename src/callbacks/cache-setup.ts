@@ -38,13 +38,21 @@ export interface CacheChoice {
  * values are encrypted with `--cache-key`, or else with a key derived (HKDF) from `--sealing-key`.
  * Waits up to `readyMs` for Redis, then starts anyway (degraded until Redis answers).
  */
-export async function createCredentialCache(settings: CacheSettings, log: Logger, metrics?: Metrics, readyMs = 2000): Promise<CacheChoice> {
+export async function createCredentialCache(
+  settings: CacheSettings,
+  log: Logger,
+  metrics?: Metrics,
+  readyMs = 2000,
+): Promise<CacheChoice> {
   if (!settings.redis) {
     const cache = new MemoryCredentialCache(10_000, Date.now, metrics);
     return { cache, health: () => ({ status: 'ok', redis: 'disabled' }) };
   }
   const sealer = cacheSealer(settings);
-  log.info({ key: settings.cacheKey ? '--cache-key' : 'derived from --sealing-key' }, 'callback results are shared through redis, encrypted');
+  log.info(
+    { key: settings.cacheKey ? '--cache-key' : 'derived from --sealing-key' },
+    'callback results are shared through redis, encrypted',
+  );
   const cache = SharedCredentialCache.connect({
     url: settings.redis,
     prefix: settings.redisPrefix,
@@ -67,7 +75,10 @@ function cacheSealer(settings: CacheSettings): CacheSealer {
     try {
       content = readFileSync(settings.cacheKey);
     } catch (err) {
-      throw new AuthProxyError('config_io', `${settings.cacheKey}: cannot read cache key file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AuthProxyError(
+        'config_io',
+        `${settings.cacheKey}: cannot read cache key file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     return CacheSealer.fromKey(parseCacheKey(content, settings.cacheKey));
   }
@@ -76,9 +87,15 @@ function cacheSealer(settings: CacheSettings): CacheSealer {
     try {
       pem = readFileSync(settings.sealingKey, 'utf8');
     } catch (err) {
-      throw new AuthProxyError('config_io', `${settings.sealingKey}: cannot read key file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AuthProxyError(
+        'config_io',
+        `${settings.sealingKey}: cannot read key file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
     return CacheSealer.fromSealingKey(parsePrivateKey(pem, settings.sealingKey));
   }
-  throw new AuthProxyError('usage', '--redis: needs --cache-key or --sealing-key (the key that encrypts cached credentials in Redis)');
+  throw new AuthProxyError(
+    'usage',
+    '--redis: needs --cache-key or --sealing-key (the key that encrypts cached credentials in Redis)',
+  );
 }

@@ -16,7 +16,9 @@ export type Loaded = ResolvedHeaders | { readonly headers: ResolvedHeaders; read
 /** The cache entry for what a loader returned at `now`: expiring after `ttlSeconds`, or earlier if it says so. */
 export function cacheEntry(loaded: Loaded, now: number, ttlSeconds: number): CachedCredential {
   const ttlEnd = now + ttlSeconds * 1000;
-  return isTimed(loaded) ? { headers: loaded.headers, expiresAt: Math.min(ttlEnd, loaded.expiresAt) } : { headers: loaded, expiresAt: ttlEnd };
+  return isTimed(loaded)
+    ? { headers: loaded.headers, expiresAt: Math.min(ttlEnd, loaded.expiresAt) }
+    : { headers: loaded, expiresAt: ttlEnd };
 }
 
 function isTimed(loaded: Loaded): loaded is Exclude<Loaded, ResolvedHeaders> {

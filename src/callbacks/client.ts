@@ -66,7 +66,11 @@ export function callbackBody(target: Target, identity: CallbackIdentity, request
     identity.organization_id === undefined
       ? { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id }
       : { tenant_id: identity.tenant_id, sandbox_id: identity.sandbox_id, organization_id: identity.organization_id };
-  return JSON.stringify(request === undefined ? { host: target.host, port: target.port, identity: id } : { host: target.host, port: target.port, identity: id, request });
+  return JSON.stringify(
+    request === undefined
+      ? { host: target.host, port: target.port, identity: id }
+      : { host: target.host, port: target.port, identity: id, request },
+  );
 }
 
 /**
@@ -94,7 +98,9 @@ export async function callCallback(
   try {
     if (limits.egress) await checkLiteral(limits.egress, callback.url);
     const init = { method: 'POST', body, headers, redirect: 'manual', signal } as const;
-    const res = (limits.egress ? await guardedFetch(limits.egress, callback.url, init) : await fetch(callback.url, init)) as Response;
+    const res = (
+      limits.egress ? await guardedFetch(limits.egress, callback.url, init) : await fetch(callback.url, init)
+    ) as Response;
     if (res.status >= 300 && res.status < 400) {
       await res.body?.cancel();
       throw new CallbackFailure('redirect', `answered ${res.status}; redirects are not followed`);
@@ -144,9 +150,11 @@ export function parseAnswer(text: string): ResolvedHeaders {
   } catch {
     throw new CallbackFailure('malformed', 'body is not JSON');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CallbackFailure('malformed', 'body is not a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new CallbackFailure('malformed', 'body is not a JSON object');
   const headers = (parsed as { headers?: unknown }).headers;
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) throw new CallbackFailure('malformed', '"headers" is not an object');
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers))
+    throw new CallbackFailure('malformed', '"headers" is not an object');
   const entries = Object.entries(headers);
   if (entries.length > 32) throw new CallbackFailure('invalid_header', 'more than 32 headers');
   const seen = new Set<string>();
@@ -155,7 +163,8 @@ export function parseAnswer(text: string): ResolvedHeaders {
     if (nameProblem) throw new CallbackFailure('invalid_header', `headers.${name.slice(0, 64)}: ${nameProblem}`);
     if (seen.has(name.toLowerCase())) throw new CallbackFailure('invalid_header', `headers.${name}: given twice`);
     seen.add(name.toLowerCase());
-    if (typeof value !== 'string') throw new CallbackFailure('invalid_header', `headers.${name}: value must be a string`);
+    if (typeof value !== 'string')
+      throw new CallbackFailure('invalid_header', `headers.${name}: value must be a string`);
     const valueProblem = headerValueProblem(value);
     if (valueProblem) throw new CallbackFailure('invalid_header', `headers.${name}: value ${valueProblem}`);
     return [name, value] as const;
@@ -206,13 +215,18 @@ const proxyAgents = new WeakMap<EgressGuard, ProxyAgent>();
  * not resolve to a private address), then reached through the proxy (undici's ProxyAgent: a CONNECT
  * tunnel, TLS to the callback inside it). Undefined: dial directly, pinned by `guardedAgent`.
  */
-async function proxyDispatcher(guard: EgressGuard, url: string, loaded: typeof import('undici')): Promise<ProxyAgent | undefined> {
+async function proxyDispatcher(
+  guard: EgressGuard,
+  url: string,
+  loaded: typeof import('undici'),
+): Promise<ProxyAgent | undefined> {
   const route = guard.upstream;
   const parsed = new URL(url);
   const port = Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));
   if (!route?.proxy || route.direct(parsed.hostname, port)) return undefined;
   const checked = await guard.check(parsed.hostname);
-  if (!checked.ok) throw new EgressRefused(`callback host ${checked.reason === 'unresolvable' ? 'does not resolve' : checked.detail}`);
+  if (!checked.ok)
+    throw new EgressRefused(`callback host ${checked.reason === 'unresolvable' ? 'does not resolve' : checked.detail}`);
   let agent = proxyAgents.get(guard);
   if (!agent) {
     agent = new loaded.ProxyAgent({ uri: route.proxy.url });

@@ -109,9 +109,17 @@ export class RedisLink {
     this.state = next;
     this.metrics?.redisState(next);
     if (next === 'up') {
-      this.log.info({ redis: 'up' }, previous === 'starting' ? 'redis connected: callback results are shared with other replicas' : 'redis available again: shared callback cache resumed');
+      this.log.info(
+        { redis: 'up' },
+        previous === 'starting'
+          ? 'redis connected: callback results are shared with other replicas'
+          : 'redis available again: shared callback cache resumed',
+      );
     } else {
-      this.log.warn({ redis: 'down', problem: this.lastProblem }, 'redis unavailable: serving callback results from memory and calling endpoints directly');
+      this.log.warn(
+        { redis: 'down', problem: this.lastProblem },
+        'redis unavailable: serving callback results from memory and calling endpoints directly',
+      );
     }
     if (next === 'up') for (const w of this.waiters) w();
   }

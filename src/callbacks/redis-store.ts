@@ -88,23 +88,53 @@ export class FleetStore {
     return `${this.prefix}{${name}}:fail:${token}`;
   }
 
-  async acquire(name: string, token: string, lockMs: number, skipValue: boolean, waitedFor: string): Promise<AcquireResult> {
-    const reply = await this.scripts.authproxyAcquire(this.valueKey(name), this.lockKey(name), this.failKey(name, waitedFor), token, lockMs, skipValue ? '1' : '0');
+  async acquire(
+    name: string,
+    token: string,
+    lockMs: number,
+    skipValue: boolean,
+    waitedFor: string,
+  ): Promise<AcquireResult> {
+    const reply = await this.scripts.authproxyAcquire(
+      this.valueKey(name),
+      this.lockKey(name),
+      this.failKey(name, waitedFor),
+      token,
+      lockMs,
+      skipValue ? '1' : '0',
+    );
     return parseAcquire(reply);
   }
 
   async commit(name: string, sealed: string, expiresAt: number, token: string): Promise<void> {
-    await this.scripts.authproxyCommit(this.valueKey(name), this.lockKey(name), sealed, Math.floor(expiresAt), token, this.channel, name);
+    await this.scripts.authproxyCommit(
+      this.valueKey(name),
+      this.lockKey(name),
+      sealed,
+      Math.floor(expiresAt),
+      token,
+      this.channel,
+      name,
+    );
   }
 
   async abort(name: string, token: string, reason: string): Promise<void> {
-    await this.scripts.authproxyAbort(this.lockKey(name), this.failKey(name, token), token, reason, FAIL_MARKER_MS, this.channel, name);
+    await this.scripts.authproxyAbort(
+      this.lockKey(name),
+      this.failKey(name, token),
+      token,
+      reason,
+      FAIL_MARKER_MS,
+      this.channel,
+      name,
+    );
   }
 }
 
 function parseAcquire(reply: unknown): AcquireResult {
   const r = Array.isArray(reply) ? reply : [];
-  const str = (i: number) => (typeof r[i] === 'string' ? (r[i] as string) : Buffer.isBuffer(r[i]) ? (r[i] as Buffer).toString() : '');
+  const str = (i: number) =>
+    typeof r[i] === 'string' ? (r[i] as string) : Buffer.isBuffer(r[i]) ? (r[i] as Buffer).toString() : '';
   switch (str(0)) {
     case 'value':
       return { kind: 'value', value: str(1) };

@@ -14,8 +14,10 @@ export interface RedisClientTuning {
 /** 150 ms per command: Redis on the same network answers in well under 1 ms, a request must never hang on it. */
 export const DEFAULT_REDIS_TUNING: RedisClientTuning = { commandTimeoutMs: 150, connectTimeoutMs: 2000 };
 
-const USAGE = '--redis: expected redis://, rediss://, redis+sentinel://host:port[,host:port]/master or redis+cluster://host:port[,host:port]';
-const MULTI = /^(rediss?)\+(sentinel|cluster):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?@]+)(?:\/([^/?]*))?(?:\/(\d+))?(?:\?(.*))?$/;
+const USAGE =
+  '--redis: expected redis://, rediss://, redis+sentinel://host:port[,host:port]/master or redis+cluster://host:port[,host:port]';
+const MULTI =
+  /^(rediss?)\+(sentinel|cluster):\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?@]+)(?:\/([^/?]*))?(?:\/(\d+))?(?:\?(.*))?$/;
 
 /** Reconnect with exponential backoff (100 ms doubling, at most 2 s) plus jitter, forever. */
 function backoff(times: number): number {

@@ -1,7 +1,15 @@
 import type { CompiledCallback } from '../policy/compiled.js';
 import type { Target } from '../policy/host.js';
 import type { CachedCredential, CredentialCache } from './cache.js';
-import { callCallback, CallbackFailure, DEFAULT_CALLBACK_LIMITS, type CallbackIdentity, type CallbackLimits, type CallbackRequestSnapshot, type ResolvedHeaders } from './client.js';
+import {
+  callCallback,
+  CallbackFailure,
+  DEFAULT_CALLBACK_LIMITS,
+  type CallbackIdentity,
+  type CallbackLimits,
+  type CallbackRequestSnapshot,
+  type ResolvedHeaders,
+} from './client.js';
 import type { CallbackSigner } from './signer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { DEFAULT_IDENTITY, type IdentitySource } from '../contracts/identity.js';
@@ -33,7 +41,11 @@ class KeyMemo {
   private size = 0;
 
   constructor(
-    private readonly makeLoad: (callback: CompiledCallback, target: Target, sandboxId: string) => () => Promise<ResolvedHeaders>,
+    private readonly makeLoad: (
+      callback: CompiledCallback,
+      target: Target,
+      sandboxId: string,
+    ) => () => Promise<ResolvedHeaders>,
     private readonly max = 50_000,
   ) {}
 
@@ -47,7 +59,10 @@ class KeyMemo {
     let slot = byPort.get(target.port);
     if (slot === undefined) {
       // The loader keeps this callback and target: one with the same id has the same URL and headers.
-      slot = { key: callbackCacheKey(sandboxId, callback, target), load: this.makeLoad(callback, { host: target.host, port: target.port }, sandboxId) };
+      slot = {
+        key: callbackCacheKey(sandboxId, callback, target),
+        load: this.makeLoad(callback, { host: target.host, port: target.port }, sandboxId),
+      };
       if (++this.size > this.max) {
         this.root.clear();
         this.size = 0;
@@ -83,25 +98,42 @@ export class CallbackResolver {
   }
 
   /** One uncached call with a request snapshot in the body (a `full_request` callback), counted and timed. */
-  callFull(callback: CompiledCallback, target: Target, sandboxId: string, request: CallbackRequestSnapshot): Promise<ResolvedHeaders> {
+  callFull(
+    callback: CompiledCallback,
+    target: Target,
+    sandboxId: string,
+    request: CallbackRequestSnapshot,
+  ): Promise<ResolvedHeaders> {
     return this.call(callback, target, sandboxId, request);
   }
 
   /** The `identity` of a callback body for this sandbox, as it is now. */
   identityOf(sandboxId: string): CallbackIdentity {
     const { tenantId, organizationId } = this.identities?.identityFor(sandboxId) ?? DEFAULT_IDENTITY;
-    return organizationId === undefined ? { tenant_id: tenantId, sandbox_id: sandboxId } : { tenant_id: tenantId, sandbox_id: sandboxId, organization_id: organizationId };
+    return organizationId === undefined
+      ? { tenant_id: tenantId, sandbox_id: sandboxId }
+      : { tenant_id: tenantId, sandbox_id: sandboxId, organization_id: organizationId };
   }
 
   /** One call to the endpoint, counted and timed (the cache decides when this happens). */
   private async call(callback: CompiledCallback, target: Target, sandboxId: string, request?: CallbackRequestSnapshot) {
     const started = performance.now();
     try {
-      const headers = await callCallback(callback, target, this.identityOf(sandboxId), this.signer, this.limits, request);
+      const headers = await callCallback(
+        callback,
+        target,
+        this.identityOf(sandboxId),
+        this.signer,
+        this.limits,
+        request,
+      );
       this.metrics?.callbackCall((performance.now() - started) / 1000);
       return headers;
     } catch (err) {
-      this.metrics?.callbackCall((performance.now() - started) / 1000, err instanceof CallbackFailure ? err.reason : 'transport');
+      this.metrics?.callbackCall(
+        (performance.now() - started) / 1000,
+        err instanceof CallbackFailure ? err.reason : 'transport',
+      );
       throw err;
     }
   }

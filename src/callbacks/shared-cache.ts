@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics, RefreshResult } from '../metrics/metrics.js';
-import { cacheEntry, MemoryCredentialCache, type CachedCredential, type CredentialCache, type Loaded } from './cache.js';
+import {
+  cacheEntry,
+  MemoryCredentialCache,
+  type CachedCredential,
+  type CredentialCache,
+  type Loaded,
+} from './cache.js';
 import type { CacheSealer } from './cache-crypto.js';
 import { CallbackFailure, type CallbackFailureReason } from './client.js';
 import { CALLBACK_FAILURE_REASONS } from '../contracts/reasons.js';
@@ -79,7 +85,8 @@ export class SharedCredentialCache implements CredentialCache {
   /** Connects to Redis (in the background: the cache works degraded until the connection is ready). */
   static connect(options: SharedCacheOptions): SharedCredentialCache {
     const prefix = options.prefix ?? 'authproxy:';
-    if (/[{}\s]/.test(prefix) || prefix.length > 64) throw new AuthProxyError('usage', '--redis-prefix: at most 64 characters, no braces or spaces');
+    if (/[{}\s]/.test(prefix) || prefix.length > 64)
+      throw new AuthProxyError('usage', '--redis-prefix: at most 64 characters, no braces or spaces');
     const client = createRedisClient(options.url, options.tuning ?? DEFAULT_REDIS_TUNING);
     const store = new FleetStore(client, prefix);
     const notices = new FleetNotices();
@@ -92,7 +99,8 @@ export class SharedCredentialCache implements CredentialCache {
     const hit = this.l1.peek(key, now);
     if (hit) {
       this.options.metrics?.cacheLookup('l1');
-      if (now >= (this.refreshFrom.get(hit) ?? hit.expiresAt - ttlSeconds * this.windowMsPerTtlSecond)) this.refreshAhead(key, ttlSeconds, load, hit, now);
+      if (now >= (this.refreshFrom.get(hit) ?? hit.expiresAt - ttlSeconds * this.windowMsPerTtlSecond))
+        this.refreshAhead(key, ttlSeconds, load, hit, now);
       return hit;
     }
     const running = this.inflight.get(key);
@@ -153,7 +161,13 @@ export class SharedCredentialCache implements CredentialCache {
     return entry;
   }
 
-  private async viaFleet(key: string, name: string, token: string, ttl: number, load: () => Promise<Loaded>): Promise<CachedCredential> {
+  private async viaFleet(
+    key: string,
+    name: string,
+    token: string,
+    ttl: number,
+    load: () => Promise<Loaded>,
+  ): Promise<CachedCredential> {
     const ticket = this.notices.open(name);
     // One lock deadline, plus a little: by then a dead holder's lock has expired and been taken over. Waiting
     // longer would push the answer past Envoy's message_timeout (a 504 instead of the contract's 502).
@@ -169,7 +183,10 @@ export class SharedCredentialCache implements CredentialCache {
         const r = await this.redis(() => this.store.acquire(name, token, this.lockMs, skipValue, waitedFor));
         if (r.kind === 'failed') {
           this.options.metrics?.sharedFailure();
-          throw new CallbackFailure(REASONS.has(r.reason) ? (r.reason as CallbackFailureReason) : 'transport', 'the concurrent call for this key failed');
+          throw new CallbackFailure(
+            REASONS.has(r.reason) ? (r.reason as CallbackFailureReason) : 'transport',
+            'the concurrent call for this key failed',
+          );
         }
         if (r.kind === 'value' || r.kind === 'acquired') {
           const found = r.value === undefined || r.value === unusable ? undefined : this.openValue(name, r.value, 0);
@@ -197,12 +214,19 @@ export class SharedCredentialCache implements CredentialCache {
   }
 
   /** Calls the endpoint while holding the lock; shares the value, or the failure with this attempt's waiters. */
-  private async callAndShare(key: string, name: string, token: string, ttl: number, load: () => Promise<Loaded>): Promise<CachedCredential> {
+  private async callAndShare(
+    key: string,
+    name: string,
+    token: string,
+    ttl: number,
+    load: () => Promise<Loaded>,
+  ): Promise<CachedCredential> {
     let loaded: Loaded;
     try {
       loaded = await load();
     } catch (err) {
-      if (this.link.up) await this.quietly(() => this.store.abort(name, token, err instanceof CallbackFailure ? err.reason : ''));
+      if (this.link.up)
+        await this.quietly(() => this.store.abort(name, token, err instanceof CallbackFailure ? err.reason : ''));
       throw err;
     }
     const entry = cacheEntry(loaded, this.clock(), ttl);
@@ -214,7 +238,13 @@ export class SharedCredentialCache implements CredentialCache {
     return entry;
   }
 
-  private refreshAhead(key: string, ttl: number, load: () => Promise<Loaded>, current: CachedCredential, now: number): void {
+  private refreshAhead(
+    key: string,
+    ttl: number,
+    load: () => Promise<Loaded>,
+    current: CachedCredential,
+    now: number,
+  ): void {
     if (now < (this.refreshAfter.get(current) ?? 0)) return;
     this.refreshAfter.set(current, Infinity);
     void this.refresh(key, ttl, load, current).then((result) => {
@@ -223,7 +253,12 @@ export class SharedCredentialCache implements CredentialCache {
     });
   }
 
-  private async refresh(key: string, ttl: number, load: () => Promise<Loaded>, current: CachedCredential): Promise<RefreshResult> {
+  private async refresh(
+    key: string,
+    ttl: number,
+    load: () => Promise<Loaded>,
+    current: CachedCredential,
+  ): Promise<RefreshResult> {
     try {
       if (!this.link.up) {
         await this.direct(key, ttl, load);

@@ -1,4 +1,11 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomUUID,
+  type KeyObject,
+} from 'node:crypto';
 import { SignJWT, exportJWK, calculateJwkThumbprint, type JWK } from 'jose';
 import { AuthProxyError } from '../errors.js';
 
@@ -59,7 +66,8 @@ export class CallbackSigner {
     } catch {
       throw new AuthProxyError('key_invalid', `${source}: not a PEM private key`);
     }
-    if (key.asymmetricKeyType !== 'ed25519') throw new AuthProxyError('key_invalid', `${source}: not an Ed25519 private key`);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw new AuthProxyError('key_invalid', `${source}: not an Ed25519 private key`);
     return CallbackSigner.fromKey(key, options);
   }
 

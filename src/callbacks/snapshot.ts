@@ -58,7 +58,9 @@ function omitted(name: string): boolean {
  * Envoy's header list as name -> values, in the order sent, for a snapshot. Exists apart from the
  * decision's pseudo-header reader so that only `full_request` callbacks pay for decoding every header.
  */
-export function snapshotHeaders(list: ReadonlyArray<{ readonly key: string; readonly value: string; readonly rawValue: Uint8Array }>): Record<string, string[]> {
+export function snapshotHeaders(
+  list: ReadonlyArray<{ readonly key: string; readonly value: string; readonly rawValue: Uint8Array }>,
+): Record<string, string[]> {
   const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
   for (const h of list) {
     const name = h.key.toLowerCase();

@@ -18,8 +18,12 @@ export function registerCaCommand(program: Command): void {
       process.stdout.write(`wrote ${files.cert}, ${files.key}\n`);
     });
   ca.command('bundle')
-    .description("print the sandbox's CA bundle: the system roots (for tunnelled hosts) plus authproxy's CA (for intercepted ones)")
-    .addOption(envOption('--ca-cert <file>', "authproxy's CA certificate (ca.crt)", 'AUTHPROXY_CA_CERT').makeOptionMandatory())
+    .description(
+      "print the sandbox's CA bundle: the system roots (for tunnelled hosts) plus authproxy's CA (for intercepted ones)",
+    )
+    .addOption(
+      envOption('--ca-cert <file>', "authproxy's CA certificate (ca.crt)", 'AUTHPROXY_CA_CERT').makeOptionMandatory(),
+    )
     .option('--system <file>', 'system roots', SYSTEM_ROOTS)
     .action((flags: { caCert: string; system: string }) => {
       process.stdout.write(caBundlePem(flags.caCert, flags.system));

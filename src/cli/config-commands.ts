@@ -12,12 +12,38 @@ import { parseGcpTokenUriAllow } from '../cloud/gcp/token-uri-allow.js';
 
 function configOptions(cmd: Command): Command {
   return cmd
-    .addOption(envOption('--config <file>', 'proxy_config file (YAML or JSON)', 'AUTHPROXY_CONFIG').makeOptionMandatory())
+    .addOption(
+      envOption('--config <file>', 'proxy_config file (YAML or JSON)', 'AUTHPROXY_CONFIG').makeOptionMandatory(),
+    )
     .addOption(envOption('--secrets-dir <dir>', 'workspace secrets, one file per key', 'AUTHPROXY_SECRETS_DIR'))
-    .addOption(envOption('--sealing-key <file>', 'private sealing key; without it sealed values are only checked for shape', 'AUTHPROXY_SEALING_KEY'))
-    .addOption(envOption('--sandbox <id>', "sandbox the top-level config is checked for (serve's --sandbox-id): sealed values must be bound to it or to *", 'AUTHPROXY_SANDBOX_ID').default('default'))
-    .addOption(envOption('--allow-unbound-seals', 'accept sealed values from before sandbox/host bindings, with a warning (as serve does with it)', 'AUTHPROXY_ALLOW_UNBOUND_SEALS'))
-    .addOption(envOption('--gcp-token-uri-allow <list>', "token endpoints besides Google's that service-account keys may name (as serve takes them)", 'AUTHPROXY_GCP_TOKEN_URI_ALLOW'));
+    .addOption(
+      envOption(
+        '--sealing-key <file>',
+        'private sealing key; without it sealed values are only checked for shape',
+        'AUTHPROXY_SEALING_KEY',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--sandbox <id>',
+        "sandbox the top-level config is checked for (serve's --sandbox-id): sealed values must be bound to it or to *",
+        'AUTHPROXY_SANDBOX_ID',
+      ).default('default'),
+    )
+    .addOption(
+      envOption(
+        '--allow-unbound-seals',
+        'accept sealed values from before sandbox/host bindings, with a warning (as serve does with it)',
+        'AUTHPROXY_ALLOW_UNBOUND_SEALS',
+      ),
+    )
+    .addOption(
+      envOption(
+        '--gcp-token-uri-allow <list>',
+        "token endpoints besides Google's that service-account keys may name (as serve takes them)",
+        'AUTHPROXY_GCP_TOKEN_URI_ALLOW',
+      ),
+    );
 }
 
 interface ConfigFlags {
@@ -43,28 +69,41 @@ function load(flags: ConfigFlags) {
     allowUnboundSeals: flags.allowUnboundSeals ?? false,
     gcpTokenUriAllow: parseGcpTokenUriAllow(flags.gcpTokenUriAllow ?? ''),
   });
-  const named: Array<[string, CompiledPolicy | undefined]> = [['', file.default], ...[...file.sandboxes].map(([id, p]): [string, CompiledPolicy] => [`sandboxes.${id}.`, p])];
+  const named: Array<[string, CompiledPolicy | undefined]> = [
+    ['', file.default],
+    ...[...file.sandboxes].map(([id, p]): [string, CompiledPolicy] => [`sandboxes.${id}.`, p]),
+  ];
   for (const [prefix, policy] of named) {
-    for (const field of policy?.unboundSeals ?? []) process.stderr.write(`authproxy: warning: ${flags.config}: ${prefix}${field}: sealed value is not bound to a sandbox and hosts (accepted by --allow-unbound-seals)\n`);
+    for (const field of policy?.unboundSeals ?? [])
+      process.stderr.write(
+        `authproxy: warning: ${flags.config}: ${prefix}${field}: sealed value is not bound to a sandbox and hosts (accepted by --allow-unbound-seals)\n`,
+      );
   }
   return file;
 }
 
 /** `validate`, `explain` and `schema`: the commands that read a config without serving it. */
 export function registerConfigCommands(program: Command): void {
-  configOptions(program.command('validate').description('check a proxy_config; exit 0 when valid')).action((flags: ConfigFlags) => {
-    const file = load(flags);
-    const all = [...(file.default ? [file.default] : []), ...file.sandboxes.values()];
-    const rules = all.reduce((n, p) => n + p.source.rules.length, 0);
-    const callbacks = all.reduce((n, p) => n + p.callbacks.length, 0);
-    const sandboxes = file.sandboxes.size > 0 ? `${file.sandboxes.size} sandboxes, ` : '';
-    process.stdout.write(`${flags.config}: valid (${sandboxes}${rules} rules, ${callbacks} callbacks)\n`);
-  });
+  configOptions(program.command('validate').description('check a proxy_config; exit 0 when valid')).action(
+    (flags: ConfigFlags) => {
+      const file = load(flags);
+      const all = [...(file.default ? [file.default] : []), ...file.sandboxes.values()];
+      const rules = all.reduce((n, p) => n + p.source.rules.length, 0);
+      const callbacks = all.reduce((n, p) => n + p.callbacks.length, 0);
+      const sandboxes = file.sandboxes.size > 0 ? `${file.sandboxes.size} sandboxes, ` : '';
+      process.stdout.write(`${flags.config}: valid (${sandboxes}${rules} rules, ${callbacks} callbacks)\n`);
+    },
+  );
 
   configOptions(program.command('explain').description('print the decision for one request as JSON, secrets redacted'))
     .argument('<method>', 'HTTP method, e.g. GET')
     .argument('<url>', 'absolute URL, e.g. https://api.github.com/user')
-    .option('-H, --header <line>', 'a request header "name: value" (repeatable), for match_headers', (line: string, all: string[]) => [...all, line], [] as string[])
+    .option(
+      '-H, --header <line>',
+      'a request header "name: value" (repeatable), for match_headers',
+      (line: string, all: string[]) => [...all, line],
+      [] as string[],
+    )
     .action((method: string, url: string, flags: ConfigFlags & { sandbox: string; header: string[] }) => {
       const file = load(flags);
       const policy = file.sandboxes.get(flags.sandbox) ?? file.default;

@@ -27,13 +27,25 @@ function headerLookup(lines: readonly string[]): HeaderLookup {
  * The decision for one METHOD URL as JSON, for `authproxy explain`: which rule or callback applies and
  * why, with every sensitive value redacted. Callbacks are named, not called.
  */
-export function explain(policy: CompiledPolicy, method: string, url: string, sandboxId: string, headerLines: readonly string[] = []): Record<string, unknown> {
+export function explain(
+  policy: CompiledPolicy,
+  method: string,
+  url: string,
+  sandboxId: string,
+  headerLines: readonly string[] = [],
+): Record<string, unknown> {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/.exec(url);
   if (!m) throw new AuthProxyError('usage', `URL "${url}" must be absolute, like https://api.github.com/user`);
   const scheme = m[1]!.toLowerCase();
   const authority = m[2]!;
   const path = m[3] || '/';
-  const decision = decide(policy, { method: method.toUpperCase(), scheme, authority, path, headers: headerLookup(headerLines) });
+  const decision = decide(policy, {
+    method: method.toUpperCase(),
+    scheme,
+    authority,
+    path,
+    headers: headerLookup(headerLines),
+  });
   const base = {
     sandbox: sandboxId,
     method: method.toUpperCase(),
@@ -52,11 +64,16 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
     case 'inject': {
       const pattern = matchingPattern(decision.rule.paths, base.path ?? '');
       const matched = {
-        matched_path: pattern ? { pattern: pattern.pattern, form: pattern.form } : { pattern: null, form: 'no match_paths: every path' },
-        ...(decision.rule.matchHeaders.length > 0 ? { matched_headers: decision.rule.matchHeaders.map((h) => h.name) } : {}),
+        matched_path: pattern
+          ? { pattern: pattern.pattern, form: pattern.form }
+          : { pattern: null, form: 'no match_paths: every path' },
+        ...(decision.rule.matchHeaders.length > 0
+          ? { matched_headers: decision.rule.matchHeaders.map((h) => h.name) }
+          : {}),
       };
       const { rewrite } = decision.rule;
-      if (!rewrite) return { ...base, rule: decision.rule.name, ...matched, set_headers: decision.rule.headers.map(redact) };
+      if (!rewrite)
+        return { ...base, rule: decision.rule.name, ...matched, set_headers: decision.rule.headers.map(redact) };
       // The destination as configured; `serve` resolves it through the egress guard and dials that address.
       const own = (h: string) => decision.rule.headers.some((r) => r.name.toLowerCase() === h);
       const credentials = CREDENTIAL_HEADERS.filter((h) => h !== 'proxy-authorization' && !own(h));
@@ -65,7 +82,12 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
         outcome: 'rewrite',
         rule: decision.rule.name,
         ...matched,
-        rewrite: { url: `https://${rewrite.authority}${path}`, host: rewrite.host, port: rewrite.port, credentials: rewrite.credentials },
+        rewrite: {
+          url: `https://${rewrite.authority}${path}`,
+          host: rewrite.host,
+          port: rewrite.port,
+          credentials: rewrite.credentials,
+        },
         set_headers: [{ name: ':authority', value: rewrite.authority }, ...decision.rule.headers.map(redact)],
         remove_headers: rewrite.credentials === 'strip' ? ['proxy-authorization', ...credentials] : base.remove_headers,
         ...(rewrite.credentials === 'redact' ? { redact_headers: credentials } : {}),
@@ -85,7 +107,12 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
       return {
         ...base,
         rule: decision.rule.name,
-        aws: { service: decision.endpoint.service, region: decision.endpoint.region ?? null, auth: decision.rule.auth.kind, ...(decision.rule.auth.kind === 'role' ? { role_arn: decision.rule.auth.roleArn } : {}) },
+        aws: {
+          service: decision.endpoint.service,
+          region: decision.endpoint.region ?? null,
+          auth: decision.rule.auth.kind,
+          ...(decision.rule.auth.kind === 'role' ? { role_arn: decision.rule.auth.roleArn } : {}),
+        },
         set_headers: [{ name: 'Authorization', value: '[SigV4, re-signed]' }],
       };
     case 'azure':
@@ -94,10 +121,18 @@ export function explain(policy: CompiledPolicy, method: string, url: string, san
         rule: decision.rule.name,
         azure: { storage_account: decision.rule.account, service: decision.service, auth: decision.rule.auth.kind },
         ...(decision.rule.auth.kind === 'sas'
-          ? { remove_headers: ['authorization', 'proxy-authorization'], query: '[SAS token, replaces any the sandbox sent]' }
+          ? {
+              remove_headers: ['authorization', 'proxy-authorization'],
+              query: '[SAS token, replaces any the sandbox sent]',
+            }
           : { set_headers: [{ name: 'Authorization', value: '[SharedKey, re-signed]' }] }),
       };
     case 'gcp':
-      return { ...base, rule: decision.rule.name, gcp: { client_email: decision.rule.clientEmail, scopes: decision.rule.scopes }, set_headers: [{ name: 'Authorization', value: '[redacted]' }] };
+      return {
+        ...base,
+        rule: decision.rule.name,
+        gcp: { client_email: decision.rule.clientEmail, scopes: decision.rule.scopes },
+        set_headers: [{ name: 'Authorization', value: '[redacted]' }],
+      };
   }
 }

@@ -33,9 +33,18 @@ export function registerKeyCommands(program: Command): void {
   program
     .command('seal')
     .description('read a secret on stdin, print its sealed value (one trailing newline is trimmed)')
-    .addOption(envOption('--public-key <file>', "the proxy's public sealing key (sealing.pub)", 'AUTHPROXY_PUBLIC_KEY').makeOptionMandatory())
+    .addOption(
+      envOption(
+        '--public-key <file>',
+        "the proxy's public sealing key (sealing.pub)",
+        'AUTHPROXY_PUBLIC_KEY',
+      ).makeOptionMandatory(),
+    )
     .option('--sandbox <id>', "the only sandbox whose config may use the value, or '*' for any sandbox")
-    .option('--hosts <list>', "a header rule's host patterns (comma-separated): the rule using the value must stay within them")
+    .option(
+      '--hosts <list>',
+      "a header rule's host patterns (comma-separated): the rule using the value must stay within them",
+    )
     .option('--provider <name>', 'aws, gcp or azure: a Secret of that provider rule')
     .option('--callback-url <url>', "a callback's request header: the callback URL (its origin is bound)")
     .action(async (flags: SealFlags & { publicKey: string }) => {
@@ -49,7 +58,13 @@ export function registerKeyCommands(program: Command): void {
   program
     .command('jwks')
     .description('print the JWKS that callback endpoints use to verify authproxy signatures')
-    .addOption(envOption('--signing-key <file>', 'Ed25519 signing key (signing.key)', 'AUTHPROXY_SIGNING_KEY').makeOptionMandatory())
+    .addOption(
+      envOption(
+        '--signing-key <file>',
+        'Ed25519 signing key (signing.key)',
+        'AUTHPROXY_SIGNING_KEY',
+      ).makeOptionMandatory(),
+    )
     .action(async (flags: { signingKey: string }) => {
       const signer = await CallbackSigner.fromPem(readKeyFile(flags.signingKey), flags.signingKey);
       process.stdout.write(`${JSON.stringify(signer.jwks(), null, 2)}\n`);

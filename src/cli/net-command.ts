@@ -23,10 +23,14 @@ function parseResolvers(text: string, flag: string): CaptureSettings['resolvers'
     .map((s) => s.trim())
     .filter(Boolean)
     .map((raw) => {
-      const m = isIP(raw) !== 0 ? [raw, raw] : (/^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(raw) ?? /^([\d.]+):(\d{1,5})$/.exec(raw));
+      const m =
+        isIP(raw) !== 0 ? [raw, raw] : (/^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(raw) ?? /^([\d.]+):(\d{1,5})$/.exec(raw));
       const address = m?.[1] ?? '';
       const port = m?.[2] !== undefined && m[2] !== raw ? Number(m[2]) : 53;
-      if (isIP(address) === 0 || port < 1 || port > 65535) throw usage(`${flag}: "${raw.slice(0, 64)}" is not an IP address with an optional port (1.2.3.4, 1.2.3.4:53, [fd00::a]:53)`);
+      if (isIP(address) === 0 || port < 1 || port > 65535)
+        throw usage(
+          `${flag}: "${raw.slice(0, 64)}" is not an IP address with an optional port (1.2.3.4, 1.2.3.4:53, [fd00::a]:53)`,
+        );
       return { address, port };
     });
 }
@@ -57,17 +61,20 @@ function systemResolvers(netns: string | undefined): string {
 
 function settings(f: NetFlags, netns: string | undefined): CaptureSettings {
   const port = Number(f.listenerPort);
-  if (!/^\d+$/.test(f.listenerPort) || port < 1 || port > 65535) throw usage(`--listener-port: "${f.listenerPort}" must be a port number (1-65535)`);
+  if (!/^\d+$/.test(f.listenerPort) || port < 1 || port > 65535)
+    throw usage(`--listener-port: "${f.listenerPort}" must be a port number (1-65535)`);
   const uid = Number(f.envoyUid);
   if (!/^\d+$/.test(f.envoyUid) || uid > 0xfffffffe) throw usage(`--envoy-uid: "${f.envoyUid}" must be a numeric uid`);
-  if (uid === 0) throw usage('--envoy-uid: 0 would exempt every root process in the sandbox; run Envoy as a user of its own');
+  if (uid === 0)
+    throw usage('--envoy-uid: 0 would exempt every root process in the sandbox; run Envoy as a user of its own');
   const resolvers = parseResolvers(f.dnsResolver ?? systemResolvers(netns), '--dns-resolver');
   return { listenerPort: port, envoyUid: uid, resolvers };
 }
 
 function namespace(value: string | true | undefined, flag: string): string | undefined {
   if (value === undefined || value === true) return undefined;
-  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value) || value.startsWith('.')) throw usage(`${flag}: "${value.slice(0, 64)}" is not a network namespace name (ip netns list)`);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value) || value.startsWith('.'))
+    throw usage(`${flag}: "${value.slice(0, 64)}" is not a network namespace name (ip netns list)`);
   return value;
 }
 
@@ -79,9 +86,23 @@ function namespace(value: string | true | undefined, flag: string): string | und
 export function registerNetCommand(program: Command): void {
   program
     .command('sandbox-net')
-    .description("print (or --apply / --remove) the iptables rules that redirect a network namespace's egress to the transparent listener")
-    .addOption(envOption('--listener-port <port>', "Envoy's transparent listener port (envoy-config --mode transparent --proxy-port)", 'AUTHPROXY_LISTENER_PORT').default('10000'))
-    .addOption(envOption('--envoy-uid <uid>', 'uid Envoy (and a co-located authproxy) runs as: its own traffic is not redirected', 'AUTHPROXY_ENVOY_UID').default('101'))
+    .description(
+      "print (or --apply / --remove) the iptables rules that redirect a network namespace's egress to the transparent listener",
+    )
+    .addOption(
+      envOption(
+        '--listener-port <port>',
+        "Envoy's transparent listener port (envoy-config --mode transparent --proxy-port)",
+        'AUTHPROXY_LISTENER_PORT',
+      ).default('10000'),
+    )
+    .addOption(
+      envOption(
+        '--envoy-uid <uid>',
+        'uid Envoy (and a co-located authproxy) runs as: its own traffic is not redirected',
+        'AUTHPROXY_ENVOY_UID',
+      ).default('101'),
+    )
     .addOption(
       envOption(
         '--dns-resolver <addrs>',

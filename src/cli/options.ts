@@ -20,6 +20,8 @@ export function reportError(err: unknown): void {
 }
 
 /** Help of `--upstream-proxy` (serve, up, envoy-config). */
-export const UPSTREAM_PROXY_HELP = 'forward proxy all egress goes through: http://host:port or https://host:port, no credentials';
+export const UPSTREAM_PROXY_HELP =
+  'forward proxy all egress goes through: http://host:port or https://host:port, no credentials';
 /** Help of `--upstream-no-proxy` (serve, up). */
-export const UPSTREAM_NO_PROXY_HELP = 'destinations dialled directly, NO_PROXY style: host (and subdomains), .domain, host:port, IP, CIDR or *, comma-separated';
+export const UPSTREAM_NO_PROXY_HELP =
+  'destinations dialled directly, NO_PROXY style: host (and subdomains), .domain, host:port, IP, CIDR or *, comma-separated';

@@ -19,12 +19,16 @@ export interface SealFlags {
 export function sealBindingFromFlags(flags: SealFlags): SealBinding {
   const problems: string[] = [];
   const sandbox = flags.sandbox;
-  if (sandbox === undefined) problems.push("--sandbox: required: the sandbox whose config may use the value, or '*' for any sandbox");
-  else if (sandbox !== ANY_SANDBOX && !SANDBOX_ID.test(sandbox)) problems.push(`--sandbox: "${sandbox.slice(0, 140)}" must be '*' or 1-128 characters of A-Z a-z 0-9 . _ : -`);
+  if (sandbox === undefined)
+    problems.push("--sandbox: required: the sandbox whose config may use the value, or '*' for any sandbox");
+  else if (sandbox !== ANY_SANDBOX && !SANDBOX_ID.test(sandbox))
+    problems.push(`--sandbox: "${sandbox.slice(0, 140)}" must be '*' or 1-128 characters of A-Z a-z 0-9 . _ : -`);
   const given = [flags.hosts, flags.provider, flags.callbackUrl].filter((f) => f !== undefined).length;
-  if (given !== 1) problems.push('--hosts, --provider or --callback-url: give exactly one (where the value may be sent)');
+  if (given !== 1)
+    problems.push('--hosts, --provider or --callback-url: give exactly one (where the value may be sent)');
   const target = given === 1 ? targetFrom(flags, problems) : undefined;
-  if (problems.length > 0 || !target || sandbox === undefined) throw new AuthProxyError('usage', problems.join('; '), problems);
+  if (problems.length > 0 || !target || sandbox === undefined)
+    throw new AuthProxyError('usage', problems.join('; '), problems);
   return { sandbox, target };
 }
 
@@ -42,7 +46,8 @@ function targetFrom(flags: SealFlags, problems: string[]): SealTarget | undefine
     return { hosts: hosts.map(canonicalPattern) };
   }
   if (flags.provider !== undefined) {
-    if (flags.provider === 'aws' || flags.provider === 'gcp' || flags.provider === 'azure') return { provider: flags.provider };
+    if (flags.provider === 'aws' || flags.provider === 'gcp' || flags.provider === 'azure')
+      return { provider: flags.provider };
     problems.push('--provider: must be aws, gcp or azure');
     return undefined;
   }

@@ -27,9 +27,12 @@ export type AccessEntry =
   | { readonly kind: 'cidr'; readonly address: string; readonly prefix: number; readonly family: 4 | 6 };
 
 /** What parsing one entry gives: the entry, or why it is invalid (a message that never echoes a huge value). */
-export type AccessEntryResult = { readonly ok: true; readonly entry: AccessEntry } | { readonly ok: false; readonly problem: string };
+export type AccessEntryResult =
+  | { readonly ok: true; readonly entry: AccessEntry }
+  | { readonly ok: false; readonly problem: string };
 
-const EXPECTED = 'expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR';
+const EXPECTED =
+  'expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR';
 
 /** `value` in quotes, cut to about 80 characters so that an error never carries a huge value, control characters escaped. */
 function echo(value: string): string {
@@ -44,26 +47,30 @@ const ok = (entry: AccessEntry): AccessEntryResult => ({ ok: true, entry });
  * invalid one is a config error and a valid one is never compiled per request.
  */
 export function parseAccessEntry(raw: string): AccessEntryResult {
-  if (raw.length === 0 || raw !== raw.trim()) return fail('must be a non-empty entry without leading or trailing spaces');
+  if (raw.length === 0 || raw !== raw.trim())
+    return fail('must be a non-empty entry without leading or trailing spaces');
   if (raw.startsWith('~')) return parseRegex(raw);
   const lower = raw.toLowerCase();
   if (lower.includes('/')) return parseCidr(raw, lower);
   if (lower.startsWith('[')) {
     const m = /^\[([^\]]*)\](?::(.*))?$/.exec(lower);
-    if (!m || isIP(m[1]!) !== 6) return fail(`${echo(raw)} is not a valid access_control entry: only an IPv6 address goes in brackets`);
+    if (!m || isIP(m[1]!) !== 6)
+      return fail(`${echo(raw)} is not a valid access_control entry: only an IPv6 address goes in brackets`);
     return ipEntry(raw, m[1]!, 6, m[2]);
   }
   const family = isIP(lower);
   if (family !== 0) return ipEntry(raw, lower, family as 4 | 6, undefined);
   const colon = lower.indexOf(':');
   if (colon >= 0 && lower.indexOf(':', colon + 1) >= 0) {
-    if (isIP(lower.slice(0, lower.lastIndexOf(':'))) === 6) return fail(`${echo(raw)} is ambiguous: write an IPv6 address with a port in brackets, as in "[::1]:22"`);
+    if (isIP(lower.slice(0, lower.lastIndexOf(':'))) === 6)
+      return fail(`${echo(raw)} is ambiguous: write an IPv6 address with a port in brackets, as in "[::1]:22"`);
     return fail(`${echo(raw)} is not a valid access_control entry: ${EXPECTED}`);
   }
   const host = colon < 0 ? lower : lower.slice(0, colon);
   const portText = colon < 0 ? undefined : lower.slice(colon + 1);
   if (isIP(host) === 4) return ipEntry(raw, host, 4, portText);
-  if (host.length === 0 || /[@?#\\\s]/.test(host)) return fail(`${echo(raw)} is not a valid access_control entry: ${EXPECTED}`);
+  if (host.length === 0 || /[@?#\\\s]/.test(host))
+    return fail(`${echo(raw)} is not a valid access_control entry: ${EXPECTED}`);
   const port = parsePort(raw, portText);
   if (typeof port === 'string') return fail(port);
   if (host === '*') return ok({ kind: 'any', port });
@@ -79,7 +86,9 @@ function parseRegex(raw: string): AccessEntryResult {
   const source = raw.slice(1);
   if (source.length === 0) return fail('"~" has an empty regex (use "*" to match every hostname)');
   if (source.length > MAX_ACCESS_REGEX_LENGTH) {
-    return fail(`${echo(raw)} is too long: a regex may have at most ${MAX_ACCESS_REGEX_LENGTH} characters (this one has ${source.length})`);
+    return fail(
+      `${echo(raw)} is too long: a regex may have at most ${MAX_ACCESS_REGEX_LENGTH} characters (this one has ${source.length})`,
+    );
   }
   try {
     return ok({ kind: 'regex', source, regex: RE2JS.compile(source) });
@@ -95,8 +104,10 @@ function parseCidr(raw: string, lower: string): AccessEntryResult {
   const address = bare.slice(0, slash);
   const bits = bare.slice(slash + 1);
   const family = isIP(address);
-  if (family === 0 || address.includes('%')) return fail(`${echo(raw)} is not a valid access_control entry: ${EXPECTED}`);
-  if (/^\d+:/.test(bits)) return fail(`${echo(raw)} is a CIDR with a port: a CIDR matches every port, so drop the ":PORT"`);
+  if (family === 0 || address.includes('%'))
+    return fail(`${echo(raw)} is not a valid access_control entry: ${EXPECTED}`);
+  if (/^\d+:/.test(bits))
+    return fail(`${echo(raw)} is a CIDR with a port: a CIDR matches every port, so drop the ":PORT"`);
   const max = family === 4 ? 32 : 128;
   if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) {
     return fail(`${echo(raw)} is not a valid CIDR: the prefix length of an IPv${family} CIDR is 0..${max}`);

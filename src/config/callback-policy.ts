@@ -16,7 +16,13 @@ export interface CallbackPolicy {
 }
 
 /** Cloud metadata endpoints by name (GCP, AWS, Azure/OpenStack aliases); refused whatever the allow-list says. */
-const METADATA_NAMES = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'instance-data.ec2.internal']);
+const METADATA_NAMES = new Set([
+  'metadata.google.internal',
+  'metadata.goog',
+  'metadata',
+  'instance-data',
+  'instance-data.ec2.internal',
+]);
 
 /** Cloud metadata addresses and the link-local ranges they live in; refused whatever the allow-list says. */
 function metadataAddresses(): BlockList {
@@ -32,7 +38,10 @@ function metadataAddresses(): BlockList {
 const ALWAYS_REFUSED = metadataAddresses();
 
 /** An operator's allow-list entry: a hostname, `*.domain` (any depth, never the domain itself), or an IP/CIDR. */
-type AllowEntry = { kind: 'name'; name: string } | { kind: 'wildcard'; suffix: string } | { kind: 'ip'; list: BlockList };
+type AllowEntry =
+  | { kind: 'name'; name: string }
+  | { kind: 'wildcard'; suffix: string }
+  | { kind: 'ip'; list: BlockList };
 
 function ipFamily(ip: string): 'ipv4' | 'ipv6' {
   return isIP(ip) === 6 ? 'ipv6' : 'ipv4';
@@ -50,7 +59,8 @@ function parseEntry(raw: string): AllowEntry | undefined {
     list.addSubnet(ip, bits, family);
     return { kind: 'ip', list };
   }
-  if (entry.startsWith('*.')) return isHostname(entry.slice(2)) ? { kind: 'wildcard', suffix: entry.slice(1) } : undefined;
+  if (entry.startsWith('*.'))
+    return isHostname(entry.slice(2)) ? { kind: 'wildcard', suffix: entry.slice(1) } : undefined;
   return isHostname(entry) ? { kind: 'name', name: entry } : undefined;
 }
 
@@ -98,7 +108,11 @@ function unmapped(ip: string): { ip: string; family: 'ipv4' | 'ipv6' } {
 export function createCallbackPolicy(allow: readonly string[] = []): CallbackPolicy {
   const entries = allow.map((raw) => {
     const entry = parseEntry(raw);
-    if (!entry) throw new AuthProxyError('usage', `callback allow-list: "${raw}" is not a hostname, *.domain pattern, IP address or CIDR`);
+    if (!entry)
+      throw new AuthProxyError(
+        'usage',
+        `callback allow-list: "${raw}" is not a hostname, *.domain pattern, IP address or CIDR`,
+      );
     return entry;
   });
   return {

@@ -21,7 +21,9 @@ const sasQuery = (value: string) => value.replace(/^\?/, '');
 function sasProblem(value: string): string | undefined {
   const pairs = sasQuery(value).split('&');
   if (pairs.some((p) => !SAS_PAIR.test(p))) return 'is not a SAS token (name=value pairs joined with &, URL-encoded)';
-  return pairs.some((p) => p.startsWith('sig=') && p.length > 4) ? undefined : 'is not a SAS token: it has no sig parameter';
+  return pairs.some((p) => p.startsWith('sig=') && p.length > 4)
+    ? undefined
+    : 'is not a SAS token: it has no sig parameter';
 }
 
 /**
@@ -29,13 +31,32 @@ function sasProblem(value: string): string | undefined {
  * azure provider) and checks it when the config is applied: an account key must be base64, a SAS token
  * `name=value&...` with a `sig`. Problems are pushed one line each, naming the rule and field, no value.
  */
-export function compileAzure(rule: AzureRule, position: number, ctx: ResolveContext, problems: string[]): CompiledAzureRule {
+export function compileAzure(
+  rule: AzureRule,
+  position: number,
+  ctx: ResolveContext,
+  problems: string[],
+): CompiledAzureRule {
   const { azure } = rule;
   const account = azure.storage_account;
   if ('account_key' in azure) {
-    const value = resolveValue(azure.account_key, ctx, `rules[${position}].azure.account_key: rule "${rule.name}"`, problems, accountKeyProblem, AZURE_TARGET);
+    const value = resolveValue(
+      azure.account_key,
+      ctx,
+      `rules[${position}].azure.account_key: rule "${rule.name}"`,
+      problems,
+      accountKeyProblem,
+      AZURE_TARGET,
+    );
     return { name: rule.name, position, account, auth: { kind: 'shared_key', key: Buffer.from(value, 'base64') } };
   }
-  const value = resolveValue(azure.sas_token, ctx, `rules[${position}].azure.sas_token: rule "${rule.name}"`, problems, sasProblem, AZURE_TARGET);
+  const value = resolveValue(
+    azure.sas_token,
+    ctx,
+    `rules[${position}].azure.sas_token: rule "${rule.name}"`,
+    problems,
+    sasProblem,
+    AZURE_TARGET,
+  );
   return { name: rule.name, position, account, auth: { kind: 'sas', query: sasQuery(value) } };
 }

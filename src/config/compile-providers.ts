@@ -8,7 +8,11 @@ import type { CompiledAzureRule } from '../policy/azure-hosts.js';
 import type { ProxyConfig } from './schema.js';
 
 /** Google's token endpoints; any other `token_uri` needs `--gcp-token-uri-allow`. */
-export const GOOGLE_TOKEN_URIS = ['https://oauth2.googleapis.com/token', 'https://accounts.google.com/o/oauth2/token', 'https://www.googleapis.com/oauth2/v4/token'];
+export const GOOGLE_TOKEN_URIS = [
+  'https://oauth2.googleapis.com/token',
+  'https://accounts.google.com/o/oauth2/token',
+  'https://www.googleapis.com/oauth2/v4/token',
+];
 
 /** What compiling provider rules needs besides the values' secrets. */
 export interface ProviderContext extends ResolveContext {
@@ -34,24 +38,48 @@ function compileAws(rule: AwsRule, position: number, ctx: ProviderContext, probl
   const at = `rules[${position}].aws`;
   const hosts = narrowing(rule.match_hosts);
   if ('role_arn' in rule.aws) {
-    return { name: rule.name, position, hosts, auth: { kind: 'role', roleArn: rule.aws.role_arn, sessionTags: rule.aws.session_tags ?? {} } };
+    return {
+      name: rule.name,
+      position,
+      hosts,
+      auth: { kind: 'role', roleArn: rule.aws.role_arn, sessionTags: rule.aws.session_tags ?? {} },
+    };
   }
-  const accessKeyId = resolveValue(rule.aws.access_key_id, ctx, `${at}.access_key_id: rule "${rule.name}"`, problems, (v) => (ACCESS_KEY_ID.test(v) ? undefined : 'is not an AWS access key id (A-Z and 0-9)'), AWS_TARGET);
-  const secretAccessKey = resolveValue(rule.aws.secret_access_key, ctx, `${at}.secret_access_key: rule "${rule.name}"`, problems, noSpace, AWS_TARGET);
+  const accessKeyId = resolveValue(
+    rule.aws.access_key_id,
+    ctx,
+    `${at}.access_key_id: rule "${rule.name}"`,
+    problems,
+    (v) => (ACCESS_KEY_ID.test(v) ? undefined : 'is not an AWS access key id (A-Z and 0-9)'),
+    AWS_TARGET,
+  );
+  const secretAccessKey = resolveValue(
+    rule.aws.secret_access_key,
+    ctx,
+    `${at}.secret_access_key: rule "${rule.name}"`,
+    problems,
+    noSpace,
+    AWS_TARGET,
+  );
   return { name: rule.name, position, hosts, auth: { kind: 'static', accessKeyId, secretAccessKey } };
 }
 
 /** Checks a service-account key's JSON; returns the problem (never a value), or the parts minting needs. */
-function serviceAccount(text: string, allow: readonly string[]): { problem: string } | Omit<CompiledGcpRule, 'name' | 'position' | 'scopes' | 'id' | 'hosts'> {
+function serviceAccount(
+  text: string,
+  allow: readonly string[],
+): { problem: string } | Omit<CompiledGcpRule, 'name' | 'position' | 'scopes' | 'id' | 'hosts'> {
   let key: Record<string, unknown>;
   try {
     const parsed: unknown = JSON.parse(text);
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return { problem: 'is not a JSON object' };
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+      return { problem: 'is not a JSON object' };
     key = parsed as Record<string, unknown>;
   } catch {
     return { problem: 'is not JSON (a service-account key file)' };
   }
-  if (key.type !== undefined && key.type !== 'service_account') return { problem: 'is not a service-account key ("type" must be "service_account")' };
+  if (key.type !== undefined && key.type !== 'service_account')
+    return { problem: 'is not a service-account key ("type" must be "service_account")' };
   const { client_email: email, private_key: pem, token_uri: tokenUri, private_key_id: keyId } = key;
   if (typeof email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(email)) return { problem: 'has no valid "client_email"' };
   if (typeof pem !== 'string') return { problem: 'has no "private_key"' };
@@ -60,13 +88,27 @@ function serviceAccount(text: string, allow: readonly string[]): { problem: stri
   } catch {
     return { problem: '"private_key" is not a PEM private key' };
   }
-  if (typeof tokenUri !== 'string' || !tokenUri.startsWith('https://')) return { problem: '"token_uri" must be an https:// URL' };
-  const allowed = GOOGLE_TOKEN_URIS.includes(tokenUri) || allow.some((a) => tokenUri === a || tokenUri.startsWith(a.endsWith('/') ? a : `${a}/`));
-  if (!allowed) return { problem: `"token_uri" is not Google's token endpoint (allow others with --gcp-token-uri-allow)` };
-  return { clientEmail: email, privateKey: pem, tokenUri, ...(typeof keyId === 'string' ? { privateKeyId: keyId } : {}) };
+  if (typeof tokenUri !== 'string' || !tokenUri.startsWith('https://'))
+    return { problem: '"token_uri" must be an https:// URL' };
+  const allowed =
+    GOOGLE_TOKEN_URIS.includes(tokenUri) ||
+    allow.some((a) => tokenUri === a || tokenUri.startsWith(a.endsWith('/') ? a : `${a}/`));
+  if (!allowed)
+    return { problem: `"token_uri" is not Google's token endpoint (allow others with --gcp-token-uri-allow)` };
+  return {
+    clientEmail: email,
+    privateKey: pem,
+    tokenUri,
+    ...(typeof keyId === 'string' ? { privateKeyId: keyId } : {}),
+  };
 }
 
-function compileGcp(rule: GcpRule, position: number, ctx: ProviderContext, problems: string[]): CompiledGcpRule | undefined {
+function compileGcp(
+  rule: GcpRule,
+  position: number,
+  ctx: ProviderContext,
+  problems: string[],
+): CompiledGcpRule | undefined {
   const where = `rules[${position}].gcp.service_account_json: rule "${rule.name}"`;
   const before = problems.length;
   const text = resolveValue(rule.gcp.service_account_json, ctx, where, problems, undefined, GCP_TARGET);
@@ -89,7 +131,11 @@ function compileGcp(rule: GcpRule, position: number, ctx: ProviderContext, probl
  * their Secrets and checks a service-account key when the config is applied. Disabled ones are still
  * resolved, so that enabling one can never fail later. Problems are pushed, one line each, no value.
  */
-export function compileProviders(config: ProxyConfig, ctx: ProviderContext, problems: string[]): { aws: CompiledAwsRule | undefined; gcp: CompiledGcpRule | undefined; azure: CompiledAzureRule | undefined } {
+export function compileProviders(
+  config: ProxyConfig,
+  ctx: ProviderContext,
+  problems: string[],
+): { aws: CompiledAwsRule | undefined; gcp: CompiledGcpRule | undefined; azure: CompiledAzureRule | undefined } {
   let aws: CompiledAwsRule | undefined;
   let gcp: CompiledGcpRule | undefined;
   let azure: CompiledAzureRule | undefined;

@@ -4,7 +4,8 @@ import type { RewriteRule, Rule } from './schema.js';
 export type { SandboxLinks };
 
 /** Why a `rewrite.sandbox` destination can't be compiled without sandbox links (sidecar mode, or a config file). */
-export const SANDBOX_NEEDS_SHARED_MODE = 'a sandbox destination needs a link kept by the admin API (shared-service mode); sidecar mode and config files have no other sandboxes to reach';
+export const SANDBOX_NEEDS_SHARED_MODE =
+  'a sandbox destination needs a link kept by the admin API (shared-service mode); sidecar mode and config files have no other sandboxes to reach';
 
 /** The links of a store that keeps none: every `rewrite.sandbox` is refused, naming the missing link. */
 export const NO_SANDBOX_LINKS: SandboxLinks = { dial: () => undefined };
@@ -26,7 +27,12 @@ export interface RewriteCompileContext {
  * `problems`, naming the field) without sandbox links, or, with `requireLinks`, when nothing lets this
  * sandbox reach that port now.
  */
-export function compileRewrite(rule: RewriteRule, position: number, ctx: RewriteCompileContext, problems: string[]): CompiledRewrite | undefined {
+export function compileRewrite(
+  rule: RewriteRule,
+  position: number,
+  ctx: RewriteCompileContext,
+  problems: string[],
+): CompiledRewrite | undefined {
   const { host, sandbox, port, credentials } = rule.rewrite;
   if (host !== undefined) return compiledRewrite(host, port, credentials);
   const field = `rules[${position}].rewrite.sandbox`;
@@ -46,7 +52,11 @@ export function compileRewrite(rule: RewriteRule, position: number, ctx: Rewrite
     if (why !== undefined) problems.push(`${field}: ${why}`);
   }
   if (problems.length > before) return undefined;
-  return { ...compiledRewrite(sandbox!, port, credentials), authority: '', sandbox: { from, to: sandbox!, links: ctx.sandboxLinks } };
+  return {
+    ...compiledRewrite(sandbox!, port, credentials),
+    authority: '',
+    sandbox: { from, to: sandbox!, links: ctx.sandboxLinks },
+  };
 }
 
 /**

@@ -4,7 +4,13 @@ import { HostIndex } from '../policy/host-index.js';
 import { AccessList } from '../policy/access.js';
 import { compilePathPattern } from '../policy/path-pattern.js';
 import { parseMatchHeader, type MatchHeader } from './match-header.js';
-import { redactUrl, type CompiledCallback, type CompiledHeader, type CompiledPolicy, type CompiledRule } from '../policy/compiled.js';
+import {
+  redactUrl,
+  type CompiledCallback,
+  type CompiledHeader,
+  type CompiledPolicy,
+  type CompiledRule,
+} from '../policy/compiled.js';
 import { headerValueProblem, type ProxyConfig } from './schema.js';
 import { parseAccessEntry } from './access-pattern.js';
 import type { ValueUnsealer } from '../secrets/sealing.js';
@@ -39,7 +45,13 @@ interface HeaderSpec {
 }
 
 /** A header value resolved: a secret template filled or a sealed value opened, then checked as a header value. */
-function resolveHeader(h: HeaderSpec, ctx: CompileContext & { report: SealReport }, where: string, problems: string[], target: SealTarget): string {
+function resolveHeader(
+  h: HeaderSpec,
+  ctx: CompileContext & { report: SealReport },
+  where: string,
+  problems: string[],
+  target: SealTarget,
+): string {
   return resolveValue(h, ctx, where, problems, headerValueProblem, target);
 }
 
@@ -62,7 +74,9 @@ export function compilePolicy(config: ProxyConfig, given: CompileContext): Compi
   const ruleIndex = new HostIndex();
   config.rules.forEach((rule, position) => {
     if (isProviderRule(rule)) return;
-    const headers = rule.headers.map((h, i) => resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`, { hosts: sealHosts(rule) }));
+    const headers = rule.headers.map((h, i) =>
+      resolve(h, `rules[${position}].headers[${i}].value`, `rule "${rule.name}"`, { hosts: sealHosts(rule) }),
+    );
     const rewrite = rule.type === 'rewrite' ? compileRewrite(rule, position, ctx, problems) : undefined;
     if (!rule.enabled) return;
     ruleIndex.add(rules.length, rule.match_hosts);
@@ -86,7 +100,11 @@ export function compilePolicy(config: ProxyConfig, given: CompileContext): Compi
       url: cb.url,
       ttlSeconds: cb.ttl_seconds,
       fullRequest: cb.full_request,
-      requestHeaders: cb.request_headers.map((h, i) => resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`, { callback: callbackOrigin(cb.url) })),
+      requestHeaders: cb.request_headers.map((h, i) =>
+        resolve(h, `callbacks[${position}].request_headers[${i}].value`, `callback ${redactUrl(cb.url)}`, {
+          callback: callbackOrigin(cb.url),
+        }),
+      ),
     };
   });
 
@@ -97,7 +115,10 @@ export function compilePolicy(config: ProxyConfig, given: CompileContext): Compi
   const access = compileAccess(config.access_control);
   const providers = compileProviders(config, ctx, problems);
   if (problems.length > 0) throw new AuthProxyError('config_invalid', problems.join('; '), problems);
-  const seals = { ...(report.unbound.length > 0 ? { unboundSeals: report.unbound } : {}), ...(report.sandboxBound ? { sandboxBound: true } : {}) };
+  const seals = {
+    ...(report.unbound.length > 0 ? { unboundSeals: report.unbound } : {}),
+    ...(report.sandboxBound ? { sandboxBound: true } : {}),
+  };
   return { rules, ruleIndex, callbacks, callbackIndex, noProxy, access, ...providers, ...seals, source: config };
 }
 
@@ -133,6 +154,11 @@ function matchHeader(entry: string): MatchHeader {
 }
 
 function callbackId(cb: ProxyConfig['callbacks'][number]): string {
-  const canonical = JSON.stringify([cb.url, cb.match_hosts, cb.request_headers.map((h) => [h.name, h.type, h.value]), cb.full_request]);
+  const canonical = JSON.stringify([
+    cb.url,
+    cb.match_hosts,
+    cb.request_headers.map((h) => [h.name, h.type, h.value]),
+    cb.full_request,
+  ]);
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 16);
 }

@@ -33,8 +33,13 @@ const IDENTITY_KEYS = [
  * Takes `tenant_id` and `organization_id` out of one `sandboxes:` entry (they sit beside its proxy_config
  * fields), so the strict proxy_config schema sees only its own keys. Problems name `sandboxes.ID.tenant_id`.
  */
-function splitIdentity(entry: unknown, where: string, problems: string[]): { config: unknown; identity: IdentityFields | undefined } {
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return { config: entry, identity: undefined };
+function splitIdentity(
+  entry: unknown,
+  where: string,
+  problems: string[],
+): { config: unknown; identity: IdentityFields | undefined } {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+    return { config: entry, identity: undefined };
   const config: Record<string, unknown> = { ...(entry as Record<string, unknown>) };
   const identity: { tenantId?: string; organizationId?: string } = {};
   for (const [key, field] of IDENTITY_KEYS) {
@@ -45,7 +50,10 @@ function splitIdentity(entry: unknown, where: string, problems: string[]): { con
     if (problem) problems.push(`${where}.${key}: ${problem}`);
     else identity[field] = value as string;
   }
-  return { config, identity: identity.tenantId === undefined && identity.organizationId === undefined ? undefined : identity };
+  return {
+    config,
+    identity: identity.tenantId === undefined && identity.organizationId === undefined ? undefined : identity,
+  };
 }
 
 function fail(problems: string[]): never {
@@ -61,15 +69,22 @@ export function parseConfigFile(text: string, source: string): FileConfig {
   const problems: string[] = [];
   const extra = Object.keys(value).filter((k) => k !== 'sandboxes' && k !== 'description');
   for (const key of extra) {
-    problems.push(isShowableKey(key) ? `${source}: ${key}: not allowed beside "sandboxes" (put it inside a sandbox's config)` : `${source}: (root): a key that is not a field name is not allowed beside "sandboxes"`);
+    problems.push(
+      isShowableKey(key)
+        ? `${source}: ${key}: not allowed beside "sandboxes" (put it inside a sandbox's config)`
+        : `${source}: (root): a key that is not a field name is not allowed beside "sandboxes"`,
+    );
   }
   const map = (value as { sandboxes: unknown }).sandboxes;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) fail([...problems, `${source}: sandboxes: must be a map of sandbox id to proxy_config`]);
+  if (typeof map !== 'object' || map === null || Array.isArray(map))
+    fail([...problems, `${source}: sandboxes: must be a map of sandbox id to proxy_config`]);
   const sandboxes = new Map<string, ProxyConfig>();
   const identities = new Map<string, IdentityFields>();
   for (const [id, entry] of Object.entries(map)) {
     if (!SANDBOX_ID.test(id)) {
-      problems.push(`${source}: ${formatPath(['sandboxes', id])}: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -`);
+      problems.push(
+        `${source}: ${formatPath(['sandboxes', id])}: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -`,
+      );
       continue;
     }
     const { config, identity } = splitIdentity(entry, `${source}: sandboxes.${id}`, problems);

@@ -19,15 +19,18 @@ export function hostPatternProblem(pattern: string, allowIp: boolean): string | 
   if (/[/:@?#]/.test(pattern) && !(allowIp && isIP(stripBrackets(pattern)) !== 0)) {
     return `${q(pattern)} must be a bare hostname (no scheme, port or path)`;
   }
-  if (isIP(stripBrackets(pattern)) !== 0) return allowIp ? undefined : `${q(pattern)} is an IP address: only no_proxy takes IP literals`;
+  if (isIP(stripBrackets(pattern)) !== 0)
+    return allowIp ? undefined : `${q(pattern)} is an IP address: only no_proxy takes IP literals`;
   const lower = pattern.toLowerCase();
   if (lower.endsWith('.')) return `${q(pattern)} must not end with a dot`;
   if (lower.startsWith('*.')) {
     const domain = lower.slice(2);
     if (domain.includes('*')) return `${q(pattern)} may contain "*" only as its first label`;
     if (!isHostname(domain)) return `${q(pattern)} is not a valid wildcard pattern`;
-    if (domain.split('.').length < 2) return `${q(pattern)} is too broad: a wildcard needs a domain of at least two labels`;
-    if (/^\d+$/.test(domain.slice(domain.lastIndexOf('.') + 1))) return `${q(pattern)} looks like part of an IP address, not a domain`;
+    if (domain.split('.').length < 2)
+      return `${q(pattern)} is too broad: a wildcard needs a domain of at least two labels`;
+    if (/^\d+$/.test(domain.slice(domain.lastIndexOf('.') + 1)))
+      return `${q(pattern)} looks like part of an IP address, not a domain`;
     const suffix = getPublicSuffix(domain, { allowPrivateDomains: true });
     if (suffix === domain) return `${q(pattern)} is too broad: ${domain} is a public suffix`;
     return undefined;

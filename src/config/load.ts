@@ -10,7 +10,13 @@ export function parseYamlText(text: string, source: string): unknown {
   // Set, Uint8Array or Date, which the schema would read as an object without keys: a `!!omap` root would
   // have been an empty config, silently dropping its access_control. logLevel: 'error' keeps the library
   // from printing warnings (which quote the document) on stderr.
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter: lines, resolveKnownTags: false, logLevel: 'error' });
+  const doc = parseDocument(text, {
+    prettyErrors: false,
+    uniqueKeys: true,
+    lineCounter: lines,
+    resolveKnownTags: false,
+    logLevel: 'error',
+  });
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => `${source}: ${yamlErrorLine(e, lines)}`);
     throw new AuthProxyError('config_invalid', problems.join('; '), problems);
@@ -36,7 +42,9 @@ export function parseConfigText(text: string, source: string): ProxyConfig {
 export function validateConfig(value: unknown, source: string, pathPrefix = ''): ProxyConfig {
   const result = proxyConfigSchema.safeParse(value);
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => `${source}: ${pathPrefix}${formatPath(issue.path)}: ${issueMessage(issue)}`);
+  const problems = result.error.issues.map(
+    (issue) => `${source}: ${pathPrefix}${formatPath(issue.path)}: ${issueMessage(issue)}`,
+  );
   throw new AuthProxyError('config_invalid', problems.join('; '), problems);
 }
 
@@ -79,6 +87,9 @@ export function readConfigFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new AuthProxyError('config_io', `${path}: cannot read config (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthProxyError(
+      'config_io',
+      `${path}: cannot read config (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }

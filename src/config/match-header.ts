@@ -24,13 +24,24 @@ export function parseMatchHeader(entry: string): { ok: true; header: MatchHeader
   if (colon < 0) return { ok: false, problem: 'must be written "name: value"' };
   const name = entry.slice(0, colon);
   const value = entry.slice(colon + 1).replace(/^[ \t]+/, '');
-  if (name === '') return { ok: false, problem: 'must be written "name: value" (the name is empty; pseudo-headers cannot be matched)' };
-  if (!TOKEN.test(name)) return { ok: false, problem: 'must start with an HTTP header name (token characters only) before ":"' };
+  if (name === '')
+    return {
+      ok: false,
+      problem: 'must be written "name: value" (the name is empty; pseudo-headers cannot be matched)',
+    };
+  if (!TOKEN.test(name))
+    return { ok: false, problem: 'must start with an HTTP header name (token characters only) before ":"' };
   if (!LOWER_TOKEN.test(name)) return { ok: false, problem: `header name "${name}" must be lowercase` };
-  if (name === 'host' || name === 'proxy-authorization') return { ok: false, problem: `"${name}" cannot be matched (${name === 'host' ? 'use match_hosts' : 'it is removed before any rule is applied'})` };
+  if (name === 'host' || name === 'proxy-authorization')
+    return {
+      ok: false,
+      problem: `"${name}" cannot be matched (${name === 'host' ? 'use match_hosts' : 'it is removed before any rule is applied'})`,
+    };
   if (value === '') return { ok: false, problem: 'needs a value after ":"' };
-  if (/[ \t]$/.test(value)) return { ok: false, problem: 'value must not end with white space (HTTP strips it, so it could never match)' };
-  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) return { ok: false, problem: 'value must not contain control characters' };
+  if (/[ \t]$/.test(value))
+    return { ok: false, problem: 'value must not end with white space (HTTP strips it, so it could never match)' };
+  if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value))
+    return { ok: false, problem: 'value must not contain control characters' };
   if (value.length > 8192) return { ok: false, problem: 'value is longer than 8192 characters' };
   return { ok: true, header: { name, value } };
 }

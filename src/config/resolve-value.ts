@@ -39,7 +39,14 @@ export interface SealReport {
  * where the value goes, which a sealed value's binding must allow (with the sandbox of `ctx`). Shared by
  * header rules, callbacks and provider rules so that every credential resolves the same way.
  */
-export function resolveValue(spec: ValueSpec, ctx: ResolveContext, where: string, problems: string[], check: ((value: string) => string | undefined) | undefined, target: SealTarget): string {
+export function resolveValue(
+  spec: ValueSpec,
+  ctx: ResolveContext,
+  where: string,
+  problems: string[],
+  check: ((value: string) => string | undefined) | undefined,
+  target: SealTarget,
+): string {
   if (spec.type === 'plaintext') return spec.value;
   if (spec.type === 'workspace_secret') {
     const missing = new Set<string>();
@@ -48,7 +55,8 @@ export function resolveValue(spec: ValueSpec, ctx: ResolveContext, where: string
       if (secret === undefined) missing.add(key);
       return secret ?? '';
     });
-    if (!/\{[A-Za-z_][A-Za-z0-9_]*\}/.test(spec.value)) problems.push(`${where}: workspace_secret value has no {KEY} placeholder`);
+    if (!/\{[A-Za-z_][A-Za-z0-9_]*\}/.test(spec.value))
+      problems.push(`${where}: workspace_secret value has no {KEY} placeholder`);
     for (const key of missing) problems.push(`${where}: workspace secret "${key}" is not set`);
     const bad = missing.size === 0 ? check?.(value) : undefined;
     if (bad) problems.push(`${where}: resolved value ${bad}`);

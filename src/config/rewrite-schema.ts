@@ -14,19 +14,24 @@ export type CredentialPolicy = (typeof CREDENTIAL_POLICIES)[number];
 
 /** Why `host` can't be a rewrite destination, or undefined when it can: a bare DNS hostname, never a pattern or an IP. */
 export function rewriteHostProblem(host: string): string | undefined {
-  if (isIP(host.replace(/^\[|\]$/g, '')) !== 0) return `${q(host)} is an IP address: a rewrite needs a hostname (its TLS certificate is verified against it)`;
+  if (isIP(host.replace(/^\[|\]$/g, '')) !== 0)
+    return `${q(host)} is an IP address: a rewrite needs a hostname (its TLS certificate is verified against it)`;
   if (host.includes('*')) return `${q(host)} must be one hostname, not a pattern`;
   return hostPatternProblem(host, false);
 }
 
 const port = z
-  .number({ error: (issue) => (issue.input === undefined ? 'is required: a port number 1..65535' : 'must be a number 1..65535') })
+  .number({
+    error: (issue) => (issue.input === undefined ? 'is required: a port number 1..65535' : 'must be a number 1..65535'),
+  })
   .int({ error: 'must be a whole number' })
   .min(1, { error: 'must be between 1 and 65535' })
   .max(65535, { error: 'must be between 1 and 65535' });
 
 /** Names a sandbox: the id as the admin API stores it (`/v1/sandboxes/{id}`). */
-const sandboxName = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { error: 'must be a sandbox name or id (letters, digits, ".", "_", "-"; at most 128)' });
+const sandboxName = z.string({ error: 'must be a string' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, {
+  error: 'must be a sandbox name or id (letters, digits, ".", "_", "-"; at most 128)',
+});
 
 /** The `rewrite` object: exactly one of `host` and `sandbox`, a required `port`, and the credentials policy. */
 export const rewriteTargetSchema = z
@@ -47,10 +52,12 @@ export const rewriteTargetSchema = z
     { error: 'must be an object {host | sandbox, port, credentials?}' },
   )
   .superRefine((r, ctx) => {
-    if ((r.host === undefined) === (r.sandbox === undefined)) ctx.addIssue({ code: 'custom', message: 'set exactly one of host or sandbox' });
+    if ((r.host === undefined) === (r.sandbox === undefined))
+      ctx.addIssue({ code: 'custom', message: 'set exactly one of host or sandbox' });
   });
 
 /** Why a rewrite to another sandbox may carry only plaintext headers. */
-export const SANDBOX_SECRET_HEADER = 'a sandbox destination is plain http, and credentials are never sent in cleartext: only plaintext headers may go there';
+export const SANDBOX_SECRET_HEADER =
+  'a sandbox destination is plain http, and credentials are never sent in cleartext: only plaintext headers may go there';
 
 export type RewriteTarget = z.output<typeof rewriteTargetSchema>;

@@ -15,14 +15,27 @@ import { parseMatchHeader } from './match-header.js';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Headers that a rule or a callback may never set: Envoy owns them, or they change message framing. */
-const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'proxy-authorization', 'expect']);
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'proxy-authorization',
+  'expect',
+]);
 
 /** Returns why `name` can't be set as an injected header, or undefined when it can. */
 export function headerNameProblem(name: string): string | undefined {
   if (name.length > 256) return 'is longer than 256 characters';
   if (!TOKEN.test(name)) return 'must be an HTTP header name (token characters only)';
   const lower = name.toLowerCase();
-  if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-envoy-')) return `"${name}" is reserved and cannot be injected`;
+  if (RESERVED_HEADERS.has(lower) || lower.startsWith('x-envoy-'))
+    return `"${name}" is reserved and cannot be injected`;
   return undefined;
 }
 
@@ -46,7 +59,11 @@ const MAX_SEALED_LENGTH = 12_288;
 const SEALED_FORM = /^sealed:[A-Za-z0-9_-]+$/;
 
 const headerValue = z.string({ error: 'must be a string' }).superRefine((value, ctx) => {
-  const problem = SEALED_FORM.test(value) ? (value.length > MAX_SEALED_LENGTH ? `is longer than ${MAX_SEALED_LENGTH} characters` : undefined) : headerValueProblem(value);
+  const problem = SEALED_FORM.test(value)
+    ? value.length > MAX_SEALED_LENGTH
+      ? `is longer than ${MAX_SEALED_LENGTH} characters`
+      : undefined
+    : headerValueProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
@@ -73,7 +90,10 @@ const pathPattern = z
  * Only an opaque value is opened before it is sent: a plaintext (or workspace_secret) value in the sealed form
  * is sent as written, so it is held to a header value's limits (it could be 12,288 characters long).
  */
-const sealedFormOnlyIfOpaque = (h: { type: string; value: string }, ctx: { addIssue(issue: { code: 'custom'; path: string[]; message: string }): void }) => {
+const sealedFormOnlyIfOpaque = (
+  h: { type: string; value: string },
+  ctx: { addIssue(issue: { code: 'custom'; path: string[]; message: string }): void },
+) => {
   const problem = h.type !== 'opaque' && SEALED_FORM.test(h.value) ? headerValueProblem(h.value) : undefined;
   if (problem) ctx.addIssue({ code: 'custom', path: ['value'], message: problem });
 };
@@ -82,7 +102,9 @@ const sealedFormOnlyIfOpaque = (h: { type: string; value: string }, ctx: { addIs
 export const headerSchema = z
   .strictObject({
     name: headerName,
-    type: z.enum(['plaintext', 'workspace_secret', 'opaque'], { error: 'must be plaintext, workspace_secret or opaque' }),
+    type: z.enum(['plaintext', 'workspace_secret', 'opaque'], {
+      error: 'must be plaintext, workspace_secret or opaque',
+    }),
     value: headerValue,
   })
   .superRefine(sealedFormOnlyIfOpaque);
@@ -91,7 +113,9 @@ export const headerSchema = z
 export const callbackHeaderSchema = z
   .strictObject({
     name: headerName,
-    type: z.enum(['plaintext', 'opaque'], { error: 'must be plaintext or opaque (workspace_secret is not allowed here)' }),
+    type: z.enum(['plaintext', 'opaque'], {
+      error: 'must be plaintext or opaque (workspace_secret is not allowed here)',
+    }),
     value: headerValue,
   })
   .superRefine(sealedFormOnlyIfOpaque);
@@ -138,7 +162,8 @@ function rewriteRuleSchema(headerRule: typeof ruleSchema) {
       // Another sandbox is reached over plain http: a credential must never travel in cleartext (contract, Matching step 10).
       if (rule.rewrite.sandbox === undefined) return;
       rule.headers.forEach((h, i) => {
-        if (h.type !== 'plaintext') ctx.addIssue({ code: 'custom', path: ['headers', i, 'type'], message: SANDBOX_SECRET_HEADER });
+        if (h.type !== 'plaintext')
+          ctx.addIssue({ code: 'custom', path: ['headers', i, 'type'], message: SANDBOX_SECRET_HEADER });
       });
     });
 }
@@ -150,13 +175,17 @@ export const RELAY_REFUSAL =
   'relay rules send traffic through a LangSmith Cloud relay, which authproxy does not have: to leave through your own network use `authproxy serve --upstream-proxy URL` (docs/deployment.md), or a rewrite rule to send matched requests elsewhere';
 
 /** Any rule: a header rule, or another rule type told apart by its `type` (`relay` is refused with the reason). */
-export const anyRuleSchema = z.discriminatedUnion('type', [ruleSchema, rewriteRule, awsRuleSchema, gcpRuleSchema, azureRuleSchema], {
-  error: (issue) => {
-    const input = issue.input as { type?: unknown } | undefined;
-    if (typeof input === 'object' && input !== null && input.type === 'relay') return RELAY_REFUSAL;
-    return 'must be aws, gcp, azure or rewrite (header rules leave type out)';
+export const anyRuleSchema = z.discriminatedUnion(
+  'type',
+  [ruleSchema, rewriteRule, awsRuleSchema, gcpRuleSchema, azureRuleSchema],
+  {
+    error: (issue) => {
+      const input = issue.input as { type?: unknown } | undefined;
+      if (typeof input === 'object' && input !== null && input.type === 'relay') return RELAY_REFUSAL;
+      return 'must be aws, gcp, azure or rewrite (header rules leave type out)';
+    },
   },
-});
+);
 
 /** Headers authproxy sets on every callback request itself (the body's type and the signature JWT). */
 const PROXY_SET_CALLBACK_HEADERS = new Set(['content-type', 'x-langsmith-signature-jwt']);
@@ -172,17 +201,27 @@ export const callbackSchema = z.strictObject({
       ctx.addIssue({ code: 'custom', message: 'must be an absolute http:// or https:// URL' });
       return;
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must use http:// or https://' });
-    if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not contain credentials; use request_headers' });
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      ctx.addIssue({ code: 'custom', message: 'must use http:// or https://' });
+    if (url.username || url.password)
+      ctx.addIssue({ code: 'custom', message: 'must not contain credentials; use request_headers' });
   }),
-  ttl_seconds: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }).min(60, { error: 'must be between 60 and 3600' }).max(3600, { error: 'must be between 60 and 3600' }),
+  ttl_seconds: z
+    .number({ error: 'must be a number' })
+    .int({ error: 'must be a whole number' })
+    .min(60, { error: 'must be between 60 and 3600' })
+    .max(3600, { error: 'must be between 60 and 3600' }),
   request_headers: z
     .array(callbackHeaderSchema)
     .max(32)
     .superRefine((headers, ctx) => {
       headers.forEach((h, i) => {
         if (PROXY_SET_CALLBACK_HEADERS.has(h.name.toLowerCase())) {
-          ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `"${h.name}" is set by authproxy on every callback request` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'name'],
+            message: `"${h.name}" is set by authproxy on every callback request`,
+          });
         }
       });
     })
@@ -223,7 +262,10 @@ export const proxyConfigSchema = z
     callbacks: z.array(callbackSchema).default([]),
     access_control: accessControlSchema.optional(),
     no_proxy: hostList(true, 0).default([]),
-    description: z.string({ error: 'must be a string' }).max(1024, { error: 'must be at most 1024 characters' }).optional(),
+    description: z
+      .string({ error: 'must be a string' })
+      .max(1024, { error: 'must be at most 1024 characters' })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, number>();
@@ -231,18 +273,34 @@ export const proxyConfigSchema = z
     config.rules.forEach((rule, i) => {
       const first = seen.get(rule.name);
       if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'name'], message: `duplicate rule name ${q(rule.name)} (also rules[${first}])` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'name'],
+          message: `duplicate rule name ${q(rule.name)} (also rules[${first}])`,
+        });
       } else seen.set(rule.name, i);
       if (!isProviderRule(rule)) return;
       const other = providers.get(rule.type);
       // Disabled ones count: enabling one must never make a config ambiguous.
-      if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', i, 'type'], message: `at most one ${rule.type} rule per config (also rules[${other}])` });
+      if (other !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'type'],
+          message: `at most one ${rule.type} rule per config (also rules[${other}])`,
+        });
       else providers.set(rule.type, i);
     });
-    const managed = config.rules.flatMap((r) => (isProviderRule(r) && r.enabled ? MANAGED_ENV[r.type].map((name) => [name, r.name] as const) : []));
+    const managed = config.rules.flatMap((r) =>
+      isProviderRule(r) && r.enabled ? MANAGED_ENV[r.type].map((name) => [name, r.name] as const) : [],
+    );
     config.rules.forEach((rule, i) => {
       for (const [name, owner] of managed) {
-        if (name in rule.env_vars) ctx.addIssue({ code: 'custom', path: ['rules', i, 'env_vars', name], message: `is managed by authproxy while rule "${owner}" is enabled` });
+        if (name in rule.env_vars)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rules', i, 'env_vars', name],
+            message: `is managed by authproxy while rule "${owner}" is enabled`,
+          });
       }
     });
   });

@@ -45,7 +45,13 @@ export function loadSources(src: ConfigSources): LoadedSources {
 
 /** Parses and compiles inputs already read, all or nothing (shared by the first load and every reload). */
 function compileInputs(src: ConfigSources, inputs: ReturnType<typeof readInputs>): LoadedSources {
-  const ctx = { secrets: inputs.secrets, unsealer: src.unsealer, sandboxId: src.defaultSandboxId, allowUnboundSeals: src.allowUnboundSeals, gcpTokenUriAllow: src.gcpTokenUriAllow };
+  const ctx = {
+    secrets: inputs.secrets,
+    unsealer: src.unsealer,
+    sandboxId: src.defaultSandboxId,
+    allowUnboundSeals: src.allowUnboundSeals,
+    gcpTokenUriAllow: src.gcpTokenUriAllow,
+  };
   const file = compileFile(parseConfigFile(inputs.text, src.configPath), ctx, src.configPath);
   return { file, secrets: inputs.secrets, fingerprint: inputs.fingerprint };
 }
@@ -74,7 +80,11 @@ export class ConfigWatcher {
     initialFingerprint: string,
     private readonly apply: (loaded: LoadedSources) => ApplyOutcome | undefined,
     private readonly log: Logger,
-    private readonly options: { debounceMs?: number; pollMs?: number; onReload?: (result: 'ok' | 'failed') => void } = {},
+    private readonly options: {
+      debounceMs?: number;
+      pollMs?: number;
+      onReload?: (result: 'ok' | 'failed') => void;
+    } = {},
   ) {
     this.lastSeen = initialFingerprint;
   }
@@ -115,9 +125,15 @@ export class ConfigWatcher {
       this.lastError = undefined;
       if (outcome === 'deferred') return;
       this.options.onReload?.('ok');
-      this.log.info({ file: this.src.configPath, rules: file.default?.rules.length ?? 0, sandboxes: file.sandboxes.size }, 'config reloaded');
+      this.log.info(
+        { file: this.src.configPath, rules: file.default?.rules.length ?? 0, sandboxes: file.sandboxes.size },
+        'config reloaded',
+      );
     } catch (err) {
-      const message = err instanceof AuthProxyError ? err.problems.map((p) => (p.startsWith(this.src.configPath) ? p : `${this.src.configPath}: ${p}`)).join('; ') : errorLine(err);
+      const message =
+        err instanceof AuthProxyError
+          ? err.problems.map((p) => (p.startsWith(this.src.configPath) ? p : `${this.src.configPath}: ${p}`)).join('; ')
+          : errorLine(err);
       // A changed input that was rejected counts once; an input that can't be read counts when its error changes
       // (it is retried on every poll).
       if (fingerprint !== undefined || message !== this.lastError) this.options.onReload?.('failed');

@@ -15,16 +15,32 @@ export type UpstreamVia = 'direct' | 'proxy' | 'proxy_connect';
 
 /** What Envoy should do with one request; the extproc adapter turns it into a ProcessingResponse. */
 export type Outcome =
-  | { readonly kind: 'continue'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[] }
+  | {
+      readonly kind: 'continue';
+      readonly set: ReadonlyArray<readonly [string, string]>;
+      readonly remove: readonly string[];
+    }
   | { readonly kind: 'immediate'; readonly status: number; readonly body: string }
   /**
    * `address`: the checked IP that Envoy must dial (the egress guard's pin); the hostname when no guard runs.
    * `upstream`: with `--upstream-proxy`/`--upstream-no-proxy`, whether Envoy dials it or goes through the proxy.
    */
-  | { readonly kind: 'route'; readonly route: 'intercept' | 'tunnel'; readonly target: Target; readonly address?: string; readonly upstream?: UpstreamVia }
+  | {
+      readonly kind: 'route';
+      readonly route: 'intercept' | 'tunnel';
+      readonly target: Target;
+      readonly address?: string;
+      readonly upstream?: UpstreamVia;
+    }
   /** A `type: rewrite` match: set and remove headers, and dial `dial` (the checked address of the new host) instead. */
   /** `plain`: the destination is another sandbox, reached over plain http (the intercepting listener's plain route). */
-  | { readonly kind: 'rewrite'; readonly set: ReadonlyArray<readonly [string, string]>; readonly remove: readonly string[]; readonly dial: { readonly host: string; readonly port: number }; readonly plain?: boolean }
+  | {
+      readonly kind: 'rewrite';
+      readonly set: ReadonlyArray<readonly [string, string]>;
+      readonly remove: readonly string[];
+      readonly dial: { readonly host: string; readonly port: number };
+      readonly plain?: boolean;
+    }
   /** Hold the request and ask Envoy for its body; `resume` decides once the (first part of the) body is there. */
   | { readonly kind: 'awaitBody'; resume(body: Uint8Array, complete: boolean): Outcome | Promise<Outcome> };
 

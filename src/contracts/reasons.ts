@@ -23,7 +23,16 @@ export const DEFAULT_REFUSAL_BODY = 'egress to this host is not allowed';
 export const CALLBACK_FAILED_BODY = 'callback resolution failed';
 
 /** Why a callback failed; a closed set, used in logs, metrics and the shared cache's failure notices. */
-export const CALLBACK_FAILURE_REASONS = ['status', 'redirect', 'transport', 'timeout', 'too_large', 'malformed', 'invalid_header', 'private_destination'] as const;
+export const CALLBACK_FAILURE_REASONS = [
+  'status',
+  'redirect',
+  'transport',
+  'timeout',
+  'too_large',
+  'malformed',
+  'invalid_header',
+  'private_destination',
+] as const;
 export type CallbackFailureReason = (typeof CALLBACK_FAILURE_REASONS)[number];
 
 const callbackFailed: ReasonRow = { outcomes: ['callback_failed'], status: 502, body: CALLBACK_FAILED_BODY };
@@ -43,7 +52,11 @@ export const DECISION_REASONS = {
   protocol_mismatch: { outcomes: ['refuse'], status: 403 },
   raw_tcp_denied: { outcomes: ['refuse'], status: 403 },
   // The egress guard and sandbox links
-  private_destination: { outcomes: ['refuse', 'callback_failed'], status: 403, body: 'destination resolves to a private address' },
+  private_destination: {
+    outcomes: ['refuse', 'callback_failed'],
+    status: 403,
+    body: 'destination resolves to a private address',
+  },
   unresolvable: { outcomes: ['refuse'], status: 502, body: 'destination could not be resolved' },
   no_sandbox_link: { outcomes: ['refuse'], status: 403, body: 'no sandbox link allows this destination' },
   internal: { outcomes: ['refuse', 'callback_failed'], status: 502 },
@@ -81,7 +94,9 @@ export const DECISION_REASONS = {
 export type DecisionReason = keyof typeof DECISION_REASONS;
 
 const BODIES: ReadonlyMap<string, string> = new Map(
-  Object.entries(DECISION_REASONS as Record<string, ReasonRow>).flatMap(([reason, row]) => (row.body !== undefined && row.outcomes.includes('refuse') ? [[reason, row.body] as const] : [])),
+  Object.entries(DECISION_REASONS as Record<string, ReasonRow>).flatMap(([reason, row]) =>
+    row.body !== undefined && row.outcomes.includes('refuse') ? [[reason, row.body] as const] : [],
+  ),
 );
 
 /** The short text body of a refusal, by reason (the engine's and the ext_proc adapter's own refusals). */

@@ -1,7 +1,16 @@
 import { BlockList, isIP } from 'node:net';
 
 /** What kind of network an address belongs to; everything but `public` is refused unless opened. */
-export type AddressClass = 'public' | 'loopback' | 'private' | 'link_local' | 'cgnat' | 'metadata' | 'unspecified' | 'multicast' | 'reserved';
+export type AddressClass =
+  | 'public'
+  | 'loopback'
+  | 'private'
+  | 'link_local'
+  | 'cgnat'
+  | 'metadata'
+  | 'unspecified'
+  | 'multicast'
+  | 'reserved';
 
 /** Cloud metadata endpoints (AWS/GCP/Azure/OCI, AWS over IPv6, ECS task metadata, Alibaba). */
 export const METADATA_ADDRESSES = ['169.254.169.254', '169.254.170.2', 'fd00:ec2::254', '100.100.100.200'] as const;

@@ -30,7 +30,10 @@ export function parseEgressAllowList(text: string): Cidr[] {
     const max = family === 6 ? 128 : 32;
     const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
     if (family === 0 || extra !== undefined || !(prefix >= 0 && prefix <= max)) {
-      throw new AuthProxyError('usage', `--egress-allow-cidrs: "${raw.slice(0, 64)}" is not a CIDR (like 10.0.0.0/8 or fd00::/8) or an IP address`);
+      throw new AuthProxyError(
+        'usage',
+        `--egress-allow-cidrs: "${raw.slice(0, 64)}" is not a CIDR (like 10.0.0.0/8 or fd00::/8) or an IP address`,
+      );
     }
     out.push({ network: address, prefix, family: family === 6 ? 'ipv6' : 'ipv4' });
   }
@@ -96,7 +99,9 @@ export class EgressGuard {
   async check(host: string): Promise<GuardResult> {
     const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
     if (isIP(bare) !== 0) {
-      return this.allows(bare) ? { ok: true, address: bare } : { ok: false, reason: 'private_destination', detail: `${classifyAddress(bare)} address` };
+      return this.allows(bare)
+        ? { ok: true, address: bare }
+        : { ok: false, reason: 'private_destination', detail: `${classifyAddress(bare)} address` };
     }
     let addresses: readonly string[];
     try {
@@ -106,7 +111,12 @@ export class EgressGuard {
     }
     if (addresses.length === 0) return { ok: false, reason: 'unresolvable', detail: 'no address' };
     const refused = addresses.find((a) => !this.allows(a));
-    if (refused !== undefined) return { ok: false, reason: 'private_destination', detail: `resolves to a ${classifyAddress(refused) ?? 'invalid'} address` };
+    if (refused !== undefined)
+      return {
+        ok: false,
+        reason: 'private_destination',
+        detail: `resolves to a ${classifyAddress(refused) ?? 'invalid'} address`,
+      };
     return { ok: true, address: addresses.find((a) => isIP(a) === 4) ?? addresses[0]! };
   }
 }

@@ -1,6 +1,10 @@
 import type { EgressGuard } from './guard.js';
 
-type LookupCallback = (err: Error | null, address: string | Array<{ address: string; family: number }>, family?: number) => void;
+type LookupCallback = (
+  err: Error | null,
+  address: string | Array<{ address: string; family: number }>,
+  family?: number,
+) => void;
 
 /** A `lookup` for node:net / undici connect options (both call it with `all` set or not). */
 export type GuardedLookup = (hostname: string, options: { all?: boolean }, cb: LookupCallback) => void;

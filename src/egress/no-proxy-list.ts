@@ -13,11 +13,15 @@ import { AuthProxyError } from '../errors.js';
  */
 
 /** One parsed entry. */
-type Entry = { readonly kind: 'all' } | { readonly kind: 'domain'; readonly name: string; readonly self: boolean; readonly port?: number } | { readonly kind: 'ip'; readonly list: BlockList; readonly port?: number };
+type Entry =
+  | { readonly kind: 'all' }
+  | { readonly kind: 'domain'; readonly name: string; readonly self: boolean; readonly port?: number }
+  | { readonly kind: 'ip'; readonly list: BlockList; readonly port?: number };
 
 const LABEL = /^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
-const bad = (entry: string, why: string) => new AuthProxyError('usage', `--upstream-no-proxy: "${entry.slice(0, 80)}" ${why}`);
+const bad = (entry: string, why: string) =>
+  new AuthProxyError('usage', `--upstream-no-proxy: "${entry.slice(0, 80)}" ${why}`);
 
 function parsePort(entry: string, text: string): number {
   const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
@@ -28,7 +32,8 @@ function parsePort(entry: string, text: string): number {
 function ipEntry(entry: string, address: string, prefix: number | undefined, port: number | undefined): Entry {
   const family = isIP(address);
   const max = family === 6 ? 128 : 32;
-  if (prefix !== undefined && !(prefix >= 0 && prefix <= max)) throw bad(entry, `has a prefix length that is not 0..${max}`);
+  if (prefix !== undefined && !(prefix >= 0 && prefix <= max))
+    throw bad(entry, `has a prefix length that is not 0..${max}`);
   const list = new BlockList();
   list.addSubnet(address, prefix ?? max, family === 6 ? 'ipv6' : 'ipv4');
   return port === undefined ? { kind: 'ip', list } : { kind: 'ip', list, port };
@@ -38,7 +43,8 @@ function ipEntry(entry: string, address: string, prefix: number | undefined, por
 function parseEntry(raw: string): Entry {
   const entry = raw.trim().toLowerCase();
   if (entry === '*') return { kind: 'all' };
-  if (/[\s/]/.test(entry) && !/^[0-9a-f:.]+\/\d{1,3}$/.test(entry)) throw bad(raw, 'is not a host, .domain, host:port, IP, CIDR or *');
+  if (/[\s/]/.test(entry) && !/^[0-9a-f:.]+\/\d{1,3}$/.test(entry))
+    throw bad(raw, 'is not a host, .domain, host:port, IP, CIDR or *');
   const cidr = /^([0-9a-f:.]+)\/(\d{1,3})$/.exec(entry);
   if (cidr) {
     if (isIP(cidr[1]!) === 0) throw bad(raw, 'is not a CIDR (like 10.0.0.0/8)');
@@ -48,7 +54,12 @@ function parseEntry(raw: string): Entry {
   const bracketed = /^\[([0-9a-f:.]+)\](?::(\d+))?$/.exec(entry);
   if (bracketed) {
     if (isIP(bracketed[1]!) !== 6) throw bad(raw, 'is not an IPv6 address in brackets');
-    return ipEntry(raw, bracketed[1]!, undefined, bracketed[2] === undefined ? undefined : parsePort(raw, bracketed[2]));
+    return ipEntry(
+      raw,
+      bracketed[1]!,
+      undefined,
+      bracketed[2] === undefined ? undefined : parsePort(raw, bracketed[2]),
+    );
   }
   const colon = entry.lastIndexOf(':');
   const host = colon === -1 ? entry : entry.slice(0, colon);
@@ -56,7 +67,8 @@ function parseEntry(raw: string): Entry {
   if (isIP(host) === 4) return ipEntry(raw, host, undefined, port);
   const self = !host.startsWith('.') && !host.startsWith('*.');
   const name = host.replace(/^\*?\./, '').replace(/\.$/, '');
-  if (name === '' || !name.split('.').every((l) => LABEL.test(l))) throw bad(raw, 'is not a host, .domain, host:port, IP, CIDR or *');
+  if (name === '' || !name.split('.').every((l) => LABEL.test(l)))
+    throw bad(raw, 'is not a host, .domain, host:port, IP, CIDR or *');
   return port === undefined ? { kind: 'domain', name, self } : { kind: 'domain', name, self, port };
 }
 

@@ -16,12 +16,22 @@ const MAX_HEAD = 16 * 1024;
  * token endpoints); callbacks use undici's ProxyAgent. A non-200 answer, a closed or silent proxy fail
  * with a ProxyTunnelError naming the status, never falling back to a direct dial.
  */
-export function openProxyTunnel(proxy: UpstreamProxyUrl, host: string, port: number, timeoutMs = 10_000): Promise<Socket> {
+export function openProxyTunnel(
+  proxy: UpstreamProxyUrl,
+  host: string,
+  port: number,
+  timeoutMs = 10_000,
+): Promise<Socket> {
   const authority = `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
   return new Promise((resolve, reject) => {
     const socket: Socket =
       proxy.scheme === 'https'
-        ? tlsConnect({ host: proxy.host, port: proxy.port, servername: isIP(proxy.host) === 0 ? proxy.host : undefined, ALPNProtocols: ['http/1.1'] })
+        ? tlsConnect({
+            host: proxy.host,
+            port: proxy.port,
+            servername: isIP(proxy.host) === 0 ? proxy.host : undefined,
+            ALPNProtocols: ['http/1.1'],
+          })
         : netConnect({ host: proxy.host, port: proxy.port });
     let head = Buffer.alloc(0);
     const fail = (why: string) => {

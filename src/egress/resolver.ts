@@ -23,7 +23,9 @@ export function serverResolver(address: string): HostResolver {
   const parsed = parseListenAddress(address, '--dns-resolver');
   if (parsed.kind !== 'tcp') throw new AuthProxyError('usage', '--dns-resolver must be host:port');
   const resolver = new dns.Resolver({ timeout: 2000, tries: 2 });
-  resolver.setServers([parsed.host.includes(':') ? `[${parsed.host}]:${parsed.port}` : `${parsed.host}:${parsed.port}`]);
+  resolver.setServers([
+    parsed.host.includes(':') ? `[${parsed.host}]:${parsed.port}` : `${parsed.host}:${parsed.port}`,
+  ]);
   const family = (query: Promise<string[]>) =>
     query.catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENODATA' || err.code === 'ENOTFOUND') return [] as string[];

@@ -30,14 +30,16 @@ export function parseUpstreamProxy(text: string): UpstreamProxyUrl {
   }
   const scheme = url.protocol.slice(0, -1);
   if (scheme !== 'http' && scheme !== 'https') throw bad(`scheme "${scheme.slice(0, 16)}" must be http or https`);
-  if (url.username !== '' || url.password !== '') throw bad('must not contain credentials (user:password@); authproxy does not authenticate to the proxy');
+  if (url.username !== '' || url.password !== '')
+    throw bad('must not contain credentials (user:password@); authproxy does not authenticate to the proxy');
   if (url.hostname === '') throw bad('has no host');
   // URL drops a port equal to the scheme's default, so the text itself is checked for one.
   const explicitPort = /^[a-z]+:\/\/(\[[^\]]*\]|[^/:?#]*):(\d+)(?:[/?#]|$)/i.exec(text.trim());
   if (!explicitPort) throw bad('must name a port, like http://proxy.corp.example:3128');
   const port = Number(explicitPort[2]);
   if (!(port >= 1 && port <= 65535)) throw bad('port must be 1..65535');
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') throw bad('must not have a path, query or fragment');
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '')
+    throw bad('must not have a path, query or fragment');
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const shown = isIP(host) === 6 ? `[${host}]` : host;
   return { scheme, host, port, url: `${scheme}://${shown}:${port}` };

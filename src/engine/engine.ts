@@ -83,10 +83,17 @@ export class Engine {
           if (debug)
             this.trace(sandboxId, req, 'rewrite', {
               rule: decision.rule.name,
-              to: decision.rule.rewrite.sandbox ? `sandbox ${decision.rule.rewrite.host}:${decision.rule.rewrite.port}` : decision.rule.rewrite.authority,
+              to: decision.rule.rewrite.sandbox
+                ? `sandbox ${decision.rule.rewrite.host}:${decision.rule.rewrite.port}`
+                : decision.rule.rewrite.authority,
               credentials: decision.rule.rewrite.credentials,
             });
-          return rewriteOutcome(decision.rule, decision.rule.rewrite, extras, { egress: this.egress, log: this.log, metrics: this.metrics, sandboxId });
+          return rewriteOutcome(decision.rule, decision.rule.rewrite, extras, {
+            egress: this.egress,
+            log: this.log,
+            metrics: this.metrics,
+            sandboxId,
+          });
         }
         this.metrics?.decision('inject', 'rule');
         if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name });
@@ -97,9 +104,15 @@ export class Engine {
         if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name, provider: decision.outcome });
         if (!provider) {
           this.metrics?.decision('refuse', 'internal');
-          return { kind: 'immediate', status: 502, body: `${decision.outcome === 'aws' ? 'AWS' : 'Google Cloud'} credentials are not available` };
+          return {
+            kind: 'immediate',
+            status: 502,
+            body: `${decision.outcome === 'aws' ? 'AWS' : 'Google Cloud'} credentials are not available`,
+          };
         }
-        return decision.outcome === 'aws' ? this.cloud.aws!.handle(decision, req, extras, sandboxId) : this.cloud.gcp!.handle(decision, req, extras, sandboxId);
+        return decision.outcome === 'aws'
+          ? this.cloud.aws!.handle(decision, req, extras, sandboxId)
+          : this.cloud.gcp!.handle(decision, req, extras, sandboxId);
       }
       case 'azure':
         if (debug) this.trace(sandboxId, req, 'inject', { rule: decision.rule.name, provider: 'azure' });
@@ -121,17 +134,38 @@ export class Engine {
    * With `original` (transparent mode: a redirected connection), the transparent rules come first and the
    * guard checks and pins the original destination address instead of resolving the name.
    */
-  route(method: string, authority: string, sandboxId: string | undefined, original?: OriginalDestination): Outcome | Promise<Outcome> {
+  route(
+    method: string,
+    authority: string,
+    sandboxId: string | undefined,
+    original?: OriginalDestination,
+  ): Outcome | Promise<Outcome> {
     const policy = sandboxId === undefined ? undefined : this.source.policyFor(sandboxId);
-    const decision = original ? captureDecision(policy, method, authority, original, this.egress) : decideRoute(policy, method, authority);
-    if (decision instanceof Promise) return decision.then((d) => this.pinRoute(d, method, authority, sandboxId, original));
+    const decision = original
+      ? captureDecision(policy, method, authority, original, this.egress)
+      : decideRoute(policy, method, authority);
+    if (decision instanceof Promise)
+      return decision.then((d) => this.pinRoute(d, method, authority, sandboxId, original));
     return this.pinRoute(decision, method, authority, sandboxId, original);
   }
 
-  private pinRoute(decision: SettledCapture, method: string, authority: string, sandboxId: string | undefined, original: OriginalDestination | undefined): Outcome | Promise<Outcome> {
+  private pinRoute(
+    decision: SettledCapture,
+    method: string,
+    authority: string,
+    sandboxId: string | undefined,
+    original: OriginalDestination | undefined,
+  ): Outcome | Promise<Outcome> {
     if (this.log.isLevelEnabled('debug')) {
       this.log.debug(
-        { sandbox: sandboxId ?? '(ambiguous)', method, authority, phase: original ? `capture_${original.kind}` : 'connect', outcome: decision.outcome, reason: 'reason' in decision ? decision.reason : undefined },
+        {
+          sandbox: sandboxId ?? '(ambiguous)',
+          method,
+          authority,
+          phase: original ? `capture_${original.kind}` : 'connect',
+          outcome: decision.outcome,
+          reason: 'reason' in decision ? decision.reason : undefined,
+        },
         'decision',
       );
     }
@@ -145,15 +179,33 @@ export class Engine {
     return this.egress.check(original?.address ?? target.host).then((checked): Outcome => {
       if (checked.ok) {
         const via = this.egress!.upstream?.via(target.host, target.port, checked.address, method);
-        return via === undefined ? { kind: 'route', route, target, address: checked.address } : { kind: 'route', route, target, address: checked.address, upstream: via };
+        return via === undefined
+          ? { kind: 'route', route, target, address: checked.address }
+          : { kind: 'route', route, target, address: checked.address, upstream: via };
       }
       this.metrics?.decision('refuse', checked.reason);
-      this.log.info({ sandbox: sandboxId ?? '(ambiguous)', host: target.host, port: target.port, reason: checked.reason, detail: checked.detail }, 'egress refused');
-      return checked.reason === 'unresolvable' ? { kind: 'immediate', status: 502, body: refusalBody('unresolvable') } : { kind: 'immediate', status: 403, body: refusalBody('private_destination') };
+      this.log.info(
+        {
+          sandbox: sandboxId ?? '(ambiguous)',
+          host: target.host,
+          port: target.port,
+          reason: checked.reason,
+          detail: checked.detail,
+        },
+        'egress refused',
+      );
+      return checked.reason === 'unresolvable'
+        ? { kind: 'immediate', status: 502, body: refusalBody('unresolvable') }
+        : { kind: 'immediate', status: 403, body: refusalBody('private_destination') };
     });
   }
 
-  private viaCallback(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string, debug: boolean): Outcome | Promise<Outcome> {
+  private viaCallback(
+    decision: Extract<Decision, { outcome: 'callback' }>,
+    req: PolicyRequest,
+    sandboxId: string,
+    debug: boolean,
+  ): Outcome | Promise<Outcome> {
     const found = this.resolver.lookup(decision.callback, decision.target, sandboxId);
     if (!(found instanceof Promise)) {
       this.metrics?.decision('inject', 'callback');
@@ -163,13 +215,23 @@ export class Engine {
     return found.then(
       (entry) => {
         this.metrics?.decision('inject', 'callback');
-        if (this.log.isLevelEnabled('debug')) this.trace(sandboxId, req, 'inject', { callback: redactUrl(decision.callback.url), cache: 'miss' });
+        if (this.log.isLevelEnabled('debug'))
+          this.trace(sandboxId, req, 'inject', { callback: redactUrl(decision.callback.url), cache: 'miss' });
         return injected(entry);
       },
       (err: unknown) => {
         const reason = err instanceof CallbackFailure ? err.reason : 'internal';
         this.metrics?.decision('callback_failed', reason);
-        this.log.warn({ sandbox: sandboxId, host: decision.target.host, callback: redactUrl(decision.callback.url), reason, err: errMessage(err) }, 'callback resolution failed');
+        this.log.warn(
+          {
+            sandbox: sandboxId,
+            host: decision.target.host,
+            callback: redactUrl(decision.callback.url),
+            reason,
+            err: errMessage(err),
+          },
+          'callback resolution failed',
+        );
         return { kind: 'immediate', status: 502, body: CALLBACK_FAILED_BODY } as const;
       },
     );
@@ -180,13 +242,26 @@ export class Engine {
    * a body is held and its body asked for first; one without a body (or an adapter that can't give one)
    * is decided at once. Fails closed like any callback: 502, nothing injected.
    */
-  private viaFullRequest(decision: Extract<Decision, { outcome: 'callback' }>, req: PolicyRequest, sandboxId: string, extras: RequestExtras | undefined): Outcome | Promise<Outcome> {
+  private viaFullRequest(
+    decision: Extract<Decision, { outcome: 'callback' }>,
+    req: PolicyRequest,
+    sandboxId: string,
+    extras: RequestExtras | undefined,
+  ): Outcome | Promise<Outcome> {
     const call = (body: Uint8Array, complete: boolean): Promise<Outcome> => {
-      const snapshot = buildSnapshot({ method: req.method, scheme: req.scheme, path: req.path, headers: extras?.headers() ?? {}, body, complete }, decision.target);
+      const snapshot = buildSnapshot(
+        { method: req.method, scheme: req.scheme, path: req.path, headers: extras?.headers() ?? {}, body, complete },
+        decision.target,
+      );
       return this.resolver.callFull(decision.callback, decision.target, sandboxId, snapshot).then(
         (headers) => {
           this.metrics?.decision('inject', 'callback');
-          if (this.log.isLevelEnabled('debug')) this.trace(sandboxId, req, 'inject', { callback: redactUrl(decision.callback.url), cache: 'full_request', body_bytes: body.byteLength });
+          if (this.log.isLevelEnabled('debug'))
+            this.trace(sandboxId, req, 'inject', {
+              callback: redactUrl(decision.callback.url),
+              cache: 'full_request',
+              body_bytes: body.byteLength,
+            });
           return { kind: 'continue', set: headers, remove: ALWAYS_REMOVE } as const;
         },
         (err: unknown) => this.callbackFailed(err, decision, sandboxId),
@@ -197,10 +272,23 @@ export class Engine {
   }
 
   /** The one way a failed callback ends: a warning naming the reason (never a value) and the contract's 502. */
-  private callbackFailed(err: unknown, decision: Extract<Decision, { outcome: 'callback' }>, sandboxId: string): Outcome {
+  private callbackFailed(
+    err: unknown,
+    decision: Extract<Decision, { outcome: 'callback' }>,
+    sandboxId: string,
+  ): Outcome {
     const reason = err instanceof CallbackFailure ? err.reason : 'internal';
     this.metrics?.decision('callback_failed', reason);
-    this.log.warn({ sandbox: sandboxId, host: decision.target.host, callback: redactUrl(decision.callback.url), reason, err: errMessage(err) }, 'callback resolution failed');
+    this.log.warn(
+      {
+        sandbox: sandboxId,
+        host: decision.target.host,
+        callback: redactUrl(decision.callback.url),
+        reason,
+        err: errMessage(err),
+      },
+      'callback resolution failed',
+    );
     return { kind: 'immediate', status: 502, body: CALLBACK_FAILED_BODY };
   }
 

@@ -28,11 +28,20 @@ export const REWRITE_VIA_PROXY = 'rewrite rules to another host do not work thro
  * address checked here, with `:authority` (so SNI and certificate validation) set to the new host. The
  * sandbox's credential headers are stripped, redacted or kept, then the rule's headers are set.
  */
-export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, extras: RequestExtras | undefined, ctx: RewriteContext): Outcome | Promise<Outcome> {
+export function rewriteOutcome(
+  rule: CompiledRule,
+  rewrite: CompiledRewrite,
+  extras: RequestExtras | undefined,
+  ctx: RewriteContext,
+): Outcome | Promise<Outcome> {
   if (rewrite.sandbox) return sandboxOutcome(rule, rewrite, rewrite.sandbox, extras, ctx);
   // Without the sandbox's headers (an adapter that can't give them) a redaction can't be done: strip instead.
   const sent = () => extras?.headers() ?? {};
-  const mutation = rewriteMutation(extras || rewrite.credentials !== 'redact' ? rewrite : { ...rewrite, credentials: 'strip' }, rule.pairs, sent);
+  const mutation = rewriteMutation(
+    extras || rewrite.credentials !== 'redact' ? rewrite : { ...rewrite, credentials: 'strip' },
+    rule.pairs,
+    sent,
+  );
   const done = (address: string): Outcome => {
     ctx.metrics?.decision('inject', 'rewrite');
     return { kind: 'rewrite', set: mutation.set, remove: mutation.remove, dial: { host: address, port: rewrite.port } };
@@ -47,8 +56,22 @@ export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, ext
   return ctx.egress.check(rewrite.host).then((checked): Outcome => {
     if (checked.ok) return done(checked.address);
     ctx.metrics?.decision('refuse', checked.reason);
-    ctx.log.info({ sandbox: ctx.sandboxId, rule: rule.name, host: rewrite.host, port: rewrite.port, reason: checked.reason, detail: checked.detail }, 'rewrite destination refused');
-    return { kind: 'immediate', status: checked.reason === 'unresolvable' ? 502 : 403, body: checked.reason === 'unresolvable' ? UNRESOLVABLE : PRIVATE };
+    ctx.log.info(
+      {
+        sandbox: ctx.sandboxId,
+        rule: rule.name,
+        host: rewrite.host,
+        port: rewrite.port,
+        reason: checked.reason,
+        detail: checked.detail,
+      },
+      'rewrite destination refused',
+    );
+    return {
+      kind: 'immediate',
+      status: checked.reason === 'unresolvable' ? 502 : 403,
+      body: checked.reason === 'unresolvable' ? UNRESOLVABLE : PRIVATE,
+    };
   });
 }
 
@@ -58,16 +81,35 @@ export function rewriteOutcome(rule: CompiledRule, rewrite: CompiledRewrite, ext
  * request plain (`plain`), which the intercepting listener routes to its plain-http cluster. The operator
  * registered the address, so the egress guard's private-address refusal does not apply to it.
  */
-function sandboxOutcome(rule: CompiledRule, rewrite: CompiledRewrite, to: SandboxDestination, extras: RequestExtras | undefined, ctx: RewriteContext): Outcome {
+function sandboxOutcome(
+  rule: CompiledRule,
+  rewrite: CompiledRewrite,
+  to: SandboxDestination,
+  extras: RequestExtras | undefined,
+  ctx: RewriteContext,
+): Outcome {
   const address = to.links.dial(to.from, to.to, rewrite.port);
   if (address === undefined) {
     ctx.metrics?.decision('refuse', 'no_sandbox_link');
-    ctx.log.info({ sandbox: ctx.sandboxId, rule: rule.name, to: to.to, port: rewrite.port }, 'rewrite to sandbox refused: no link allows it');
+    ctx.log.info(
+      { sandbox: ctx.sandboxId, rule: rule.name, to: to.to, port: rewrite.port },
+      'rewrite to sandbox refused: no link allows it',
+    );
     return { kind: 'immediate', status: 403, body: NO_SANDBOX_LINK };
   }
   const sent = () => extras?.headers() ?? {};
-  const effective = { ...rewrite, authority: sandboxAuthority(address, rewrite.port), ...(extras || rewrite.credentials !== 'redact' ? {} : { credentials: 'strip' as const }) };
+  const effective = {
+    ...rewrite,
+    authority: sandboxAuthority(address, rewrite.port),
+    ...(extras || rewrite.credentials !== 'redact' ? {} : { credentials: 'strip' as const }),
+  };
   const mutation = rewriteMutation(effective, rule.pairs, sent);
   ctx.metrics?.decision('inject', 'rewrite');
-  return { kind: 'rewrite', set: mutation.set, remove: mutation.remove, dial: { host: address, port: rewrite.port }, plain: true };
+  return {
+    kind: 'rewrite',
+    set: mutation.set,
+    remove: mutation.remove,
+    dial: { host: address, port: rewrite.port },
+    plain: true,
+  };
 }

@@ -1,9 +1,31 @@
 import { stringify } from 'yaml';
 import { BODY_LIMIT, DIAL_HOST, DIAL_PORT, ROUTE_HEADER } from '../contracts/envoy.js';
-import { accessLog, connectUpgrade, dfpFilter, dialPin, dnsCache, extProc, router, routeOn, SAFE_RETRY, sandboxRoute, typed, type ExtProcPhase } from './filters.js';
+import {
+  accessLog,
+  connectUpgrade,
+  dfpFilter,
+  dialPin,
+  dnsCache,
+  extProc,
+  router,
+  routeOn,
+  SAFE_RETRY,
+  sandboxRoute,
+  typed,
+  type ExtProcPhase,
+} from './filters.js';
 import { grpcService, authproxyCluster, internalCluster } from './clusters.js';
 import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
-import { connectTunnelRoutes, customResponseFilter, httpTunnelRoutes, innerRoutes, interceptLocalReply, upstreamConnectListeners, upstreamFilterState, upstreamProxyClusters } from './upstream-proxy.js';
+import {
+  connectTunnelRoutes,
+  customResponseFilter,
+  httpTunnelRoutes,
+  innerRoutes,
+  interceptLocalReply,
+  upstreamConnectListeners,
+  upstreamFilterState,
+  upstreamProxyClusters,
+} from './upstream-proxy.js';
 
 /** The intercepting listener's per-connection buffer limit: what BUFFERED_PARTIAL hands authproxy of a body. */
 export const INTERCEPT_BUFFER_LIMIT = BODY_LIMIT;
@@ -17,12 +39,16 @@ export type { BootstrapOptions } from './options.js';
  * mutation rules already refuse `host`, pseudo-headers and `x-envoy-*` by default; RE2's program size
  * limit (100) is why this list is written compactly.
  */
-const RESERVED = '^(te|trailer|upgrade|expect|(proxy-)?connection|keep-alive|content-length|transfer-encoding|x-authproxy-.*)$';
+const RESERVED =
+  '^(te|trailer|upgrade|expect|(proxy-)?connection|keep-alive|content-length|transfer-encoding|x-authproxy-.*)$';
 
 /** Sets filter state from authproxy's dynamic metadata; `ONCE`: the internal listener's connection inherits it. */
 const fromMetadata = (key: string, field: string, shared: 'ONCE' | 'NONE' = 'ONCE') => ({
   object_key: key,
-  format_string: { text_format_source: { inline_string: `%DYNAMIC_METADATA(authproxy:${field})%` }, omit_empty_values: true },
+  format_string: {
+    text_format_source: { inline_string: `%DYNAMIC_METADATA(authproxy:${field})%` },
+    omit_empty_values: true,
+  },
   shared_with_upstream: shared,
   skip_if_empty: true,
 });
@@ -42,7 +68,13 @@ export interface OuterHcmVariant {
   readonly stripOnForward: readonly string[];
 }
 
-const FORWARD_HCM: OuterHcmVariant = { statPrefix: 'forward_proxy', logPrefix: 'outer', phase: 'connect', mutations: [], stripOnForward: [] };
+const FORWARD_HCM: OuterHcmVariant = {
+  statPrefix: 'forward_proxy',
+  logPrefix: 'outer',
+  phase: 'connect',
+  mutations: [],
+  stripOnForward: [],
+};
 
 /**
  * The outer listener's HTTP connection manager: CONNECTs and plain-http requests are decided by
@@ -62,10 +94,15 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
       early_header_mutation_extensions: [
         {
           name: 'envoy.http.early_header_mutation.header_mutation',
-          typed_config: typed('envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation', { mutations: [{ remove: ROUTE_HEADER }, ...variant.mutations] }),
+          typed_config: typed('envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation', {
+            mutations: [{ remove: ROUTE_HEADER }, ...variant.mutations],
+          }),
         },
       ],
-      access_log: accessLog(variant.logPrefix, '%REQ(:METHOD)% %REQ(:AUTHORITY)% route=%ROUTE_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%'),
+      access_log: accessLog(
+        variant.logPrefix,
+        '%REQ(:METHOD)% %REQ(:AUTHORITY)% route=%ROUTE_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%',
+      ),
       route_config: {
         name: 'forward_proxy',
         virtual_hosts: [
@@ -73,21 +110,37 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
             name: 'all',
             domains: ['*'],
             routes: [
-              { name: 'connect_intercept', match: { connect_matcher: {}, headers: routeOn('intercept') }, route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade } },
+              {
+                name: 'connect_intercept',
+                match: { connect_matcher: {}, headers: routeOn('intercept') },
+                route: { cluster: 'intercept_internal', upgrade_configs: connectUpgrade },
+              },
               // With --upstream-proxy: direct routes for authproxy's `direct` answers, then the proxied ones.
-              ...connectTunnelRoutes(opts, { name: 'connect_tunnel', match: { connect_matcher: {}, headers: routeOn('tunnel') }, route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade } }, [
-                ROUTE_HEADER,
-                'proxy-authorization',
-                ...variant.stripOnForward,
-              ]),
-              { name: 'connect_refuse', match: { connect_matcher: {} }, direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } } },
+              ...connectTunnelRoutes(
+                opts,
+                {
+                  name: 'connect_tunnel',
+                  match: { connect_matcher: {}, headers: routeOn('tunnel') },
+                  route: { cluster: 'dfp_plain', upgrade_configs: connectUpgrade },
+                },
+                [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward],
+              ),
+              {
+                name: 'connect_refuse',
+                match: { connect_matcher: {} },
+                direct_response: { status: 403, body: { inline_string: 'authproxy: CONNECT refused\n' } },
+              },
               ...httpTunnelRoutes(opts, {
                 name: 'http_tunnel',
                 match: { prefix: '/', headers: routeOn('tunnel') },
                 request_headers_to_remove: [ROUTE_HEADER, 'proxy-authorization', ...variant.stripOnForward],
                 route: { cluster: 'dfp_plain', timeout: '300s', retry_policy: SAFE_RETRY },
               }),
-              { name: 'http_refuse', match: { prefix: '/' }, direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } } },
+              {
+                name: 'http_refuse',
+                match: { prefix: '/' },
+                direct_response: { status: 403, body: { inline_string: 'authproxy: request refused\n' } },
+              },
             ],
           },
         ],
@@ -95,7 +148,11 @@ export function outerHcm(opts: BootstrapOptions, variant: OuterHcmVariant = FORW
       http_filters: [
         extProc(opts, variant.phase, {
           route_cache_action: 'CLEAR',
-          mutation_rules: { disallow_all: true, allow_expression: { regex: `^${ROUTE_HEADER}$` }, disallow_is_error: true },
+          mutation_rules: {
+            disallow_all: true,
+            allow_expression: { regex: `^${ROUTE_HEADER}$` },
+            disallow_is_error: true,
+          },
           metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
         }),
         {
@@ -141,18 +198,30 @@ export function innerListener(opts: BootstrapOptions) {
   const mutationRules = opts.credentialHeaders
     ? {
         disallow_all: true,
-        allow_expression: { regex: `^(${[...new Set([...opts.credentialHeaders.map((h) => h.toLowerCase()), ...CREDENTIAL_HEADERS])].map((h) => h.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')}|:authority)$` },
+        allow_expression: {
+          regex: `^(${[...new Set([...opts.credentialHeaders.map((h) => h.toLowerCase()), ...CREDENTIAL_HEADERS])].map((h) => h.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')).join('|')}|:authority)$`,
+        },
         disallow_is_error: true,
       }
     : // The pseudo-headers authproxy sets: `:authority` for a rewrite rule, `:path` for a `type: azure` SAS rule
       // (the SAS is appended to the query); every other one stays refused.
-      { disallow_system: true, allow_expression: { regex: '^(:authority|:path)$' }, disallow_expression: { regex: RESERVED }, disallow_is_error: true };
+      {
+        disallow_system: true,
+        allow_expression: { regex: '^(:authority|:path)$' },
+        disallow_expression: { regex: RESERVED },
+        disallow_is_error: true,
+      };
   return {
     name: 'intercept_tls',
     internal_listener: {},
     // The buffer limit is what BUFFERED_PARTIAL hands authproxy of a body (AWS re-signing hashes up to 16 MiB).
     per_connection_buffer_limit_bytes: INTERCEPT_BUFFER_LIMIT,
-    listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: typed('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector') }],
+    listener_filters: [
+      {
+        name: 'envoy.filters.listener.tls_inspector',
+        typed_config: typed('envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector'),
+      },
+    ],
     filter_chains: [
       {
         transport_socket_connect_timeout: '10s',
@@ -165,17 +234,26 @@ export function innerListener(opts: BootstrapOptions) {
               alpn_protocols: ['h2', 'http/1.1'],
               custom_tls_certificate_selector: {
                 name: 'envoy.tls.certificate_selectors.on_demand_secret',
-                typed_config: typed('envoy.extensions.transport_sockets.tls.cert_selectors.on_demand_secret.v3.Config', {
-                  config_source: {
-                    resource_api_version: 'V3',
-                    initial_fetch_timeout: '5s',
-                    api_config_source: { api_type: 'DELTA_GRPC', transport_api_version: 'V3', grpc_services: [grpcService(opts.sandboxId)] },
+                typed_config: typed(
+                  'envoy.extensions.transport_sockets.tls.cert_selectors.on_demand_secret.v3.Config',
+                  {
+                    config_source: {
+                      resource_api_version: 'V3',
+                      initial_fetch_timeout: '5s',
+                      api_config_source: {
+                        api_type: 'DELTA_GRPC',
+                        transport_api_version: 'V3',
+                        grpc_services: [grpcService(opts.sandboxId)],
+                      },
+                    },
+                    certificate_mapper: {
+                      name: 'envoy.tls.certificate_mappers.sni',
+                      typed_config: typed('envoy.extensions.transport_sockets.tls.cert_mappers.sni.v3.SNI', {
+                        default_value: 'no-sni.invalid',
+                      }),
+                    },
                   },
-                  certificate_mapper: {
-                    name: 'envoy.tls.certificate_mappers.sni',
-                    typed_config: typed('envoy.extensions.transport_sockets.tls.cert_mappers.sni.v3.SNI', { default_value: 'no-sni.invalid' }),
-                  },
-                }),
+                ),
               },
             },
           }),
@@ -194,14 +272,32 @@ export function innerListener(opts: BootstrapOptions) {
               strip_any_host_port: true,
               strip_trailing_host_dot: true,
               ...interceptLocalReply(opts),
-              access_log: accessLog('inner', '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%'),
+              access_log: accessLog(
+                'inner',
+                '%REQ(:METHOD)% %REQ(:AUTHORITY)% sni=%REQUESTED_SERVER_NAME% -> %RESPONSE_CODE% %RESPONSE_CODE_DETAILS% up=%UPSTREAM_HOST%',
+              ),
               route_config: {
                 name: 'intercept',
-                virtual_hosts: [{ name: 'all', domains: ['*'], routes: [sandboxRoute(), ...innerRoutes(opts, { match: { prefix: '/' }, route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY } })] }],
+                virtual_hosts: [
+                  {
+                    name: 'all',
+                    domains: ['*'],
+                    routes: [
+                      sandboxRoute(),
+                      ...innerRoutes(opts, {
+                        match: { prefix: '/' },
+                        route: { cluster: 'dfp_tls', timeout: '300s', retry_policy: SAFE_RETRY },
+                      }),
+                    ],
+                  },
+                ],
               },
               http_filters: [
                 extProc(opts, 'inject', {
-                  request_attributes: ['connection.requested_server_name', 'filter_state["authproxy.connect_authority"]'],
+                  request_attributes: [
+                    'connection.requested_server_name',
+                    'filter_state["authproxy.connect_authority"]',
+                  ],
                   mutation_rules: mutationRules,
                   // Only `full_request` callbacks ask for a body (mode_override from the request_headers answer);
                   // every other request stays headers-only.
@@ -225,41 +321,70 @@ export function innerListener(opts: BootstrapOptions) {
  * The bootstrap document both modes share (node, runtime, internal listeners, authproxy and upstream
  * clusters) around the listeners a mode brings; `extraClusters` go after the intercept cluster.
  */
-export function bootstrapDocument(opts: BootstrapOptions, listeners: readonly object[], extraClusters: readonly object[] = []) {
+export function bootstrapDocument(
+  opts: BootstrapOptions,
+  listeners: readonly object[],
+  extraClusters: readonly object[] = [],
+) {
   const dfpCluster = (name: string, extra: object) => ({
     name,
     connect_timeout: '5s',
     lb_policy: 'CLUSTER_PROVIDED',
     cluster_type: {
       name: 'envoy.clusters.dynamic_forward_proxy',
-      typed_config: typed('envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig', { dns_cache_config: dnsCache(opts) }),
+      typed_config: typed('envoy.extensions.clusters.dynamic_forward_proxy.v3.ClusterConfig', {
+        dns_cache_config: dnsCache(opts),
+      }),
     },
     ...extra,
   });
   /** How origins are verified (TLS, SNI and SAN from the request's host), directly or inside a proxy's tunnel. */
   const upstreamTls = {
     typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
-        upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true },
-        auto_config: { http_protocol_options: {}, http2_protocol_options: {} },
-      }),
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        {
+          upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true },
+          auto_config: { http_protocol_options: {}, http2_protocol_options: {} },
+        },
+      ),
     },
     transport_socket: {
       name: 'envoy.transport_sockets.tls',
       typed_config: typed('envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext', {
-        common_tls_context: { alpn_protocols: ['h2', 'http/1.1'], validation_context: { trusted_ca: { filename: opts.caBundle } } },
+        common_tls_context: {
+          alpn_protocols: ['h2', 'http/1.1'],
+          validation_context: { trusted_ca: { filename: opts.caBundle } },
+        },
       }),
     },
   };
   const bootstrap = {
     node: { id: `authproxy-sidecar-${opts.sandboxId}`, cluster: 'authproxy-sidecar' },
-    ...(opts.adminPort !== undefined ? { admin: { address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort } } } } : {}),
+    ...(opts.adminPort !== undefined
+      ? { admin: { address: { socket_address: { address: '127.0.0.1', port_value: opts.adminPort } } } }
+      : {}),
     // ext_proc streams end with a half-close and authproxy's OK status instead of an RST_STREAM per
     // request: Node's HTTP/2 (nghttp2) answers more than ~1,000 resets per connection (33/s sustained)
     // with GOAWAY, and the streams in flight then fail (measured: 9 of 4,000 requests at 8 in flight).
     // RE2's program size limit (100 by default) is raised for the strict mutation rules' list of header names.
-    layered_runtime: { layers: [{ name: 'static', static_layer: { 'envoy.reloadable_features.ext_proc_graceful_grpc_close': true, 're2.max_program_size.error_level': 1000 } }] },
-    bootstrap_extensions: [{ name: 'envoy.bootstrap.internal_listener', typed_config: typed('envoy.extensions.bootstrap.internal_listener.v3.InternalListener') }],
+    layered_runtime: {
+      layers: [
+        {
+          name: 'static',
+          static_layer: {
+            'envoy.reloadable_features.ext_proc_graceful_grpc_close': true,
+            're2.max_program_size.error_level': 1000,
+          },
+        },
+      ],
+    },
+    bootstrap_extensions: [
+      {
+        name: 'envoy.bootstrap.internal_listener',
+        typed_config: typed('envoy.extensions.bootstrap.internal_listener.v3.InternalListener'),
+      },
+    ],
     static_resources: {
       listeners: [...listeners, ...upstreamConnectListeners(opts)],
       clusters: [

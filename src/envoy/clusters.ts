@@ -38,24 +38,49 @@ export const AUTHPROXY_HTTP2 = { connection_keepalive: { interval: '30s', timeou
  */
 export function authproxyCluster(address: string, tls: AuthproxyTls | undefined) {
   const parsed = parseListenAddress(address, '--authproxy');
-  if (parsed.kind === 'tcp' && !tls) throw new Error('--authproxy on TCP needs --authproxy-tls-cert, --authproxy-tls-key and --authproxy-tls-ca (mTLS)');
-  const endpoint = parsed.kind === 'unix' ? { pipe: { path: parsed.path } } : { socket_address: { address: parsed.host, port_value: parsed.port } };
+  if (parsed.kind === 'tcp' && !tls)
+    throw new Error('--authproxy on TCP needs --authproxy-tls-cert, --authproxy-tls-key and --authproxy-tls-ca (mTLS)');
+  const endpoint =
+    parsed.kind === 'unix'
+      ? { pipe: { path: parsed.path } }
+      : { socket_address: { address: parsed.host, port_value: parsed.port } };
   return {
     name: 'authproxy',
     type: parsed.kind === 'unix' ? 'STATIC' : 'STRICT_DNS',
     connect_timeout: '1s',
     typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
-        explicit_http_config: { http2_protocol_options: AUTHPROXY_HTTP2 },
-      }),
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        {
+          explicit_http_config: { http2_protocol_options: AUTHPROXY_HTTP2 },
+        },
+      ),
     },
-    load_assignment: { cluster_name: 'authproxy', endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }] },
+    load_assignment: {
+      cluster_name: 'authproxy',
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: endpoint } }] }],
+    },
     // Several replicas (STRICT_DNS answering with more than one address): without these, Envoy kept
     // sending half the ext_proc streams to a killed replica (500s until it came back; npm run chaos,
     // replica-kill). A connection failure ejects a replica at once, the grpc.health.v1 check (authproxy
     // serves it) finds a hung one; a lone endpoint is still used when unhealthy (Envoy's panic mode).
-    health_checks: [{ timeout: '1s', interval: '2s', no_traffic_interval: '2s', unhealthy_threshold: 2, healthy_threshold: 1, grpc_health_check: {} }],
-    outlier_detection: { split_external_local_origin_errors: true, consecutive_local_origin_failure: 1, interval: '1s', base_ejection_time: '5s', max_ejection_percent: 50 },
+    health_checks: [
+      {
+        timeout: '1s',
+        interval: '2s',
+        no_traffic_interval: '2s',
+        unhealthy_threshold: 2,
+        healthy_threshold: 1,
+        grpc_health_check: {},
+      },
+    ],
+    outlier_detection: {
+      split_external_local_origin_errors: true,
+      consecutive_local_origin_failure: 1,
+      interval: '1s',
+      base_ejection_time: '5s',
+      max_ejection_percent: 50,
+    },
     ...(tls && parsed.kind === 'tcp'
       ? {
           transport_socket: {
@@ -83,11 +108,19 @@ export function internalCluster(name: string, listener: string) {
     // downstream connections, a spare one made for tunnel A was handed to tunnel B, whose requests then
     // failed the host/SNI/CONNECT agreement (421). Seen with keep-alive SDKs (AWS JS v3, boto3) and 2+ hosts.
     connection_pool_per_downstream_connection: true,
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: listener } } } }] }] },
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [
+        { lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: listener } } } }] },
+      ],
+    },
     transport_socket: {
       name: 'envoy.transport_sockets.internal_upstream',
       typed_config: typed('envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport', {
-        transport_socket: { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') },
+        transport_socket: {
+          name: 'envoy.transport_sockets.raw_buffer',
+          typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer'),
+        },
       }),
     },
   };

@@ -16,7 +16,9 @@ export const seconds = (ms: number) => `${(ms / 1000).toFixed(3)}s`;
 
 /** The dynamic forward proxy's DNS cache: c-ares, IPv4 first, the test resolver when `--dns-resolver` names one. */
 export function dnsCache(opts: BootstrapOptions) {
-  const cares: Record<string, unknown> = { dns_resolver_options: { use_tcp_for_dns_lookups: false, no_default_search_domain: true } };
+  const cares: Record<string, unknown> = {
+    dns_resolver_options: { use_tcp_for_dns_lookups: false, no_default_search_domain: true },
+  };
   if (opts.dnsResolver) {
     const dns = parseListenAddress(opts.dnsResolver, '--dns-resolver');
     if (dns.kind !== 'tcp') throw new Error('--dns-resolver must be host:port');
@@ -67,7 +69,10 @@ export const dfpFilter = (opts: BootstrapOptions) => ({
 });
 
 /** The router filter (last in every chain). */
-export const router = (extra: object = {}) => ({ name: 'envoy.filters.http.router', typed_config: typed('envoy.extensions.filters.http.router.v3.Router', extra) });
+export const router = (extra: object = {}) => ({
+  name: 'envoy.filters.http.router',
+  typed_config: typed('envoy.extensions.filters.http.router.v3.Router', extra),
+});
 
 /** A stdout access log whose lines start with `[prefix]`. */
 export const accessLog = (prefix: string, format: string) => [
@@ -128,6 +133,11 @@ export const dialPin = () => ({
  */
 export const sandboxRoute = () => ({
   name: 'sandbox_plain',
-  match: { prefix: '/', dynamic_metadata: [{ filter: 'authproxy', path: [{ key: UPSTREAM_KEY }], value: { string_match: { exact: 'plain' } } }] },
+  match: {
+    prefix: '/',
+    dynamic_metadata: [
+      { filter: 'authproxy', path: [{ key: UPSTREAM_KEY }], value: { string_match: { exact: 'plain' } } },
+    ],
+  },
   route: { cluster: 'dfp_plain', timeout: '300s', retry_policy: SAFE_RETRY },
 });

@@ -55,10 +55,20 @@ function azureEnv(azure: { storage_account: string; account_key?: unknown }): Re
   const account = azure.storage_account;
   if (azure.account_key !== undefined) {
     const connection = `DefaultEndpointsProtocol=https;AccountName=${account};AccountKey=${AZURE_PLACEHOLDER_KEY};EndpointSuffix=core.windows.net`;
-    return { AZURE_STORAGE_ACCOUNT: account, AZURE_STORAGE_KEY: AZURE_PLACEHOLDER_KEY, AZURE_STORAGE_CONNECTION_STRING: connection };
+    return {
+      AZURE_STORAGE_ACCOUNT: account,
+      AZURE_STORAGE_KEY: AZURE_PLACEHOLDER_KEY,
+      AZURE_STORAGE_CONNECTION_STRING: connection,
+    };
   }
-  const endpoints = ['Blob', 'Queue', 'File', 'Table'].map((s) => `${s}Endpoint=https://${account}.${s.toLowerCase()}.core.windows.net/`).join(';');
-  return { AZURE_STORAGE_ACCOUNT: account, AZURE_STORAGE_SAS_TOKEN: AZURE_PLACEHOLDER_SAS, AZURE_STORAGE_CONNECTION_STRING: `${endpoints};SharedAccessSignature=${AZURE_PLACEHOLDER_SAS}` };
+  const endpoints = ['Blob', 'Queue', 'File', 'Table']
+    .map((s) => `${s}Endpoint=https://${account}.${s.toLowerCase()}.core.windows.net/`)
+    .join(';');
+  return {
+    AZURE_STORAGE_ACCOUNT: account,
+    AZURE_STORAGE_SAS_TOKEN: AZURE_PLACEHOLDER_SAS,
+    AZURE_STORAGE_CONNECTION_STRING: `${endpoints};SharedAccessSignature=${AZURE_PLACEHOLDER_SAS}`,
+  };
 }
 
 /** The variables an enabled provider rule manages: placeholder credentials and the CA bundle its SDK reads. */
@@ -66,8 +76,18 @@ function providerEnv(config: ProxyConfig, caFile: string): Record<string, string
   const out: Record<string, string> = {};
   for (const rule of config.rules) {
     if (!rule.enabled) continue;
-    if (rule.type === 'aws') Object.assign(out, { AWS_ACCESS_KEY_ID: AWS_PLACEHOLDER_KEY_ID, AWS_SECRET_ACCESS_KEY: AWS_PLACEHOLDER_SECRET, AWS_EC2_METADATA_DISABLED: 'true', AWS_CA_BUNDLE: caFile });
-    if (rule.type === 'gcp') Object.assign(out, { CLOUDSDK_AUTH_ACCESS_TOKEN: GCP_PLACEHOLDER_TOKEN, CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE: caFile });
+    if (rule.type === 'aws')
+      Object.assign(out, {
+        AWS_ACCESS_KEY_ID: AWS_PLACEHOLDER_KEY_ID,
+        AWS_SECRET_ACCESS_KEY: AWS_PLACEHOLDER_SECRET,
+        AWS_EC2_METADATA_DISABLED: 'true',
+        AWS_CA_BUNDLE: caFile,
+      });
+    if (rule.type === 'gcp')
+      Object.assign(out, {
+        CLOUDSDK_AUTH_ACCESS_TOKEN: GCP_PLACEHOLDER_TOKEN,
+        CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE: caFile,
+      });
     if (rule.type === 'azure') Object.assign(out, azureEnv(rule.azure));
   }
   return out;

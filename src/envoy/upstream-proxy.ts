@@ -33,7 +33,9 @@ export const PROXY_REFUSED_BODY = 'authproxy: the upstream proxy refused or coul
 /** The bootstrap options this module reads. */
 type ProxyOpts = BootstrapOptions;
 
-const viaMetadata = (value: string) => [{ filter: 'authproxy', path: [{ key: 'upstream' }], value: { string_match: { exact: value } } }];
+const viaMetadata = (value: string) => [
+  { filter: 'authproxy', path: [{ key: 'upstream' }], value: { string_match: { exact: value } } },
+];
 
 /** set_filter_state entries of the outer listener: the CONNECT target and the `upstream` answer, for later hops. */
 export function upstreamFilterState(opts: ProxyOpts): object[] {
@@ -41,7 +43,10 @@ export function upstreamFilterState(opts: ProxyOpts): object[] {
   const state = (key: string, field: string) => ({
     object_key: key,
     factory_key: 'envoy.string',
-    format_string: { text_format_source: { inline_string: `%DYNAMIC_METADATA(authproxy:${field})%` }, omit_empty_values: true },
+    format_string: {
+      text_format_source: { inline_string: `%DYNAMIC_METADATA(authproxy:${field})%` },
+      omit_empty_values: true,
+    },
     // The intercepting listener's request opens the CONNECT one internal hop further: TRANSITIVE reaches it.
     shared_with_upstream: 'TRANSITIVE',
     skip_if_empty: true,
@@ -49,14 +54,22 @@ export function upstreamFilterState(opts: ProxyOpts): object[] {
   return [state(AUTHORITY_STATE, 'upstream_authority'), state(VIA_STATE, 'upstream')];
 }
 
-const withMatch = (route: Record<string, unknown>, name: string, extra: object) => ({ ...route, name, match: { ...(route.match as object), ...extra } });
+const withMatch = (route: Record<string, unknown>, name: string, extra: object) => ({
+  ...route,
+  name,
+  match: { ...(route.match as object), ...extra },
+});
 
 /**
  * The outer listener's route for decided CONNECT tunnels: as given without a proxy; with one, the `direct`
  * route first (matched on authproxy's metadata), then the CONNECT forwarded to the proxy without the
  * `strip` headers.
  */
-export function connectTunnelRoutes(opts: ProxyOpts, connectTunnel: Record<string, unknown>, strip: readonly string[]): object[] {
+export function connectTunnelRoutes(
+  opts: ProxyOpts,
+  connectTunnel: Record<string, unknown>,
+  strip: readonly string[],
+): object[] {
   if (!opts.upstreamProxy) return [connectTunnel];
   return [
     withMatch(connectTunnel, 'connect_tunnel_direct', { dynamic_metadata: viaMetadata('direct') }),
@@ -78,7 +91,10 @@ export function httpTunnelRoutes(opts: ProxyOpts, httpTunnel: Record<string, unk
   const action = httpTunnel.route as Record<string, unknown>;
   return [
     withMatch(httpTunnel, 'http_tunnel_direct', { dynamic_metadata: viaMetadata('direct') }),
-    { ...withMatch(httpTunnel, 'http_tunnel_proxy_connect', { dynamic_metadata: viaMetadata('proxy_connect') }), route: { ...action, cluster: 'proxied_raw' } },
+    {
+      ...withMatch(httpTunnel, 'http_tunnel_proxy_connect', { dynamic_metadata: viaMetadata('proxy_connect') }),
+      route: { ...action, cluster: 'proxied_raw' },
+    },
     { ...httpTunnel, name: 'http_tunnel_proxy', route: { ...action, cluster: 'upstream_proxy' } },
   ];
 }
@@ -88,7 +104,11 @@ export function innerRoutes(opts: ProxyOpts, route: Record<string, unknown>): ob
   if (!opts.upstreamProxy) return [route];
   const action = route.route as Record<string, unknown>;
   return [
-    { ...route, name: 'intercept_direct', match: { ...(route.match as object), filter_state: [{ key: VIA_STATE, string_match: { exact: 'direct' } }] } },
+    {
+      ...route,
+      name: 'intercept_direct',
+      match: { ...(route.match as object), filter_state: [{ key: VIA_STATE, string_match: { exact: 'direct' } }] },
+    },
     { ...route, name: 'intercept_proxy', route: { ...action, cluster: 'proxied_tls' } },
   ];
 }
@@ -100,9 +120,20 @@ export function innerRoutes(opts: ProxyOpts, route: Record<string, unknown>): ob
  */
 export function interceptLocalReply(opts: ProxyOpts): object {
   if (!opts.upstreamProxy) return {};
-  const cel = typed('envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter', { expression: "xds.route_name == 'intercept_proxy'" });
-  const filter = { and_filter: { filters: [{ response_flag_filter: { flags: ['UF'] } }, { extension_filter: { name: 'envoy.access_loggers.extension_filters.cel', typed_config: cel } }] } };
-  return { local_reply_config: { mappers: [{ filter, status_code: 502, body: { inline_string: PROXY_REFUSED_BODY } }] } };
+  const cel = typed('envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter', {
+    expression: "xds.route_name == 'intercept_proxy'",
+  });
+  const filter = {
+    and_filter: {
+      filters: [
+        { response_flag_filter: { flags: ['UF'] } },
+        { extension_filter: { name: 'envoy.access_loggers.extension_filters.cel', typed_config: cel } },
+      ],
+    },
+  };
+  return {
+    local_reply_config: { mappers: [{ filter, status_code: 502, body: { inline_string: PROXY_REFUSED_BODY } }] },
+  };
 }
 
 /**
@@ -112,7 +143,12 @@ export function interceptLocalReply(opts: ProxyOpts): object {
  */
 export function customResponseFilter(opts: ProxyOpts): object[] {
   if (!opts.upstreamProxy) return [];
-  return [{ name: 'envoy.filters.http.custom_response', typed_config: typed('envoy.extensions.filters.http.custom_response.v3.CustomResponse') }];
+  return [
+    {
+      name: 'envoy.filters.http.custom_response',
+      typed_config: typed('envoy.extensions.filters.http.custom_response.v3.CustomResponse'),
+    },
+  ];
 }
 
 function refusalTo502() {
@@ -144,11 +180,23 @@ function proxyCluster(opts: ProxyOpts) {
     dns_lookup_family: 'V4_PREFERRED',
     // The proxy's name is resolved like destinations are (`--dns-resolver`, else /etc/resolv.conf).
     typed_dns_resolver_config: dnsCache(opts).typed_dns_resolver_config,
-    load_assignment: { cluster_name: 'upstream_proxy', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: proxy.host, port_value: proxy.port } } } }] }] },
+    load_assignment: {
+      cluster_name: 'upstream_proxy',
+      endpoints: [
+        {
+          lb_endpoints: [
+            { endpoint: { address: { socket_address: { address: proxy.host, port_value: proxy.port } } } },
+          ],
+        },
+      ],
+    },
     typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
-        explicit_http_config: { http_protocol_options: { send_fully_qualified_url: true } },
-      }),
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': typed(
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        {
+          explicit_http_config: { http_protocol_options: { send_fully_qualified_url: true } },
+        },
+      ),
     },
     ...(proxy.scheme === 'https'
       ? {
@@ -161,7 +209,9 @@ function proxyCluster(opts: ProxyOpts) {
                 alpn_protocols: ['http/1.1'],
                 validation_context: {
                   trusted_ca: { filename: opts.caBundle },
-                  match_typed_subject_alt_names: [{ san_type: isIP(proxy.host) === 0 ? 'DNS' : 'IP_ADDRESS', matcher: { exact: proxy.host } }],
+                  match_typed_subject_alt_names: [
+                    { san_type: isIP(proxy.host) === 0 ? 'DNS' : 'IP_ADDRESS', matcher: { exact: proxy.host } },
+                  ],
                 },
               },
             }),
@@ -178,10 +228,21 @@ function connectCluster(name: string, inner: object, extra: object = {}) {
     connect_timeout: '10s',
     // Each downstream connection gets its own: the CONNECT target is that connection's filter state.
     connection_pool_per_downstream_connection: true,
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { envoy_internal_address: { server_listener_name: CONNECT_LISTENER } } } }] }] },
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [
+        {
+          lb_endpoints: [
+            { endpoint: { address: { envoy_internal_address: { server_listener_name: CONNECT_LISTENER } } } },
+          ],
+        },
+      ],
+    },
     transport_socket: {
       name: 'envoy.transport_sockets.internal_upstream',
-      typed_config: typed('envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport', { transport_socket: inner }),
+      typed_config: typed('envoy.extensions.transport_sockets.internal_upstream.v3.InternalUpstreamTransport', {
+        transport_socket: inner,
+      }),
     },
     ...extra,
   };
@@ -192,9 +253,15 @@ function connectCluster(name: string, inner: object, extra: object = {}) {
  * `dfp_tls` does, inside the tunnel) and `proxied_raw` (plain HTTP to an IP, origin-form in the tunnel).
  * `tls` is dfp_tls's protocol options and transport socket, so both verify origins the same way.
  */
-export function upstreamProxyClusters(opts: ProxyOpts, tls: { typed_extension_protocol_options: object; transport_socket: object }): object[] {
+export function upstreamProxyClusters(
+  opts: ProxyOpts,
+  tls: { typed_extension_protocol_options: object; transport_socket: object },
+): object[] {
   if (!opts.upstreamProxy) return [];
-  const raw = { name: 'envoy.transport_sockets.raw_buffer', typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer') };
+  const raw = {
+    name: 'envoy.transport_sockets.raw_buffer',
+    typed_config: typed('envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer'),
+  };
   // proxied_raw: one request per tunnel. A kept-alive sandbox connection may name another address with its
   // next request, and a pooled tunnel would carry that request to the first one.
   const oneRequest = typed('envoy.extensions.upstreams.http.v3.HttpProtocolOptions', {
@@ -203,8 +270,12 @@ export function upstreamProxyClusters(opts: ProxyOpts, tls: { typed_extension_pr
   });
   return [
     proxyCluster(opts),
-    connectCluster('proxied_tls', tls.transport_socket, { typed_extension_protocol_options: tls.typed_extension_protocol_options }),
-    connectCluster('proxied_raw', raw, { typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': oneRequest } }),
+    connectCluster('proxied_tls', tls.transport_socket, {
+      typed_extension_protocol_options: tls.typed_extension_protocol_options,
+    }),
+    connectCluster('proxied_raw', raw, {
+      typed_extension_protocol_options: { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': oneRequest },
+    }),
   ];
 }
 
@@ -224,7 +295,10 @@ export function upstreamConnectListeners(opts: ProxyOpts): object[] {
                 stat_prefix: CONNECT_LISTENER,
                 cluster: 'upstream_proxy',
                 tunneling_config: { hostname: `%FILTER_STATE(${AUTHORITY_STATE}:PLAIN)%` },
-                access_log: accessLog('upstream-connect', `%FILTER_STATE(${AUTHORITY_STATE}:PLAIN)% -> %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%`),
+                access_log: accessLog(
+                  'upstream-connect',
+                  `%FILTER_STATE(${AUTHORITY_STATE}:PLAIN)% -> %RESPONSE_FLAGS% %UPSTREAM_TRANSPORT_FAILURE_REASON%`,
+                ),
               }),
             },
           ],

@@ -29,7 +29,10 @@ type Continue = Extract<Outcome, { kind: 'continue' }>;
  * gets SEEN: an outcome built fresh for each request (a re-signed AWS request) is encoded directly and
  * never kept; one seen again is stable and cached from then on.
  */
-const bySet = new WeakMap<Continue['set'], { readonly remove: Continue['remove']; readonly bytes: Buffer } | typeof SEEN>();
+const bySet = new WeakMap<
+  Continue['set'],
+  { readonly remove: Continue['remove']; readonly bytes: Buffer } | typeof SEEN
+>();
 const SEEN = 0;
 /** Refusals by status and body; a small, closed set in practice, bounded all the same. */
 const immediates = new Map<string, Buffer>();
@@ -60,7 +63,12 @@ export function encodedAnswer(outcome: Outcome): Buffer {
 }
 
 type OtherKind = Parameters<typeof continueResponse>[0];
-const CONTINUES = new Map<OtherKind, Buffer>((['responseHeaders', 'requestBody', 'responseBody', 'requestTrailers', 'responseTrailers'] as const).map((k) => [k, encode(continueResponse(k))]));
+const CONTINUES = new Map<OtherKind, Buffer>(
+  (['responseHeaders', 'requestBody', 'responseBody', 'requestTrailers', 'responseTrailers'] as const).map((k) => [
+    k,
+    encode(continueResponse(k)),
+  ]),
+);
 
 /** The CONTINUE answer (encoded once) for a message we never ask for but must not leave unanswered. */
 export function encodedContinue(kind: OtherKind): Buffer {

@@ -32,7 +32,10 @@ export function wireCapturedFrom(wire: WireRequest): OriginalDestination | undef
   return dst === undefined || kind === undefined ? undefined : originalDestination(dst, kind);
 }
 
-function originalDestination(dst: string | null | undefined, kind: string | null | undefined): OriginalDestination | undefined {
+function originalDestination(
+  dst: string | null | undefined,
+  kind: string | null | undefined,
+): OriginalDestination | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|(\d{1,3}(?:\.\d{1,3}){3})):(\d{1,5})$/.exec(dst ?? '');
   if (!kind || !KINDS.has(kind) || !m) return undefined;
   const address = m[1] ?? m[2]!;

@@ -50,7 +50,12 @@ export function certificateSandboxIds(cert: PeerCertificate | undefined): string
  */
 export function streamSandboxId(call: IdentifiableCall, opts: IdentityOptions): string | undefined {
   const values = call.metadata.get(SANDBOX_METADATA_KEY);
-  const claimed = values.length === 0 ? undefined : values.length === 1 && typeof values[0] === 'string' && SANDBOX_ID.test(values[0]) ? values[0] : null;
+  const claimed =
+    values.length === 0
+      ? undefined
+      : values.length === 1 && typeof values[0] === 'string' && SANDBOX_ID.test(values[0])
+        ? values[0]
+        : null;
   if (claimed === null) return undefined;
   if (!opts.bindToClientCert) return claimed ?? opts.defaultSandboxId;
   const vouched = certificateSandboxIds(call.getAuthContext?.()?.sslPeerCertificate);

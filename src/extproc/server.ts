@@ -96,7 +96,8 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
           },
         );
     };
-    const answered = (outcome: Outcome | Promise<Outcome>) => (outcome instanceof Promise ? outcome.then(encodedAnswer) : encodedAnswer(outcome));
+    const answered = (outcome: Outcome | Promise<Outcome>) =>
+      outcome instanceof Promise ? outcome.then(encodedAnswer) : encodedAnswer(outcome);
     call.on('data', (req: WireRequest) => {
       try {
         const kind = req.kind;
@@ -130,16 +131,25 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
           return;
         }
         if (!request && phase === 'inject') {
-          opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'refuse', reason: 'ambiguous_request', status: 421 }, 'decision');
+          opts.log.debug(
+            { sandbox: sandboxId ?? '(ambiguous)', outcome: 'refuse', reason: 'ambiguous_request', status: 421 },
+            'decision',
+          );
           send(MISDIRECTED, true);
           return;
         }
         if (!request || sandboxId === undefined) {
-          opts.log.debug({ sandbox: sandboxId ?? '(ambiguous)', outcome: 'pass', reason: 'ambiguous_request' }, 'decision');
+          opts.log.debug(
+            { sandbox: sandboxId ?? '(ambiguous)', outcome: 'pass', reason: 'ambiguous_request' },
+            'decision',
+          );
           send(NOTHING, true);
           return;
         }
-        const outcome = opts.engine.handle(request, sandboxId, { endOfStream: req.endOfStream, headers: () => snapshotHeaders(req.headerList()) });
+        const outcome = opts.engine.handle(request, sandboxId, {
+          endOfStream: req.endOfStream,
+          headers: () => snapshotHeaders(req.headerList()),
+        });
         if (!(outcome instanceof Promise) && outcome.kind === 'awaitBody') {
           awaitingBody = outcome.resume;
           send(encodedAnswer(outcome));
@@ -178,7 +188,10 @@ export async function startExtProcServer(
   const health = new HealthImplementation({ '': 'SERVING', [EXT_PROC_SERVICE]: 'SERVING' });
   health.addToServer(server);
   const socketPath = listen.startsWith('unix:') ? listen.slice('unix:'.length) : undefined;
-  const bind = (addr: string) => new Promise<number>((resolve, reject) => server.bindAsync(addr, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  const bind = (addr: string) =>
+    new Promise<number>((resolve, reject) =>
+      server.bindAsync(addr, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
   let port = 0;
   let socket: PrivateSocket | undefined;
   try {

@@ -1,6 +1,14 @@
-import type { HttpHeaders, ProcessingRequest, ProcessingResponse } from '../gen/envoy/service/ext_proc/v3/external_processor.js';
+import type {
+  HttpHeaders,
+  ProcessingRequest,
+  ProcessingResponse,
+} from '../gen/envoy/service/ext_proc/v3/external_processor.js';
 import { HeaderValueOption_HeaderAppendAction } from '../gen/envoy/config/core/v3/base.js';
-import { ProcessingMode_BodySendMode, ProcessingMode_HeaderSendMode, type ProcessingMode } from '../gen/envoy/extensions/filters/http/ext_proc/v3/processing_mode.js';
+import {
+  ProcessingMode_BodySendMode,
+  ProcessingMode_HeaderSendMode,
+  type ProcessingMode,
+} from '../gen/envoy/extensions/filters/http/ext_proc/v3/processing_mode.js';
 import type { HeaderLookup, PolicyRequest } from '../policy/decide.js';
 import { ListHeaderLookup } from '../policy/header-lookup.js';
 import type { Target } from '../policy/host.js';
@@ -16,12 +24,26 @@ import { CONNECT_AUTHORITY, EXT_PROC_ATTRIBUTES, SNI, type WireRequest } from '.
  * SNI attributes are always carried, present or not, so that a missing one fails the agreement check
  * (421) instead of switching it off.
  */
-export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: ProcessingRequest['attributes'], inTunnel = false): PolicyRequest | undefined {
+export function toPolicyRequest(
+  headers: HttpHeaders | undefined,
+  attributes?: ProcessingRequest['attributes'],
+  inTunnel = false,
+): PolicyRequest | undefined {
   const found = singleHeaders(headers, [':method', ':scheme', ':authority', ':path']);
   if (!found) return undefined;
   const attrs = attributes?.[EXT_PROC_ATTRIBUTES] ?? {};
-  const tunnel = inTunnel || CONNECT_AUTHORITY in attrs ? { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) } : undefined;
-  return policyRequest(found[':method'] ?? null, found[':scheme'] ?? null, found[':authority'] ?? null, found[':path'] ?? null, tunnel, new ListHeaderLookup(() => headers?.headers?.headers ?? []));
+  const tunnel =
+    inTunnel || CONNECT_AUTHORITY in attrs
+      ? { connectAuthority: stringAttr(attrs, CONNECT_AUTHORITY), sni: stringAttr(attrs, SNI) }
+      : undefined;
+  return policyRequest(
+    found[':method'] ?? null,
+    found[':scheme'] ?? null,
+    found[':authority'] ?? null,
+    found[':path'] ?? null,
+    tunnel,
+    new ListHeaderLookup(() => headers?.headers?.headers ?? []),
+  );
 }
 
 /**
@@ -31,23 +53,36 @@ export function toPolicyRequest(headers: HttpHeaders | undefined, attributes?: P
 export function wirePolicyRequest(wire: WireRequest, inTunnel = false): PolicyRequest | undefined {
   if (wire.repeated & PSEUDO_BITS) return undefined;
   const [method, scheme, authority, path] = wire.values;
-  const tunnel = inTunnel || wire.hasConnectAuthority ? { connectAuthority: wire.connectAuthority, sni: wire.sni } : undefined;
+  const tunnel =
+    inTunnel || wire.hasConnectAuthority ? { connectAuthority: wire.connectAuthority, sni: wire.sni } : undefined;
   return policyRequest(method!, scheme!, authority!, path!, tunnel, wire);
 }
 
 /** The four pseudo-headers are PICKED_HEADERS[0..3]. */
 const PSEUDO_BITS = 0b1111;
 
-function policyRequest(method: string | null, scheme: string | null, authority: string | null, path: string | null, tunnel: PolicyRequest['tunnel'], headers: HeaderLookup): PolicyRequest | undefined {
+function policyRequest(
+  method: string | null,
+  scheme: string | null,
+  authority: string | null,
+  path: string | null,
+  tunnel: PolicyRequest['tunnel'],
+  headers: HeaderLookup,
+): PolicyRequest | undefined {
   if (!method || !authority || !scheme) return undefined;
-  return tunnel ? { method, scheme, authority, path: path ?? '', tunnel, headers } : { method, scheme, authority, path: path ?? '', headers };
+  return tunnel
+    ? { method, scheme, authority, path: path ?? '', tunnel, headers }
+    : { method, scheme, authority, path: path ?? '', headers };
 }
 
 /**
  * The values of `keys` in Envoy's header map (raw_value first), null for an absent one; undefined when any
  * of them is repeated, which makes the request ambiguous. Shared by every reader of headers Envoy set.
  */
-export function singleHeaders(headers: HttpHeaders | undefined, keys: readonly string[]): Record<string, string | null> | undefined {
+export function singleHeaders(
+  headers: HttpHeaders | undefined,
+  keys: readonly string[],
+): Record<string, string | null> | undefined {
   const found: Record<string, string | null> = Object.fromEntries(keys.map((k) => [k, null]));
   for (const h of headers?.headers?.headers ?? []) {
     if (!(h.key in found)) continue;
@@ -68,14 +103,23 @@ const OVERWRITE = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_AD
 
 /** One header to set: the value in `raw_value` only, overwrite semantics, `append` left unset. */
 function setHeader(key: string, value: string) {
-  return { header: { key: key.toLowerCase(), value: '', rawValue: Buffer.from(value, 'utf8') }, appendAction: OVERWRITE, keepEmptyValue: false };
+  return {
+    header: { key: key.toLowerCase(), value: '', rawValue: Buffer.from(value, 'utf8') },
+    appendAction: OVERWRITE,
+    keepEmptyValue: false,
+  };
 }
 
 /** A request_headers (or, for a held body, request_body) answer that continues with `mutation` applied. */
 function continueWith(
   setHeaders: ReturnType<typeof setHeader>[],
   removeHeaders: string[],
-  extra: { clearRouteCache?: boolean; dynamicMetadata?: ProcessingResponse['dynamicMetadata']; phase?: 'requestHeaders' | 'requestBody'; modeOverride?: ProcessingMode } = {},
+  extra: {
+    clearRouteCache?: boolean;
+    dynamicMetadata?: ProcessingResponse['dynamicMetadata'];
+    phase?: 'requestHeaders' | 'requestBody';
+    modeOverride?: ProcessingMode;
+  } = {},
 ): ProcessingResponse {
   return {
     response: {
@@ -123,13 +167,21 @@ export function askForBodyResponse(): ProcessingResponse {
  * The answer to a CONNECT on the outer listener: the routing header, a route cache clear, and the target
  * as dynamic metadata (namespace `authproxy`) so that Envoy dials exactly the host and port decided here.
  */
-export function toRouteResponse(route: 'intercept' | 'tunnel', target: Target, address?: string, upstream?: UpstreamVia): ProcessingResponse {
+export function toRouteResponse(
+  route: 'intercept' | 'tunnel',
+  target: Target,
+  address?: string,
+  upstream?: UpstreamVia,
+): ProcessingResponse {
   // `upstream_authority`: the CONNECT target when Envoy goes through `--upstream-proxy` (the name, not the pin);
   // `upstream`: authproxy's `--upstream-no-proxy` answer (src/envoy/upstream-proxy.ts).
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
   const proxy = { upstream_authority: `${host}:${target.port}`, ...(upstream ? { upstream } : {}) };
   const dial = dialMetadata(address ?? target.host, target.port) as { authproxy: Record<string, unknown> };
-  return continueWith([setHeader(ROUTE_HEADER, route)], [], { clearRouteCache: true, dynamicMetadata: { authproxy: { ...dial.authproxy, ...proxy } } });
+  return continueWith([setHeader(ROUTE_HEADER, route)], [], {
+    clearRouteCache: true,
+    dynamicMetadata: { authproxy: { ...dial.authproxy, ...proxy } },
+  });
 }
 
 /**
@@ -163,8 +215,12 @@ export function toRewriteResponse(outcome: Extract<Outcome, { kind: 'rewrite' }>
  * content-type, logging "Header content-type may not be modified" and "Immediate response mutations failed"
  * on every refusal. Envoy's local reply types the short body as text/plain itself.
  */
-export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' | 'requestBody' = 'requestHeaders'): ProcessingResponse {
-  if (outcome.kind === 'route') return toRouteResponse(outcome.route, outcome.target, outcome.address, outcome.upstream);
+export function toProcessingResponse(
+  outcome: Outcome,
+  phase: 'requestHeaders' | 'requestBody' = 'requestHeaders',
+): ProcessingResponse {
+  if (outcome.kind === 'route')
+    return toRouteResponse(outcome.route, outcome.target, outcome.address, outcome.upstream);
   if (outcome.kind === 'awaitBody') return askForBodyResponse();
   if (outcome.kind === 'rewrite') return toRewriteResponse(outcome);
   if (outcome.kind === 'continue')
@@ -189,8 +245,19 @@ export function toProcessingResponse(outcome: Outcome, phase: 'requestHeaders' |
 }
 
 /** The CONTINUE answer for messages we never ask for but must not leave unanswered. */
-export function continueResponse(kind: 'responseHeaders' | 'requestBody' | 'responseBody' | 'requestTrailers' | 'responseTrailers'): ProcessingResponse {
-  const common = { status: 0, headerMutation: undefined, bodyMutation: undefined, trailers: undefined, clearRouteCache: false };
-  const response = kind === 'requestTrailers' || kind === 'responseTrailers' ? { $case: kind, value: { headerMutation: undefined } } : { $case: kind, value: { response: common } };
+export function continueResponse(
+  kind: 'responseHeaders' | 'requestBody' | 'responseBody' | 'requestTrailers' | 'responseTrailers',
+): ProcessingResponse {
+  const common = {
+    status: 0,
+    headerMutation: undefined,
+    bodyMutation: undefined,
+    trailers: undefined,
+    clearRouteCache: false,
+  };
+  const response =
+    kind === 'requestTrailers' || kind === 'responseTrailers'
+      ? { $case: kind, value: { headerMutation: undefined } }
+      : { $case: kind, value: { response: common } };
   return { response, modeOverride: undefined, overrideMessageTimeout: undefined } as ProcessingResponse;
 }

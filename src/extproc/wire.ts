@@ -16,11 +16,33 @@ import { headerText } from '../policy/header-lookup.js';
  */
 
 /** Which `request` of a ProcessingRequest is set (the generated `$case` names). */
-export type RequestKind = 'requestHeaders' | 'responseHeaders' | 'requestBody' | 'responseBody' | 'requestTrailers' | 'responseTrailers';
-const KINDS: ReadonlyArray<RequestKind | undefined> = [undefined, undefined, 'requestHeaders', 'responseHeaders', 'requestBody', 'responseBody', 'requestTrailers', 'responseTrailers'];
+export type RequestKind =
+  | 'requestHeaders'
+  | 'responseHeaders'
+  | 'requestBody'
+  | 'responseBody'
+  | 'requestTrailers'
+  | 'responseTrailers';
+const KINDS: ReadonlyArray<RequestKind | undefined> = [
+  undefined,
+  undefined,
+  'requestHeaders',
+  'responseHeaders',
+  'requestBody',
+  'responseBody',
+  'requestTrailers',
+  'responseTrailers',
+];
 
 /** The headers a decision may read, in the order of `WireRequest.values`. */
-export const PICKED_HEADERS = [':method', ':scheme', ':authority', ':path', 'x-authproxy-original-dst', 'x-authproxy-capture'] as const;
+export const PICKED_HEADERS = [
+  ':method',
+  ':scheme',
+  ':authority',
+  ':path',
+  'x-authproxy-original-dst',
+  'x-authproxy-capture',
+] as const;
 /** A header of PICKED_HEADERS. */
 export type PickedHeader = (typeof PICKED_HEADERS)[number];
 const PICKED_BYTES = PICKED_HEADERS.map((k) => Buffer.from(k, 'latin1'));
@@ -277,7 +299,13 @@ function readHeaderValue(req: WireRequest, buf: Buffer, start: number, end: numb
   for (let i = 0; i < PICKED_BYTES.length; i++) {
     if (!equals(buf, key, keyEnd, PICKED_BYTES[i]!)) continue;
     if (req.values[i] !== null) req.repeated |= 1 << i;
-    else req.values[i] = raw >= 0 && rawEnd > raw ? req.bytes.toString('latin1', raw, rawEnd) : value >= 0 ? req.bytes.toString('utf8', value, valueEnd) : '';
+    else
+      req.values[i] =
+        raw >= 0 && rawEnd > raw
+          ? req.bytes.toString('latin1', raw, rawEnd)
+          : value >= 0
+            ? req.bytes.toString('utf8', value, valueEnd)
+            : '';
     return;
   }
 }
@@ -338,7 +366,10 @@ function findHeader(buf: Buffer, start: number, end: number, want: Uint8Array): 
     pos = next;
     if (key < 0 || !keyIs(buf, key, keyEnd, want)) continue;
     if (found !== null) return undefined;
-    found = headerText(raw >= 0 ? buf.subarray(raw, rawEnd) : EMPTY, value >= 0 ? buf.toString('utf8', value, valueEnd) : '');
+    found = headerText(
+      raw >= 0 ? buf.subarray(raw, rawEnd) : EMPTY,
+      value >= 0 ? buf.toString('utf8', value, valueEnd) : '',
+    );
   }
   return found;
 }

@@ -57,7 +57,14 @@ class FastCounter {
     if (!inner) this.counts.set(a, (inner = new Map()));
     const hit = inner.get(b);
     if (hit) hit.n++;
-    else inner.set(b, { labels: this.labelNames.length === 1 ? { [this.labelNames[0]]: a } : { [this.labelNames[0]]: a, [this.labelNames[1]!]: b }, n: 1 });
+    else
+      inner.set(b, {
+        labels:
+          this.labelNames.length === 1
+            ? { [this.labelNames[0]]: a }
+            : { [this.labelNames[0]]: a, [this.labelNames[1]!]: b },
+        n: 1,
+      });
   }
 
   value(a: string, b = ''): number {
@@ -72,10 +79,30 @@ class FastCounter {
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly decisions = new FastCounter(this.registry, 'authproxy_decisions_total', 'Decisions by outcome and reason', ['outcome', 'reason']);
-  private readonly lookups = new FastCounter(this.registry, 'authproxy_callback_cache_lookups_total', 'Callback credential lookups by the level that answered (l1, l2, miss)', ['level']);
-  private readonly calls = new Counter({ name: 'authproxy_callback_calls_total', help: 'Calls to callback endpoints by result', labelNames: ['result'], registers: [this.registry] });
-  private readonly failures = new Counter({ name: 'authproxy_callback_failures_total', help: 'Failed callback calls by reason', labelNames: ['reason'], registers: [this.registry] });
+  private readonly decisions = new FastCounter(
+    this.registry,
+    'authproxy_decisions_total',
+    'Decisions by outcome and reason',
+    ['outcome', 'reason'],
+  );
+  private readonly lookups = new FastCounter(
+    this.registry,
+    'authproxy_callback_cache_lookups_total',
+    'Callback credential lookups by the level that answered (l1, l2, miss)',
+    ['level'],
+  );
+  private readonly calls = new Counter({
+    name: 'authproxy_callback_calls_total',
+    help: 'Calls to callback endpoints by result',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  private readonly failures = new Counter({
+    name: 'authproxy_callback_failures_total',
+    help: 'Failed callback calls by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   private readonly latency = new Histogram({
     name: 'authproxy_callback_duration_seconds',
     help: 'Callback call latency',
@@ -83,11 +110,33 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
-  private readonly waits = new FastCounter(this.registry, 'authproxy_callback_single_flight_waits_total', 'Lookups that waited for a call already running (local: same process, fleet: another replica)', ['scope']);
-  private readonly shared = new Counter({ name: 'authproxy_callback_shared_failures_total', help: 'Lookups failed with the failure of the concurrent call they waited for', registers: [this.registry] });
-  private readonly refreshes = new Counter({ name: 'authproxy_callback_refreshes_total', help: 'Background refresh-ahead attempts by result', labelNames: ['result'], registers: [this.registry] });
-  private readonly rejected = new Counter({ name: 'authproxy_cache_rejected_values_total', help: 'Redis cache values that failed authentication or decoding (treated as misses)', registers: [this.registry] });
-  private readonly redisErrors = new Counter({ name: 'authproxy_redis_errors_total', help: 'Redis commands that failed (timeouts, connection loss)', registers: [this.registry] });
+  private readonly waits = new FastCounter(
+    this.registry,
+    'authproxy_callback_single_flight_waits_total',
+    'Lookups that waited for a call already running (local: same process, fleet: another replica)',
+    ['scope'],
+  );
+  private readonly shared = new Counter({
+    name: 'authproxy_callback_shared_failures_total',
+    help: 'Lookups failed with the failure of the concurrent call they waited for',
+    registers: [this.registry],
+  });
+  private readonly refreshes = new Counter({
+    name: 'authproxy_callback_refreshes_total',
+    help: 'Background refresh-ahead attempts by result',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  private readonly rejected = new Counter({
+    name: 'authproxy_cache_rejected_values_total',
+    help: 'Redis cache values that failed authentication or decoding (treated as misses)',
+    registers: [this.registry],
+  });
+  private readonly redisErrors = new Counter({
+    name: 'authproxy_redis_errors_total',
+    help: 'Redis commands that failed (timeouts, connection loss)',
+    registers: [this.registry],
+  });
   private readonly reloads = new Counter({
     name: 'authproxy_config_reloads_total',
     help: 'Reloads of the mounted config file and secrets directory by result (ok: applied, failed: rejected, the last good config kept)',
@@ -99,7 +148,11 @@ export class Metrics {
     help: '1 when the last load of the config file and secrets was applied, 0 while a change is rejected',
     registers: [this.registry],
   });
-  private readonly reloadTime = new Gauge({ name: 'authproxy_config_last_reload_success_timestamp_seconds', help: 'Unix time of the last applied load of the config file and secrets', registers: [this.registry] });
+  private readonly reloadTime = new Gauge({
+    name: 'authproxy_config_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last applied load of the config file and secrets',
+    registers: [this.registry],
+  });
   private readonly extProcErrors = new Counter({
     name: 'authproxy_extproc_errors_total',
     help: 'ext_proc streams ended with a gRPC error by reason (handler_failed: INTERNAL, invalid_message: INVALID_ARGUMENT)',
@@ -176,8 +229,17 @@ export class Metrics {
 
   /** The Redis state; the gauge exists only in processes that use Redis, so sidecars don't look "down". */
   redisState(state: RedisState): void {
-    this.redisGauge ??= new Gauge({ name: 'authproxy_redis_up', help: '1 when the shared Redis cache is usable, 0 when degraded to memory and direct calls', registers: [this.registry] });
-    this.redisTransitions ??= new Counter({ name: 'authproxy_redis_state_changes_total', help: 'Redis state changes', labelNames: ['to'], registers: [this.registry] });
+    this.redisGauge ??= new Gauge({
+      name: 'authproxy_redis_up',
+      help: '1 when the shared Redis cache is usable, 0 when degraded to memory and direct calls',
+      registers: [this.registry],
+    });
+    this.redisTransitions ??= new Counter({
+      name: 'authproxy_redis_state_changes_total',
+      help: 'Redis state changes',
+      labelNames: ['to'],
+      registers: [this.registry],
+    });
     this.redisGauge.set(state === 'up' ? 1 : 0);
     this.redisTransitions.inc({ to: state });
   }

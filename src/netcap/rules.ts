@@ -27,7 +27,9 @@ export interface RuleCommand {
  * is already gone); `ensure` runs `check` and, only if that fails, `run` (a jump inserted once);
  * `repeat` runs until it fails (every copy of a jump deleted).
  */
-export type RuleStep = { readonly kind: 'run' | 'try' | 'repeat'; readonly command: RuleCommand } | { readonly kind: 'ensure'; readonly check: RuleCommand; readonly command: RuleCommand };
+export type RuleStep =
+  | { readonly kind: 'run' | 'try' | 'repeat'; readonly command: RuleCommand }
+  | { readonly kind: 'ensure'; readonly check: RuleCommand; readonly command: RuleCommand };
 
 /** The chain authproxy owns in each table it touches. */
 export const CHAIN = 'AUTHPROXY_OUTPUT';
@@ -42,7 +44,10 @@ interface TableRules {
 
 function tables(s: CaptureSettings): TableRules[] {
   const uid = ['-m', 'owner', '--uid-owner', String(s.envoyUid), '-j', 'RETURN'];
-  const dns = (family: 4 | 6, protos: readonly string[]) => s.resolvers.filter((r) => isIP(r.address) === family).flatMap((r) => protos.map((p) => ['-p', p, '-d', r.address, '--dport', String(r.port), '-j', 'RETURN']));
+  const dns = (family: 4 | 6, protos: readonly string[]) =>
+    s.resolvers
+      .filter((r) => isIP(r.address) === family)
+      .flatMap((r) => protos.map((p) => ['-p', p, '-d', r.address, '--dport', String(r.port), '-j', 'RETURN']));
   // Replies of connections the sandbox accepted (health probes, port forwards); its own outbound ones never match.
   const inboundReplies = ['-p', 'tcp', '-m', 'conntrack', '--ctdir', 'REPLY', '-j', 'RETURN'];
   return [
@@ -51,7 +56,12 @@ function tables(s: CaptureSettings): TableRules[] {
       tool: 'iptables',
       table: 'nat',
       jump: ['-p', 'tcp'],
-      rules: [uid, ['-o', 'lo', '-j', 'RETURN'], ...dns(4, ['tcp']), ['-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(s.listenerPort)]],
+      rules: [
+        uid,
+        ['-o', 'lo', '-j', 'RETURN'],
+        ...dns(4, ['tcp']),
+        ['-p', 'tcp', '-j', 'REDIRECT', '--to-ports', String(s.listenerPort)],
+      ],
     },
     {
       // What may leave: loopback, the redirected TCP (still routed out of the sandbox's interface at this
@@ -61,7 +71,20 @@ function tables(s: CaptureSettings): TableRules[] {
       jump: [],
       rules: [
         ['-o', 'lo', '-j', 'RETURN'],
-        ['-p', 'tcp', '-d', '127.0.0.1', '--dport', String(s.listenerPort), '-m', 'conntrack', '--ctstate', 'DNAT', '-j', 'RETURN'],
+        [
+          '-p',
+          'tcp',
+          '-d',
+          '127.0.0.1',
+          '--dport',
+          String(s.listenerPort),
+          '-m',
+          'conntrack',
+          '--ctstate',
+          'DNAT',
+          '-j',
+          'RETURN',
+        ],
         uid,
         inboundReplies,
         ...dns(4, ['udp', 'tcp']),
@@ -78,7 +101,14 @@ function tables(s: CaptureSettings): TableRules[] {
         ['-o', 'lo', '-j', 'RETURN'],
         uid,
         inboundReplies,
-        ...['router-solicitation', 'neighbour-solicitation', 'neighbour-advertisement'].map((t) => ['-p', 'ipv6-icmp', '--icmpv6-type', t, '-j', 'RETURN']),
+        ...['router-solicitation', 'neighbour-solicitation', 'neighbour-advertisement'].map((t) => [
+          '-p',
+          'ipv6-icmp',
+          '--icmpv6-type',
+          t,
+          '-j',
+          'RETURN',
+        ]),
         ...dns(6, ['udp', 'tcp']),
         ['-p', 'tcp', '-j', 'REJECT', '--reject-with', 'tcp-reset'],
         ['-j', 'DROP'],
@@ -87,7 +117,10 @@ function tables(s: CaptureSettings): TableRules[] {
   ];
 }
 
-const cmd = (tool: RuleCommand['tool'], table: string, ...args: string[]): RuleCommand => ({ tool, args: ['-w', '-t', table, ...args] });
+const cmd = (tool: RuleCommand['tool'], table: string, ...args: string[]): RuleCommand => ({
+  tool,
+  args: ['-w', '-t', table, ...args],
+});
 
 /** The steps that capture the namespace's egress; safe to run again (same rules afterwards). */
 export function applySteps(s: CaptureSettings): RuleStep[] {
@@ -95,7 +128,11 @@ export function applySteps(s: CaptureSettings): RuleStep[] {
     { kind: 'try', command: cmd(t.tool, t.table, '-N', CHAIN) },
     { kind: 'run', command: cmd(t.tool, t.table, '-F', CHAIN) },
     ...t.rules.map((r): RuleStep => ({ kind: 'run', command: cmd(t.tool, t.table, '-A', CHAIN, ...r) })),
-    { kind: 'ensure', check: cmd(t.tool, t.table, '-C', 'OUTPUT', ...t.jump, '-j', CHAIN), command: cmd(t.tool, t.table, '-I', 'OUTPUT', '1', ...t.jump, '-j', CHAIN) },
+    {
+      kind: 'ensure',
+      check: cmd(t.tool, t.table, '-C', 'OUTPUT', ...t.jump, '-j', CHAIN),
+      command: cmd(t.tool, t.table, '-I', 'OUTPUT', '1', ...t.jump, '-j', CHAIN),
+    },
   ]);
 }
 

@@ -34,7 +34,9 @@ function exec(c: RuleCommand, netns: string | undefined): { ok: boolean; error: 
  */
 export function runSteps(steps: readonly RuleStep[], netns: string | undefined, flag: string): void {
   const fail = (c: RuleCommand, error: string): never => {
-    throw new Error(`${flag}: \`${line(c)}\`${netns ? ` in network namespace ${netns}` : ''} failed: ${error || 'no output'}`);
+    throw new Error(
+      `${flag}: \`${line(c)}\`${netns ? ` in network namespace ${netns}` : ''} failed: ${error || 'no output'}`,
+    );
   };
   for (const s of steps) {
     if (s.kind === 'try') exec(s.command, netns);

@@ -17,7 +17,8 @@ const SOME_PORT = -1;
 /** A port query meaning "on every port" (only port-less entries count). */
 const EVERY_PORT = -2;
 
-const covers = (ports: Ports | undefined, port: number): boolean => ports === true || (ports !== undefined && (port === SOME_PORT || ports.has(port)));
+const covers = (ports: Ports | undefined, port: number): boolean =>
+  ports === true || (ports !== undefined && (port === SOME_PORT || ports.has(port)));
 
 /** One node of the reversed-character trie for `*.domain` entries. */
 interface SuffixNode {
@@ -59,7 +60,8 @@ export class AccessList {
     switch (entry.kind) {
       case 'host':
         this.exact.set(entry.host, addPort(this.exact.get(entry.host), entry.port));
-        if (entry.port !== undefined) this.explicitPorts.set(entry.port, [...(this.explicitPorts.get(entry.port) ?? []), entry.host]);
+        if (entry.port !== undefined)
+          this.explicitPorts.set(entry.port, [...(this.explicitPorts.get(entry.port) ?? []), entry.host]);
         return;
       case 'suffix': {
         let node = this.suffixes;

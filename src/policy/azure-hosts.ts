@@ -24,5 +24,7 @@ export interface CompiledAzureRule {
   readonly position: number;
   /** The storage account whose endpoints the rule covers. */
   readonly account: string;
-  readonly auth: { readonly kind: 'shared_key'; readonly key: Buffer } | { readonly kind: 'sas'; readonly query: string };
+  readonly auth:
+    | { readonly kind: 'shared_key'; readonly key: Buffer }
+    | { readonly kind: 'sas'; readonly query: string };
 }

@@ -24,14 +24,24 @@ export type CaptureRefusal = 'no_sni' | 'ip_literal' | 'protocol_mismatch' | 'ra
 /** The transparent-mode outcome: the forward proxy's decision, or a raw TCP connection still to attribute. */
 export type CapturedDecision =
   | RouteDecision
-  | { readonly outcome: 'refuse'; readonly status: 403; readonly reason: CaptureRefusal; readonly target: Target | undefined }
+  | {
+      readonly outcome: 'refuse';
+      readonly status: 403;
+      readonly reason: CaptureRefusal;
+      readonly target: Target | undefined;
+    }
   /** Raw TCP: allowed only if `address` is what one of `hosts` resolves to (see `attributeRawTcp`). */
   | { readonly outcome: 'attribute'; readonly hosts: readonly string[]; readonly target: Target };
 
 /** Ports that carry only HTTP and TLS in transparent mode (LangChain's rule): raw TCP there is dropped. */
 const WEB_PORTS: ReadonlySet<number> = new Set([80, 443]);
 
-const refuse = (reason: CaptureRefusal, target?: Target): CapturedDecision => ({ outcome: 'refuse', status: 403, reason, target });
+const refuse = (reason: CaptureRefusal, target?: Target): CapturedDecision => ({
+  outcome: 'refuse',
+  status: 403,
+  reason,
+  target,
+});
 const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
 
 /**
@@ -41,7 +51,12 @@ const hostPort = (host: string, port: number) => `${host.includes(':') ? `[${hos
  * connected to, and only on port 80); raw TCP never reaches 80 or 443, needs an allow_list, and must be
  * attributable to an exact `host:PORT` entry, which the caller checks by resolving those names.
  */
-export function decideCaptured(policy: CompiledPolicy | undefined, method: string, authority: string, original: OriginalDestination): CapturedDecision {
+export function decideCaptured(
+  policy: CompiledPolicy | undefined,
+  method: string,
+  authority: string,
+  original: OriginalDestination,
+): CapturedDecision {
   switch (original.kind) {
     case 'tls': {
       const target = normaliseAuthority(authority, 'https');
@@ -71,8 +86,14 @@ export function decideCaptured(policy: CompiledPolicy | undefined, method: strin
  * for `host:port` (access_control, no_proxy), except that raw bytes are never intercepted, only tunnelled.
  * `host` undefined (no listed name resolves to the address) refuses: an IP literal opens no raw TCP.
  */
-export function decideAttributed(policy: CompiledPolicy | undefined, host: string | undefined, target: Target): CapturedDecision {
+export function decideAttributed(
+  policy: CompiledPolicy | undefined,
+  host: string | undefined,
+  target: Target,
+): CapturedDecision {
   if (host === undefined) return refuse('raw_tcp_denied', target);
   const decision = decideRoute(policy, 'CONNECT', hostPort(host, target.port));
-  return decision.outcome === 'intercept' ? { outcome: 'tunnel', target: decision.target, reason: 'no_match' } : decision;
+  return decision.outcome === 'intercept'
+    ? { outcome: 'tunnel', target: decision.target, reason: 'no_match' }
+    : decision;
 }

@@ -77,7 +77,9 @@ export interface CompiledAwsRule {
   readonly position: number;
   /** `match_hosts`: narrows the AWS hosts the rule covers; undefined = every AWS endpoint. */
   readonly hosts: HostIndex | undefined;
-  readonly auth: { readonly kind: 'static'; readonly accessKeyId: string; readonly secretAccessKey: string } | { readonly kind: 'role'; readonly roleArn: string; readonly sessionTags: Readonly<Record<string, string>> };
+  readonly auth:
+    | { readonly kind: 'static'; readonly accessKeyId: string; readonly secretAccessKey: string }
+    | { readonly kind: 'role'; readonly roleArn: string; readonly sessionTags: Readonly<Record<string, string>> };
 }
 
 /** The enabled `type: gcp` rule: the checked service-account key and the scopes to mint tokens for. */

@@ -6,7 +6,12 @@ import { normaliseAuthority, type Target } from './host.js';
 export type RouteDecision =
   | { readonly outcome: 'intercept'; readonly target: Target }
   | { readonly outcome: 'tunnel'; readonly target: Target; readonly reason: 'no_proxy' | 'no_match' }
-  | { readonly outcome: 'refuse'; readonly status: 403; readonly reason: 'access_denied' | 'invalid_authority' | 'cleartext'; readonly target: Target | undefined };
+  | {
+      readonly outcome: 'refuse';
+      readonly status: 403;
+      readonly reason: 'access_denied' | 'invalid_authority' | 'cleartext';
+      readonly target: Target | undefined;
+    };
 
 /**
  * The intercept-or-tunnel choice made on Envoy's outer listener, so that a config change never needs an
@@ -18,7 +23,8 @@ export type RouteDecision =
 export function decideRoute(policy: CompiledPolicy | undefined, method: string, authority: string): RouteDecision {
   const connect = method === 'CONNECT';
   const target = normaliseAuthority(authority, connect ? 'https' : 'http');
-  if (!target || (connect && !/:\d+$/.test(authority))) return { outcome: 'refuse', status: 403, reason: 'invalid_authority', target };
+  if (!target || (connect && !/:\d+$/.test(authority)))
+    return { outcome: 'refuse', status: 403, reason: 'invalid_authority', target };
   if (!policy) return { outcome: 'tunnel', target, reason: 'no_match' };
   const standing = hostStanding(policy, target.host, target.port);
   if (standing === 'no_proxy') return { outcome: 'tunnel', target, reason: 'no_proxy' };
@@ -35,5 +41,7 @@ export function decideRoute(policy: CompiledPolicy | undefined, method: string, 
  */
 export function mayIntercept(policy: CompiledPolicy | undefined, hostname: string): boolean {
   const target = normaliseAuthority(`${hostname}:443`, 'https');
-  return policy !== undefined && target !== undefined && hostStanding(policy, target.host, undefined) === 'credentialed';
+  return (
+    policy !== undefined && target !== undefined && hostStanding(policy, target.host, undefined) === 'credentialed'
+  );
 }

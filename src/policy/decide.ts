@@ -40,8 +40,18 @@ export type Decision =
   /** A Google API host while a `type: gcp` rule is enabled: authorize with a minted token. */
   | { readonly outcome: 'gcp'; readonly rule: CompiledGcpRule; readonly target: Target }
   /** One of the storage account's endpoints while a `type: azure` rule is enabled: re-sign (Shared Key) or add the SAS. */
-  | { readonly outcome: 'azure'; readonly rule: CompiledAzureRule; readonly service: AzureStorageService; readonly target: Target }
-  | { readonly outcome: 'refuse'; readonly status: 403 | 421; readonly reason: RefuseReason; readonly target: Target | undefined };
+  | {
+      readonly outcome: 'azure';
+      readonly rule: CompiledAzureRule;
+      readonly service: AzureStorageService;
+      readonly target: Target;
+    }
+  | {
+      readonly outcome: 'refuse';
+      readonly status: 403 | 421;
+      readonly reason: RefuseReason;
+      readonly target: Target | undefined;
+    };
 
 /**
  * The decision of the contract's "Matching" section, as a pure function of (compiled config, request):
@@ -61,7 +71,8 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   if (req.tunnel) {
     const connect = normaliseAuthority(req.tunnel.connectAuthority ?? '', 'https');
     const sni = req.tunnel.sni?.toLowerCase().replace(/\.$/, '');
-    if (!connect || connect.host !== target.host || sni !== target.host) return { outcome: 'refuse', status: 421, reason: 'misdirected', target };
+    if (!connect || connect.host !== target.host || sni !== target.host)
+      return { outcome: 'refuse', status: 421, reason: 'misdirected', target };
     target = connect;
   }
   const { host } = target;
@@ -74,7 +85,8 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
   const aws = coversAws(policy.aws, host);
   const gcp = coversGcp(policy.gcp, host);
   const azure = policy.azure && azureStorageService(host, policy.azure.account);
-  if (ruleHits.length === 0 && callbackHit === undefined && !aws && !gcp && !azure) return { outcome: 'pass', reason: 'no_match', target };
+  if (ruleHits.length === 0 && callbackHit === undefined && !aws && !gcp && !azure)
+    return { outcome: 'pass', reason: 'no_match', target };
   if (req.scheme !== 'https') return { outcome: 'refuse', status: 403, reason: 'cleartext', target };
   if (aws) return { outcome: 'aws', rule: policy.aws!, endpoint: aws, target };
   if (gcp) return { outcome: 'gcp', rule: policy.gcp!, target };
@@ -96,7 +108,8 @@ export function decide(policy: CompiledPolicy, req: PolicyRequest): Decision {
     // A rewrite's host destination is held to the same access_control as the host the sandbox asked for (a
     // sandbox destination is governed by its link instead).
     const dest = rule.rewrite;
-    if (dest && !dest.sandbox && bypassOrDenial(policy, dest.host, dest.port) === 'denied') return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
+    if (dest && !dest.sandbox && bypassOrDenial(policy, dest.host, dest.port) === 'denied')
+      return { outcome: 'refuse', status: 403, reason: 'access_denied', target };
     return { outcome: 'inject', rule, target };
   }
   if (callbackHit !== undefined) return { outcome: 'callback', callback: policy.callbacks[callbackHit]!, target };
@@ -150,7 +163,11 @@ export type HostStanding = 'no_proxy' | 'denied' | 'credentialed' | 'plain';
  * no_proxy first, then access_control (on host and port): the checks that come before any rule is looked at.
  * With no port (SDS), a host is denied only when it is denied on every port.
  */
-function bypassOrDenial(policy: CompiledPolicy, host: string, port: number | undefined): 'no_proxy' | 'denied' | undefined {
+function bypassOrDenial(
+  policy: CompiledPolicy,
+  host: string,
+  port: number | undefined,
+): 'no_proxy' | 'denied' | undefined {
   if (policy.noProxy.has(host)) return 'no_proxy';
   const access = policy.access;
   if (!access) return undefined;

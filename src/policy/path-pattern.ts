@@ -29,9 +29,11 @@ export function compilePathPattern(pattern: string): PathPattern {
   if (pattern === '*') return { pattern, form: 'any', test: () => true };
   if (!WILDCARD.test(pattern)) return { pattern, form: 'exact', test: (path) => path === pattern };
   const prefix = PREFIX_FORM.exec(pattern)?.[1];
-  if (prefix !== undefined && !WILDCARD.test(prefix)) return { pattern, form: 'prefix', test: (path) => path.startsWith(prefix) };
+  if (prefix !== undefined && !WILDCARD.test(prefix))
+    return { pattern, form: 'prefix', test: (path) => path.startsWith(prefix) };
   const suffix = SUFFIX_FORM.exec(pattern)?.[1];
-  if (suffix !== undefined && !WILDCARD.test(suffix)) return { pattern, form: 'suffix', test: (path) => path.endsWith(suffix) };
+  if (suffix !== undefined && !WILDCARD.test(suffix))
+    return { pattern, form: 'suffix', test: (path) => path.endsWith(suffix) };
   return { pattern, form: 'glob', test: globMatcher(pattern) };
 }
 

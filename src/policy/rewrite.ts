@@ -44,7 +44,17 @@ export interface CompiledRewrite {
  * Proxy-Authorization, Cookie, and the API-key headers of the APIs authproxy knows (Anthropic, Azure
  * OpenAI, Google, GitLab, AWS session tokens, generic token headers).
  */
-export const CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'api-key', 'x-goog-api-key', 'x-amz-security-token', 'private-token', 'x-auth-token'];
+export const CREDENTIAL_HEADERS: readonly string[] = [
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'x-api-key',
+  'api-key',
+  'x-goog-api-key',
+  'x-amz-security-token',
+  'private-token',
+  'x-auth-token',
+];
 
 /** The value every redacted header gets; an Authorization-style value keeps its scheme (`Bearer redacted`). */
 export const REDACTED = 'redacted';
@@ -71,7 +81,11 @@ export interface RewriteMutation {
  * The header mutation of a rewrite. `sent` lists the sandbox's headers (lower-case names; only read for
  * `redact`). Proxy-Authorization is always removed, whatever the policy (contract, Matching step 11).
  */
-export function rewriteMutation(rewrite: CompiledRewrite, ruleHeaders: ReadonlyArray<readonly [string, string]>, sent: () => Record<string, string[]>): RewriteMutation {
+export function rewriteMutation(
+  rewrite: CompiledRewrite,
+  ruleHeaders: ReadonlyArray<readonly [string, string]>,
+  sent: () => Record<string, string[]>,
+): RewriteMutation {
   const own = new Set(ruleHeaders.map(([name]) => name.toLowerCase()));
   const set: Array<readonly [string, string]> = [[':authority', rewrite.authority]];
   const remove = new Set<string>(['proxy-authorization']);

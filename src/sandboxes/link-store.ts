@@ -38,12 +38,14 @@ export function linkPorts(net: SandboxNet | undefined, to: string): readonly num
 
 /** Why `net` can't be a network record (one line naming the field), or undefined. Shared by the API and the decoder. */
 export function netProblem(net: SandboxNet): string | undefined {
-  if (net.address !== undefined && (typeof net.address !== 'string' || isIP(net.address) === 0)) return 'address: must be an IP address';
+  if (net.address !== undefined && (typeof net.address !== 'string' || isIP(net.address) === 0))
+    return 'address: must be an IP address';
   const targets = Object.entries(net.links ?? {});
   if (targets.length > MAX_LINKS) return `links: at most ${MAX_LINKS} per sandbox`;
   for (const [to, ports] of targets) {
     if (!SANDBOX_ID.test(to)) return 'links: a target is not a sandbox id';
-    if (!Array.isArray(ports) || ports.length === 0 || ports.length > MAX_LINK_PORTS) return `links.${to}: 1..${MAX_LINK_PORTS} ports`;
+    if (!Array.isArray(ports) || ports.length === 0 || ports.length > MAX_LINK_PORTS)
+      return `links.${to}: 1..${MAX_LINK_PORTS} ports`;
     if (!ports.every((p) => Number.isInteger(p) && p >= 1 && p <= 65535)) return `links.${to}: ports are 1..65535`;
   }
   return undefined;
@@ -98,12 +100,33 @@ export class RedisLinkStore {
    */
   async update(id: string, change: (current: SandboxNet) => SandboxNet): Promise<StoredNet | undefined> {
     for (let attempt = 0; attempt < 5; attempt++) {
-      const [epoch, seq, stamp] = (await this.redis.eval(PREPARE, 3, `${this.base}epoch`, `${this.base}order`, `${this.base}netversions`, String(this.clock()), id)) as [string, number, string];
+      const [epoch, seq, stamp] = (await this.redis.eval(
+        PREPARE,
+        3,
+        `${this.base}epoch`,
+        `${this.base}order`,
+        `${this.base}netversions`,
+        String(this.clock()),
+        id,
+      )) as [string, number, string];
       const current = stamp === '-' ? { links: {} } : ((await this.get(id)) ?? { links: {} });
       const next = change(current);
       const written = { ...next, stamp: `${randomUUID()}`, order: { epoch: Number(epoch), seq: Number(seq) } };
       const raw = encodeNet(this.macKey, id, written);
-      const done = await this.redis.eval(PUT, 4, this.key(id), `${this.base}netversions`, `${this.base}changes`, `${this.base}epoch`, id, raw, written.stamp, stamp, epoch, `${NET_ANNOUNCEMENT}${id}`);
+      const done = await this.redis.eval(
+        PUT,
+        4,
+        this.key(id),
+        `${this.base}netversions`,
+        `${this.base}changes`,
+        `${this.base}epoch`,
+        id,
+        raw,
+        written.stamp,
+        stamp,
+        epoch,
+        `${NET_ANNOUNCEMENT}${id}`,
+      );
       if (done !== null) return decodeNet(this.macKey, id, raw);
     }
     return undefined;
@@ -131,10 +154,12 @@ export function decodeNet(macKey: Buffer | undefined, id: string, raw: string): 
   const bad = (why: string) => new AuthProxyError('config_invalid', `sandbox ${id}: stored links ${why}`);
   const [stamp, order, given, json, extra] = raw.split('\n');
   const at = /^(\d{1,16})\.(\d{1,16})$/.exec(order ?? '');
-  if (stamp === undefined || !at || given === undefined || json === undefined || extra !== undefined) throw bad('are malformed');
+  if (stamp === undefined || !at || given === undefined || json === undefined || extra !== undefined)
+    throw bad('are malformed');
   if (macKey) {
     const want = Buffer.from(mac(macKey, id, `${stamp}\n${order}`, json));
-    if (given.length !== want.length || !timingSafeEqual(Buffer.from(given), want)) throw bad("failed authentication (written without this deployment's key, or altered)");
+    if (given.length !== want.length || !timingSafeEqual(Buffer.from(given), want))
+      throw bad("failed authentication (written without this deployment's key, or altered)");
   }
   let net: SandboxNet;
   try {
@@ -142,6 +167,12 @@ export function decodeNet(macKey: Buffer | undefined, id: string, raw: string): 
   } catch {
     throw bad('are malformed');
   }
-  if (typeof net !== 'object' || net === null || typeof net.links !== 'object' || net.links === null || netProblem(net)) throw bad('are malformed');
-  return { ...(net.address !== undefined ? { address: net.address } : {}), links: net.links, stamp, order: { epoch: Number(at[1]), seq: Number(at[2]) } };
+  if (typeof net !== 'object' || net === null || typeof net.links !== 'object' || net.links === null || netProblem(net))
+    throw bad('are malformed');
+  return {
+    ...(net.address !== undefined ? { address: net.address } : {}),
+    links: net.links,
+    stamp,
+    order: { epoch: Number(at[1]), seq: Number(at[2]) },
+  };
 }

@@ -14,11 +14,15 @@ const NEVER = new Set(['unspecified', 'link_local', 'metadata', 'multicast', 're
  * addresses are what pods have; loopback would be the calling sidecar's own host (its Envoy admin port,
  * authproxy), so it is refused unless `--egress-allow-cidrs` names it (`allowLoopback`, tests).
  */
-export function sandboxAddressProblem(address: string, allowLoopback: (address: string) => boolean): string | undefined {
+export function sandboxAddressProblem(
+  address: string,
+  allowLoopback: (address: string) => boolean,
+): string | undefined {
   const cls = classifyAddress(address);
   if (cls === undefined) return 'must be an IP address (no hostname: nothing to resolve, nothing to rebind)';
   if (NEVER.has(cls)) return `is a ${cls.replace('_', '-')} address, which no sandbox can be reached at`;
-  if (cls === 'loopback' && !allowLoopback(address)) return 'is a loopback address: that is the calling sidecar itself (allowed only when --egress-allow-cidrs names it)';
+  if (cls === 'loopback' && !allowLoopback(address))
+    return 'is a loopback address: that is the calling sidecar itself (allowed only when --egress-allow-cidrs names it)';
   return undefined;
 }
 
@@ -55,15 +59,19 @@ export class SandboxNetwork implements SandboxLinks {
   dial(from: string, to: string, port: number): string | undefined {
     if (!linkPorts(this.nets.get(from), to)?.includes(port)) return undefined;
     const address = this.nets.get(to)?.address;
-    if (address === undefined || sandboxAddressProblem(address, this.options.allowLoopback) !== undefined) return undefined;
+    if (address === undefined || sandboxAddressProblem(address, this.options.allowLoopback) !== undefined)
+      return undefined;
     return this.options.tenantOf(from) === this.options.tenantOf(to) ? address : undefined;
   }
 
   /** Why `from` can't reach `to`:`port` now (for the admin API's 422 and the log), or undefined when it can. */
   whyNot(from: string, to: string, port: number): string | undefined {
-    if (!linkPorts(this.nets.get(from), to)?.includes(port)) return `no link lets sandbox "${from}" reach sandbox "${to}" on port ${port}`;
-    if (this.nets.get(to)?.address === undefined) return `sandbox "${to}" has no address (PUT /v1/sandboxes/${to}/address)`;
-    if (this.dial(from, to, port) === undefined) return `sandbox "${to}" can't be reached from sandbox "${from}" (its address is refused, or they are in different tenants)`;
+    if (!linkPorts(this.nets.get(from), to)?.includes(port))
+      return `no link lets sandbox "${from}" reach sandbox "${to}" on port ${port}`;
+    if (this.nets.get(to)?.address === undefined)
+      return `sandbox "${to}" has no address (PUT /v1/sandboxes/${to}/address)`;
+    if (this.dial(from, to, port) === undefined)
+      return `sandbox "${to}" can't be reached from sandbox "${from}" (its address is refused, or they are in different tenants)`;
     return undefined;
   }
 
@@ -77,7 +85,9 @@ export class SandboxNetwork implements SandboxLinks {
    * API checks it, so a link written a moment ago through another replica counts.
    */
   async refreshFor(from: string, config: ProxyConfig): Promise<void> {
-    const targets = config.rules.flatMap((r) => (r.type === 'rewrite' && r.rewrite.sandbox !== undefined ? [r.rewrite.sandbox] : []));
+    const targets = config.rules.flatMap((r) =>
+      r.type === 'rewrite' && r.rewrite.sandbox !== undefined ? [r.rewrite.sandbox] : [],
+    );
     if (targets.length > 0) await Promise.all([from, ...new Set(targets)].map((id) => this.refresh(id)));
   }
 
@@ -90,8 +100,15 @@ export class SandboxNetwork implements SandboxLinks {
       if (err instanceof AuthProxyError) {
         // A record that doesn't authenticate is no evidence of any link: fail closed, drop what was held.
         this.nets.delete(id);
-        this.log.error({ sandbox: id, err: errorLine(err) }, 'stored sandbox links refused; this sandbox has no links or address on this replica');
-      } else this.log.warn({ sandbox: id, err: errorLine(err) }, 'cannot read stored sandbox links; keeping the ones loaded');
+        this.log.error(
+          { sandbox: id, err: errorLine(err) },
+          'stored sandbox links refused; this sandbox has no links or address on this replica',
+        );
+      } else
+        this.log.warn(
+          { sandbox: id, err: errorLine(err) },
+          'cannot read stored sandbox links; keeping the ones loaded',
+        );
       return;
     }
     const held = this.nets.get(id);
@@ -101,7 +118,10 @@ export class SandboxNetwork implements SandboxLinks {
     }
     if (held && held.stamp !== stored.stamp && !isNewer(stored.order, held.order)) {
       this.refused.set(id, stored.stamp);
-      this.log.error({ sandbox: id }, 'stored sandbox links are older than the ones this replica applied (replayed into Redis?); refused');
+      this.log.error(
+        { sandbox: id },
+        'stored sandbox links are older than the ones this replica applied (replayed into Redis?); refused',
+      );
       return;
     }
     this.nets.set(id, stored);
@@ -118,7 +138,10 @@ export class SandboxNetwork implements SandboxLinks {
       return;
     }
     for (const id of [...this.nets.keys()]) if (!versions.has(id)) this.nets.delete(id);
-    const stale = [...versions].filter(([id, stamp]) => this.nets.get(id)?.stamp !== stamp && this.refused.get(id) !== stamp).map(([id]) => id);
-    for (let i = 0; i < stale.length; i += 100) await Promise.all(stale.slice(i, i + 100).map((id) => this.refresh(id)));
+    const stale = [...versions]
+      .filter(([id, stamp]) => this.nets.get(id)?.stamp !== stamp && this.refused.get(id) !== stamp)
+      .map(([id]) => id);
+    for (let i = 0; i < stale.length; i += 100)
+      await Promise.all(stale.slice(i, i + 100).map((id) => this.refresh(id)));
   }
 }

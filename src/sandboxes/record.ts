@@ -69,7 +69,10 @@ function verify(macKey: Buffer | undefined, id: string, given: string, expected:
   if (!macKey) return;
   const want = Buffer.from(expected());
   if (given.length !== want.length || !timingSafeEqual(Buffer.from(given), want)) {
-    throw new AuthProxyError('config_invalid', `sandbox ${id}: stored config failed authentication (written without this deployment's key, or altered)`);
+    throw new AuthProxyError(
+      'config_invalid',
+      `sandbox ${id}: stored config failed authentication (written without this deployment's key, or altered)`,
+    );
   }
 }
 
@@ -102,7 +105,12 @@ export function decodeRecord(macKey: Buffer | undefined, id: string, raw: string
     const parts = lines(rest, 2);
     const order = /^(\d{1,16})\.(\d{1,16})$/.exec(parts?.[0] ?? '');
     if (!parts || !order) throw malformed(id);
-    return { ...base, order: { epoch: Number(order[1]), seq: Number(order[2]) }, ...parseMeta(id, parts[1]!), config: JSON.parse(parts[2]!) as ProxyConfig };
+    return {
+      ...base,
+      order: { epoch: Number(order[1]), seq: Number(order[2]) },
+      ...parseMeta(id, parts[1]!),
+      config: JSON.parse(parts[2]!) as ProxyConfig,
+    };
   }
   verify(macKey, id, mac, () => hmac(macKey!, `${id}\n${rest}`));
   const nl = rest.indexOf('\n');
@@ -120,7 +128,8 @@ function parseMeta(id: string, line: string): IdentityFields {
   ] as const) {
     const value = meta[key];
     if (value === undefined) continue;
-    if (typeof value !== 'string' || !TENANT_ID.test(value)) throw new AuthProxyError('config_invalid', `sandbox ${id}: stored ${key} is malformed`);
+    if (typeof value !== 'string' || !TENANT_ID.test(value))
+      throw new AuthProxyError('config_invalid', `sandbox ${id}: stored ${key} is malformed`);
     out[field] = value;
   }
   return out;

@@ -15,7 +15,13 @@ import type { ValueUnsealer } from '../secrets/sealing.js';
 import type { SandboxStore, StoredSandbox } from './store.js';
 import { isNewer, type RecordOrder } from './record.js';
 import { callbackUrlProblems, type CallbackPolicy } from '../config/callback-policy.js';
-import { DEFAULT_IDENTITY, effectiveIdentity, type IdentityFields, type IdentitySource, type SandboxIdentity } from '../contracts/identity.js';
+import {
+  DEFAULT_IDENTITY,
+  effectiveIdentity,
+  type IdentityFields,
+  type IdentitySource,
+  type SandboxIdentity,
+} from '../contracts/identity.js';
 
 interface StoredPolicy {
   readonly stamp: string;
@@ -82,7 +88,9 @@ export class PolicyRegistry implements PolicySource<CompiledPolicy>, IdentitySou
     this.secrets = loaded.secrets;
     this.warnFile(loaded.file);
     const allowLoopback = options.allowLoopback ?? (() => false);
-    this.links = options.linkStore && new SandboxNetwork(options.linkStore, log, { tenantOf: (id) => this.identityFor(id).tenantId, allowLoopback });
+    this.links =
+      options.linkStore &&
+      new SandboxNetwork(options.linkStore, log, { tenantOf: (id) => this.identityFor(id).tenantId, allowLoopback });
   }
 
   policyFor(sandboxId: string): CompiledPolicy | undefined {
@@ -143,9 +151,13 @@ export class PolicyRegistry implements PolicySource<CompiledPolicy>, IdentitySou
   /** Loads every stored config, then follows changes: pub/sub at once, a full resync every `resyncMs`. */
   async start(resyncMs = 10_000, readyMs = 3000): Promise<void> {
     if (!this.store) return;
-    if (!(await this.store.ready(readyMs))) this.log.warn('sandbox config store not reachable yet; serving file configs and retrying');
+    if (!(await this.store.ready(readyMs)))
+      this.log.warn('sandbox config store not reachable yet; serving file configs and retrying');
     this.unsubscribe = await this.store.subscribe(
-      (id) => void (id.startsWith(NET_ANNOUNCEMENT) ? this.links?.refresh(id.slice(NET_ANNOUNCEMENT.length)) : this.refresh(id)),
+      (id) =>
+        void (id.startsWith(NET_ANNOUNCEMENT)
+          ? this.links?.refresh(id.slice(NET_ANNOUNCEMENT.length))
+          : this.refresh(id)),
       () => void this.resync(),
     );
     await this.resync();
@@ -170,8 +182,11 @@ export class PolicyRegistry implements PolicySource<CompiledPolicy>, IdentitySou
       return;
     }
     for (const id of this.stored.keys()) if (!versions.has(id)) this.forget(id);
-    const stale = [...versions].filter(([id, stamp]) => this.stored.get(id)?.stamp !== stamp && this.refused.get(id) !== stamp).map(([id]) => id);
-    for (let i = 0; i < stale.length; i += 100) await Promise.all(stale.slice(i, i + 100).map((id) => this.refresh(id)));
+    const stale = [...versions]
+      .filter(([id, stamp]) => this.stored.get(id)?.stamp !== stamp && this.refused.get(id) !== stamp)
+      .map(([id]) => id);
+    for (let i = 0; i < stale.length; i += 100)
+      await Promise.all(stale.slice(i, i + 100).map((id) => this.refresh(id)));
   }
 
   /** Reloads one sandbox from the store (after an announcement or during a resync). */
@@ -193,7 +208,11 @@ export class PolicyRegistry implements PolicySource<CompiledPolicy>, IdentitySou
         );
         return;
       }
-      if (!entry.order) this.log.warn({ sandbox: id }, 'stored sandbox config is in the old format, whose version is not authenticated; write it again through the admin API');
+      if (!entry.order)
+        this.log.warn(
+          { sandbox: id },
+          'stored sandbox config is in the old format, whose version is not authenticated; write it again through the admin API',
+        );
       const config = validateConfig(entry.config, `sandbox ${id}`);
       const policy = this.compile(id, config);
       const identity = { tenantId: entry.tenantId, organizationId: entry.organizationId };
@@ -203,7 +222,10 @@ export class PolicyRegistry implements PolicySource<CompiledPolicy>, IdentitySou
         this.refused.delete(id);
       }
     } catch (err) {
-      this.log.error({ sandbox: id, err: errorLine(err) }, 'cannot load stored sandbox config; keeping the last good one');
+      this.log.error(
+        { sandbox: id, err: errorLine(err) },
+        'cannot load stored sandbox config; keeping the last good one',
+      );
     }
   }
 
@@ -233,7 +255,14 @@ export class PolicyRegistry implements PolicySource<CompiledPolicy>, IdentitySou
 
   private context(sandboxId: string) {
     // Stored configs are shared-service mode's: a rewrite to a sandbox finds its link per request.
-    return { secrets: this.secrets, unsealer: this.unsealer, sandboxId, allowUnboundSeals: this.options.allowUnboundSeals, gcpTokenUriAllow: this.options.gcpTokenUriAllow, sandboxLinks: this.links ?? NO_SANDBOX_LINKS };
+    return {
+      secrets: this.secrets,
+      unsealer: this.unsealer,
+      sandboxId,
+      allowUnboundSeals: this.options.allowUnboundSeals,
+      gcpTokenUriAllow: this.options.gcpTokenUriAllow,
+      sandboxLinks: this.links ?? NO_SANDBOX_LINKS,
+    };
   }
 
   /** Logs the fields of a config that use unbound sealed values (let through by --allow-unbound-seals). */

@@ -39,7 +39,12 @@ export interface SandboxStore {
    * stored); otherwise nothing is written and `undefined` is returned, so read-modify-write can't lose a
    * concurrent update.
    */
-  put(id: string, config: ProxyConfig, expect?: string | null, identity?: IdentityFields): Promise<StoredSandbox | undefined>;
+  put(
+    id: string,
+    config: ProxyConfig,
+    expect?: string | null,
+    identity?: IdentityFields,
+  ): Promise<StoredSandbox | undefined>;
   delete(id: string): Promise<boolean>;
   /** Every stored sandbox id with its current stamp. */
   versions(): Promise<Map<string, string>>;
@@ -161,14 +166,48 @@ export class RedisSandboxStore implements SandboxStore {
    * Writes a record authenticated with everything it says (src/sandboxes/record.ts): the config, the
    * tenant, the stamp and its place in the store's history. (Nothing is re-encoded by Lua's cjson.)
    */
-  async put(id: string, config: ProxyConfig, expect?: string | null, identity: IdentityFields = {}): Promise<StoredSandbox | undefined> {
+  async put(
+    id: string,
+    config: ProxyConfig,
+    expect?: string | null,
+    identity: IdentityFields = {},
+  ): Promise<StoredSandbox | undefined> {
     const condition = expect === undefined ? '' : expect === null ? '-' : expect;
     for (let attempt = 0; attempt < PUT_ATTEMPTS; attempt++) {
-      const [epoch, seq, current] = (await this.redis.eval(PREPARE, 3, this.epochKey, this.orderKey, this.seqKey, String(this.clock()), id)) as [string, number, string];
+      const [epoch, seq, current] = (await this.redis.eval(
+        PREPARE,
+        3,
+        this.epochKey,
+        this.orderKey,
+        this.seqKey,
+        String(this.clock()),
+        id,
+      )) as [string, number, string];
       const version = Number(current) + 1;
       const stamp = `${version}-${randomUUID()}`;
-      const raw = encodeRecord(this.macKey, id, { stamp, updatedAt: this.clock(), order: { epoch: Number(epoch), seq: Number(seq) }, identity, config });
-      const done = await this.redis.eval(PUT, 5, this.key(id), this.versionsKey, this.channel, this.seqKey, this.epochKey, id, raw, stamp, String(version), epoch, condition, current);
+      const raw = encodeRecord(this.macKey, id, {
+        stamp,
+        updatedAt: this.clock(),
+        order: { epoch: Number(epoch), seq: Number(seq) },
+        identity,
+        config,
+      });
+      const done = await this.redis.eval(
+        PUT,
+        5,
+        this.key(id),
+        this.versionsKey,
+        this.channel,
+        this.seqKey,
+        this.epochKey,
+        id,
+        raw,
+        stamp,
+        String(version),
+        epoch,
+        condition,
+        current,
+      );
       if (done === null) return undefined;
       if (done !== 'retry') return decodeRecord(this.macKey, id, raw);
     }
@@ -177,7 +216,9 @@ export class RedisSandboxStore implements SandboxStore {
   }
 
   async delete(id: string): Promise<boolean> {
-    return ((await this.redis.eval(DELETE, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id)) as number) > 0;
+    return (
+      ((await this.redis.eval(DELETE, 4, this.key(id), this.versionsKey, this.channel, this.seqKey, id)) as number) > 0
+    );
   }
 
   async versions(): Promise<Map<string, string>> {

@@ -1,4 +1,13 @@
-import type { ApiErrorBody, ProxyConfigPatch, ProxyConfigWrite, SandboxAddressResponse, SandboxConfigResponse, SandboxEnvResponse, SandboxLink, SandboxLinksResponse } from './types.js';
+import type {
+  ApiErrorBody,
+  ProxyConfigPatch,
+  ProxyConfigWrite,
+  SandboxAddressResponse,
+  SandboxConfigResponse,
+  SandboxEnvResponse,
+  SandboxLink,
+  SandboxLinksResponse,
+} from './types.js';
 import { DEFAULT_RETRY, isRetryableStatus, nextDelay, retryAfterMs, type RetryOptions } from './retry.js';
 
 /** Options of `AuthProxyClient`. */
@@ -72,19 +81,34 @@ export class AuthProxyClient {
   constructor(private readonly options: AuthProxyClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.fetchFn = options.fetch ?? globalThis.fetch;
-    this.retry = { ...DEFAULT_RETRY, ...options.retry, ...(options.retries !== undefined ? { retries: options.retries } : {}) };
+    this.retry = {
+      ...DEFAULT_RETRY,
+      ...options.retry,
+      ...(options.retries !== undefined ? { retries: options.retries } : {}),
+    };
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.sleep = options.sleep ?? sleepFor;
   }
 
   /** Creates a sandbox's config (PUT: replaces one that already exists; same call as `replace`). */
   create(sandboxId: string, config: ProxyConfigWrite, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), withIdentity(config, options), options.ifMatch, options.ifAbsent);
+    return this.send<SandboxConfigResponse>(
+      'PUT',
+      configPath(sandboxId),
+      withIdentity(config, options),
+      options.ifMatch,
+      options.ifAbsent,
+    );
   }
 
   /** Replaces a sandbox's config whole (PUT); every opaque header needs its value. */
   replace(sandboxId: string, config: ProxyConfigWrite, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PUT', configPath(sandboxId), withIdentity(config, options), options.ifMatch);
+    return this.send<SandboxConfigResponse>(
+      'PUT',
+      configPath(sandboxId),
+      withIdentity(config, options),
+      options.ifMatch,
+    );
   }
 
   /**
@@ -93,7 +117,12 @@ export class AuthProxyClient {
    * 404 when the sandbox has no stored config.
    */
   patch(sandboxId: string, config: ProxyConfigPatch, options: WriteOptions = {}): Promise<SandboxConfigResponse> {
-    return this.send<SandboxConfigResponse>('PATCH', configPath(sandboxId), withIdentity(config, options), options.ifMatch);
+    return this.send<SandboxConfigResponse>(
+      'PATCH',
+      configPath(sandboxId),
+      withIdentity(config, options),
+      options.ifMatch,
+    );
   }
 
   /** Reads a sandbox's config; opaque headers come back as `{name, type: "opaque", is_set: true}`. */
@@ -124,12 +153,15 @@ export class AuthProxyClient {
 
   /** A sandbox's registered address, or undefined when none is. */
   async getAddress(sandboxId: string): Promise<string | undefined> {
-    return (await this.orMissing(this.send<SandboxAddressResponse>('GET', `${sandboxPath(sandboxId)}/address`)))?.address;
+    return (await this.orMissing(this.send<SandboxAddressResponse>('GET', `${sandboxPath(sandboxId)}/address`)))
+      ?.address;
   }
 
   /** Removes a sandbox's address (rewrites to it are refused from the next request); false when there was none. */
   async deleteAddress(sandboxId: string): Promise<boolean> {
-    return (await this.orMissing(this.send<void>('DELETE', `${sandboxPath(sandboxId)}/address`).then(() => true))) ?? false;
+    return (
+      (await this.orMissing(this.send<void>('DELETE', `${sandboxPath(sandboxId)}/address`).then(() => true))) ?? false
+    );
   }
 
   /** Lets sandbox `from` reach these ports of sandbox `to` (replacing the ports of an existing link). */
@@ -180,12 +212,15 @@ export class AuthProxyClient {
         });
       } catch (err) {
         const wait = IDEMPOTENT.has(method) ? nextDelay(attempt, this.retry, undefined) : undefined;
-        if (wait === undefined) throw new AuthProxyApiError(0, `${method} ${path}: no response (${describe(err)})`, [], { cause: err });
+        if (wait === undefined)
+          throw new AuthProxyApiError(0, `${method} ${path}: no response (${describe(err)})`, [], { cause: err });
         await this.sleep(wait);
         continue;
       }
       if (res.ok) return (res.status === 204 ? undefined : await res.json()) as T;
-      const wait = isRetryableStatus(res.status) ? nextDelay(attempt, this.retry, retryAfterMs(res.headers.get('retry-after'))) : undefined;
+      const wait = isRetryableStatus(res.status)
+        ? nextDelay(attempt, this.retry, retryAfterMs(res.headers.get('retry-after')))
+        : undefined;
       if (wait === undefined) throw await apiError(res);
       await res.body?.cancel().catch(() => undefined);
       await this.sleep(wait);
@@ -225,7 +260,9 @@ async function apiError(res: Response): Promise<AuthProxyApiError> {
   try {
     const body = JSON.parse(text) as Partial<ApiErrorBody>;
     if (typeof body.error === 'string') {
-      const problems = Array.isArray(body.problems) ? body.problems.filter((p): p is string => typeof p === 'string') : [];
+      const problems = Array.isArray(body.problems)
+        ? body.problems.filter((p): p is string => typeof p === 'string')
+        : [];
       return new AuthProxyApiError(res.status, body.error, problems);
     }
   } catch {

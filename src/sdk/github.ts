@@ -27,7 +27,8 @@ function base64(text: string): string {
  * `github-api` first, as `configureGithubProxy` does.
  */
 export function githubProxyRules(token: string): [RuleWrite, RuleWrite] {
-  if (!token || /[\r\n\0\s]/.test(token)) throw new TypeError('githubProxyRules: the token must be non-empty, without whitespace');
+  if (!token || /[\r\n\0\s]/.test(token))
+    throw new TypeError('githubProxyRules: the token must be non-empty, without whitespace');
   return [
     {
       name: GITHUB_API_RULE,
@@ -64,7 +65,12 @@ export function mergeGithubRules(rules: readonly RulePatch[], github: readonly R
  * The PATCH names the version it read (If-Match), so a change another writer makes in between is never
  * overwritten: the read-merge-write is done again (up to `attempts` times).
  */
-export async function configureGithubProxy(client: AuthProxyClient, sandboxId: string, token: string, attempts = 5): Promise<SandboxConfigResponse> {
+export async function configureGithubProxy(
+  client: AuthProxyClient,
+  sandboxId: string,
+  token: string,
+  attempts = 5,
+): Promise<SandboxConfigResponse> {
   const github = githubProxyRules(token);
   for (let attempt = 1; ; attempt++) {
     try {
@@ -72,11 +78,16 @@ export async function configureGithubProxy(client: AuthProxyClient, sandboxId: s
       try {
         current = await client.get(sandboxId);
       } catch (err) {
-        if (err instanceof AuthProxyApiError && err.status === 404) return await client.create(sandboxId, { rules: github }, { ifAbsent: true });
+        if (err instanceof AuthProxyApiError && err.status === 404)
+          return await client.create(sandboxId, { rules: github }, { ifAbsent: true });
         throw err;
       }
       const config: ProxyConfigPatch = current.proxy_config;
-      return await client.patch(sandboxId, { ...config, rules: mergeGithubRules(config.rules ?? [], github) }, { ifMatch: current.etag });
+      return await client.patch(
+        sandboxId,
+        { ...config, rules: mergeGithubRules(config.rules ?? [], github) },
+        { ifMatch: current.etag },
+      );
     } catch (err) {
       const conflict = err instanceof AuthProxyApiError && (err.status === 409 || err.status === 412);
       if (!conflict || attempt >= attempts) throw err;

@@ -5,7 +5,13 @@
  */
 export { AuthProxyClient, AuthProxyApiError, type AuthProxyClientOptions, type WriteOptions } from './client.js';
 export { plaintext, workspaceSecret, opaqueSecret } from './headers.js';
-export { githubProxyRules, configureGithubProxy, mergeGithubRules, GITHUB_API_RULE, GITHUB_GIT_RULE } from './github.js';
+export {
+  githubProxyRules,
+  configureGithubProxy,
+  mergeGithubRules,
+  GITHUB_API_RULE,
+  GITHUB_GIT_RULE,
+} from './github.js';
 export { DEFAULT_RETRY, isRetryableStatus, retryAfterMs, type RetryOptions } from './retry.js';
 export type {
   ApiErrorBody,

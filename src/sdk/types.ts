@@ -66,14 +66,18 @@ type ProviderRulePatch =
   | (Omit<AzureRuleInput, 'azure'> & { azure: SecretsOr<AzureRuleInput['azure'], OpaqueSecretKept> });
 
 /** A header or rewrite rule with its headers' type replaced by `H` (a rewrite rule's `headers` stays optional when written). */
-type HeadersAs<R, H> = R extends { type: 'rewrite' } ? Omit<R, 'headers'> & { headers?: H[] } : Omit<R, 'headers'> & { headers: H[] };
+type HeadersAs<R, H> = R extends { type: 'rewrite' }
+  ? Omit<R, 'headers'> & { headers?: H[] }
+  : Omit<R, 'headers'> & { headers: H[] };
 /** Each rule of the union `R` with its headers as `H` (distributive, so a rewrite rule keeps its `rewrite`). */
 type ViewHeaders<R, H> = R extends unknown ? Omit<R, 'headers'> & { headers: H[] } : never;
 
 /** A PATCH body: a whole proxy_config, where an opaque header or Secret may leave out its value to keep the stored one. */
 export type ProxyConfigPatch = Omit<ProxyConfigInput, 'rules' | 'callbacks'> & {
   rules?: Array<HeadersAs<RuleInput, HeaderInput | OpaqueHeaderKept> | ProviderRulePatch>;
-  callbacks?: Array<Omit<CallbackInput, 'request_headers'> & { request_headers?: Array<CallbackHeaderInput | OpaqueHeaderKept> }>;
+  callbacks?: Array<
+    Omit<CallbackInput, 'request_headers'> & { request_headers?: Array<CallbackHeaderInput | OpaqueHeaderKept> }
+  >;
 };
 
 type AnyRule = ProxyConfig['rules'][number];
@@ -91,7 +95,9 @@ type Callback = ProxyConfig['callbacks'][number];
 /** A stored proxy_config as reads return it: defaults filled in, opaque values replaced by `is_set: true`. */
 export type ProxyConfigView = Omit<ProxyConfig, 'rules' | 'callbacks'> & {
   rules: Array<ViewHeaders<Rule, VisibleHeaderView | OpaqueHeaderView> | ProviderRuleView>;
-  callbacks: Array<Omit<Callback, 'request_headers'> & { request_headers: Array<VisibleHeaderView<'plaintext'> | OpaqueHeaderView> }>;
+  callbacks: Array<
+    Omit<Callback, 'request_headers'> & { request_headers: Array<VisibleHeaderView<'plaintext'> | OpaqueHeaderView> }
+  >;
 };
 
 /** What GET, PUT and PATCH on `/v1/sandboxes/{id}/proxy-config` answer. */

@@ -13,10 +13,14 @@ export interface CaFiles {
  * for authproxy only). Refuses to replace either file without `force`: a new CA silently breaks every
  * sandbox that trusts the old one. Modes are set explicitly, also when an existing file is overwritten.
  */
-export async function initCaFiles(dir: string, options: { force?: boolean; commonName?: string } = {}): Promise<CaFiles> {
+export async function initCaFiles(
+  dir: string,
+  options: { force?: boolean; commonName?: string } = {},
+): Promise<CaFiles> {
   const files = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') };
   const existing = [files.cert, files.key].find((f) => existsSync(f));
-  if (existing && !options.force) throw new AuthProxyError('usage', `${existing}: already exists (use --force to overwrite)`);
+  if (existing && !options.force)
+    throw new AuthProxyError('usage', `${existing}: already exists (use --force to overwrite)`);
   // The x509 stack loads only here, not with every CLI command.
   const { generateCa } = await import('./ca.js');
   const { certPem, keyPem } = await generateCa(options.commonName);
@@ -27,7 +31,10 @@ export async function initCaFiles(dir: string, options: { force?: boolean; commo
     writeFileSync(files.cert, certPem, { mode: 0o644 });
     chmodSync(files.cert, 0o644);
   } catch (err) {
-    throw new AuthProxyError('config_io', `${dir}: cannot write the CA (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthProxyError(
+      'config_io',
+      `${dir}: cannot write the CA (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   return files;
 }
@@ -44,7 +51,10 @@ export function caBundlePem(caCert: string, system: string = SYSTEM_ROOTS): stri
     try {
       return readFileSync(path, 'utf8');
     } catch (err) {
-      throw new AuthProxyError('config_io', `${path}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AuthProxyError(
+        'config_io',
+        `${path}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   };
   const ca = read(caCert, 'CA certificate');

@@ -99,7 +99,10 @@ function readPem(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new AuthProxyError('config_io', `${path}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthProxyError(
+      'config_io',
+      `${path}: cannot read ${what} (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }
 
@@ -108,23 +111,34 @@ function parsePrivateKey(keyPem: string, label: string): KeyObject {
     return createPrivateKey(keyPem);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyPem) || code === 'ERR_MISSING_PASSPHRASE';
-    throw new AuthProxyError('key_invalid', `${label}: ${encrypted ? 'encrypted private keys are not supported' : 'not a PEM private key'}`);
+    const encrypted =
+      /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyPem) || code === 'ERR_MISSING_PASSPHRASE';
+    throw new AuthProxyError(
+      'key_invalid',
+      `${label}: ${encrypted ? 'encrypted private keys are not supported' : 'not a PEM private key'}`,
+    );
   }
 }
 
 /** The WebCrypto import and signing algorithms for a CA key, or a one-line error naming the file. */
-function signingAlgorithms(key: KeyObject, label: string): { importAs: EcKeyImportParams | RsaHashedImportParams; sign: EcdsaParams | Algorithm } {
+function signingAlgorithms(
+  key: KeyObject,
+  label: string,
+): { importAs: EcKeyImportParams | RsaHashedImportParams; sign: EcdsaParams | Algorithm } {
   if (key.asymmetricKeyType === 'ec') {
     const curve = CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
     if (!curve) throw new AuthProxyError('key_invalid', `${label}: EC key must use P-256 or P-384`);
     return { importAs: { name: 'ECDSA', namedCurve: curve.curve }, sign: { name: 'ECDSA', hash: curve.hash } };
   }
   if (key.asymmetricKeyType === 'rsa') {
-    if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) throw new AuthProxyError('key_invalid', `${label}: RSA key must have at least 2048 bits`);
+    if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048)
+      throw new AuthProxyError('key_invalid', `${label}: RSA key must have at least 2048 bits`);
     return { importAs: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, sign: { name: 'RSASSA-PKCS1-v1_5' } };
   }
-  throw new AuthProxyError('key_invalid', `${label}: unsupported key type ${key.asymmetricKeyType ?? 'unknown'} (use EC P-256/P-384 or RSA)`);
+  throw new AuthProxyError(
+    'key_invalid',
+    `${label}: unsupported key type ${key.asymmetricKeyType ?? 'unknown'} (use EC P-256/P-384 or RSA)`,
+  );
 }
 
 /**
@@ -155,14 +169,23 @@ export class CertificateAuthority implements LeafMinter {
   }
 
   /** Like `load`, from PEM text; `labels` name the sources in errors. */
-  static async fromPem(certPem: string, keyPem: string, options: CaOptions = {}, labels: { cert: string; key: string } = { cert: 'CA certificate', key: 'CA private key' }): Promise<CertificateAuthority> {
+  static async fromPem(
+    certPem: string,
+    keyPem: string,
+    options: CaOptions = {},
+    labels: { cert: string; key: string } = { cert: 'CA certificate', key: 'CA private key' },
+  ): Promise<CertificateAuthority> {
     let nodeCert: X509Certificate;
     try {
       nodeCert = new X509Certificate(certPem);
     } catch {
       throw new AuthProxyError('key_invalid', `${labels.cert}: not a PEM X.509 certificate`);
     }
-    if (!nodeCert.ca) throw new AuthProxyError('key_invalid', `${labels.cert}: not a CA certificate (basicConstraints CA:TRUE is missing)`);
+    if (!nodeCert.ca)
+      throw new AuthProxyError(
+        'key_invalid',
+        `${labels.cert}: not a CA certificate (basicConstraints CA:TRUE is missing)`,
+      );
     const cert = new x509.X509Certificate(nodeCert.raw);
     const usage = cert.getExtension(x509.KeyUsagesExtension);
     if (usage && (usage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
@@ -170,8 +193,10 @@ export class CertificateAuthority implements LeafMinter {
     }
     const clock = options.clock ?? Date.now;
     const now = clock();
-    if (now < cert.notBefore.getTime()) throw new AuthProxyError('key_invalid', `${labels.cert}: not valid before ${cert.notBefore.toISOString()}`);
-    if (now >= cert.notAfter.getTime()) throw new AuthProxyError('key_invalid', `${labels.cert}: expired on ${cert.notAfter.toISOString()}`);
+    if (now < cert.notBefore.getTime())
+      throw new AuthProxyError('key_invalid', `${labels.cert}: not valid before ${cert.notBefore.toISOString()}`);
+    if (now >= cert.notAfter.getTime())
+      throw new AuthProxyError('key_invalid', `${labels.cert}: expired on ${cert.notAfter.toISOString()}`);
     const validity = options.leafValidityMs ?? DEFAULT_LEAF_VALIDITY_MS;
     if (!Number.isInteger(validity) || validity < MIN_LEAF_VALIDITY_MS) {
       throw new AuthProxyError('usage', `leaf validity: must be at least ${MIN_LEAF_VALIDITY_MS / 60_000} minutes`);
@@ -185,8 +210,19 @@ export class CertificateAuthority implements LeafMinter {
     }
     const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
     const signingKey = await subtle.importKey('pkcs8', pkcs8, algorithms.importAs, false, ['sign']);
-    const keyId = cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? (await x509.SubjectKeyIdentifierExtension.create(cert.publicKey)).keyId;
-    return new CertificateAuthority(cert, `${cert.toString('pem')}\n`, signingKey, algorithms.sign, keyId, cert.notAfter.getTime(), validity, clock);
+    const keyId =
+      cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ??
+      (await x509.SubjectKeyIdentifierExtension.create(cert.publicKey)).keyId;
+    return new CertificateAuthority(
+      cert,
+      `${cert.toString('pem')}\n`,
+      signingKey,
+      algorithms.sign,
+      keyId,
+      cert.notAfter.getTime(),
+      validity,
+      clock,
+    );
   }
 
   /**
@@ -196,10 +232,17 @@ export class CertificateAuthority implements LeafMinter {
    */
   async mintLeaf(hostname: string, options: MintOptions = {}): Promise<Leaf> {
     const host = canonicalHostname(hostname);
-    if (!host) throw new AuthProxyError('usage', `hostname: ${JSON.stringify(loggableName(hostname))} is not a DNS name or IP literal`);
+    if (!host)
+      throw new AuthProxyError(
+        'usage',
+        `hostname: ${JSON.stringify(loggableName(hostname))} is not a DNS name or IP literal`,
+      );
     const now = options.now ?? this.clock();
     if (now >= this.notAfter) {
-      throw new AuthProxyError('key_invalid', `CA certificate: expired on ${new Date(this.notAfter).toISOString()}, cannot mint for ${host}`);
+      throw new AuthProxyError(
+        'key_invalid',
+        `CA certificate: expired on ${new Date(this.notAfter).toISOString()}, cannot mint for ${host}`,
+      );
     }
     const keys = (await subtle.generateKey(LEAF_KEY, true, ['sign', 'verify'])) as CryptoKeyPair;
     // ub-common-name is 64: a longer name goes in the SAN only, which must then be critical (RFC 5280 §4.2.1.6).
@@ -217,7 +260,10 @@ export class CertificateAuthority implements LeafMinter {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: isIpLiteral(host) ? 'ip' : 'dns', value: host }], subject.length === 0),
+        new x509.SubjectAlternativeNameExtension(
+          [{ type: isIpLiteral(host) ? 'ip' : 'dns', value: host }],
+          subject.length === 0,
+        ),
         new x509.AuthorityKeyIdentifierExtension(this.authorityKeyId),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],

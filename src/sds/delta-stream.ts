@@ -13,7 +13,9 @@ import { StreamState, type StreamContext } from './stream-state.js';
  * expire; a name the policy no longer allows is pushed as removed at its renewal. A NACK is logged and
  * not answered, so a secret Envoy rejects can't start a resend loop.
  */
-export function deltaSecretsHandler(ctx: StreamContext): grpc.handleBidiStreamingCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
+export function deltaSecretsHandler(
+  ctx: StreamContext,
+): grpc.handleBidiStreamingCall<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
   return (call) => {
     const sandboxId = ctx.sandboxIdOf(call);
     const state = new StreamState(call as grpc.ServerDuplexStream<unknown, unknown>, ctx, 'delta');

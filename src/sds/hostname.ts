@@ -12,7 +12,8 @@ const MAX_LOGGED = 256;
  * `toLowerCase` folds some non-ASCII letters (the Kelvin sign) into ASCII ones.
  */
 export function canonicalHostname(name: string): string | undefined {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 254 || !PRINTABLE_ASCII.test(name)) return undefined;
+  if (typeof name !== 'string' || name.length === 0 || name.length > 254 || !PRINTABLE_ASCII.test(name))
+    return undefined;
   let host = name.toLowerCase();
   if (host.endsWith('.')) host = host.slice(0, -1);
   if (isIPv4(host) || isIPv6(host)) return host;

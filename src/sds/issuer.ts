@@ -19,7 +19,13 @@ export type RefusalReason = 'invalid_name' | 'unknown_sandbox' | 'not_allowed' |
 
 /** The answer for one requested secret name. */
 export type Issued =
-  | { readonly kind: 'secret'; readonly name: string; readonly resource: Any; readonly version: string; readonly leaf: Leaf }
+  | {
+      readonly kind: 'secret';
+      readonly name: string;
+      readonly resource: Any;
+      readonly version: string;
+      readonly leaf: Leaf;
+    }
   | { readonly kind: 'refused'; readonly name: string; readonly reason: RefusalReason };
 
 /**
@@ -41,18 +47,40 @@ export class SecretIssuer {
   async issue(name: string, sandboxId: string | undefined, fresh = false): Promise<Issued> {
     const sandbox = sandboxId ?? '(ambiguous)';
     const host = canonicalHostname(name);
-    const reason = host === undefined ? 'invalid_name' : sandboxId === undefined ? 'unknown_sandbox' : this.allowed(sandboxId, host) ? undefined : 'not_allowed';
+    const reason =
+      host === undefined
+        ? 'invalid_name'
+        : sandboxId === undefined
+          ? 'unknown_sandbox'
+          : this.allowed(sandboxId, host)
+            ? undefined
+            : 'not_allowed';
     if (reason !== undefined || host === undefined) {
-      this.log.info({ sandbox, name: loggableName(name), outcome: 'refused', reason }, 'sds: no certificate for this name');
+      this.log.info(
+        { sandbox, name: loggableName(name), outcome: 'refused', reason },
+        'sds: no certificate for this name',
+      );
       return { kind: 'refused', name, reason: reason ?? 'invalid_name' };
     }
     try {
       const scope = this.perSandbox ? sandboxId : undefined;
       const leaf = fresh ? await this.cache.refresh(host, scope) : await this.cache.get(host, scope);
-      this.log.debug({ sandbox, hostname: host, outcome: 'issued', serial: leaf.serial, notAfter: new Date(leaf.notAfter).toISOString() }, 'sds: certificate served');
+      this.log.debug(
+        {
+          sandbox,
+          hostname: host,
+          outcome: 'issued',
+          serial: leaf.serial,
+          notAfter: new Date(leaf.notAfter).toISOString(),
+        },
+        'sds: certificate served',
+      );
       return { kind: 'secret', name, resource: secretAny(name, leaf), version: leafVersion(leaf), leaf };
     } catch (err) {
-      this.log.error({ sandbox, hostname: host, outcome: 'refused', reason: 'mint_failed', err: errorLine(err) }, 'sds: cannot mint a certificate');
+      this.log.error(
+        { sandbox, hostname: host, outcome: 'refused', reason: 'mint_failed', err: errorLine(err) },
+        'sds: cannot mint a certificate',
+      );
       return { kind: 'refused', name, reason: 'mint_failed' };
     }
   }

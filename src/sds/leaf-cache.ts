@@ -55,7 +55,8 @@ export class LeafCache {
     this.clock = options.clock ?? systemClock;
     this.maxEntries = options.maxEntries ?? DEFAULT_MAX_LEAVES;
     this.retryAfterMs = options.retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) throw new AuthProxyError('usage', 'leaf cache size: must be a whole number >= 1');
+    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1)
+      throw new AuthProxyError('usage', 'leaf cache size: must be a whole number >= 1');
   }
 
   /** Number of cached leaves. */
@@ -105,7 +106,11 @@ export class LeafCache {
 
   private canonical(hostname: string): string {
     const host = canonicalHostname(hostname);
-    if (host === undefined) throw new AuthProxyError('usage', `hostname: ${JSON.stringify(loggableName(hostname))} is not a DNS name or IP literal`);
+    if (host === undefined)
+      throw new AuthProxyError(
+        'usage',
+        `hostname: ${JSON.stringify(loggableName(hostname))} is not a DNS name or IP literal`,
+      );
     return host;
   }
 
@@ -123,7 +128,10 @@ export class LeafCache {
     const failed = this.failedAt.get(key);
     if (failed !== undefined && now - failed < this.retryAfterMs) return;
     this.mint(key, host).catch((err: unknown) => {
-      this.options.log?.warn({ hostname: host, err: errorLine(err) }, 'sds: leaf renewal failed, still serving the current leaf');
+      this.options.log?.warn(
+        { hostname: host, err: errorLine(err) },
+        'sds: leaf renewal failed, still serving the current leaf',
+      );
     });
   }
 
@@ -139,7 +147,15 @@ export class LeafCache {
           this.store(key, leaf);
           this.failedAt.delete(key);
           this.minted += 1;
-          this.options.log?.info({ hostname: host, serial: leaf.serial, notAfter: new Date(leaf.notAfter).toISOString(), ms: Math.round(performance.now() - started) }, 'sds: minted leaf certificate');
+          this.options.log?.info(
+            {
+              hostname: host,
+              serial: leaf.serial,
+              notAfter: new Date(leaf.notAfter).toISOString(),
+              ms: Math.round(performance.now() - started),
+            },
+            'sds: minted leaf certificate',
+          );
           return leaf;
         },
         (err: unknown) => {

@@ -2,7 +2,10 @@ import * as grpc from '@grpc/grpc-js';
 import { AuthProxyError } from '../errors.js';
 import { SANDBOX_ID } from '../contracts/envoy.js';
 import { streamSandboxId } from '../extproc/identity.js';
-import { SecretDiscoveryServiceService, type SecretDiscoveryServiceServer } from '../gen/envoy/service/secret/v3/sds.js';
+import {
+  SecretDiscoveryServiceService,
+  type SecretDiscoveryServiceServer,
+} from '../gen/envoy/service/secret/v3/sds.js';
 import type { Logger } from '../log.js';
 import { deltaSecretsHandler } from './delta-stream.js';
 import { SecretIssuer, type MintPolicy } from './issuer.js';
@@ -59,7 +62,10 @@ export function sandboxIdFrom(metadata: grpc.Metadata, defaultSandboxId: string)
  */
 export function addSdsService(server: grpc.Server, opts: SdsOptions): SdsService {
   if (!SANDBOX_ID.test(opts.defaultSandboxId)) {
-    throw new AuthProxyError('usage', `defaultSandboxId: "${opts.defaultSandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`);
+    throw new AuthProxyError(
+      'usage',
+      `defaultSandboxId: "${opts.defaultSandboxId}" must be 1-128 characters of A-Z a-z 0-9 . _ : -`,
+    );
   }
   const streams = new Set<StreamState>();
   const ctx: StreamContext = {
@@ -67,14 +73,22 @@ export function addSdsService(server: grpc.Server, opts: SdsOptions): SdsService
     issuer: new SecretIssuer(opts.leafCache, opts.mayMint, opts.log, opts.bindToClientCert ?? false),
     clock: opts.leafCache.clock,
     log: opts.log,
-    sandboxIdOf: (call) => streamSandboxId(call, { defaultSandboxId: opts.defaultSandboxId, bindToClientCert: opts.bindToClientCert ?? false }),
+    sandboxIdOf: (call) =>
+      streamSandboxId(call, {
+        defaultSandboxId: opts.defaultSandboxId,
+        bindToClientCert: opts.bindToClientCert ?? false,
+      }),
     track: (state) => streams.add(state),
     untrack: (state) => streams.delete(state),
   };
   const implementation: SecretDiscoveryServiceServer = {
     deltaSecrets: deltaSecretsHandler(ctx),
     streamSecrets: streamSecretsHandler(ctx),
-    fetchSecrets: (_call, callback) => callback({ code: grpc.status.UNIMPLEMENTED, details: 'FetchSecrets is not served; use DeltaSecrets (DELTA_GRPC)' }),
+    fetchSecrets: (_call, callback) =>
+      callback({
+        code: grpc.status.UNIMPLEMENTED,
+        details: 'FetchSecrets is not served; use DeltaSecrets (DELTA_GRPC)',
+      }),
   };
   server.addService(SecretDiscoveryServiceService, implementation);
   return {

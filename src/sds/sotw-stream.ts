@@ -16,7 +16,9 @@ function sameNames(a: readonly string[], b: readonly string[]): boolean {
  * secret", so a refused name is simply left out and Envoy's handshake waits for
  * `transport_socket_connect_timeout`: prefer the delta flavour. Renewals are pushed as in delta.
  */
-export function streamSecretsHandler(ctx: StreamContext): grpc.handleBidiStreamingCall<DiscoveryRequest, DiscoveryResponse> {
+export function streamSecretsHandler(
+  ctx: StreamContext,
+): grpc.handleBidiStreamingCall<DiscoveryRequest, DiscoveryResponse> {
   return (call) => {
     const sandboxId = ctx.sandboxIdOf(call);
     const state = new StreamState(call as grpc.ServerDuplexStream<unknown, unknown>, ctx, 'sotw');
@@ -40,7 +42,14 @@ export function streamSecretsHandler(ctx: StreamContext): grpc.handleBidiStreami
         }
       }
       version += 1;
-      state.write(DiscoveryResponse.fromPartial({ versionInfo: String(version), resources, typeUrl: SECRET_TYPE_URL, nonce: String(version) }));
+      state.write(
+        DiscoveryResponse.fromPartial({
+          versionInfo: String(version),
+          resources,
+          typeUrl: SECRET_TYPE_URL,
+          nonce: String(version),
+        }),
+      );
     };
 
     const renew = async (name: string): Promise<void> => {

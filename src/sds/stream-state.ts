@@ -50,7 +50,11 @@ export class StreamState {
 
   /** Queues `task` after everything already queued on this stream; a failure is logged, never thrown. */
   run(task: () => Promise<void>): void {
-    this.queue = this.queue.then(() => (this.closed ? undefined : task())).catch((err: unknown) => this.ctx.log.error({ stream: this.kind, err: errorLine(err) }, 'sds: stream task failed'));
+    this.queue = this.queue
+      .then(() => (this.closed ? undefined : task()))
+      .catch((err: unknown) =>
+        this.ctx.log.error({ stream: this.kind, err: errorLine(err) }, 'sds: stream task failed'),
+      );
   }
 
   /** Writes a response unless the stream is gone. */
@@ -80,13 +84,24 @@ export class StreamState {
    * The checks every request of both flavours starts with: a foreign type_url ends the stream (returns
    * false), a NACK is logged once and not answered by a resend (returns 'nack').
    */
-  screen(req: { typeUrl: string; responseNonce: string; errorDetail?: { code: number; message: string } | undefined }, sandboxId: string | undefined): 'ok' | 'nack' | false {
+  screen(
+    req: { typeUrl: string; responseNonce: string; errorDetail?: { code: number; message: string } | undefined },
+    sandboxId: string | undefined,
+  ): 'ok' | 'nack' | false {
     if (req.typeUrl !== '' && req.typeUrl !== SECRET_TYPE_URL) {
       this.fail(grpc.status.INVALID_ARGUMENT, `type_url: this server only serves ${SECRET_TYPE_URL}`);
       return false;
     }
     if (!req.errorDetail) return 'ok';
-    this.ctx.log.warn({ sandbox: sandboxId ?? '(ambiguous)', nonce: req.responseNonce, code: req.errorDetail.code, detail: scrubDetail(req.errorDetail.message) }, 'sds: Envoy rejected a secret (NACK); not resending');
+    this.ctx.log.warn(
+      {
+        sandbox: sandboxId ?? '(ambiguous)',
+        nonce: req.responseNonce,
+        code: req.errorDetail.code,
+        detail: scrubDetail(req.errorDetail.message),
+      },
+      'sds: Envoy rejected a secret (NACK); not resending',
+    );
     return 'nack';
   }
 
@@ -95,7 +110,13 @@ export class StreamState {
    * (Envoy still holds a valid leaf, so nothing is removed); when the leaf did not change, plan the next
    * renewal; otherwise hand the new result to `push`.
    */
-  async renew(name: string, sandboxId: string | undefined, sentVersion: string | undefined, push: (result: Issued) => void | Promise<void>, again: () => Promise<void>): Promise<void> {
+  async renew(
+    name: string,
+    sandboxId: string | undefined,
+    sentVersion: string | undefined,
+    push: (result: Issued) => void | Promise<void>,
+    again: () => Promise<void>,
+  ): Promise<void> {
     const result = await this.ctx.issuer.issue(name, sandboxId, true);
     if (result.kind === 'refused' && result.reason === 'mint_failed') {
       this.schedule(name, this.ctx.clock.now() + RENEWAL_RETRY_MS, again);

@@ -10,7 +10,10 @@ import { AuthProxyError } from '../errors.js';
  * - a provider rule's Secret: the provider (`aws`, `gcp`, `azure`), whose hosts authproxy fixes itself;
  * - a callback's request header: the callback URL's origin (scheme, host and port), where it is sent.
  */
-export type SealTarget = { readonly hosts: readonly string[] } | { readonly provider: 'aws' | 'gcp' | 'azure' } | { readonly callback: string };
+export type SealTarget =
+  | { readonly hosts: readonly string[] }
+  | { readonly provider: 'aws' | 'gcp' | 'azure' }
+  | { readonly callback: string };
 
 /** A seal's binding: a sandbox id (or `*`, any sandbox) and a target. */
 export interface SealBinding {
@@ -41,9 +44,18 @@ export function encodeBinding(binding: SealBinding): Buffer {
   const problem = bindingShapeProblem(binding);
   if (problem) throw new AuthProxyError('usage', problem);
   const t = binding.target;
-  const json = 'hosts' in t ? { sandbox: binding.sandbox, hosts: canonicalHosts(t.hosts) } : 'provider' in t ? { sandbox: binding.sandbox, provider: t.provider } : { sandbox: binding.sandbox, callback: t.callback };
+  const json =
+    'hosts' in t
+      ? { sandbox: binding.sandbox, hosts: canonicalHosts(t.hosts) }
+      : 'provider' in t
+        ? { sandbox: binding.sandbox, provider: t.provider }
+        : { sandbox: binding.sandbox, callback: t.callback };
   const bytes = Buffer.from(JSON.stringify(json), 'utf8');
-  if (bytes.length > MAX_BINDING_BYTES) throw new AuthProxyError('usage', `the binding (sandbox and hosts) is longer than ${MAX_BINDING_BYTES} bytes; bind fewer hosts`);
+  if (bytes.length > MAX_BINDING_BYTES)
+    throw new AuthProxyError(
+      'usage',
+      `the binding (sandbox and hosts) is longer than ${MAX_BINDING_BYTES} bytes; bind fewer hosts`,
+    );
   return bytes;
 }
 
@@ -69,11 +81,17 @@ export function decodeBinding(bytes: Buffer): SealBinding | undefined {
 }
 
 function bindingShapeProblem(b: SealBinding): string | undefined {
-  if (!SANDBOX.test(b.sandbox)) return 'the sandbox of a binding is "*" or a sandbox id (1-128 characters of A-Z a-z 0-9 . _ : -)';
+  if (!SANDBOX.test(b.sandbox))
+    return 'the sandbox of a binding is "*" or a sandbox id (1-128 characters of A-Z a-z 0-9 . _ : -)';
   const t = b.target;
-  if ('hosts' in t) return t.hosts.length === 0 || t.hosts.some((h) => !/^(\*\.)?[a-z0-9.-]{1,253}$/i.test(h)) ? 'the hosts of a binding are host patterns (api.example.com, *.example.com)' : undefined;
+  if ('hosts' in t)
+    return t.hosts.length === 0 || t.hosts.some((h) => !/^(\*\.)?[a-z0-9.-]{1,253}$/i.test(h))
+      ? 'the hosts of a binding are host patterns (api.example.com, *.example.com)'
+      : undefined;
   if ('provider' in t) return PROVIDERS.has(t.provider) ? undefined : 'the provider of a binding is aws, gcp or azure';
-  return /^https?:\/\/[^/\s]+$/.test(t.callback) ? undefined : 'the callback of a binding is a URL origin (https://host[:port])';
+  return /^https?:\/\/[^/\s]+$/.test(t.callback)
+    ? undefined
+    : 'the callback of a binding is a URL origin (https://host[:port])';
 }
 
 /** A target in words, for error messages (host names and origins are not secrets). */
@@ -99,9 +117,15 @@ function covers(sealed: string, used: string): boolean {
  * Hosts: every host pattern of the rule must be covered by the sealed ones (a rule for fewer hosts is
  * fine; a rule for another host is not). Names sandboxes and hosts, never a value.
  */
-export function bindingProblem(bound: SealBinding, sandbox: string | undefined, target: SealTarget): string | undefined {
+export function bindingProblem(
+  bound: SealBinding,
+  sandbox: string | undefined,
+  target: SealTarget,
+): string | undefined {
   if (bound.sandbox !== ANY_SANDBOX && bound.sandbox !== sandbox) {
-    return sandbox === undefined ? `is bound to sandbox "${bound.sandbox}", and this config is not one sandbox's own (seal it with --sandbox '*')` : `is bound to sandbox "${bound.sandbox}", not "${sandbox}"`;
+    return sandbox === undefined
+      ? `is bound to sandbox "${bound.sandbox}", and this config is not one sandbox's own (seal it with --sandbox '*')`
+      : `is bound to sandbox "${bound.sandbox}", not "${sandbox}"`;
   }
   const b = bound.target;
   const wrongKind = `is bound to ${describeTarget(b)}, not to ${describeTarget(target)}`;

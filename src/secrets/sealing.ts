@@ -1,4 +1,14 @@
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import { AuthProxyError } from '../errors.js';
 import { decodeBinding, encodeBinding, type SealBinding } from './seal-binding.js';
 
@@ -138,7 +148,10 @@ export class Unsealer implements ValueUnsealer {
       decipher.setAuthTag(tag);
       return Buffer.concat([decipher.update(ciphertext), decipher.final()]).toString('utf8');
     } catch {
-      throw new AuthProxyError('seal_invalid', 'cannot be unsealed with this sealing key (sealed to another key, or corrupted)');
+      throw new AuthProxyError(
+        'seal_invalid',
+        'cannot be unsealed with this sealing key (sealed to another key, or corrupted)',
+      );
     }
   }
 }
@@ -161,7 +174,10 @@ export interface SealedParts {
 /** Parses a sealed value without a key (its binding is readable, not yet authenticated); throws `seal_invalid`. */
 export function parseSealed(sealed: string): SealedParts {
   if (!sealed.startsWith(SEALED_PREFIX)) {
-    throw new AuthProxyError('seal_invalid', 'opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`');
+    throw new AuthProxyError(
+      'seal_invalid',
+      'opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`',
+    );
   }
   const malformed = () => new AuthProxyError('seal_invalid', 'is not a valid sealed value (bad encoding or version)');
   const b64 = sealed.slice(SEALED_PREFIX.length);

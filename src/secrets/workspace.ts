@@ -15,7 +15,10 @@ export function readSecretsDir(dir: string): Map<string, string> {
   try {
     names = readdirSync(dir);
   } catch (err) {
-    throw new AuthProxyError('config_io', `${dir}: cannot read secrets directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthProxyError(
+      'config_io',
+      `${dir}: cannot read secrets directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   for (const name of names.sort()) {
     if (name.startsWith('.') || !KEY.test(name)) continue;
@@ -24,7 +27,10 @@ export function readSecretsDir(dir: string): Map<string, string> {
       if (!statSync(path).isFile()) continue;
       secrets.set(name, trimOneNewline(readFileSync(path, 'utf8')));
     } catch (err) {
-      throw new AuthProxyError('config_io', `${path}: cannot read secret (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new AuthProxyError(
+        'config_io',
+        `${path}: cannot read secret (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
     }
   }
   return secrets;

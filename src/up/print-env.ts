@@ -43,13 +43,29 @@ export async function upEnv(o: PrintEnvOptions): Promise<string> {
   const paths = statePaths(o.stateDir);
   const running = await runningInstance(paths);
   if (running) {
-    const s = { config: o.config ?? running.config, sandboxId: o.given.sandboxId ? o.sandboxId : running.sandboxId, proxyPort: o.given.proxyPort ? o.proxyPort : running.proxyPort };
-    if (s.proxyPort !== running.proxyPort) say(`note: the authproxy up running on ${paths.dir} (pid ${running.pid}) listens on --proxy-port ${running.proxyPort}, not ${s.proxyPort} as given`);
-    if (s.config !== running.config && resolve(s.config) !== running.config) say(`note: the authproxy up running on ${paths.dir} (pid ${running.pid}) runs --config ${running.config}, not ${s.config} as given`);
+    const s = {
+      config: o.config ?? running.config,
+      sandboxId: o.given.sandboxId ? o.sandboxId : running.sandboxId,
+      proxyPort: o.given.proxyPort ? o.proxyPort : running.proxyPort,
+    };
+    if (s.proxyPort !== running.proxyPort)
+      say(
+        `note: the authproxy up running on ${paths.dir} (pid ${running.pid}) listens on --proxy-port ${running.proxyPort}, not ${s.proxyPort} as given`,
+      );
+    if (s.config !== running.config && resolve(s.config) !== running.config)
+      say(
+        `note: the authproxy up running on ${paths.dir} (pid ${running.pid}) runs --config ${running.config}, not ${s.config} as given`,
+      );
     return envLines(s, paths.caBundle);
   }
-  if (!o.config) throw new AuthProxyError('usage', `--config: required, since no authproxy up is running on ${paths.dir} to read it from (pass the --state-dir it runs on)`);
+  if (!o.config)
+    throw new AuthProxyError(
+      'usage',
+      `--config: required, since no authproxy up is running on ${paths.dir} to read it from (pass the --state-dir it runs on)`,
+    );
   const state = await ensureState(o.stateDir);
-  say(`no authproxy up is running on ${state.dir}: printed the environment for ${o.given.proxyPort ? '' : 'the default '}--proxy-port ${o.proxyPort}`);
+  say(
+    `no authproxy up is running on ${state.dir}: printed the environment for ${o.given.proxyPort ? '' : 'the default '}--proxy-port ${o.proxyPort}`,
+  );
   return envLines({ config: o.config, sandboxId: o.sandboxId, proxyPort: o.proxyPort }, state.caBundle);
 }

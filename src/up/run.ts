@@ -11,7 +11,14 @@ import { findEnvoy } from './envoy-binary.js';
 import { ensureState, statePaths, writeAtomically, type UpState } from './state.js';
 import { envLines, PROXY_HOST, say } from './print-env.js';
 import { removeInstance, writeInstance } from './instance.js';
-import { accepts, describeExit, removeLeftoverEnvoy, startEnvoy, waitUntilListening, type EnvoyProcess } from './envoy-process.js';
+import {
+  accepts,
+  describeExit,
+  removeLeftoverEnvoy,
+  startEnvoy,
+  waitUntilListening,
+  type EnvoyProcess,
+} from './envoy-process.js';
 
 /** The settings of `authproxy up`, from its flags. */
 export interface UpOptions {
@@ -54,9 +61,12 @@ function signals(onHup: () => void, onSecond: () => void): Promise<NodeJS.Signal
 
 /** Refuses to start beside another `up` on the same state directory, or on a proxy port in use. */
 async function preflight(opts: UpOptions, state: UpState): Promise<void> {
-  if (await accepts(state.socket)) throw new AuthProxyError('usage', `${state.socket}: another authproxy up is running on this state directory`);
-  if (await removeLeftoverEnvoy(state.envoyPid, state.envoyConfig)) say('stopped an Envoy left running by an earlier authproxy up');
-  if (await accepts({ host: PROXY_HOST, port: opts.proxyPort })) throw new AuthProxyError('usage', `--proxy-port: ${PROXY_HOST}:${opts.proxyPort} is already in use`);
+  if (await accepts(state.socket))
+    throw new AuthProxyError('usage', `${state.socket}: another authproxy up is running on this state directory`);
+  if (await removeLeftoverEnvoy(state.envoyPid, state.envoyConfig))
+    say('stopped an Envoy left running by an earlier authproxy up');
+  if (await accepts({ host: PROXY_HOST, port: opts.proxyPort }))
+    throw new AuthProxyError('usage', `--proxy-port: ${PROXY_HOST}:${opts.proxyPort} is already in use`);
 }
 
 /**
@@ -123,10 +133,19 @@ export async function runUp(opts: UpOptions): Promise<number> {
       { mode: 0o600 },
     );
     envoy = startEnvoy(bin, state.envoyConfig, state.envoyPid, state.accessLog);
-    const started = await Promise.race([waitUntilListening(envoy, { host: PROXY_HOST, port: opts.proxyPort }), signal.then(() => 'signal' as const)]);
+    const started = await Promise.race([
+      waitUntilListening(envoy, { host: PROXY_HOST, port: opts.proxyPort }),
+      signal.then(() => 'signal' as const),
+    ]);
     if (started === false) return await envoyDied(envoy, service, 'could not start');
     if (started === true) {
-      writeInstance(state, { pid: process.pid, proxyPort: opts.proxyPort, config, sandboxId: opts.sandboxId, accessLog: state.accessLog });
+      writeInstance(state, {
+        pid: process.pid,
+        proxyPort: opts.proxyPort,
+        config,
+        sandboxId: opts.sandboxId,
+        accessLog: state.accessLog,
+      });
       process.stdout.write(env);
       if (opts.envFile) writeAtomically(opts.envFile, env, 0o644);
       say(

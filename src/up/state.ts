@@ -57,7 +57,10 @@ function complete(files: readonly string[], what: string): boolean {
   if (present.length === 0) return false;
   if (present.length === files.length) return true;
   const missing = files.find((f) => !existsSync(f));
-  throw new AuthProxyError('config_io', `${missing}: missing beside ${present[0]}; restore the ${what} or remove the state directory to start afresh`);
+  throw new AuthProxyError(
+    'config_io',
+    `${missing}: missing beside ${present[0]}; restore the ${what} or remove the state directory to start afresh`,
+  );
 }
 
 /** Writes `content` to `path` atomically (a reader sees the old file or the new one, whole) with `mode`. */
@@ -74,21 +77,32 @@ export function writeAtomically(path: string, content: string, mode: number): vo
  * so sandboxes keep trusting the same CA and sealed values stay openable. The CA bundle is rewritten
  * every time from the system roots (which may have been updated) and the same CA.
  */
-export async function ensureState(dir: string, systemRoots: string = SYSTEM_ROOTS): Promise<UpState & { created: string[] }> {
+export async function ensureState(
+  dir: string,
+  systemRoots: string = SYSTEM_ROOTS,
+): Promise<UpState & { created: string[] }> {
   const state = statePaths(dir);
   if (Buffer.byteLength(state.dir) > MAX_SOCKET_DIR_BYTES) {
-    throw new AuthProxyError('usage', `--state-dir: ${state.dir} is too long for a Unix socket path (at most ${MAX_SOCKET_DIR_BYTES} bytes); pass a shorter --state-dir`);
+    throw new AuthProxyError(
+      'usage',
+      `--state-dir: ${state.dir} is too long for a Unix socket path (at most ${MAX_SOCKET_DIR_BYTES} bytes); pass a shorter --state-dir`,
+    );
   }
   const created: string[] = [];
   try {
     mkdirSync(state.dir, { recursive: true, mode: 0o700 });
     chmodSync(state.dir, 0o700);
     const ignore = join(state.dir, '.gitignore');
-    if (!existsSync(ignore)) writeFileSync(ignore, '# authproxy up: keys, CA and runtime files; never commit them\n*\n');
+    if (!existsSync(ignore))
+      writeFileSync(ignore, '# authproxy up: keys, CA and runtime files; never commit them\n*\n');
   } catch (err) {
-    throw new AuthProxyError('config_io', `${state.dir}: cannot create the state directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new AuthProxyError(
+      'config_io',
+      `${state.dir}: cannot create the state directory (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
-  if (!complete([state.sealingKey, state.sealingPub, state.signingKey], 'keys')) created.push(...initKeyFiles(state.dir));
+  if (!complete([state.sealingKey, state.sealingPub, state.signingKey], 'keys'))
+    created.push(...initKeyFiles(state.dir));
   if (!complete([state.caCert, state.caKey], 'CA')) {
     const ca = await initCaFiles(state.dir, { commonName: 'authproxy up CA' });
     created.push(ca.cert, ca.key);

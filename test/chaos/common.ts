@@ -41,7 +41,10 @@ export interface Env {
 }
 
 /** Starts the standard environment on `redisUrl`; `more` adds hosts, rules or Envoy YAML changes. */
-export async function makeEnv(redisUrl: string, more: { hosts?: string[]; rules?: string; envoyYaml?: RigOptions['envoyYaml'] } = {}): Promise<Env> {
+export async function makeEnv(
+  redisUrl: string,
+  more: { hosts?: string[]; rules?: string; envoyYaml?: RigOptions['envoyYaml'] } = {},
+): Promise<Env> {
   const cb = await startCallbackServer(answer({ Authorization: CALLBACK }));
   const serveArgs = ['--redis', redisUrl, '--callback-timeout-ms', '1000'];
   const rig = await startRig({

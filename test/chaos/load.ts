@@ -37,7 +37,8 @@ export class ChaosLoad {
     private readonly rate: number,
   ) {
     const ca = readFileSync(rig.authproxyCa, 'utf8');
-    for (const t of targets) this.agents.set(t.host, new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca }, connections: 16 }));
+    for (const t of targets)
+      this.agents.set(t.host, new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca }, connections: 16 }));
   }
 
   start(): void {
@@ -60,7 +61,11 @@ export class ChaosLoad {
   private async one(t: LoadTarget, i: number): Promise<void> {
     const sentAt = Date.now();
     try {
-      const res = await request(this.rig.url(t.host, `/chaos/${i}`), { dispatcher: this.agents.get(t.host)!, headersTimeout: 15_000, bodyTimeout: 15_000 });
+      const res = await request(this.rig.url(t.host, `/chaos/${i}`), {
+        dispatcher: this.agents.get(t.host)!,
+        headersTimeout: 15_000,
+        bodyTimeout: 15_000,
+      });
       const body = await res.body.text();
       if (res.statusCode !== 200) {
         this.results.push({ sentAt, doneAt: Date.now(), status: res.statusCode, bad: false, host: t.host });
@@ -102,8 +107,11 @@ export function summarise(results: readonly LoadResult[], faultEnd: number) {
       break;
     }
   const recoverMs = firstOk ? Math.max(0, firstOk.doneAt - faultEnd) : NaN;
-  const refusedAfterRecovery = firstOk ? after.filter((r) => r.sentAt > firstOk.doneAt + 1000 && r.status !== 200).length : NaN;
+  const refusedAfterRecovery = firstOk
+    ? after.filter((r) => r.sentAt > firstOk.doneAt + 1000 && r.status !== 200).length
+    : NaN;
   const statuses: Record<string, number> = {};
-  for (const r of results) if (r.status !== 200) statuses[String(r.status || 'conn')] = (statuses[String(r.status || 'conn')] ?? 0) + 1;
+  for (const r of results)
+    if (r.status !== 200) statuses[String(r.status || 'conn')] = (statuses[String(r.status || 'conn')] ?? 0) + 1;
   return { requests: results.length, ok, refused, bad, recoverMs, refusedAfterRecovery, statuses };
 }

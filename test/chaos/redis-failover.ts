@@ -23,8 +23,24 @@ async function until(what: string, ms: number, check: () => boolean): Promise<vo
 
 export async function startRedisCluster() {
   const nodes: RedisServer[] = [];
-  for (let i = 0; i < 6; i++) nodes.push(await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '1000', '--cluster-announce-ip', '127.0.0.1']));
-  const create = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
+  for (let i = 0; i < 6; i++)
+    nodes.push(
+      await startRedis([
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '1000',
+        '--cluster-announce-ip',
+        '127.0.0.1',
+      ]),
+    );
+  const create = spawnSync(
+    'redis-cli',
+    ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'],
+    { timeout: 60_000 },
+  );
   if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
   const allOk = (ns: RedisServer[]) => ns.every((n) => cli(n.port, 'CLUSTER', 'INFO').includes('cluster_state:ok'));
   await until('cluster_state:ok', 30_000, () => allOk(nodes));
@@ -34,7 +50,9 @@ export async function startRedisCluster() {
     30_000,
     () =>
       nodes.filter((n) => cli(n.port, 'ROLE').startsWith('slave')).length === 3 &&
-      nodes.filter((n) => cli(n.port, 'ROLE').startsWith('slave')).every((n) => cli(n.port, 'INFO', 'replication').includes('master_link_status:up')),
+      nodes
+        .filter((n) => cli(n.port, 'ROLE').startsWith('slave'))
+        .every((n) => cli(n.port, 'INFO', 'replication').includes('master_link_status:up')),
   );
   const masters = () => nodes.filter((n) => n.running && cli(n.port, 'ROLE').startsWith('master'));
   return {
@@ -63,15 +81,22 @@ export async function startRedisSentinel() {
   await until('replica sync', 20_000, () => cli(replica.port, 'INFO', 'replication').includes('master_link_status:up'));
   const sentinels: RedisServer[] = [];
   for (let i = 0; i < 3; i++) sentinels.push(await startSentinel(master.port));
-  await until('sentinels to see the replica', 30_000, () => sentinels.every((s) => cli(s.port, 'SENTINEL', 'REPLICAS', 'mymaster').includes(String(replica.port))));
-  const masterPort = () => cli(sentinels[0]!.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster').split('\n')[1]?.trim();
+  await until('sentinels to see the replica', 30_000, () =>
+    sentinels.every((s) => cli(s.port, 'SENTINEL', 'REPLICAS', 'mymaster').includes(String(replica.port))),
+  );
+  const masterPort = () =>
+    cli(sentinels[0]!.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster').split('\n')[1]?.trim();
   return {
     url: `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/mymaster`,
     /** `SENTINEL FAILOVER mymaster`; resolves when the sentinels name the replica and it is a master. */
     async failover(): Promise<void> {
       const r = cli(sentinels[0]!.port, 'SENTINEL', 'FAILOVER', 'mymaster');
       if (!r.startsWith('OK')) throw new Error(`SENTINEL FAILOVER: ${r.trim()}`);
-      await until('the failover', 30_000, () => masterPort() === String(replica.port) && cli(replica.port, 'ROLE').startsWith('master'));
+      await until(
+        'the failover',
+        30_000,
+        () => masterPort() === String(replica.port) && cli(replica.port, 'ROLE').startsWith('master'),
+      );
     },
     async close() {
       await Promise.all([...sentinels, replica, master].map((n) => n.close()));

@@ -20,7 +20,9 @@ const HEALTH = process.env.CHAOS_REPLICA_HEALTH !== '0';
 
 interface Cluster {
   name: string;
-  load_assignment: { endpoints: Array<{ lb_endpoints: Array<{ endpoint: { address: { pipe?: { path: string } } } }> }> };
+  load_assignment: {
+    endpoints: Array<{ lb_endpoints: Array<{ endpoint: { address: { pipe?: { path: string } } } }> }>;
+  };
   [k: string]: unknown;
 }
 
@@ -83,7 +85,9 @@ async function startSecondReplica(env: Env) {
 /** Streams (rq_total) Envoy sent to each authproxy endpoint, from the admin port's /clusters. */
 async function perEndpoint(env: Env): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${adminPortOf(env.rig.dir.path)}/clusters`)).text();
-  return [...text.matchAll(/^authproxy::([^:]+)::rq_total::(\d+)$/gm)].map((m) => `${m[1]!.split('/').pop()} ${m[2]}`).join(', ');
+  return [...text.matchAll(/^authproxy::([^:]+)::rq_total::(\d+)$/gm)]
+    .map((m) => `${m[1]!.split('/').pop()} ${m[2]}`)
+    .join(', ');
 }
 
 /** Runs the `replica-kill` step in its own environment on `redisUrl`. */
@@ -93,7 +97,12 @@ export async function replicaKillStep(redisUrl: string): Promise<void> {
   try {
     second = await startSecondReplica(env);
     const survivor = second;
-    if (HEALTH) await eventually(async () => (await env.rig.envoyStat('cluster.authproxy.membership_healthy')) === 2, 15_000, 'both replicas healthy in Envoy');
+    if (HEALTH)
+      await eventually(
+        async () => (await env.rig.envoyStat('cluster.authproxy.membership_healthy')) === 2,
+        15_000,
+        'both replicas healthy in Envoy',
+      );
     else await sleep(1000);
     let killedAt = 0;
     await step(
@@ -110,9 +119,12 @@ export async function replicaKillStep(redisUrl: string): Promise<void> {
         const why: string[] = [];
         const after = results.filter((r) => r.sentAt >= faultEnd + 3000);
         const okAfter = after.filter((r) => r.status === 200 && !r.bad).length;
-        console.log(`   killed at +${killedAt - faultEnd} ms; after kill + 3 s: ${okAfter}/${after.length} ok (all from the survivor)`);
+        console.log(
+          `   killed at +${killedAt - faultEnd} ms; after kill + 3 s: ${okAfter}/${after.length} ok (all from the survivor)`,
+        );
         if (survivor.child.exitCode !== null) why.push('survivor exited');
-        if (after.length === 0 || okAfter !== after.length) why.push(`survivor answered ${okAfter}/${after.length} after kill + 3 s`);
+        if (after.length === 0 || okAfter !== after.length)
+          why.push(`survivor answered ${okAfter}/${after.length} after kill + 3 s`);
         return why;
       },
     );

@@ -16,14 +16,31 @@ import { startRedisCluster, startRedisSentinel } from './redis-failover.js';
 import { startEnvoy } from '../helpers/envoy.js';
 import { startRedis } from '../helpers/redis.js';
 import type { Rig } from '../helpers/sidecar-rig.js';
-import { CALLBACK, closeEnv, config, makeEnv, RATE, sleep, standardLoad, STATIC, STATIC_NEXT, type Env } from './common.js';
+import {
+  CALLBACK,
+  closeEnv,
+  config,
+  makeEnv,
+  RATE,
+  sleep,
+  standardLoad,
+  STATIC,
+  STATIC_NEXT,
+  type Env,
+} from './common.js';
 import { replicaKillStep } from './replicas.js';
 import { sdsUnavailableStep } from './sds.js';
 import { chaosTable, rows, step as runStep, type Expect } from './step.js';
 import type { LoadResult } from './load.js';
 
 /** A step under the standard load of `env`. */
-const step = (name: string, env: Env, expect: Expect, fault: () => Promise<void>, check?: (results: readonly LoadResult[]) => string[]) => runStep(name, standardLoad(env), expect, fault, check);
+const step = (
+  name: string,
+  env: Env,
+  expect: Expect,
+  fault: () => Promise<void>,
+  check?: (results: readonly LoadResult[]) => string[],
+) => runStep(name, standardLoad(env), expect, fault, check);
 
 const only = process.argv[2];
 const want = (name: string) => !only || only === name || name.startsWith(`${only}`);
@@ -55,8 +72,21 @@ const behaviours: Record<string, Behaviour> = {
 };
 
 const main = async () => {
-  console.log(`chaos: ${RATE} req/s through Envoy + authproxy + Redis (node ${process.version})${only ? `, step ${only}` : ''}`);
-  const single = ['authproxy-restart', 'redis-kill', 'redis-pause', 'redis-restart-empty', 'callback-slow', 'callback-5xx', 'callback-hang', 'callback-close-mid-body', 'config-invalid-then-valid', 'envoy-restart'];
+  console.log(
+    `chaos: ${RATE} req/s through Envoy + authproxy + Redis (node ${process.version})${only ? `, step ${only}` : ''}`,
+  );
+  const single = [
+    'authproxy-restart',
+    'redis-kill',
+    'redis-pause',
+    'redis-restart-empty',
+    'callback-slow',
+    'callback-5xx',
+    'callback-hang',
+    'callback-close-mid-body',
+    'config-invalid-then-valid',
+    'envoy-restart',
+  ];
   if (single.some(want)) {
     const redis = await startRedis();
     const env = await makeEnv(redis.url);
@@ -86,11 +116,16 @@ const main = async () => {
       for (const kind of ['slow', '5xx', 'hang', 'close-mid-body']) {
         if (!want(`callback-${kind}`)) continue;
         const slow = kind === 'slow';
-        await step(`callback-${kind}`, env, { mustRefuse: !slow, maxRefused: slow ? 0 : undefined, recoverWithinMs: 5000 }, async () => {
-          env.cb.set(behaviours[kind]!);
-          await sleep(6000);
-          env.cb.set(answer({ Authorization: CALLBACK }));
-        });
+        await step(
+          `callback-${kind}`,
+          env,
+          { mustRefuse: !slow, maxRefused: slow ? 0 : undefined, recoverWithinMs: 5000 },
+          async () => {
+            env.cb.set(behaviours[kind]!);
+            await sleep(6000);
+            env.cb.set(answer({ Authorization: CALLBACK }));
+          },
+        );
       }
       if (want('config-invalid-then-valid')) {
         let switched = 0;
@@ -112,7 +147,8 @@ const main = async () => {
             const during = gh.filter((r) => r.sentAt < switched);
             if (during.some((r) => r.auth !== STATIC)) why.push('invalid config changed the injected value');
             const late = gh.filter((r) => r.sentAt > switched + 3000);
-            if (late.length === 0 || late.some((r) => r.auth !== STATIC_NEXT)) why.push('valid config not applied within 3 s');
+            if (late.length === 0 || late.some((r) => r.auth !== STATIC_NEXT))
+              why.push('valid config not applied within 3 s');
             return why;
           },
         );
@@ -120,7 +156,8 @@ const main = async () => {
         await sleep(3000);
         env.allowedStatic = [STATIC];
       }
-      if (want('envoy-restart')) await step('envoy-restart', env, { mustRefuse: true, recoverWithinMs: 10_000 }, () => restartEnvoy(env.rig));
+      if (want('envoy-restart'))
+        await step('envoy-restart', env, { mustRefuse: true, recoverWithinMs: 10_000 }, () => restartEnvoy(env.rig));
     } finally {
       await closeEnv(env);
       await redis.close();
@@ -159,7 +196,17 @@ const main = async () => {
     try {
       await run(redis.url);
     } catch (err) {
-      rows.push({ step: name, requests: 0, ok: 0, refused: 0, bad: 0, recoverMs: NaN, statuses: {}, pass: false, why: [`setup error: ${(err as Error).message.slice(0, 200)}`] });
+      rows.push({
+        step: name,
+        requests: 0,
+        ok: 0,
+        refused: 0,
+        bad: 0,
+        recoverMs: NaN,
+        statuses: {},
+        pass: false,
+        why: [`setup error: ${(err as Error).message.slice(0, 200)}`],
+      });
     } finally {
       await redis.close();
     }

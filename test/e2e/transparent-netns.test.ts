@@ -24,7 +24,8 @@ const TOKEN = 'ghp_netns_recipe_canary_41c7';
 const WEB = '203.0.113.10';
 const DNS = '203.0.113.53';
 
-const unavailable = netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy binary (scripts/setup-deps.sh installs it)');
+const unavailable =
+  netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy binary (scripts/setup-deps.sh installs it)');
 const inCi = process.env.CI === 'true';
 if (unavailable && !inCi) console.warn(`SKIPPED transparent-netns recipe e2e: ${unavailable}`);
 if (unavailable && inCi) {
@@ -68,15 +69,31 @@ describe.skipIf(Boolean(unavailable))('scripts/transparent-netns.sh', () => {
       tcpEcho: [],
       udpEcho: { host: WEB, port: 9999 },
     };
-    world = spawn('ip', ['netns', 'exec', host, process.execPath, '--import', 'tsx', join(REPO, 'test/helpers/world-main.ts'), dir.file('world.json', JSON.stringify(spec))], {
-      env: { ...process.env, NODE_OPTIONS: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    world = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        host,
+        process.execPath,
+        '--import',
+        'tsx',
+        join(REPO, 'test/helpers/world-main.ts'),
+        dir.file('world.json', JSON.stringify(spec)),
+      ],
+      {
+        env: { ...process.env, NODE_OPTIONS: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     world.stdout!.on('data', (d: Buffer) => (worldOut += d.toString()));
     world.stderr!.on('data', (d: Buffer) => (worldOut += d.toString()));
     await eventually(() => worldOut.includes('READY'), 30_000, 'the world servers');
 
-    const config = dir.file('config.yaml', 'rules:\n  - name: github-api\n    match_hosts: ["api.github.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]\n');
+    const config = dir.file(
+      'config.yaml',
+      'rules:\n  - name: github-api\n    match_hosts: ["api.github.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {GITHUB_TOKEN}" }]\n',
+    );
     dir.dir('secrets');
     dir.file('secrets/GITHUB_TOKEN', `${TOKEN}\n`);
     chmodSync(join(dir.path, 'secrets'), 0o755);
@@ -125,7 +142,10 @@ describe.skipIf(Boolean(unavailable))('scripts/transparent-netns.sh', () => {
     }
     spawnSync('bash', [SCRIPT, '--down', '--name', name], { env: env() });
     world?.kill('SIGKILL');
-    for (const pid of spawnSync('ip', ['netns', 'pids', host], { encoding: 'utf8' }).stdout?.split('\n').filter(Boolean) ?? []) spawnSync('kill', ['-9', pid]);
+    for (const pid of spawnSync('ip', ['netns', 'pids', host], { encoding: 'utf8' })
+      .stdout?.split('\n')
+      .filter(Boolean) ?? [])
+      spawnSync('kill', ['-9', pid]);
     spawnSync('ip', ['netns', 'del', host]);
     dir?.cleanup();
   }, 30_000);
@@ -133,12 +153,32 @@ describe.skipIf(Boolean(unavailable))('scripts/transparent-netns.sh', () => {
   it('a process in the namespace, with no proxy variable, gets the credential through transparent capture', async () => {
     const r = spawnSync(
       'ip',
-      ['netns', 'exec', name, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', 'curl', '-sS', '-m', '10', 'https://api.github.com/user'],
+      [
+        'netns',
+        'exec',
+        name,
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '--',
+        'curl',
+        '-sS',
+        '-m',
+        '10',
+        'https://api.github.com/user',
+      ],
       // The sandbox's resolver is /etc/netns/NAME/resolv.conf (the world's DNS), its trust the script's bundle.
-      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CURL_CA_BUNDLE: `${state}/ca-bundle.pem` }, encoding: 'utf8' },
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', CURL_CA_BUNDLE: `${state}/ca-bundle.pem` },
+        encoding: 'utf8',
+      },
     );
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toMatchObject({ sni: 'api.github.com', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      sni: 'api.github.com',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     await eventually(() => worldOut.includes('DNS api.github.com'), 2000, "the namespace's resolver to be asked");
     expect(scriptOut).not.toContain(TOKEN);
   });
@@ -156,6 +196,9 @@ describe.skipIf(Boolean(unavailable))('scripts/transparent-netns.sh', () => {
     expect(existsSync(state)).toBe(false);
     expect(existsSync('/run/authproxy-netns')).toBe(false);
     const down = spawnSync('bash', [SCRIPT, '--down', '--name', name], { env: env(), encoding: 'utf8' });
-    expect({ status: down.status, stdout: down.stdout }).toEqual({ status: 0, stdout: `transparent-netns: ${name} torn down\n` });
+    expect({ status: down.status, stdout: down.stdout }).toEqual({
+      status: 0,
+      stdout: `transparent-netns: ${name} torn down\n`,
+    });
   });
 });

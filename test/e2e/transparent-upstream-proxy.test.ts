@@ -11,7 +11,8 @@ import { startTransparentRig, WORLD, type TransparentRig } from '../helpers/tran
 
 const TOKEN = 'ghp_transparent_proxy_canary_0a7c';
 const NAMES = { 'api.github.com': WORLD.web, 'plain.example.test': WORLD.web, 'db.example.test': WORLD.db };
-const unavailable = netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy binary (scripts/setup-deps.sh installs it)');
+const unavailable =
+  netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy binary (scripts/setup-deps.sh installs it)');
 if (unavailable) console.warn(`SKIPPED transparent upstream-proxy e2e: ${unavailable}`);
 
 describe.skipIf(Boolean(unavailable))('transparent capture through --upstream-proxy', () => {
@@ -36,13 +37,26 @@ access_control:
   it('TLS, plain HTTP and raw TCP leave through the proxy', async () => {
     const ca = { CURL_CA_BUNDLE: rig.bundle };
     const tls = await rig.client(['curl', '-sS', '-m', '8', 'https://api.github.com/user'], ca);
-    expect(JSON.parse(tls.stdout)).toMatchObject({ sni: 'api.github.com', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(JSON.parse(tls.stdout)).toMatchObject({
+      sni: 'api.github.com',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     const plain = await rig.client(['curl', '-sS', '-m', '8', 'http://plain.example.test/p']);
     expect(JSON.parse(plain.stdout)).toMatchObject({ plain: true, host: 'plain.example.test' });
-    const tcp = await rig.client(['timeout', '5', 'bash', '-c', 'exec 3<>/dev/tcp/db.example.test/5432 && echo ping >&3 && timeout 2 head -2 <&3']);
+    const tcp = await rig.client([
+      'timeout',
+      '5',
+      'bash',
+      '-c',
+      'exec 3<>/dev/tcp/db.example.test/5432 && echo ping >&3 && timeout 2 head -2 <&3',
+    ]);
     expect(tcp.stdout).toBe(`echo ${WORLD.db}:5432\nping\n`);
     // The world reports the proxy's lines every 10 ms.
     const expected = ['CONNECT api.github.com:443', 'GET http://plain.example.test/p', `CONNECT ${WORLD.db}:5432`];
-    await eventually(() => expected.every((l) => rig.proxyLines().includes(l)), 5000, `the proxy to see ${expected.join(', ')} (saw ${rig.proxyLines().join(', ')})`);
+    await eventually(
+      () => expected.every((l) => rig.proxyLines().includes(l)),
+      5000,
+      `the proxy to see ${expected.join(', ')} (saw ${rig.proxyLines().join(', ')})`,
+    );
   });
 });

@@ -24,7 +24,8 @@ const NAMES = {
   'cache.example.test': WORLD.cache,
 };
 
-const unavailable = netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy binary (scripts/setup-deps.sh installs it)');
+const unavailable =
+  netnsUnavailable() ?? (envoyBinary() ? undefined : 'no Envoy binary (scripts/setup-deps.sh installs it)');
 const inCi = process.env.CI === 'true';
 if (unavailable && !inCi) console.warn(`SKIPPED transparent-mode e2e: ${unavailable}`);
 
@@ -57,7 +58,14 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
   let rig: TransparentRig;
   let ca: Record<string, string>;
   /** A TCP exchange with bash's /dev/tcp: what came back, or nothing when the connection was closed. */
-  const tcp = (host: string, port: number) => rig.client(['timeout', '5', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port} && echo ping >&3 && timeout 2 head -2 <&3`]);
+  const tcp = (host: string, port: number) =>
+    rig.client([
+      'timeout',
+      '5',
+      'bash',
+      '-c',
+      `exec 3<>/dev/tcp/${host}/${port} && echo ping >&3 && timeout 2 head -2 <&3`,
+    ]);
   const udp = () =>
     rig.client([
       process.execPath,
@@ -83,9 +91,19 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
       .join('');
 
   beforeAll(async () => {
-    rig = await startTransparentRig({ names: NAMES, config, secrets: { GITHUB_TOKEN: TOKEN }, gitAuthorization: GIT_BASIC });
+    rig = await startTransparentRig({
+      names: NAMES,
+      config,
+      secrets: { GITHUB_TOKEN: TOKEN },
+      gitAuthorization: GIT_BASIC,
+    });
     // The sandbox trusts authproxy's CA (and the world's roots) through the usual CA variables only.
-    ca = { SSL_CERT_FILE: rig.bundle, CURL_CA_BUNDLE: rig.bundle, GIT_SSL_CAINFO: rig.bundle, NODE_EXTRA_CA_CERTS: rig.bundle };
+    ca = {
+      SSL_CERT_FILE: rig.bundle,
+      CURL_CA_BUNDLE: rig.bundle,
+      GIT_SSL_CAINFO: rig.bundle,
+      NODE_EXTRA_CA_CERTS: rig.bundle,
+    };
   }, 120_000);
   afterAll(async () => rig?.stop(), 60_000);
 
@@ -104,16 +122,27 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
   });
 
   it('git clone over HTTPS works with the injected credential (GIT_SSL_CAINFO only)', async () => {
-    const r = await rig.client(['git', 'clone', '-q', 'https://github.com/org/repo.git', `${rig.dir.path}/home/clone`], { GIT_SSL_CAINFO: rig.bundle, GIT_TERMINAL_PROMPT: '0' }, 30_000);
+    const r = await rig.client(
+      ['git', 'clone', '-q', 'https://github.com/org/repo.git', `${rig.dir.path}/home/clone`],
+      { GIT_SSL_CAINFO: rig.bundle, GIT_TERMINAL_PROMPT: '0' },
+      30_000,
+    );
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     const readme = await rig.client(['cat', `${rig.dir.path}/home/clone/README.md`]);
     expect(readme.stdout).toBe('hello through transparent capture\n');
   });
 
   it("Node's fetch gets the credential (NODE_EXTRA_CA_CERTS only)", async () => {
-    const r = await rig.client([process.execPath, '-e', "fetch('https://api.github.com/repos/x').then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.cause ?? e); process.exit(1); })"], {
-      NODE_EXTRA_CA_CERTS: rig.bundle,
-    });
+    const r = await rig.client(
+      [
+        process.execPath,
+        '-e',
+        "fetch('https://api.github.com/repos/x').then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { console.error(e.cause ?? e); process.exit(1); })",
+      ],
+      {
+        NODE_EXTRA_CA_CERTS: rig.bundle,
+      },
+    );
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).headers.authorization).toBe(`Bearer ${TOKEN}`);
   });
@@ -124,7 +153,9 @@ describe.skipIf(Boolean(unavailable))('transparent capture in real network names
     expect(JSON.parse(own.body)).toMatchObject({ sni: 'tunnel.example.test', path: '/t' });
     expect(JSON.parse(own.body).headers.authorization).toBeUndefined();
     // authproxy's CA alone does not verify it: no leaf was minted for this host.
-    expect((await curl(['https://tunnel.example.test/t'], { CURL_CA_BUNDLE: `${rig.dir.path}/keys/ca.crt` })).code).not.toBe(0);
+    expect(
+      (await curl(['https://tunnel.example.test/t'], { CURL_CA_BUNDLE: `${rig.dir.path}/keys/ca.crt` })).code,
+    ).not.toBe(0);
   });
 
   it('a client that dials the upstream IP itself (no DNS) is still captured and injected', async () => {

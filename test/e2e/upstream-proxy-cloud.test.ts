@@ -18,14 +18,24 @@ import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.j
 import { startRig, type Rig } from '../helpers/sidecar-rig.js';
 
 const bin = envoyBinary();
-const HOSTS = ['sts.us-east-1.amazonaws.com', 's3.us-east-1.amazonaws.com', 'bucket.s3.us-east-1.amazonaws.com', 'dynamodb.us-east-1.amazonaws.com'];
+const HOSTS = [
+  'sts.us-east-1.amazonaws.com',
+  's3.us-east-1.amazonaws.com',
+  'bucket.s3.us-east-1.amazonaws.com',
+  'dynamodb.us-east-1.amazonaws.com',
+];
 const BASE = { accessKeyId: 'AKIAPROXYBASEKEY0001', secretAccessKey: 'proxyBaseSecret/upstreamProxyTest+000000000' };
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/sandbox-agents';
 
 describe.skipIf(!bin)('AWS role auth through --upstream-proxy (real Envoy, direct route blocked)', () => {
   let rig: Rig;
   let proxy: ForwardProxy;
-  const fake = createAwsFake(new Map([[BASE.accessKeyId, { secretAccessKey: BASE.secretAccessKey }]]), { roleArn: ROLE_ARN, externalId: 'default', tags: {}, callerKeyId: BASE.accessKeyId });
+  const fake = createAwsFake(new Map([[BASE.accessKeyId, { secretAccessKey: BASE.secretAccessKey }]]), {
+    roleArn: ROLE_ARN,
+    externalId: 'default',
+    tags: {},
+    callerKeyId: BASE.accessKeyId,
+  });
 
   beforeAll(async () => {
     proxy = await startForwardProxy(Object.fromEntries(HOSTS.map((h) => [h, '127.0.0.1'])));
@@ -66,7 +76,9 @@ rules:
     const port = rig.upstream.port;
     // Two tunnels to STS: authproxy's AssumeRole (it succeeded, and STS's name is blackholed for a direct
     // dial) and the sandbox's GetCallerIdentity through Envoy.
-    expect(proxy.lines.filter((l) => l === `CONNECT sts.us-east-1.amazonaws.com:${port}`).length).toBeGreaterThanOrEqual(2);
+    expect(
+      proxy.lines.filter((l) => l === `CONNECT sts.us-east-1.amazonaws.com:${port}`).length,
+    ).toBeGreaterThanOrEqual(2);
     expect(proxy.lines.some((l) => /^CONNECT (bucket\.)?s3\.us-east-1\.amazonaws\.com:\d+$/.test(l))).toBe(true);
   });
 });
@@ -108,11 +120,25 @@ rules:
 
   it('mints the token through the proxy and injects it', async () => {
     const url = rig.url('storage.googleapis.com', '/storage/v1/b');
-    const { stdout } = await promisify(execFile)('curl', ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-H', `Authorization: Bearer ${GCP_PLACEHOLDER_TOKEN}`, url]);
+    const { stdout } = await promisify(execFile)('curl', [
+      '-sS',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      rig.authproxyCa,
+      '-H',
+      `Authorization: Bearer ${GCP_PLACEHOLDER_TOKEN}`,
+      url,
+    ]);
     const seen = (JSON.parse(stdout) as { headers: Record<string, string> }).headers.authorization;
     expect(seen).toMatch(/^Bearer /);
     expect(seen).not.toContain(GCP_PLACEHOLDER_TOKEN);
     expect(fake.calls.filter((c) => c.ok)).toHaveLength(1);
-    expect(proxy.lines).toEqual(expect.arrayContaining([`CONNECT ${fake.host}:${new URL(fake.url).port}`, `CONNECT storage.googleapis.com:${rig.upstream.port}`]));
+    expect(proxy.lines).toEqual(
+      expect.arrayContaining([
+        `CONNECT ${fake.host}:${new URL(fake.url).port}`,
+        `CONNECT storage.googleapis.com:${rig.upstream.port}`,
+      ]),
+    );
   });
 });

@@ -49,7 +49,21 @@ rules:
     dir.cleanup();
   });
 
-  const status = (host: string) => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '--max-time', '20', rig.url(host, '/user')]).then((r) => r.stdout);
+  const status = (host: string) =>
+    run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      rig.authproxyCa,
+      '--max-time',
+      '20',
+      rig.url(host, '/user'),
+    ]).then((r) => r.stdout);
 
   it("trusts the proxy's re-signed certificate through the tunnel", async () => {
     expect(await status('api.github.com')).toBe('200');

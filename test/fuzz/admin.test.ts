@@ -42,7 +42,14 @@ const validConfig = (hosts = ['api.example.com']) => ({
       ],
     },
   ],
-  callbacks: [{ match_hosts: ['cb.example.com'], url: 'https://cb.example.com/resolve', ttl_seconds: 60, request_headers: [{ name: 'X-Key', type: 'opaque', value: CANARY }] }],
+  callbacks: [
+    {
+      match_hosts: ['cb.example.com'],
+      url: 'https://cb.example.com/resolve',
+      ttl_seconds: 60,
+      request_headers: [{ name: 'X-Key', type: 'opaque', value: CANARY }],
+    },
+  ],
 });
 
 /** A body: valid configs with damage, random JSON, or text that is not JSON at all. */
@@ -51,7 +58,22 @@ const body = fc.oneof(
   {
     weight: 3,
     arbitrary: fc
-      .tuple(fc.nat(), hostileValue, fc.constantFrom('rules', 'callbacks', 'access_control', 'no_proxy', 'description', 'tenant_id', 'organization_id', '__proto__', 'constructor', 'is_set'))
+      .tuple(
+        fc.nat(),
+        hostileValue,
+        fc.constantFrom(
+          'rules',
+          'callbacks',
+          'access_control',
+          'no_proxy',
+          'description',
+          'tenant_id',
+          'organization_id',
+          '__proto__',
+          'constructor',
+          'is_set',
+        ),
+      )
       .map(([how, v, key]) => {
         const c: Record<string, unknown> = validConfig();
         const rule = (c.rules as Array<Record<string, unknown>>)[0]!;
@@ -108,20 +130,64 @@ const body = fc.oneof(
   {
     weight: 1,
     arbitrary: fc
-      .tuple(hostileString, fc.constantFrom('application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'APPLICATION/JSON', 'application/jsonx', ''))
+      .tuple(
+        hostileString,
+        fc.constantFrom(
+          'application/json',
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'application/json; charset=latin1',
+          'APPLICATION/JSON',
+          'application/jsonx',
+          '',
+        ),
+      )
       .map(([text, type]) => ({ text, type })),
   },
-  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => ({ bytes: Buffer.from(b), type: 'application/json' })) },
+  {
+    weight: 1,
+    arbitrary: fc.uint8Array({ maxLength: 64 }).map((b) => ({ bytes: Buffer.from(b), type: 'application/json' })),
+  },
   { weight: 1, arbitrary: fc.constant(undefined) },
 );
 
 const sandboxId = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom('sb-1', 'sb-2', 'team-a', 'sb-solo') },
-  fc.constantFrom('sb-1', 'team-a', 'sb-solo', 'x'.repeat(129), '..', '.', '%2e%2e', '%00', 'a%2Fb', '-a', 'sb 1', 'é', '*'),
+  fc.constantFrom(
+    'sb-1',
+    'team-a',
+    'sb-solo',
+    'x'.repeat(129),
+    '..',
+    '.',
+    '%2e%2e',
+    '%00',
+    'a%2Fb',
+    '-a',
+    'sb 1',
+    'é',
+    '*',
+  ),
   hostileString.filter((x) => wellFormed(x) === x).map(encodeURIComponent),
 );
 const path = fc.oneof(
-  { weight: 4, arbitrary: fc.tuple(sandboxId, fc.constantFrom('proxy-config', 'proxy-config', 'env', 'proxy-config/', 'proxy-config?x=1', 'proxy-config#f', 'x')).map(([id, leaf]) => `/v1/sandboxes/${id}/${leaf}`) },
+  {
+    weight: 4,
+    arbitrary: fc
+      .tuple(
+        sandboxId,
+        fc.constantFrom(
+          'proxy-config',
+          'proxy-config',
+          'env',
+          'proxy-config/',
+          'proxy-config?x=1',
+          'proxy-config#f',
+          'x',
+        ),
+      )
+      .map(([id, leaf]) => `/v1/sandboxes/${id}/${leaf}`),
+  },
   {
     weight: 1,
     arbitrary: fc.constantFrom(
@@ -146,7 +212,10 @@ const path = fc.oneof(
 const token = fc.oneof(
   { weight: 6, arbitrary: fc.constant(ADMIN_TOKEN) },
   { weight: 1, arbitrary: fc.constant(SCOPED_TOKEN) },
-  { weight: 1, arbitrary: fc.constantFrom('', CANARY, `${ADMIN_TOKEN} `, ADMIN_TOKEN.toUpperCase(), `${ADMIN_TOKEN}\u0000`) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('', CANARY, `${ADMIN_TOKEN} `, ADMIN_TOKEN.toUpperCase(), `${ADMIN_TOKEN}\u0000`),
+  },
   { weight: 1, arbitrary: hostileString.filter((s) => /^[\x20-\x7e]*$/.test(s)) },
 );
 const headers = fc.record(
@@ -162,7 +231,10 @@ const headers = fc.record(
 const method = fc.constantFrom('GET', 'PUT', 'PATCH', 'DELETE', 'POST', 'HEAD', 'OPTIONS', 'PUT', 'PATCH');
 
 /** One raw HTTP/1.1 exchange: writes `request` (in pieces, `gapMs` apart), resolves with what came back when the socket closes. */
-function rawHttp(request: readonly (string | Buffer)[], opts: { gapMs?: number; waitMs?: number; untilResponse?: boolean } = {}): Promise<{ text: string; closed: boolean }> {
+function rawHttp(
+  request: readonly (string | Buffer)[],
+  opts: { gapMs?: number; waitMs?: number; untilResponse?: boolean } = {},
+): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const socket: Socket = connect(port, host);
     const chunks: Buffer[] = [];
@@ -202,7 +274,12 @@ const firstStatus = (text: string) => Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)
 
 describe('admin API fuzzer (real fastify + redis-server)', () => {
   beforeAll(async () => {
-    rig = await startAdminRig({ bodyLimitBytes: BODY_LIMIT, requestTimeoutMs: REQUEST_TIMEOUT_MS, secrets: { TOKEN: CANARY }, callbackAllow: ['cb.example.com'] });
+    rig = await startAdminRig({
+      bodyLimitBytes: BODY_LIMIT,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      secrets: { TOKEN: CANARY },
+      callbackAllow: ['cb.example.com'],
+    });
     const url = new URL(rig.url);
     host = url.hostname;
     port = Number(url.port);
@@ -217,7 +294,8 @@ describe('admin API fuzzer (real fastify + redis-server)', () => {
     async () => {
       const statuses = new Map<number, number>();
       // Stored configs for the fuzz to read, patch and delete.
-      for (const id of ['sb-1', 'sb-2', 'team-a']) expect((await rig.call('PUT', `/v1/sandboxes/${id}/proxy-config`, { body: validConfig() })).status).toBe(201);
+      for (const id of ['sb-1', 'sb-2', 'team-a'])
+        expect((await rig.call('PUT', `/v1/sandboxes/${id}/proxy-config`, { body: validConfig() })).status).toBe(201);
       await fuzz(
         'admin: random requests',
         200,
@@ -269,7 +347,11 @@ describe('admin API fuzzer (real fastify + redis-server)', () => {
       { name: 'just over the limit', init: { body: JSON.stringify({ description: 'y'.repeat(BODY_LIMIT) }) } },
     ];
     for (const c of cases) {
-      const res = await fetch(`${rig.url}/v1/sandboxes/sb-big/proxy-config`, { method: 'PUT', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, ...c.init } as RequestInit);
+      const res = await fetch(`${rig.url}/v1/sandboxes/sb-big/proxy-config`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        ...c.init,
+      } as RequestInit);
       const text = await res.text();
       expect(res.status, c.name).toBe(413);
       expectSafeAnswer(res.status, text, c.name);
@@ -277,7 +359,10 @@ describe('admin API fuzzer (real fastify + redis-server)', () => {
     }
     // A body that lies about its length (more bytes than announced, then fewer).
     const longer = await rawHttp(
-      [`PUT /v1/sandboxes/sb-big/proxy-config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 2}\r\n\r\n`, '{"rules": []}'],
+      [
+        `PUT /v1/sandboxes/sb-big/proxy-config HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 2}\r\n\r\n`,
+        '{"rules": []}',
+      ],
       { waitMs: 10_000 },
     );
     expect(firstStatus(longer.text) || 408).toBeLessThan(500);
@@ -291,7 +376,8 @@ describe('admin API fuzzer (real fastify + redis-server)', () => {
     const trickles = Array.from({ length: n }, (_, i) => {
       const head = `PUT /v1/sandboxes/sb-slow-${i}/proxy-config HTTP/1.1\r\nHost: x\r\n${i % 3 === 2 ? '' : auth}Content-Type: application/json\r\nContent-Length: 10000\r\n\r\n`;
       // i % 3: 0 = authorised body trickle, 1 = headers trickle, 2 = unauthorised body trickle
-      const parts = i % 3 === 1 ? [...head.slice(0, -2)].map((c) => c) : [head, ...Array.from({ length: 5000 }, () => ' ')];
+      const parts =
+        i % 3 === 1 ? [...head.slice(0, -2)].map((c) => c) : [head, ...Array.from({ length: 5000 }, () => ' ')];
       return rawHttp(parts, { gapMs: 100, waitMs: 30_000 });
     });
     // Meanwhile the API answers at once.
@@ -328,13 +414,21 @@ describe('admin API fuzzer (real fastify + redis-server)', () => {
           '\r\n\r\n\r\n',
         ),
         fc.uint8Array({ minLength: 1, maxLength: 200 }).map((b) => Buffer.from(b).toString('latin1')),
-        fc.tuple(method, path, hostileString).map(([m, p, h]) => `${m} ${p} HTTP/1.1\r\nHost: x\r\nX-Fuzz: ${h.replace(/[\r\n]/g, '')}\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Length: 0\r\n\r\n`),
+        fc
+          .tuple(method, path, hostileString)
+          .map(
+            ([m, p, h]) =>
+              `${m} ${p} HTTP/1.1\r\nHost: x\r\nX-Fuzz: ${h.replace(/[\r\n]/g, '')}\r\nAuthorization: Bearer ${ADMIN_TOKEN}\r\nContent-Length: 0\r\n\r\n`,
+          ),
       );
       await fuzz(
         'admin: raw HTTP/1.1 junk',
         60,
         fc.asyncProperty(line, async (request) => {
-          const { text, closed } = await rawHttp([Buffer.from(request, 'latin1')], { waitMs: REQUEST_TIMEOUT_MS * 4, untilResponse: true });
+          const { text, closed } = await rawHttp([Buffer.from(request, 'latin1')], {
+            waitMs: REQUEST_TIMEOUT_MS * 4,
+            untilResponse: true,
+          });
           const status = firstStatus(text);
           // Answered, or closed (by the request timeout at the latest).
           expect(closed || !Number.isNaN(status), request.slice(0, 80)).toBe(true);

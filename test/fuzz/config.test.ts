@@ -44,8 +44,16 @@ const C = {
   awsSecret: 'aws/cnry+7Q3x/0006',
   gcpEmail: 'svc-cnry-7Q3x-0007@example.iam.gserviceaccount.com',
 } as const;
-const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-const gcpKey = JSON.stringify({ type: 'service_account', client_email: C.gcpEmail, private_key: rsa, token_uri: 'https://oauth2.googleapis.com/token', private_key_id: 'kid-cnry-0008' });
+const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
+const gcpKey = JSON.stringify({
+  type: 'service_account',
+  client_email: C.gcpEmail,
+  private_key: rsa,
+  token_uri: 'https://oauth2.googleapis.com/token',
+  private_key_id: 'kid-cnry-0008',
+});
 
 /** Workspace secrets, with canary contents. */
 const SECRETS = new Map<string, string>([
@@ -68,18 +76,46 @@ const RICH = {
       match_paths: ['/v1/*', '/user'],
       headers: [
         { name: 'Authorization', type: 'workspace_secret', value: 'Bearer {TOKEN}' },
-        { name: 'X-Opaque', type: 'opaque', value: seal(C.opaque, publicKey, { sandbox: '*', target: { hosts: ['api.example.com', '*.example.org'] } }) },
+        {
+          name: 'X-Opaque',
+          type: 'opaque',
+          value: seal(C.opaque, publicKey, { sandbox: '*', target: { hosts: ['api.example.com', '*.example.org'] } }),
+        },
         { name: 'X-Plain', type: 'plaintext', value: C.plain },
       ],
       env_vars: { TOKEN_ENV: 'proxy-injected' },
     },
-    { name: 'off', enabled: false, match_hosts: ['off.example.com'], headers: [{ name: 'X-Off', type: 'opaque', value: seal(`off-${C.opaque}`, publicKey, { sandbox: '*', target: { hosts: ['off.example.com'] } }) }] },
+    {
+      name: 'off',
+      enabled: false,
+      match_hosts: ['off.example.com'],
+      headers: [
+        {
+          name: 'X-Off',
+          type: 'opaque',
+          value: seal(`off-${C.opaque}`, publicKey, { sandbox: '*', target: { hosts: ['off.example.com'] } }),
+        },
+      ],
+    },
     {
       name: 'aws',
       type: 'aws',
-      aws: { access_key_id: { type: 'workspace_secret', value: '{AWS_ID}' }, secret_access_key: { type: 'opaque', value: seal(C.awsSecret, publicKey, { sandbox: '*', target: { provider: 'aws' } }) } },
+      aws: {
+        access_key_id: { type: 'workspace_secret', value: '{AWS_ID}' },
+        secret_access_key: {
+          type: 'opaque',
+          value: seal(C.awsSecret, publicKey, { sandbox: '*', target: { provider: 'aws' } }),
+        },
+      },
     },
-    { name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'workspace_secret', value: '{GCP_KEY}' }, scopes: ['https://www.googleapis.com/auth/cloud-platform'] } },
+    {
+      name: 'gcp',
+      type: 'gcp',
+      gcp: {
+        service_account_json: { type: 'workspace_secret', value: '{GCP_KEY}' },
+        scopes: ['https://www.googleapis.com/auth/cloud-platform'],
+      },
+    },
   ],
   callbacks: [
     {
@@ -87,7 +123,11 @@ const RICH = {
       url: 'https://tokens.example/resolve?k=v',
       ttl_seconds: 60,
       request_headers: [
-        { name: 'X-Key', type: 'opaque', value: seal(C.callback, publicKey, { sandbox: '*', target: { callback: 'https://tokens.example' } }) },
+        {
+          name: 'X-Key',
+          type: 'opaque',
+          value: seal(C.callback, publicKey, { sandbox: '*', target: { callback: 'https://tokens.example' } }),
+        },
         { name: 'X-Plain', type: 'plaintext', value: C.plain },
       ],
     },
@@ -119,7 +159,8 @@ const FIELD = /^(?:\(root\)|[A-Za-z_][A-Za-z_-]*(?:\[\d+\]|\.<key not shown>|\.[
 
 /** Checks one thrown value: an AuthProxyError with one-line, field-named, canary-free problems. */
 function expectConfigError(err: unknown, opts: { prefix: string; lines?: boolean }): void {
-  if (!(err instanceof AuthProxyError)) throw new Error(`unexpected exception type: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
+  if (!(err instanceof AuthProxyError))
+    throw new Error(`unexpected exception type: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}`);
   expect(err.code).toBe('config_invalid');
   expect(err.problems.length).toBeGreaterThan(0);
   expect(err.message).toBe(err.problems.join('; '));
@@ -130,7 +171,8 @@ function expectConfigError(err: unknown, opts: { prefix: string; lines?: boolean
     const rest = problem.slice(opts.prefix.length);
     // YAML syntax errors name a line; document-level ones (an alias bomb, an unknown alias) are one fixed sentence.
     // (The YAML library's own sentence may start with a symbol: "line 1: %YAML directive should contain ...".)
-    const named = FIELD.test(rest) || (opts.lines === true && (/^line \d+: \S.*$/.test(rest) || /^[A-Z].*$/.test(rest)));
+    const named =
+      FIELD.test(rest) || (opts.lines === true && (/^line \d+: \S.*$/.test(rest) || /^[A-Z].*$/.test(rest)));
     expect(named, `names a field: ${problem}`).toBe(true);
     expect(problem.toLowerCase(), `no planted value: ${problem}`).not.toContain(CANARY_MARK);
     for (const planted of PLANTED) expect(problem).not.toContain(planted);
@@ -143,7 +185,8 @@ function expectWhole(policy: CompiledPolicy, config: ProxyConfig): void {
   expect(policy.rules.map((r) => r.name)).toEqual(enabled.map((r) => r.name));
   expect(policy.callbacks).toHaveLength(config.callbacks.length);
   for (const rule of policy.rules) for (const h of rule.headers) expect(headerValueProblem(h.value)).toBeUndefined();
-  for (const cb of policy.callbacks) for (const h of cb.requestHeaders) expect(headerValueProblem(h.value)).toBeUndefined();
+  for (const cb of policy.callbacks)
+    for (const h of cb.requestHeaders) expect(headerValueProblem(h.value)).toBeUndefined();
   expect(policy.aws !== undefined).toBe(config.rules.some((r) => r.type === 'aws' && r.enabled));
   expect(policy.gcp !== undefined).toBe(config.rules.some((r) => r.type === 'gcp' && r.enabled));
   expect(policy.source).toBe(config);
@@ -152,7 +195,10 @@ function expectWhole(policy: CompiledPolicy, config: ProxyConfig): void {
 const ctxFor = (secrets: ReadonlyMap<string, string>) => ({ secrets, unsealer });
 
 /** Validates and compiles an already-parsed document; returns which stage it reached. */
-function evaluateValue(doc: unknown, secrets: ReadonlyMap<string, string> = SECRETS): 'invalid' | 'rejected' | 'compiled' {
+function evaluateValue(
+  doc: unknown,
+  secrets: ReadonlyMap<string, string> = SECRETS,
+): 'invalid' | 'rejected' | 'compiled' {
   let config: ProxyConfig;
   try {
     config = validateConfig(doc, SOURCE);
@@ -172,7 +218,10 @@ function evaluateValue(doc: unknown, secrets: ReadonlyMap<string, string> = SECR
 }
 
 /** Parses and compiles a config file's text (a top-level config or a `sandboxes:` map), all or nothing. */
-function evaluateText(text: string, secrets: ReadonlyMap<string, string> = SECRETS): 'invalid' | 'rejected' | 'compiled' {
+function evaluateText(
+  text: string,
+  secrets: ReadonlyMap<string, string> = SECRETS,
+): 'invalid' | 'rejected' | 'compiled' {
   let file: ReturnType<typeof parseConfigFile>;
   try {
     file = parseConfigFile(text, SOURCE);
@@ -226,7 +275,8 @@ const valueDamage: ReadonlyArray<(v: string) => unknown> = [
   (v) => `{${v}`,
   (v) => v.replace(/[{}]/g, ''),
   (v) => `${v.slice(0, -4)}AAAA`,
-  () => seal(`${C.opaque}\r\nX: y`, publicKey, { sandbox: '*', target: { hosts: ['api.example.com', '*.example.org'] } }),
+  () =>
+    seal(`${C.opaque}\r\nX: y`, publicKey, { sandbox: '*', target: { hosts: ['api.example.com', '*.example.org'] } }),
   () => seal(C.opaque.repeat(600), publicKey, { sandbox: '*', target: { hosts: ['api.example.com'] } }),
   () => seal(C.opaque, publicKey, { sandbox: 'sb-other', target: { hosts: ['api.example.com'] } }),
   () => seal(C.opaque, publicKey, { sandbox: '*', target: { hosts: ['elsewhere.example.net'] } }),
@@ -254,22 +304,46 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({
     op: fc.constant('insert' as const),
     at: fc.nat(),
-    key: fc.oneof(hostileString, fc.constantFrom('name', 'type', 'value', 'enabled', 'match_hosts', 'match_paths', 'headers', 'aws', 'gcp', 'is_set', 'tenant_id', 'sandboxes', 'allow_list', 'deny_list')),
+    key: fc.oneof(
+      hostileString,
+      fc.constantFrom(
+        'name',
+        'type',
+        'value',
+        'enabled',
+        'match_hosts',
+        'match_paths',
+        'headers',
+        'aws',
+        'gcp',
+        'is_set',
+        'tenant_id',
+        'sandboxes',
+        'allow_list',
+        'deny_list',
+      ),
+    ),
     value: hostileValue,
   }),
   fc.record({ op: fc.constant('duplicate' as const), at: fc.nat() }),
   { weight: 3, arbitrary: fc.record({ op: fc.constant('damage' as const), at: fc.nat(), how: fc.nat() }) },
-  fc.record({ op: fc.constant('type' as const), at: fc.nat(), type: fc.constantFrom('plaintext', 'workspace_secret', 'opaque', 'aws', 'gcp', 'OPAQUE', '') }),
+  fc.record({
+    op: fc.constant('type' as const),
+    at: fc.nat(),
+    type: fc.constantFrom('plaintext', 'workspace_secret', 'opaque', 'aws', 'gcp', 'OPAQUE', ''),
+  }),
   fc.record({ op: fc.constant('valueToKey' as const), at: fc.nat() }),
   fc.record({ op: fc.constant('rename' as const), at: fc.nat(), name: hostileString }),
 );
 
 /** Objects that hold a secret-bearing `value` (headers, Secrets). */
-const valueHolders = (doc: unknown) => paths(doc).filter((p) => isObj(get(doc, p)) && typeof (get(doc, p) as Obj).value === 'string');
+const valueHolders = (doc: unknown) =>
+  paths(doc).filter((p) => isObj(get(doc, p)) && typeof (get(doc, p) as Obj).value === 'string');
 
 function applyMutation(doc: unknown, m: Mutation): unknown {
   const all = paths(doc);
-  const pick = <T>(list: readonly T[], i: number): T | undefined => (list.length === 0 ? undefined : list[i % list.length]);
+  const pick = <T>(list: readonly T[], i: number): T | undefined =>
+    list.length === 0 ? undefined : list[i % list.length];
   const setAt = (path: Path, value: unknown): unknown => {
     if (path.length === 0) return value;
     const parent = get(doc, path.slice(0, -1)) as Record<string | number, unknown>;
@@ -348,13 +422,23 @@ function applyMutation(doc: unknown, m: Mutation): unknown {
   }
 }
 
-const mutatedDoc = fc.tuple(fc.nat({ max: SEEDS.length - 1 }), fc.array(mutation, { minLength: 1, maxLength: 4 })).map(([seed, ms]) => ms.reduce((doc, m) => applyMutation(doc, m), structuredClone(SEEDS[seed])));
+const mutatedDoc = fc
+  .tuple(fc.nat({ max: SEEDS.length - 1 }), fc.array(mutation, { minLength: 1, maxLength: 4 }))
+  .map(([seed, ms]) => ms.reduce((doc, m) => applyMutation(doc, m), structuredClone(SEEDS[seed])));
 
 /** Workspace secrets with damaged contents (CR/LF, empty, bad JSON for the GCP key, a wrong key type). */
 const damagedSecrets = fc.option(
   fc.tuple(fc.constantFrom(...SECRETS.keys()), fc.nat()).map(([key, how]) => {
     const value = SECRETS.get(key)!;
-    const damaged = [`${value}\r\n`, '', `${value}\u0000`, value.slice(0, 10), `{"client_email": "${C.gcpEmail}", "private_key": "${C.token}"}`, ` ${value} `, value.toLowerCase()][how % 7]!;
+    const damaged = [
+      `${value}\r\n`,
+      '',
+      `${value}\u0000`,
+      value.slice(0, 10),
+      `{"client_email": "${C.gcpEmail}", "private_key": "${C.token}"}`,
+      ` ${value} `,
+      value.toLowerCase(),
+    ][how % 7]!;
     return new Map([...SECRETS, [key, damaged]]);
   }),
   { nil: SECRETS },
@@ -402,8 +486,15 @@ const YAML_NOISE = [
 ];
 type TextOp = { at: number; del: number; insert: string } | { line: number; op: 'dup' | 'drop' | 'indent' | 'dedent' };
 const textOp: fc.Arbitrary<TextOp> = fc.oneof(
-  fc.record({ at: fc.nat(), del: fc.nat({ max: 8 }), insert: fc.oneof(fc.constantFrom(...YAML_NOISE), fc.constant(''), hostileString) }),
-  fc.record({ line: fc.nat(), op: fc.constantFrom('dup' as const, 'drop' as const, 'indent' as const, 'dedent' as const) }),
+  fc.record({
+    at: fc.nat(),
+    del: fc.nat({ max: 8 }),
+    insert: fc.oneof(fc.constantFrom(...YAML_NOISE), fc.constant(''), hostileString),
+  }),
+  fc.record({
+    line: fc.nat(),
+    op: fc.constantFrom('dup' as const, 'drop' as const, 'indent' as const, 'dedent' as const),
+  }),
 );
 function applyTextOp(text: string, op: TextOp): string {
   if ('at' in op) {
@@ -419,7 +510,9 @@ function applyTextOp(text: string, op: TextOp): string {
   return lines.join('\n');
 }
 const seedTexts = SEEDS.map((s) => yamlStringify(s, { lineWidth: 0 }));
-const mutatedText = fc.tuple(fc.nat({ max: seedTexts.length - 1 }), fc.array(textOp, { minLength: 1, maxLength: 5 })).map(([seed, ops]) => ops.reduce(applyTextOp, seedTexts[seed]!));
+const mutatedText = fc
+  .tuple(fc.nat({ max: seedTexts.length - 1 }), fc.array(textOp, { minLength: 1, maxLength: 5 }))
+  .map(([seed, ops]) => ops.reduce(applyTextOp, seedTexts[seed]!));
 
 // ---- random documents ----
 
@@ -460,7 +553,9 @@ const configShaped: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
   node: fc.oneof(
     { depthSize: 'small' },
     hostileValue,
-    fc.dictionary(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FIELD_NAMES) }, hostileString), tie('node'), { maxKeys: 6 }),
+    fc.dictionary(fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...FIELD_NAMES) }, hostileString), tie('node'), {
+      maxKeys: 6,
+    }),
     fc.array(tie('node'), { maxLength: 3 }),
   ),
 })).node;
@@ -483,7 +578,9 @@ describe('config parser and compiler, fuzzed', () => {
             configShaped.map((doc) => ({ kind: 'text' as const, text: JSON.stringify(doc) ?? 'null' })),
             configShaped.map((doc) => ({ kind: 'text' as const, text: yamlStringify(doc) })),
             fc.string({ unit: 'binary', maxLength: 200 }).map((text) => ({ kind: 'text' as const, text })),
-            fc.array(fc.constantFrom(...YAML_NOISE, 'rules', 'name', 'a', '1', 'sandboxes'), { maxLength: 40 }).map((parts) => ({ kind: 'text' as const, text: parts.join('') })),
+            fc
+              .array(fc.constantFrom(...YAML_NOISE, 'rules', 'name', 'a', '1', 'sandboxes'), { maxLength: 40 })
+              .map((parts) => ({ kind: 'text' as const, text: parts.join('') })),
           ),
           (input) => {
             if (input.kind === 'value') evaluateValue(input.doc);
@@ -503,7 +600,13 @@ describe('config parser and compiler, fuzzed', () => {
         'config: mutated documents',
         300,
         fc.property(mutatedDoc, damagedSecrets, fc.boolean(), (doc, secrets, asText) => {
-          seen[asText ? evaluateText(yamlStringify(doc, { lineWidth: 0 }), secrets) : isObj(doc) && 'sandboxes' in doc ? evaluateText(JSON.stringify(doc), secrets) : evaluateValue(doc, secrets)] += 1;
+          seen[
+            asText
+              ? evaluateText(yamlStringify(doc, { lineWidth: 0 }), secrets)
+              : isObj(doc) && 'sandboxes' in doc
+                ? evaluateText(JSON.stringify(doc), secrets)
+                : evaluateValue(doc, secrets)
+          ] += 1;
         }),
       );
       // The mutations reach every stage: some configs stay valid, some fail validation, some fail compilation.

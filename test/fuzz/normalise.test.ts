@@ -63,17 +63,41 @@ const PATH_PIECES = [
 ];
 const rawPath = fc.oneof(
   { weight: 4, arbitrary: fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 12 }).map((parts) => parts.join('')) },
-  { weight: 2, arbitrary: fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 12 }).map((parts) => `/${parts.join('')}`) },
+  {
+    weight: 2,
+    arbitrary: fc.array(fc.constantFrom(...PATH_PIECES), { maxLength: 12 }).map((parts) => `/${parts.join('')}`),
+  },
   { weight: 1, arbitrary: hostileString },
 );
 
 /** Pieces a WHATWG URL path keeps as they are (so only dot segments and slashes differ between readings). */
-const SAFE_PIECES = ['/', '//', '.', '..', 'a', 'b', 'repos', 'user', '%2e', '%2E', '%2e%2e', '%41', '%7e', '~', '-', '_', '%20'];
+const SAFE_PIECES = [
+  '/',
+  '//',
+  '.',
+  '..',
+  'a',
+  'b',
+  'repos',
+  'user',
+  '%2e',
+  '%2E',
+  '%2e%2e',
+  '%41',
+  '%7e',
+  '~',
+  '-',
+  '_',
+  '%20',
+];
 const safePath = fc.array(fc.constantFrom(...SAFE_PIECES), { maxLength: 14 }).map((parts) => `/${parts.join('')}`);
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 /** Decodes percent-encoded unreserved characters only (what every reading agrees on). */
-const decodeUnreserved = (p: string) => p.replace(/%([0-9A-Fa-f]{2})/g, (m, hex: string) => (UNRESERVED.test(String.fromCharCode(parseInt(hex, 16))) ? String.fromCharCode(parseInt(hex, 16)) : m));
+const decodeUnreserved = (p: string) =>
+  p.replace(/%([0-9A-Fa-f]{2})/g, (m, hex: string) =>
+    UNRESERVED.test(String.fromCharCode(parseInt(hex, 16))) ? String.fromCharCode(parseInt(hex, 16)) : m,
+  );
 /** RFC 3986 dot-segment removal as the WHATWG URL parser does it (empty segments are segments). */
 const whatwg = (p: string) => new URL(`http://h.example${p}`).pathname;
 const merge = (p: string) => p.replace(/\/{2,}/g, '/');
@@ -120,7 +144,8 @@ function referenceMatch(pattern: string, path: string): boolean {
   if (pattern === '*') return true;
   if (!wild(pattern)) return pattern === path;
   for (const tail of ['/**', '/*']) {
-    if (pattern.endsWith(tail) && !wild(pattern.slice(0, -tail.length))) return path.startsWith(pattern.slice(0, -tail.length));
+    if (pattern.endsWith(tail) && !wild(pattern.slice(0, -tail.length)))
+      return path.startsWith(pattern.slice(0, -tail.length));
   }
   if (pattern.startsWith('*/') && !wild(pattern.slice(2))) return path.endsWith(pattern.slice(2));
   return globMatch(pattern, path);
@@ -158,7 +183,8 @@ describe('path normaliser, fuzzed', () => {
           // Where the readings differ, authproxy must refuse; where they agree it normalises to that reading,
           // or refuses a path that mixes empty and dot segments (on which URL parsers themselves differ).
           if (keepEmpty !== mergedFirst) expect(n).toBeUndefined();
-          else if (n !== undefined || !(decoded.includes('//') && /\/\.\.?(?:\/|$)/.test(decoded))) expect(n).toBe(keepEmpty);
+          else if (n !== undefined || !(decoded.includes('//') && /\/\.\.?(?:\/|$)/.test(decoded)))
+            expect(n).toBe(keepEmpty);
         }),
       );
     },
@@ -169,7 +195,9 @@ describe('path normaliser, fuzzed', () => {
     'never escapes its prefix: a /repos/* match means the raw path, resolved by any reading, starts with /repos',
     async () => {
       const repos = compilePathPattern('/repos/*').test;
-      const tail = fc.array(fc.constantFrom(...SAFE_PIECES, 'repos/', '../', '%2e%2e/', '/../'), { maxLength: 10 }).map((parts) => parts.join(''));
+      const tail = fc
+        .array(fc.constantFrom(...SAFE_PIECES, 'repos/', '../', '%2e%2e/', '/../'), { maxLength: 10 })
+        .map((parts) => parts.join(''));
       await fuzz(
         'normalisePath: no escape from a prefix',
         3000,
@@ -190,7 +218,28 @@ describe('path normaliser, fuzzed', () => {
   it(
     'path patterns match exactly what the reference (LangSmith forms, else a glob) matches',
     async () => {
-      const alphabet = ['a', 'b', '/', '.', '*', '?', '-', '+', '(', ')', '[', ']', '{', '}', '^', '$', '|', '\\', '\n', 'é'];
+      const alphabet = [
+        'a',
+        'b',
+        '/',
+        '.',
+        '*',
+        '?',
+        '-',
+        '+',
+        '(',
+        ')',
+        '[',
+        ']',
+        '{',
+        '}',
+        '^',
+        '$',
+        '|',
+        '\\',
+        '\n',
+        'é',
+      ];
       const text = (max: number) => fc.array(fc.constantFrom(...alphabet), { maxLength: max }).map((c) => c.join(''));
       await fuzz(
         'compilePathPattern: equals the reference',
@@ -206,21 +255,81 @@ describe('path normaliser, fuzzed', () => {
 
 // ---- authorities ----
 
-const LABELS = ['a', 'api', 'example', 'com', 'github', 'x-y', '-x', 'x-', '0', '127', '1', 'xn--p1ai', 'A', 'API', 'a'.repeat(63), 'a'.repeat(64), '', '*', '_', 'é', '\u212aey'];
+const LABELS = [
+  'a',
+  'api',
+  'example',
+  'com',
+  'github',
+  'x-y',
+  '-x',
+  'x-',
+  '0',
+  '127',
+  '1',
+  'xn--p1ai',
+  'A',
+  'API',
+  'a'.repeat(63),
+  'a'.repeat(64),
+  '',
+  '*',
+  '_',
+  'é',
+  '\u212aey',
+];
 const hostPart = fc.oneof(
-  { weight: 4, arbitrary: fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 5 }).map((l) => l.join('.')) },
-  { weight: 1, arbitrary: fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 4 }).map((l) => `${l.join('.')}.`) },
+  {
+    weight: 4,
+    arbitrary: fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 5 }).map((l) => l.join('.')),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 4 }).map((l) => `${l.join('.')}.`),
+  },
   { weight: 1, arbitrary: fc.ipV4().map(String) },
   { weight: 1, arbitrary: fc.ipV6().map((a) => `[${a}]`) },
   { weight: 1, arbitrary: fc.ipV6() },
-  { weight: 1, arbitrary: fc.constantFrom('[::1', '[::1]x', '[1.2.3.4]', '[fe80::1%25eth0]', 'user@api.example.com', 'a@b@c', 'a b.com', 'a\tb', '0x7f.1', '2130706433') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '[::1',
+      '[::1]x',
+      '[1.2.3.4]',
+      '[fe80::1%25eth0]',
+      'user@api.example.com',
+      'a@b@c',
+      'a b.com',
+      'a\tb',
+      '0x7f.1',
+      '2130706433',
+    ),
+  },
 );
 const portPart = fc.oneof(
   fc.constant(''),
-  fc.constantFrom(':', ':0', ':1', ':443', ':0443', ':65535', ':65536', ':99999', ':123456', ':-1', ':+1', ':1e3', ': 80', ':80:80'),
+  fc.constantFrom(
+    ':',
+    ':0',
+    ':1',
+    ':443',
+    ':0443',
+    ':65535',
+    ':65536',
+    ':99999',
+    ':123456',
+    ':-1',
+    ':+1',
+    ':1e3',
+    ': 80',
+    ':80:80',
+  ),
   fc.integer({ min: 0, max: 70000 }).map((p) => `:${p}`),
 );
-const authority = fc.oneof({ weight: 5, arbitrary: fc.tuple(hostPart, portPart).map(([h, p]) => h + p) }, { weight: 1, arbitrary: hostileString });
+const authority = fc.oneof(
+  { weight: 5, arbitrary: fc.tuple(hostPart, portPart).map(([h, p]) => h + p) },
+  { weight: 1, arbitrary: hostileString },
+);
 const scheme = fc.constantFrom('https', 'http', 'HTTPS', '', 'ftp');
 
 /** The authority a target is written as. */
@@ -247,7 +356,8 @@ describe('host normaliser, fuzzed', () => {
           expect(a).not.toMatch(/[@\s]|[^\x21-\x7e]/);
           // The port is the explicit one, else the scheme's default.
           const explicit = /:(\d{1,5})$/.exec(a);
-          if (explicit && !(a.includes(':') && !a.startsWith('[') && a.indexOf(':') !== a.lastIndexOf(':'))) expect(t.port).toBe(Number(explicit[1]));
+          if (explicit && !(a.includes(':') && !a.startsWith('[') && a.indexOf(':') !== a.lastIndexOf(':')))
+            expect(t.port).toBe(Number(explicit[1]));
           if (!explicit && !/\]:/.test(a)) expect(t.port).toBe(s === 'http' ? 80 : 443);
         }),
       );

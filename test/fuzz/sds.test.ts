@@ -13,9 +13,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startService, type Service } from '../../src/serve/service.js';
 import { generateCa } from '../../src/sds/ca.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
-import { fuzz, fuzzTimeout, heapAfterGc, hostileString, report, runs, scanningLogger, wellFormed } from '../helpers/fuzz.js';
+import {
+  fuzz,
+  fuzzTimeout,
+  heapAfterGc,
+  hostileString,
+  report,
+  runs,
+  scanningLogger,
+  wellFormed,
+} from '../helpers/fuzz.js';
 import { grpcFrame, rawSession, rawStream } from '../helpers/grpc-raw.js';
-import { decodeSecret, openDelta, SECRET_TYPE_URL, sdsClient, type WireDeltaResponse, type WireSotwResponse } from '../helpers/sds-client.js';
+import {
+  decodeSecret,
+  openDelta,
+  SECRET_TYPE_URL,
+  sdsClient,
+  type WireDeltaResponse,
+  type WireSotwResponse,
+} from '../helpers/sds-client.js';
 
 const HEAP_BOUND = 64 * 1024 * 1024;
 /** Names the policy intercepts (a rule names them), in canonical form. */
@@ -27,10 +43,15 @@ let client: grpc.Client;
 const logs = scanningLogger(['PRIVATE KEY']);
 
 type Call = grpc.ClientDuplexStream<object, unknown>;
-const method = (name: 'DeltaSecrets' | 'StreamSecrets', md: grpc.Metadata): Call => (client as unknown as Record<string, (md: grpc.Metadata) => Call>)[name]!.call(client, md);
+const method = (name: 'DeltaSecrets' | 'StreamSecrets', md: grpc.Metadata): Call =>
+  (client as unknown as Record<string, (md: grpc.Metadata) => Call>)[name]!.call(client, md);
 
 /** Sends `requests` on a new stream, half-closes, and collects every response until the status. */
-function run<Res>(name: 'DeltaSecrets' | 'StreamSecrets', requests: object[], metadata: Record<string, string | string[]> = {}): Promise<{ responses: Res[]; status: grpc.StatusObject }> {
+function run<Res>(
+  name: 'DeltaSecrets' | 'StreamSecrets',
+  requests: object[],
+  metadata: Record<string, string | string[]> = {},
+): Promise<{ responses: Res[]; status: grpc.StatusObject }> {
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata)) for (const one of [v].flat()) md.add(k, one);
   const call = method(name, md);
@@ -94,12 +115,37 @@ const name = fc.oneof(
     ),
   },
   { weight: 2, arbitrary: hostileString },
-  { weight: 1, arbitrary: fc.tuple(fc.stringMatching(/^[a-z0-9-]{1,12}$/), fc.constantFrom('.example.com', '.github.com', '.test')).map(([l, d]) => l + d) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.stringMatching(/^[a-z0-9-]{1,12}$/), fc.constantFrom('.example.com', '.github.com', '.test'))
+      .map(([l, d]) => l + d),
+  },
 );
-const names = fc.oneof({ weight: 5, arbitrary: fc.array(name, { maxLength: 6 }) }, { weight: 1, arbitrary: fc.integer({ min: 100, max: 500 }).map((n) => Array.from({ length: n }, (_, i) => `n${i}.evil.test`)) });
-const typeUrl = fc.constantFrom(SECRET_TYPE_URL, SECRET_TYPE_URL, SECRET_TYPE_URL, '', 'type.googleapis.com/envoy.config.cluster.v3.Cluster', 'x');
+const names = fc.oneof(
+  { weight: 5, arbitrary: fc.array(name, { maxLength: 6 }) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 100, max: 500 }).map((n) => Array.from({ length: n }, (_, i) => `n${i}.evil.test`)),
+  },
+);
+const typeUrl = fc.constantFrom(
+  SECRET_TYPE_URL,
+  SECRET_TYPE_URL,
+  SECRET_TYPE_URL,
+  '',
+  'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  'x',
+);
 const errorDetail = fc.option(
-  fc.record({ code: fc.integer({ min: 0, max: 20 }), message: fc.oneof(hostileString, fc.constant('-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----'), fc.constant('x'.repeat(100_000))) }),
+  fc.record({
+    code: fc.integer({ min: 0, max: 20 }),
+    message: fc.oneof(
+      hostileString,
+      fc.constant('-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----'),
+      fc.constant('x'.repeat(100_000)),
+    ),
+  }),
   { nil: undefined },
 );
 const deltaRequest = fc.record(
@@ -115,10 +161,24 @@ const deltaRequest = fc.record(
   { requiredKeys: ['type_url'] },
 );
 const sotwRequest = fc.record(
-  { type_url: typeUrl, resource_names: names, version_info: hostileString, response_nonce: fc.oneof(fc.constantFrom('', '1', '2'), hostileString), error_detail: errorDetail },
+  {
+    type_url: typeUrl,
+    resource_names: names,
+    version_info: hostileString,
+    response_nonce: fc.oneof(fc.constantFrom('', '1', '2'), hostileString),
+    error_detail: errorDetail,
+  },
   { requiredKeys: ['type_url'] },
 );
-const metadata = fc.record({ 'x-sandbox-id': fc.oneof(fc.constantFrom('sb-1', 'sb-default', '', 'a,b', '*'), fc.array(fc.constantFrom('sb-1', 'sb-2'), { minLength: 2, maxLength: 2 })) }, { requiredKeys: [] });
+const metadata = fc.record(
+  {
+    'x-sandbox-id': fc.oneof(
+      fc.constantFrom('sb-1', 'sb-default', '', 'a,b', '*'),
+      fc.array(fc.constantFrom('sb-1', 'sb-2'), { minLength: 2, maxLength: 2 }),
+    ),
+  },
+  { requiredKeys: [] },
+);
 
 describe('SDS fuzzer (real startService with a CA)', () => {
   let heapBefore = 0;
@@ -142,7 +202,16 @@ access_control:
   deny_list: ["evil.test"]
 `,
     );
-    service = await startService({ config, secretsDir: join(dir.path, 'secrets'), listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'sb-default', ca: { cert, key } }, logs.log);
+    service = await startService(
+      {
+        config,
+        secretsDir: join(dir.path, 'secrets'),
+        listen: `unix:${join(dir.path, 'ext.sock')}`,
+        sandboxId: 'sb-default',
+        ca: { cert, key },
+      },
+      logs.log,
+    );
     client = sdsClient(service.address);
     await expectLeaf();
     heapBefore = heapAfterGc();
@@ -161,10 +230,17 @@ access_control:
         'sds: DeltaSecrets streams',
         80,
         fc.asyncProperty(fc.array(deltaRequest, { minLength: 1, maxLength: 4 }), metadata, async (requests, md) => {
-          const [{ responses, status }] = await Promise.all([run<WireDeltaResponse>('DeltaSecrets', requests, md as Record<string, string | string[]>), expectLeaf()]);
+          const [{ responses, status }] = await Promise.all([
+            run<WireDeltaResponse>('DeltaSecrets', requests, md as Record<string, string | string[]>),
+            expectLeaf(),
+          ]);
           expect([grpc.status.OK, grpc.status.INVALID_ARGUMENT], status.details).toContain(status.code);
           // Names as protobuf carries them (a lone surrogate becomes U+FFFD on the wire).
-          const subscribed = new Set(requests.flatMap((r) => [...(r.resource_names_subscribe ?? []), ...(r.resource_names_unsubscribe ?? [])]).map(wellFormed));
+          const subscribed = new Set(
+            requests
+              .flatMap((r) => [...(r.resource_names_subscribe ?? []), ...(r.resource_names_unsubscribe ?? [])])
+              .map(wellFormed),
+          );
           for (const r of responses) {
             expect(r.type_url).toBe(SECRET_TYPE_URL);
             for (const res of r.resources ?? []) {
@@ -174,7 +250,9 @@ access_control:
               expect(decodeSecret(res.resource).name).toBe(res.name);
             }
             // (A name that was not valid UTF-16 comes back as protobuf's UTF-8 reading of it: not compared.)
-            for (const removed of r.removed_resources ?? []) if (!/[\ud800-\udfff\ufffd]/.test(removed)) expect(subscribed.has(removed), JSON.stringify(removed)).toBe(true);
+            for (const removed of r.removed_resources ?? [])
+              if (!/[\ud800-\udfff\ufffd]/.test(removed))
+                expect(subscribed.has(removed), JSON.stringify(removed)).toBe(true);
           }
         }),
       );
@@ -189,7 +267,11 @@ access_control:
         'sds: StreamSecrets streams',
         80,
         fc.asyncProperty(fc.array(sotwRequest, { minLength: 1, maxLength: 4 }), metadata, async (requests, md) => {
-          const { responses, status } = await run<WireSotwResponse>('StreamSecrets', requests, md as Record<string, string | string[]>);
+          const { responses, status } = await run<WireSotwResponse>(
+            'StreamSecrets',
+            requests,
+            md as Record<string, string | string[]>,
+          );
           expect([grpc.status.OK, grpc.status.INVALID_ARGUMENT], status.details).toContain(status.code);
           const requested = new Set(requests.flatMap((r) => r.resource_names ?? []).map(wellFormed));
           for (const r of responses) {
@@ -251,10 +333,21 @@ access_control:
       // On their own connection (a local subchannel pool): cancelling thousands of streams at once trips
       // Node's HTTP/2 rapid-reset guard, which answers with a GOAWAY on that connection (as it should).
       const misbehaving = sdsClient(service.address, undefined, { 'grpc.use_local_subchannel_pool': 1 });
-      const held = Array.from({ length: n }, (_, i) => (misbehaving as unknown as Record<string, (md: grpc.Metadata) => Call>)[i % 2 ? 'DeltaSecrets' : 'StreamSecrets']!.call(misbehaving, new grpc.Metadata()));
+      const held = Array.from({ length: n }, (_, i) =>
+        (misbehaving as unknown as Record<string, (md: grpc.Metadata) => Call>)[
+          i % 2 ? 'DeltaSecrets' : 'StreamSecrets'
+        ]!.call(misbehaving, new grpc.Metadata()),
+      );
       for (const call of held) call.on('error', () => {});
       const session = rawSession(service.address);
-      const raw = Array.from({ length: n }, (_, i) => rawStream(session, `/envoy.service.secret.v3.SecretDiscoveryService/${i % 2 ? 'DeltaSecrets' : 'StreamSecrets'}`, [], { end: false, waitMs: 120_000 }));
+      const raw = Array.from({ length: n }, (_, i) =>
+        rawStream(
+          session,
+          `/envoy.service.secret.v3.SecretDiscoveryService/${i % 2 ? 'DeltaSecrets' : 'StreamSecrets'}`,
+          [],
+          { end: false, waitMs: 120_000 },
+        ),
+      );
       await Promise.all(Array.from({ length: 10 }, () => expectLeaf()));
       for (const call of held) call.cancel();
       misbehaving.close();
@@ -269,7 +362,10 @@ access_control:
   it('memory stays bounded, and no private key was ever logged', async () => {
     await expectLeaf();
     const growth = heapAfterGc() - heapBefore;
-    report(`sds: heap growth after GC ${(growth / 1024 / 1024).toFixed(1)} MiB (bound ${HEAP_BOUND / 1024 / 1024} MiB)`, 1);
+    report(
+      `sds: heap growth after GC ${(growth / 1024 / 1024).toFixed(1)} MiB (bound ${HEAP_BOUND / 1024 / 1024} MiB)`,
+      1,
+    );
     expect(growth).toBeLessThan(HEAP_BOUND);
     expect(logs.leaks()).toBe(0);
   });

@@ -29,7 +29,9 @@ export async function startScriptedServer(script: readonly Step[]): Promise<Scri
         req.socket.destroy();
         return;
       }
-      const payload = JSON.stringify(step.body ?? (step.status < 300 ? { ok: true } : { error: `scripted ${step.status}` }));
+      const payload = JSON.stringify(
+        step.body ?? (step.status < 300 ? { ok: true } : { error: `scripted ${step.status}` }),
+      );
       res.writeHead(step.status, { 'content-type': 'application/json', ...step.headers }).end(payload);
     });
   });

@@ -52,7 +52,17 @@ export interface AdminRig {
   readonly tokensFile: string;
   readonly logs: ReturnType<typeof captureLogs>;
   /** One request; `token: null` sends no Authorization header; `raw` sends the body text as is. */
-  call(method: string, path: string, opts?: { token?: string | null; body?: unknown; raw?: string; contentType?: string; headers?: Record<string, string> }): Promise<Reply>;
+  call(
+    method: string,
+    path: string,
+    opts?: {
+      token?: string | null;
+      body?: unknown;
+      raw?: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+    },
+  ): Promise<Reply>;
   /** The raw value Redis holds for a sandbox (what a dump of Redis would reveal). */
   rawStored(id: string): Promise<string>;
   close(): Promise<void>;
@@ -81,11 +91,21 @@ export async function startAdminRig(opts: AdminRigOptions = {}): Promise<AdminRi
   const logs = captureLogs('debug');
   const secrets = new Map(Object.entries(opts.secrets ?? {}));
   const sandboxes = new Map((opts.fileSandboxes ?? []).map((id) => [id, emptyPolicy(secrets, unsealer)]));
-  const registry = new PolicyRegistry({ file: { default: undefined, sandboxes }, secrets, fingerprint: '' }, unsealer, logs.log, store, opts.defaultIdentity, {
-    gcpTokenUriAllow: opts.gcpTokenUriAllow,
-    ...(opts.links ? { linkStore: store.linkStore(), allowLoopback: () => opts.links?.allowLoopback ?? false } : {}),
-  });
-  const tokensFile = dir.file('admin-tokens', `# admin tokens\n${ADMIN_TOKEN}\n\n${SCOPED_TOKEN} team-*,sb-solo  # team scope\n`);
+  const registry = new PolicyRegistry(
+    { file: { default: undefined, sandboxes }, secrets, fingerprint: '' },
+    unsealer,
+    logs.log,
+    store,
+    opts.defaultIdentity,
+    {
+      gcpTokenUriAllow: opts.gcpTokenUriAllow,
+      ...(opts.links ? { linkStore: store.linkStore(), allowLoopback: () => opts.links?.allowLoopback ?? false } : {}),
+    },
+  );
+  const tokensFile = dir.file(
+    'admin-tokens',
+    `# admin tokens\n${ADMIN_TOKEN}\n\n${SCOPED_TOKEN} team-*,sb-solo  # team scope\n`,
+  );
   const tokens = await AdminTokens.fromFile(tokensFile, logs.log);
   let server: AdminServer;
   try {

@@ -36,7 +36,10 @@ class TrustingProxyAgent extends HttpsProxyAgent<string> {
     super(proxy, { keepAlive: true });
   }
 
-  override connect(req: Parameters<HttpsProxyAgent<string>['connect']>[0], opts: Parameters<HttpsProxyAgent<string>['connect']>[1]) {
+  override connect(
+    req: Parameters<HttpsProxyAgent<string>['connect']>[0],
+    opts: Parameters<HttpsProxyAgent<string>['connect']>[1],
+  ) {
     return super.connect(req, { ...opts, ca: this.ca } as typeof opts);
   }
 }
@@ -104,8 +107,15 @@ print(json.dumps({k: s3.get_object(Bucket='bucket', Key=k)['Body'].read().decode
 `;
 
 /** Puts and gets S3 objects under `keys` with boto3 (path or virtual addressing); returns key -> body read back. */
-export async function boto3Keys(side: SandboxSide, keys: readonly string[], style: 'path' | 'virtual'): Promise<Record<string, string>> {
-  const { stdout } = await run(PYTHON, ['-c', BOTO3_KEYS], { env: { ...boto3Env(side), KEYS: JSON.stringify(keys), STYLE: style }, timeout: 60_000 });
+export async function boto3Keys(
+  side: SandboxSide,
+  keys: readonly string[],
+  style: 'path' | 'virtual',
+): Promise<Record<string, string>> {
+  const { stdout } = await run(PYTHON, ['-c', BOTO3_KEYS], {
+    env: { ...boto3Env(side), KEYS: JSON.stringify(keys), STYLE: style },
+    timeout: 60_000,
+  });
   return JSON.parse(stdout) as Record<string, string>;
 }
 
@@ -133,11 +143,27 @@ function boto3Env(side: SandboxSide): Record<string, string> {
 }
 
 /** curl signing with its own SigV4 (`--aws-sigv4`) and the placeholder keys. */
-export function curlSigned(side: SandboxSide, service: string, url: string, args: string[]): Promise<{ status: number; body: string }> {
-  return curlViaProxy(side.proxyUrl, side.authproxyCa, ['--aws-sigv4', `aws:amz:us-east-1:${service}`, '--user', `${AWS_PLACEHOLDER_KEY_ID}:${AWS_PLACEHOLDER_SECRET}`, ...args, url]);
+export function curlSigned(
+  side: SandboxSide,
+  service: string,
+  url: string,
+  args: string[],
+): Promise<{ status: number; body: string }> {
+  return curlViaProxy(side.proxyUrl, side.authproxyCa, [
+    '--aws-sigv4',
+    `aws:amz:us-east-1:${service}`,
+    '--user',
+    `${AWS_PLACEHOLDER_KEY_ID}:${AWS_PLACEHOLDER_SECRET}`,
+    ...args,
+    url,
+  ]);
 }
 
 /** curl with no signing of its own (unsigned requests, presigned URLs). */
-export function curlPlain(side: SandboxSide, url: string, args: string[] = []): Promise<{ status: number; body: string }> {
+export function curlPlain(
+  side: SandboxSide,
+  url: string,
+  args: string[] = [],
+): Promise<{ status: number; body: string }> {
   return curlViaProxy(side.proxyUrl, side.authproxyCa, [...args, url]);
 }

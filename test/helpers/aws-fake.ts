@@ -44,11 +44,16 @@ export interface AwsFake {
 export const ACCOUNT = '123456789012';
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 
-const xml = (res: ServerResponse, status: number, body: string) => res.writeHead(status, { 'content-type': 'text/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
+const xml = (res: ServerResponse, status: number, body: string) =>
+  res.writeHead(status, { 'content-type': 'text/xml' }).end(`<?xml version="1.0" encoding="UTF-8"?>\n${body}`);
 const rid = () => randomBytes(8).toString('hex');
 
 function stsError(res: ServerResponse, status: number, code: string, message: string): void {
-  xml(res, status, `<ErrorResponse xmlns="${STS_NS}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${rid()}</RequestId></ErrorResponse>`);
+  xml(
+    res,
+    status,
+    `<ErrorResponse xmlns="${STS_NS}"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${rid()}</RequestId></ErrorResponse>`,
+  );
 }
 
 /** Decodes an `aws-chunked` body (unsigned chunks, optional trailers) to its payload. */
@@ -76,7 +81,9 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
   const sts = (res: ServerResponse, form: URLSearchParams, v: Verified) => {
     const action = form.get('Action');
     if (action === 'GetCallerIdentity') {
-      const arn = sessions.has(v.accessKeyId!) ? `arn:aws:sts::${ACCOUNT}:assumed-role/sandbox/session` : `arn:aws:iam::${ACCOUNT}:user/fake`;
+      const arn = sessions.has(v.accessKeyId!)
+        ? `arn:aws:sts::${ACCOUNT}:assumed-role/sandbox/session`
+        : `arn:aws:iam::${ACCOUNT}:user/fake`;
       return xml(
         res,
         200,
@@ -85,17 +92,28 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
     }
     if (action !== 'AssumeRole' || !role) return stsError(res, 400, 'InvalidAction', `unsupported action ${action}`);
     const tags: Record<string, string> = {};
-    for (let i = 1; form.has(`Tags.member.${i}.Key`); i++) tags[form.get(`Tags.member.${i}.Key`)!] = form.get(`Tags.member.${i}.Value`) ?? '';
+    for (let i = 1; form.has(`Tags.member.${i}.Key`); i++)
+      tags[form.get(`Tags.member.${i}.Key`)!] = form.get(`Tags.member.${i}.Value`) ?? '';
     const problems = [
       v.accessKeyId !== role.callerKeyId && 'caller is not the base key',
       form.get('RoleArn') !== role.roleArn && 'wrong RoleArn',
       form.get('ExternalId') !== role.externalId && 'wrong ExternalId',
-      JSON.stringify(Object.entries(tags).sort()) !== JSON.stringify(Object.entries(role.tags).sort()) && 'wrong session tags',
+      JSON.stringify(Object.entries(tags).sort()) !== JSON.stringify(Object.entries(role.tags).sort()) &&
+        'wrong session tags',
       !/^[\w+=,.@-]{2,64}$/.test(form.get('RoleSessionName') ?? '') && 'bad RoleSessionName',
     ].filter(Boolean);
-    if (fake.denyAssumeRole || problems.length > 0) return stsError(res, 403, 'AccessDenied', `not authorized to perform sts:AssumeRole (${problems.join(', ') || 'denied'})`);
+    if (fake.denyAssumeRole || problems.length > 0)
+      return stsError(
+        res,
+        403,
+        'AccessDenied',
+        `not authorized to perform sts:AssumeRole (${problems.join(', ') || 'denied'})`,
+      );
     const accessKeyId = `ASIA${randomBytes(8).toString('hex').toUpperCase()}`;
-    const session = { secretAccessKey: randomBytes(30).toString('base64'), sessionToken: `FQoG${randomBytes(48).toString('base64')}` };
+    const session = {
+      secretAccessKey: randomBytes(30).toString('base64'),
+      sessionToken: `FQoG${randomBytes(48).toString('base64')}`,
+    };
     sessions.set(accessKeyId, session);
     const expiration = new Date(Date.now() + Number(form.get('DurationSeconds') ?? 3600) * 1000).toISOString();
     xml(
@@ -118,13 +136,27 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
     }
     if (req.method === 'GET' && key) {
       const data = objects.get(`${bucket}/${key}`);
-      if (!data) return xml(res, 404, '<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>');
-      return res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length, etag: `"${createHash('md5').update(data).digest('hex')}"` }).end(data);
+      if (!data)
+        return xml(
+          res,
+          404,
+          '<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
+        );
+      return res
+        .writeHead(200, {
+          'content-type': 'application/octet-stream',
+          'content-length': data.length,
+          etag: `"${createHash('md5').update(data).digest('hex')}"`,
+        })
+        .end(data);
     }
     if (req.method === 'GET' && new URLSearchParams(search).get('list-type') === '2') {
       const items = [...objects].filter(([k]) => k.startsWith(`${bucket}/`));
       const contents = items
-        .map(([k, d]) => `<Contents><Key>${k.slice(bucket.length + 1)}</Key><LastModified>2025-01-01T00:00:00.000Z</LastModified><ETag>"x"</ETag><Size>${d.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`)
+        .map(
+          ([k, d]) =>
+            `<Contents><Key>${k.slice(bucket.length + 1)}</Key><LastModified>2025-01-01T00:00:00.000Z</LastModified><ETag>"x"</ETag><Size>${d.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`,
+        )
         .join('');
       return xml(
         res,
@@ -152,11 +184,15 @@ export function createAwsFake(realKeys: ReadonlyMap<string, KnownKey>, role?: Ro
         seen.push({ ...v, host, method: req.method ?? '', url: req.url ?? '', ...(action ? { action } : {}), raw });
         if (!v.ok) {
           if (form) return stsError(res, 403, v.code!, v.problem!);
-          if (host.startsWith('dynamodb.')) return res.writeHead(400, { 'content-type': 'application/x-amz-json-1.0' }).end(JSON.stringify({ __type: `com.amazon.coral.service#${v.code}`, message: v.problem }));
+          if (host.startsWith('dynamodb.'))
+            return res
+              .writeHead(400, { 'content-type': 'application/x-amz-json-1.0' })
+              .end(JSON.stringify({ __type: `com.amazon.coral.service#${v.code}`, message: v.problem }));
           return xml(res, 403, `<Error><Code>${v.code}</Code><Message>${v.problem}</Message></Error>`);
         }
         if (form) return sts(res, form, v);
-        if (host.startsWith('dynamodb.')) return res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' }).end('{}');
+        if (host.startsWith('dynamodb.'))
+          return res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' }).end('{}');
         return s3(req, res, host, body);
       });
     });

@@ -82,14 +82,32 @@ except HttpResponseError as e:
 `;
 
 /** One round trip (create container, upload, download, list) from the Node SDK in a sandbox-like process. */
-export async function nodeRoundTrip(side: AzureSide, account: string, credential: SandboxCredential, container: string, name: string, text: string): Promise<RoundTrip> {
+export async function nodeRoundTrip(
+  side: AzureSide,
+  account: string,
+  credential: SandboxCredential,
+  container: string,
+  name: string,
+  text: string,
+): Promise<RoundTrip> {
   const env = { ...sandboxEnv(side, credential, account), CONTAINER: container, NAME: name, TEXT: text };
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', NODE], { env, cwd: REPO, timeout: 60_000 });
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', NODE], {
+    env,
+    cwd: REPO,
+    timeout: 60_000,
+  });
   return JSON.parse(stdout) as RoundTrip;
 }
 
 /** The same round trip from the Python SDK (requests through HTTPS_PROXY, REQUESTS_CA_BUNDLE). */
-export async function pythonRoundTrip(side: AzureSide, account: string, credential: SandboxCredential, container: string, name: string, text: string): Promise<RoundTrip> {
+export async function pythonRoundTrip(
+  side: AzureSide,
+  account: string,
+  credential: SandboxCredential,
+  container: string,
+  name: string,
+  text: string,
+): Promise<RoundTrip> {
   const env = { ...sandboxEnv(side, credential, account), CONTAINER: container, NAME: name, TEXT: text };
   const { stdout } = await run(PYTHON, ['-c', PY], { env, timeout: 60_000 });
   return JSON.parse(stdout) as RoundTrip;

@@ -29,14 +29,41 @@ export interface AzureFake {
 }
 
 /** Parameters that belong to a SAS (the fake's own list, from the SAS documentation). */
-const SAS_NAMES = new Set(['sv', 'ss', 'srt', 'sp', 'se', 'st', 'spr', 'sip', 'si', 'sr', 'sig', 'sdd', 'ses', 'skoid', 'sktid', 'skt', 'ske', 'sks', 'skv', 'rscc', 'rscd', 'rsce', 'rscl', 'rsct']);
+const SAS_NAMES = new Set([
+  'sv',
+  'ss',
+  'srt',
+  'sp',
+  'se',
+  'st',
+  'spr',
+  'sip',
+  'si',
+  'sr',
+  'sig',
+  'sdd',
+  'ses',
+  'skoid',
+  'sktid',
+  'skt',
+  'ske',
+  'sks',
+  'skv',
+  'rscc',
+  'rscd',
+  'rsce',
+  'rscl',
+  'rsct',
+]);
 const LAST_MODIFIED = 'Wed, 01 Jan 2025 00:00:00 GMT';
 
 const xml = (body: string) => `<?xml version="1.0" encoding="utf-8"?>${body}`;
 const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function fail(res: ServerResponse, status: number, code: string, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/xml', 'x-ms-error-code': code }).end(xml(`<Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`));
+  res
+    .writeHead(status, { 'content-type': 'application/xml', 'x-ms-error-code': code })
+    .end(xml(`<Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`));
 }
 
 /** Whether the query's SAS parameters are exactly those of `token` (order aside), each once. */
@@ -58,7 +85,10 @@ export function createAzureFake(keys: ReadonlyMap<string, string>, sasToken?: st
     const [container = '', ...rest] = url.pathname.slice(1).split('/');
     const name = decodeURIComponent(rest.join('/'));
     const q = url.searchParams;
-    const common = { 'x-ms-request-id': createHash('md5').update(String(seen.length)).digest('hex'), 'x-ms-version': String(req.headers['x-ms-version'] ?? '') };
+    const common = {
+      'x-ms-request-id': createHash('md5').update(String(seen.length)).digest('hex'),
+      'x-ms-version': String(req.headers['x-ms-version'] ?? ''),
+    };
     if (q.get('restype') === 'container' && !name) {
       if (req.method === 'PUT') {
         containers.add(container);
@@ -75,26 +105,53 @@ export function createAzureFake(keys: ReadonlyMap<string, string>, sasToken?: st
           .join('');
         return res
           .writeHead(200, { ...common, 'content-type': 'application/xml' })
-          .end(xml(`<EnumerationResults ServiceEndpoint="https://${req.headers.host}/" ContainerName="${xmlEscape(container)}"><Blobs>${items}</Blobs><NextMarker /></EnumerationResults>`));
+          .end(
+            xml(
+              `<EnumerationResults ServiceEndpoint="https://${req.headers.host}/" ContainerName="${xmlEscape(container)}"><Blobs>${items}</Blobs><NextMarker /></EnumerationResults>`,
+            ),
+          );
       }
     }
     if (container && name && req.method === 'PUT') {
       blobs.set(`${container}/${name}`, body);
       const md5 = createHash('md5').update(body).digest('base64');
-      return res.writeHead(201, { ...common, etag: '"0x2"', 'last-modified': LAST_MODIFIED, 'content-md5': md5, 'x-ms-request-server-encrypted': 'true' }).end();
+      return res
+        .writeHead(201, {
+          ...common,
+          etag: '"0x2"',
+          'last-modified': LAST_MODIFIED,
+          'content-md5': md5,
+          'x-ms-request-server-encrypted': 'true',
+        })
+        .end();
     }
     if (container && name && (req.method === 'GET' || req.method === 'HEAD')) {
       const data = blobs.get(`${container}/${name}`);
       if (!data) return fail(res, 404, 'BlobNotFound', 'The specified blob does not exist.');
-      const props = { ...common, etag: '"0x2"', 'last-modified': LAST_MODIFIED, 'x-ms-blob-type': 'BlockBlob', 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+      const props = {
+        ...common,
+        etag: '"0x2"',
+        'last-modified': LAST_MODIFIED,
+        'x-ms-blob-type': 'BlockBlob',
+        'content-type': 'application/octet-stream',
+        'accept-ranges': 'bytes',
+      };
       const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers['x-ms-range'] ?? req.headers.range ?? ''));
       if (range) {
         const start = Number(range[1]);
         const end = Math.min(range[2] ? Number(range[2]) : data.length - 1, data.length - 1);
         const part = data.subarray(start, end + 1);
-        return res.writeHead(206, { ...props, 'content-length': part.length, 'content-range': `bytes ${start}-${end}/${data.length}` }).end(req.method === 'HEAD' ? undefined : part);
+        return res
+          .writeHead(206, {
+            ...props,
+            'content-length': part.length,
+            'content-range': `bytes ${start}-${end}/${data.length}`,
+          })
+          .end(req.method === 'HEAD' ? undefined : part);
       }
-      return res.writeHead(200, { ...props, 'content-length': data.length }).end(req.method === 'HEAD' ? undefined : data);
+      return res
+        .writeHead(200, { ...props, 'content-length': data.length })
+        .end(req.method === 'HEAD' ? undefined : data);
     }
     fail(res, 400, 'UnsupportedHttpVerb', `not in the fake: ${req.method} ${url.pathname}`);
   };
@@ -112,14 +169,18 @@ export function createAzureFake(keys: ReadonlyMap<string, string>, sasToken?: st
         auth = 'shared_key';
         verified = verifySharedKey(req, keys, host.includes('.table.'));
         const account = host.split('.')[0];
-        if (verified.ok && verified.account !== account) verified = { ok: false, account: verified.account, problem: 'signed for another account' };
+        if (verified.ok && verified.account !== account)
+          verified = { ok: false, account: verified.account, problem: 'signed for another account' };
       } else if (sasToken !== undefined && /[?&]sig=/.test(req.url ?? '')) {
         auth = 'sas';
-        verified = sasMatches(req.url ?? '/', sasToken) ? { ok: true } : { ok: false, problem: 'the SAS is not the configured token' };
+        verified = sasMatches(req.url ?? '/', sasToken)
+          ? { ok: true }
+          : { ok: false, problem: 'the SAS is not the configured token' };
       } else verified = { ok: false, problem: 'anonymous access is not allowed' };
       seen.push({ ...verified, host, method: req.method ?? '', url: req.url ?? '', auth, raw });
       if (!verified.ok) return fail(res, 403, 'AuthenticationFailed', verified.problem ?? 'failed');
-      if (!host.endsWith('.blob.core.windows.net')) return fail(res, 400, 'UnsupportedService', 'the fake serves blob only');
+      if (!host.endsWith('.blob.core.windows.net'))
+        return fail(res, 400, 'UnsupportedService', 'the fake serves blob only');
       blobService(req, res, body);
     });
   };

@@ -32,7 +32,19 @@ function headerMap(req: IncomingMessage): Map<string, string[]> {
 export function blobStringToSign(method: string, url: string, headers: Map<string, string[]>, account: string): string {
   const value = (name: string) => (headers.get(name) ?? []).join(',');
   const lines = [method];
-  for (const name of ['content-encoding', 'content-language', 'content-length', 'content-md5', 'content-type', 'date', 'if-modified-since', 'if-match', 'if-none-match', 'if-unmodified-since', 'range']) {
+  for (const name of [
+    'content-encoding',
+    'content-language',
+    'content-length',
+    'content-md5',
+    'content-type',
+    'date',
+    'if-modified-since',
+    'if-match',
+    'if-none-match',
+    'if-unmodified-since',
+    'range',
+  ]) {
     const v = value(name);
     lines.push(name === 'content-length' && v === '0' ? '' : v);
   }
@@ -52,12 +64,19 @@ export function blobStringToSign(method: string, url: string, headers: Map<strin
 }
 
 /** The Table service's form: VERB, Content-MD5, Content-Type, the date (x-ms-date if sent), `/account/path` and `?comp=`. */
-export function tableStringToSign(method: string, url: string, headers: Map<string, string[]>, account: string): string {
+export function tableStringToSign(
+  method: string,
+  url: string,
+  headers: Map<string, string[]>,
+  account: string,
+): string {
   const value = (name: string) => (headers.get(name) ?? []).join(',');
   const parsed = new URL(url, 'https://fake.invalid');
   const comp = parsed.searchParams.get('comp');
   const resource = `/${account}${parsed.pathname}${comp === null ? '' : `?comp=${comp}`}`;
-  return [method, value('content-md5'), value('content-type'), value('x-ms-date') || value('date'), resource].join('\n');
+  return [method, value('content-md5'), value('content-type'), value('x-ms-date') || value('date'), resource].join(
+    '\n',
+  );
 }
 
 /**

@@ -42,6 +42,9 @@ export async function startCallbackServer(initial: Behaviour) {
 /** Answers 200 with `{"headers": headers}`. */
 export function answer(headers: Record<string, unknown>, delayMs = 0): Behaviour {
   return (_req, res) => {
-    setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers })), delayMs);
+    setTimeout(
+      () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers })),
+      delayMs,
+    );
   };
 }

@@ -8,7 +8,10 @@ import { join } from 'node:path';
 
 /** Adds response flags, the upstream transport failure reason, the start time and the duration to the rig's access-log lines. */
 export function detailedAccessLog(yaml: string): string {
-  return yaml.replaceAll('%RESPONSE_CODE_DETAILS%', '%RESPONSE_CODE_DETAILS% flags=%RESPONSE_FLAGS% fail=%UPSTREAM_TRANSPORT_FAILURE_REASON% start=%START_TIME(%s.%3f)% dur=%DURATION%ms');
+  return yaml.replaceAll(
+    '%RESPONSE_CODE_DETAILS%',
+    '%RESPONSE_CODE_DETAILS% flags=%RESPONSE_FLAGS% fail=%UPSTREAM_TRANSPORT_FAILURE_REASON% start=%START_TIME(%s.%3f)% dur=%DURATION%ms',
+  );
 }
 
 /** Access-log lines (`[outer]`/`[inner]`) whose response code is not 200, and Envoy's own warnings and errors; at most `max`. */
@@ -35,5 +38,11 @@ export async function failureStats(adminPort: number): Promise<string[]> {
   const filter =
     '(ext_proc|cluster\\.authproxy.*\\.(upstream_cx_connect_fail|upstream_rq_(5xx|503|reset|timeout|pending_failure_eject)|upstream_cx_destroy_remote_with_active_rq|health_check\\.failure|outlier_detection\\.ejections_total)|cluster\\.dfp_.*\\.(upstream_cx_connect_fail|upstream_rq_5xx|upstream_rq_retry|upstream_cx_destroy_remote_with_active_rq|upstream_rq_pending_failure_eject)|downstream_rq_5xx|rq_reset_after_downstream_response_started|sds\\.|on_demand)';
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats?filter=${encodeURIComponent(filter)}`)).text();
-  return text.split('\n').filter((l) => /: [1-9]\d*$/.test(l.trim()) && !/(expiration_unix_time_seconds|update_time|\.version|connected_state):/.test(l));
+  return text
+    .split('\n')
+    .filter(
+      (l) =>
+        /: [1-9]\d*$/.test(l.trim()) &&
+        !/(expiration_unix_time_seconds|update_time|\.version|connected_state):/.test(l),
+    );
 }

@@ -15,7 +15,11 @@ export const HELM = process.env.HELM_BIN ?? join(REPO, '.venv/bin/helm');
 export const PROMTOOL = process.env.PROMTOOL_BIN ?? join(REPO, '.venv/bin/promtool');
 export const VALIDATOR = join(REPO, '.venv/bin/k8s-validate');
 /** Go, when there is one: helm.test.ts rebuilds the validator with it so that an edit of deploy/validate counts. */
-export const GO = [process.env.GO_BIN, spawnSync('sh', ['-c', 'command -v go']).stdout?.toString().trim(), '/usr/local/go/bin/go'].find((g): g is string => Boolean(g) && existsSync(g!));
+export const GO = [
+  process.env.GO_BIN,
+  spawnSync('sh', ['-c', 'command -v go']).stdout?.toString().trim(),
+  '/usr/local/go/bin/go',
+].find((g): g is string => Boolean(g) && existsSync(g!));
 
 const required = process.env.CI === 'true' || process.env.AUTHPROXY_DEPLOY_TESTS === 'required';
 
@@ -25,7 +29,9 @@ const required = process.env.CI === 'true' || process.env.AUTHPROXY_DEPLOY_TESTS
  */
 export function skipDeployChecks(what: string, missing: string[]): boolean {
   if (missing.length === 0 || required) return false;
-  console.warn(`SKIPPED ${what}: no ${missing.join(', ')} (bash scripts/setup-deploy-tools.sh installs the tools; npm run test:deploy runs these checks)`);
+  console.warn(
+    `SKIPPED ${what}: no ${missing.join(', ')} (bash scripts/setup-deploy-tools.sh installs the tools; npm run test:deploy runs these checks)`,
+  );
   return true;
 }
 

@@ -35,7 +35,9 @@ export async function startEnvoy(dir: string, yaml: string, adminPort: number): 
   if (!bin) throw new Error('no envoy binary: run .ci/run or set ENVOY_BIN');
   const config = join(dir, 'envoy.yaml');
   writeFileSync(config, yaml);
-  const child = spawn(bin, ['-c', config, '--disable-hot-restart', '--log-level', 'warn', '--concurrency', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, ['-c', config, '--disable-hot-restart', '--log-level', 'warn', '--concurrency', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

@@ -20,7 +20,11 @@ export interface WireResponse {
     response?: {
       status?: string;
       header_mutation?: {
-        set_headers?: Array<{ header: { key: string; value?: string; raw_value?: Buffer }; append_action?: string; append?: unknown }>;
+        set_headers?: Array<{
+          header: { key: string; value?: string; raw_value?: Buffer };
+          append_action?: string;
+          append?: unknown;
+        }>;
         remove_headers?: string[];
       };
     };
@@ -31,7 +35,11 @@ export interface WireResponse {
 }
 
 /** Creates a client for `address` (host:port or unix:/path). */
-export function extProcClient(address: string, credentials = grpc.credentials.createInsecure(), options?: grpc.ChannelOptions): grpc.Client {
+export function extProcClient(
+  address: string,
+  credentials = grpc.credentials.createInsecure(),
+  options?: grpc.ChannelOptions,
+): grpc.Client {
   return new loaded.envoy.service.ext_proc.v3.ExternalProcessor(address, credentials, options);
 }
 
@@ -39,10 +47,16 @@ export function extProcClient(address: string, credentials = grpc.credentials.cr
  * Opens one stream, sends `messages` (ProcessingRequest objects, snake_case), half-closes, and returns
  * every response plus the final status.
  */
-export function exchange(client: grpc.Client, messages: object[], metadata: Record<string, string | string[]> = {}): Promise<{ responses: WireResponse[]; status: grpc.StatusObject }> {
+export function exchange(
+  client: grpc.Client,
+  messages: object[],
+  metadata: Record<string, string | string[]> = {},
+): Promise<{ responses: WireResponse[]; status: grpc.StatusObject }> {
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(metadata)) for (const one of [v].flat()) md.add(k, one);
-  const call = (client as unknown as { process(md: grpc.Metadata): grpc.ClientDuplexStream<object, WireResponse> }).process(md);
+  const call = (
+    client as unknown as { process(md: grpc.Metadata): grpc.ClientDuplexStream<object, WireResponse> }
+  ).process(md);
   const responses: WireResponse[] = [];
   return new Promise((resolve, reject) => {
     // Cleared on the status: a pending timer would keep this closure (and `messages`) alive for 15 s.
@@ -61,7 +75,13 @@ export function exchange(client: grpc.Client, messages: object[], metadata: Reco
 }
 
 /** One request_headers message for an HTTPS request. */
-export function requestHeaders(authority: string, path = '/', extra: Record<string, string> = {}, scheme = 'https', method = 'GET') {
+export function requestHeaders(
+  authority: string,
+  path = '/',
+  extra: Record<string, string> = {},
+  scheme = 'https',
+  method = 'GET',
+) {
   return {
     request_headers: {
       headers: headerMap({ ':method': method, ':scheme': scheme, ':authority': authority, ':path': path, ...extra }),

@@ -30,7 +30,12 @@ export interface ForwardProxy {
  * `names`: hostname -> address (or `address:port`) the proxy dials, read at each request (anything else is
  * dialled as named); `refuse`: hosts answered 403.
  */
-export async function startForwardProxy(names: Record<string, string>, refuse: readonly string[] = [], secure = false, at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }): Promise<ForwardProxy> {
+export async function startForwardProxy(
+  names: Record<string, string>,
+  refuse: readonly string[] = [],
+  secure = false,
+  at: { host: string; port: number } = { host: '127.0.0.1', port: 0 },
+): Promise<ForwardProxy> {
   const lines: string[] = [];
   const headerNames: string[][] = [];
   const sockets = new Set<Socket>();
@@ -57,10 +62,18 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
       res.writeHead(403).end('blocked by corporate policy\n');
       return;
     }
-    const upstream = httpRequest({ ...dial(target.hostname, Number(target.port || 80)), method: req.method, path: `${target.pathname}${target.search}`, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const upstream = httpRequest(
+      {
+        ...dial(target.hostname, Number(target.port || 80)),
+        method: req.method,
+        path: `${target.pathname}${target.search}`,
+        headers: req.headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     upstream.on('error', () => res.writeHead(502).end('proxy: upstream failed\n'));
     req.pipe(upstream);
   };
@@ -83,7 +96,9 @@ export async function startForwardProxy(names: Record<string, string>, refuse: r
     });
   };
   // A `secure` proxy speaks TLS itself (an https:// --upstream-proxy), with the certificate set later.
-  const server = secure ? createHttpsServer({ SNICallback: (name, done) => done(null, isIP(name) ? ipContext : context) }, handle) : createServer(handle);
+  const server = secure
+    ? createHttpsServer({ SNICallback: (name, done) => done(null, isIP(name) ? ipContext : context) }, handle)
+    : createServer(handle);
   server.on('connect', (req, client: Socket, head: Buffer) => {
     lines.push(`CONNECT ${req.url}`);
     headerNames.push(Object.keys(req.headers));

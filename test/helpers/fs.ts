@@ -31,7 +31,11 @@ export function tempDir(prefix = 'authproxy-'): TempDir {
 }
 
 /** Resolves when `check` returns true, polling every 20 ms; rejects after `ms`. */
-export async function eventually(check: () => boolean | Promise<boolean>, ms = 5000, what = 'condition'): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  ms = 5000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (await check()) return;

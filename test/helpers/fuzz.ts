@@ -42,9 +42,19 @@ export function report(name: string, cases: number, seed = FUZZ_SEED): void {
 }
 
 /** Runs a fast-check property with the shared seed and `runs(base)` cases, prints the report line, throws on a counterexample. */
-export async function fuzz<T>(name: string, base: number, property: fc.IProperty<T> | fc.IAsyncProperty<T>, extra: Partial<fc.Parameters<T>> = {}): Promise<number> {
+export async function fuzz<T>(
+  name: string,
+  base: number,
+  property: fc.IProperty<T> | fc.IAsyncProperty<T>,
+  extra: Partial<fc.Parameters<T>> = {},
+): Promise<number> {
   const numRuns = runs(base);
-  const details = await fc.check(property as fc.IAsyncProperty<T>, { seed: FUZZ_SEED, numRuns, includeErrorInReport: true, ...extra });
+  const details = await fc.check(property as fc.IAsyncProperty<T>, {
+    seed: FUZZ_SEED,
+    numRuns,
+    includeErrorInReport: true,
+    ...extra,
+  });
   report(name, details.numRuns, details.seed);
   if (details.failed) throw new Error(`${name}: ${fc.defaultReportMessage(details) ?? 'failed'}`);
   return details.numRuns;
@@ -152,7 +162,10 @@ export const hostileString: fc.Arbitrary<string> = fc
     { weight: 3, arbitrary: fc.constantFrom(...NASTY_STRINGS) },
     { weight: 2, arbitrary: fc.string({ maxLength: 40 }) },
     { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
-    { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...NASTY_STRINGS), fc.constantFrom(...NASTY_STRINGS)).map(([a, b]) => a + b) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(fc.constantFrom(...NASTY_STRINGS), fc.constantFrom(...NASTY_STRINGS)).map(([a, b]) => a + b),
+    },
   )
   .filter((s) => !s.toLowerCase().includes(CANARY_MARK));
 
@@ -174,7 +187,10 @@ export const hostileValue: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
  * A logger for long fuzz runs that keeps no lines (a capture that keeps them all would itself grow the
  * heap): it counts lines and the lines that contain any of `secrets`.
  */
-export function scanningLogger(secrets: readonly string[], level: 'debug' | 'info' = 'info'): { log: Logger; lines: () => number; leaks: () => number } {
+export function scanningLogger(
+  secrets: readonly string[],
+  level: 'debug' | 'info' = 'info',
+): { log: Logger; lines: () => number; leaks: () => number } {
   let lines = 0;
   let leaks = 0;
   const stream = new Writable({

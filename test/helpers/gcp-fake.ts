@@ -19,7 +19,10 @@ export interface ServiceAccount {
 }
 
 /** Builds a service-account key JSON with a fresh RSA key, pointing at `tokenUri`. */
-export function makeServiceAccount(tokenUri: string, clientEmail = 'agent@authproxy-test.iam.gserviceaccount.com'): ServiceAccount {
+export function makeServiceAccount(
+  tokenUri: string,
+  clientEmail = 'agent@authproxy-test.iam.gserviceaccount.com',
+): ServiceAccount {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const json = JSON.stringify({
@@ -76,7 +79,11 @@ function decodePart(part: string): Record<string, unknown> {
 }
 
 /** Checks one assertion; returns its claims, or why it is refused. */
-function check(assertion: string, accepted: Map<string, Expectation>, aud: string): { claims?: Record<string, unknown>; problem?: string } {
+function check(
+  assertion: string,
+  accepted: Map<string, Expectation>,
+  aud: string,
+): { claims?: Record<string, unknown>; problem?: string } {
   const parts = assertion.split('.');
   if (parts.length !== 3) return { problem: 'assertion is not a JWS' };
   const [h, p, sig] = parts as [string, string, string];
@@ -85,12 +92,14 @@ function check(assertion: string, accepted: Map<string, Expectation>, aud: strin
   if (header.alg !== 'RS256') return { claims, problem: `alg ${String(header.alg)}` };
   const expected = accepted.get(String(claims.iss));
   if (!expected) return { claims, problem: 'unknown iss' };
-  if (!verify('RSA-SHA256', Buffer.from(`${h}.${p}`), expected.publicKey, Buffer.from(sig, 'base64url'))) return { claims, problem: 'bad signature' };
+  if (!verify('RSA-SHA256', Buffer.from(`${h}.${p}`), expected.publicKey, Buffer.from(sig, 'base64url')))
+    return { claims, problem: 'bad signature' };
   if (claims.aud !== aud) return { claims, problem: `aud ${String(claims.aud)}` };
   if (claims.scope !== expected.scope) return { claims, problem: `scope ${String(claims.scope)}` };
   const now = Date.now() / 1000;
   const { iat, exp } = claims as { iat?: number; exp?: number };
-  if (typeof iat !== 'number' || typeof exp !== 'number' || iat > now + 60 || exp <= now || exp - iat > 3600) return { claims, problem: 'iat/exp' };
+  if (typeof iat !== 'number' || typeof exp !== 'number' || iat > now + 60 || exp <= now || exp - iat > 3600)
+    return { claims, problem: 'iat/exp' };
   return { claims };
 }
 
@@ -109,12 +118,14 @@ export async function startGcpFake(dir: string, host = 'oauth2.gcp-fake.test'): 
     calls: [],
     mode: 'ok',
     expiresIn: 3600,
-    accept: (account, scopes) => void accepted.set(account.clientEmail, { publicKey: account.publicKey, scope: scopes.join(' ') }),
+    accept: (account, scopes) =>
+      void accepted.set(account.clientEmail, { publicKey: account.publicKey, scope: scopes.join(' ') }),
     agent: () =>
       new Agent({
         keepAlive: true,
         ca: pki.caPem,
-        lookup: ((_h: string, o: { all?: boolean }, cb: (e: null, a: unknown, f?: number) => void) => (o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4))) as never,
+        lookup: ((_h: string, o: { all?: boolean }, cb: (e: null, a: unknown, f?: number) => void) =>
+          o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4)) as never,
       }),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
@@ -124,9 +135,14 @@ export async function startGcpFake(dir: string, host = 'oauth2.gcp-fake.test'): 
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
       const form = new URLSearchParams(raw);
-      const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      const json = (status: number, body: unknown) =>
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       if (fake.mode === 'hang') return;
-      if (req.method !== 'POST' || req.url !== '/token' || form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') {
+      if (
+        req.method !== 'POST' ||
+        req.url !== '/token' ||
+        form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:jwt-bearer'
+      ) {
         fake.calls.push({ ok: false, problem: 'not a JWT bearer grant', raw });
         return json(400, { error: 'unsupported_grant_type' });
       }
@@ -137,10 +153,13 @@ export async function startGcpFake(dir: string, host = 'oauth2.gcp-fake.test'): 
       }
       const token = `ya29.fake-${randomBytes(12).toString('hex')}`;
       fake.calls.push({ ok: true, claims, token, raw });
-      if (fake.mode === 'error_400') return json(400, { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
+      if (fake.mode === 'error_400')
+        return json(400, { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' });
       if (fake.mode === 'error_503') return json(503, { error: 'backend_error' });
-      if (fake.mode === 'malformed') return res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
-      if (fake.mode === 'huge') return json(200, { access_token: token, expires_in: 3600, padding: 'x'.repeat(100_000) });
+      if (fake.mode === 'malformed')
+        return res.writeHead(200, { 'content-type': 'text/html' }).end('<html>oops</html>');
+      if (fake.mode === 'huge')
+        return json(200, { access_token: token, expires_in: 3600, padding: 'x'.repeat(100_000) });
       if (fake.mode === 'redirect') return res.writeHead(302, { location: 'https://accounts.google.com/' }).end();
       return json(200, { access_token: token, expires_in: fake.expiresIn, token_type: 'Bearer' });
     });

@@ -8,7 +8,9 @@ import { connect } from 'node:net';
 
 /** A session to `address` (the form grpc-js takes: `host:port` or `unix:/path`). */
 export function rawSession(address: string): http2.ClientHttp2Session {
-  const session = address.startsWith('unix:') ? http2.connect('http://localhost', { createConnection: () => connect(address.slice('unix:'.length)) }) : http2.connect(`http://${address}`);
+  const session = address.startsWith('unix:')
+    ? http2.connect('http://localhost', { createConnection: () => connect(address.slice('unix:'.length)) })
+    : http2.connect(`http://${address}`);
   session.on('error', () => {
     /* a GOAWAY or reset surfaces on the streams */
   });
@@ -47,7 +49,10 @@ export function rawStream(
   chunks: readonly Uint8Array[],
   opts: { end?: boolean; headers?: http2.OutgoingHttpHeaders; waitMs?: number } = {},
 ): { done: Promise<RawOutcome>; stream: http2.ClientHttp2Stream } {
-  const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...opts.headers }, { endStream: false });
+  const stream = session.request(
+    { ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...opts.headers },
+    { endStream: false },
+  );
   const data: Buffer[] = [];
   let httpStatus: number | undefined;
   let grpcStatus: number | undefined;

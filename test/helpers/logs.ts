@@ -2,7 +2,11 @@
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/log.js';
 
-export function captureLogs(level: 'debug' | 'info' = 'debug'): { log: Logger; text: () => string; lines: () => Record<string, unknown>[] } {
+export function captureLogs(level: 'debug' | 'info' = 'debug'): {
+  log: Logger;
+  text: () => string;
+  lines: () => Record<string, unknown>[];
+} {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk, _enc, cb) {

@@ -40,15 +40,49 @@ export function makeMtls(dir: string, name = 'mtls'): MtlsFiles {
   ]);
   const leaf = (file: string, cn: string, ext: string) => {
     writeFileSync(p(`${file}.ext`), ext);
-    openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${cn}`, '-keyout', p(`${file}.key`), '-out', p(`${file}.csr`)]);
-    openssl(['x509', '-req', '-in', p(`${file}.csr`), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', p(`${file}.ext`), '-out', p(`${file}.crt`)]);
+    openssl([
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      `/CN=${cn}`,
+      '-keyout',
+      p(`${file}.key`),
+      '-out',
+      p(`${file}.csr`),
+    ]);
+    openssl([
+      'x509',
+      '-req',
+      '-in',
+      p(`${file}.csr`),
+      '-CA',
+      p('ca.crt'),
+      '-CAkey',
+      p('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      p(`${file}.ext`),
+      '-out',
+      p(`${file}.crt`),
+    ]);
     return { cert: p(`${file}.crt`), key: p(`${file}.key`) };
   };
-  const server = leaf('server', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  const server = leaf(
+    'server',
+    'localhost',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
+  );
   return {
     ca: p('ca.crt'),
     serverCert: server.cert,
     serverKey: server.key,
-    client: (cn) => leaf(`client-${cn}`, cn, `subjectAltName=URI:spiffe://authproxy/sandbox/${cn}\nextendedKeyUsage=clientAuth\n`),
+    client: (cn) =>
+      leaf(`client-${cn}`, cn, `subjectAltName=URI:spiffe://authproxy/sandbox/${cn}\nextendedKeyUsage=clientAuth\n`),
   };
 }

@@ -21,7 +21,9 @@ export function netnsUnavailable(): string | undefined {
   if (add.status !== 0) return `ip netns add failed: ${(add.stderr || add.error?.message || '').trim()}`;
   const ipt = spawnSync('ip', ['netns', 'exec', name, 'iptables', '-w', '-t', 'nat', '-L', '-n'], { encoding: 'utf8' });
   spawnSync('ip', ['netns', 'del', name]);
-  return ipt.status === 0 ? undefined : `iptables in a namespace failed: ${(ipt.stderr || ipt.error?.message || '').trim()}`;
+  return ipt.status === 0
+    ? undefined
+    : `iptables in a namespace failed: ${(ipt.stderr || ipt.error?.message || '').trim()}`;
 }
 
 /** The output of one finished command. */
@@ -35,7 +37,11 @@ export interface NetWorld {
   readonly sandbox: string;
   readonly world: string;
   /** Runs `argv` in a namespace and waits; never throws on a non-zero exit. */
-  exec(ns: string, argv: readonly string[], opts?: { env?: Record<string, string>; timeoutMs?: number; input?: string }): Promise<Ran>;
+  exec(
+    ns: string,
+    argv: readonly string[],
+    opts?: { env?: Record<string, string>; timeoutMs?: number; input?: string },
+  ): Promise<Ran>;
   /** Starts a long-running process in a namespace; it is killed by `destroy`. */
   spawn(ns: string, argv: readonly string[], env?: Record<string, string>): { child: ChildProcess; output(): string };
   destroy(): Promise<void>;
@@ -63,7 +69,8 @@ export async function createWorld(worldAddresses: readonly string[], resolver: s
     for (const c of running()) c.kill('SIGKILL');
     for (const ns of [sandbox, world]) {
       // Anything still inside our own namespaces was started by this test (a grandchild of a killed child).
-      const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout?.split('\n').filter(Boolean) ?? [];
+      const pids =
+        spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout?.split('\n').filter(Boolean) ?? [];
       for (const pid of pids) spawnSync('kill', ['-9', pid]);
       spawnSync('ip', ['netns', 'del', ns]);
     }
@@ -81,7 +88,21 @@ export async function createWorld(worldAddresses: readonly string[], resolver: s
   try {
     await must(['ip', 'netns', 'add', world]);
     await must(['ip', 'netns', 'add', sandbox]);
-    await must(['ip', 'link', 'add', `apw${id}`, 'netns', world, 'type', 'veth', 'peer', 'name', `aps${id}`, 'netns', sandbox]);
+    await must([
+      'ip',
+      'link',
+      'add',
+      `apw${id}`,
+      'netns',
+      world,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      `aps${id}`,
+      'netns',
+      sandbox,
+    ]);
     const inW = (...a: string[]) => must(['ip', '-n', world, ...a]);
     const inS = (...a: string[]) => must(['ip', '-n', sandbox, ...a]);
     await inW('link', 'set', 'lo', 'up');
@@ -103,7 +124,10 @@ export async function createWorld(worldAddresses: readonly string[], resolver: s
     world,
     exec: (ns, argv, opts = {}) =>
       new Promise<Ran>((resolve) => {
-        const child = spawn('ip', ['netns', 'exec', ns, ...argv], { env: opts.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+        const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+          env: opts.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
         children.push(child);
         let stdout = '';
         let stderr = '';
@@ -119,7 +143,10 @@ export async function createWorld(worldAddresses: readonly string[], resolver: s
         });
       }),
     spawn: (ns, argv, env) => {
-      const child = spawn('ip', ['netns', 'exec', ns, ...argv], { env: env ?? { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('ip', ['netns', 'exec', ns, ...argv], {
+        env: env ?? { ...process.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       children.push(child);
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -9,7 +9,19 @@
  * and the Envoy binary are bind-mounted onto them. The command then names the staged paths; the host's
  * mounts and the checkout's permissions are never touched, and the mounts vanish with the process.
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +77,10 @@ export function realBinary(path: string): string {
 export function stageForOtherUsers(opts: { envoy?: string; repo?: string; node?: string } = {}): Staged {
   const base = tmpdir();
   const blocked = untraversable(join(base, 'x'));
-  if (blocked) throw new Error(`${blocked} is not traversable by other users, so no staged file below ${base} is: set TMPDIR to a directory they can reach, such as /tmp`);
+  if (blocked)
+    throw new Error(
+      `${blocked} is not traversable by other users, so no staged file below ${base} is: set TMPDIR to a directory they can reach, such as /tmp`,
+    );
   const path = mkdtempSync(join(base, 'authproxy-stage-'));
   chmodSync(path, 0o755);
   const point = (name: string, dir: boolean) => {
@@ -87,7 +102,20 @@ export function stageForOtherUsers(opts: { envoy?: string; repo?: string; node?:
     bin: join(repo, 'bin/authproxy.js'),
     node: join(path, 'node'),
     ...(opts.envoy ? { envoy: join(path, 'envoy') } : {}),
-    wrap: (argv) => ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...mounts.flat(), '--', ...argv],
+    wrap: (argv) => [
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      '--',
+      'sh',
+      '-c',
+      script,
+      'sh',
+      ...mounts.flat(),
+      '--',
+      ...argv,
+    ],
     cleanup: () => rmSync(path, { recursive: true, force: true }),
   };
 }

@@ -18,7 +18,9 @@ import { Metrics } from '../../src/metrics/metrics.js';
 import { captureLogs } from './logs.js';
 
 /** The redis-server binary: $REDIS_SERVER, else the one on PATH, else /usr/bin/redis-server. */
-export const REDIS_SERVER = process.env.REDIS_SERVER ?? (spawnSync('sh', ['-c', 'command -v redis-server']).stdout?.toString().trim() || '/usr/bin/redis-server');
+export const REDIS_SERVER =
+  process.env.REDIS_SERVER ??
+  (spawnSync('sh', ['-c', 'command -v redis-server']).stdout?.toString().trim() || '/usr/bin/redis-server');
 
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -90,9 +92,28 @@ export async function startRedis(args: string[] = [], configFile?: string): Prom
     output = '';
     const config = configFile === undefined ? [] : [join(dir, 'redis.conf')];
     if (configFile !== undefined) writeFileSync(config[0]!, configFile);
-    const proc = spawn(REDIS_SERVER, [...config, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      REDIS_SERVER,
+      [
+        ...config,
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--protected-mode',
+        'no',
+        ...args,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child = proc;
     running.add(proc);
     proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -142,12 +163,22 @@ export async function startRedis(args: string[] = [], configFile?: string): Prom
 
 /** A Sentinel watching the master on `masterPort` under the name `mymaster` (quorum 1). */
 export function startSentinel(masterPort: number): Promise<RedisServer> {
-  return startRedis(['--sentinel'], `sentinel monitor mymaster 127.0.0.1 ${masterPort} 1\nsentinel resolve-hostnames yes\n`);
+  return startRedis(
+    ['--sentinel'],
+    `sentinel monitor mymaster 127.0.0.1 ${masterPort} 1\nsentinel resolve-hostnames yes\n`,
+  );
 }
 
 /** A one-node Redis Cluster that owns every slot (enough to exercise the Cluster client and hash tags). */
 export async function startClusterNode(): Promise<RedisServer> {
-  const node = await startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-announce-ip', '127.0.0.1']);
+  const node = await startRedis([
+    '--cluster-enabled',
+    'yes',
+    '--cluster-config-file',
+    'nodes.conf',
+    '--cluster-announce-ip',
+    '127.0.0.1',
+  ]);
   const admin = new Redis(node.url);
   try {
     await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
@@ -203,7 +234,12 @@ export async function startFleet(opts: FleetOptions): Promise<{ replicas: Replic
       prefix: opts.prefix,
       refreshRetryMs: opts.refreshRetryMs,
     });
-    const resolver = new CallbackResolver(cache, signer, { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: opts.timeoutMs ?? 2000 }, metrics);
+    const resolver = new CallbackResolver(
+      cache,
+      signer,
+      { ...DEFAULT_CALLBACK_LIMITS, timeoutMs: opts.timeoutMs ?? 2000 },
+      metrics,
+    );
     return { cache, resolver, metrics, logs: text };
   });
   const close = async () => void (await Promise.all(replicas.map((r) => r.cache.close())));

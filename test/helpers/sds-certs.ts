@@ -9,7 +9,13 @@ const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
  * Asserts that `chainPem` is a leaf for `host` signed by `caPem`, valid at `now`, not a CA, for server
  * auth only, and that `keyPem` is the private key of its public key. Returns the parsed leaf.
  */
-export function expectValidLeaf(chainPem: string, keyPem: string, caPem: string, host: string, now = Date.now()): X509Certificate {
+export function expectValidLeaf(
+  chainPem: string,
+  keyPem: string,
+  caPem: string,
+  host: string,
+  now = Date.now(),
+): X509Certificate {
   const ca = new X509Certificate(caPem);
   const leaf = new X509Certificate(chainPem);
   expect(leaf.verify(ca.publicKey)).toBe(true);

@@ -7,7 +7,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { loadEnvoyProtos } from './envoy-protos.js';
 
-const loaded = loadEnvoyProtos(['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'], { json: true }) as unknown as {
+const loaded = loadEnvoyProtos(
+  ['envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto'],
+  { json: true },
+) as unknown as {
   envoy: { service: { secret: { v3: { SecretDiscoveryService: grpc.ServiceClientConstructor } } } };
 };
 
@@ -43,7 +46,11 @@ export function decodeSecret(secret: WireSecret): { name: string; chainPem: stri
 }
 
 /** Creates a client for `address` (host:port or unix:/path), insecure unless `credentials` are given (mTLS). */
-export function sdsClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), options?: grpc.ChannelOptions): grpc.Client {
+export function sdsClient(
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  options?: grpc.ChannelOptions,
+): grpc.Client {
   return new loaded.envoy.service.secret.v3.SecretDiscoveryService(address, credentials, options);
 }
 
@@ -110,19 +117,45 @@ function metadataOf(entries: Record<string, string | string[]>): grpc.Metadata {
 type Streaming = Record<string, (md: grpc.Metadata) => grpc.ClientDuplexStream<object, unknown>>;
 
 /** Opens DeltaSecrets, as Envoy's on-demand selector does (one stream per SNI). */
-export function openDelta(client: grpc.Client, metadata: Record<string, string | string[]> = {}): XdsStream<WireDeltaResponse> {
-  return new XdsStream((client as unknown as Streaming).DeltaSecrets!(metadataOf(metadata)) as grpc.ClientDuplexStream<object, WireDeltaResponse>);
+export function openDelta(
+  client: grpc.Client,
+  metadata: Record<string, string | string[]> = {},
+): XdsStream<WireDeltaResponse> {
+  return new XdsStream(
+    (client as unknown as Streaming).DeltaSecrets!(metadataOf(metadata)) as grpc.ClientDuplexStream<
+      object,
+      WireDeltaResponse
+    >,
+  );
 }
 
 /** Opens StreamSecrets (state of the world). */
-export function openSotw(client: grpc.Client, metadata: Record<string, string | string[]> = {}): XdsStream<WireSotwResponse> {
-  return new XdsStream((client as unknown as Streaming).StreamSecrets!(metadataOf(metadata)) as grpc.ClientDuplexStream<object, WireSotwResponse>);
+export function openSotw(
+  client: grpc.Client,
+  metadata: Record<string, string | string[]> = {},
+): XdsStream<WireSotwResponse> {
+  return new XdsStream(
+    (client as unknown as Streaming).StreamSecrets!(metadataOf(metadata)) as grpc.ClientDuplexStream<
+      object,
+      WireSotwResponse
+    >,
+  );
 }
 
 /** Calls the unary FetchSecrets; resolves with the error status or the response. */
-export function fetchSecrets(client: grpc.Client, names: string[]): Promise<{ code: number; response?: WireSotwResponse }> {
-  const unary = (client as unknown as Record<string, (req: object, cb: (err: grpc.ServiceError | null, res?: WireSotwResponse) => void) => void>).FetchSecrets!;
+export function fetchSecrets(
+  client: grpc.Client,
+  names: string[],
+): Promise<{ code: number; response?: WireSotwResponse }> {
+  const unary = (
+    client as unknown as Record<
+      string,
+      (req: object, cb: (err: grpc.ServiceError | null, res?: WireSotwResponse) => void) => void
+    >
+  ).FetchSecrets!;
   return new Promise((resolve) => {
-    unary.call(client, { resource_names: names, type_url: SECRET_TYPE_URL }, (err, res) => resolve({ code: err ? err.code : 0, response: res }));
+    unary.call(client, { resource_names: names, type_url: SECRET_TYPE_URL }, (err, res) =>
+      resolve({ code: err ? err.code : 0, response: res }),
+    );
   });
 }

@@ -57,7 +57,11 @@ export async function startSds(): Promise<SdsFixture> {
   const server = new grpc.Server();
   const sds = addSdsService(server, { leafCache: cache, mayMint, defaultSandboxId: 'sb-default', log: logs.log });
   const address = `unix:${join(dir.path, 'sds.sock')}`;
-  await new Promise<number>((resolve, reject) => server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
+  await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      err ? reject(err) : resolve(port),
+    ),
+  );
   const client = sdsClient(address);
   return {
     address,

@@ -63,10 +63,16 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
   mkdirSync(join(dir.path, 'run'), { mode: 0o700 });
   const keys = join(dir.path, 'keys');
   const upstreamPki = await makePki(dir.path, 'upstream', opts.hosts);
-  const upstream = await startUpstream(upstreamPki, opts.git ? await opts.git(dir) : undefined, undefined, opts.upstreamHandler);
+  const upstream = await startUpstream(
+    upstreamPki,
+    opts.git ? await opts.git(dir) : undefined,
+    undefined,
+    opts.upstreamHandler,
+  );
   const dns = await startDnsServer([...opts.hosts, ...(opts.dnsOnlyHosts ?? [])], opts.dnsAnswer);
   const egressAllow = opts.egressAllow ?? '127.0.0.0/8';
-  if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0) throw new Error('key setup failed');
+  if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0)
+    throw new Error('key setup failed');
   const seal = (plaintext: string, to: SealTo) => sealWithCli(join(keys, 'sealing.pub'), plaintext, to);
   dir.dir('secrets');
   for (const [k, v] of Object.entries(opts.secrets)) dir.file(`secrets/${k}`, `${v}\n`);
@@ -160,7 +166,9 @@ export async function startRig(opts: RigOptions): Promise<Rig> {
     startAuthproxy,
     envoy,
     envoyStat: async (name) => {
-      const text = await (await fetch(`http://127.0.0.1:${adminPort}/stats?filter=${encodeURIComponent(`^${name}$`)}`)).text();
+      const text = await (
+        await fetch(`http://127.0.0.1:${adminPort}/stats?filter=${encodeURIComponent(`^${name}$`)}`)
+      ).text();
       const m = /: (\d+)\s*$/.exec(text.trim());
       if (!m) throw new Error(`no Envoy stat ${name}`);
       return Number(m[1]);

@@ -66,7 +66,10 @@ export interface TransparentRig {
 function gitRepo(dir: TempDir): string {
   const root = dir.dir('git/org');
   const work = dir.dir('git-work');
-  const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', '-c', 'init.defaultBranch=main', ...a], { stdio: 'pipe' });
+  const git = (...a: string[]) =>
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', '-c', 'init.defaultBranch=main', ...a], {
+      stdio: 'pipe',
+    });
   git('init', '-q', work);
   writeFileSync(join(work, 'README.md'), 'hello through transparent capture\n');
   git('-C', work, 'add', '.');
@@ -97,11 +100,15 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
   };
   try {
     const keys = join(dir.path, 'keys');
-    if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0) throw new Error('key setup failed');
+    if (runCli(['keys', 'init', '--dir', keys]).status !== 0 || runCli(['ca', 'init', '--dir', keys]).status !== 0)
+      throw new Error('key setup failed');
     const seal = (plaintext: string, to: SealTo) => sealWithCli(join(keys, 'sealing.pub'), plaintext, to);
     const worldPki = await makePki(dir.path, 'world', Object.keys(opts.names));
     const authproxyCa = join(keys, 'ca.crt');
-    const bundle = dir.file('bundle.pem', `${worldPki.caPem}\n${execFileSync('cat', [authproxyCa], { encoding: 'utf8' })}`);
+    const bundle = dir.file(
+      'bundle.pem',
+      `${worldPki.caPem}\n${execFileSync('cat', [authproxyCa], { encoding: 'utf8' })}`,
+    );
     dir.dir('secrets');
     for (const [k, v] of Object.entries(opts.secrets)) dir.file(`secrets/${k}`, `${v}\n`);
     const configPath = dir.file('config.yaml', opts.config(seal));
@@ -122,14 +129,24 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
       ...(opts.upstreamProxy ? { proxy: { host: WORLD.web, port: PROXY_PORT } } : {}),
     };
     const proxyUrl = `http://${WORLD.web}:${PROXY_PORT}`;
-    const world = net.spawn(net.world, [process.execPath, '--import', 'tsx', join(REPO, 'test/helpers/world-main.ts'), dir.file('world.json', JSON.stringify(spec))], {
-      ...process.env,
-      NODE_OPTIONS: '',
-      // The repository ends up owned by Envoy's user; git http-backend (run as root here) must still serve it.
-      GIT_CONFIG_COUNT: '1',
-      GIT_CONFIG_KEY_0: 'safe.directory',
-      GIT_CONFIG_VALUE_0: '*',
-    });
+    const world = net.spawn(
+      net.world,
+      [
+        process.execPath,
+        '--import',
+        'tsx',
+        join(REPO, 'test/helpers/world-main.ts'),
+        dir.file('world.json', JSON.stringify(spec)),
+      ],
+      {
+        ...process.env,
+        NODE_OPTIONS: '',
+        // The repository ends up owned by Envoy's user; git http-backend (run as root here) must still serve it.
+        GIT_CONFIG_COUNT: '1',
+        GIT_CONFIG_KEY_0: 'safe.directory',
+        GIT_CONFIG_VALUE_0: '*',
+      },
+    );
     await eventually(
       () => {
         if (world.child.exitCode !== null) throw new Error(`world exited: ${world.output().slice(-2000)}`);
@@ -195,9 +212,25 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
     const startEnvoy = async (name: string, text: string, admin: number) => {
       const file = dir.file(name, text);
       execFileSync('chown', [`${uid}:${gid}`, file]);
-      const proc = net.spawn(net.sandbox, stage.wrap([...asEnvoy, stage.envoy!, '-c', file, '--disable-hot-restart', '--log-level', 'warn', '--concurrency', '1', '--base-id', String(admin)]), {
-        PATH: process.env.PATH ?? '',
-      });
+      const proc = net.spawn(
+        net.sandbox,
+        stage.wrap([
+          ...asEnvoy,
+          stage.envoy!,
+          '-c',
+          file,
+          '--disable-hot-restart',
+          '--log-level',
+          'warn',
+          '--concurrency',
+          '1',
+          '--base-id',
+          String(admin),
+        ]),
+        {
+          PATH: process.env.PATH ?? '',
+        },
+      );
       await eventually(
         async () => {
           if (proc.child.exitCode !== null) throw new Error(`envoy exited: ${proc.output().slice(-2000)}`);
@@ -243,7 +276,11 @@ export async function startTransparentRig(opts: TransparentRigOptions): Promise<
       worldPki,
       bundle,
       envoyUid: uid,
-      client: (argv, env = {}, timeoutMs) => net.exec(net.sandbox, argv, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(dir.path, 'home'), ...env }, timeoutMs }),
+      client: (argv, env = {}, timeoutMs) =>
+        net.exec(net.sandbox, argv, {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(dir.path, 'home'), ...env },
+          timeoutMs,
+        }),
       sandboxNet,
       received: () => lines('RECV ').map((l) => JSON.parse(l)),
       dnsQueries: () => lines('DNS '),

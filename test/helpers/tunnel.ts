@@ -21,7 +21,13 @@ function readHead(socket: Socket): Promise<string> {
  * Opens `CONNECT target` through `proxyUrl`, does TLS inside it (SNI `servername`, trusting `ca`), writes
  * `request` exactly as given and returns everything the server sent back until it closed.
  */
-export async function rawRequestOverTunnel(proxyUrl: string, target: string, servername: string, ca: string, request: string): Promise<string> {
+export async function rawRequestOverTunnel(
+  proxyUrl: string,
+  target: string,
+  servername: string,
+  ca: string,
+  request: string,
+): Promise<string> {
   const proxy = new URL(proxyUrl);
   const socket = connect(Number(proxy.port), proxy.hostname);
   socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);

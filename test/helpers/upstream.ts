@@ -73,7 +73,12 @@ function serveGit(req: IncomingMessage, res: ServerResponse, git: GitRepoOptions
 export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** `at`: the address and port to listen on (default 127.0.0.1, any free port). */
-export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }, handler?: UpstreamHandler) {
+export async function startUpstream(
+  pki: TestPki,
+  git?: GitRepoOptions,
+  at: { host: string; port: number } = { host: '127.0.0.1', port: 0 },
+  handler?: UpstreamHandler,
+) {
   const contexts = new Map([...pki.leaves].map(([host, { cert, key }]) => [host, createSecureContext({ cert, key })]));
   const first = [...pki.leaves.values()][0]!;
   const received: Received[] = [];
@@ -85,7 +90,13 @@ export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { ho
     },
     (req, res) => {
       const sni = (req.socket as unknown as { servername?: string }).servername;
-      received.push({ host: req.headers.host ?? '', sni, method: req.method ?? '', path: req.url ?? '', headers: req.headers });
+      received.push({
+        host: req.headers.host ?? '',
+        sni,
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+      });
       if (git && /\.git(\/|$)/.test(req.url ?? '')) return serveGit(req, res, git);
       if (handler) return handler(req, res);
       const hash = createHash('sha256');
@@ -95,7 +106,14 @@ export async function startUpstream(pki: TestPki, git?: GitRepoOptions, at: { ho
         hash.update(chunk);
       });
       req.on('end', () => {
-        const echo = { host: req.headers.host, sni, path: req.url, headers: req.headers, body_bytes: bodyBytes, body_sha256: hash.digest('hex') };
+        const echo = {
+          host: req.headers.host,
+          sni,
+          path: req.url,
+          headers: req.headers,
+          body_bytes: bodyBytes,
+          body_sha256: hash.digest('hex'),
+        };
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(echo));
       });
     },

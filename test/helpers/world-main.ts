@@ -18,7 +18,11 @@ import type { TestPki } from './pki.js';
 export interface WorldSpec {
   readonly https: { readonly host: string; readonly port: number };
   readonly http: { readonly host: string; readonly port: number };
-  readonly pki: { readonly caFile: string; readonly caPem: string; readonly leaves: Record<string, { cert: string; key: string }> };
+  readonly pki: {
+    readonly caFile: string;
+    readonly caPem: string;
+    readonly leaves: Record<string, { cert: string; key: string }>;
+  };
   readonly git?: GitRepoOptions;
   readonly dns: { readonly host: string; readonly answers: Record<string, string> };
   readonly tcpEcho: ReadonlyArray<{ readonly host: string; readonly port: number }>;
@@ -28,23 +32,36 @@ export interface WorldSpec {
 }
 
 const spec = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as WorldSpec;
-const pki: TestPki = { caFile: spec.pki.caFile, caPem: spec.pki.caPem, leaves: new Map(Object.entries(spec.pki.leaves)) };
+const pki: TestPki = {
+  caFile: spec.pki.caFile,
+  caPem: spec.pki.caPem,
+  leaves: new Map(Object.entries(spec.pki.leaves)),
+};
 const upstream = await startUpstream(pki, spec.git, spec.https);
 let reported = 0;
 setInterval(() => {
-  for (; reported < upstream.received.length; reported++) process.stdout.write(`RECV ${JSON.stringify(upstream.received[reported])}\n`);
+  for (; reported < upstream.received.length; reported++)
+    process.stdout.write(`RECV ${JSON.stringify(upstream.received[reported])}\n`);
 }, 10).unref();
 
 const names = Object.keys(spec.dns.answers);
-const dns = await startDnsServer(names, (name) => spec.dns.answers[name] ?? '0.0.0.0', { host: spec.dns.host, port: 53 });
+const dns = await startDnsServer(names, (name) => spec.dns.answers[name] ?? '0.0.0.0', {
+  host: spec.dns.host,
+  port: 53,
+});
 let seen = 0;
 setInterval(() => {
-  for (; seen < dns.queries.length; seen++) if (!dns.queries[seen]!.endsWith('/A')) process.stdout.write(`DNS ${dns.queries[seen]}\n`);
+  for (; seen < dns.queries.length; seen++)
+    if (!dns.queries[seen]!.endsWith('/A')) process.stdout.write(`DNS ${dns.queries[seen]}\n`);
 }, 10).unref();
 
 const plain = createHttpServer((req, res) => {
-  process.stdout.write(`RECV ${JSON.stringify({ host: req.headers.host, sni: undefined, method: req.method, path: req.url, headers: req.headers })}\n`);
-  res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ plain: true, host: req.headers.host, headers: req.headers }));
+  process.stdout.write(
+    `RECV ${JSON.stringify({ host: req.headers.host, sni: undefined, method: req.method, path: req.url, headers: req.headers })}\n`,
+  );
+  res
+    .writeHead(200, { 'content-type': 'application/json' })
+    .end(JSON.stringify({ plain: true, host: req.headers.host, headers: req.headers }));
 });
 await new Promise<void>((r) => plain.listen(spec.http.port, spec.http.host, r));
 

@@ -56,7 +56,10 @@ describe('admin API: sandbox configs in Redis', () => {
   let rig: AdminRig;
 
   beforeAll(async () => {
-    rig = await startAdminRig({ secrets: { OPENAI_API_KEY: 'sk-workspace-secret-value' }, fileSandboxes: ['from-file'] });
+    rig = await startAdminRig({
+      secrets: { OPENAI_API_KEY: 'sk-workspace-secret-value' },
+      fileSandboxes: ['from-file'],
+    });
   });
   afterAll(async () => {
     await rig?.close();
@@ -82,10 +85,15 @@ describe('admin API: sandbox configs in Redis', () => {
       { name: 'Authorization', type: 'opaque', is_set: true },
       { name: 'X-Trace', type: 'plaintext', value: 'on' },
     ]);
-    expect(config.rules[1].headers[0]).toEqual({ name: 'Authorization', type: 'workspace_secret', value: 'Bearer {OPENAI_API_KEY}' });
+    expect(config.rules[1].headers[0]).toEqual({
+      name: 'Authorization',
+      type: 'workspace_secret',
+      value: 'Bearer {OPENAI_API_KEY}',
+    });
     expect(config.callbacks[0].request_headers).toEqual([{ name: 'X-Callback-Key', type: 'opaque', is_set: true }]);
     expect(config.rules[2].enabled).toBe(false);
-    for (const canary of [CANARY, CALLBACK_CANARY, 'sk-workspace-secret-value', 'sealed:']) expect(res.text).not.toContain(canary);
+    for (const canary of [CANARY, CALLBACK_CANARY, 'sk-workspace-secret-value', 'sealed:'])
+      expect(res.text).not.toContain(canary);
   });
 
   it('stores opaque values sealed: Redis holds no plaintext canary, and the sealed value opens to it', async () => {
@@ -138,7 +146,11 @@ describe('admin API: sandbox configs in Redis', () => {
     (body.rules[0]!.headers![0] as { value?: string }).value = undefined;
     const res = await rig.call('PATCH', path('sb-nokeep'), { body: JSON.parse(JSON.stringify(body)) });
     expect(res.status).toBe(422);
-    expect(res.json.problems).toEqual([expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: no stored value to keep for opaque header "Authorization" \(rule "renamed"\)/)]);
+    expect(res.json.problems).toEqual([
+      expect.stringMatching(
+        /^rules\[0\]\.headers\[0\]\.value: no stored value to keep for opaque header "Authorization" \(rule "renamed"\)/,
+      ),
+    ]);
   });
 
   it('PUT refuses a value-less opaque header (only PATCH keeps values)', async () => {
@@ -156,22 +168,47 @@ describe('admin API: sandbox configs in Redis', () => {
   });
 
   it('accepts a well-formed sealed value as is and refuses a malformed one', async () => {
-    const sealed = seal(CANARY, rig.unsealer.publicKey(), { sandbox: 'sb-presealed', target: { hosts: ['a.example.com'] } });
-    const body = { rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'Authorization', type: 'opaque', value: sealed }] }] };
+    const sealed = seal(CANARY, rig.unsealer.publicKey(), {
+      sandbox: 'sb-presealed',
+      target: { hosts: ['a.example.com'] },
+    });
+    const body = {
+      rules: [
+        {
+          name: 'r',
+          match_hosts: ['a.example.com'],
+          headers: [{ name: 'Authorization', type: 'opaque', value: sealed }],
+        },
+      ],
+    };
     expect((await rig.call('PUT', path('sb-presealed'), { body })).status).toBe(201);
     expect((await rig.store.get('sb-presealed'))!.config.rules[0]!.headers![0]!.value).toBe(sealed);
     body.rules[0]!.headers![0]!.value = 'sealed:not-base64!';
     const bad = await rig.call('PUT', path('sb-presealed'), { body });
     expect(bad.status).toBe(422);
-    expect(bad.json.problems).toEqual([expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: is not a valid sealed value/)]);
+    expect(bad.json.problems).toEqual([
+      expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: is not a valid sealed value/),
+    ]);
   });
 
   it('a missing workspace secret is a 422 naming the rule, header and key; nothing is stored', async () => {
-    const body = { rules: [{ name: 'anthropic', match_hosts: ['api.anthropic.com'], headers: [{ name: 'x-api-key', type: 'workspace_secret', value: '{ANTHROPIC_API_KEY}' }] }] };
+    const body = {
+      rules: [
+        {
+          name: 'anthropic',
+          match_hosts: ['api.anthropic.com'],
+          headers: [{ name: 'x-api-key', type: 'workspace_secret', value: '{ANTHROPIC_API_KEY}' }],
+        },
+      ],
+    };
     const res = await rig.call('PUT', path('sb-nosecret'), { body });
     expect(res.status).toBe(422);
     expect(res.json.error).toBe('invalid proxy_config');
-    expect(res.json.problems).toEqual([expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: .*"anthropic".*"x-api-key".*workspace secret "ANTHROPIC_API_KEY" is not set$/)]);
+    expect(res.json.problems).toEqual([
+      expect.stringMatching(
+        /^rules\[0\]\.headers\[0\]\.value: .*"anthropic".*"x-api-key".*workspace secret "ANTHROPIC_API_KEY" is not set$/,
+      ),
+    ]);
     expect(await rig.store.get('sb-nosecret')).toBeUndefined();
   });
 
@@ -179,7 +216,11 @@ describe('admin API: sandbox configs in Redis', () => {
     await rig.call('PUT', path('sb-env'), { body: fullConfig() });
     const res = await rig.call('GET', '/v1/sandboxes/sb-env/env');
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ sandbox_id: 'sb-env', version: 1, env_vars: { GH_TOKEN: 'proxy-injected', OPENAI_API_KEY: 'proxy-injected' } });
+    expect(res.json).toEqual({
+      sandbox_id: 'sb-env',
+      version: 1,
+      env_vars: { GH_TOKEN: 'proxy-injected', OPENAI_API_KEY: 'proxy-injected' },
+    });
     expect((await rig.call('GET', '/v1/sandboxes/sb-env-none/env')).status).toBe(404);
   });
 
@@ -220,7 +261,11 @@ describe('admin API: sandbox configs in Redis', () => {
     const body = (await rig.call('GET', path('sb-audit'))).json.proxy_config;
     body.rules[1].match_paths = ['/v1/*'];
     body.rules.splice(2, 1);
-    body.rules.push({ name: 'added', match_hosts: ['b.example.com'], headers: [{ name: 'X-New', type: 'opaque', value: CANARY }] });
+    body.rules.push({
+      name: 'added',
+      match_hosts: ['b.example.com'],
+      headers: [{ name: 'X-New', type: 'opaque', value: CANARY }],
+    });
     await rig.call('PATCH', path('sb-audit'), { body });
     await rig.call('DELETE', path('sb-audit'));
     const audits = rig.logs
@@ -228,11 +273,30 @@ describe('admin API: sandbox configs in Redis', () => {
       .slice(before)
       .filter((l) => l.msg === 'audit');
     expect(audits.map((a) => a.action)).toEqual(['create', 'patch', 'delete']);
-    expect(audits[0]).toMatchObject({ level: 30, sandbox: 'sb-audit', version: 1, rules_added: ['github-api', 'openai', 'off'], callbacks_changed: true });
-    expect(audits[1]).toMatchObject({ version: 2, rules_added: ['added'], rules_removed: ['off'], rules_changed: ['openai'], callbacks_changed: false });
+    expect(audits[0]).toMatchObject({
+      level: 30,
+      sandbox: 'sb-audit',
+      version: 1,
+      rules_added: ['github-api', 'openai', 'off'],
+      callbacks_changed: true,
+    });
+    expect(audits[1]).toMatchObject({
+      version: 2,
+      rules_added: ['added'],
+      rules_removed: ['off'],
+      rules_changed: ['openai'],
+      callbacks_changed: false,
+    });
     expect(audits[2]).toMatchObject({ rules_removed: ['github-api', 'openai', 'added'] });
     expect(audits[0]!.actor).toMatch(/^[0-9a-f]{8}$/);
     const text = rig.logs.text();
-    for (const secret of [CANARY, CALLBACK_CANARY, 'sk-workspace-secret-value', 'admin-token-0123456789abcdef', 'sealed:']) expect(text).not.toContain(secret);
+    for (const secret of [
+      CANARY,
+      CALLBACK_CANARY,
+      'sk-workspace-secret-value',
+      'admin-token-0123456789abcdef',
+      'sealed:',
+    ])
+      expect(text).not.toContain(secret);
   });
 });

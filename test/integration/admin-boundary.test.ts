@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, SCOPED_TOKEN, startAdminRig, writeTokens, type AdminRig } from '../helpers/admin.js';
 
 const path = (id: string) => `/v1/sandboxes/${id}/proxy-config`;
-const simple = { rules: [{ name: 'r', match_hosts: ['api.example.com'], headers: [{ name: 'X-Key', type: 'plaintext', value: 'v' }] }] };
+const simple = {
+  rules: [{ name: 'r', match_hosts: ['api.example.com'], headers: [{ name: 'X-Key', type: 'plaintext', value: 'v' }] }],
+};
 
 describe('admin API: authentication and scopes', () => {
   let rig: AdminRig;
@@ -81,7 +83,11 @@ describe('admin API: bodies and validation', () => {
   });
 
   it('413 for a body over the limit', async () => {
-    const big = { ...simple, description: 'x'.repeat(1000), no_proxy: Array.from({ length: 2000 }, (_, i) => `h${i}.example.com`) };
+    const big = {
+      ...simple,
+      description: 'x'.repeat(1000),
+      no_proxy: Array.from({ length: 2000 }, (_, i) => `h${i}.example.com`),
+    };
     const res = await rig.call('PUT', path('sb-big'), { body: big });
     expect(res.status).toBe(413);
     expect(res.json.error).toMatch(/larger than 8192 bytes/);
@@ -127,7 +133,14 @@ describe('admin API: bodies and validation', () => {
     expect(res.status).toBe(422);
     expect(res.json.error).toBe('invalid proxy_config');
     const problems: string[] = res.json.problems;
-    for (const field of ['rules[0].match_hosts[0]', 'rules[0].headers[0].name', 'rules[1].headers[0].type', 'rules[1]', 'callbacks[0].url', 'callbacks[0].ttl_seconds']) {
+    for (const field of [
+      'rules[0].match_hosts[0]',
+      'rules[0].headers[0].name',
+      'rules[1].headers[0].type',
+      'rules[1]',
+      'callbacks[0].url',
+      'callbacks[0].ttl_seconds',
+    ]) {
       expect(
         problems.some((p) => p.startsWith(`${field}: `)),
         field,
@@ -138,8 +151,18 @@ describe('admin API: bodies and validation', () => {
   });
 
   it('422 for a body that is not an object, and for a bad is_set', async () => {
-    expect((await rig.call('PUT', path('sb-arr'), { body: [1, 2] })).json.problems).toEqual([expect.stringMatching(/^\(root\): /)]);
-    const body = { rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'X', type: 'opaque', value: 'v', is_set: 'yes' }] }] };
+    expect((await rig.call('PUT', path('sb-arr'), { body: [1, 2] })).json.problems).toEqual([
+      expect.stringMatching(/^\(root\): /),
+    ]);
+    const body = {
+      rules: [
+        {
+          name: 'r',
+          match_hosts: ['a.example.com'],
+          headers: [{ name: 'X', type: 'opaque', value: 'v', is_set: 'yes' }],
+        },
+      ],
+    };
     const res = await rig.call('PUT', path('sb-isset'), { body });
     expect(res.status).toBe(422);
     expect(res.json.problems).toContain('rules[0].headers[0].is_set: must be true or false');
@@ -147,7 +170,9 @@ describe('admin API: bodies and validation', () => {
 
   it('422 for an opaque value too long to seal into a header value, without echoing it', async () => {
     const long = 'L'.repeat(6001);
-    const body = { rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'X', type: 'opaque', value: long }] }] };
+    const body = {
+      rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'X', type: 'opaque', value: long }] }],
+    };
     const res = await rig.call('PUT', path('sb-long'), { body });
     expect(res.status).toBe(422);
     expect(res.json.problems).toEqual(['rules[0].headers[0].value: opaque value is longer than 6000 bytes']);
@@ -164,10 +189,20 @@ describe('admin API: without a sealing key', () => {
   });
 
   it('refuses plaintext opaque values (422 naming the field) and accepts configs without them', async () => {
-    const body = { rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'Authorization', type: 'opaque', value: 'canary-nokey-8812' }] }] };
+    const body = {
+      rules: [
+        {
+          name: 'r',
+          match_hosts: ['a.example.com'],
+          headers: [{ name: 'Authorization', type: 'opaque', value: 'canary-nokey-8812' }],
+        },
+      ],
+    };
     const res = await rig.call('PUT', path('sb-nokey'), { body });
     expect(res.status).toBe(422);
-    expect(res.json.problems).toEqual([expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: opaque values need a sealing key/)]);
+    expect(res.json.problems).toEqual([
+      expect.stringMatching(/^rules\[0\]\.headers\[0\]\.value: opaque values need a sealing key/),
+    ]);
     expect(res.text).not.toContain('canary-nokey-8812');
     expect((await rig.call('PUT', path('sb-nokey'), { body: simple })).status).toBe(201);
   });
@@ -205,18 +240,31 @@ describe('admin API: OpenAPI document', () => {
     expect(write.additionalProperties).toBe(false);
     // rules are a oneOf: the header rule (no type), aws and gcp.
     const headerRule = (rules: { items: { oneOf: Array<{ properties: Record<string, any> }> } }) =>
-      rules.items.oneOf.find((o) => 'headers' in o.properties && 'match_hosts' in o.properties && o.properties.headers.type !== undefined)!;
+      rules.items.oneOf.find(
+        (o) => 'headers' in o.properties && 'match_hosts' in o.properties && o.properties.headers.type !== undefined,
+      )!;
     const header = headerRule(write.properties.rules).properties.headers.items;
     expect(header.properties.type.enum).toEqual(['plaintext', 'workspace_secret', 'opaque']);
     expect(header.properties.is_set).toEqual(expect.objectContaining({ type: 'boolean' }));
     expect(header.required).toEqual(['name', 'type']);
     const viewRule = headerRule(doc.components.schemas.ProxyConfigView.properties.rules);
     const view = viewRule.properties.headers.items;
-    expect(view.oneOf[1].properties).toEqual({ name: { type: 'string' }, type: { const: 'opaque' }, is_set: { const: true } });
+    expect(view.oneOf[1].properties).toEqual({
+      name: { type: 'string' },
+      type: { const: 'opaque' },
+      is_set: { const: true },
+    });
     expect(viewRule.properties.match_hosts.items).toEqual({ type: 'string' });
-    const gcpView = doc.components.schemas.ProxyConfigView.properties.rules.items.oneOf.find((o: { properties: { type?: { const?: string } } }) => o.properties.type?.const === 'gcp');
-    expect(gcpView.properties.gcp.properties.service_account_json.oneOf[1].properties).toEqual({ type: { const: 'opaque' }, is_set: { const: true } });
-    expect(doc.paths['/v1/sandboxes/{id}/proxy-config'].put.responses['422'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+    const gcpView = doc.components.schemas.ProxyConfigView.properties.rules.items.oneOf.find(
+      (o: { properties: { type?: { const?: string } } }) => o.properties.type?.const === 'gcp',
+    );
+    expect(gcpView.properties.gcp.properties.service_account_json.oneOf[1].properties).toEqual({
+      type: { const: 'opaque' },
+      is_set: { const: true },
+    });
+    expect(
+      doc.paths['/v1/sandboxes/{id}/proxy-config'].put.responses['422'].content['application/json'].schema,
+    ).toEqual({ $ref: '#/components/schemas/Error' });
     expect(JSON.stringify(doc)).not.toMatch(
       /"\$ref":"#\/components\/schemas\/(?!ProxyConfigWrite|ProxyConfigView|SandboxConfig|SandboxEnv|SandboxAddress|SandboxAddressWrite|SandboxLink|SandboxLinkWrite|SandboxLinks|Error")/,
     );

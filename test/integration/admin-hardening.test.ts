@@ -7,7 +7,9 @@ import { ADMIN_TOKEN, startAdminRig, type AdminRig } from '../helpers/admin.js';
 
 const SECRET = 'canary-hardening-secret-51ac';
 const path = (id: string) => `/v1/sandboxes/${id}/proxy-config`;
-const rule = (hosts: string[], header: Record<string, unknown>) => ({ rules: [{ name: 'gh', match_hosts: hosts, headers: [{ name: 'Authorization', type: 'opaque', ...header }] }] });
+const rule = (hosts: string[], header: Record<string, unknown>) => ({
+  rules: [{ name: 'gh', match_hosts: hosts, headers: [{ name: 'Authorization', type: 'opaque', ...header }] }],
+});
 
 describe('admin API hardening', () => {
   let rig: AdminRig;
@@ -17,7 +19,13 @@ describe('admin API hardening', () => {
   afterAll(() => rig?.close());
 
   it('a PATCH that keeps an opaque value may not send it to a new host', async () => {
-    expect((await rig.call('PUT', path('sb-h1'), { body: rule(['api.github.com', 'uploads.github.com'], { value: `Bearer ${SECRET}` }) })).status).toBe(201);
+    expect(
+      (
+        await rig.call('PUT', path('sb-h1'), {
+          body: rule(['api.github.com', 'uploads.github.com'], { value: `Bearer ${SECRET}` }),
+        })
+      ).status,
+    ).toBe(201);
     const moved = await rig.call('PATCH', path('sb-h1'), { body: rule(['attacker.example'], { is_set: true }) });
     expect(moved.status).toBe(422);
     expect(moved.json.problems.join('\n')).toContain('rules[0].headers[0].value: no stored value to keep');
@@ -28,28 +36,59 @@ describe('admin API hardening', () => {
 
   it("a rewrite rule's opaque value is sealed to its destination, and a PATCH that keeps it may not change the destination", async () => {
     const rewrite = (host: string, header: Record<string, unknown>) => ({
-      rules: [{ name: 'moved', type: 'rewrite', match_hosts: ['api.old.example'], rewrite: { host, port: 443 }, headers: [{ name: 'Authorization', type: 'opaque', ...header }] }],
+      rules: [
+        {
+          name: 'moved',
+          type: 'rewrite',
+          match_hosts: ['api.old.example'],
+          rewrite: { host, port: 443 },
+          headers: [{ name: 'Authorization', type: 'opaque', ...header }],
+        },
+      ],
     });
-    expect((await rig.call('PUT', path('sb-h4'), { body: rewrite('api.new.example', { value: `Bearer ${SECRET}` }) })).status).toBe(201);
+    expect(
+      (await rig.call('PUT', path('sb-h4'), { body: rewrite('api.new.example', { value: `Bearer ${SECRET}` }) }))
+        .status,
+    ).toBe(201);
     const moved = await rig.call('PATCH', path('sb-h4'), { body: rewrite('attacker.example', { is_set: true }) });
     expect(moved.status).toBe(422);
     expect(moved.json.problems.join('\n')).toContain('rules[0].headers[0].value: no stored value to keep');
-    const same = await rig.call('PATCH', path('sb-h4'), { body: { rules: [{ ...rewrite('api.new.example', { is_set: true }).rules[0], match_hosts: ['api.other.example'] }] } });
+    const same = await rig.call('PATCH', path('sb-h4'), {
+      body: {
+        rules: [{ ...rewrite('api.new.example', { is_set: true }).rules[0], match_hosts: ['api.other.example'] }],
+      },
+    });
     expect(same.status).toBe(200);
-    expect(same.json.proxy_config.rules[0]).toMatchObject({ type: 'rewrite', rewrite: { host: 'api.new.example', port: 443, credentials: 'strip' } });
+    expect(same.json.proxy_config.rules[0]).toMatchObject({
+      type: 'rewrite',
+      rewrite: { host: 'api.new.example', port: 443, credentials: 'strip' },
+    });
     expect(JSON.stringify(same.json)).not.toContain(SECRET);
   });
 
   it('refuses a rewrite to another sandbox that no link allows (422, one line naming the field)', async () => {
-    const body = { rules: [{ name: 'to-b', type: 'rewrite', match_hosts: ['svc.internal.example'], rewrite: { sandbox: 'sb-b', port: 8080 } }] };
+    const body = {
+      rules: [
+        {
+          name: 'to-b',
+          type: 'rewrite',
+          match_hosts: ['svc.internal.example'],
+          rewrite: { sandbox: 'sb-b', port: 8080 },
+        },
+      ],
+    };
     const res = await rig.call('PUT', path('sb-h5'), { body });
     expect(res.status).toBe(422);
-    expect(res.json.problems).toEqual(['rules[0].rewrite.sandbox: no link lets sandbox "sb-h5" reach sandbox "sb-b" on port 8080']);
+    expect(res.json.problems).toEqual([
+      'rules[0].rewrite.sandbox: no link lets sandbox "sb-h5" reach sandbox "sb-b" on port 8080',
+    ]);
   });
 
   it('refuses is_set: true together with a value, and empty opaque values', async () => {
     await rig.call('PUT', path('sb-h2'), { body: rule(['api.github.com'], { value: `Bearer ${SECRET}` }) });
-    const both = await rig.call('PATCH', path('sb-h2'), { body: rule(['api.github.com'], { is_set: true, value: '' }) });
+    const both = await rig.call('PATCH', path('sb-h2'), {
+      body: rule(['api.github.com'], { is_set: true, value: '' }),
+    });
     expect(both.status).toBe(422);
     expect(both.json.problems[0]).toContain('is_set: true keeps the stored value');
     const empty = await rig.call('PUT', path('sb-h3'), { body: rule(['api.github.com'], { value: '' }) });
@@ -58,7 +97,16 @@ describe('admin API hardening', () => {
   });
 
   it('never shows a callback URL query in a problem', async () => {
-    const body = { callbacks: [{ match_hosts: ['api.example.com'], url: `https://tokens.example/r?key=${SECRET}`, ttl_seconds: 60, request_headers: [{ name: 'K', type: 'opaque' }] }] };
+    const body = {
+      callbacks: [
+        {
+          match_hosts: ['api.example.com'],
+          url: `https://tokens.example/r?key=${SECRET}`,
+          ttl_seconds: 60,
+          request_headers: [{ name: 'K', type: 'opaque' }],
+        },
+      ],
+    };
     const res = await rig.call('PUT', path('sb-h4'), { body });
     expect(res.status).toBe(422);
     expect(res.text).not.toContain(SECRET);
@@ -71,7 +119,9 @@ describe('conditional writes (ETag / If-Match)', () => {
     rig = await startAdminRig();
   });
   afterAll(() => rig?.close());
-  const config = (name: string) => ({ rules: [{ name, match_hosts: ['api.example.com'], headers: [{ name: 'X-Key', type: 'plaintext', value: name }] }] });
+  const config = (name: string) => ({
+    rules: [{ name, match_hosts: ['api.example.com'], headers: [{ name: 'X-Key', type: 'plaintext', value: name }] }],
+  });
 
   it('GET returns an ETag; a write naming a stale one gets 412 and changes nothing', async () => {
     await rig.call('PUT', path('sb-c1'), { body: config('first') });
@@ -84,12 +134,18 @@ describe('conditional writes (ETag / If-Match)', () => {
     expect(stale.status).toBe(412);
     expect((await rig.call('GET', path('sb-c1'))).json.proxy_config.rules[0].name).toBe('second');
     const fresh = (await rig.call('GET', path('sb-c1'))).headers.get('etag')!;
-    expect((await rig.call('PATCH', path('sb-c1'), { body: config('third'), headers: { 'if-match': fresh } })).status).toBe(200);
+    expect(
+      (await rig.call('PATCH', path('sb-c1'), { body: config('third'), headers: { 'if-match': fresh } })).status,
+    ).toBe(200);
   });
 
   it('If-None-Match: * creates only', async () => {
-    expect((await rig.call('PUT', path('sb-c2'), { body: config('a'), headers: { 'if-none-match': '*' } })).status).toBe(201);
-    expect((await rig.call('PUT', path('sb-c2'), { body: config('b'), headers: { 'if-none-match': '*' } })).status).toBe(412);
+    expect(
+      (await rig.call('PUT', path('sb-c2'), { body: config('a'), headers: { 'if-none-match': '*' } })).status,
+    ).toBe(201);
+    expect(
+      (await rig.call('PUT', path('sb-c2'), { body: config('b'), headers: { 'if-none-match': '*' } })).status,
+    ).toBe(412);
   });
 
   it('configureGithubProxy never overwrites a change made between its read and its write', async () => {
@@ -100,7 +156,9 @@ describe('conditional writes (ETag / If-Match)', () => {
       const res = await fetch(input, init);
       if (!interfered && (init?.method ?? 'GET') === 'GET') {
         interfered = true;
-        await rig.call('PUT', path('sb-c3'), { body: { rules: [...config('keep-me').rules, ...config('added-meanwhile').rules] } });
+        await rig.call('PUT', path('sb-c3'), {
+          body: { rules: [...config('keep-me').rules, ...config('added-meanwhile').rules] },
+        });
       }
       return res;
     };

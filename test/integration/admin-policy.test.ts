@@ -31,7 +31,9 @@ describe('admin API: callback URL policy', () => {
   let restricted: AdminRig;
   beforeAll(async () => {
     open = await startAdminRig();
-    restricted = await startAdminRig({ callbackAllow: ['tokens.example.com', '*.internal.example', '10.0.0.0/8', '169.254.0.0/16', 'fd00::/8'] });
+    restricted = await startAdminRig({
+      callbackAllow: ['tokens.example.com', '*.internal.example', '10.0.0.0/8', '169.254.0.0/16', 'fd00::/8'],
+    });
   });
   afterAll(async () => {
     await open?.close();
@@ -42,32 +44,62 @@ describe('admin API: callback URL policy', () => {
     for (const url of METADATA_URLS) {
       const res = await open.call('PUT', path('sb-meta'), { body: withCallback(url) });
       expect(res.status, url).toBe(422);
-      expect(res.json.problems, url).toEqual([expect.stringMatching(/^callbacks\[0\]\.url: host ".*" is a cloud metadata or link-local address/)]);
+      expect(res.json.problems, url).toEqual([
+        expect.stringMatching(/^callbacks\[0\]\.url: host ".*" is a cloud metadata or link-local address/),
+      ]);
     }
     expect(await open.store.get('sb-meta')).toBeUndefined();
   });
 
   it('without an allow-list, other hosts (including loopback) are accepted', async () => {
-    expect((await open.call('PUT', path('sb-ok'), { body: withCallback('https://tokens.anywhere.example/resolve') })).status).toBe(201);
-    expect((await open.call('PUT', path('sb-ok'), { body: withCallback('http://127.0.0.1:9999/resolve') })).status).toBe(200);
+    expect(
+      (await open.call('PUT', path('sb-ok'), { body: withCallback('https://tokens.anywhere.example/resolve') })).status,
+    ).toBe(201);
+    expect(
+      (await open.call('PUT', path('sb-ok'), { body: withCallback('http://127.0.0.1:9999/resolve') })).status,
+    ).toBe(200);
   });
 
   it('with an allow-list, only matching hosts and addresses are accepted; metadata stays refused', async () => {
-    const allowed = ['https://tokens.example.com/r', 'https://a.b.internal.example/r', 'http://10.1.2.3:8080/r', 'http://[::ffff:10.0.0.9]/r'];
-    for (const url of allowed) expect((await restricted.call('PUT', path('sb-allow'), { body: withCallback(url) })).status, url).toBeLessThan(300);
-    const refused = ['https://evil.example.com/r', 'https://internal.example/r', 'https://tokens.example.com.evil.example/r', 'http://11.0.0.1/r', 'http://127.0.0.1/r'];
+    const allowed = [
+      'https://tokens.example.com/r',
+      'https://a.b.internal.example/r',
+      'http://10.1.2.3:8080/r',
+      'http://[::ffff:10.0.0.9]/r',
+    ];
+    for (const url of allowed)
+      expect((await restricted.call('PUT', path('sb-allow'), { body: withCallback(url) })).status, url).toBeLessThan(
+        300,
+      );
+    const refused = [
+      'https://evil.example.com/r',
+      'https://internal.example/r',
+      'https://tokens.example.com.evil.example/r',
+      'http://11.0.0.1/r',
+      'http://127.0.0.1/r',
+    ];
     for (const url of refused) {
       const res = await restricted.call('PUT', path('sb-allow'), { body: withCallback(url) });
       expect(res.status, url).toBe(422);
-      expect(res.json.problems[0], url).toMatch(/^callbacks\[0\]\.url: host ".*" is not in the operator's callback allow-list$/);
+      expect(res.json.problems[0], url).toMatch(
+        /^callbacks\[0\]\.url: host ".*" is not in the operator's callback allow-list$/,
+      );
     }
     for (const url of ['http://169.254.169.254/', 'http://[fd00:ec2::254]/']) {
-      expect((await restricted.call('PUT', path('sb-allow'), { body: withCallback(url) })).json.problems[0], url).toMatch(/cloud metadata/);
+      expect(
+        (await restricted.call('PUT', path('sb-allow'), { body: withCallback(url) })).json.problems[0],
+        url,
+      ).toMatch(/cloud metadata/);
     }
   });
 
   it('reports the policy problem of the second callback by its index, beside schema-valid others', async () => {
-    const body = { callbacks: [withCallback('https://tokens.example.com/a').callbacks[0], withCallback('http://169.254.169.254/').callbacks[0]] };
+    const body = {
+      callbacks: [
+        withCallback('https://tokens.example.com/a').callbacks[0],
+        withCallback('http://169.254.169.254/').callbacks[0],
+      ],
+    };
     const res = await restricted.call('PUT', path('sb-two'), { body });
     expect(res.json.problems).toEqual([expect.stringMatching(/^callbacks\[1\]\.url: /)]);
   });
@@ -75,12 +107,16 @@ describe('admin API: callback URL policy', () => {
 
 describe('callback allow-list parsing', () => {
   it('accepts hostnames, wildcards, IPs and CIDRs separated by commas or spaces', () => {
-    expect(parseCallbackAllowList('a.example.com, *.svc.cluster.local 10.0.0.0/8,fd00::/8 192.168.1.5')).toHaveLength(5);
+    expect(parseCallbackAllowList('a.example.com, *.svc.cluster.local 10.0.0.0/8,fd00::/8 192.168.1.5')).toHaveLength(
+      5,
+    );
     expect(parseCallbackAllowList('')).toEqual([]);
   });
 
   it('refuses anything else, naming the flag and the entry', () => {
-    expect(() => parseCallbackAllowList('https://a.example.com')).toThrow(/--callback-allow: "https:\/\/a.example.com" is not a hostname/);
+    expect(() => parseCallbackAllowList('https://a.example.com')).toThrow(
+      /--callback-allow: "https:\/\/a.example.com" is not a hostname/,
+    );
     expect(() => parseCallbackAllowList('10.0.0.0/33')).toThrow(/"10.0.0.0\/33"/);
     expect(() => parseCallbackAllowList('a.*.example.com')).toThrow(/"a\.\*\.example\.com"/);
   });

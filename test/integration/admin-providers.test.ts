@@ -16,20 +16,35 @@ const SECRET = 'canary/provider/secret+0000000000000000000';
 const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const ROLE = 'arn:aws:iam::123456789012:role/sandbox-agents';
 const path = (id: string) => `/v1/sandboxes/${id}/proxy-config`;
-const SA = JSON.stringify({ ...JSON.parse(makeServiceAccount('https://oauth2.googleapis.com/token').json), private_key_id: CANARY_ID });
+const SA = JSON.stringify({
+  ...JSON.parse(makeServiceAccount('https://oauth2.googleapis.com/token').json),
+  private_key_id: CANARY_ID,
+});
 const PRIVATE = (JSON.parse(SA) as { private_key: string }).private_key.split('\n')[1]!;
 
 /** Static AWS keys and a service-account key, both opaque (plaintext here: the API seals them). */
 const staticConfig = () => ({
   rules: [
-    { name: 'aws', type: 'aws', aws: { access_key_id: { type: 'opaque', value: KEY_ID }, secret_access_key: { type: 'opaque', value: SECRET } }, env_vars: { AWS_REGION: 'eu-west-1' } },
+    {
+      name: 'aws',
+      type: 'aws',
+      aws: { access_key_id: { type: 'opaque', value: KEY_ID }, secret_access_key: { type: 'opaque', value: SECRET } },
+      env_vars: { AWS_REGION: 'eu-west-1' },
+    },
     { name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'opaque', value: SA }, scopes: [SCOPE] } },
   ],
 });
-const roleConfig = (role: Record<string, unknown> = { role_arn: ROLE, session_tags: { team: 'agents' } }, enabled = true) => ({
+const roleConfig = (
+  role: Record<string, unknown> = { role_arn: ROLE, session_tags: { team: 'agents' } },
+  enabled = true,
+) => ({
   rules: [
     { name: 'aws-role', type: 'aws', enabled, aws: role },
-    { name: 'openai', match_hosts: ['api.openai.com'], headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer x' }] },
+    {
+      name: 'openai',
+      match_hosts: ['api.openai.com'],
+      headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer x' }],
+    },
   ],
 });
 
@@ -51,7 +66,10 @@ describe('admin API: provider rules', () => {
     const read = await rig.call('GET', path('sb-static'));
     expect(read.status).toBe(200);
     const [aws, gcp] = read.json.proxy_config.rules;
-    expect(aws.aws).toEqual({ access_key_id: { type: 'opaque', is_set: true }, secret_access_key: { type: 'opaque', is_set: true } });
+    expect(aws.aws).toEqual({
+      access_key_id: { type: 'opaque', is_set: true },
+      secret_access_key: { type: 'opaque', is_set: true },
+    });
     expect(gcp.gcp).toEqual({ service_account_json: { type: 'opaque', is_set: true }, scopes: [SCOPE] });
     noSecret(read.text);
     const raw = await rig.rawStored('sb-static');
@@ -65,7 +83,10 @@ describe('admin API: provider rules', () => {
     await rig.call('PUT', path('sb-keep'), { body: staticConfig() });
     const before = (await rig.store.get('sb-keep'))!.config.rules as Array<Record<string, any>>;
     const body = (await rig.call('GET', path('sb-keep'))).json.proxy_config;
-    body.rules[1].gcp = { service_account_json: { type: 'opaque' }, scopes: [SCOPE, 'https://www.googleapis.com/auth/bigquery'] };
+    body.rules[1].gcp = {
+      service_account_json: { type: 'opaque' },
+      scopes: [SCOPE, 'https://www.googleapis.com/auth/bigquery'],
+    };
     const res = await rig.call('PATCH', path('sb-keep'), { body });
     expect(res.status).toBe(200);
     noSecret(res.text);
@@ -105,7 +126,9 @@ describe('admin API: provider rules', () => {
       expect(res.status).toBe(409);
       return res.json.problems as string[];
     };
-    const named = (rule: string) => [`rules "${rule}": an AWS role can't be added, changed, removed or disabled by a later write; delete the sandbox's config and create it again`];
+    const named = (rule: string) => [
+      `rules "${rule}": an AWS role can't be added, changed, removed or disabled by a later write; delete the sandbox's config and create it again`,
+    ];
     expect(await refused(roleConfig({ role_arn: 'arn:aws:iam::123456789012:role/other' }))).toEqual(named('aws-role'));
     expect(await refused(roleConfig({ role_arn: ROLE, session_tags: { team: 'others' } }))).toEqual(named('aws-role'));
     expect(await refused(roleConfig(undefined, false))).toEqual(named('aws-role'));
@@ -121,14 +144,41 @@ describe('admin API: provider rules', () => {
   });
 
   it('the apply-time check of a service-account key: token_uri must be Google or allowed by --gcp-token-uri-allow', async () => {
-    const withUri = (uri: string) => ({ rules: [{ name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'opaque', value: JSON.stringify({ ...JSON.parse(SA), token_uri: uri }) }, scopes: [SCOPE] } }] });
-    expect((await rig.call('PUT', path('sb-private'), { body: withUri('https://oauth2.private.test/token') })).status).toBe(201);
+    const withUri = (uri: string) => ({
+      rules: [
+        {
+          name: 'gcp',
+          type: 'gcp',
+          gcp: {
+            service_account_json: { type: 'opaque', value: JSON.stringify({ ...JSON.parse(SA), token_uri: uri }) },
+            scopes: [SCOPE],
+          },
+        },
+      ],
+    });
+    expect(
+      (await rig.call('PUT', path('sb-private'), { body: withUri('https://oauth2.private.test/token') })).status,
+    ).toBe(201);
     const res = await rig.call('PUT', path('sb-elsewhere'), { body: withUri('https://oauth2.elsewhere.test/token') });
     expect(res.status).toBe(422);
-    expect(res.json.problems).toEqual(['rules[0].gcp.service_account_json: rule "gcp": "token_uri" is not Google\'s token endpoint (allow others with --gcp-token-uri-allow)']);
+    expect(res.json.problems).toEqual([
+      'rules[0].gcp.service_account_json: rule "gcp": "token_uri" is not Google\'s token endpoint (allow others with --gcp-token-uri-allow)',
+    ]);
     noSecret(res.text);
-    const notJson = await rig.call('PUT', path('sb-notjson'), { body: { rules: [{ name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'opaque', value: `{${CANARY_ID}` }, scopes: [SCOPE] } }] } });
-    expect(notJson.json.problems).toEqual(['rules[0].gcp.service_account_json: rule "gcp": is not JSON (a service-account key file)']);
+    const notJson = await rig.call('PUT', path('sb-notjson'), {
+      body: {
+        rules: [
+          {
+            name: 'gcp',
+            type: 'gcp',
+            gcp: { service_account_json: { type: 'opaque', value: `{${CANARY_ID}` }, scopes: [SCOPE] },
+          },
+        ],
+      },
+    });
+    expect(notJson.json.problems).toEqual([
+      'rules[0].gcp.service_account_json: rule "gcp": is not JSON (a service-account key file)',
+    ]);
     noSecret(notJson.text);
   });
 });

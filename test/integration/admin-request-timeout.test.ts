@@ -53,7 +53,11 @@ describe('admin API request timeout', () => {
   });
 
   it('ends headers that trickle the same way', async () => {
-    const answer = await trickle(rig.url, 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', false);
+    const answer = await trickle(
+      rig.url,
+      'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa',
+      false,
+    );
     expect(answer === '' || /^HTTP\/1\.1 408 /.test(answer)).toBe(true);
   });
 });

@@ -20,7 +20,11 @@ import { eventually } from '../helpers/fs.js';
 const ACME = 'acme-tenant-token-0123456789abcdef';
 const BETA = 'beta-tenant-token-0123456789abcdef';
 const path = (id: string) => `/v1/sandboxes/${id}/proxy-config`;
-const simple = { rules: [{ name: 'r', match_hosts: ['api.example.com'], headers: [{ name: 'X-A', type: 'plaintext' as const, value: 'v' }] }] };
+const simple = {
+  rules: [
+    { name: 'r', match_hosts: ['api.example.com'], headers: [{ name: 'X-A', type: 'plaintext' as const, value: 'v' }] },
+  ],
+};
 const DEFAULTS = { tenantId: 'ws-default', organizationId: 'org-default' };
 
 describe('admin API: tenants', () => {
@@ -38,14 +42,23 @@ describe('admin API: tenants', () => {
   });
 
   it('stores and returns tenant_id / organization_id; a PATCH without them keeps them; null removes the organization', async () => {
-    const created = await rig.call('PUT', path('sb-t1'), { body: { ...simple, tenant_id: 'acme', organization_id: 'org-acme' } });
+    const created = await rig.call('PUT', path('sb-t1'), {
+      body: { ...simple, tenant_id: 'acme', organization_id: 'org-acme' },
+    });
     expect(created.status).toBe(201);
     expect(created.json).toMatchObject({ sandbox_id: 'sb-t1', tenant_id: 'acme', organization_id: 'org-acme' });
     expect(created.json.proxy_config).not.toHaveProperty('tenant_id');
-    expect((await rig.call('GET', path('sb-t1'))).json).toMatchObject({ tenant_id: 'acme', organization_id: 'org-acme' });
+    expect((await rig.call('GET', path('sb-t1'))).json).toMatchObject({
+      tenant_id: 'acme',
+      organization_id: 'org-acme',
+    });
     const patched = await rig.call('PATCH', path('sb-t1'), { body: { ...simple, description: 'patched' } });
     expect(patched.status).toBe(200);
-    expect(patched.json).toMatchObject({ tenant_id: 'acme', organization_id: 'org-acme', proxy_config: { description: 'patched' } });
+    expect(patched.json).toMatchObject({
+      tenant_id: 'acme',
+      organization_id: 'org-acme',
+      proxy_config: { description: 'patched' },
+    });
     const cleared = await rig.call('PATCH', path('sb-t1'), { body: { ...simple, organization_id: null } });
     expect(cleared.json).toMatchObject({ tenant_id: 'acme', organization_id: 'org-default' });
     expect(await rig.store.get('sb-t1')).toMatchObject({ tenantId: 'acme' });
@@ -56,27 +69,50 @@ describe('admin API: tenants', () => {
     const created = await rig.call('PUT', path('sb-t2'), { body: simple });
     expect(created.json).toMatchObject({ tenant_id: 'ws-default', organization_id: 'org-default' });
     await rig.call('PUT', path('sb-t2'), { body: { ...simple, tenant_id: 'beta' } });
-    expect((await rig.call('GET', path('sb-t2'))).json).toMatchObject({ tenant_id: 'beta', organization_id: 'org-default' });
+    expect((await rig.call('GET', path('sb-t2'))).json).toMatchObject({
+      tenant_id: 'beta',
+      organization_id: 'org-default',
+    });
     expect((await rig.call('PUT', path('sb-t2'), { body: simple })).json.tenant_id).toBe('ws-default');
   });
 
   it('422 for a malformed tenant_id or organization_id, naming the field and storing nothing', async () => {
-    const res = await rig.call('PUT', path('sb-t3'), { body: { ...simple, tenant_id: 'has space', organization_id: 7 } });
+    const res = await rig.call('PUT', path('sb-t3'), {
+      body: { ...simple, tenant_id: 'has space', organization_id: 7 },
+    });
     expect(res.status).toBe(422);
-    expect(res.json.problems).toEqual(['tenant_id: must be 1-128 characters of A-Z a-z 0-9 . _ : -', 'organization_id: must be a string (or null to remove it)']);
-    expect((await rig.call('PUT', path('sb-t3'), { body: { ...simple, tenant_id: 'x'.repeat(129) } })).status).toBe(422);
+    expect(res.json.problems).toEqual([
+      'tenant_id: must be 1-128 characters of A-Z a-z 0-9 . _ : -',
+      'organization_id: must be a string (or null to remove it)',
+    ]);
+    expect((await rig.call('PUT', path('sb-t3'), { body: { ...simple, tenant_id: 'x'.repeat(129) } })).status).toBe(
+      422,
+    );
     expect(await rig.store.get('sb-t3')).toBeUndefined();
   });
 
   it('the stored tenant reaches the callback body through the registry that follows the store', async () => {
     const config = { callbacks: [{ match_hosts: ['api.example.com'], url: callbacks.url, ttl_seconds: 60 }] };
-    expect((await rig.call('PUT', path('sb-cb'), { body: { ...config, tenant_id: 'acme', organization_id: 'org-acme' } })).status).toBe(201);
+    expect(
+      (await rig.call('PUT', path('sb-cb'), { body: { ...config, tenant_id: 'acme', organization_id: 'org-acme' } }))
+        .status,
+    ).toBe(201);
     await rig.registry.start(60_000);
     await eventually(() => rig.registry.policyFor('sb-cb') !== undefined, 2000, 'registry to load sb-cb');
-    const resolver = new CallbackResolver(new MemoryCredentialCache(10), await CallbackSigner.ephemeral(), undefined, undefined, rig.registry);
+    const resolver = new CallbackResolver(
+      new MemoryCredentialCache(10),
+      await CallbackSigner.ephemeral(),
+      undefined,
+      undefined,
+      rig.registry,
+    );
     const callback = rig.registry.policyFor('sb-cb')!.callbacks[0]!;
     await resolver.lookup(callback, { host: 'api.example.com', port: 443 }, 'sb-cb');
-    expect(JSON.parse(callbacks.calls.at(-1)!.body).identity).toEqual({ tenant_id: 'acme', sandbox_id: 'sb-cb', organization_id: 'org-acme' });
+    expect(JSON.parse(callbacks.calls.at(-1)!.body).identity).toEqual({
+      tenant_id: 'acme',
+      sandbox_id: 'sb-cb',
+      organization_id: 'org-acme',
+    });
     // A PATCH by an unscoped token may move the sandbox; the next call sends the new tenant.
     await rig.call('PATCH', path('sb-cb'), { body: { ...config, tenant_id: 'beta' } });
     await eventually(() => rig.registry.identityFor('sb-cb').tenantId === 'beta', 2000, 'registry to hear of the move');
@@ -92,7 +128,14 @@ describe('admin API: tenants', () => {
     expect(elsewhere.status).toBe(403);
     expect(elsewhere.json.error).toBe('this token may only manage sandboxes of tenant "acme"');
     expect(await rig.store.get('sb-a2')).toBeUndefined();
-    expect((await rig.call('PUT', path('sb-a3'), { token: ACME, body: { ...simple, tenant_id: 'acme', organization_id: 'org-acme' } })).json).toMatchObject({ tenant_id: 'acme', organization_id: 'org-acme' });
+    expect(
+      (
+        await rig.call('PUT', path('sb-a3'), {
+          token: ACME,
+          body: { ...simple, tenant_id: 'acme', organization_id: 'org-acme' },
+        })
+      ).json,
+    ).toMatchObject({ tenant_id: 'acme', organization_id: 'org-acme' });
   });
 
   it('a tenant-scoped token can never move a sandbox to another tenant', async () => {
@@ -104,7 +147,9 @@ describe('admin API: tenants', () => {
     const after = await rig.call('GET', path('sb-a1'), { token: ACME });
     expect(after.json.version).toBe(before.json.version);
     expect(after.json.tenant_id).toBe('acme');
-    expect((await rig.call('PATCH', path('sb-a1'), { token: ACME, body: { ...simple, description: 'mine' } })).json).toMatchObject({ tenant_id: 'acme', proxy_config: { description: 'mine' } });
+    expect(
+      (await rig.call('PATCH', path('sb-a1'), { token: ACME, body: { ...simple, description: 'mine' } })).json,
+    ).toMatchObject({ tenant_id: 'acme', proxy_config: { description: 'mine' } });
   });
 
   it("a tenant-scoped token can't read, change or delete another tenant's sandbox (404, and 403 for a PUT)", async () => {
@@ -115,14 +160,20 @@ describe('admin API: tenants', () => {
       expect((await rig.call('GET', path(id), { token: ACME })).status).toBe(404);
       expect((await rig.call('GET', `/v1/sandboxes/${id}/env`, { token: ACME })).status).toBe(404);
       expect((await rig.call('PATCH', path(id), { token: ACME, body: simple })).status).toBe(404);
-      expect((await rig.call('PATCH', path(id), { token: ACME, body: { ...simple, tenant_id: 'acme' } })).status).toBe(404);
-      expect((await rig.call('PUT', path(id), { token: ACME, body: { ...simple, tenant_id: 'acme' } })).status).toBe(403);
+      expect((await rig.call('PATCH', path(id), { token: ACME, body: { ...simple, tenant_id: 'acme' } })).status).toBe(
+        404,
+      );
+      expect((await rig.call('PUT', path(id), { token: ACME, body: { ...simple, tenant_id: 'acme' } })).status).toBe(
+        403,
+      );
       expect((await rig.call('DELETE', path(id), { token: ACME })).status).toBe(404);
       const still = await rig.call('GET', path(id));
       expect(still.status).toBe(200);
       expect(still.json.version).toBe(version);
     }
-    expect((await rig.call('GET', path('sb-b1'), { token: ACME })).json.error).toBe('no proxy_config stored for this sandbox');
+    expect((await rig.call('GET', path('sb-b1'), { token: ACME })).json.error).toBe(
+      'no proxy_config stored for this sandbox',
+    );
   });
 
   it("a tenant token's sandbox-id scope applies too", async () => {
@@ -160,8 +211,12 @@ describe('admin API: tenants', () => {
   it('documents tenant_id and organization_id in the OpenAPI document', async () => {
     const doc = (await rig.call('GET', '/v1/openapi.json', { token: null })).json;
     expect(doc.components.schemas.SandboxConfig.required).toContain('tenant_id');
-    expect(Object.keys(doc.components.schemas.SandboxConfig.properties)).toEqual(expect.arrayContaining(['tenant_id', 'organization_id']));
-    expect(Object.keys(doc.components.schemas.ProxyConfigWrite.properties)).toEqual(expect.arrayContaining(['rules', 'callbacks', 'tenant_id', 'organization_id']));
+    expect(Object.keys(doc.components.schemas.SandboxConfig.properties)).toEqual(
+      expect.arrayContaining(['tenant_id', 'organization_id']),
+    );
+    expect(Object.keys(doc.components.schemas.ProxyConfigWrite.properties)).toEqual(
+      expect.arrayContaining(['rules', 'callbacks', 'tenant_id', 'organization_id']),
+    );
   });
 
   it('the record HMAC covers the tenant: a tenant edited in Redis is refused', async () => {

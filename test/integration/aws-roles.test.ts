@@ -8,7 +8,13 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryCredentialCache } from '../../src/callbacks/cache.js';
 import { TemporaryCredentials, RENEW_BEFORE_EXPIRY_MS } from '../../src/cloud/shared/temporary-credentials.js';
-import { AwsRoleCredentials, AwsRoleFailure, roleSessionName, type AssumeRoleParams, type RoleAssumer } from '../../src/cloud/aws/role-credentials.js';
+import {
+  AwsRoleCredentials,
+  AwsRoleFailure,
+  roleSessionName,
+  type AssumeRoleParams,
+  type RoleAssumer,
+} from '../../src/cloud/aws/role-credentials.js';
 import { AwsSigner } from '../../src/cloud/aws/handler.js';
 import { awsEndpoint } from '../../src/policy/provider-hosts.js';
 import { createLogger } from '../../src/log.js';
@@ -27,7 +33,12 @@ function fakeSts(clock: () => number, lifetimeMs = 3600_000, delayMs = 0) {
       calls.push(p);
       if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
       if (state.fail) throw new AwsRoleFailure('status', 'STS refused AssumeRole (AccessDenied, HTTP 403)');
-      return { accessKeyId: `ASIAFAKE${calls.length}`, secretAccessKey: SESSION_SECRET, sessionToken: `token-${calls.length}`, expiresAt: clock() + lifetimeMs };
+      return {
+        accessKeyId: `ASIAFAKE${calls.length}`,
+        secretAccessKey: SESSION_SECRET,
+        sessionToken: `token-${calls.length}`,
+        expiresAt: clock() + lifetimeMs,
+      };
     },
   };
   return { sts, calls, state };
@@ -39,7 +50,11 @@ describe('AWS role sessions in memory (sidecar mode)', () => {
   it('assumes with ExternalId = tenant and the tags, caches until 5 minutes before expiry, then renews', async () => {
     let now = 1_000_000;
     const { sts, calls } = fakeSts(() => now);
-    const roles = new AwsRoleCredentials(new TemporaryCredentials(new MemoryCredentialCache(100, () => now)), sts, tenants);
+    const roles = new AwsRoleCredentials(
+      new TemporaryCredentials(new MemoryCredentialCache(100, () => now)),
+      sts,
+      tenants,
+    );
     const first = await roles.get(ROLE, TAGS, 'sb-1');
     expect(first).toEqual({ accessKeyId: 'ASIAFAKE1', secretAccessKey: SESSION_SECRET, sessionToken: 'token-1' });
     expect(calls).toEqual([{ roleArn: ROLE, sessionName: 'authproxy-sb-1', externalId: 'acme', sessionTags: TAGS }]);
@@ -61,16 +76,32 @@ describe('AWS role sessions in memory (sidecar mode)', () => {
   it('a denial is 502 naming AWS role auth, never cached, never a fallback', async () => {
     const { sts, calls, state } = fakeSts(Date.now);
     state.fail = true;
-    const signer = new AwsSigner({ log: createLogger('silent'), roles: new AwsRoleCredentials(new TemporaryCredentials(new MemoryCredentialCache()), sts, tenants) });
+    const signer = new AwsSigner({
+      log: createLogger('silent'),
+      roles: new AwsRoleCredentials(new TemporaryCredentials(new MemoryCredentialCache()), sts, tenants),
+    });
     const host = 'sts.us-east-1.amazonaws.com';
-    const decision = { outcome: 'aws', rule: { name: 'aws', position: 0, hosts: undefined, auth: { kind: 'role', roleArn: ROLE, sessionTags: {} } }, endpoint: awsEndpoint(host)!, target: { host, port: 443 } } as const;
+    const decision = {
+      outcome: 'aws',
+      rule: { name: 'aws', position: 0, hosts: undefined, auth: { kind: 'role', roleArn: ROLE, sessionTags: {} } },
+      endpoint: awsEndpoint(host)!,
+      target: { host, port: 443 },
+    } as const;
     const extras = {
       endOfStream: true,
-      headers: () => ({ authorization: [`AWS4-HMAC-SHA256 Credential=AKIAAUTHPROXYEXAMPLE/20250101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'a'.repeat(64)}`] }),
+      headers: () => ({
+        authorization: [
+          `AWS4-HMAC-SHA256 Credential=AKIAAUTHPROXYEXAMPLE/20250101/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'a'.repeat(64)}`,
+        ],
+      }),
     };
     const req = { method: 'GET', scheme: 'https', authority: host, path: '/' };
     for (let i = 0; i < 2; i++) {
-      expect(await signer.handle(decision, req, extras, 'sb-1')).toEqual({ kind: 'immediate', status: 502, body: 'AWS role auth failed: STS refused AssumeRole (AccessDenied, HTTP 403)' });
+      expect(await signer.handle(decision, req, extras, 'sb-1')).toEqual({
+        kind: 'immediate',
+        status: 502,
+        body: 'AWS role auth failed: STS refused AssumeRole (AccessDenied, HTTP 403)',
+      });
     }
     expect(calls).toHaveLength(2);
     state.fail = false;
@@ -91,7 +122,9 @@ describe('AWS role sessions shared through Redis', () => {
     const fleet = await startFleet({ url: redis.url, prefix: 'awsroles:' });
     try {
       const { sts, calls } = fakeSts(Date.now, 3600_000, 100);
-      const replicas = fleet.replicas.map((r) => new AwsRoleCredentials(new TemporaryCredentials(r.cache), sts, tenants));
+      const replicas = fleet.replicas.map(
+        (r) => new AwsRoleCredentials(new TemporaryCredentials(r.cache), sts, tenants),
+      );
       const all = await Promise.all(Array.from({ length: 30 }, (_, i) => replicas[i % 3]!.get(ROLE, TAGS, 'sb-1')));
       expect(calls).toHaveLength(1);
       expect(new Set(all.map((c) => c.accessKeyId))).toEqual(new Set(['ASIAFAKE1']));

@@ -3,7 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 
 describe('serve --aws-sts-endpoint / --aws-region', () => {
-  const serve = (extra: string[], env: Record<string, string> = {}) => runCli(['serve', '--config', '/nonexistent.yaml', '--listen', 'unix:/tmp/authproxy-aws-flags.sock', ...extra], { env });
+  const serve = (extra: string[], env: Record<string, string> = {}) =>
+    runCli(['serve', '--config', '/nonexistent.yaml', '--listen', 'unix:/tmp/authproxy-aws-flags.sock', ...extra], {
+      env,
+    });
 
   it('refuses a non-https STS endpoint and a malformed region', () => {
     const http = serve(['--aws-sts-endpoint', 'http://sts.us-east-1.amazonaws.com']);

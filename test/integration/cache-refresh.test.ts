@@ -20,7 +20,14 @@ describe('refresh ahead across replicas', () => {
   let fleet: Awaited<ReturnType<typeof startFleet>>;
   let replicas: Replica[];
   let now: number;
-  const cb = (): CompiledCallback => ({ id: 'cb-r', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
+  const cb = (): CompiledCallback => ({
+    id: 'cb-r',
+    position: 0,
+    url: server.url,
+    ttlSeconds: 60,
+    requestHeaders: [],
+    fullRequest: false,
+  });
   /** A lookup that must be answered synchronously, from memory. */
   const hit = (r: Replica) => {
     const found = r.resolver.lookup(cb(), target, 'sb-1');
@@ -73,7 +80,9 @@ describe('refresh ahead across replicas', () => {
     expect(await refreshes('adopted')).toBeGreaterThanOrEqual(1);
 
     // The new value lives a full TTL from its call; it expires at the same moment everywhere.
-    const expiries = new Set(replicas.map((r) => (r.resolver.lookup(cb(), target, 'sb-1') as CachedCredential).expiresAt));
+    const expiries = new Set(
+      replicas.map((r) => (r.resolver.lookup(cb(), target, 'sb-1') as CachedCredential).expiresAt),
+    );
     expect(expiries.size).toBe(1);
     expect([...expiries][0]).toBeGreaterThan(now + 50_000);
   });
@@ -82,7 +91,10 @@ describe('refresh ahead across replicas', () => {
     // A temporary cloud credential: 10 minutes of life under the 1-hour cap (the window of the TTL alone,
     // 12 minutes, would have refreshed it on every hit from the start).
     let mints = 0;
-    const load = async () => ({ headers: [['authorization', `Bearer t${++mints}`]] as [string, string][], expiresAt: now + 600_000 });
+    const load = async () => ({
+      headers: [['authorization', `Bearer t${++mints}`]] as [string, string][],
+      expiresAt: now + 600_000,
+    });
     const get = () => replicas[0]!.cache.get('cloud\nshort', 3600, load);
     await get();
     expect(mints).toBe(1);

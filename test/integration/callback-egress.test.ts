@@ -18,7 +18,9 @@ async function listen(host: string, port = 0): Promise<{ server: Server; port: n
   const hits: string[] = [];
   const server = createServer((req, res) => {
     hits.push(req.headers.host ?? '');
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: { Authorization: `Bearer ${TOKEN}` } }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ headers: { Authorization: `Bearer ${TOKEN}` } }));
   });
   await new Promise<void>((r) => server.listen(port, host, r));
   return { server, port: (server.address() as { port: number }).port, hits };
@@ -31,7 +33,14 @@ describe('callback URLs are guarded when called', () => {
   let signer: CallbackSigner;
   const identity = { tenant_id: 't', sandbox_id: 'sb' };
   const target = { host: 'api.example.com', port: 443 };
-  const cb = (url: string): CompiledCallback => ({ id: 'cb', position: 0, url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
+  const cb = (url: string): CompiledCallback => ({
+    id: 'cb',
+    position: 0,
+    url,
+    ttlSeconds: 60,
+    requestHeaders: [],
+    fullRequest: false,
+  });
   const limits = (allow: string): CallbackLimits => ({
     ...DEFAULT_CALLBACK_LIMITS,
     egress: new EgressGuard(serverResolver(`127.0.0.1:${dns.port}`), parseEgressAllowList(allow)),
@@ -41,7 +50,9 @@ describe('callback URLs are guarded when called', () => {
     loop = await listen('127.0.0.1');
     other = await listen('127.0.0.2', loop.port);
     // tokens.test -> 127.0.0.1; rebind.test -> 127.0.0.2 first, then 127.0.0.1.
-    dns = await startDnsServer(['tokens.test', 'rebind.test'], (name, earlier) => (name === 'rebind.test' && earlier === 0 ? '127.0.0.2' : '127.0.0.1'));
+    dns = await startDnsServer(['tokens.test', 'rebind.test'], (name, earlier) =>
+      name === 'rebind.test' && earlier === 0 ? '127.0.0.2' : '127.0.0.1',
+    );
     signer = await CallbackSigner.ephemeral();
   });
   afterAll(() => {
@@ -52,14 +63,26 @@ describe('callback URLs are guarded when called', () => {
 
   it('refuses a hostname that resolves to loopback, and an IP-literal loopback URL, before connecting', async () => {
     const before = loop.hits.length;
-    await expect(callCallback(cb(`http://tokens.test:${loop.port}/resolve`), target, identity, signer, limits(''))).rejects.toMatchObject({ reason: 'private_destination' });
-    await expect(callCallback(cb(`http://127.0.0.1:${loop.port}/resolve`), target, identity, signer, limits(''))).rejects.toMatchObject({ reason: 'private_destination' });
-    await expect(callCallback(cb(`http://[::ffff:127.0.0.1]:${loop.port}/resolve`), target, identity, signer, limits(''))).rejects.toMatchObject({ reason: 'private_destination' });
+    await expect(
+      callCallback(cb(`http://tokens.test:${loop.port}/resolve`), target, identity, signer, limits('')),
+    ).rejects.toMatchObject({ reason: 'private_destination' });
+    await expect(
+      callCallback(cb(`http://127.0.0.1:${loop.port}/resolve`), target, identity, signer, limits('')),
+    ).rejects.toMatchObject({ reason: 'private_destination' });
+    await expect(
+      callCallback(cb(`http://[::ffff:127.0.0.1]:${loop.port}/resolve`), target, identity, signer, limits('')),
+    ).rejects.toMatchObject({ reason: 'private_destination' });
     expect(loop.hits.length).toBe(before);
   });
 
   it('calls it once the range is opened by name', async () => {
-    const headers = await callCallback(cb(`http://tokens.test:${loop.port}/resolve`), target, identity, signer, limits('127.0.0.0/8'));
+    const headers = await callCallback(
+      cb(`http://tokens.test:${loop.port}/resolve`),
+      target,
+      identity,
+      signer,
+      limits('127.0.0.0/8'),
+    );
     expect(headers).toEqual([['Authorization', `Bearer ${TOKEN}`]]);
     expect(loop.hits.at(-1)).toBe(`tokens.test:${loop.port}`);
   });
@@ -67,13 +90,20 @@ describe('callback URLs are guarded when called', () => {
   it('connects to the address it checked: a rebinding answer never reaches the unchecked address', async () => {
     const before = loop.hits.length;
     const guarded = limits('127.0.0.2/32');
-    for (let i = 0; i < 3; i++) await callCallback(cb(`http://rebind.test:${loop.port}/resolve`), target, identity, signer, guarded);
+    for (let i = 0; i < 3; i++)
+      await callCallback(cb(`http://rebind.test:${loop.port}/resolve`), target, identity, signer, guarded);
     expect(other.hits).toHaveLength(3);
     expect(loop.hits.length).toBe(before);
   });
 
   it('says why without a value', async () => {
-    const err = await callCallback(cb(`http://tokens.test:${loop.port}/resolve`), target, identity, signer, limits('')).catch((e: Error) => e);
+    const err = await callCallback(
+      cb(`http://tokens.test:${loop.port}/resolve`),
+      target,
+      identity,
+      signer,
+      limits(''),
+    ).catch((e: Error) => e);
     expect(String(err)).toContain('private_destination');
     expect(String(err)).not.toContain(TOKEN);
   });

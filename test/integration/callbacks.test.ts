@@ -57,7 +57,9 @@ describe('callbacks against a real HTTP endpoint', () => {
     const result = await resolve(callback());
     expect(result.headers).toEqual([['Authorization', `Bearer ${CANARY}`]]);
     const call = server.calls[0]!;
-    expect(call.body).toBe('{"host":"api.example.com","port":443,"identity":{"tenant_id":"default","sandbox_id":"sb-1"}}');
+    expect(call.body).toBe(
+      '{"host":"api.example.com","port":443,"identity":{"tenant_id":"default","sandbox_id":"sb-1"}}',
+    );
     expect(call.headers['content-type']).toBe('application/json');
     expect(call.headers['x-callback-key']).toBe(`key-${CANARY}`);
     expect(call.headers['x-team']).toBe('blue');
@@ -83,22 +85,46 @@ describe('callbacks against a real HTTP endpoint', () => {
       ['sb-acme', { tenantId: 'acme', organizationId: 'org-1' }],
       ['sb-solo', { tenantId: 'solo' }],
     ]);
-    resolver = new CallbackResolver(cache, signer, DEFAULT_CALLBACK_LIMITS, undefined, { identityFor: (id) => identities.get(id)! });
+    resolver = new CallbackResolver(cache, signer, DEFAULT_CALLBACK_LIMITS, undefined, {
+      identityFor: (id) => identities.get(id)!,
+    });
     await resolve(callback(), 'sb-acme');
     await resolve(callback(), 'sb-solo');
     expect(server.calls.map((c) => JSON.parse(c.body).identity)).toEqual([
       { tenant_id: 'acme', sandbox_id: 'sb-acme', organization_id: 'org-1' },
       { tenant_id: 'solo', sandbox_id: 'sb-solo' },
     ]);
-    expect(server.calls[1]!.body).toBe('{"host":"api.example.com","port":443,"identity":{"tenant_id":"solo","sandbox_id":"sb-solo"}}');
+    expect(server.calls[1]!.body).toBe(
+      '{"host":"api.example.com","port":443,"identity":{"tenant_id":"solo","sandbox_id":"sb-solo"}}',
+    );
   });
 
   it('adds a request snapshot to the body of an uncached full-request call', async () => {
-    const request = { method: 'POST', url: 'https://api.example.com/v1?x=1', scheme: 'https', host: 'api.example.com', path: '/v1', query: 'x=1', headers: { 'x-a': ['1'] }, body_base64: 'aGk=', body_truncated: false };
-    expect(await resolver.callFull(callback(), target, 'sb-1', request)).toEqual([['Authorization', `Bearer ${CANARY}`]]);
+    const request = {
+      method: 'POST',
+      url: 'https://api.example.com/v1?x=1',
+      scheme: 'https',
+      host: 'api.example.com',
+      path: '/v1',
+      query: 'x=1',
+      headers: { 'x-a': ['1'] },
+      body_base64: 'aGk=',
+      body_truncated: false,
+    };
+    expect(await resolver.callFull(callback(), target, 'sb-1', request)).toEqual([
+      ['Authorization', `Bearer ${CANARY}`],
+    ]);
     const call = server.calls[0]!;
-    expect(JSON.parse(call.body)).toEqual({ host: 'api.example.com', port: 443, identity: { tenant_id: 'default', sandbox_id: 'sb-1' }, request });
-    const { payload } = await jwtVerify(call.headers['x-langsmith-signature-jwt'] as string, createLocalJWKSet(signer.jwks()));
+    expect(JSON.parse(call.body)).toEqual({
+      host: 'api.example.com',
+      port: 443,
+      identity: { tenant_id: 'default', sandbox_id: 'sb-1' },
+      request,
+    });
+    const { payload } = await jwtVerify(
+      call.headers['x-langsmith-signature-jwt'] as string,
+      createLocalJWKSet(signer.jwks()),
+    );
     expect(payload.body_sha256).toBe(createHash('sha256').update(call.body).digest('hex'));
     expect(cache.size).toBe(0);
   });
@@ -116,7 +142,9 @@ describe('callbacks against a real HTTP endpoint', () => {
   it('a signature for one URL does not verify for another audience', async () => {
     await resolve(callback());
     const jwt = server.calls[0]!.headers[SIGNATURE_HEADER.toLowerCase()] as string;
-    await expect(jwtVerify(jwt, createLocalJWKSet(signer.jwks()), { audience: 'https://elsewhere.example/x' })).rejects.toThrow();
+    await expect(
+      jwtVerify(jwt, createLocalJWKSet(signer.jwks()), { audience: 'https://elsewhere.example/x' }),
+    ).rejects.toThrow();
   });
 
   it('caches per (sandbox, callback, host, port) for ttl_seconds, then calls again', async () => {
@@ -144,9 +172,17 @@ describe('callbacks against a real HTTP endpoint', () => {
 
   const failures: Array<[string, Parameters<typeof server.set>[0], string]> = [
     ['non-2xx status', (_q, res) => res.writeHead(503).end('down'), 'status'],
-    ['a redirect (never followed)', (_q, res) => res.writeHead(302, { location: `${'http://127.0.0.1:1'}/elsewhere` }).end(), 'redirect'],
+    [
+      'a redirect (never followed)',
+      (_q, res) => res.writeHead(302, { location: `${'http://127.0.0.1:1'}/elsewhere` }).end(),
+      'redirect',
+    ],
     ['a timeout', () => undefined, 'timeout'],
-    ['an oversized body', (_q, res) => res.writeHead(200).end(JSON.stringify({ headers: { A: 'x'.repeat(70_000) } })), 'too_large'],
+    [
+      'an oversized body',
+      (_q, res) => res.writeHead(200).end(JSON.stringify({ headers: { A: 'x'.repeat(70_000) } })),
+      'too_large',
+    ],
     [
       'an oversized chunked body',
       (_q, res) => {
@@ -161,7 +197,11 @@ describe('callbacks against a real HTTP endpoint', () => {
     ['a JSON array body', (_q, res) => res.writeHead(200).end('[]'), 'malformed'],
     ['an invalid header name', (_q, res) => res.writeHead(200).end('{"headers": {"Bad Name": "v"}}'), 'invalid_header'],
     ['a reserved header name', (_q, res) => res.writeHead(200).end('{"headers": {"Host": "v"}}'), 'invalid_header'],
-    ['a header value with CRLF', (_q, res) => res.writeHead(200).end(JSON.stringify({ headers: { A: `x\r\nInjected: ${CANARY}` } })), 'invalid_header'],
+    [
+      'a header value with CRLF',
+      (_q, res) => res.writeHead(200).end(JSON.stringify({ headers: { A: `x\r\nInjected: ${CANARY}` } })),
+      'invalid_header',
+    ],
     ['a non-string header value', (_q, res) => res.writeHead(200).end('{"headers": {"A": 1}}'), 'invalid_header'],
   ];
   for (const [what, behaviour, reason] of failures) {

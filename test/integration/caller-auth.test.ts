@@ -21,7 +21,8 @@ rules:
     headers: [{ name: Authorization, type: plaintext, value: "Bearer caller-auth-canary" }]
 `;
 const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.warn('SKIPPED unix-socket permission test: needs root to run a client as another user (CI runs as root)');
+if (!isRoot)
+  console.warn('SKIPPED unix-socket permission test: needs root to run a client as another user (CI runs as root)');
 
 describe('caller authentication', () => {
   let dir: TempDir;
@@ -36,8 +37,19 @@ describe('caller authentication', () => {
     chmodSync(dir.path, 0o755);
     const config = dir.file('config.yaml', CONFIG);
     mtls = makeMtls(dir.path);
-    unixService = await startService({ config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default' }, log);
-    tlsService = await startService({ config, listen: '127.0.0.1:0', sandboxId: 'default', tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } }, log);
+    unixService = await startService(
+      { config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default' },
+      log,
+    );
+    tlsService = await startService(
+      {
+        config,
+        listen: '127.0.0.1:0',
+        sandboxId: 'default',
+        tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca },
+      },
+      log,
+    );
     const multi = dir.file(
       'multi.yaml',
       `
@@ -48,7 +60,16 @@ sandboxes:
     rules: [{ name: r2, match_hosts: ["api.example.com"], headers: [{ name: Authorization, type: plaintext, value: "Bearer for-sb-2" }] }]
 `,
     );
-    boundService = await startService({ config: multi, listen: '127.0.0.1:0', sandboxId: 'default', bindSandboxToCert: true, tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca } }, log);
+    boundService = await startService(
+      {
+        config: multi,
+        listen: '127.0.0.1:0',
+        sandboxId: 'default',
+        bindSandboxToCert: true,
+        tls: { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca },
+      },
+      log,
+    );
   });
   afterAll(async () => {
     await unixService?.close();
@@ -62,7 +83,16 @@ sandboxes:
     const script = `require('net').connect(${JSON.stringify(socket)}).on('connect', () => { console.log('CONNECTED'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); });`;
     // Node reached through a stage: the checkout's own Node may sit under a directory uid 65534 cannot traverse.
     const stage = stageForOtherUsers();
-    const [cmd, ...args] = stage.wrap(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', stage.node, '-e', script]);
+    const [cmd, ...args] = stage.wrap([
+      'setpriv',
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--',
+      stage.node,
+      '-e',
+      script,
+    ]);
     const r = spawnSync(cmd!, args, { encoding: 'utf8' });
     stage.cleanup();
     expect(r.stdout.trim()).toBe('EACCES');
@@ -76,7 +106,14 @@ sandboxes:
   });
 
   const tlsClient = (certs?: { cert: string; key: string }, ca = mtls.ca) =>
-    extProcClient(tlsService.address.replace('127.0.0.1', 'localhost'), grpc.credentials.createSsl(readFileSync(ca), certs ? readFileSync(certs.key) : null, certs ? readFileSync(certs.cert) : null));
+    extProcClient(
+      tlsService.address.replace('127.0.0.1', 'localhost'),
+      grpc.credentials.createSsl(
+        readFileSync(ca),
+        certs ? readFileSync(certs.key) : null,
+        certs ? readFileSync(certs.cert) : null,
+      ),
+    );
 
   it('over TCP, a client without a certificate gets no decision', async () => {
     const client = tlsClient();
@@ -98,9 +135,13 @@ sandboxes:
   describe('with --bind-sandbox-to-cert', () => {
     const bound = (cn: string) => {
       const files = mtls.client(cn);
-      return extProcClient(boundService.address.replace('127.0.0.1', 'localhost'), grpc.credentials.createSsl(readFileSync(mtls.ca), readFileSync(files.key), readFileSync(files.cert)));
+      return extProcClient(
+        boundService.address.replace('127.0.0.1', 'localhost'),
+        grpc.credentials.createSsl(readFileSync(mtls.ca), readFileSync(files.key), readFileSync(files.cert)),
+      );
     };
-    const auth = async (client: grpc.Client, md: Record<string, string> = {}) => setHeaders((await exchange(client, [requestHeaders('api.example.com')], md)).responses[0]!).authorization;
+    const auth = async (client: grpc.Client, md: Record<string, string> = {}) =>
+      setHeaders((await exchange(client, [requestHeaders('api.example.com')], md)).responses[0]!).authorization;
 
     it("a sidecar gets its own sandbox's credential, named by metadata or by its certificate alone", async () => {
       const client = bound('sb-1');

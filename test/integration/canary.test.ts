@@ -26,7 +26,9 @@ describe('secrets never reach logs (canary scenario through `authproxy serve`)',
   beforeAll(async () => {
     dir = tempDir();
     server = await startCallbackServer((req, res, body) =>
-      req.url === '/bad' ? res.writeHead(200).end(`{"headers": {"X": "${CANARIES.callbackAnswer}\\r\\n"}}`) : answer({ Authorization: `Bearer ${CANARIES.callbackAnswer}` })(req, res, body),
+      req.url === '/bad'
+        ? res.writeHead(200).end(`{"headers": {"X": "${CANARIES.callbackAnswer}\\r\\n"}}`)
+        : answer({ Authorization: `Bearer ${CANARIES.callbackAnswer}` })(req, res, body),
     );
     runCli(['keys', 'init', '--dir', join(dir.path, 'keys')]);
     const seal = (s: string, to: SealTo) => sealWithCli(join(dir.path, 'keys/sealing.pub'), s, to);
@@ -73,7 +75,11 @@ access_control:
       '--metrics-listen',
       '127.0.0.1:0',
     ]);
-    await eventually(() => proc.output().includes('authproxy serving') && proc.output().includes('http port serving'), 10_000, 'serve to start');
+    await eventually(
+      () => proc.output().includes('authproxy serving') && proc.output().includes('http port serving'),
+      10_000,
+      'serve to start',
+    );
   });
   afterAll(async () => {
     proc?.child.kill('SIGKILL');
@@ -98,7 +104,13 @@ access_control:
   it('injects every kind of credential and logs decisions without values, then exits cleanly on SIGTERM', async () => {
     const client = extProcClient(`unix:${socket()}`);
     const auth = async (host: string, path = '/') =>
-      setHeaders((await exchange(client, [requestHeaders(host, path, { authorization: 'placeholder', 'proxy-authorization': CANARIES.workspace })])).responses[0]!).authorization;
+      setHeaders(
+        (
+          await exchange(client, [
+            requestHeaders(host, path, { authorization: 'placeholder', 'proxy-authorization': CANARIES.workspace }),
+          ])
+        ).responses[0]!,
+      ).authorization;
     expect(await auth('ws.example.com')).toBe(`Bearer ${CANARIES.workspace}`);
     expect(await auth('opaque.example.com')).toBe(CANARIES.opaque);
     expect(await auth('cb.example.com', `/x?token=${CANARIES.workspace}`)).toBe(`Bearer ${CANARIES.callbackAnswer}`);
@@ -110,7 +122,10 @@ access_control:
     expect(denied.immediate_response?.status.code).toBe('Forbidden');
     client.close();
 
-    writeFileSync(join(dir.path, 'config.yaml'), `rules:\n  - name: x\n    match_hosts: ["a.example.com"]\n    headers: [{ name: A, type: opaque, value: "${CANARIES.opaque}" }]\n`);
+    writeFileSync(
+      join(dir.path, 'config.yaml'),
+      `rules:\n  - name: x\n    match_hosts: ["a.example.com"]\n    headers: [{ name: A, type: opaque, value: "${CANARIES.opaque}" }]\n`,
+    );
     await eventually(() => proc.output().includes('config reload rejected'), 10_000, 'reload error');
 
     proc.child.kill('SIGTERM');

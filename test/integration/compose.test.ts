@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const hasCompose = spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0;
-if (!hasCompose) console.warn('SKIPPED docker-compose syntax check: docker-compose not installed (scripts/setup-deps.sh installs it)');
+if (!hasCompose)
+  console.warn('SKIPPED docker-compose syntax check: docker-compose not installed (scripts/setup-deps.sh installs it)');
 
 describe('docker-compose.yml (no Docker engine here: parsed and checked, not run)', () => {
   it.skipIf(!hasCompose)('passes `docker-compose config`', () => {

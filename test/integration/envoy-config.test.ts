@@ -16,9 +16,14 @@ function envoyValidate(dir: string, yaml: string): string {
   const file = join(dir, `e-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(file, yaml);
   try {
-    return execFileSync(bin!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '--log-level', 'error'], { encoding: 'utf8', stdio: 'pipe' });
+    return execFileSync(bin!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '--log-level', 'error'], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
   } catch (err) {
-    throw new Error(`envoy rejected the config: ${(err as { stdout?: string; stderr?: string }).stderr ?? ''}${(err as { stdout?: string }).stdout ?? ''}`);
+    throw new Error(
+      `envoy rejected the config: ${(err as { stdout?: string; stderr?: string }).stderr ?? ''}${(err as { stdout?: string }).stdout ?? ''}`,
+    );
   }
 }
 
@@ -43,14 +48,26 @@ describe('authproxy envoy-config and sandbox-env', () => {
     const doc = parse(yaml);
     const inner = doc.static_resources.listeners[1].filter_chains[0].filters[0].typed_config;
     // Paths go upstream byte for byte (S3 keys with `//`, `..` or `%2F`); authproxy normalises only its copy for matching.
-    expect(inner).toMatchObject({ normalize_path: false, merge_slashes: false, path_with_escaped_slashes_action: 'KEEP_UNCHANGED', strip_any_host_port: true, strip_trailing_host_dot: true });
+    expect(inner).toMatchObject({
+      normalize_path: false,
+      merge_slashes: false,
+      path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+      strip_any_host_port: true,
+      strip_trailing_host_dot: true,
+    });
     const extProc = inner.http_filters[0].typed_config;
-    expect(extProc).toMatchObject({ failure_mode_allow: false, processing_mode: { request_header_mode: 'SEND', response_header_mode: 'SKIP' } });
+    expect(extProc).toMatchObject({
+      failure_mode_allow: false,
+      processing_mode: { request_header_mode: 'SEND', response_header_mode: 'SKIP' },
+    });
     expect(extProc.message_timeout).toBe('12.000s');
-    const outerRoutes = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
+    const outerRoutes =
+      doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
     const tunnel = outerRoutes.find((r: { name: string }) => r.name === 'http_tunnel');
     expect(tunnel.request_headers_to_remove).toEqual(['x-authproxy-route', 'proxy-authorization']);
-    expect(doc.layered_runtime.layers[0].static_layer['envoy.reloadable_features.ext_proc_graceful_grpc_close']).toBe(true);
+    expect(doc.layered_runtime.layers[0].static_layer['envoy.reloadable_features.ext_proc_graceful_grpc_close']).toBe(
+      true,
+    );
   });
 
   it('reaches authproxy over HTTP/2 with keepalive pings: socket, transparent mode, mTLS', () => {
@@ -59,17 +76,32 @@ describe('authproxy envoy-config and sandbox-env', () => {
     const renders = [
       runCli(['envoy-config']).stdout,
       runCli(['envoy-config', '--mode', 'transparent']).stdout,
-      runCli(['envoy-config', '--authproxy', 'authproxy.internal:9443', '--authproxy-tls-cert', client.cert, '--authproxy-tls-key', client.key, '--authproxy-tls-ca', files.ca]).stdout,
+      runCli([
+        'envoy-config',
+        '--authproxy',
+        'authproxy.internal:9443',
+        '--authproxy-tls-cert',
+        client.cert,
+        '--authproxy-tls-key',
+        client.key,
+        '--authproxy-tls-ca',
+        files.ca,
+      ]).stdout,
     ];
     for (const yaml of renders) {
       const cluster = parse(yaml).static_resources.clusters.find((c: { name: string }) => c.name === 'authproxy');
-      const h2 = cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].explicit_http_config.http2_protocol_options;
+      const h2 =
+        cluster.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']
+          .explicit_http_config.http2_protocol_options;
       expect(h2).toEqual({ connection_keepalive: { interval: '30s', timeout: '15s' } });
     }
   });
 
   it.skipIf(!bin)('passes envoy --mode validate: Unix socket, mTLS over TCP, strict header list, test DNS', () => {
-    envoyValidate(dir.path, runCli(['envoy-config', '--admin-port', '9901', '--dns-resolver', '127.0.0.1:5353']).stdout);
+    envoyValidate(
+      dir.path,
+      runCli(['envoy-config', '--admin-port', '9901', '--dns-resolver', '127.0.0.1:5353']).stdout,
+    );
     const files = makeMtls(dir.path);
     const client = files.client('sb-1');
     const mtls = runCli([
@@ -89,7 +121,11 @@ describe('authproxy envoy-config and sandbox-env', () => {
     expect(mtls.stdout).toContain('allow_expression');
     envoyValidate(dir.path, mtls.stdout);
     // A long strict list (with the credential headers a rewrite strips) is over RE2's default program size of 100.
-    const long = runCli(['envoy-config', '--credential-headers', 'authorization,x-api-key,anthropic-version,openai-organization,x-goog-user-project']);
+    const long = runCli([
+      'envoy-config',
+      '--credential-headers',
+      'authorization,x-api-key,anthropic-version,openai-organization,x-goog-user-project',
+    ]);
     expect(long.status).toBe(0);
     envoyValidate(dir.path, long.stdout);
   });
@@ -97,18 +133,39 @@ describe('authproxy envoy-config and sandbox-env', () => {
   it('lets only the intercepting listener set :authority (rewrite answers), and pins each request to the dial target', () => {
     const doc = parse(runCli(['envoy-config']).stdout);
     const [outer, inner] = doc.static_resources.listeners.map(
-      (l: { filter_chains: Array<{ filters: Array<{ typed_config: { http_filters: Array<{ name: string; typed_config: Record<string, unknown> }> } }> }> }) => l.filter_chains[0]!.filters[0]!.typed_config.http_filters,
+      (l: {
+        filter_chains: Array<{
+          filters: Array<{
+            typed_config: { http_filters: Array<{ name: string; typed_config: Record<string, unknown> }> };
+          }>;
+        }>;
+      }) => l.filter_chains[0]!.filters[0]!.typed_config.http_filters,
     );
-    expect(outer[0].typed_config.mutation_rules).toEqual({ disallow_all: true, allow_expression: { regex: '^x-authproxy-route$' }, disallow_is_error: true });
+    expect(outer[0].typed_config.mutation_rules).toEqual({
+      disallow_all: true,
+      allow_expression: { regex: '^x-authproxy-route$' },
+      disallow_is_error: true,
+    });
     expect(inner[0].typed_config).toMatchObject({
-      mutation_rules: { disallow_system: true, allow_expression: { regex: '^(:authority|:path)$' }, disallow_is_error: true },
+      mutation_rules: {
+        disallow_system: true,
+        allow_expression: { regex: '^(:authority|:path)$' },
+        disallow_is_error: true,
+      },
       metadata_options: { receiving_namespaces: { untyped: ['authproxy'] } },
     });
-    expect(inner.map((f: { name: string }) => f.name)).toEqual(['envoy.filters.http.ext_proc', 'envoy.filters.http.set_filter_state', 'envoy.filters.http.dynamic_forward_proxy', 'envoy.filters.http.router']);
-    const pins = (inner[1].typed_config.on_request_headers as Array<{ object_key: string; format_string: { text_format_source: { inline_string: string } } }>).map((p) => [
-      p.object_key,
-      p.format_string.text_format_source.inline_string,
+    expect(inner.map((f: { name: string }) => f.name)).toEqual([
+      'envoy.filters.http.ext_proc',
+      'envoy.filters.http.set_filter_state',
+      'envoy.filters.http.dynamic_forward_proxy',
+      'envoy.filters.http.router',
     ]);
+    const pins = (
+      inner[1].typed_config.on_request_headers as Array<{
+        object_key: string;
+        format_string: { text_format_source: { inline_string: string } };
+      }>
+    ).map((p) => [p.object_key, p.format_string.text_format_source.inline_string]);
     expect(pins).toEqual([
       ['envoy.upstream.dynamic_host', '%FILTER_STATE(authproxy.dial_host:PLAIN)%'],
       ['envoy.upstream.dynamic_port', '%FILTER_STATE(authproxy.dial_port:PLAIN)%'],
@@ -126,7 +183,10 @@ describe('authproxy envoy-config and sandbox-env', () => {
 
   it('ca bundle appends the interception CA to the system roots and refuses a key file', () => {
     expect(runCli(['ca', 'init', '--dir', join(dir.path, 'ca')]).status).toBe(0);
-    const system = dir.file('roots.pem', readFileSync(join(dir.path, 'ca', 'ca.crt'), 'utf8').replace(/authproxy/g, 'x'));
+    const system = dir.file(
+      'roots.pem',
+      readFileSync(join(dir.path, 'ca', 'ca.crt'), 'utf8').replace(/authproxy/g, 'x'),
+    );
     const r = runCli(['ca', 'bundle', '--ca-cert', join(dir.path, 'ca', 'ca.crt'), '--system', system]);
     expect(r.status).toBe(0);
     expect(r.stdout.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
@@ -153,7 +213,17 @@ rules:
 no_proxy: ["localhost", "*.internal.example.com", "::1"]
 `,
     );
-    const r = runCli(['sandbox-env', '--config', config, '--proxy-url', 'http://127.0.0.1:15000', '--ca-file', '/etc/ca.pem', '--format', 'json']);
+    const r = runCli([
+      'sandbox-env',
+      '--config',
+      config,
+      '--proxy-url',
+      'http://127.0.0.1:15000',
+      '--ca-file',
+      '/etc/ca.pem',
+      '--format',
+      'json',
+    ]);
     expect(r.status).toBe(0);
     const env = JSON.parse(r.stdout);
     expect(env).toMatchObject({

@@ -45,7 +45,16 @@ access_control:
   deny_list: ["evil.example.org"]
 `,
     );
-    service = await startService({ config, secretsDir: secrets, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'sb-default', egressAllowCidrs: '127.0.0.0/8' }, logs.log);
+    service = await startService(
+      {
+        config,
+        secretsDir: secrets,
+        listen: `unix:${join(dir.path, 'ext.sock')}`,
+        sandboxId: 'sb-default',
+        egressAllowCidrs: '127.0.0.0/8',
+      },
+      logs.log,
+    );
     client = extProcClient(service.address);
   });
 
@@ -57,7 +66,9 @@ access_control:
   });
 
   it('injects a matching rule with raw_value only, OVERWRITE_IF_EXISTS_OR_ADD and append unset', async () => {
-    const { responses, status } = await exchange(client, [requestHeaders('api.github.com', '/repos/a/b', { authorization: 'placeholder', 'proxy-authorization': 'x' })]);
+    const { responses, status } = await exchange(client, [
+      requestHeaders('api.github.com', '/repos/a/b', { authorization: 'placeholder', 'proxy-authorization': 'x' }),
+    ]);
     expect(status.code).toBe(grpc.status.OK);
     expect(responses).toHaveLength(1);
     const mutation = responses[0]!.request_headers!.response!.header_mutation!;
@@ -89,21 +100,33 @@ access_control:
   });
 
   it('resolves a callback and sends the sandbox id from gRPC metadata', async () => {
-    const { responses } = await exchange(client, [requestHeaders('api.example.com', '/v1')], { 'x-sandbox-id': 'sb-42' });
+    const { responses } = await exchange(client, [requestHeaders('api.example.com', '/v1')], {
+      'x-sandbox-id': 'sb-42',
+    });
     expect(setHeaders(responses[0]!)).toEqual({ authorization: `Bearer cb-${CANARY}` });
     const last = callbacks.calls.at(-1)!;
-    expect(JSON.parse(last.body)).toEqual({ host: 'api.example.com', port: 443, identity: { tenant_id: 'default', sandbox_id: 'sb-42' } });
+    expect(JSON.parse(last.body)).toEqual({
+      host: 'api.example.com',
+      port: 443,
+      identity: { tenant_id: 'default', sandbox_id: 'sb-42' },
+    });
   });
 
   it('answers 502 "callback resolution failed" when a callback fails', async () => {
-    callbacks.set((req, res, body) => (req.url === '/fails' ? res.writeHead(500).end() : answer({ Authorization: `Bearer cb-${CANARY}` })(req, res, body)));
+    callbacks.set((req, res, body) =>
+      req.url === '/fails'
+        ? res.writeHead(500).end()
+        : answer({ Authorization: `Bearer cb-${CANARY}` })(req, res, body),
+    );
     const { responses } = await exchange(client, [requestHeaders('broken.example.com', '/')]);
     expect(responses[0]!.immediate_response!.status.code).toBe('BadGateway');
     expect(Buffer.from(responses[0]!.immediate_response!.body).toString()).toBe('callback resolution failed');
   });
 
   it('gives no credential when the sandbox id metadata is repeated (ambiguous)', async () => {
-    const { responses } = await exchange(client, [requestHeaders('api.github.com', '/user')], { 'x-sandbox-id': ['a', 'b'] });
+    const { responses } = await exchange(client, [requestHeaders('api.github.com', '/user')], {
+      'x-sandbox-id': ['a', 'b'],
+    });
     expect(setHeaders(responses[0]!)).toEqual({});
   });
 
@@ -126,7 +149,11 @@ access_control:
   });
 
   it('serves many concurrent streams', async () => {
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => exchange(client, [requestHeaders('api.github.com', i % 2 ? '/user' : '/nope')])));
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        exchange(client, [requestHeaders('api.github.com', i % 2 ? '/user' : '/nope')]),
+      ),
+    );
     results.forEach(({ responses, status }, i) => {
       expect(status.code).toBe(grpc.status.OK);
       expect(setHeaders(responses[0]!).authorization).toBe(i % 2 ? `Bearer ${CANARY}` : undefined);
@@ -135,12 +162,18 @@ access_control:
 
   it('reports SERVING on grpc.health.v1', async () => {
     const def = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String });
-    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+    const pkg = grpc.loadPackageDefinition(def) as unknown as {
+      grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+    };
     const health = new pkg.grpc.health.v1.Health(service.address, grpc.credentials.createInsecure()) as unknown as {
       check(req: object, cb: (err: Error | null, res: { status: string }) => void): void;
       close(): void;
     };
-    const res = await new Promise<{ status: string }>((resolve, reject) => health.check({ service: 'envoy.service.ext_proc.v3.ExternalProcessor' }, (err, r) => (err ? reject(err) : resolve(r))));
+    const res = await new Promise<{ status: string }>((resolve, reject) =>
+      health.check({ service: 'envoy.service.ext_proc.v3.ExternalProcessor' }, (err, r) =>
+        err ? reject(err) : resolve(r),
+      ),
+    );
     health.close();
     expect(res.status).toBe('SERVING');
   });

@@ -16,7 +16,14 @@ const CANARY = 'full-request-canary-61b0';
 
 type BodyWire = WireResponse & {
   mode_override?: { request_body_mode?: string; response_header_mode?: string; request_header_mode?: string };
-  request_body?: { response?: { header_mutation?: { set_headers?: Array<{ header: { key: string; raw_value?: Buffer } }>; remove_headers?: string[] } } };
+  request_body?: {
+    response?: {
+      header_mutation?: {
+        set_headers?: Array<{ header: { key: string; raw_value?: Buffer } }>;
+        remove_headers?: string[];
+      };
+    };
+  };
 };
 
 const withBody = (authority: string, path: string, extra: Record<string, string> = {}) => {
@@ -24,7 +31,13 @@ const withBody = (authority: string, path: string, extra: Record<string, string>
   return { request_headers: { ...m.request_headers, end_of_stream: false } };
 };
 const body = (data: string | Buffer, end = true) => ({ request_body: { body: Buffer.from(data), end_of_stream: end } });
-const bodySet = (r: BodyWire) => Object.fromEntries((r.request_body?.response?.header_mutation?.set_headers ?? []).map((h) => [h.header.key, Buffer.from(h.header.raw_value ?? []).toString()]));
+const bodySet = (r: BodyWire) =>
+  Object.fromEntries(
+    (r.request_body?.response?.header_mutation?.set_headers ?? []).map((h) => [
+      h.header.key,
+      Buffer.from(h.header.raw_value ?? []).toString(),
+    ]),
+  );
 
 describe('full_request callbacks over real gRPC', () => {
   let dir: TempDir;
@@ -50,7 +63,10 @@ callbacks:
     full_request: true
 `,
     );
-    service = await startService({ config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'sb-full', egressAllowCidrs: '127.0.0.0/8' }, logs.log);
+    service = await startService(
+      { config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'sb-full', egressAllowCidrs: '127.0.0.0/8' },
+      logs.log,
+    );
     client = extProcClient(service.address);
   });
 
@@ -63,7 +79,13 @@ callbacks:
 
   it('asks for the body, then answers the body with the credentials; the callback sees the snapshot', async () => {
     const before = callbacks.calls.length;
-    const { responses, status } = await exchange(client, [withBody('api.full.test', '/v1/chat?x=1', { 'content-type': 'application/json', 'proxy-authorization': 'Basic c2VjcmV0' }), body('{"q":1}')]);
+    const { responses, status } = await exchange(client, [
+      withBody('api.full.test', '/v1/chat?x=1', {
+        'content-type': 'application/json',
+        'proxy-authorization': 'Basic c2VjcmV0',
+      }),
+      body('{"q":1}'),
+    ]);
     expect(status.code).toBe(0);
     expect(responses).toHaveLength(2);
     const [first, second] = responses as [BodyWire, BodyWire];
@@ -90,14 +112,19 @@ callbacks:
   it('a partial body (Envoy stopped at its buffer limit) is marked truncated', async () => {
     const before = callbacks.calls.length;
     await exchange(client, [withBody('api.full.test', '/up'), body('first part', false)]);
-    expect(JSON.parse(callbacks.calls[before]!.body).request).toMatchObject({ body_truncated: true, body_base64: Buffer.from('first part').toString('base64') });
+    expect(JSON.parse(callbacks.calls[before]!.body).request).toMatchObject({
+      body_truncated: true,
+      body_base64: Buffer.from('first part').toString('base64'),
+    });
   });
 
   it('a request without a body is decided from its headers, with no mode_override', async () => {
     const { responses } = await exchange(client, [requestHeaders('api.full.test', '/models')]);
     expect(responses).toHaveLength(1);
     expect((responses[0] as BodyWire).mode_override).toBeFalsy();
-    expect(responses[0]!.request_headers?.response?.header_mutation?.set_headers?.[0]?.header.key).toBe('authorization');
+    expect(responses[0]!.request_headers?.response?.header_mutation?.set_headers?.[0]?.header.key).toBe(
+      'authorization',
+    );
   });
 
   it('never caches: every request is a call', async () => {

@@ -60,7 +60,9 @@ rules:
   it('validate: a private token_uri needs --gcp-token-uri-allow (flag or AUTHPROXY_GCP_TOKEN_URI_ALLOW)', () => {
     const refused = runCli(withDir(['validate']));
     expect(refused.status).not.toBe(0);
-    expect(refused.stderr).toContain(`rules[1].gcp.service_account_json: rule "gcp": "token_uri" is not Google's token endpoint (allow others with --gcp-token-uri-allow)`);
+    expect(refused.stderr).toContain(
+      `rules[1].gcp.service_account_json: rule "gcp": "token_uri" is not Google's token endpoint (allow others with --gcp-token-uri-allow)`,
+    );
     expect(runCli(withDir(['validate', '--gcp-token-uri-allow', 'https://oauth2.private.test'])).status).toBe(0);
     expect(runCli(withDir(['validate']), { env: { AUTHPROXY_GCP_TOKEN_URI_ALLOW: PRIVATE_URI } }).status).toBe(0);
     const bad = runCli(withDir(['validate', '--gcp-token-uri-allow', 'http://oauth2.private.test']));
@@ -70,18 +72,36 @@ rules:
   });
 
   it('explain: Google APIs get the gcp rule with the token redacted; google.com passes', () => {
-    const r = runCli(withDir(['explain', '--gcp-token-uri-allow', PRIVATE_URI, 'GET', 'https://storage.googleapis.com/storage/v1/b']));
+    const r = runCli(
+      withDir(['explain', '--gcp-token-uri-allow', PRIVATE_URI, 'GET', 'https://storage.googleapis.com/storage/v1/b']),
+    );
     expect(r.status, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ rule: 'gcp', gcp: { client_email: account.clientEmail }, set_headers: [{ name: 'Authorization', value: '[redacted]' }] });
+    expect(out).toMatchObject({
+      rule: 'gcp',
+      gcp: { client_email: account.clientEmail },
+      set_headers: [{ name: 'Authorization', value: '[redacted]' }],
+    });
     expect(r.stdout).not.toContain(secret);
-    const google = JSON.parse(runCli(withDir(['explain', '--gcp-token-uri-allow', PRIVATE_URI, 'GET', 'https://www.google.com/'])).stdout);
+    const google = JSON.parse(
+      runCli(withDir(['explain', '--gcp-token-uri-allow', PRIVATE_URI, 'GET', 'https://www.google.com/'])).stdout,
+    );
     expect(google.rule).toBeUndefined();
   });
 
   it('serve refuses a malformed --gcp-token-uri-allow before it starts', () => {
-    const r = runCli(['serve', '--config', config, '--listen', `unix:${dir.path}/s.sock`, '--gcp-token-uri-allow', 'https://x.test/t?a=1']);
+    const r = runCli([
+      'serve',
+      '--config',
+      config,
+      '--listen',
+      `unix:${dir.path}/s.sock`,
+      '--gcp-token-uri-allow',
+      'https://x.test/t?a=1',
+    ]);
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('--gcp-token-uri-allow: "https://x.test/t?a=1" must not have credentials, a query or a fragment');
+    expect(r.stderr).toContain(
+      '--gcp-token-uri-allow: "https://x.test/t?a=1" must not have credentials, a query or a fragment',
+    );
   });
 });

@@ -39,11 +39,37 @@ describe('Google Cloud tokens shared by replicas through Redis', () => {
 
   /** A decision for storage.googleapis.com under a gcp rule with a fresh key pointing at the fake. */
   function decisionWithNewKey(): { decision: GcpDecision; email: string } {
-    const account = makeServiceAccount(fake.url, `agent-${Math.random().toString(36).slice(2, 8)}@authproxy-test.iam.gserviceaccount.com`);
+    const account = makeServiceAccount(
+      fake.url,
+      `agent-${Math.random().toString(36).slice(2, 8)}@authproxy-test.iam.gserviceaccount.com`,
+    );
     fake.accept(account, SCOPES);
-    const config = validateConfig({ rules: [{ name: 'gcp', type: 'gcp', gcp: { service_account_json: { type: 'workspace_secret', value: '{SA}' }, scopes: SCOPES } }] }, 'T');
-    const policy = compilePolicy(config, { secrets: new Map([['SA', account.json]]), unsealer: undefined, gcpTokenUriAllow: [new URL(fake.url).origin] });
-    return { decision: decide(policy, { method: 'GET', scheme: 'https', authority: 'storage.googleapis.com', path: '/' }) as GcpDecision, email: account.clientEmail };
+    const config = validateConfig(
+      {
+        rules: [
+          {
+            name: 'gcp',
+            type: 'gcp',
+            gcp: { service_account_json: { type: 'workspace_secret', value: '{SA}' }, scopes: SCOPES },
+          },
+        ],
+      },
+      'T',
+    );
+    const policy = compilePolicy(config, {
+      secrets: new Map([['SA', account.json]]),
+      unsealer: undefined,
+      gcpTokenUriAllow: [new URL(fake.url).origin],
+    });
+    return {
+      decision: decide(policy, {
+        method: 'GET',
+        scheme: 'https',
+        authority: 'storage.googleapis.com',
+        path: '/',
+      }) as GcpDecision,
+      email: account.clientEmail,
+    };
   }
 
   async function withFleet(run: (handlers: GcpTokenHandler[], logs: () => string) => Promise<void>): Promise<void> {
@@ -61,7 +87,16 @@ describe('Google Cloud tokens shared by replicas through Redis', () => {
   }
 
   const ask = (handlers: GcpTokenHandler[], decision: GcpDecision, n: number): Promise<Outcome[]> =>
-    Promise.all(Array.from({ length: n }, async (_, i) => handlers[i % handlers.length]!.handle(decision, { method: 'GET', scheme: 'https', authority: 'storage.googleapis.com', path: '/' }, undefined, `sb-${i % 5}`)));
+    Promise.all(
+      Array.from({ length: n }, async (_, i) =>
+        handlers[i % handlers.length]!.handle(
+          decision,
+          { method: 'GET', scheme: 'https', authority: 'storage.googleapis.com', path: '/' },
+          undefined,
+          `sb-${i % 5}`,
+        ),
+      ),
+    );
 
   it('30 concurrent requests on 3 replicas: one mint; Redis holds it sealed, expiring 5 minutes early', async () => {
     await withFleet(async (handlers, logs) => {
@@ -71,7 +106,15 @@ describe('Google Cloud tokens shared by replicas through Redis', () => {
       const calls = fake.calls.slice(before);
       expect(calls.map((c) => c.ok)).toEqual([true]);
       const token = calls[0]!.token!;
-      expect(new Set(out.map((o) => JSON.stringify(o)))).toEqual(new Set([JSON.stringify({ kind: 'continue', set: [['authorization', `Bearer ${token}`]], remove: ['proxy-authorization'] })]));
+      expect(new Set(out.map((o) => JSON.stringify(o)))).toEqual(
+        new Set([
+          JSON.stringify({
+            kind: 'continue',
+            set: [['authorization', `Bearer ${token}`]],
+            remove: ['proxy-authorization'],
+          }),
+        ]),
+      );
       const client = new Redis(redis.url);
       try {
         const keys = await client.keys('gcp:*');
@@ -100,8 +143,15 @@ describe('Google Cloud tokens shared by replicas through Redis', () => {
       try {
         const out = await ask(handlers, decision, 30);
         expect(fake.calls.length - before).toBe(1);
-        for (const o of out) expect(o).toMatchObject({ kind: 'immediate', status: 502, body: expect.stringMatching(/^Google Cloud token minting failed: /) });
-        expect(out.map((o) => (o as { body: string }).body)).toContain('Google Cloud token minting failed: the token endpoint answered 400 (invalid_grant)');
+        for (const o of out)
+          expect(o).toMatchObject({
+            kind: 'immediate',
+            status: 502,
+            body: expect.stringMatching(/^Google Cloud token minting failed: /),
+          });
+        expect(out.map((o) => (o as { body: string }).body)).toContain(
+          'Google Cloud token minting failed: the token endpoint answered 400 (invalid_grant)',
+        );
       } finally {
         fake.mode = 'ok';
       }

@@ -6,7 +6,12 @@
  * message ever holds the key, the assertion or a token.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { GcpTokenFailure, googleTokenMinter, parseTokenAnswer, type TokenMinter } from '../../src/cloud/gcp/token-minter.js';
+import {
+  GcpTokenFailure,
+  googleTokenMinter,
+  parseTokenAnswer,
+  type TokenMinter,
+} from '../../src/cloud/gcp/token-minter.js';
 import { parseGcpTokenUriAllow } from '../../src/cloud/gcp/setup.js';
 import { EgressGuard } from '../../src/egress/guard.js';
 import type { CompiledGcpRule } from '../../src/policy/compiled.js';
@@ -15,7 +20,10 @@ import { tempDir, type TempDir } from '../helpers/fs.js';
 import { compilePolicy } from '../../src/config/compile.js';
 import { parseConfigText } from '../../src/config/load.js';
 
-const SCOPES = ['https://www.googleapis.com/auth/cloud-platform', 'https://www.googleapis.com/auth/devstorage.read_write'];
+const SCOPES = [
+  'https://www.googleapis.com/auth/cloud-platform',
+  'https://www.googleapis.com/auth/devstorage.read_write',
+];
 
 describe('google token minter against a fake token endpoint', () => {
   let dir: TempDir;
@@ -31,7 +39,8 @@ describe('google token minter against a fake token endpoint', () => {
     );
     expect(err).toBeInstanceOf(GcpTokenFailure);
     const message = (err as Error).message;
-    for (const secret of [account.privateKey.split('\n')[1]!, 'PRIVATE KEY', 'ya29.', 'eyJ']) expect(message).not.toContain(secret);
+    for (const secret of [account.privateKey.split('\n')[1]!, 'PRIVATE KEY', 'ya29.', 'eyJ'])
+      expect(message).not.toContain(secret);
     return err as GcpTokenFailure;
   };
 
@@ -41,7 +50,11 @@ describe('google token minter against a fake token endpoint', () => {
     account = makeServiceAccount(fake.url);
     fake.accept(account, SCOPES);
     const yaml = `rules:\n  - name: gcp\n    type: gcp\n    gcp:\n      service_account_json: { type: workspace_secret, value: "{SA}" }\n      scopes: ${JSON.stringify(SCOPES)}\n`;
-    rule = compilePolicy(parseConfigText(yaml, 'T'), { secrets: new Map([['SA', account.json]]), unsealer: undefined, gcpTokenUriAllow: parseGcpTokenUriAllow(new URL(fake.url).origin) }).gcp!;
+    rule = compilePolicy(parseConfigText(yaml, 'T'), {
+      secrets: new Map([['SA', account.json]]),
+      unsealer: undefined,
+      gcpTokenUriAllow: parseGcpTokenUriAllow(new URL(fake.url).origin),
+    }).gcp!;
     // The fake's name resolves only here; the test CA is trusted only by this agent.
     minter = googleTokenMinter({ timeoutMs: 1500, agent: fake.agent() });
   });
@@ -102,13 +115,21 @@ describe('google token minter against a fake token endpoint', () => {
     expect(err.reason).toBe('private_destination');
     expect(err.message).toMatch(/^Google Cloud token minting failed: the token endpoint host /);
     expect(fake.calls.length).toBe(before);
-    const literal = await failure(googleTokenMinter({ timeoutMs: 1500, egress: guard }).mint({ ...rule, tokenUri: 'https://127.0.0.1:1/token' }));
+    const literal = await failure(
+      googleTokenMinter({ timeoutMs: 1500, egress: guard }).mint({ ...rule, tokenUri: 'https://127.0.0.1:1/token' }),
+    );
     expect(literal.reason).toBe('private_destination');
   });
 
   it('parseTokenAnswer: what a 2xx answer must hold', () => {
-    expect(parseTokenAnswer({ access_token: 'ya29.a', expires_in: 3599, token_type: 'Bearer' })).toEqual({ accessToken: 'ya29.a', expiresInSeconds: 3599 });
-    expect(parseTokenAnswer({ access_token: 'ya29.a', expires_in: '60' })).toEqual({ accessToken: 'ya29.a', expiresInSeconds: 60 });
+    expect(parseTokenAnswer({ access_token: 'ya29.a', expires_in: 3599, token_type: 'Bearer' })).toEqual({
+      accessToken: 'ya29.a',
+      expiresInSeconds: 3599,
+    });
+    expect(parseTokenAnswer({ access_token: 'ya29.a', expires_in: '60' })).toEqual({
+      accessToken: 'ya29.a',
+      expiresInSeconds: 60,
+    });
     for (const bad of [
       'text',
       null,
@@ -126,11 +147,20 @@ describe('google token minter against a fake token endpoint', () => {
   });
 
   it('--gcp-token-uri-allow: https URLs or origins only', () => {
-    expect(parseGcpTokenUriAllow(' https://a.test/token , https://b.test:8443,')).toEqual(['https://a.test/token', 'https://b.test:8443']);
+    expect(parseGcpTokenUriAllow(' https://a.test/token , https://b.test:8443,')).toEqual([
+      'https://a.test/token',
+      'https://b.test:8443',
+    ]);
     expect(parseGcpTokenUriAllow('')).toEqual([]);
-    expect(() => parseGcpTokenUriAllow('http://a.test/token')).toThrow('--gcp-token-uri-allow: "http://a.test/token" is not an https:// URL (token endpoints are only called over https)');
+    expect(() => parseGcpTokenUriAllow('http://a.test/token')).toThrow(
+      '--gcp-token-uri-allow: "http://a.test/token" is not an https:// URL (token endpoints are only called over https)',
+    );
     expect(() => parseGcpTokenUriAllow('a.test')).toThrow('is not an https:// URL');
-    expect(() => parseGcpTokenUriAllow('https://u:p@a.test')).toThrow('--gcp-token-uri-allow: "https://u:p@a.test" must not have credentials, a query or a fragment');
-    expect(() => parseGcpTokenUriAllow('https://a.test/t?x=1')).toThrow('must not have credentials, a query or a fragment');
+    expect(() => parseGcpTokenUriAllow('https://u:p@a.test')).toThrow(
+      '--gcp-token-uri-allow: "https://u:p@a.test" must not have credentials, a query or a fragment',
+    );
+    expect(() => parseGcpTokenUriAllow('https://a.test/t?x=1')).toThrow(
+      'must not have credentials, a query or a fragment',
+    );
   });
 });

@@ -32,7 +32,15 @@ type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-exp
 
 /** `helm template` with value files (relative to the chart) and --set / --set-json pairs; throws with helm's stderr. */
 function render(files: string[] = [], sets: string[] = []): string {
-  const args = ['template', 't', CHART, '--namespace', 'authproxy', ...files.flatMap((f) => ['-f', join(CHART, f)]), ...sets];
+  const args = [
+    'template',
+    't',
+    CHART,
+    '--namespace',
+    'authproxy',
+    ...files.flatMap((f) => ['-f', join(CHART, f)]),
+    ...sets,
+  ];
   const r = spawnSync(HELM, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`helm template failed: ${r.stderr}`);
   return r.stdout;
@@ -49,16 +57,34 @@ function validate(yaml: string): { status: number | null; out: string } {
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
-const find = (objs: Obj[], kind: string, name?: string) => objs.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
+const find = (objs: Obj[], kind: string, name?: string) =>
+  objs.find((o) => o.kind === kind && (name === undefined || o.metadata.name === name));
 
 const VALUE_SETS: { name: string; files: string[]; kinds: string[] }[] = [
-  { name: 'default values', files: [], kinds: ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount'] },
+  {
+    name: 'default values',
+    files: [],
+    kinds: ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Service', 'ServiceAccount'],
+  },
   {
     name: 'examples/values-ha.yaml',
     files: ['examples/values-ha.yaml'],
-    kinds: ['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ServiceMonitor'],
+    kinds: [
+      'ConfigMap',
+      'Deployment',
+      'HorizontalPodAutoscaler',
+      'NetworkPolicy',
+      'PodDisruptionBudget',
+      'Service',
+      'ServiceAccount',
+      'ServiceMonitor',
+    ],
   },
-  { name: 'examples/values-sidecar-transparent.yaml', files: ['examples/values-sidecar-transparent.yaml'], kinds: ['ConfigMap', 'Pod', 'Secret'] },
+  {
+    name: 'examples/values-sidecar-transparent.yaml',
+    files: ['examples/values-sidecar-transparent.yaml'],
+    kinds: ['ConfigMap', 'Pod', 'Secret'],
+  },
 ];
 
 /** The Secrets the chart references but does not create, as an operator would create them (kubectl create secret). */
@@ -77,7 +103,11 @@ function makeFixtures(dir: TempDir, redisUrl: string): Fixtures {
   const read = (p: string) => readFileSync(p, 'utf8');
   return {
     secrets: {
-      'authproxy-keys': { 'sealing.key': read(join(keys, 'sealing.key')), 'signing.key': read(join(keys, 'signing.key')), 'cache.key': randomBytes(32).toString('hex') },
+      'authproxy-keys': {
+        'sealing.key': read(join(keys, 'sealing.key')),
+        'signing.key': read(join(keys, 'signing.key')),
+        'cache.key': randomBytes(32).toString('hex'),
+      },
       'authproxy-ca': { 'ca.crt': read(join(keys, 'ca.crt')), 'ca.key': read(join(keys, 'ca.key')) },
       // A server certificate that the sidecars' CA also issued with clientAuth, so the default probe can present it.
       'authproxy-tls': { 'tls.crt': read(probe.cert), 'tls.key': read(probe.key), 'ca.crt': read(mtls.ca) },
@@ -116,24 +146,33 @@ class PodRun {
   private materialize(volume: Obj): void {
     const dir = join(this.root, 'volumes', volume.name);
     mkdirSync(dir, { recursive: true });
-    const from = volume.configMap ? this.source('ConfigMap', volume.configMap.name) : volume.secret ? this.source('Secret', volume.secret.secretName) : undefined;
+    const from = volume.configMap
+      ? this.source('ConfigMap', volume.configMap.name)
+      : volume.secret
+        ? this.source('Secret', volume.secret.secretName)
+        : undefined;
     if (!from) return; // emptyDir
-    const items: { key: string; path: string }[] = (volume.configMap ?? volume.secret).items ?? Object.keys(from).map((key) => ({ key, path: key }));
+    const items: { key: string; path: string }[] =
+      (volume.configMap ?? volume.secret).items ?? Object.keys(from).map((key) => ({ key, path: key }));
     for (const { key, path } of items) {
       // A missing key keeps the pod from starting (ContainerCreating forever): an error here too.
-      if (!(key in from)) throw new Error(`volume ${volume.name}: key ${key} is not in its ${volume.configMap ? 'ConfigMap' : 'Secret'}`);
+      if (!(key in from))
+        throw new Error(`volume ${volume.name}: key ${key} is not in its ${volume.configMap ? 'ConfigMap' : 'Secret'}`);
       writeFileSync(join(dir, path), from[key]!, { mode: 0o600 });
     }
   }
 
   /** Mount paths of `container` → the volume directories, longest first. */
   mountsOf(container: Obj): [string, string][] {
-    return (container.volumeMounts ?? []).map((m: Obj) => [m.mountPath, join(this.root, 'volumes', m.name)] as [string, string]).sort((a: [string, string], b: [string, string]) => b[0].length - a[0].length);
+    return (container.volumeMounts ?? [])
+      .map((m: Obj) => [m.mountPath, join(this.root, 'volumes', m.name)] as [string, string])
+      .sort((a: [string, string], b: [string, string]) => b[0].length - a[0].length);
   }
 
   /** Gives each of the container's ports a free port of this machine (before anything is remapped). */
   async allocate(container: Obj): Promise<void> {
-    for (const { containerPort } of container.ports ?? []) if (!this.ports.has(containerPort)) this.ports.set(containerPort, await freePort());
+    for (const { containerPort } of container.ports ?? [])
+      if (!this.ports.has(containerPort)) this.ports.set(containerPort, await freePort());
   }
 
   /** Rewrites a string as the container sees it (mount paths, its own ports) into this machine's terms. */
@@ -141,10 +180,18 @@ class PodRun {
     // One pass, longest mount first, so a path already rewritten (under /tmp) is not rewritten again by a /tmp mount.
     const mounts = new Map(this.mountsOf(container));
     const escapeRegExp = (m: string) => m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    const out = mounts.size === 0 ? text : text.replace(new RegExp(`(${[...mounts.keys()].map(escapeRegExp).join('|')})(?=/|$|\\s|"|')`, 'g'), (m: string) => mounts.get(m)!);
+    const out =
+      mounts.size === 0
+        ? text
+        : text.replace(
+            new RegExp(`(${[...mounts.keys()].map(escapeRegExp).join('|')})(?=/|$|\\s|"|')`, 'g'),
+            (m: string) => mounts.get(m)!,
+          );
     // The container's own ports (what it listens on, and its probes dial) move to the allocated ones; other
     // addresses (the Redis URL from a Secret) are left alone.
-    return out.replace(/(?:0\.0\.0\.0|127\.0\.0\.1):(\d+)\b/g, (all: string, p: string) => (this.ports.has(Number(p)) ? `127.0.0.1:${this.ports.get(Number(p))}` : all));
+    return out.replace(/(?:0\.0\.0\.0|127\.0\.0\.1):(\d+)\b/g, (all: string, p: string) =>
+      this.ports.has(Number(p)) ? `127.0.0.1:${this.ports.get(Number(p))}` : all,
+    );
   }
 
   env(container: Obj): Record<string, string> {
@@ -167,7 +214,10 @@ class PodRun {
     const args = (container.args as string[]).map((a) => this.remap(container, a));
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(this.env(container))) env[k] = this.remap(container, v);
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -175,17 +225,29 @@ class PodRun {
   }
 
   /** Runs an exec probe's command (node from this machine; grpc-js from this checkout); resolves to its exit code. */
-  async exec(container: Obj, command: string[], replace: (c: string[]) => string[] = (c) => c): Promise<{ status: number | null; out: string }> {
+  async exec(
+    container: Obj,
+    command: string[],
+    replace: (c: string[]) => string[] = (c) => c,
+  ): Promise<{ status: number | null; out: string }> {
     await this.allocate(container);
     const mapped = replace(command.map((c) => this.remap(container, c)));
     const [cmd, ...rest] = mapped;
-    const r = spawnSync(cmd === 'node' ? process.execPath : cmd!, rest, { cwd: REPO, env: { ...process.env, AUTHPROXY_APP_DIR: REPO }, encoding: 'utf8', timeout: 15_000 });
+    const r = spawnSync(cmd === 'node' ? process.execPath : cmd!, rest, {
+      cwd: REPO,
+      env: { ...process.env, AUTHPROXY_APP_DIR: REPO },
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
     return { status: r.status, out: r.stdout + r.stderr };
   }
 
   /** An httpGet probe against the remapped port. */
   async httpGet(container: Obj, probe: Obj): Promise<number> {
-    const port = typeof probe.port === 'number' ? probe.port : container.ports.find((p: Obj) => p.name === probe.port).containerPort;
+    const port =
+      typeof probe.port === 'number'
+        ? probe.port
+        : container.ports.find((p: Obj) => p.name === probe.port).containerPort;
     const local = this.ports.get(port);
     if (local === undefined) throw new Error(`probe port ${port} is not one the container listens on`);
     return (await fetch(`http://127.0.0.1:${local}${probe.path}`)).status;
@@ -210,7 +272,12 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
     if (missing.length > 0) throw missingToolsError(missing);
     // With Go, rebuilt so that an edit of deploy/validate counts: seconds after scripts/setup-deploy-tools.sh built
     // it (the Go build cache), minutes only on a cold machine. Without Go, the installed one.
-    if (GO) execFileSync(GO, ['build', '-o', VALIDATOR, '.'], { cwd: join(REPO, 'deploy/validate'), stdio: 'pipe', timeout: 600_000 });
+    if (GO)
+      execFileSync(GO, ['build', '-o', VALIDATOR, '.'], {
+        cwd: join(REPO, 'deploy/validate'),
+        stdio: 'pipe',
+        timeout: 600_000,
+      });
     dir = tempDir('authproxy-helm-');
     redis = await startRedis();
     fixtures = makeFixtures(dir, redis.url);
@@ -223,7 +290,9 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
 
   for (const set of VALUE_SETS) {
     it(`${set.name}: helm lint --strict, helm template, and every object passes the strict API-type check`, () => {
-      const lint = spawnSync(HELM, ['lint', '--strict', CHART, ...set.files.flatMap((f) => ['-f', join(CHART, f)])], { encoding: 'utf8' });
+      const lint = spawnSync(HELM, ['lint', '--strict', CHART, ...set.files.flatMap((f) => ['-f', join(CHART, f)])], {
+        encoding: 'utf8',
+      });
       expect(lint.status, lint.stdout + lint.stderr).toBe(0);
       const yaml = render(set.files);
       const checked = validate(yaml);
@@ -236,8 +305,26 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
   it('more value combinations render and validate: sidecar pointing at the shared service, TLS off, inline secrets', () => {
     const variants = [
       ['--set', 'sidecar.enabled=true', '--set', 'sidecar.shared.enabled=true'],
-      ['--set', 'tls.enabled=false', '--set', 'tls.bindSandboxToCert=false', '--set', 'service.headless=false', '--set', 'replicaCount=1'],
-      ['--set', 'redis.url=redis://r:6379', '--set', 'admin.tokens[0]=0123456789abcdef0123456789abcdef', '--set', 'workspaceSecrets.values.OPENAI_API_KEY=sk-x', '--set', 'serve.logFormat=pretty'],
+      [
+        '--set',
+        'tls.enabled=false',
+        '--set',
+        'tls.bindSandboxToCert=false',
+        '--set',
+        'service.headless=false',
+        '--set',
+        'replicaCount=1',
+      ],
+      [
+        '--set',
+        'redis.url=redis://r:6379',
+        '--set',
+        'admin.tokens[0]=0123456789abcdef0123456789abcdef',
+        '--set',
+        'workspaceSecrets.values.OPENAI_API_KEY=sk-x',
+        '--set',
+        'serve.logFormat=pretty',
+      ],
     ];
     for (const sets of variants) {
       const checked = validate(render([], sets));
@@ -252,7 +339,9 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
   it('fails on a misspelled field: a broken value, a broken manifest, a mount of no volume, a duplicate key', () => {
     const typo = validate(render([], ['--set-json', 'securityContext={"readOnlyRootFilesytem":true}']));
     expect(typo.status).toBe(1);
-    expect(typo.out).toContain('unknown field "spec.template.spec.containers[0].securityContext.readOnlyRootFilesytem"');
+    expect(typo.out).toContain(
+      'unknown field "spec.template.spec.containers[0].securityContext.readOnlyRootFilesytem"',
+    );
 
     const deployment = find(objects(render()), 'Deployment')!;
     const broken = structuredClone(deployment);
@@ -284,7 +373,9 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
     // And the chart refuses what authproxy would refuse at start.
     expect(() => render([], ['--set', 'redis.enabled=false'])).toThrow(/admin.enabled needs redis.enabled/);
     expect(() => render([], ['--set', 'serve.logFormat=xml'])).toThrow(/serve.logFormat must be json or pretty/);
-    expect(() => render([], ['--set', 'sidecar.enabled=true', '--set', 'sidecar.sandbox.runAsUser=101'])).toThrow(/must not be 101/);
+    expect(() => render([], ['--set', 'sidecar.enabled=true', '--set', 'sidecar.sandbox.runAsUser=101'])).toThrow(
+      /must not be 101/,
+    );
   });
 
   it('the shared service: non-root uid 101, read-only root, no capabilities, Redis URL from a Secret, secrets as directories', () => {
@@ -294,25 +385,46 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
       expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 101, runAsGroup: 101, fsGroup: 101 });
       expect(spec.automountServiceAccountToken).toBe(false);
       const c = spec.containers[0];
-      expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
-      expect(c.env.find((e: Obj) => e.name === 'AUTHPROXY_REDIS').valueFrom.secretKeyRef).toEqual({ name: 'authproxy-redis', key: 'url' });
+      expect(c.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+      expect(c.env.find((e: Obj) => e.name === 'AUTHPROXY_REDIS').valueFrom.secretKeyRef).toEqual({
+        name: 'authproxy-redis',
+        key: 'url',
+      });
       expect(c.args.join(' ')).not.toMatch(/redis:\/\//);
-      for (const volume of ['keys', 'ca', 'tls', 'admin-tokens']) expect(spec.volumes.find((v: Obj) => v.name === volume).secret.secretName).toMatch(/^authproxy-/);
+      for (const volume of ['keys', 'ca', 'tls', 'admin-tokens'])
+        expect(spec.volumes.find((v: Obj) => v.name === volume).secret.secretName).toMatch(/^authproxy-/);
       expect(spec.volumes.find((v: Obj) => v.name === 'config').configMap.name).toBe('t-authproxy');
       expect(c.readinessProbe.exec.command.slice(0, 3)).toEqual(['node', PROBE_FILE, '127.0.0.1:7000']);
       expect(c.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'http' });
     }
     const ha = objects(render(['examples/values-ha.yaml']));
     expect(find(ha, 'Deployment')!.spec.replicas).toBeUndefined(); // the HPA owns the count
-    expect(find(ha, 'HorizontalPodAutoscaler')!.spec).toMatchObject({ minReplicas: 3, maxReplicas: 12, scaleTargetRef: { kind: 'Deployment', name: 't-authproxy' } });
+    expect(find(ha, 'HorizontalPodAutoscaler')!.spec).toMatchObject({
+      minReplicas: 3,
+      maxReplicas: 12,
+      scaleTargetRef: { kind: 'Deployment', name: 't-authproxy' },
+    });
     const np = find(ha, 'NetworkPolicy')!.spec;
     expect(np.policyTypes).toEqual(['Ingress', 'Egress']);
     const byPort = (port: string) => np.ingress.find((r: Obj) => r.ports[0].port === port);
-    expect(byPort('grpc').from).toEqual([{ podSelector: { matchLabels: { 'authproxy.io/sidecar': 'true' } }, namespaceSelector: { matchLabels: { 'authproxy.io/sandboxes': 'true' } } }]);
+    expect(byPort('grpc').from).toEqual([
+      {
+        podSelector: { matchLabels: { 'authproxy.io/sidecar': 'true' } },
+        namespaceSelector: { matchLabels: { 'authproxy.io/sandboxes': 'true' } },
+      },
+    ]);
     expect(byPort('admin').from[0].podSelector).toEqual({ matchLabels: { app: 'orchestrator' } });
-    expect(byPort('http').from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'monitoring' });
+    expect(byPort('http').from[0].namespaceSelector.matchLabels).toEqual({
+      'kubernetes.io/metadata.name': 'monitoring',
+    });
     expect(np.ingress).toHaveLength(3);
-    expect(find(ha, 'ServiceMonitor')!.spec.endpoints).toEqual([{ port: 'http', path: '/metrics', interval: '15s', scrapeTimeout: '10s' }]);
+    expect(find(ha, 'ServiceMonitor')!.spec.endpoints).toEqual([
+      { port: 'http', path: '/metrics', interval: '15s', scrapeTimeout: '10s' },
+    ]);
     expect(find(ha, 'PodDisruptionBudget')!.spec).toMatchObject({ minAvailable: 2 });
   });
 
@@ -324,7 +436,11 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
       const run = new PodRun(join(dir.path, `deploy-${files.length}`), pod, objs, fixtures);
       const proc = await run.start(container);
       children.push(proc.child);
-      await eventually(() => proc.output().includes('http port serving') || proc.child.exitCode !== null, 15_000, 'serve to start');
+      await eventually(
+        () => proc.output().includes('http port serving') || proc.child.exitCode !== null,
+        15_000,
+        'serve to start',
+      );
       expect(proc.child.exitCode, proc.output()).toBeNull();
       expect(proc.output()).toContain('admin API serving');
 
@@ -358,15 +474,26 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
     const objs = objects(render(['examples/values-sidecar-transparent.yaml']));
     const pod = find(objs, 'Pod')!.spec;
     const byName = (list: Obj[], name: string) => list.find((c) => c.name === name)!;
-    const [bootstrap, capture] = [byName(pod.initContainers, 'bootstrap'), byName(pod.initContainers, 'egress-capture')];
-    const [envoy, authproxy, sandbox] = ['envoy', 'authproxy', 'sandbox'].map((n) => byName(pod.containers, n)) as [Obj, Obj, Obj];
+    const [bootstrap, capture] = [
+      byName(pod.initContainers, 'bootstrap'),
+      byName(pod.initContainers, 'egress-capture'),
+    ];
+    const [envoy, authproxy, sandbox] = ['envoy', 'authproxy', 'sandbox'].map((n) => byName(pod.containers, n)) as [
+      Obj,
+      Obj,
+      Obj,
+    ];
     expect(pod.automountServiceAccountToken).toBe(false);
 
     // egress-capture: the only privileged container, and only NET_ADMIN + NET_RAW.
     expect(capture.args.slice(0, 2)).toEqual(['sandbox-net', '--apply']);
     expect(capture.args).toContain('--envoy-uid=101');
-    expect(capture.securityContext).toMatchObject({ runAsUser: 0, capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] } });
-    for (const c of [bootstrap, envoy, authproxy, sandbox]) expect(c.securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    expect(capture.securityContext).toMatchObject({
+      runAsUser: 0,
+      capabilities: { drop: ['ALL'], add: ['NET_ADMIN', 'NET_RAW'] },
+    });
+    for (const c of [bootstrap, envoy, authproxy, sandbox])
+      expect(c.securityContext.capabilities).toEqual({ drop: ['ALL'] });
     expect(envoy.securityContext.runAsUser).toBe(101);
     expect(authproxy.securityContext.runAsUser).toBe(101);
     expect(sandbox.securityContext.runAsUser).not.toBe(101);
@@ -382,7 +509,9 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
 
     const run = new PodRun(join(dir.path, 'sidecar'), pod, objs, fixtures);
     // The bootstrap init container's own script, with this checkout's authproxy for the image's.
-    const script = run.remap(bootstrap, bootstrap.args[0]).replaceAll('node /app/bin/authproxy.js', `"${process.execPath}" "${BIN}"`);
+    const script = run
+      .remap(bootstrap, bootstrap.args[0])
+      .replaceAll('node /app/bin/authproxy.js', `"${process.execPath}" "${BIN}"`);
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(run.env(bootstrap))) env[k] = run.remap(bootstrap, v);
     const init = spawnSync('sh', ['-ec', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
@@ -395,14 +524,22 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
     expect(bundle).toContain(fixtures.secrets['authproxy-ca']!['ca.crt']!.trim());
     const envoyBin = envoyBinary();
     if (envoyBin) {
-      const checked = spawnSync(envoyBin, ['--mode', 'validate', '-c', bootstrapFile, '--disable-hot-restart', '--log-level', 'error'], { encoding: 'utf8' });
+      const checked = spawnSync(
+        envoyBin,
+        ['--mode', 'validate', '-c', bootstrapFile, '--disable-hot-restart', '--log-level', 'error'],
+        { encoding: 'utf8' },
+      );
       expect(checked.status, checked.stdout + checked.stderr).toBe(0);
     } else console.warn('SKIPPED envoy --mode validate of the sidecar bootstrap: no Envoy binary');
 
     // The authproxy sidecar on its Unix socket, and its readiness probe over that socket.
     const proc = await run.start(authproxy);
     children.push(proc.child);
-    await eventually(() => proc.output().includes('authproxy serving') || proc.child.exitCode !== null, 15_000, 'sidecar serve to start');
+    await eventually(
+      () => proc.output().includes('authproxy serving') || proc.child.exitCode !== null,
+      15_000,
+      'sidecar serve to start',
+    );
     expect(proc.child.exitCode, proc.output()).toBeNull();
     // Envoy's cluster points where authproxy listens, in a volume both mount at the same path.
     expect(rendered).toContain('path: /run/authproxy/authproxy.sock');
@@ -416,7 +553,9 @@ describe.skipIf(skip)('Helm chart deploy/helm/authproxy', () => {
     const down = await run.exec(authproxy, authproxy.readinessProbe.exec.command, (c) => [...c, '--timeout-ms=1000']);
     expect(down.status).toBe(1);
     // The chart's probe script is the one rendered into the ConfigMap.
-    expect(find(objs, 'ConfigMap', 't-authproxy-probe')!.data['grpc-health-probe.cjs']).toBe(readFileSync(join(CHART, 'files/grpc-health-probe.cjs'), 'utf8'));
+    expect(find(objs, 'ConfigMap', 't-authproxy-probe')!.data['grpc-health-probe.cjs']).toBe(
+      readFileSync(join(CHART, 'files/grpc-health-probe.cjs'), 'utf8'),
+    );
     expect(dirname(PROBE_FILE)).toBe(authproxy.volumeMounts.find((m: Obj) => m.name === 'probe').mountPath);
   }, 60_000);
 });

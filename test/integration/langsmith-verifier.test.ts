@@ -30,7 +30,8 @@ describe("callback requests pass LangSmith's SandboxTokenVerifier", () => {
   /** What the endpoint's own verification returned (or why it refused), one entry per request. */
   const verified: Array<SandboxCallback | string> = [];
 
-  const ask = async (sandbox: string, host = 'api.example.com') => (await exchange(client, [requestHeaders(host, '/v1/things?page=2')], { 'x-sandbox-id': sandbox })).responses[0]!;
+  const ask = async (sandbox: string, host = 'api.example.com') =>
+    (await exchange(client, [requestHeaders(host, '/v1/things?page=2')], { 'x-sandbox-id': sandbox })).responses[0]!;
   const received = () => {
     const call = server.calls.at(-1)!;
     return { body: call.body, signature: call.headers[CALLBACK_SIGNATURE_HEADER.toLowerCase()] as string };
@@ -39,16 +40,25 @@ describe("callback requests pass LangSmith's SandboxTokenVerifier", () => {
   beforeAll(async () => {
     dir = tempDir('authproxy-langsmith-');
     server = await startCallbackServer((req, res, body) => {
-      verifier.verifyCallback({ body, signature: String(req.headers[CALLBACK_SIGNATURE_HEADER.toLowerCase()] ?? ''), aud: server.url, issuer: CONFIGURED_ISSUER }).then(
-        (payload) => {
-          verified.push(payload);
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: { Authorization: `Bearer ${CANARY}-${payload.identity.tenant_id}` } }));
-        },
-        (err: Error) => {
-          verified.push(err.message);
-          res.writeHead(401).end();
-        },
-      );
+      verifier
+        .verifyCallback({
+          body,
+          signature: String(req.headers[CALLBACK_SIGNATURE_HEADER.toLowerCase()] ?? ''),
+          aud: server.url,
+          issuer: CONFIGURED_ISSUER,
+        })
+        .then(
+          (payload) => {
+            verified.push(payload);
+            res
+              .writeHead(200, { 'content-type': 'application/json' })
+              .end(JSON.stringify({ headers: { Authorization: `Bearer ${CANARY}-${payload.identity.tenant_id}` } }));
+          },
+          (err: Error) => {
+            verified.push(err.message);
+            res.writeHead(401).end();
+          },
+        );
     });
     const callbacks = `callbacks: [{ match_hosts: ["api.example.com", "other.example.com"], url: "${server.url}", ttl_seconds: 60 }]`;
     const config = dir.file(
@@ -67,7 +77,15 @@ sandboxes:
 `,
     );
     service = await startService(
-      { config, listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default', tenantId: 'ws-default', organizationId: 'org-default', callbackIssuer: CONFIGURED_ISSUER, egressAllowCidrs: '127.0.0.0/8' },
+      {
+        config,
+        listen: `unix:${join(dir.path, 'ext.sock')}`,
+        sandboxId: 'default',
+        tenantId: 'ws-default',
+        organizationId: 'org-default',
+        callbackIssuer: CONFIGURED_ISSUER,
+        egressAllowCidrs: '127.0.0.0/8',
+      },
       logs.log,
     );
     side = await startHttpPort('127.0.0.1:0', { signer: service.signer, ready: () => true });
@@ -87,7 +105,13 @@ sandboxes:
 
   it("verifies with the real verifier and returns the sandboxes: entry's tenant and organization, host and port", async () => {
     expect(setHeaders(await ask('sb-acme')).authorization).toBe(`Bearer ${CANARY}-acme`);
-    expect(verified).toEqual([{ host: 'api.example.com', port: 443, identity: { tenant_id: 'acme', sandbox_id: 'sb-acme', organization_id: 'org-acme' } }]);
+    expect(verified).toEqual([
+      {
+        host: 'api.example.com',
+        port: 443,
+        identity: { tenant_id: 'acme', sandbox_id: 'sb-acme', organization_id: 'org-acme' },
+      },
+    ]);
     expect(server.calls.at(-1)!.headers['content-type']).toBe('application/json');
     expect(server.calls.at(-1)!.headers['x-authproxy-signature']).toBeUndefined();
   });
@@ -96,8 +120,16 @@ sandboxes:
     expect(setHeaders(await ask('sb-plain', 'other.example.com')).authorization).toBe(`Bearer ${CANARY}-ws-default`);
     expect(setHeaders(await ask('sb-tenant-only')).authorization).toBe(`Bearer ${CANARY}-team.blue:1`);
     expect(verified).toEqual([
-      { host: 'other.example.com', port: 443, identity: { tenant_id: 'ws-default', sandbox_id: 'sb-plain', organization_id: 'org-default' } },
-      { host: 'api.example.com', port: 443, identity: { tenant_id: 'team.blue:1', sandbox_id: 'sb-tenant-only', organization_id: 'org-default' } },
+      {
+        host: 'other.example.com',
+        port: 443,
+        identity: { tenant_id: 'ws-default', sandbox_id: 'sb-plain', organization_id: 'org-default' },
+      },
+      {
+        host: 'api.example.com',
+        port: 443,
+        identity: { tenant_id: 'team.blue:1', sandbox_id: 'sb-tenant-only', organization_id: 'org-default' },
+      },
     ]);
   });
 
@@ -105,27 +137,43 @@ sandboxes:
     await ask('sb-acme', 'other.example.com');
     const { body, signature } = received();
     for (const issuer of [CONFIGURED_ISSUER, ISSUER]) {
-      expect((await verifier.verifyCallback({ body, signature, aud: server.url, issuer })).identity.tenant_id).toBe('acme');
+      expect((await verifier.verifyCallback({ body, signature, aud: server.url, issuer })).identity.tenant_id).toBe(
+        'acme',
+      );
     }
-    await expect(verifier.verifyCallback({ body, signature, aud: server.url, issuer: 'https://issuer.example.org' })).rejects.toThrow('wrong issuer');
-    await expect(verifier.verifyCallback({ body, signature, aud: server.url, issuer: 'authproxy' })).rejects.toThrow('wrong issuer');
+    await expect(
+      verifier.verifyCallback({ body, signature, aud: server.url, issuer: 'https://issuer.example.org' }),
+    ).rejects.toThrow('wrong issuer');
+    await expect(verifier.verifyCallback({ body, signature, aud: server.url, issuer: 'authproxy' })).rejects.toThrow(
+      'wrong issuer',
+    );
   });
 
   it('fails for a body changed by one byte and for an audience changed by one character', async () => {
     await ask('sb-tenant-only', 'other.example.com');
     const { body, signature } = received();
-    expect(await verifier.verifyCallback({ body: Buffer.from(body), signature, aud: server.url })).toMatchObject({ host: 'other.example.com' });
+    expect(await verifier.verifyCallback({ body: Buffer.from(body), signature, aud: server.url })).toMatchObject({
+      host: 'other.example.com',
+    });
     const bytes = Buffer.from(body);
     bytes[bytes.indexOf('o'.charCodeAt(0))] = 'p'.charCodeAt(0);
-    await expect(verifier.verifyCallback({ body: bytes, signature, aud: server.url })).rejects.toThrow('body does not match signature');
-    await expect(verifier.verifyCallback({ body: `${body} `, signature, aud: server.url })).rejects.toThrow('body does not match signature');
+    await expect(verifier.verifyCallback({ body: bytes, signature, aud: server.url })).rejects.toThrow(
+      'body does not match signature',
+    );
+    await expect(verifier.verifyCallback({ body: `${body} `, signature, aud: server.url })).rejects.toThrow(
+      'body does not match signature',
+    );
     const url = server.url;
-    await expect(verifier.verifyCallback({ body, signature, aud: `${url.slice(0, -1)}X` })).rejects.toThrow('wrong audience');
+    await expect(verifier.verifyCallback({ body, signature, aud: `${url.slice(0, -1)}X` })).rejects.toThrow(
+      'wrong audience',
+    );
     await expect(verifier.verifyCallback({ body, signature, aud: `${url}/` })).rejects.toThrow('wrong audience');
   });
 
   it('serves the JWKS the verifier needs: the signing kid, EdDSA over Ed25519', async () => {
-    const jwks = (await (await fetch(`http://${side.address}/.well-known/jwks.json`)).json()) as { keys: Array<Record<string, unknown>> };
+    const jwks = (await (await fetch(`http://${side.address}/.well-known/jwks.json`)).json()) as {
+      keys: Array<Record<string, unknown>>;
+    };
     expect(jwks).toEqual(service.signer.jwks());
     expect(jwks.keys).toHaveLength(1);
     expect(jwks.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', kid: service.signer.kid });

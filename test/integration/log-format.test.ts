@@ -29,7 +29,16 @@ describe('log format', () => {
     const sink = capture();
     const log = createLogger('debug', sink.stream, 'pretty');
     // Values that must never be logged, logged by mistake under every censored key.
-    log.warn({ sandbox: 'sb-1', token: CANARY, headers: { authorization: CANARY }, rule: { value: CANARY }, authorization: `Bearer ${CANARY}` }, 'callback resolution failed');
+    log.warn(
+      {
+        sandbox: 'sb-1',
+        token: CANARY,
+        headers: { authorization: CANARY },
+        rule: { value: CANARY },
+        authorization: `Bearer ${CANARY}`,
+      },
+      'callback resolution failed',
+    );
     log.debug({ sandbox: 'sb-1', outcome: 'inject', reason: 'rule' }, 'decision');
     const text = sink.text();
     expect(text).not.toContain(CANARY);
@@ -51,7 +60,10 @@ describe('log format', () => {
       dir = tempDir();
       dir.dir('secrets');
       dir.file('secrets/TOKEN', CANARY);
-      dir.file('config.yaml', 'rules:\n  - name: ws\n    match_hosts: ["ws.example.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]\n');
+      dir.file(
+        'config.yaml',
+        'rules:\n  - name: ws\n    match_hosts: ["ws.example.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]\n',
+      );
     });
     afterAll(() => dir.cleanup());
 
@@ -82,7 +94,10 @@ describe('log format', () => {
         client.close();
         expect(setHeaders(r.responses[0]!).authorization).toBe(`Bearer ${CANARY}`); // injected...
         await eventually(() => proc.output().includes('DEBUG: decision'), 5000, 'the decision line');
-        dir.file('config.yaml', 'rules:\n  - name: ws\n    match_hosts: ["ws.example.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {NOPE}" }]\n');
+        dir.file(
+          'config.yaml',
+          'rules:\n  - name: ws\n    match_hosts: ["ws.example.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {NOPE}" }]\n',
+        );
         await eventually(() => proc.output().includes('ERROR: config reload rejected'), 8000, 'the rejected reload');
         const out = proc.output();
         expect(out).not.toContain(CANARY); // ...and never logged
@@ -90,7 +105,10 @@ describe('log format', () => {
         expect(out.split('\n').filter((l) => l.startsWith('{'))).toEqual([]);
       } finally {
         proc.child.kill('SIGKILL');
-        dir.file('config.yaml', 'rules:\n  - name: ws\n    match_hosts: ["ws.example.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]\n');
+        dir.file(
+          'config.yaml',
+          'rules:\n  - name: ws\n    match_hosts: ["ws.example.com"]\n    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {TOKEN}" }]\n',
+        );
       }
     });
 
@@ -98,7 +116,11 @@ describe('log format', () => {
       const json = serve([]);
       const pretty = serve([], { AUTHPROXY_LOG_FORMAT: 'pretty' });
       try {
-        await eventually(() => json.output().includes('authproxy serving') && pretty.output().includes('INFO: authproxy serving'), 10_000, 'both to start');
+        await eventually(
+          () => json.output().includes('authproxy serving') && pretty.output().includes('INFO: authproxy serving'),
+          10_000,
+          'both to start',
+        );
         const lines = json.output().trim().split('\n');
         for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
         expect(lines.map((l) => JSON.parse(l).msg)).toContain('authproxy serving');
@@ -106,7 +128,15 @@ describe('log format', () => {
         json.child.kill('SIGKILL');
         pretty.child.kill('SIGKILL');
       }
-      const bad = runCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', 'unix:/tmp/never.sock', '--log-format', 'xml']);
+      const bad = runCli([
+        'serve',
+        '--config',
+        join(dir.path, 'config.yaml'),
+        '--listen',
+        'unix:/tmp/never.sock',
+        '--log-format',
+        'xml',
+      ]);
       expect(bad.status).toBe(2);
       expect(bad.stderr.trim()).toBe('authproxy: --log-format: "xml" must be one of json, pretty');
       const up = runCli(['up', '--config', join(dir.path, 'config.yaml'), '--print-env', '--log-format', 'yaml']);

@@ -48,7 +48,10 @@ callbacks:
     );
     const socket = join(dir.path, 'authproxy.sock');
     const nodeOptions = `${process.env.NODE_OPTIONS ?? ''} --import=${preload(out)}`.trim();
-    const cli = startCli(['serve', '--config', config, '--listen', `unix:${socket}`, '--sandbox-id', 'fp', '--log-level', 'warn'], { NODE_OPTIONS: nodeOptions });
+    const cli = startCli(
+      ['serve', '--config', config, '--listen', `unix:${socket}`, '--sandbox-id', 'fp', '--log-level', 'warn'],
+      { NODE_OPTIONS: nodeOptions },
+    );
     try {
       await eventually(() => existsSync(socket), 15_000, 'authproxy to listen');
       cli.child.kill('SIGUSR2');

@@ -33,24 +33,29 @@ describe('the resolver sandbox-net lets through', () => {
   });
 
   const unavailable = netnsUnavailable();
-  it.skipIf(Boolean(unavailable) && process.env.CI !== 'true')('sandbox-net --apply NETNS without --dns-resolver opens DNS to the namespace resolver only', () => {
-    const ns = `aprc-${randomBytes(3).toString('hex')}`;
-    const etc = `/etc/netns/${ns}`;
-    try {
-      expect(spawnSync('ip', ['netns', 'add', ns]).status).toBe(0);
-      mkdirSync(etc, { recursive: true });
-      writeFileSync(`${etc}/resolv.conf`, 'nameserver 192.0.2.99\n');
-      const applied = runCli(['sandbox-net', '--apply', ns, '--listener-port', '15001', '--envoy-uid', '1337']);
-      expect(applied.stderr).toBe('');
-      const rules = spawnSync('ip', ['netns', 'exec', ns, 'iptables', '-S', 'AUTHPROXY_OUTPUT'], { encoding: 'utf8' }).stdout;
-      expect(rules).toContain('-d 192.0.2.99/32 -p udp -m udp --dport 53 -j RETURN');
-      expect(rules.match(/--dport 53 -j RETURN/g)).toHaveLength(2); // udp and tcp to that one resolver, nothing else
-    } finally {
-      spawnSync('ip', ['netns', 'del', ns]);
-      rmSync(etc, { recursive: true, force: true });
-      spawnSync('rmdir', ['/etc/netns']);
-    }
-  });
+  it.skipIf(Boolean(unavailable) && process.env.CI !== 'true')(
+    'sandbox-net --apply NETNS without --dns-resolver opens DNS to the namespace resolver only',
+    () => {
+      const ns = `aprc-${randomBytes(3).toString('hex')}`;
+      const etc = `/etc/netns/${ns}`;
+      try {
+        expect(spawnSync('ip', ['netns', 'add', ns]).status).toBe(0);
+        mkdirSync(etc, { recursive: true });
+        writeFileSync(`${etc}/resolv.conf`, 'nameserver 192.0.2.99\n');
+        const applied = runCli(['sandbox-net', '--apply', ns, '--listener-port', '15001', '--envoy-uid', '1337']);
+        expect(applied.stderr).toBe('');
+        const rules = spawnSync('ip', ['netns', 'exec', ns, 'iptables', '-S', 'AUTHPROXY_OUTPUT'], {
+          encoding: 'utf8',
+        }).stdout;
+        expect(rules).toContain('-d 192.0.2.99/32 -p udp -m udp --dport 53 -j RETURN');
+        expect(rules.match(/--dport 53 -j RETURN/g)).toHaveLength(2); // udp and tcp to that one resolver, nothing else
+      } finally {
+        spawnSync('ip', ['netns', 'del', ns]);
+        rmSync(etc, { recursive: true, force: true });
+        spawnSync('rmdir', ['/etc/netns']);
+      }
+    },
+  );
 });
 
 describe('serve --listen unix:DIR/SOCKET', () => {
@@ -58,7 +63,15 @@ describe('serve --listen unix:DIR/SOCKET', () => {
     const dir = tempDir();
     try {
       const missing = join(dir.path, 'run', 'authproxy');
-      const r = runCli(['serve', '--config', join(EXAMPLES, 'config.yaml'), '--secrets-dir', join(EXAMPLES, 'secrets'), '--listen', `unix:${missing}/authproxy.sock`]);
+      const r = runCli([
+        'serve',
+        '--config',
+        join(EXAMPLES, 'config.yaml'),
+        '--secrets-dir',
+        join(EXAMPLES, 'secrets'),
+        '--listen',
+        `unix:${missing}/authproxy.sock`,
+      ]);
       expect(r.status).toBe(2);
       const uid = process.getuid?.();
       expect(r.stderr).toBe(

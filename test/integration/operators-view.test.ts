@@ -40,7 +40,21 @@ async function exportedNames(): Promise<Set<string>> {
   return names;
 }
 
-const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset', 'inf', 'nan']);
+const KEYWORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /**
  * The metric names a PromQL expression reads: identifiers left once strings, label matchers, ranges, grouping
@@ -70,11 +84,28 @@ function templateMetric(query: string): string[] {
 interface Dashboard {
   uid: string;
   schemaVersion: number;
-  panels: { id: number; type: string; title: string; datasource?: { uid: string }; gridPos: { x: number; y: number; w: number; h: number }; targets?: { expr: string }[] }[];
+  panels: {
+    id: number;
+    type: string;
+    title: string;
+    datasource?: { uid: string };
+    gridPos: { x: number; y: number; w: number; h: number };
+    targets?: { expr: string }[];
+  }[];
   templating: { list: { type: string; query?: string | { query: string } }[] };
 }
 interface RuleFile {
-  groups: { name: string; rules: { alert?: string; record?: string; expr: string; for?: string; labels?: Record<string, string>; annotations?: Record<string, string> }[] }[];
+  groups: {
+    name: string;
+    rules: {
+      alert?: string;
+      record?: string;
+      expr: string;
+      for?: string;
+      labels?: Record<string, string>;
+      annotations?: Record<string, string>;
+    }[];
+  }[];
 }
 
 const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
@@ -98,15 +129,27 @@ describe('operators view: dashboard and alert rules', () => {
   });
 
   it('the name parser finds metric names and nothing else, and flags a misspelled one', () => {
-    expect(metricNames('histogram_quantile(0.99, sum by (le) (rate(authproxy_callback_duration_seconds_bucket{job=~"$job",le!="x"}[$__rate_interval])))')).toEqual(['authproxy_callback_duration_seconds_bucket']);
-    expect(metricNames('sum by (level) (rate(a_total[5m])) / ignoring(level) group_left sum(rate(a_total[5m])) > 0.5 and on (job) b == bool 1')).toEqual(['a_total', 'b']);
+    expect(
+      metricNames(
+        'histogram_quantile(0.99, sum by (le) (rate(authproxy_callback_duration_seconds_bucket{job=~"$job",le!="x"}[$__rate_interval])))',
+      ),
+    ).toEqual(['authproxy_callback_duration_seconds_bucket']);
+    expect(
+      metricNames(
+        'sum by (level) (rate(a_total[5m])) / ignoring(level) group_left sum(rate(a_total[5m])) > 0.5 and on (job) b == bool 1',
+      ),
+    ).toEqual(['a_total', 'b']);
     expect(metricNames('time() - min(x_seconds{a="1e3"}) offset 5m')).toEqual(['x_seconds']);
     expect(unknownNames(['rate(authproxy_decisions_total[5m])'], exported)).toEqual([]);
-    expect(unknownNames(['sum(rate(authproxy_decision_total{outcome="inject"}[5m]))'], exported)).toEqual(['authproxy_decision_total in sum(rate(authproxy_decision_total{outcome="inject"}[5m]))']);
+    expect(unknownNames(['sum(rate(authproxy_decision_total{outcome="inject"}[5m]))'], exported)).toEqual([
+      'authproxy_decision_total in sum(rate(authproxy_decision_total{outcome="inject"}[5m]))',
+    ]);
   });
 
   it('every metric the dashboard names is one authproxy exports', () => {
-    const templates = dashboard.templating.list.flatMap((v) => (v.type === 'query' ? templateMetric(typeof v.query === 'string' ? v.query : v.query!.query) : []));
+    const templates = dashboard.templating.list.flatMap((v) =>
+      v.type === 'query' ? templateMetric(typeof v.query === 'string' ? v.query : v.query!.query) : [],
+    );
     expect(templates.length).toBeGreaterThan(0);
     expect(unknownNames([...dashboardExprs, ...templates], exported)).toEqual([]);
     const used = new Set(dashboardExprs.flatMap(metricNames));
@@ -125,7 +168,9 @@ describe('operators view: dashboard and alert rules', () => {
     ])
       expect(used, name).toContain(name);
     // Every authproxy_* metric has a place on the dashboard.
-    const authproxyMetrics = [...exported].filter((n) => n.startsWith('authproxy_') && !/_(bucket|sum|count)$/.test(n) && !n.endsWith('_duration_seconds'));
+    const authproxyMetrics = [...exported].filter(
+      (n) => n.startsWith('authproxy_') && !/_(bucket|sum|count)$/.test(n) && !n.endsWith('_duration_seconds'),
+    );
     expect(authproxyMetrics.filter((n) => !used.has(n))).toEqual([]);
     for (const p of dashboard.panels.filter((x) => x.type !== 'row')) {
       expect(p.targets?.length, p.title).toBeGreaterThan(0);
@@ -151,7 +196,13 @@ describe('operators view: dashboard and alert rules', () => {
     expect(unknownNames(ruleExprs, exported)).toEqual([]);
     const alerts = rules.groups.flatMap((g) => g.rules);
     const names = alerts.map((a) => a.alert);
-    for (const wanted of ['AuthproxyCallbackFailureRatioHigh', 'AuthproxyRedisDegraded', 'AuthproxyConfigReloadFailing', 'AuthproxyExtProcErrors']) expect(names).toContain(wanted);
+    for (const wanted of [
+      'AuthproxyCallbackFailureRatioHigh',
+      'AuthproxyRedisDegraded',
+      'AuthproxyConfigReloadFailing',
+      'AuthproxyExtProcErrors',
+    ])
+      expect(names).toContain(wanted);
     for (const a of alerts) {
       expect(['info', 'warning', 'critical'], a.alert).toContain(a.labels?.severity);
       expect(a.annotations?.summary, a.alert).toBeTruthy();
@@ -185,7 +236,17 @@ describe('operators view: dashboard and alert rules', () => {
 
     it("every dashboard query parses as PromQL (Grafana's variables filled in)", () => {
       const fill = (e: string) => e.replaceAll('$__rate_interval', '5m').replace(/\$\{?(\w+)\}?/g, '.*');
-      const file = dir.file('dashboard-rules.yaml', stringify({ groups: [{ name: 'dashboard', rules: dashboardExprs.map((e, i) => ({ record: `dashboard:query_${i}`, expr: fill(e) })) }] }));
+      const file = dir.file(
+        'dashboard-rules.yaml',
+        stringify({
+          groups: [
+            {
+              name: 'dashboard',
+              rules: dashboardExprs.map((e, i) => ({ record: `dashboard:query_${i}`, expr: fill(e) })),
+            },
+          ],
+        }),
+      );
       const r = promtool('check', 'rules', file);
       expect(r.status, r.stdout + r.stderr).toBe(0);
       expect(r.stdout).toContain(`SUCCESS: ${dashboardExprs.length} rules found`);
@@ -202,7 +263,15 @@ describe('config reload and ext_proc error metrics in a real `authproxy serve`',
   beforeAll(async () => {
     dir = tempDir();
     dir.file('config.yaml', 'rules: []\n');
-    proc = startCli(['serve', '--config', join(dir.path, 'config.yaml'), '--listen', `unix:${join(dir.path, 'ext.sock')}`, '--metrics-listen', '127.0.0.1:0']);
+    proc = startCli([
+      'serve',
+      '--config',
+      join(dir.path, 'config.yaml'),
+      '--listen',
+      `unix:${join(dir.path, 'ext.sock')}`,
+      '--metrics-listen',
+      '127.0.0.1:0',
+    ]);
     await eventually(() => proc.output().includes('http port serving'), 10_000, 'serve to start');
     base = `http://${
       JSON.parse(
@@ -222,12 +291,25 @@ describe('config reload and ext_proc error metrics in a real `authproxy serve`',
     expect(await metric(/^authproxy_config_last_reload_successful (\d+)$/m)).toBe('1');
     expect(await metric(/^authproxy_config_reloads_total\{result="failed"\} (\d+)$/m)).toBe('0');
     writeFileSync(join(dir.path, 'config.yaml'), 'rules: [{ name: x, match_hostz: ["a.example.com"] }]\n');
-    await eventually(async () => (await metric(/^authproxy_config_last_reload_successful (\d+)$/m)) === '0', 8000, 'the rejected reload');
+    await eventually(
+      async () => (await metric(/^authproxy_config_last_reload_successful (\d+)$/m)) === '0',
+      8000,
+      'the rejected reload',
+    );
     expect(await metric(/^authproxy_config_reloads_total\{result="failed"\} (\d+)$/m)).toBe('1');
-    writeFileSync(join(dir.path, 'config.yaml'), 'rules: [{ name: x, match_hosts: ["a.example.com"], headers: [{ name: X, type: plaintext, value: v }] }]\n');
-    await eventually(async () => (await metric(/^authproxy_config_last_reload_successful (\d+)$/m)) === '1', 8000, 'the applied reload');
+    writeFileSync(
+      join(dir.path, 'config.yaml'),
+      'rules: [{ name: x, match_hosts: ["a.example.com"], headers: [{ name: X, type: plaintext, value: v }] }]\n',
+    );
+    await eventually(
+      async () => (await metric(/^authproxy_config_last_reload_successful (\d+)$/m)) === '1',
+      8000,
+      'the applied reload',
+    );
     expect(await metric(/^authproxy_config_reloads_total\{result="ok"\} (\d+)$/m)).toBe('1');
-    expect(Number(await metric(/^authproxy_config_last_reload_success_timestamp_seconds (\S+)$/m))).toBeGreaterThan(Date.now() / 1000 - 60);
+    expect(Number(await metric(/^authproxy_config_last_reload_success_timestamp_seconds (\S+)$/m))).toBeGreaterThan(
+      Date.now() / 1000 - 60,
+    );
   });
 
   it('counts ext_proc streams ended with an error', async () => {

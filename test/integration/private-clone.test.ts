@@ -41,7 +41,9 @@ describe.skipIf(!isRoot)('a checkout under a 0700 directory, used by another uid
 
   it('without the stage, another uid cannot load the CLI', () => {
     expect(untraversable(join(clone, 'bin/authproxy.js'))).toBe(priv);
-    const r = spawnSync(asNobody[0]!, [...asNobody.slice(1), node, join(clone, 'bin/authproxy.js'), '--version'], { encoding: 'utf8' });
+    const r = spawnSync(asNobody[0]!, [...asNobody.slice(1), node, join(clone, 'bin/authproxy.js'), '--version'], {
+      encoding: 'utf8',
+    });
     expect(r.status).not.toBe(0);
     expect(r.stdout).toBe('');
   });
@@ -50,7 +52,16 @@ describe.skipIf(!isRoot)('a checkout under a 0700 directory, used by another uid
     const stage = stageForOtherUsers({ repo: clone, node });
     try {
       expect(untraversable(join(stage.repo, 'x'))).toBeUndefined();
-      const [cmd, ...args] = stage.wrap([...asNobody, stage.node, stage.bin, 'envoy-config', '--mode', 'transparent', '--proxy-port', '15001']);
+      const [cmd, ...args] = stage.wrap([
+        ...asNobody,
+        stage.node,
+        stage.bin,
+        'envoy-config',
+        '--mode',
+        'transparent',
+        '--proxy-port',
+        '15001',
+      ]);
       const r = spawnSync(cmd!, args, { encoding: 'utf8' });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);

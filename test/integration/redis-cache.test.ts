@@ -23,10 +23,19 @@ describe('shared callback cache over Redis, three replicas', () => {
   let fleet: Awaited<ReturnType<typeof startFleet>>;
   let replicas: Replica[];
   let now: number;
-  const cb = (): CompiledCallback => ({ id: 'cb-1', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
+  const cb = (): CompiledCallback => ({
+    id: 'cb-1',
+    position: 0,
+    url: server.url,
+    ttlSeconds: 60,
+    requestHeaders: [],
+    fullRequest: false,
+  });
   const lookup = (r: Replica, sandbox = 'sb-1') => Promise.resolve(r.resolver.lookup(cb(), target, sandbox));
-  const spread = (n: number, sandbox = 'sb-1') => Array.from({ length: n }, (_, i) => lookup(replicas[i % replicas.length]!, sandbox));
-  const valueKey = (sandbox: string, sealer = TEST_SEALER) => `${PREFIX}{${sealer.keyName(callbackCacheKey(sandbox, cb(), target))}}:v`;
+  const spread = (n: number, sandbox = 'sb-1') =>
+    Array.from({ length: n }, (_, i) => lookup(replicas[i % replicas.length]!, sandbox));
+  const valueKey = (sandbox: string, sealer = TEST_SEALER) =>
+    `${PREFIX}{${sealer.keyName(callbackCacheKey(sandbox, cb(), target))}}:v`;
   const token = (e: CachedCredential) => e.headers[0]![1];
 
   beforeAll(async () => {
@@ -68,8 +77,12 @@ describe('shared callback cache over Redis, three replicas', () => {
     expect(sum((r) => r.metrics.count('lookup', 'l2'))).toBeGreaterThanOrEqual(2);
     expect(await fleetMetric(replicas, 'authproxy_callback_calls_total{result="ok"}')).toBe(2);
     expect(await fleetMetric(replicas, 'authproxy_callback_duration_seconds_count{result="ok"}')).toBe(2);
-    expect(await fleetMetric(replicas, 'authproxy_callback_single_flight_waits_total{scope="local"}')).toBeGreaterThan(0);
-    expect(await fleetMetric(replicas, 'authproxy_callback_single_flight_waits_total{scope="fleet"}')).toBeGreaterThan(0);
+    expect(await fleetMetric(replicas, 'authproxy_callback_single_flight_waits_total{scope="local"}')).toBeGreaterThan(
+      0,
+    );
+    expect(await fleetMetric(replicas, 'authproxy_callback_single_flight_waits_total{scope="fleet"}')).toBeGreaterThan(
+      0,
+    );
     expect(await fleetMetric(replicas, 'authproxy_callback_cache_lookups_total{level="l1"}')).toBe(3);
     expect(await fleetMetric(replicas, 'authproxy_redis_up')).toBe(3);
   });
@@ -127,7 +140,10 @@ describe('shared callback cache over Redis, three replicas', () => {
     expect(server.calls).toHaveLength(2);
 
     const foreign = CacheSealer.fromKey(Buffer.alloc(32, 9));
-    const planted = foreign.seal(valueKey('sb-3'), { headers: [['Authorization', 'Bearer planted']], expiresAt: now + 60_000 });
+    const planted = foreign.seal(valueKey('sb-3'), {
+      headers: [['Authorization', 'Bearer planted']],
+      expiresAt: now + 60_000,
+    });
     await raw.set(valueKey('sb-3'), planted, 'PX', 60_000);
     expect(token(await lookup(replicas[2]!, 'sb-3'))).toBe(`Bearer ${CANARY}`);
     expect(server.calls).toHaveLength(3);

@@ -18,9 +18,17 @@ describe('shared callback cache when things fail', () => {
   let server: Awaited<ReturnType<typeof startCallbackServer>>;
   let fleet: Awaited<ReturnType<typeof startFleet>> | undefined;
   let now: number;
-  const cb = (): CompiledCallback => ({ id: 'cb-f', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
+  const cb = (): CompiledCallback => ({
+    id: 'cb-f',
+    position: 0,
+    url: server.url,
+    ttlSeconds: 60,
+    requestHeaders: [],
+    fullRequest: false,
+  });
   const lookup = (r: Replica, sandbox = 'sb-1') => Promise.resolve(r.resolver.lookup(cb(), target, sandbox));
-  const spread = (rs: Replica[], n: number, sandbox = 'sb-1') => Array.from({ length: n }, (_, i) => lookup(rs[i % rs.length]!, sandbox));
+  const spread = (rs: Replica[], n: number, sandbox = 'sb-1') =>
+    Array.from({ length: n }, (_, i) => lookup(rs[i % rs.length]!, sandbox));
   const token = (e: CachedCredential) => e.headers[0]![1];
   const count = (text: string, what: string) => text.split(what).length - 1;
 
@@ -53,7 +61,11 @@ describe('shared callback cache when things fail', () => {
     const orphan = lookup(a).catch((err: unknown) => err);
     await eventually(() => server.calls.length === 1, 5000, 'replica a calling');
     const waiting = spread([b, c], 40);
-    await eventually(() => b.metrics.count('wait', 'fleet') > 0 && c.metrics.count('wait', 'fleet') > 0, 5000, 'b and c waiting');
+    await eventually(
+      () => b.metrics.count('wait', 'fleet') > 0 && c.metrics.count('wait', 'fleet') > 0,
+      5000,
+      'b and c waiting',
+    );
     await a.cache.close(); // crash: its lock is never released
 
     const results = await Promise.all(waiting);

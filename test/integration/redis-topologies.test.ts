@@ -12,7 +12,14 @@ const target = { host: 'api.example.com', port: 443 };
 describe('Sentinel and Cluster URLs', () => {
   let server: Awaited<ReturnType<typeof startCallbackServer>>;
   const started: RedisServer[] = [];
-  const cb = (): CompiledCallback => ({ id: 'cb-t', position: 0, url: server.url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
+  const cb = (): CompiledCallback => ({
+    id: 'cb-t',
+    position: 0,
+    url: server.url,
+    ttlSeconds: 60,
+    requestHeaders: [],
+    fullRequest: false,
+  });
 
   beforeAll(async () => {
     server = await startCallbackServer(answer({ Authorization: 'Bearer topo' }, 50));
@@ -26,7 +33,9 @@ describe('Sentinel and Cluster URLs', () => {
     const before = server.calls.length;
     const fleet = await startFleet({ url, count: 3 });
     try {
-      const results = await Promise.all(Array.from({ length: 30 }, (_, i) => fleet.replicas[i % 3]!.resolver.lookup(cb(), target, sandbox)));
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => fleet.replicas[i % 3]!.resolver.lookup(cb(), target, sandbox)),
+      );
       expect(results.map((r) => r.headers[0]![1])).toEqual(Array(30).fill('Bearer topo'));
       expect(server.calls.length - before).toBe(1);
       for (const r of fleet.replicas) expect(r.cache.redisState).toBe('up');

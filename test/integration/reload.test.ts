@@ -29,11 +29,15 @@ describe('hot reload of config and secrets', () => {
   let service: Service;
   let client: grpc.Client;
   let logs: ReturnType<typeof captureLogs>;
-  const authFor = async (host: string) => setHeaders((await exchange(client, [requestHeaders(host, '/')])).responses[0]!).authorization;
+  const authFor = async (host: string) =>
+    setHeaders((await exchange(client, [requestHeaders(host, '/')])).responses[0]!).authorization;
 
   async function start(configPath: string, secretsDir: string) {
     logs = captureLogs('info');
-    service = await startService({ config: configPath, secretsDir, listen: '127.0.0.1:0', sandboxId: 'default', pollMs: 200 }, logs.log);
+    service = await startService(
+      { config: configPath, secretsDir, listen: '127.0.0.1:0', sandboxId: 'default', pollMs: 200 },
+      logs.log,
+    );
     client = extProcClient(service.address);
   }
 
@@ -120,7 +124,11 @@ describe('hot reload of config and secrets', () => {
       secret_access_key: { type: workspace_secret, value: "{AWS_SECRET}" }
 `,
     );
-    await eventually(async () => (await authFor('b.example.com')) === 'Bearer one', 10_000, 'the reload with the aws rule');
+    await eventually(
+      async () => (await authFor('b.example.com')) === 'Bearer one',
+      10_000,
+      'the reload with the aws rule',
+    );
     const lines = logs
       .text()
       .split('\n')

@@ -12,7 +12,11 @@ import { RedisSandboxStore } from '../../src/sandboxes/store.js';
 import { eventually } from '../helpers/fs.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
-const emptyFile = { file: { default: undefined, sandboxes: new Map() }, secrets: new Map<string, string>(), fingerprint: '' };
+const emptyFile = {
+  file: { default: undefined, sandboxes: new Map() },
+  secrets: new Map<string, string>(),
+  fingerprint: '',
+};
 const log = createLogger('silent');
 const KEY = Buffer.alloc(32, 5);
 
@@ -45,11 +49,23 @@ describe('sandbox links across replicas through Redis', () => {
     const b = await replica();
     await a.links.update('sb-2', (net) => ({ ...net, address: '10.0.3.7' }));
     await a.links.update('sb-1', (net) => ({ ...net, links: { 'sb-2': [8080] } }));
-    await eventually(() => b.registry.links!.dial('sb-1', 'sb-2', 8080) === '10.0.3.7', 2000, 'replica B to hear of the link');
+    await eventually(
+      () => b.registry.links!.dial('sb-1', 'sb-2', 8080) === '10.0.3.7',
+      2000,
+      'replica B to hear of the link',
+    );
     await a.links.update('sb-2', (net) => ({ ...net, address: '10.0.3.8' }));
-    await eventually(() => b.registry.links!.dial('sb-1', 'sb-2', 8080) === '10.0.3.8', 2000, 'replica B to hear of the new address');
+    await eventually(
+      () => b.registry.links!.dial('sb-1', 'sb-2', 8080) === '10.0.3.8',
+      2000,
+      'replica B to hear of the new address',
+    );
     await a.links.update('sb-1', (net) => ({ ...net, links: {} }));
-    await eventually(() => b.registry.links!.dial('sb-1', 'sb-2', 8080) === undefined, 2000, 'replica B to hear of the removal');
+    await eventually(
+      () => b.registry.links!.dial('sb-1', 'sb-2', 8080) === undefined,
+      2000,
+      'replica B to hear of the removal',
+    );
   });
 
   it('refuses an old record put back into Redis, and drops a forged one', async () => {

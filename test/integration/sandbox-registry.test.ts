@@ -15,7 +15,19 @@ import { encodeRecord } from '../../src/sandboxes/record.js';
 import { eventually } from '../helpers/fs.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
-const config = (token: string) => validateConfig({ rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }] }] }, 'test');
+const config = (token: string) =>
+  validateConfig(
+    {
+      rules: [
+        {
+          name: 'gh',
+          match_hosts: ['api.github.com'],
+          headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }],
+        },
+      ],
+    },
+    'test',
+  );
 const emptyFile = {
   file: { default: undefined, sandboxes: new Map() },
   secrets: new Map([
@@ -36,7 +48,12 @@ describe('sandbox configs across replicas through Redis', () => {
   const replica = async (resyncMs = 60_000) => {
     const client = createRedisClient(redis.url) as Redis;
     clients.push(client);
-    const registry = new PolicyRegistry(emptyFile, undefined, log, new RedisSandboxStore(client, `t${process.pid}:`, KEY));
+    const registry = new PolicyRegistry(
+      emptyFile,
+      undefined,
+      log,
+      new RedisSandboxStore(client, `t${process.pid}:`, KEY),
+    );
     registries.push(registry);
     await registry.start(resyncMs);
     return registry;
@@ -83,7 +100,13 @@ describe('sandbox configs across replicas through Redis', () => {
     // A write whose announcement is lost: the value and version change, nothing is published.
     const [key] = await writer.keys(`t${process.pid}:{sbx}:cfg:*:sb-missed`);
     const epoch = Number(await writer.get(`t${process.pid}:{sbx}:epoch`));
-    const record = encodeRecord(KEY, 'sb-missed', { stamp: '99-lost', updatedAt: Date.now(), order: { epoch, seq: 1_000_000 }, identity: {}, config: config('T2') });
+    const record = encodeRecord(KEY, 'sb-missed', {
+      stamp: '99-lost',
+      updatedAt: Date.now(),
+      order: { epoch, seq: 1_000_000 },
+      identity: {},
+      config: config('T2'),
+    });
     await writer.hset(`t${process.pid}:{sbx}:versions`, 'sb-missed', '99-lost');
     await writer.set(key!, record);
     await eventually(() => auth(late, 'sb-missed') === 'Bearer two', 3000, 'resync');
@@ -102,7 +125,12 @@ describe('sandbox configs across replicas through Redis', () => {
     await writer.hset(`t${process.pid}:{sbx}:versions`, 'sb-planted', '77-evil');
     await e.resync();
     expect(auth(e, 'sb-planted')).toBe('Bearer one');
-    const unauthenticated = new PolicyRegistry(emptyFile, undefined, log, new RedisSandboxStore(writer, `t${process.pid}:`, Buffer.alloc(32, 1)));
+    const unauthenticated = new PolicyRegistry(
+      emptyFile,
+      undefined,
+      log,
+      new RedisSandboxStore(writer, `t${process.pid}:`, Buffer.alloc(32, 1)),
+    );
     registries.push(unauthenticated);
     await unauthenticated.start(60_000);
     expect(unauthenticated.policyFor('sb-planted')).toBeUndefined();

@@ -8,7 +8,15 @@ import { AuthProxyApiError, AuthProxyClient, retryAfterMs } from '../../src/sdk/
 import { startScriptedServer, type ScriptedServer, type Step } from '../helpers/admin-fake.js';
 
 const TOKEN = 'sdk-retry-token-0123456789';
-const OK: Step = { status: 200, body: { sandbox_id: 'sb', version: 1, updated_at: '2025-01-01T00:00:00.000Z', proxy_config: { rules: [], callbacks: [], no_proxy: [] } } };
+const OK: Step = {
+  status: 200,
+  body: {
+    sandbox_id: 'sb',
+    version: 1,
+    updated_at: '2025-01-01T00:00:00.000Z',
+    proxy_config: { rules: [], callbacks: [], no_proxy: [] },
+  },
+};
 
 describe('SDK retries', () => {
   let server: ScriptedServer | undefined;
@@ -20,20 +28,31 @@ describe('SDK retries', () => {
   const clientFor = async (script: Step[], retries?: number) => {
     server = await startScriptedServer(script);
     const delays: number[] = [];
-    const client = new AuthProxyClient({ baseUrl: server.url, token: TOKEN, retries, sleep: async (ms) => void delays.push(ms) });
+    const client = new AuthProxyClient({
+      baseUrl: server.url,
+      token: TOKEN,
+      retries,
+      sleep: async (ms) => void delays.push(ms),
+    });
     return { client, delays, requests: server.requests };
   };
 
   it('honours Retry-After in seconds (429) and as an HTTP date (503), then succeeds', async () => {
     const date = new Date(Date.now() + 10_000).toUTCString();
-    const { client, delays, requests } = await clientFor([{ status: 429, headers: { 'retry-after': '1' } }, { status: 503, headers: { 'retry-after': date } }, OK]);
+    const { client, delays, requests } = await clientFor([
+      { status: 429, headers: { 'retry-after': '1' } },
+      { status: 503, headers: { 'retry-after': date } },
+      OK,
+    ]);
     const res = await client.get('sb');
     expect(res.version).toBe(1);
     expect(requests).toHaveLength(3);
     expect(delays[0]).toBe(1000);
     expect(delays[1]).toBeGreaterThan(8000);
     expect(delays[1]).toBeLessThanOrEqual(10_000);
-    expect(requests.every((r) => r.authorization === `Bearer ${TOKEN}` && r.url === '/v1/sandboxes/sb/proxy-config')).toBe(true);
+    expect(
+      requests.every((r) => r.authorization === `Bearer ${TOKEN}` && r.url === '/v1/sandboxes/sb/proxy-config'),
+    ).toBe(true);
   });
 
   it('retries PATCH on 5xx too (the server answered: the request was refused, not half-applied)', async () => {
@@ -44,7 +63,10 @@ describe('SDK retries', () => {
   });
 
   it('gives up after the configured retries with the last error', async () => {
-    const { client, delays, requests } = await clientFor([{ status: 503, body: { error: 'sandbox store unavailable' } }], 2);
+    const { client, delays, requests } = await clientFor(
+      [{ status: 503, body: { error: 'sandbox store unavailable' } }],
+      2,
+    );
     const err = await client.get('sb').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuthProxyApiError);
     expect(err).toMatchObject({ status: 503, error: 'sandbox store unavailable' });
@@ -54,7 +76,12 @@ describe('SDK retries', () => {
   });
 
   it('does not retry a 4xx, a 501, or a Retry-After beyond the bound', async () => {
-    for (const step of [{ status: 400 }, { status: 409 }, { status: 501 }, { status: 429, headers: { 'retry-after': '3600' } }] as Step[]) {
+    for (const step of [
+      { status: 400 },
+      { status: 409 },
+      { status: 501 },
+      { status: 429, headers: { 'retry-after': '3600' } },
+    ] as Step[]) {
       const { client, requests } = await clientFor([step, OK]);
       await expect(client.get('sb')).rejects.toBeInstanceOf(AuthProxyApiError);
       expect(requests, JSON.stringify(step)).toHaveLength(1);

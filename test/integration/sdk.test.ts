@@ -4,7 +4,18 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuthProxyApiError, AuthProxyClient, configureGithubProxy, GITHUB_API_RULE, GITHUB_GIT_RULE, githubProxyRules, mergeGithubRules, opaqueSecret, plaintext, workspaceSecret } from '../../src/sdk/index.js';
+import {
+  AuthProxyApiError,
+  AuthProxyClient,
+  configureGithubProxy,
+  GITHUB_API_RULE,
+  GITHUB_GIT_RULE,
+  githubProxyRules,
+  mergeGithubRules,
+  opaqueSecret,
+  plaintext,
+  workspaceSecret,
+} from '../../src/sdk/index.js';
 import { ADMIN_TOKEN, SCOPED_TOKEN, startAdminRig, type AdminRig } from '../helpers/admin.js';
 
 const CANARY = 'canary-sdk-opaque-2b7e11';
@@ -29,7 +40,12 @@ describe('SDK against the admin API', () => {
   it('create, get, replace, patch, env and delete round trip', async () => {
     const config = {
       rules: [
-        { name: 'openai', match_hosts: ['api.openai.com'], headers: [{ name: 'Authorization', ...workspaceSecret('Bearer {OPENAI_API_KEY}') }], env_vars: { OPENAI_API_KEY: 'proxy-injected' } },
+        {
+          name: 'openai',
+          match_hosts: ['api.openai.com'],
+          headers: [{ name: 'Authorization', ...workspaceSecret('Bearer {OPENAI_API_KEY}') }],
+          env_vars: { OPENAI_API_KEY: 'proxy-injected' },
+        },
         {
           name: 'internal',
           match_hosts: ['api.internal.example'],
@@ -58,10 +74,14 @@ describe('SDK against the admin API', () => {
   });
 
   it('throws AuthProxyApiError with status and field-named problems', async () => {
-    const err = await client.create('sb-bad', { rules: [{ name: 'r', match_hosts: ['*.com'], headers: [{ name: 'X', ...plaintext('v') }] }] }).catch((e: unknown) => e);
+    const err = await client
+      .create('sb-bad', { rules: [{ name: 'r', match_hosts: ['*.com'], headers: [{ name: 'X', ...plaintext('v') }] }] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuthProxyApiError);
     expect((err as AuthProxyApiError).status).toBe(422);
-    expect((err as AuthProxyApiError).problems).toEqual([expect.stringMatching(/^rules\[0\]\.match_hosts\[0\]: .*too broad/)]);
+    expect((err as AuthProxyApiError).problems).toEqual([
+      expect.stringMatching(/^rules\[0\]\.match_hosts\[0\]: .*too broad/),
+    ]);
     expect((err as Error).message).toMatch(/^422 invalid proxy_config: rules\[0\]\.match_hosts\[0\]/);
     const missing = await client.get('sb-none').catch((e: unknown) => e);
     expect(missing).toMatchObject({ status: 404 });
@@ -84,8 +104,21 @@ describe('SDK against the admin API', () => {
 
   it('configureGithubProxy refreshes the token and keeps every other rule and opaque value', async () => {
     await client.create('sb-gh', {
-      rules: [{ name: 'internal', match_hosts: ['api.internal.example'], headers: [{ name: 'X-Key', ...opaqueSecret(CANARY) }] }],
-      callbacks: [{ match_hosts: ['cb.example.com'], url: 'https://cb.example.com/r', ttl_seconds: 60, request_headers: [{ name: 'X-Cb', ...opaqueSecret(`${CANARY}-cb`) }] }],
+      rules: [
+        {
+          name: 'internal',
+          match_hosts: ['api.internal.example'],
+          headers: [{ name: 'X-Key', ...opaqueSecret(CANARY) }],
+        },
+      ],
+      callbacks: [
+        {
+          match_hosts: ['cb.example.com'],
+          url: 'https://cb.example.com/r',
+          ttl_seconds: 60,
+          request_headers: [{ name: 'X-Cb', ...opaqueSecret(`${CANARY}-cb`) }],
+        },
+      ],
     });
     await configureGithubProxy(client, 'sb-gh', 'ghs_one');
     const first = (await rig.store.get('sb-gh'))!;
@@ -103,7 +136,12 @@ describe('SDK against the admin API', () => {
       .lines()
       .filter((l) => l.msg === 'audit' && l.sandbox === 'sb-gh')
       .at(-1)!;
-    expect(audit).toMatchObject({ action: 'patch', rules_changed: [GITHUB_API_RULE, GITHUB_GIT_RULE], rules_added: [], callbacks_changed: false });
+    expect(audit).toMatchObject({
+      action: 'patch',
+      rules_changed: [GITHUB_API_RULE, GITHUB_GIT_RULE],
+      rules_added: [],
+      callbacks_changed: false,
+    });
     expect(rig.logs.text()).not.toMatch(/ghs_one|ghs_two/);
   });
 
@@ -118,7 +156,10 @@ describe('SDK against the admin API', () => {
 describe('SDK helpers', () => {
   it('workspaceSecret turns a key into a placeholder and passes templates through', () => {
     expect(workspaceSecret('GITHUB_TOKEN')).toEqual({ type: 'workspace_secret', value: '{GITHUB_TOKEN}' });
-    expect(workspaceSecret('Bearer {GITHUB_TOKEN}')).toEqual({ type: 'workspace_secret', value: 'Bearer {GITHUB_TOKEN}' });
+    expect(workspaceSecret('Bearer {GITHUB_TOKEN}')).toEqual({
+      type: 'workspace_secret',
+      value: 'Bearer {GITHUB_TOKEN}',
+    });
     expect(() => workspaceSecret('Bearer x')).toThrow(TypeError);
     expect(plaintext('v')).toEqual({ type: 'plaintext', value: 'v' });
     expect(opaqueSecret('s')).toEqual({ type: 'opaque', value: 's' });
@@ -126,16 +167,30 @@ describe('SDK helpers', () => {
 
   it('githubProxyRules builds the API (Bearer) and git (Basic x-access-token) rules', () => {
     const [api, git] = githubProxyRules('ghs_abc');
-    expect(api).toMatchObject({ name: 'github-api', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'opaque', value: 'Bearer ghs_abc' }] });
-    expect(git).toMatchObject({ name: 'github-git', match_hosts: ['github.com', '*.github.com'], headers: [{ name: 'Authorization', type: 'opaque', value: basic('ghs_abc') }] });
+    expect(api).toMatchObject({
+      name: 'github-api',
+      match_hosts: ['api.github.com'],
+      headers: [{ name: 'Authorization', type: 'opaque', value: 'Bearer ghs_abc' }],
+    });
+    expect(git).toMatchObject({
+      name: 'github-git',
+      match_hosts: ['github.com', '*.github.com'],
+      headers: [{ name: 'Authorization', type: 'opaque', value: basic('ghs_abc') }],
+    });
     expect(() => githubProxyRules('a b')).toThrow(TypeError);
     expect(() => githubProxyRules('')).toThrow(TypeError);
   });
 
   it('mergeGithubRules replaces same-named rules where the first of them was, API rule first', () => {
-    const rule = (name: string) => ({ name, match_hosts: [`${name}.example.com`], headers: [{ name: 'X', type: 'plaintext' as const, value: name }] });
+    const rule = (name: string) => ({
+      name,
+      match_hosts: [`${name}.example.com`],
+      headers: [{ name: 'X', type: 'plaintext' as const, value: name }],
+    });
     const github = githubProxyRules('t');
-    expect(mergeGithubRules([rule('a'), rule('github-git'), rule('b'), rule('github-api')], github).map((r) => r.name)).toEqual(['a', 'github-api', 'github-git', 'b']);
+    expect(
+      mergeGithubRules([rule('a'), rule('github-git'), rule('b'), rule('github-api')], github).map((r) => r.name),
+    ).toEqual(['a', 'github-api', 'github-git', 'b']);
     expect(mergeGithubRules([rule('a')], github).map((r) => r.name)).toEqual(['github-api', 'github-git', 'a']);
   });
 });

@@ -36,7 +36,13 @@ describe('SDS leaves per (sandbox, host) with --bind-sandbox-to-cert', () => {
     const authority = { cert: dir.file('ca.crt', ca.certPem), key: dir.file('ca.key', ca.keyPem) };
     writeFileSync(join(dir.path, 'config.yaml'), CONFIG);
     const tls = { cert: mtls.serverCert, key: mtls.serverKey, clientCa: mtls.ca };
-    const common = { config: join(dir.path, 'config.yaml'), listen: '127.0.0.1:0', sandboxId: 'default', tls, ca: authority };
+    const common = {
+      config: join(dir.path, 'config.yaml'),
+      listen: '127.0.0.1:0',
+      sandboxId: 'default',
+      tls,
+      ca: authority,
+    };
     bound = await startService({ ...common, bindSandboxToCert: true }, createLogger('silent'));
     shared = await startService(common, createLogger('silent'));
   });
@@ -47,9 +53,17 @@ describe('SDS leaves per (sandbox, host) with --bind-sandbox-to-cert', () => {
   });
 
   /** The leaf a sidecar holding `cn`'s client certificate gets for `host`: its serial and key. */
-  async function leafFor(service: Service, cn: string, host = 'api.example.com', metadata: Record<string, string> = { 'x-sandbox-id': cn }) {
+  async function leafFor(
+    service: Service,
+    cn: string,
+    host = 'api.example.com',
+    metadata: Record<string, string> = { 'x-sandbox-id': cn },
+  ) {
     const files = mtls.client(cn);
-    const client = sdsClient(service.address.replace('127.0.0.1', 'localhost'), grpc.credentials.createSsl(readFileSync(mtls.ca), readFileSync(files.key), readFileSync(files.cert)));
+    const client = sdsClient(
+      service.address.replace('127.0.0.1', 'localhost'),
+      grpc.credentials.createSsl(readFileSync(mtls.ca), readFileSync(files.key), readFileSync(files.cert)),
+    );
     try {
       const stream = openDelta(client, metadata);
       const r = await stream.send({ type_url: SECRET_TYPE_URL, resource_names_subscribe: [host] }).next();
@@ -74,7 +88,9 @@ describe('SDS leaves per (sandbox, host) with --bind-sandbox-to-cert', () => {
   });
 
   it("a sidecar can't ask for another sandbox's leaf by naming it", async () => {
-    expect(await leafFor(bound, 'sb-1', 'api.example.com', { 'x-sandbox-id': 'sb-2' })).toEqual({ removed: ['api.example.com'] });
+    expect(await leafFor(bound, 'sb-1', 'api.example.com', { 'x-sandbox-id': 'sb-2' })).toEqual({
+      removed: ['api.example.com'],
+    });
   });
 
   it('without the flag one leaf per host is shared (sandbox ids are claims there, not proofs)', async () => {

@@ -122,7 +122,13 @@ describe('SDS DeltaSecrets over real gRPC', () => {
     const pushed = await stream.next();
     expect(names(pushed)).toEqual(['renew.example.com']);
     expect(pushed.nonce).not.toBe(first.nonce);
-    const renewed = expectValidLeaf(secretOf(pushed).chainPem, secretOf(pushed).keyPem, f.caPem, 'renew.example.com', f.clock.now());
+    const renewed = expectValidLeaf(
+      secretOf(pushed).chainPem,
+      secretOf(pushed).keyPem,
+      f.caPem,
+      'renew.example.com',
+      f.clock.now(),
+    );
     expect(pushed.resources![0]!.version).not.toBe(first.resources![0]!.version);
     expect(Date.parse(renewed.validTo)).toBeGreaterThan(Date.parse(old.validTo));
     expect(f.clock.now()).toBeLessThan(Date.parse(old.validTo));
@@ -171,7 +177,10 @@ describe('SDS DeltaSecrets over real gRPC', () => {
     stream.send({
       type_url: SECRET_TYPE_URL,
       response_nonce: r.nonce,
-      error_detail: { code: 3, message: 'Failed to load certificate -----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY----- rejected' },
+      error_detail: {
+        code: 3,
+        message: 'Failed to load certificate -----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY----- rejected',
+      },
     });
     const next = await stream.send(subscribe('after-nack.example.com')).next();
     expect(names(next)).toEqual(['after-nack.example.com']);
@@ -185,7 +194,10 @@ describe('SDS DeltaSecrets over real gRPC', () => {
 
   it('ends a stream that asks for another resource type with INVALID_ARGUMENT', async () => {
     const stream = openDelta(f.client);
-    stream.send({ type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', resource_names_subscribe: ['api.example.com'] });
+    stream.send({
+      type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+      resource_names_subscribe: ['api.example.com'],
+    });
     const status = await stream.status;
     expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(status.details).toContain('type_url');

@@ -2,11 +2,22 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/fs.js';
 import { expectValidLeaf } from '../helpers/sds-certs.js';
-import { decodeSecret, fetchSecrets, openDelta, openSotw, SECRET_TYPE_URL, type WireSotwResponse } from '../helpers/sds-client.js';
+import {
+  decodeSecret,
+  fetchSecrets,
+  openDelta,
+  openSotw,
+  SECRET_TYPE_URL,
+  type WireSotwResponse,
+} from '../helpers/sds-client.js';
 import { startSds, type SdsFixture } from '../helpers/sds-server.js';
 
 const HOUR = 3_600_000;
-const request = (names: string[], nonce = '') => ({ type_url: SECRET_TYPE_URL, resource_names: names, response_nonce: nonce });
+const request = (names: string[], nonce = '') => ({
+  type_url: SECRET_TYPE_URL,
+  resource_names: names,
+  response_nonce: nonce,
+});
 const secrets = (r: WireSotwResponse) => (r.resources ?? []).map(decodeSecret);
 
 describe('SDS StreamSecrets (state of the world) over real gRPC', () => {
@@ -52,7 +63,11 @@ describe('SDS StreamSecrets (state of the world) over real gRPC', () => {
     stream.send({ ...request(['nack.example.com'], first.nonce), error_detail: { code: 3, message: 'rejected' } });
     const next = await stream.send(request(['other.example.com'], first.nonce)).next();
     expect(secrets(next).map((s) => s.name)).toEqual(['other.example.com']);
-    expect(f.logs.lines().some((l) => l.msg === 'sds: Envoy rejected a secret (NACK); not resending' && l.detail === 'rejected')).toBe(true);
+    expect(
+      f.logs
+        .lines()
+        .some((l) => l.msg === 'sds: Envoy rejected a secret (NACK); not resending' && l.detail === 'rejected'),
+    ).toBe(true);
     stream.cancel();
   });
 

@@ -15,7 +15,10 @@ async function tlsServer(cert: string, key: string): Promise<{ port: number; clo
 }
 
 /** Connects as a sandbox client would; resolves with what the server sent, or the TLS error code. */
-function handshake(port: number, options: tls.ConnectionOptions): Promise<{ ok: true; body: string; protocol: string | null } | { ok: false; code: string }> {
+function handshake(
+  port: number,
+  options: tls.ConnectionOptions,
+): Promise<{ ok: true; body: string; protocol: string | null } | { ok: false; code: string }> {
   return new Promise((resolve) => {
     const socket = tls.connect({ host: '127.0.0.1', port, ...options });
     let body = '';

@@ -24,9 +24,12 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
   let clientA: grpc.Client;
   let clientB: grpc.Client;
 
-  const injected = async (client: grpc.Client, sandbox: string, host: string, path = '/') => setHeaders((await exchange(client, [requestHeaders(host, path)], { 'x-sandbox-id': sandbox })).responses[0]!);
-  const auth = async (client: grpc.Client, sandbox: string, host = 'api.github.com', path = '/user') => (await injected(client, sandbox, host, path)).authorization;
-  const internalKey = async (client: grpc.Client, sandbox: string) => (await injected(client, sandbox, 'internal.example.com'))['x-key'];
+  const injected = async (client: grpc.Client, sandbox: string, host: string, path = '/') =>
+    setHeaders((await exchange(client, [requestHeaders(host, path)], { 'x-sandbox-id': sandbox })).responses[0]!);
+  const auth = async (client: grpc.Client, sandbox: string, host = 'api.github.com', path = '/user') =>
+    (await injected(client, sandbox, host, path)).authorization;
+  const internalKey = async (client: grpc.Client, sandbox: string) =>
+    (await injected(client, sandbox, 'internal.example.com'))['x-key'];
 
   beforeAll(async () => {
     dir = tempDir('authproxy-shared-');
@@ -56,11 +59,17 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
         'shared-test:',
         '--log-level',
         'debug',
-        ...(name === 'a' ? ['--admin-listen', `127.0.0.1:${adminPort}`, '--admin-tokens', join(dir.path, 'tokens')] : []),
+        ...(name === 'a'
+          ? ['--admin-listen', `127.0.0.1:${adminPort}`, '--admin-tokens', join(dir.path, 'tokens')]
+          : []),
       ];
       const proc = startCli(args);
       replicas.push(proc);
-      await eventually(() => proc.output().includes('authproxy serving') || proc.child.exitCode !== null, 15_000, `replica ${name}`);
+      await eventually(
+        () => proc.output().includes('authproxy serving') || proc.child.exitCode !== null,
+        15_000,
+        `replica ${name}`,
+      );
       expect(proc.child.exitCode, proc.output()).toBeNull();
     }
     await eventually(() => replicas[0]!.output().includes('admin API serving'), 10_000, 'admin API');
@@ -80,11 +89,24 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
   it('a config PUT on replica A is injected by replica B, for that sandbox only', async () => {
     await admin.create('sb-1', {
       rules: [
-        { name: 'openai', match_hosts: ['api.openai.com'], headers: [{ name: 'Authorization', ...workspaceSecret('Bearer {OPENAI_API_KEY}') }], env_vars: { OPENAI_API_KEY: 'proxy-injected' } },
-        { name: 'internal', match_hosts: ['internal.example.com'], headers: [{ name: 'X-Key', ...opaqueSecret(CANARY_OPAQUE) }] },
+        {
+          name: 'openai',
+          match_hosts: ['api.openai.com'],
+          headers: [{ name: 'Authorization', ...workspaceSecret('Bearer {OPENAI_API_KEY}') }],
+          env_vars: { OPENAI_API_KEY: 'proxy-injected' },
+        },
+        {
+          name: 'internal',
+          match_hosts: ['internal.example.com'],
+          headers: [{ name: 'X-Key', ...opaqueSecret(CANARY_OPAQUE) }],
+        },
       ],
     });
-    await eventually(async () => (await auth(clientB, 'sb-1', 'api.openai.com', '/v1/models')) === `Bearer ${CANARY_WS}`, 1000, 'replica B within a second');
+    await eventually(
+      async () => (await auth(clientB, 'sb-1', 'api.openai.com', '/v1/models')) === `Bearer ${CANARY_WS}`,
+      1000,
+      'replica B within a second',
+    );
     expect(await internalKey(clientB, 'sb-1')).toBe(CANARY_OPAQUE);
     expect(await auth(clientB, 'sb-2', 'api.openai.com', '/v1/models')).toBeUndefined();
     expect(await auth(clientB, 'sb-1 ', 'api.openai.com', '/v1/models')).toBeUndefined();
@@ -94,7 +116,11 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
   it('configureGithubProxy refreshes the GitHub token on every replica within a second and keeps other opaque values', async () => {
     for (const token of ['ghs_first_token_111', 'ghs_second_token_222']) {
       await configureGithubProxy(admin, 'sb-1', token);
-      await eventually(async () => (await auth(clientB, 'sb-1')) === `Bearer ${token}`, 1000, `replica B to inject ${token}`);
+      await eventually(
+        async () => (await auth(clientB, 'sb-1')) === `Bearer ${token}`,
+        1000,
+        `replica B to inject ${token}`,
+      );
       expect(await auth(clientA, 'sb-1')).toBe(`Bearer ${token}`);
     }
     expect(await internalKey(clientB, 'sb-1')).toBe(CANARY_OPAQUE);
@@ -118,7 +144,8 @@ describe('shared service: two replicas, one Redis, the admin API and the SDK', (
     for (const r of replicas) {
       const out = r.output();
       expect(out).toContain('"msg":"decision"');
-      for (const canary of [CANARY_OPAQUE, CANARY_WS, 'ghs_first_token_111', 'ghs_second_token_222', TOKEN]) expect(out).not.toContain(canary);
+      for (const canary of [CANARY_OPAQUE, CANARY_WS, 'ghs_first_token_111', 'ghs_second_token_222', TOKEN])
+        expect(out).not.toContain(canary);
     }
     expect(replicas[0]!.output()).toContain('"msg":"audit"');
   });

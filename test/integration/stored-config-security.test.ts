@@ -27,7 +27,19 @@ const emptyFile = { file: { default: undefined, sandboxes: new Map() }, secrets,
 const keys = generateSealingKeys();
 const unsealer = new Unsealer(parsePrivateKey(keys.privatePem, 'test key'));
 const config = (token: string, extra: object = {}) =>
-  validateConfig({ rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }] }], ...extra }, 'test');
+  validateConfig(
+    {
+      rules: [
+        {
+          name: 'gh',
+          match_hosts: ['api.github.com'],
+          headers: [{ name: 'Authorization', type: 'workspace_secret', value: `Bearer {${token}}` }],
+        },
+      ],
+      ...extra,
+    },
+    'test',
+  );
 const auth = (r: PolicyRegistry, id: string) => r.policyFor(id)?.rules[0]?.headers[0]?.value;
 
 describe('stored configs: what a replica accepts from Redis', () => {
@@ -37,7 +49,14 @@ describe('stored configs: what a replica accepts from Redis', () => {
   const registries: PolicyRegistry[] = [];
   const replica = async (options: RegistryOptions = {}) => {
     const logs = captureLogs('debug');
-    const registry = new PolicyRegistry(emptyFile, unsealer, logs.log, new RedisSandboxStore(createRedisClient(redis.url), PREFIX, KEY), undefined, options);
+    const registry = new PolicyRegistry(
+      emptyFile,
+      unsealer,
+      logs.log,
+      new RedisSandboxStore(createRedisClient(redis.url), PREFIX, KEY),
+      undefined,
+      options,
+    );
     registries.push(registry);
     await registry.start(60_000);
     return { registry, logs };
@@ -133,14 +152,32 @@ describe('stored configs: what a replica accepts from Redis', () => {
     await registry.resync();
     expect(auth(registry, 'sb-cb')).toBe('Bearer one');
     expect(registry.policyFor('sb-cb-meta')).toBeUndefined();
-    expect(logs.text()).toContain('callbacks[0].url: host \\"evil.example\\" is not in the operator\'s callback allow-list');
-    expect(logs.text()).toContain('callbacks[0].url: host \\"169.254.169.254\\" is a cloud metadata or link-local address');
+    expect(logs.text()).toContain(
+      'callbacks[0].url: host \\"evil.example\\" is not in the operator\'s callback allow-list',
+    );
+    expect(logs.text()).toContain(
+      'callbacks[0].url: host \\"169.254.169.254\\" is a cloud metadata or link-local address',
+    );
   });
 
   it("a sealed value written straight into another sandbox's record is refused when the replica applies it", async () => {
     const { registry, logs } = await replica();
-    const forA = seal('Bearer canary-bound-store-2c1d', unsealer.publicKey(), { sandbox: 'sb-seal-a', target: { hosts: ['api.github.com'] } });
-    const opaque = validateConfig({ rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'opaque', value: forA }] }] }, 'test');
+    const forA = seal('Bearer canary-bound-store-2c1d', unsealer.publicKey(), {
+      sandbox: 'sb-seal-a',
+      target: { hosts: ['api.github.com'] },
+    });
+    const opaque = validateConfig(
+      {
+        rules: [
+          {
+            name: 'gh',
+            match_hosts: ['api.github.com'],
+            headers: [{ name: 'Authorization', type: 'opaque', value: forA }],
+          },
+        ],
+      },
+      'test',
+    );
     await store.put('sb-seal-a', opaque);
     await store.put('sb-seal-b', opaque);
     await registry.resync();
@@ -153,10 +190,24 @@ describe('stored configs: what a replica accepts from Redis', () => {
   });
 
   it('a top-level config holding values sealed for one sandbox serves only that sandbox (--sandbox-id)', () => {
-    const value = seal('Bearer canary-default-bound-88aa', unsealer.publicKey(), { sandbox: 'sb-side', target: { hosts: ['api.github.com'] } });
-    const yaml = { rules: [{ name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'opaque', value }] }] };
+    const value = seal('Bearer canary-default-bound-88aa', unsealer.publicKey(), {
+      sandbox: 'sb-side',
+      target: { hosts: ['api.github.com'] },
+    });
+    const yaml = {
+      rules: [
+        { name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'opaque', value }] },
+      ],
+    };
     const policy = compilePolicy(validateConfig(yaml, 'file'), { secrets, unsealer, sandboxId: 'sb-side' });
-    const registry = new PolicyRegistry({ file: { default: policy, sandboxes: new Map() }, secrets, fingerprint: '' }, unsealer, captureLogs().log, undefined, undefined, { defaultSandboxId: 'sb-side' });
+    const registry = new PolicyRegistry(
+      { file: { default: policy, sandboxes: new Map() }, secrets, fingerprint: '' },
+      unsealer,
+      captureLogs().log,
+      undefined,
+      undefined,
+      { defaultSandboxId: 'sb-side' },
+    );
     expect(registry.policyFor('sb-side')).toBe(policy);
     expect(registry.policyFor('sb-other')).toBeUndefined();
   });

@@ -28,11 +28,20 @@ const IN_TUNNEL = {
     },
   },
 };
-const raw = (pairs: Array<[string, string]>) => ({ request_headers: { headers: { headers: pairs.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) }, end_of_stream: true }, attributes: IN_TUNNEL });
+const raw = (pairs: Array<[string, string]>) => ({
+  request_headers: {
+    headers: { headers: pairs.map(([key, v]) => ({ key, raw_value: Buffer.from(v) })) },
+    end_of_stream: true,
+  },
+  attributes: IN_TUNNEL,
+});
 const immediate = (r: WireResponse) => ({
   status: r.immediate_response?.status.code,
   body: Buffer.from(r.immediate_response?.body ?? []).toString(),
-  headers: ((r.immediate_response?.headers as { set_headers?: Array<{ header: { key: string } }> } | undefined)?.set_headers ?? []).map((h) => h.header.key),
+  headers: (
+    (r.immediate_response?.headers as { set_headers?: Array<{ header: { key: string } }> } | undefined)?.set_headers ??
+    []
+  ).map((h) => h.header.key),
 });
 
 describe('refusals inside and outside intercepted tunnels', () => {
@@ -40,14 +49,18 @@ describe('refusals inside and outside intercepted tunnels', () => {
   let service: Service;
   beforeAll(async () => {
     dir = tempDir();
-    service = await startService({ config: dir.file('config.yaml', CONFIG), listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default' }, createLogger('silent'));
+    service = await startService(
+      { config: dir.file('config.yaml', CONFIG), listen: `unix:${join(dir.path, 'ext.sock')}`, sandboxId: 'default' },
+      createLogger('silent'),
+    );
   });
   afterAll(async () => {
     await service?.close();
     dir?.cleanup();
   });
 
-  const inject = async (message: object) => (await exchange(extProcClient(service.address), [message], { 'x-authproxy-phase': 'inject' })).responses[0]!;
+  const inject = async (message: object) =>
+    (await exchange(extProcClient(service.address), [message], { 'x-authproxy-phase': 'inject' })).responses[0]!;
 
   it('a repeated :authority or a userinfo authority inside the tunnel is 421, nothing injected', async () => {
     const base: Array<[string, string]> = [
@@ -56,18 +69,32 @@ describe('refusals inside and outside intercepted tunnels', () => {
       [':path', '/'],
     ];
     const twice = await inject(raw([...base, [':authority', 'api.example.com'], [':authority', 'evil.example']]));
-    expect(immediate(twice)).toEqual({ status: 'MisdirectedRequest', body: 'host, TLS server name and CONNECT target disagree', headers: [] });
+    expect(immediate(twice)).toEqual({
+      status: 'MisdirectedRequest',
+      body: 'host, TLS server name and CONNECT target disagree',
+      headers: [],
+    });
     for (const authority of ['evil.test@api.example.com', 'api.example.com,evil.example']) {
       const r = await inject(raw([...base, [':authority', authority]]));
       expect(immediate(r).status).toBe('MisdirectedRequest');
       expect(r.request_headers).toBeUndefined();
     }
     const ok = await inject(raw([...base, [':authority', 'api.example.com']]));
-    expect(ok.request_headers?.response?.header_mutation?.set_headers?.map((h) => h.header.key)).toEqual(['authorization']);
+    expect(ok.request_headers?.response?.header_mutation?.set_headers?.map((h) => h.header.key)).toEqual([
+      'authorization',
+    ]);
   });
 
   it('a refusal on the outer listener sets no header (its mutation rules allow only the routing header)', async () => {
-    const { responses } = await exchange(extProcClient(service.address), [requestHeaders('denied.example.com:443', '', {}, 'https', 'CONNECT')], { 'x-authproxy-phase': 'connect' });
-    expect(immediate(responses[0]!)).toEqual({ status: 'Forbidden', body: 'egress to this host is not allowed', headers: [] });
+    const { responses } = await exchange(
+      extProcClient(service.address),
+      [requestHeaders('denied.example.com:443', '', {}, 'https', 'CONNECT')],
+      { 'x-authproxy-phase': 'connect' },
+    );
+    expect(immediate(responses[0]!)).toEqual({
+      status: 'Forbidden',
+      body: 'egress to this host is not allowed',
+      headers: [],
+    });
   });
 });

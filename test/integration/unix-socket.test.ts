@@ -81,7 +81,11 @@ describe('Unix sockets are never world-connectable, not even for an instant', ()
       return original.call(this, port, creds, cb);
     });
     const seen = watchModes(dir.path, basename(final));
-    const server = await startExtProcServer(`unix:${final}`, { engine: {} as never, log: createLogger('silent'), identity: { defaultSandboxId: 'default', bindToClientCert: false } });
+    const server = await startExtProcServer(`unix:${final}`, {
+      engine: {} as never,
+      log: createLogger('silent'),
+      identity: { defaultSandboxId: 'default', bindToClientCert: false },
+    });
     await new Promise((r) => setTimeout(r, 50));
     seen.stop();
     expectPrivate(final, bound, seen.modes);

@@ -18,7 +18,10 @@ afterAll(() => dir.cleanup());
 function envoyValidate(yaml: string): void {
   const file = join(dir.path, `e-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(file, yaml);
-  execFileSync(bin!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '--log-level', 'error'], { encoding: 'utf8', stdio: 'pipe' });
+  execFileSync(bin!, ['--mode', 'validate', '-c', file, '--disable-hot-restart', '--log-level', 'error'], {
+    encoding: 'utf8',
+    stdio: 'pipe',
+  });
 }
 
 describe('--upstream-proxy on the CLI', () => {
@@ -43,7 +46,9 @@ describe('--upstream-proxy on the CLI', () => {
       '--upstream-no-proxy',
       'corp.internal',
     ]);
-    expect(r.stderr).toContain('"upstreamProxy":"http://proxy.corp.example:3128","noProxy":"corp.internal","msg":"egress goes through the upstream proxy"');
+    expect(r.stderr).toContain(
+      '"upstreamProxy":"http://proxy.corp.example:3128","noProxy":"corp.internal","msg":"egress goes through the upstream proxy"',
+    );
     const yaml = readFileSync(join(state, 'envoy.yaml'), 'utf8');
     expect(yaml).toContain('name: upstream_proxy');
     expect(yaml).toContain('address: proxy.corp.example');
@@ -62,13 +67,41 @@ describe('--upstream-proxy on the CLI', () => {
   });
 
   it.each([
-    ['envoy-config', ['--upstream-proxy', 'socks5://p:1080'], 'authproxy: --upstream-proxy: scheme "socks5" must be http or https'],
-    ['envoy-config', ['--upstream-proxy', 'http://me:pw@p:3128'], 'authproxy: --upstream-proxy: must not contain credentials (user:password@); authproxy does not authenticate to the proxy'],
-    ['envoy-config', ['--upstream-proxy', 'http://p'], 'authproxy: --upstream-proxy: must name a port, like http://proxy.corp.example:3128'],
-    ['serve', ['--config', 'x.yaml', '--listen', 'unix:/tmp/x.sock', '--upstream-proxy', 'ftp://p:21'], 'authproxy: --upstream-proxy: scheme "ftp" must be http or https'],
-    ['serve', ['--config', 'x.yaml', '--listen', 'unix:/tmp/x.sock', '--upstream-no-proxy', 'ok.example,10.0.0.0/99'], 'authproxy: --upstream-no-proxy: "10.0.0.0/99" has a prefix length that is not 0..32'],
-    ['up', ['--config', 'x.yaml', '--upstream-no-proxy', 'bad entry'], 'authproxy: --upstream-no-proxy: "bad entry" is not a host, .domain, host:port, IP, CIDR or *'],
-    ['up', ['--config', 'x.yaml', '--upstream-proxy', 'http://p:3128/x'], 'authproxy: --upstream-proxy: must not have a path, query or fragment'],
+    [
+      'envoy-config',
+      ['--upstream-proxy', 'socks5://p:1080'],
+      'authproxy: --upstream-proxy: scheme "socks5" must be http or https',
+    ],
+    [
+      'envoy-config',
+      ['--upstream-proxy', 'http://me:pw@p:3128'],
+      'authproxy: --upstream-proxy: must not contain credentials (user:password@); authproxy does not authenticate to the proxy',
+    ],
+    [
+      'envoy-config',
+      ['--upstream-proxy', 'http://p'],
+      'authproxy: --upstream-proxy: must name a port, like http://proxy.corp.example:3128',
+    ],
+    [
+      'serve',
+      ['--config', 'x.yaml', '--listen', 'unix:/tmp/x.sock', '--upstream-proxy', 'ftp://p:21'],
+      'authproxy: --upstream-proxy: scheme "ftp" must be http or https',
+    ],
+    [
+      'serve',
+      ['--config', 'x.yaml', '--listen', 'unix:/tmp/x.sock', '--upstream-no-proxy', 'ok.example,10.0.0.0/99'],
+      'authproxy: --upstream-no-proxy: "10.0.0.0/99" has a prefix length that is not 0..32',
+    ],
+    [
+      'up',
+      ['--config', 'x.yaml', '--upstream-no-proxy', 'bad entry'],
+      'authproxy: --upstream-no-proxy: "bad entry" is not a host, .domain, host:port, IP, CIDR or *',
+    ],
+    [
+      'up',
+      ['--config', 'x.yaml', '--upstream-proxy', 'http://p:3128/x'],
+      'authproxy: --upstream-proxy: must not have a path, query or fragment',
+    ],
   ])('%s %j: one line naming the flag, exit 2', (command, args, line) => {
     const r = runCli([command, ...args]);
     expect(r.status).toBe(2);

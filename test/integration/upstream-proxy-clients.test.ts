@@ -37,25 +37,46 @@ describe("authproxy's own clients through --upstream-proxy", () => {
   const dir = tempDir('authproxy-upstream-clients-');
   const identity = { tenant_id: 't', sandbox_id: 'sb' };
   const target = { host: 'api.example.com', port: 443 };
-  const cb = (url: string): CompiledCallback => ({ id: 'cb', position: 0, url, ttlSeconds: 60, requestHeaders: [], fullRequest: false });
-  const guard = () => new EgressGuard(serverResolver(`127.0.0.1:${dns.port}`), parseEgressAllowList('127.0.0.0/8'), UpstreamRoute.fromFlags(proxy.url, 'direct.test'));
+  const cb = (url: string): CompiledCallback => ({
+    id: 'cb',
+    position: 0,
+    url,
+    ttlSeconds: 60,
+    requestHeaders: [],
+    fullRequest: false,
+  });
+  const guard = () =>
+    new EgressGuard(
+      serverResolver(`127.0.0.1:${dns.port}`),
+      parseEgressAllowList('127.0.0.0/8'),
+      UpstreamRoute.fromFlags(proxy.url, 'direct.test'),
+    );
   const limits = (): CallbackLimits => ({ ...DEFAULT_CALLBACK_LIMITS, egress: guard() });
 
   beforeAll(async () => {
     hits = [];
     callbackServer = createServer((req, res) => {
       hits.push(req.headers.host ?? '');
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ headers: { Authorization: `Bearer ${TOKEN}` } }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ headers: { Authorization: `Bearer ${TOKEN}` } }));
     });
     await new Promise<void>((r) => callbackServer.listen(0, '127.0.0.1', r));
     callbackPort = (callbackServer.address() as AddressInfo).port;
     pki = await makePki(dir.path, 'origin', ['tokens.test', 'direct.test', '127.0.0.1']);
     const leaf = pki.leaves.get('tokens.test')!;
-    const contexts = new Map([...pki.leaves].map(([name, l]) => [name, createSecureContext({ cert: l.cert, key: l.key })]));
-    tls = createHttpsServer({ cert: leaf.cert, key: leaf.key, SNICallback: (name, done) => done(null, contexts.get(name)) }, (req, res) => res.writeHead(200).end(`tls ${req.headers.host}`));
+    const contexts = new Map(
+      [...pki.leaves].map(([name, l]) => [name, createSecureContext({ cert: l.cert, key: l.key })]),
+    );
+    tls = createHttpsServer(
+      { cert: leaf.cert, key: leaf.key, SNICallback: (name, done) => done(null, contexts.get(name)) },
+      (req, res) => res.writeHead(200).end(`tls ${req.headers.host}`),
+    );
     await new Promise<void>((r) => tls.listen(0, '127.0.0.1', r));
     tlsPort = (tls.address() as AddressInfo).port;
-    dns = await startDnsServer(NAMES, (name) => (name === 'direct.test' ? '127.0.0.1' : name === 'private.test' ? '10.0.0.9' : '198.51.100.7'));
+    dns = await startDnsServer(NAMES, (name) =>
+      name === 'direct.test' ? '127.0.0.1' : name === 'private.test' ? '10.0.0.9' : '198.51.100.7',
+    );
     proxy = await startForwardProxy(Object.fromEntries(NAMES.map((n) => [n, '127.0.0.1'])), ['refused.test']);
     signer = await CallbackSigner.ephemeral();
   });
@@ -68,20 +89,34 @@ describe("authproxy's own clients through --upstream-proxy", () => {
   });
 
   it('calls a callback through the proxy', async () => {
-    const headers = await callCallback(cb(`http://tokens.test:${callbackPort}/resolve`), target, identity, signer, limits());
+    const headers = await callCallback(
+      cb(`http://tokens.test:${callbackPort}/resolve`),
+      target,
+      identity,
+      signer,
+      limits(),
+    );
     expect(headers).toEqual([['Authorization', `Bearer ${TOKEN}`]]);
-    expect(proxy.lines.some((l) => l === `CONNECT tokens.test:${callbackPort}` || l.startsWith(`POST http://tokens.test:${callbackPort}/`))).toBe(true);
+    expect(
+      proxy.lines.some(
+        (l) => l === `CONNECT tokens.test:${callbackPort}` || l.startsWith(`POST http://tokens.test:${callbackPort}/`),
+      ),
+    ).toBe(true);
   });
 
   it('a refused CONNECT fails the callback closed, without a direct retry', async () => {
     const before = hits.length;
-    await expect(callCallback(cb(`http://refused.test:${callbackPort}/resolve`), target, identity, signer, limits())).rejects.toMatchObject({ reason: 'transport' });
+    await expect(
+      callCallback(cb(`http://refused.test:${callbackPort}/resolve`), target, identity, signer, limits()),
+    ).rejects.toMatchObject({ reason: 'transport' });
     expect(hits.length).toBe(before);
   });
 
   it('the guard still refuses a private destination before the proxy is asked', async () => {
     const lines = proxy.lines.length;
-    await expect(callCallback(cb(`http://private.test:${callbackPort}/resolve`), target, identity, signer, limits())).rejects.toMatchObject({ reason: 'private_destination' });
+    await expect(
+      callCallback(cb(`http://private.test:${callbackPort}/resolve`), target, identity, signer, limits()),
+    ).rejects.toMatchObject({ reason: 'private_destination' });
     expect(proxy.lines.length).toBe(lines);
   });
 
@@ -95,11 +130,14 @@ describe("authproxy's own clients through --upstream-proxy", () => {
   /** GET https://host:tlsPort/ with the STS/token-endpoint agent; the body, or the error's message. */
   const viaAgent = (host: string) =>
     new Promise<string>((resolve) => {
-      const req = httpsRequest({ host, port: tlsPort, path: '/', agent: guardedHttpsAgent(guard()), ca: pki.caPem, servername: host }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve(body));
-      });
+      const req = httpsRequest(
+        { host, port: tlsPort, path: '/', agent: guardedHttpsAgent(guard()), ca: pki.caPem, servername: host },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve(body));
+        },
+      );
       req.on('error', (err) => resolve(`error: ${err.message}`));
       req.end();
     });
@@ -107,7 +145,9 @@ describe("authproxy's own clients through --upstream-proxy", () => {
   it('the STS and token-endpoint agent tunnels TLS through the proxy, the origin verified inside', async () => {
     expect(await viaAgent('tokens.test')).toBe(`tls tokens.test:${tlsPort}`);
     expect(proxy.lines).toContain(`CONNECT tokens.test:${tlsPort}`);
-    expect(await viaAgent('refused.test')).toMatch(/^error: upstream proxy: CONNECT refused\.test:\d+ refused \(403\)$/);
+    expect(await viaAgent('refused.test')).toMatch(
+      /^error: upstream proxy: CONNECT refused\.test:\d+ refused \(403\)$/,
+    );
     expect(await viaAgent('private.test')).toMatch(/^error: host /);
   });
 
@@ -119,13 +159,20 @@ describe("authproxy's own clients through --upstream-proxy", () => {
     const roots = getCACertificates('default');
     setDefaultCACertificates([...roots, pki.caPem]);
     try {
-      const viaTls = new EgressGuard(serverResolver(`127.0.0.1:${dns.port}`), [], UpstreamRoute.fromFlags(secure.url, undefined));
+      const viaTls = new EgressGuard(
+        serverResolver(`127.0.0.1:${dns.port}`),
+        [],
+        UpstreamRoute.fromFlags(secure.url, undefined),
+      );
       const body = await new Promise<string>((resolve) => {
-        const req = httpsRequest({ host: 'tokens.test', port: tlsPort, path: '/', agent: guardedHttpsAgent(viaTls), ca: pki.caPem }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => (text += c.toString()));
-          res.on('end', () => resolve(text));
-        });
+        const req = httpsRequest(
+          { host: 'tokens.test', port: tlsPort, path: '/', agent: guardedHttpsAgent(viaTls), ca: pki.caPem },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve(text));
+          },
+        );
         req.on('error', (err) => resolve(`error: ${err.message}`));
         req.end();
       });

@@ -43,7 +43,11 @@ export interface SoakResult {
   /** Each failed request: seconds from the start (its scheduled send time) and kind. */
   readonly errorTimes: ReadonlyArray<readonly [number, string]>;
   /** Where failures came from: Envoy's access-log lines of non-200 answers, its non-zero failure counters, authproxy's warnings. */
-  readonly diagnostics: { readonly accessLog: string[]; readonly envoyStats: string[]; readonly authproxyWarnings: string[] };
+  readonly diagnostics: {
+    readonly accessLog: string[];
+    readonly envoyStats: string[];
+    readonly authproxyWarnings: string[];
+  };
 }
 
 function metric(text: string, name: string): number {
@@ -51,7 +55,8 @@ function metric(text: string, name: string): number {
   return m ? Number(m[1]) : NaN;
 }
 
-const pct = (xs: number[], p: number) => (xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : 0);
+const pct = (xs: number[], p: number) =>
+  xs.length ? xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]! : 0;
 
 /** Runs the soak for `seconds` at `rate` requests per second; `onSample` sees each sample as it is taken. */
 export async function runSoak(seconds: number, rate: number, onSample?: (s: SoakSample) => void): Promise<SoakResult> {
@@ -77,7 +82,8 @@ callbacks:
   });
   // One proxy agent per host: undici's ProxyAgent can send a request for one origin over a tunnel opened
   // for another on the same proxy, which authproxy rightly answers 421 (CONNECT target and Host disagree).
-  const agent = () => new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') }, connections: 16 });
+  const agent = () =>
+    new ProxyAgent({ uri: rig.proxyUrl, requestTls: { ca: readFileSync(rig.authproxyCa, 'utf8') }, connections: 16 });
   const staticAgent = agent();
   const callbackAgent = agent();
   const latencies: number[][] = [];
@@ -111,7 +117,11 @@ callbacks:
   const one = async (scheduled: number, minute: number, i: number) => {
     const callbackHost = i % 10 === 9;
     try {
-      const res = await request(rig.url(callbackHost ? 'api.example.com' : 'api.github.com', `/soak/${i}`), { dispatcher: callbackHost ? callbackAgent : staticAgent, headersTimeout: 30_000, bodyTimeout: 30_000 });
+      const res = await request(rig.url(callbackHost ? 'api.example.com' : 'api.github.com', `/soak/${i}`), {
+        dispatcher: callbackHost ? callbackAgent : staticAgent,
+        headersTimeout: 30_000,
+        bodyTimeout: 30_000,
+      });
       const body = await res.body.text();
       if (res.statusCode !== 200) {
         fail(scheduled, `status ${res.statusCode}`);
@@ -146,7 +156,9 @@ callbacks:
     }
     await Promise.all(inflight);
     await sample(seconds);
-    diagnostics.envoyStats = await failureStats(adminPortOf(rig.dir.path)).catch((err: Error) => [`stats: ${err.message}`]);
+    diagnostics.envoyStats = await failureStats(adminPortOf(rig.dir.path)).catch((err: Error) => [
+      `stats: ${err.message}`,
+    ]);
   } finally {
     diagnostics.accessLog = failedAccessLines(rig.envoy.output());
     diagnostics.authproxyWarnings = rig
@@ -165,5 +177,16 @@ callbacks:
     return [xs.length, pct(xs, 50), pct(xs, 99)] as const;
   });
   const errors = Object.values(errorKinds).reduce((a, b) => a + b, 0);
-  return { sent, ok, errors, wrongCredential, minutes, samples, errorKinds, output: rig.authproxyOutput(), errorTimes, diagnostics };
+  return {
+    sent,
+    ok,
+    errors,
+    wrongCredential,
+    minutes,
+    samples,
+    errorKinds,
+    output: rig.authproxyOutput(),
+    errorTimes,
+    diagnostics,
+  };
 }

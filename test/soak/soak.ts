@@ -12,7 +12,9 @@ const rate = Number(process.env.SOAK_RATE ?? 500);
 console.log(`soak: ${seconds} s at ${rate} req/s through the real sidecar (node ${process.version})`);
 const mib = (b: number) => fmt(b / 1048576, 1);
 const r = await runSoak(seconds, rate, (s) =>
-  console.log(`  t=${s.second}s rss=${mib(s.rssBytes)} MiB heap=${mib(s.heapUsedBytes)} MiB loop p99=${fmt(s.eventLoopP99Ms, 1)} ms handles=${s.handles} ext_proc streams=${s.extProcStreams} resets=${s.extProcResets}`),
+  console.log(
+    `  t=${s.second}s rss=${mib(s.rssBytes)} MiB heap=${mib(s.heapUsedBytes)} MiB loop p99=${fmt(s.eventLoopP99Ms, 1)} ms handles=${s.handles} ext_proc streams=${s.extProcStreams} resets=${s.extProcResets}`,
+  ),
 );
 console.log(
   table(
@@ -23,9 +25,15 @@ console.log(
 );
 const from = r.samples.find((s) => s.second >= 120) ?? r.samples[0]!;
 const to = r.samples[r.samples.length - 1]!;
-console.log(`\nsent ${fmt(r.sent)}, ok ${fmt(r.ok)}, errors ${r.errors} ${JSON.stringify(r.errorKinds)}, wrong credential ${r.wrongCredential}`);
-console.log(`RSS ${mib(from.rssBytes)} MiB at ${from.second} s -> ${mib(to.rssBytes)} MiB at ${to.second} s: ${fmt(((to.rssBytes - from.rssBytes) / from.rssBytes) * 100, 1)} % (goal < 10 %)`);
-console.log(`heap ${mib(from.heapUsedBytes)} -> ${mib(to.heapUsedBytes)} MiB; handles ${from.handles} -> ${to.handles}; Envoy ext_proc resets ${to.extProcResets}`);
+console.log(
+  `\nsent ${fmt(r.sent)}, ok ${fmt(r.ok)}, errors ${r.errors} ${JSON.stringify(r.errorKinds)}, wrong credential ${r.wrongCredential}`,
+);
+console.log(
+  `RSS ${mib(from.rssBytes)} MiB at ${from.second} s -> ${mib(to.rssBytes)} MiB at ${to.second} s: ${fmt(((to.rssBytes - from.rssBytes) / from.rssBytes) * 100, 1)} % (goal < 10 %)`,
+);
+console.log(
+  `heap ${mib(from.heapUsedBytes)} -> ${mib(to.heapUsedBytes)} MiB; handles ${from.handles} -> ${to.handles}; Envoy ext_proc resets ${to.extProcResets}`,
+);
 if (r.errors)
   console.log(
     `failed requests (s from start, kind): ${r.errorTimes
@@ -33,7 +41,11 @@ if (r.errors)
       .map(([t, k]) => `${t}:${k}`)
       .join(' ')}`,
   );
-console.log(`\nEnvoy failed-request log lines and warnings (${r.diagnostics.accessLog.length}):\n${r.diagnostics.accessLog.join('\n')}`);
+console.log(
+  `\nEnvoy failed-request log lines and warnings (${r.diagnostics.accessLog.length}):\n${r.diagnostics.accessLog.join('\n')}`,
+);
 console.log(`\nEnvoy failure counters (non-zero):\n${r.diagnostics.envoyStats.join('\n')}`);
-console.log(`\nauthproxy warnings (${r.diagnostics.authproxyWarnings.length}):\n${r.diagnostics.authproxyWarnings.join('\n')}`);
+console.log(
+  `\nauthproxy warnings (${r.diagnostics.authproxyWarnings.length}):\n${r.diagnostics.authproxyWarnings.join('\n')}`,
+);
 process.exit(r.errors === 0 && r.wrongCredential === 0 ? 0 : 1);

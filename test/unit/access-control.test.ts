@@ -32,7 +32,11 @@ function policy(config: ProxyConfigInput): CompiledPolicy {
   return compilePolicy(validateConfig(config, 'T'), { secrets: new Map(), unsealer: undefined });
 }
 
-const RULE = { name: 'gh', match_hosts: ['api.github.com'], headers: [{ name: 'Authorization', type: 'plaintext' as const, value: 'Bearer t' }] };
+const RULE = {
+  name: 'gh',
+  match_hosts: ['api.github.com'],
+  headers: [{ name: 'Authorization', type: 'plaintext' as const, value: 'Bearer t' }],
+};
 
 describe('parseAccessEntry: every entry kind', () => {
   it.each<[string, unknown]>([
@@ -85,12 +89,30 @@ describe('parseAccessEntry: invalid entries, each message exact', () => {
     ['~(a)\\1', '"~(a)\\1" is not a valid RE2 regex: invalid escape sequence'],
     ['~', '"~" has an empty regex (use "*" to match every hostname)'],
     [regex300, `"~${'a'.repeat(76)}..." is too long: a regex may have at most 256 characters (this one has 300)`],
-    ['https://api.github.com', '"https://api.github.com" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR'],
-    ['api.github.com/repos', '"api.github.com/repos" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR'],
-    ['user@api.github.com', '"user@api.github.com" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR'],
-    [':443', '":443" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR'],
-    ['[api.github.com]:443', '"[api.github.com]:443" is not a valid access_control entry: only an IPv6 address goes in brackets'],
-    ['::ffff:1.2.3.4:443', '"::ffff:1.2.3.4:443" is ambiguous: write an IPv6 address with a port in brackets, as in "[::1]:22"'],
+    [
+      'https://api.github.com',
+      '"https://api.github.com" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR',
+    ],
+    [
+      'api.github.com/repos',
+      '"api.github.com/repos" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR',
+    ],
+    [
+      'user@api.github.com',
+      '"user@api.github.com" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR',
+    ],
+    [
+      ':443',
+      '":443" is not a valid access_control entry: expected host, host:PORT, *.domain, *.domain:PORT, *, *:PORT, ~regex, an IP address (with or without a port) or a CIDR',
+    ],
+    [
+      '[api.github.com]:443',
+      '"[api.github.com]:443" is not a valid access_control entry: only an IPv6 address goes in brackets',
+    ],
+    [
+      '::ffff:1.2.3.4:443',
+      '"::ffff:1.2.3.4:443" is ambiguous: write an IPv6 address with a port in brackets, as in "[::1]:22"',
+    ],
     ['fe80::1%eth0', '"fe80::1%eth0" has an IPv6 zone id, which access_control does not support'],
     ['300.1.2.3', '"300.1.2.3" looks like an IP address but is not a valid one'],
     ['*.com', '"*.com" is too broad: a wildcard needs a domain of at least two labels'],
@@ -117,15 +139,24 @@ describe('parseAccessEntry: invalid entries, each message exact', () => {
 
 describe('config validation of access_control', () => {
   it('names the field of every bad entry', () => {
-    const err = thrown(() => validateConfig({ access_control: { deny_list: ['ok.example.com', 'a.example.com:0', '~['] } }, 'api'));
-    expect(err.problems).toEqual(['api: access_control.deny_list[1]: "a.example.com:0" has a port outside 1..65535', 'api: access_control.deny_list[2]: "~[" is not a valid RE2 regex: missing closing ]']);
+    const err = thrown(() =>
+      validateConfig({ access_control: { deny_list: ['ok.example.com', 'a.example.com:0', '~['] } }, 'api'),
+    );
+    expect(err.problems).toEqual([
+      'api: access_control.deny_list[1]: "a.example.com:0" has a port outside 1..65535',
+      'api: access_control.deny_list[2]: "~[" is not a valid RE2 regex: missing closing ]',
+    ]);
   });
 
   it('refuses two populated lists, and an access_control with neither list', () => {
-    expect(thrown(() => validateConfig({ access_control: { allow_list: ['a.example.com'], deny_list: ['b.example.com'] } }, 'X')).problems).toEqual([
-      'X: access_control: only one of allow_list or deny_list may be populated (both have entries)',
+    expect(
+      thrown(() =>
+        validateConfig({ access_control: { allow_list: ['a.example.com'], deny_list: ['b.example.com'] } }, 'X'),
+      ).problems,
+    ).toEqual(['X: access_control: only one of allow_list or deny_list may be populated (both have entries)']);
+    expect(thrown(() => validateConfig({ access_control: {} }, 'X')).problems).toEqual([
+      'X: access_control: set exactly one of allow_list or deny_list',
     ]);
-    expect(thrown(() => validateConfig({ access_control: {} }, 'X')).problems).toEqual(['X: access_control: set exactly one of allow_list or deny_list']);
   });
 
   it('an empty list beside the other counts as not set (LangChain: only one list may be populated)', () => {
@@ -138,17 +169,29 @@ describe('config validation of access_control', () => {
   it('an allow_list given alone and empty allows nothing (fails closed)', () => {
     const p = policy({ access_control: { allow_list: [] } });
     expect(p.access?.mode).toBe('allow');
-    expect(decideRoute(p, 'CONNECT', 'api.github.com:443')).toMatchObject({ outcome: 'refuse', reason: 'access_denied' });
+    expect(decideRoute(p, 'CONNECT', 'api.github.com:443')).toMatchObject({
+      outcome: 'refuse',
+      reason: 'access_denied',
+    });
   });
 
   it('stores entries lower-cased, except regexes (lower-casing \\D would make it \\d)', () => {
-    const config = validateConfig({ access_control: { allow_list: ['API.GitHub.com:443', '~^\\D+\\.Example$', '[FD00::1]:22'] } }, 'X');
+    const config = validateConfig(
+      { access_control: { allow_list: ['API.GitHub.com:443', '~^\\D+\\.Example$', '[FD00::1]:22'] } },
+      'X',
+    );
     expect(config.access_control?.allow_list).toEqual(['api.github.com:443', '~^\\D+\\.Example$', '[fd00::1]:22']);
   });
 });
 
 describe('AccessList.matches', () => {
-  const hosts = list('api.github.com', 'ssh.example.com:22', 'ssh.example.com:2222', '*.cdn.example.com', '*.git.example.com:443');
+  const hosts = list(
+    'api.github.com',
+    'ssh.example.com:22',
+    'ssh.example.com:2222',
+    '*.cdn.example.com',
+    '*.git.example.com:443',
+  );
   it.each<[string, number, boolean]>([
     ['api.github.com', 443, true],
     ['api.github.com', 8443, true],
@@ -177,7 +220,9 @@ describe('AccessList.matches', () => {
     [starPort, 'anything.example', 443, true],
     [starPort, 'anything.example', 80, false],
     [starPort, '1.2.3.4', 443, false],
-  ])('"*" names every hostname, never an IP literal: %#', (l, host, port, expected) => expect(l.matches(host, port)).toBe(expected));
+  ])('"*" names every hostname, never an IP literal: %#', (l, host, port, expected) =>
+    expect(l.matches(host, port)).toBe(expected),
+  );
 
   const ips = list('1.2.3.4', '5.6.7.8:443', '::1', '[2001:db8::5]:22', '10.0.0.0/8', 'fd00::/8', '192.168.1.0/24');
   it.each<[string, number, boolean]>([
@@ -208,7 +253,8 @@ describe('AccessList.matches', () => {
 
   it('reads numeric hosts as the IPv4 address a resolver would see (no slipping past IP entries)', () => {
     const loopback = list('127.0.0.0/8');
-    for (const host of ['2130706433', '0x7f.1', '127.1', '0177.0.0.1', '0x7f000001']) expect(loopback.matches(host, 443), host).toBe(true);
+    for (const host of ['2130706433', '0x7f.1', '127.1', '0177.0.0.1', '0x7f000001'])
+      expect(loopback.matches(host, 443), host).toBe(true);
     expect(list('*').matches('2130706433', 443)).toBe(false);
     expect(list('*').matches('1.2.3.999', 443)).toBe(false);
   });
@@ -244,8 +290,25 @@ describe('AccessList.matches', () => {
 });
 
 describe('allow vs deny through decide() and decideRoute()', () => {
-  const allow = policy({ rules: [RULE], access_control: { allow_list: ['api.github.com:443', '*.example.com', '~^raw\\.', '[::1]:8080', '10.0.0.0/8', '*:8000'] } });
-  const deny = policy({ rules: [RULE], access_control: { deny_list: ['evil.example.com', 'smtp.example.com:25', '*.tracker.example', '169.254.169.254', 'fd00::/8', '~^ads\\.'] } });
+  const allow = policy({
+    rules: [RULE],
+    access_control: {
+      allow_list: ['api.github.com:443', '*.example.com', '~^raw\\.', '[::1]:8080', '10.0.0.0/8', '*:8000'],
+    },
+  });
+  const deny = policy({
+    rules: [RULE],
+    access_control: {
+      deny_list: [
+        'evil.example.com',
+        'smtp.example.com:25',
+        '*.tracker.example',
+        '169.254.169.254',
+        'fd00::/8',
+        '~^ads\\.',
+      ],
+    },
+  });
   const run = (p: CompiledPolicy, authority: string, scheme = 'https') => {
     const d = decide(p, { method: 'GET', scheme, authority, path: '/' });
     return d.outcome === 'refuse' ? `refuse ${d.status} ${d.reason}` : d.outcome;
@@ -267,7 +330,9 @@ describe('allow vs deny through decide() and decideRoute()', () => {
     ['11.0.0.1', 'https', 'refuse 403 access_denied'],
     ['anything.test:8000', 'http', 'pass'],
     ['1.2.3.4:8000', 'http', 'refuse 403 access_denied'],
-  ])('allow_list: %s (%s) -> %s', (authority, scheme, expected) => expect(run(allow, authority, scheme)).toBe(expected));
+  ])('allow_list: %s (%s) -> %s', (authority, scheme, expected) =>
+    expect(run(allow, authority, scheme)).toBe(expected),
+  );
 
   it.each<[string, string, string]>([
     ['evil.example.com', 'https', 'refuse 403 access_denied'],
@@ -296,7 +361,9 @@ describe('allow vs deny through decide() and decideRoute()', () => {
     [deny, 'GET', 'smtp.example.com:25', 'refuse'],
     [deny, 'CONNECT', '[fd00::1]:443', 'refuse'],
     [deny, 'CONNECT', 'api.github.com:443', 'intercept'],
-  ])('decideRoute %#: %s %s -> %s', (p, method, authority, outcome) => expect(decideRoute(p, method, authority).outcome).toBe(outcome));
+  ])('decideRoute %#: %s %s -> %s', (p, method, authority, outcome) =>
+    expect(decideRoute(p, method, authority).outcome).toBe(outcome),
+  );
 
   it('refuses with access_denied and the normalised target', () => {
     expect(decideRoute(allow, 'CONNECT', 'API.GitHub.com.:8443')).toEqual({
@@ -311,9 +378,15 @@ describe('allow vs deny through decide() and decideRoute()', () => {
     const onlyAlt = policy({ rules: [RULE], access_control: { allow_list: ['api.github.com:8443'] } });
     expect(mayIntercept(onlyAlt, 'api.github.com')).toBe(true);
     expect(decideRoute(onlyAlt, 'CONNECT', 'api.github.com:443').outcome).toBe('refuse');
-    expect(mayIntercept(policy({ rules: [RULE], access_control: { deny_list: ['api.github.com:443'] } }), 'api.github.com')).toBe(true);
-    expect(mayIntercept(policy({ rules: [RULE], access_control: { deny_list: ['api.github.com'] } }), 'api.github.com')).toBe(false);
-    expect(mayIntercept(policy({ rules: [RULE], access_control: { allow_list: ['other.example.com'] } }), 'api.github.com')).toBe(false);
+    expect(
+      mayIntercept(policy({ rules: [RULE], access_control: { deny_list: ['api.github.com:443'] } }), 'api.github.com'),
+    ).toBe(true);
+    expect(
+      mayIntercept(policy({ rules: [RULE], access_control: { deny_list: ['api.github.com'] } }), 'api.github.com'),
+    ).toBe(false);
+    expect(
+      mayIntercept(policy({ rules: [RULE], access_control: { allow_list: ['other.example.com'] } }), 'api.github.com'),
+    ).toBe(false);
   });
 
   it('compiles regexes once per config compile, never per request', () => {

@@ -20,7 +20,8 @@ const REAL = { accessKeyId: 'AKIAREALKEY000000001', secretAccessKey: 'real/secre
 const PLACEHOLDER_AUTH = (service: string, region = 'us-east-1', signed = 'host;x-amz-date') =>
   `AWS4-HMAC-SHA256 Credential=AKIAAUTHPROXYEXAMPLE/20250101/${region}/${service}/aws4_request, SignedHeaders=${signed}, Signature=${'a'.repeat(64)}`;
 
-const rfc3986 = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+const rfc3986 = (s: string) =>
+  encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 const hex = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
@@ -60,7 +61,8 @@ function independentSignature(r: {
   return createHmac('sha256', key).update(toSign).digest('hex');
 }
 
-const authParts = (value: string) => /Credential=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(value)!;
+const authParts = (value: string) =>
+  /Credential=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(value)!;
 
 describe('SigV4 Authorization parsing', () => {
   it('reads credential scope and signed headers; refuses other schemes and malformed ones', () => {
@@ -73,15 +75,25 @@ describe('SigV4 Authorization parsing', () => {
     });
     expect(parseAuthorization(undefined)).toBeUndefined();
     expect(parseAuthorization('Bearer x')).toBeUndefined();
-    expect(parseAuthorization(PLACEHOLDER_AUTH('s3').replace('AWS4-HMAC-SHA256', 'AWS4-ECDSA-P256-SHA256'))).toBeUndefined();
+    expect(
+      parseAuthorization(PLACEHOLDER_AUTH('s3').replace('AWS4-HMAC-SHA256', 'AWS4-ECDSA-P256-SHA256')),
+    ).toBeUndefined();
     expect(parseAuthorization(PLACEHOLDER_AUTH('s3').replace('/aws4_request', '/aws5_request'))).toBeUndefined();
-    expect(parseAuthorization(PLACEHOLDER_AUTH('s3').replace(`Signature=${'a'.repeat(64)}`, 'Signature=zz'))).toBeUndefined();
+    expect(
+      parseAuthorization(PLACEHOLDER_AUTH('s3').replace(`Signature=${'a'.repeat(64)}`, 'Signature=zz')),
+    ).toBeUndefined();
     expect(parseAuthorization(`${PLACEHOLDER_AUTH('s3')}, Signature=${'b'.repeat(64)}`)).toBeUndefined();
-    expect(parseAuthorization(`AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/s3, SignedHeaders=host, Signature=${'a'.repeat(64)}`)).toBeUndefined();
+    expect(
+      parseAuthorization(
+        `AWS4-HMAC-SHA256 Credential=AKID/20250101/us-east-1/s3, SignedHeaders=host, Signature=${'a'.repeat(64)}`,
+      ),
+    ).toBeUndefined();
   });
 
   it('recognises presigned URLs by their query', () => {
-    expect(isPresigned('/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F...&X-Amz-Signature=abc')).toBe(true);
+    expect(
+      isPresigned('/bucket/key?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F...&X-Amz-Signature=abc'),
+    ).toBe(true);
     expect(isPresigned('/k?x-amz-signature=abc')).toBe(true);
     expect(isPresigned('/k?list-type=2&prefix=X-Amz-Signature')).toBe(false);
     expect(isPresigned('/k')).toBe(false);
@@ -91,9 +103,17 @@ describe('SigV4 Authorization parsing', () => {
     const digest = hex('x');
     expect(payloadChoice([digest])).toEqual({ kind: 'given', value: digest });
     expect(payloadChoice(['UNSIGNED-PAYLOAD'])).toEqual({ kind: 'given', value: 'UNSIGNED-PAYLOAD' });
-    expect(payloadChoice(['STREAMING-UNSIGNED-PAYLOAD-TRAILER'])).toEqual({ kind: 'given', value: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER' });
+    expect(payloadChoice(['STREAMING-UNSIGNED-PAYLOAD-TRAILER'])).toEqual({
+      kind: 'given',
+      value: 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+    });
     expect(payloadChoice(undefined)).toEqual({ kind: 'hash' });
-    for (const v of ['STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER', 'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD', 'STREAMING-AWS4-HMAC-SHA256-EVENTS']) {
+    for (const v of [
+      'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+      'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
+      'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD',
+      'STREAMING-AWS4-HMAC-SHA256-EVENTS',
+    ]) {
       expect(payloadChoice([v])).toEqual({ kind: 'chunk_signed' });
     }
     expect(payloadChoice(['nonsense'])).toEqual({ kind: 'invalid' });
@@ -102,7 +122,8 @@ describe('SigV4 Authorization parsing', () => {
 });
 
 describe('credential scope against the host', () => {
-  const problem = (service: string, region: string, host: string) => scopeProblem({ service, region }, awsEndpoint(host)!, host);
+  const problem = (service: string, region: string, host: string) =>
+    scopeProblem({ service, region }, awsEndpoint(host)!, host);
   it('accepts the host own service and region, signing-name aliases, and any region on a global endpoint', () => {
     expect(problem('s3', 'us-east-1', 'bucket.s3.us-east-1.amazonaws.com')).toBeUndefined();
     expect(problem('s3', 'eu-west-1', 'bucket.s3.dualstack.eu-west-1.amazonaws.com')).toBeUndefined();
@@ -114,8 +135,12 @@ describe('credential scope against the host', () => {
     expect(problem('dynamodb', 'us-east-1', 'dynamodb-fips.us-east-1.amazonaws.com')).toBeUndefined();
   });
   it('refuses another service or region, naming both', () => {
-    expect(problem('iam', 'us-east-1', 's3.us-east-1.amazonaws.com')).toBe('the request is signed for AWS service "iam", but s3.us-east-1.amazonaws.com serves "s3"');
-    expect(problem('dynamodb', 'eu-west-1', 'dynamodb.us-east-1.amazonaws.com')).toContain('signed for region "eu-west-1", but dynamodb.us-east-1.amazonaws.com is in "us-east-1"');
+    expect(problem('iam', 'us-east-1', 's3.us-east-1.amazonaws.com')).toBe(
+      'the request is signed for AWS service "iam", but s3.us-east-1.amazonaws.com serves "s3"',
+    );
+    expect(problem('dynamodb', 'eu-west-1', 'dynamodb.us-east-1.amazonaws.com')).toContain(
+      'signed for region "eu-west-1", but dynamodb.us-east-1.amazonaws.com is in "us-east-1"',
+    );
   });
 });
 
@@ -126,7 +151,9 @@ describe('re-signing, checked independently', () => {
       authority: 'example.amazonaws.com',
       path: '/',
       headers: { 'x-amz-date': ['20150830T123600Z'] },
-      auth: parseAuthorization(`AWS4-HMAC-SHA256 Credential=X/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`)!,
+      auth: parseAuthorization(
+        `AWS4-HMAC-SHA256 Credential=X/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=${'0'.repeat(64)}`,
+      )!,
       payload: { body: new Uint8Array(0) },
       credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' },
       now: new Date('2015-08-30T12:36:00Z'),
@@ -139,13 +166,25 @@ describe('re-signing, checked independently', () => {
   it('a DynamoDB POST (body hashed) and an encoded Lambda path with a query verify with the real secret', async () => {
     const now = new Date('2025-03-04T05:06:07Z');
     const body = Buffer.from(JSON.stringify({ TableName: 't', Item: { id: { S: 'x' } } }));
-    const cases: Array<{ service: string; method: string; path: string; query: string; headers: Record<string, string>; signed: string[]; body: Buffer }> = [
+    const cases: Array<{
+      service: string;
+      method: string;
+      path: string;
+      query: string;
+      headers: Record<string, string>;
+      signed: string[];
+      body: Buffer;
+    }> = [
       {
         service: 'dynamodb',
         method: 'POST',
         path: '/',
         query: '',
-        headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': 'DynamoDB_20120810.PutItem', 'x-forwarded-proto': 'https' },
+        headers: {
+          'content-type': 'application/x-amz-json-1.0',
+          'x-amz-target': 'DynamoDB_20120810.PutItem',
+          'x-forwarded-proto': 'https',
+        },
         signed: ['content-type', 'host', 'x-amz-date', 'x-amz-target'],
         body,
       },
@@ -165,7 +204,11 @@ describe('re-signing, checked independently', () => {
         method: c.method,
         authority: host,
         path: c.query ? `${c.path}?${c.query}` : c.path,
-        headers: Object.fromEntries(Object.entries({ ...c.headers, 'x-amz-date': '20250101T000000Z', authorization: 'placeholder' }).map(([k, v]) => [k, [v]])),
+        headers: Object.fromEntries(
+          Object.entries({ ...c.headers, 'x-amz-date': '20250101T000000Z', authorization: 'placeholder' }).map(
+            ([k, v]) => [k, [v]],
+          ),
+        ),
         auth: parseAuthorization(PLACEHOLDER_AUTH(c.service, 'us-east-1', c.signed.join(';')))!,
         payload: { body: c.body },
         credentials: REAL,
@@ -177,7 +220,16 @@ describe('re-signing, checked independently', () => {
       expect(credential).toBe(`${REAL.accessKeyId}/20250304/us-east-1/${c.service}/aws4_request`);
       expect(signed).toBe(c.signed.join(';'));
       const headers: Record<string, string> = { ...c.headers, host, 'x-amz-date': set['x-amz-date']! };
-      expect(signature).toBe(independentSignature({ ...c, headers, payloadHash: hex(c.body), amzDate: set['x-amz-date']!, region: 'us-east-1', secret: REAL.secretAccessKey }));
+      expect(signature).toBe(
+        independentSignature({
+          ...c,
+          headers,
+          payloadHash: hex(c.body),
+          amzDate: set['x-amz-date']!,
+          region: 'us-east-1',
+          secret: REAL.secretAccessKey,
+        }),
+      );
       expect(out.remove).toEqual(['proxy-authorization', 'x-amz-security-token']);
     }
   });
@@ -199,21 +251,50 @@ rules:
     ]),
   );
   const engine = async () =>
-    new Engine({ policyFor: () => policy }, new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()), createLogger('silent'), {
-      cloud: { aws: new AwsSigner({ log: createLogger('silent'), clock: () => new Date('2025-03-04T05:06:07Z') }) },
-    });
-  const extras = (headers: Record<string, string>, endOfStream = true): RequestExtras => ({ endOfStream, headers: () => Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])) });
+    new Engine(
+      { policyFor: () => policy },
+      new CallbackResolver(new MemoryCredentialCache(), await CallbackSigner.ephemeral()),
+      createLogger('silent'),
+      {
+        cloud: { aws: new AwsSigner({ log: createLogger('silent'), clock: () => new Date('2025-03-04T05:06:07Z') }) },
+      },
+    );
+  const extras = (headers: Record<string, string>, endOfStream = true): RequestExtras => ({
+    endOfStream,
+    headers: () => Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+  });
   const req = (host: string, path = '/', method = 'GET') => ({ method, scheme: 'https', authority: host, path });
 
   it('passes presigned URLs untouched and refuses unsigned, chunk-signed and mis-scoped requests', async () => {
     const e = await engine();
-    expect(await e.handle(req('bucket.s3.us-east-1.amazonaws.com', '/k?X-Amz-Credential=A&X-Amz-Signature=b'), 'sb', extras({}))).toEqual({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
-    expect(await e.handle(req('s3.us-east-1.amazonaws.com'), 'sb', extras({}))).toEqual({ kind: 'immediate', status: 403, body: AWS_REFUSALS.unsigned });
+    expect(
+      await e.handle(
+        req('bucket.s3.us-east-1.amazonaws.com', '/k?X-Amz-Credential=A&X-Amz-Signature=b'),
+        'sb',
+        extras({}),
+      ),
+    ).toEqual({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
+    expect(await e.handle(req('s3.us-east-1.amazonaws.com'), 'sb', extras({}))).toEqual({
+      kind: 'immediate',
+      status: 403,
+      body: AWS_REFUSALS.unsigned,
+    });
     expect(AWS_REFUSALS.unsigned.startsWith('request is not SigV4-signed')).toBe(true);
-    const chunked = await e.handle(req('bucket.s3.us-east-1.amazonaws.com', '/k', 'PUT'), 'sb', extras({ authorization: PLACEHOLDER_AUTH('s3'), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' }, false));
+    const chunked = await e.handle(
+      req('bucket.s3.us-east-1.amazonaws.com', '/k', 'PUT'),
+      'sb',
+      extras(
+        { authorization: PLACEHOLDER_AUTH('s3'), 'x-amz-content-sha256': 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD' },
+        false,
+      ),
+    );
     expect(chunked).toMatchObject({ kind: 'immediate', status: 400 });
     expect((chunked as { body: string }).body).toContain('chunkedEncodingEnabled(false)');
-    const wrong = await e.handle(req('dynamodb.us-east-1.amazonaws.com'), 'sb', extras({ authorization: PLACEHOLDER_AUTH('dynamodb', 'eu-west-1') }));
+    const wrong = await e.handle(
+      req('dynamodb.us-east-1.amazonaws.com'),
+      'sb',
+      extras({ authorization: PLACEHOLDER_AUTH('dynamodb', 'eu-west-1') }),
+    );
     expect(wrong).toMatchObject({ kind: 'immediate', status: 403 });
     expect((wrong as { body: string }).body).toContain('region "eu-west-1"');
   });
@@ -223,11 +304,21 @@ rules:
     const given = (await e.handle(
       req('bucket.s3.us-east-1.amazonaws.com', '/k', 'PUT'),
       'sb',
-      extras({ authorization: PLACEHOLDER_AUTH('s3', 'us-east-1', 'host;x-amz-content-sha256;x-amz-date'), 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' }, false),
+      extras(
+        {
+          authorization: PLACEHOLDER_AUTH('s3', 'us-east-1', 'host;x-amz-content-sha256;x-amz-date'),
+          'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+        },
+        false,
+      ),
     )) as Extract<Outcome, { kind: 'continue' }>;
     expect(given.kind).toBe('continue');
     expect(authParts(Object.fromEntries(given.set).authorization!)[2]).toBe('host;x-amz-content-sha256;x-amz-date');
-    const held = e.handle(req('dynamodb.us-east-1.amazonaws.com', '/', 'POST'), 'sb', extras({ authorization: PLACEHOLDER_AUTH('dynamodb') }, false));
+    const held = e.handle(
+      req('dynamodb.us-east-1.amazonaws.com', '/', 'POST'),
+      'sb',
+      extras({ authorization: PLACEHOLDER_AUTH('dynamodb') }, false),
+    );
     expect(held).toMatchObject({ kind: 'awaitBody' });
     const resume = (held as Extract<Outcome, { kind: 'awaitBody' }>).resume;
     const signed = (await resume(Buffer.from('{"a":1}'), true)) as Extract<Outcome, { kind: 'continue' }>;
@@ -246,8 +337,16 @@ rules:
         secret: REAL.secretAccessKey,
       }),
     );
-    expect(await resume(Buffer.alloc(10), false)).toEqual({ kind: 'immediate', status: 413, body: AWS_REFUSALS.tooLarge });
-    const empty = (await e.handle(req('dynamodb.us-east-1.amazonaws.com'), 'sb', extras({ authorization: PLACEHOLDER_AUTH('dynamodb') }))) as Extract<Outcome, { kind: 'continue' }>;
+    expect(await resume(Buffer.alloc(10), false)).toEqual({
+      kind: 'immediate',
+      status: 413,
+      body: AWS_REFUSALS.tooLarge,
+    });
+    const empty = (await e.handle(
+      req('dynamodb.us-east-1.amazonaws.com'),
+      'sb',
+      extras({ authorization: PLACEHOLDER_AUTH('dynamodb') }),
+    )) as Extract<Outcome, { kind: 'continue' }>;
     expect(empty.kind).toBe('continue');
   });
 });

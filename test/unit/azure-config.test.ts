@@ -23,37 +23,86 @@ const SECRETS = new Map([
   ['AZ_KEY', KEY],
   ['AZ_SAS', SAS],
 ]);
-const keyRule = (extra: object = {}) => ({ name: 'azure', type: 'azure', azure: { storage_account: 'acct1', account_key: { type: 'workspace_secret', value: '{AZ_KEY}' } }, ...extra });
-const sasRule = (value = '{AZ_SAS}') => ({ name: 'azure', type: 'azure', azure: { storage_account: 'acct1', sas_token: { type: 'workspace_secret', value } } });
-const compile = (config: unknown, ctx: Partial<CompileContext> = {}) => compilePolicy(validateConfig(JSON.parse(JSON.stringify(config)), 'SDK'), { secrets: SECRETS, unsealer: undefined, ...ctx });
+const keyRule = (extra: object = {}) => ({
+  name: 'azure',
+  type: 'azure',
+  azure: { storage_account: 'acct1', account_key: { type: 'workspace_secret', value: '{AZ_KEY}' } },
+  ...extra,
+});
+const sasRule = (value = '{AZ_SAS}') => ({
+  name: 'azure',
+  type: 'azure',
+  azure: { storage_account: 'acct1', sas_token: { type: 'workspace_secret', value } },
+});
+const compile = (config: unknown, ctx: Partial<CompileContext> = {}) =>
+  compilePolicy(validateConfig(JSON.parse(JSON.stringify(config)), 'SDK'), {
+    secrets: SECRETS,
+    unsealer: undefined,
+    ...ctx,
+  });
 
 describe('type: azure configs', () => {
   it('an account key compiles to the decoded key; its hosts decide azure, others pass, http is refused', () => {
     const policy = compile({ rules: [keyRule()] });
-    expect(policy.azure).toEqual({ name: 'azure', position: 0, account: 'acct1', auth: { kind: 'shared_key', key: Buffer.from(KEY, 'base64') } });
-    const at = (authority: string, scheme = 'https') => decide(policy, { method: 'GET', scheme, authority, path: '/c' });
+    expect(policy.azure).toEqual({
+      name: 'azure',
+      position: 0,
+      account: 'acct1',
+      auth: { kind: 'shared_key', key: Buffer.from(KEY, 'base64') },
+    });
+    const at = (authority: string, scheme = 'https') =>
+      decide(policy, { method: 'GET', scheme, authority, path: '/c' });
     expect(at('acct1.queue.core.windows.net')).toMatchObject({ outcome: 'azure', service: 'queue' });
     expect(at('ACCT1.blob.core.windows.net.')).toMatchObject({ outcome: 'azure', service: 'blob' });
     expect(at('acct2.blob.core.windows.net')).toMatchObject({ outcome: 'pass', reason: 'no_match' });
-    expect(at('acct1.blob.core.windows.net', 'http')).toMatchObject({ outcome: 'refuse', status: 403, reason: 'cleartext' });
+    expect(at('acct1.blob.core.windows.net', 'http')).toMatchObject({
+      outcome: 'refuse',
+      status: 403,
+      reason: 'cleartext',
+    });
   });
 
   it('a SAS token compiles to its query, without a leading ?', () => {
     expect(compile({ rules: [sasRule()] }).azure!.auth).toEqual({ kind: 'sas', query: SAS });
-    expect(compile({ rules: [sasRule()] }, { secrets: new Map([['AZ_SAS', `?${SAS}`]]) }).azure!.auth).toEqual({ kind: 'sas', query: SAS });
+    expect(compile({ rules: [sasRule()] }, { secrets: new Map([['AZ_SAS', `?${SAS}`]]) }).azure!.auth).toEqual({
+      kind: 'sas',
+      query: SAS,
+    });
   });
 
   it('a disabled rule still validates and resolves, and decides nothing', () => {
     const policy = compile({ rules: [keyRule({ enabled: false, env_vars: { AZURE_STORAGE_KEY: 'mine' } })] });
     expect(policy.azure).toBeUndefined();
-    expect(thrown(() => compile({ rules: [keyRule({ enabled: false })] }, { secrets: new Map() })).problems).toEqual(['rules[0].azure.account_key: rule "azure": workspace secret "AZ_KEY" is not set']);
+    expect(thrown(() => compile({ rules: [keyRule({ enabled: false })] }, { secrets: new Map() })).problems).toEqual([
+      'rules[0].azure.account_key: rule "azure": workspace secret "AZ_KEY" is not set',
+    ]);
   });
 
   it.each([
-    ['a key that is not base64', keyRule(), new Map([['AZ_KEY', 'FAKE not base64!']]), 'rules[0].azure.account_key: rule "azure": resolved value is not a base64 storage account key'],
-    ['a key too short', keyRule(), new Map([['AZ_KEY', 'RkFLRQ==']]), 'rules[0].azure.account_key: rule "azure": resolved value is too short for a storage account key'],
-    ['a SAS without sig', sasRule(), new Map([['AZ_SAS', 'sv=2025-01-05&sp=FAKE']]), 'rules[0].azure.sas_token: rule "azure": resolved value is not a SAS token: it has no sig parameter'],
-    ['a SAS with spaces', sasRule(), new Map([['AZ_SAS', 'sv=1&sig=FAKE x']]), 'rules[0].azure.sas_token: rule "azure": resolved value is not a SAS token (name=value pairs joined with &, URL-encoded)'],
+    [
+      'a key that is not base64',
+      keyRule(),
+      new Map([['AZ_KEY', 'FAKE not base64!']]),
+      'rules[0].azure.account_key: rule "azure": resolved value is not a base64 storage account key',
+    ],
+    [
+      'a key too short',
+      keyRule(),
+      new Map([['AZ_KEY', 'RkFLRQ==']]),
+      'rules[0].azure.account_key: rule "azure": resolved value is too short for a storage account key',
+    ],
+    [
+      'a SAS without sig',
+      sasRule(),
+      new Map([['AZ_SAS', 'sv=2025-01-05&sp=FAKE']]),
+      'rules[0].azure.sas_token: rule "azure": resolved value is not a SAS token: it has no sig parameter',
+    ],
+    [
+      'a SAS with spaces',
+      sasRule(),
+      new Map([['AZ_SAS', 'sv=1&sig=FAKE x']]),
+      'rules[0].azure.sas_token: rule "azure": resolved value is not a SAS token (name=value pairs joined with &, URL-encoded)',
+    ],
   ])('%s is refused when applied, naming the field, never the value', (_what, rule, secrets, problem) => {
     const problems = thrown(() => compile({ rules: [rule] }, { secrets })).problems;
     expect(problems).toEqual([problem]);
@@ -64,20 +113,33 @@ describe('type: azure configs', () => {
     const keys = generateSealingKeys();
     const pub = parsePublicKey(keys.publicPem, 'pub');
     const unsealer = new Unsealer(parsePrivateKey(keys.privatePem, 'key'));
-    const sealed = (provider: 'aws' | 'azure') => ({ type: 'opaque', value: seal(SAS, pub, { sandbox: '*', target: { provider } }) });
-    const rule = (provider: 'aws' | 'azure') => ({ name: 'azure', type: 'azure', azure: { storage_account: 'acct1', sas_token: sealed(provider) } });
+    const sealed = (provider: 'aws' | 'azure') => ({
+      type: 'opaque',
+      value: seal(SAS, pub, { sandbox: '*', target: { provider } }),
+    });
+    const rule = (provider: 'aws' | 'azure') => ({
+      name: 'azure',
+      type: 'azure',
+      azure: { storage_account: 'acct1', sas_token: sealed(provider) },
+    });
     expect(compile({ rules: [rule('azure')] }, { unsealer }).azure!.auth).toEqual({ kind: 'sas', query: SAS });
     expect(thrown(() => compile({ rules: [rule('aws')] }, { unsealer })).problems).toEqual([
-      expect.stringMatching(/^rules\[0\]\.azure\.sas_token: rule "azure": sealed value is bound to provider aws, not to provider azure$/),
+      expect.stringMatching(
+        /^rules\[0\]\.azure\.sas_token: rule "azure": sealed value is bound to provider aws, not to provider azure$/,
+      ),
     ]);
     // Reads never show an opaque Secret's value, not even sealed.
     const view = configView(validateConfig({ rules: [rule('azure')] }, 'SDK'));
-    expect(view.rules[0]).toMatchObject({ azure: { storage_account: 'acct1', sas_token: { type: 'opaque', is_set: true } } });
+    expect(view.rules[0]).toMatchObject({
+      azure: { storage_account: 'acct1', sas_token: { type: 'opaque', is_set: true } },
+    });
     expect(JSON.stringify(view)).not.toContain('sealed:');
   });
 
   it('sandbox-env: the account, placeholders and a connection string, never the real key or token', () => {
-    const key = envVarPlaceholders(validateConfig({ rules: [keyRule({ env_vars: { AZURE_REGION_HINT: 'westeurope' } })] }, 'SDK'));
+    const key = envVarPlaceholders(
+      validateConfig({ rules: [keyRule({ env_vars: { AZURE_REGION_HINT: 'westeurope' } })] }, 'SDK'),
+    );
     expect(key).toEqual({
       AZURE_STORAGE_ACCOUNT: 'acct1',
       AZURE_STORAGE_KEY: AZURE_PLACEHOLDER_KEY,

@@ -30,22 +30,39 @@ async function signedBySdk(op: (service: BlobServiceClient) => Promise<unknown>)
   const captured: Captured[] = [];
   const httpClient = {
     // The SDK hands a custom client core-http's WebResource: its headers list is `headersArray()`.
-    sendRequest: async (request: { method: string; url: string; headers: { headersArray(): Array<{ name: string; value: string }> } }) => {
+    sendRequest: async (request: {
+      method: string;
+      url: string;
+      headers: { headersArray(): Array<{ name: string; value: string }> };
+    }) => {
       const url = new URL(request.url);
       const headers: Record<string, string[]> = {};
       for (const { name, value } of request.headers.headersArray()) headers[name.toLowerCase()] = [value];
       const { authorization = [''], ...rest } = headers;
-      captured.push({ method: request.method, path: url.pathname + url.search, headers: rest, authorization: authorization[0]! });
+      captured.push({
+        method: request.method,
+        path: url.pathname + url.search,
+        headers: rest,
+        authorization: authorization[0]!,
+      });
       throw new Error('not sent');
     },
   };
-  const service = new BlobServiceClient(`https://${ACCOUNT}.blob.core.windows.net`, new StorageSharedKeyCredential(ACCOUNT, KEY.toString('base64')), { httpClient, retryOptions: { maxTries: 1 } } as never);
+  const service = new BlobServiceClient(
+    `https://${ACCOUNT}.blob.core.windows.net`,
+    new StorageSharedKeyCredential(ACCOUNT, KEY.toString('base64')),
+    { httpClient, retryOptions: { maxTries: 1 } } as never,
+  );
   await op(service).catch(() => undefined);
   expect(captured).toHaveLength(1);
   return captured[0]!;
 }
 
-const resign = (c: Captured) => sharedKeyAuthorization({ method: c.method, path: c.path, headers: c.headers, account: ACCOUNT, service: 'blob' }, KEY);
+const resign = (c: Captured) =>
+  sharedKeyAuthorization(
+    { method: c.method, path: c.path, headers: c.headers, account: ACCOUNT, service: 'blob' },
+    KEY,
+  );
 
 describe('Shared Key signing agrees with @azure/storage-blob', () => {
   it.each([
@@ -59,7 +76,11 @@ describe('Shared Key signing agrees with @azure/storage-blob', () => {
           .upload('hello', 5, { metadata: { a1: 'x', a_: 'y', b: 'z' } }),
     ],
     ['download a range', (s: BlobServiceClient) => s.getContainerClient('c1').getBlobClient('x.txt').download(2, 10)],
-    ['list with an encoded prefix', (s: BlobServiceClient) => s.getContainerClient('c1').listBlobsFlat({ prefix: 'a b/ü', includeMetadata: true }).next()],
+    [
+      'list with an encoded prefix',
+      (s: BlobServiceClient) =>
+        s.getContainerClient('c1').listBlobsFlat({ prefix: 'a b/ü', includeMetadata: true }).next(),
+    ],
     [
       'an empty PUT with content-type',
       (s: BlobServiceClient) =>
@@ -83,17 +104,46 @@ describe('Shared Key signing agrees with @azure/storage-blob', () => {
 
   it('the header order is the service culture-aware one, not code-unit order', () => {
     const names = ['x-ms-meta-a1', 'x-ms-meta-a_', 'x-ms-meta-ab', 'x-ms-meta-a-c', 'x-ms-date', 'x-ms-version'];
-    expect([...names].sort(compareSharedKeyHeaders)).toEqual(['x-ms-date', 'x-ms-meta-a_', 'x-ms-meta-a1', 'x-ms-meta-ab', 'x-ms-meta-a-c', 'x-ms-version']);
+    expect([...names].sort(compareSharedKeyHeaders)).toEqual([
+      'x-ms-date',
+      'x-ms-meta-a_',
+      'x-ms-meta-a1',
+      'x-ms-meta-ab',
+      'x-ms-meta-a-c',
+      'x-ms-version',
+    ]);
   });
 
   it('the Table service string-to-sign: VERB, Content-MD5, Content-Type, date, resource with ?comp only', () => {
-    const headers = { 'content-type': ['application/json'], 'x-ms-date': ['Wed, 01 Jan 2025 00:00:00 GMT'], 'x-ms-version': ['2019-02-02'] };
-    expect(stringToSign({ method: 'GET', path: '/mytable()?$filter=x&comp=acl', headers, account: ACCOUNT, service: 'table' })).toBe('GET\n\napplication/json\nWed, 01 Jan 2025 00:00:00 GMT\n/acct1/mytable()?comp=acl');
+    const headers = {
+      'content-type': ['application/json'],
+      'x-ms-date': ['Wed, 01 Jan 2025 00:00:00 GMT'],
+      'x-ms-version': ['2019-02-02'],
+    };
+    expect(
+      stringToSign({
+        method: 'GET',
+        path: '/mytable()?$filter=x&comp=acl',
+        headers,
+        account: ACCOUNT,
+        service: 'table',
+      }),
+    ).toBe('GET\n\napplication/json\nWed, 01 Jan 2025 00:00:00 GMT\n/acct1/mytable()?comp=acl');
   });
 
   it('a repeated header or a broken query escape is unsignable', () => {
-    expect(() => stringToSign({ method: 'GET', path: '/c', headers: { 'x-ms-date': ['a', 'b'] }, account: ACCOUNT, service: 'blob' })).toThrow('header x-ms-date is repeated');
-    expect(() => stringToSign({ method: 'GET', path: '/c?a=%zz', headers: {}, account: ACCOUNT, service: 'queue' })).toThrow('invalid percent-escape');
+    expect(() =>
+      stringToSign({
+        method: 'GET',
+        path: '/c',
+        headers: { 'x-ms-date': ['a', 'b'] },
+        account: ACCOUNT,
+        service: 'blob',
+      }),
+    ).toThrow('header x-ms-date is repeated');
+    expect(() =>
+      stringToSign({ method: 'GET', path: '/c?a=%zz', headers: {}, account: ACCOUNT, service: 'queue' }),
+    ).toThrow('invalid percent-escape');
   });
 });
 
@@ -119,7 +169,10 @@ describe('SAS placement', () => {
   it.each([
     ['/c/b.txt', `/c/b.txt?${TOKEN}`],
     ['/c?restype=container&comp=list', `/c?restype=container&comp=list&${TOKEN}`],
-    ['/c/b?sv=1&SIG=forged&comp=block&se=2000&blockid=QQ%3D%3D&skoid=x&rscd=attachment', `/c/b?comp=block&blockid=QQ%3D%3D&${TOKEN}`],
+    [
+      '/c/b?sv=1&SIG=forged&comp=block&se=2000&blockid=QQ%3D%3D&skoid=x&rscd=attachment',
+      `/c/b?comp=block&blockid=QQ%3D%3D&${TOKEN}`,
+    ],
     ['/c/b?%73ig=encoded-name&x=1&', `/c/b?x=1&${TOKEN}`],
   ])('%s', (path, expected) => {
     expect(withSas(path, TOKEN)).toBe(expected);
@@ -128,18 +181,31 @@ describe('SAS placement', () => {
 
 describe('the handler', () => {
   const keyRule = { name: 'azure', position: 0, account: ACCOUNT, auth: { kind: 'shared_key' as const, key: KEY } };
-  const decision = (rule: AzureDecision['rule'] = keyRule): AzureDecision => ({ outcome: 'azure', rule, service: 'blob', target: { host: 'acct1.blob.core.windows.net', port: 443 } });
+  const decision = (rule: AzureDecision['rule'] = keyRule): AzureDecision => ({
+    outcome: 'azure',
+    rule,
+    service: 'blob',
+    target: { host: 'acct1.blob.core.windows.net', port: 443 },
+  });
   const req = { method: 'GET', scheme: 'https', authority: 'acct1.blob.core.windows.net', path: '/c/b.txt?timeout=30' };
   const run = (headers: Record<string, string[]>, rule?: AzureDecision['rule']) => {
     const logs = captureLogs();
-    const out = new AzureAuthorizer({ log: logs.log }).handle(decision(rule), req, { endOfStream: true, headers: () => headers }, 'sb') as Outcome;
+    const out = new AzureAuthorizer({ log: logs.log }).handle(
+      decision(rule),
+      req,
+      { endOfStream: true, headers: () => headers },
+      'sb',
+    ) as Outcome;
     return { out, logs: logs.text() };
   };
   const date = { 'x-ms-date': ['Wed, 01 Jan 2025 00:00:00 GMT'], 'x-ms-version': ['2025-01-05'] };
 
   it('re-signs a request signed for the account, keeping its x-ms-date', () => {
     const { out } = run({ ...date, authorization: ['SharedKey acct1:cGxhY2Vob2xkZXI='] });
-    const expected = sharedKeyAuthorization({ method: 'GET', path: req.path, headers: { ...date }, account: ACCOUNT, service: 'blob' }, KEY);
+    const expected = sharedKeyAuthorization(
+      { method: 'GET', path: req.path, headers: { ...date }, account: ACCOUNT, service: 'blob' },
+      KEY,
+    );
     expect(out).toEqual({ kind: 'continue', set: [['authorization', expected]], remove: ['proxy-authorization'] });
   });
 
@@ -147,10 +213,25 @@ describe('the handler', () => {
     ['no Authorization', {}, 403, AZURE_REFUSALS.unsigned],
     ['a Bearer token', { authorization: ['Bearer x'] }, 403, AZURE_REFUSALS.unsigned],
     ['SharedKeyLite', { authorization: ['SharedKeyLite acct1:x'] }, 403, AZURE_REFUSALS.unsigned],
-    ['another account', { authorization: ['SharedKey other1:x'] }, 403, 'Azure request refused: signed for storage account "other1", but acct1.blob.core.windows.net belongs to "acct1"'],
-    ['an account name that is not one', { authorization: ['SharedKey Other_1!:x'] }, 403, 'Azure request refused: signed for another storage account, but acct1.blob.core.windows.net belongs to "acct1"'],
+    [
+      'another account',
+      { authorization: ['SharedKey other1:x'] },
+      403,
+      'Azure request refused: signed for storage account "other1", but acct1.blob.core.windows.net belongs to "acct1"',
+    ],
+    [
+      'an account name that is not one',
+      { authorization: ['SharedKey Other_1!:x'] },
+      403,
+      'Azure request refused: signed for another storage account, but acct1.blob.core.windows.net belongs to "acct1"',
+    ],
     ['no date', { authorization: ['SharedKey acct1:x'], 'x-ms-version': ['1'] }, 400, AZURE_REFUSALS.noDate],
-    ['a repeated x-ms header', { authorization: ['SharedKey acct1:x'], ...date, 'x-ms-meta-a': ['1', '2'] }, 400, "Azure request can't be re-signed: header x-ms-meta-a is repeated"],
+    [
+      'a repeated x-ms header',
+      { authorization: ['SharedKey acct1:x'], ...date, 'x-ms-meta-a': ['1', '2'] },
+      400,
+      "Azure request can't be re-signed: header x-ms-meta-a is repeated",
+    ],
   ])('%s is refused', (_what, headers, status, body) => {
     const { out, logs } = run(headers as Record<string, string[]>);
     expect(out).toEqual({ kind: 'immediate', status, body });
@@ -159,6 +240,10 @@ describe('the handler', () => {
 
   it('SAS: the path gets the token, the sandbox Authorization is dropped, no header is read', () => {
     const { out } = run({}, { ...keyRule, auth: { kind: 'sas', query: 'sv=1&sig=CANARY' } });
-    expect(out).toEqual({ kind: 'continue', set: [[':path', '/c/b.txt?timeout=30&sv=1&sig=CANARY']], remove: ['authorization', 'proxy-authorization'] });
+    expect(out).toEqual({
+      kind: 'continue',
+      set: [[':path', '/c/b.txt?timeout=30&sv=1&sig=CANARY']],
+      remove: ['authorization', 'proxy-authorization'],
+    });
   });
 });

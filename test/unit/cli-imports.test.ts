@@ -26,6 +26,8 @@ describe('CLI module graph', () => {
 
   it('commands take envOption and reportError from options.ts', () => {
     const users = files.filter((f) => localImports(f).includes('./options.js'));
-    expect(users).toEqual(expect.arrayContaining(['main.ts', 'serve-command.ts', 'up-command.ts', 'config-commands.ts']));
+    expect(users).toEqual(
+      expect.arrayContaining(['main.ts', 'serve-command.ts', 'up-command.ts', 'config-commands.ts']),
+    );
   });
 });

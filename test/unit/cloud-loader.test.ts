@@ -3,7 +3,13 @@ import { AuthProxyError } from '../../src/errors.js';
 import type { LoadedSources } from '../../src/config/watch.js';
 import type { CompiledPolicy } from '../../src/policy/compiled.js';
 import type { SandboxStore, StoredSandbox } from '../../src/sandboxes/store.js';
-import { cloudAwareStore, CloudModules, deferredFileApply, rawConfigNeeds, type CloudFactories } from '../../src/serve/cloud-loader.js';
+import {
+  cloudAwareStore,
+  CloudModules,
+  deferredFileApply,
+  rawConfigNeeds,
+  type CloudFactories,
+} from '../../src/serve/cloud-loader.js';
 import { captureLogs } from '../helpers/logs.js';
 
 const handler = { handle: () => ({ kind: 'immediate', status: 200, body: '' }) as const };
@@ -28,7 +34,13 @@ function factories(fail: { aws?: boolean; gcp?: boolean } = {}, calls: string[] 
 }
 
 const loaded = (aws: boolean, gcp = false): LoadedSources => ({
-  file: { default: { aws: aws ? { auth: { kind: 'static' } } : undefined, gcp: gcp ? {} : undefined } as unknown as CompiledPolicy, sandboxes: new Map() },
+  file: {
+    default: {
+      aws: aws ? { auth: { kind: 'static' } } : undefined,
+      gcp: gcp ? {} : undefined,
+    } as unknown as CompiledPolicy,
+    sandboxes: new Map(),
+  },
   secrets: new Map(),
   fingerprint: String(Math.random()),
 });
@@ -76,9 +88,14 @@ describe('CloudModules', () => {
 
 describe('rawConfigNeeds', () => {
   it('names every aws / gcp rule type of a stored config, whatever else it holds', () => {
-    expect([...rawConfigNeeds({ rules: [{ type: 'gcp' }, { name: 'x' }, { type: 'aws', enabled: false }] })].sort()).toEqual(['aws', 'gcp']);
-    expect([...rawConfigNeeds({ rules: [{ type: 'aws', aws: { role_arn: 'arn:aws:iam::1:role/r' } }] })].sort()).toEqual(['aws', 'aws_role']);
-    for (const junk of [undefined, null, 'x', {}, { rules: 'no' }, { rules: [null, 1] }]) expect(rawConfigNeeds(junk).size).toBe(0);
+    expect(
+      [...rawConfigNeeds({ rules: [{ type: 'gcp' }, { name: 'x' }, { type: 'aws', enabled: false }] })].sort(),
+    ).toEqual(['aws', 'gcp']);
+    expect(
+      [...rawConfigNeeds({ rules: [{ type: 'aws', aws: { role_arn: 'arn:aws:iam::1:role/r' } }] })].sort(),
+    ).toEqual(['aws', 'aws_role']);
+    for (const junk of [undefined, null, 'x', {}, { rules: 'no' }, { rules: [null, 1] }])
+      expect(rawConfigNeeds(junk).size).toBe(0);
   });
 });
 
@@ -89,7 +106,9 @@ describe('cloudAwareStore', () => {
     const good = new CloudModules(factories());
     expect(await cloudAwareStore(store, good).get('a')).toBe(entry);
     expect(good.aws).toBe(handler);
-    await expect(cloudAwareStore(store, new CloudModules(factories({ aws: true }))).get('a')).rejects.toThrow(/AWS support could not be loaded/);
+    await expect(cloudAwareStore(store, new CloudModules(factories({ aws: true }))).get('a')).rejects.toThrow(
+      /AWS support could not be loaded/,
+    );
   });
 });
 
@@ -143,7 +162,9 @@ describe('deferredFileApply', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(applied).toEqual([]);
     expect(counted).toEqual(['failed']);
-    expect(logs.text()).toMatch(/config reload rejected, keeping the last good config: Google Cloud support could not be loaded/);
+    expect(logs.text()).toMatch(
+      /config reload rejected, keeping the last good config: Google Cloud support could not be loaded/,
+    );
   });
 
   it('a newer reload wins over one still waiting for its provider', async () => {

@@ -1,10 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigWatcher, loadSources, type ApplyOutcome, type ConfigSources, type LoadedSources } from '../../src/config/watch.js';
+import {
+  ConfigWatcher,
+  loadSources,
+  type ApplyOutcome,
+  type ConfigSources,
+  type LoadedSources,
+} from '../../src/config/watch.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 import { captureLogs } from '../helpers/logs.js';
 
-const rule = (host: string) => `rules:\n  - name: r\n    match_hosts: ["${host}"]\n    headers: [{ name: X-Key, type: plaintext, value: "v" }]\n`;
+const rule = (host: string) =>
+  `rules:\n  - name: r\n    match_hosts: ["${host}"]\n    headers: [{ name: X-Key, type: plaintext, value: "v" }]\n`;
 
 describe('ConfigWatcher and the outcome of apply', () => {
   let dir: TempDir;
@@ -12,7 +19,11 @@ describe('ConfigWatcher and the outcome of apply', () => {
 
   function watcherWith(outcome: ApplyOutcome | undefined) {
     dir = tempDir();
-    const src: ConfigSources = { configPath: dir.file('config.yaml', rule('a.example.com')), secretsDir: undefined, unsealer: undefined };
+    const src: ConfigSources = {
+      configPath: dir.file('config.yaml', rule('a.example.com')),
+      secretsDir: undefined,
+      unsealer: undefined,
+    };
     const applied: LoadedSources[] = [];
     const counted: string[] = [];
     const logs = captureLogs('info');

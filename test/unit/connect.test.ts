@@ -8,8 +8,17 @@ const policy = compilePolicy(
   validateConfig(
     {
       rules: [
-        { name: 'gh', match_hosts: ['api.github.com', '*.cdn-example.com'], headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer t' }] },
-        { name: 'off', enabled: false, match_hosts: ['disabled.example.com'], headers: [{ name: 'A', type: 'plaintext', value: 'v' }] },
+        {
+          name: 'gh',
+          match_hosts: ['api.github.com', '*.cdn-example.com'],
+          headers: [{ name: 'Authorization', type: 'plaintext', value: 'Bearer t' }],
+        },
+        {
+          name: 'off',
+          enabled: false,
+          match_hosts: ['disabled.example.com'],
+          headers: [{ name: 'A', type: 'plaintext', value: 'v' }],
+        },
         { name: 'np', match_hosts: ['internal.example.com'], headers: [{ name: 'A', type: 'plaintext', value: 'v' }] },
       ],
       callbacks: [{ match_hosts: ['cb.example.com'], url: 'https://tokens.example/resolve', ttl_seconds: 60 }],
@@ -43,11 +52,18 @@ describe("decideRoute: the outer listener's intercept-or-tunnel choice", () => {
   });
 
   it('keeps the CONNECT port as the target port', () => {
-    expect(decideRoute(policy, 'CONNECT', 'api.github.com:8443')).toMatchObject({ outcome: 'intercept', target: { host: 'api.github.com', port: 8443 } });
+    expect(decideRoute(policy, 'CONNECT', 'api.github.com:8443')).toMatchObject({
+      outcome: 'intercept',
+      target: { host: 'api.github.com', port: 8443 },
+    });
   });
 
   it('says why a plain-http request to a credentialed host is refused', () => {
-    expect(decideRoute(policy, 'GET', 'api.github.com')).toMatchObject({ outcome: 'refuse', status: 403, reason: 'cleartext' });
+    expect(decideRoute(policy, 'GET', 'api.github.com')).toMatchObject({
+      outcome: 'refuse',
+      status: 403,
+      reason: 'cleartext',
+    });
   });
 
   it('tunnels every allowed host for an unknown sandbox (no config, no credential)', () => {

@@ -84,7 +84,9 @@ describe('parseEgressAllowList', () => {
   });
 
   it.each(['10.0.0.0/33', 'example.com', '10.0.0.0/8/1', '::/129', '10.0.0.0/x'])('refuses %s naming it', (entry) => {
-    expect(() => parseEgressAllowList(entry)).toThrow(`--egress-allow-cidrs: "${entry}" is not a CIDR (like 10.0.0.0/8 or fd00::/8) or an IP address`);
+    expect(() => parseEgressAllowList(entry)).toThrow(
+      `--egress-allow-cidrs: "${entry}" is not a CIDR (like 10.0.0.0/8 or fd00::/8) or an IP address`,
+    );
   });
 });
 
@@ -106,9 +108,21 @@ describe('EgressGuard', () => {
 
   it('refuses hostnames that resolve to loopback, private (any answer) or metadata addresses', async () => {
     const guard = new EgressGuard(dns);
-    expect(await guard.check('loop.test')).toEqual({ ok: false, reason: 'private_destination', detail: 'resolves to a loopback address' });
-    expect(await guard.check('mixed.test')).toEqual({ ok: false, reason: 'private_destination', detail: 'resolves to a private address' });
-    expect(await guard.check('meta.test')).toEqual({ ok: false, reason: 'private_destination', detail: 'resolves to a metadata address' });
+    expect(await guard.check('loop.test')).toEqual({
+      ok: false,
+      reason: 'private_destination',
+      detail: 'resolves to a loopback address',
+    });
+    expect(await guard.check('mixed.test')).toEqual({
+      ok: false,
+      reason: 'private_destination',
+      detail: 'resolves to a private address',
+    });
+    expect(await guard.check('meta.test')).toEqual({
+      ok: false,
+      reason: 'private_destination',
+      detail: 'resolves to a metadata address',
+    });
     expect(await guard.check('mapped.test')).toMatchObject({ ok: false, reason: 'private_destination' });
   });
 
@@ -122,7 +136,11 @@ describe('EgressGuard', () => {
   });
 
   it('fails closed on a name that does not resolve', async () => {
-    expect(await new EgressGuard(dns).check('nx.test')).toEqual({ ok: false, reason: 'unresolvable', detail: 'ENOTFOUND' });
+    expect(await new EgressGuard(dns).check('nx.test')).toEqual({
+      ok: false,
+      reason: 'unresolvable',
+      detail: 'ENOTFOUND',
+    });
   });
 
   it('opens named private ranges; loopback and metadata only when named explicitly', async () => {

@@ -30,7 +30,10 @@ access_control:
 `);
 
 const source: PolicySource<CompiledPolicy> = { policyFor: (id) => (id === 'sb' ? policy : undefined) };
-const cached: CachedCredential = { headers: [['authorization', 'Bearer from-callback']], expiresAt: Date.now() + 60_000 };
+const cached: CachedCredential = {
+  headers: [['authorization', 'Bearer from-callback']],
+  expiresAt: Date.now() + 60_000,
+};
 
 function engine(): { engine: Engine; metrics: Metrics; lookups: string[] } {
   const lookups: string[] = [];
@@ -44,27 +47,52 @@ function engine(): { engine: Engine; metrics: Metrics; lookups: string[] } {
   return { engine: new Engine(source, resolver, captureLogs().log, { metrics }), metrics, lookups };
 }
 
-const get = (authority: string, path = '/', scheme = 'https'): PolicyRequest => ({ method: 'GET', scheme, authority, path });
+const get = (authority: string, path = '/', scheme = 'https'): PolicyRequest => ({
+  method: 'GET',
+  scheme,
+  authority,
+  path,
+});
 
 describe('Engine.handle', () => {
   it('injects a rule header, removing Proxy-Authorization', () => {
     const { engine: e, metrics } = engine();
-    expect(e.handle(get('api.github.com'), 'sb')).toEqual({ kind: 'continue', set: [['Authorization', 'Bearer t']], remove: ['proxy-authorization'] });
+    expect(e.handle(get('api.github.com'), 'sb')).toEqual({
+      kind: 'continue',
+      set: [['Authorization', 'Bearer t']],
+      remove: ['proxy-authorization'],
+    });
     expect(metrics.count('decision', 'inject', 'rule')).toBe(1);
   });
 
   it('passes a host no rule covers, and any request of an unknown sandbox', () => {
     const { engine: e, metrics } = engine();
-    expect(e.handle(get('internal.example.com'), 'sb')).toEqual({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
-    expect(e.handle(get('api.github.com'), 'other')).toEqual({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
+    expect(e.handle(get('internal.example.com'), 'sb')).toEqual({
+      kind: 'continue',
+      set: [],
+      remove: ['proxy-authorization'],
+    });
+    expect(e.handle(get('api.github.com'), 'other')).toEqual({
+      kind: 'continue',
+      set: [],
+      remove: ['proxy-authorization'],
+    });
     expect(metrics.count('decision', 'pass', 'no_proxy')).toBe(1);
     expect(metrics.count('decision', 'pass', 'unknown_sandbox')).toBe(1);
   });
 
   it('refuses a host the allow_list lacks and a credentialed host over cleartext, with the table body', () => {
     const { engine: e, metrics } = engine();
-    expect(e.handle(get('evil.example.net'), 'sb')).toEqual({ kind: 'immediate', status: 403, body: 'egress to this host is not allowed' });
-    expect(e.handle(get('api.github.com', '/', 'http'), 'sb')).toEqual({ kind: 'immediate', status: 403, body: refusalBody('cleartext') });
+    expect(e.handle(get('evil.example.net'), 'sb')).toEqual({
+      kind: 'immediate',
+      status: 403,
+      body: 'egress to this host is not allowed',
+    });
+    expect(e.handle(get('api.github.com', '/', 'http'), 'sb')).toEqual({
+      kind: 'immediate',
+      status: 403,
+      body: refusalBody('cleartext'),
+    });
     expect(metrics.count('decision', 'refuse', 'access_denied')).toBe(1);
     expect(metrics.count('decision', 'refuse', 'cleartext')).toBe(1);
   });
@@ -73,7 +101,11 @@ describe('Engine.handle', () => {
     const { engine: e, metrics, lookups } = engine();
     const outcome = e.handle(get('tokens.example.com'), 'sb');
     expect(outcome).not.toBeInstanceOf(Promise);
-    expect(outcome).toEqual({ kind: 'continue', set: [['authorization', 'Bearer from-callback']], remove: ['proxy-authorization'] });
+    expect(outcome).toEqual({
+      kind: 'continue',
+      set: [['authorization', 'Bearer from-callback']],
+      remove: ['proxy-authorization'],
+    });
     expect(lookups).toEqual(['https://cb.example.com/resolve tokens.example.com']);
     expect(metrics.count('decision', 'inject', 'callback')).toBe(1);
   });
@@ -82,15 +114,26 @@ describe('Engine.handle', () => {
 describe('Engine.route: CONNECT and transparent-mode refusals are counted', () => {
   it('counts a refused CONNECT under its reason', async () => {
     const { engine: e, metrics } = engine();
-    expect(await e.route('CONNECT', 'evil.example.net:443', 'sb')).toEqual({ kind: 'immediate', status: 403, body: 'egress to this host is not allowed' });
-    expect(await e.route('CONNECT', 'api.github.com', 'sb')).toEqual({ kind: 'immediate', status: 403, body: 'invalid target' });
+    expect(await e.route('CONNECT', 'evil.example.net:443', 'sb')).toEqual({
+      kind: 'immediate',
+      status: 403,
+      body: 'egress to this host is not allowed',
+    });
+    expect(await e.route('CONNECT', 'api.github.com', 'sb')).toEqual({
+      kind: 'immediate',
+      status: 403,
+      body: 'invalid target',
+    });
     expect(metrics.count('decision', 'refuse', 'access_denied')).toBe(1);
     expect(metrics.count('decision', 'refuse', 'invalid_authority')).toBe(1);
   });
 
   it('counts a refused capture (no SNI) and leaves routed connections uncounted', async () => {
     const { engine: e, metrics } = engine();
-    expect(await e.route('CONNECT', '-:443', 'sb', { address: '203.0.113.10', port: 443, kind: 'tls' })).toMatchObject({ kind: 'immediate', status: 403 });
+    expect(await e.route('CONNECT', '-:443', 'sb', { address: '203.0.113.10', port: 443, kind: 'tls' })).toMatchObject({
+      kind: 'immediate',
+      status: 403,
+    });
     expect(metrics.count('decision', 'refuse', 'no_sni')).toBe(1);
     expect(await e.route('CONNECT', 'api.github.com:443', 'sb')).toMatchObject({ kind: 'route', route: 'intercept' });
     expect(metrics.count('decision', 'refuse', 'access_denied')).toBe(0);
@@ -99,7 +142,10 @@ describe('Engine.route: CONNECT and transparent-mode refusals are counted', () =
 
 describe('the reasons table', () => {
   it('gives every fixed refusal body the status it is sent with', () => {
-    for (const [reason, row] of Object.entries(DECISION_REASONS) as [string, { outcomes: readonly string[]; status?: number; body?: string }][]) {
+    for (const [reason, row] of Object.entries(DECISION_REASONS) as [
+      string,
+      { outcomes: readonly string[]; status?: number; body?: string },
+    ][]) {
       if (row.body !== undefined) expect(row.status, reason).toBeDefined();
       if (row.outcomes.includes('refuse') && row.body !== undefined) expect(refusalBody(reason)).toBe(row.body);
     }
@@ -114,6 +160,7 @@ describe('docs/operations.md', () => {
     const start = text.indexOf('The `reason` label of `authproxy_decisions_total`');
     const para = text.slice(start, text.indexOf('Refusals of a CONNECT', start));
     const section = (outcome: string) => para.slice(para.indexOf(`\`${outcome}\`:`)).split(/; `[a-z_]+`:/)[0]!;
-    for (const [reason, row] of Object.entries(DECISION_REASONS)) for (const outcome of row.outcomes) expect(section(outcome), `${outcome} ${reason}`).toContain(`\`${reason}\``);
+    for (const [reason, row] of Object.entries(DECISION_REASONS))
+      for (const outcome of row.outcomes) expect(section(outcome), `${outcome} ${reason}`).toContain(`\`${reason}\``);
   });
 });

@@ -20,14 +20,28 @@ import { policyFrom } from './support.js';
 const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const account = makeServiceAccount('https://oauth2.googleapis.com/token');
 const policyWith = (scopes: string[]) =>
-  policyFrom(`rules:\n  - name: gcp\n    type: gcp\n    gcp:\n      service_account_json: { type: workspace_secret, value: "{SA}" }\n      scopes: ${JSON.stringify(scopes)}\n`, new Map([['SA', account.json]]));
+  policyFrom(
+    `rules:\n  - name: gcp\n    type: gcp\n    gcp:\n      service_account_json: { type: workspace_secret, value: "{SA}" }\n      scopes: ${JSON.stringify(scopes)}\n`,
+    new Map([['SA', account.json]]),
+  );
 const POLICY = policyWith([SCOPE]);
-const REQ: PolicyRequest = { method: 'GET', scheme: 'https', authority: 'storage.googleapis.com', path: '/storage/v1/b?project=p' };
+const REQ: PolicyRequest = {
+  method: 'GET',
+  scheme: 'https',
+  authority: 'storage.googleapis.com',
+  path: '/storage/v1/b?project=p',
+};
 const decisionFor = (policy: CompiledPolicy, req = REQ) => decide(policy, req) as GcpDecision;
 
 /** A minter that counts calls and answers tokens t1, t2, ... of `lifetime` seconds (or fails). */
 function fakeMinter(lifetime = 3600) {
-  const state = { calls: 0, lifetime, fail: undefined as Error | undefined, gate: undefined as Promise<void> | undefined, rules: [] as CompiledGcpRule[] };
+  const state = {
+    calls: 0,
+    lifetime,
+    fail: undefined as Error | undefined,
+    gate: undefined as Promise<void> | undefined,
+    rules: [] as CompiledGcpRule[],
+  };
   const minter: TokenMinter = {
     async mint(rule): Promise<AccessToken> {
       state.calls++;
@@ -45,7 +59,10 @@ function setup(lifetime?: number) {
   const clock = () => now;
   const logs = captureLogs();
   const { minter, state } = fakeMinter(lifetime);
-  const handler = new GcpTokenHandler(new TemporaryCredentials(new MemoryCredentialCache(100, clock)), minter, { log: logs.log, clock });
+  const handler = new GcpTokenHandler(new TemporaryCredentials(new MemoryCredentialCache(100, clock)), minter, {
+    log: logs.log,
+    clock,
+  });
   const ask = (policy = POLICY, sandbox = 'sb-1') => handler.handle(decisionFor(policy), REQ, undefined, sandbox);
   return { handler, state, logs, ask, advance: (ms: number) => void (now += ms) };
 }
@@ -57,9 +74,17 @@ describe('GcpTokenHandler', () => {
     const { ask, state } = setup();
     const first = ask();
     expect(first).toBeInstanceOf(Promise);
-    expect(await first).toEqual({ kind: 'continue', set: [['authorization', 'Bearer ya29.t1']], remove: ['proxy-authorization'] });
+    expect(await first).toEqual({
+      kind: 'continue',
+      set: [['authorization', 'Bearer ya29.t1']],
+      remove: ['proxy-authorization'],
+    });
     expect(state.calls).toBe(1);
-    expect(state.rules[0]).toMatchObject({ clientEmail: account.clientEmail, tokenUri: 'https://oauth2.googleapis.com/token', scopes: [SCOPE] });
+    expect(state.rules[0]).toMatchObject({
+      clientEmail: account.clientEmail,
+      tokenUri: 'https://oauth2.googleapis.com/token',
+      scopes: [SCOPE],
+    });
   });
 
   it('a cache hit is synchronous and allocation-free (the same Outcome), until 5 minutes before expiry', async () => {
@@ -114,7 +139,9 @@ describe('GcpTokenHandler', () => {
     open();
     const out = await Promise.all(waiting);
     expect(state.calls).toBe(1);
-    expect(new Set(out.map((o) => JSON.stringify(bearer(o))))).toEqual(new Set([JSON.stringify([['authorization', 'Bearer ya29.t1']])]));
+    expect(new Set(out.map((o) => JSON.stringify(bearer(o))))).toEqual(
+      new Set([JSON.stringify([['authorization', 'Bearer ya29.t1']])]),
+    );
   });
 
   it('other scopes are another token', async () => {
@@ -128,9 +155,17 @@ describe('GcpTokenHandler', () => {
   it('a token endpoint error is a 502 naming Google Cloud token minting; nothing is cached', async () => {
     const { ask, state, logs } = setup();
     state.fail = new GcpTokenFailure('status', 'the token endpoint answered 400 (invalid_grant)');
-    expect(await ask()).toEqual({ kind: 'immediate', status: 502, body: 'Google Cloud token minting failed: the token endpoint answered 400 (invalid_grant)' });
+    expect(await ask()).toEqual({
+      kind: 'immediate',
+      status: 502,
+      body: 'Google Cloud token minting failed: the token endpoint answered 400 (invalid_grant)',
+    });
     state.fail = new Error(`something with ${account.privateKey}`);
-    expect(await ask()).toEqual({ kind: 'immediate', status: 502, body: `${GCP_TOKEN_FAILED}: no token could be obtained` });
+    expect(await ask()).toEqual({
+      kind: 'immediate',
+      status: 502,
+      body: `${GCP_TOKEN_FAILED}: no token could be obtained`,
+    });
     state.fail = undefined;
     expect(bearer(await ask())).toEqual([['authorization', 'Bearer ya29.t3']]);
     expect(state.calls).toBe(3);
@@ -141,16 +176,30 @@ describe('GcpTokenHandler', () => {
 });
 
 describe('Engine with the gcp provider', () => {
-  const run = (engine: Engine, authority: string, scheme = 'https') => engine.handle({ method: 'GET', scheme, authority, path: '/x' }, 'sb-1');
+  const run = (engine: Engine, authority: string, scheme = 'https') =>
+    engine.handle({ method: 'GET', scheme, authority, path: '/x' }, 'sb-1');
 
   it('Google API hosts go to the handler; google.com hosts and others pass; plain http is 403', async () => {
     const { handler, state } = setup();
     const logs = captureLogs();
-    const engine = new Engine({ policyFor: () => POLICY }, {} as CallbackResolver, logs.log, { cloud: { gcp: handler } });
-    for (const host of ['storage.googleapis.com', 'googleapis.com', 'bigquery.googleapis.com:443', 'a.b.googleapis.com']) {
+    const engine = new Engine({ policyFor: () => POLICY }, {} as CallbackResolver, logs.log, {
+      cloud: { gcp: handler },
+    });
+    for (const host of [
+      'storage.googleapis.com',
+      'googleapis.com',
+      'bigquery.googleapis.com:443',
+      'a.b.googleapis.com',
+    ]) {
       expect(bearer(await run(engine, host)), host).toEqual([['authorization', 'Bearer ya29.t1']]);
     }
-    for (const host of ['www.google.com', 'google.com', 'accounts.google.com', 'googleapis.com.evil.test', 'xgoogleapis.com']) {
+    for (const host of [
+      'www.google.com',
+      'google.com',
+      'accounts.google.com',
+      'googleapis.com.evil.test',
+      'xgoogleapis.com',
+    ]) {
       expect(await run(engine, host), host).toEqual({ kind: 'continue', set: [], remove: ['proxy-authorization'] });
     }
     expect(await run(engine, 'storage.googleapis.com', 'http')).toMatchObject({ kind: 'immediate', status: 403 });
@@ -159,6 +208,10 @@ describe('Engine with the gcp provider', () => {
 
   it('without a gcp handler, a Google API request fails closed (502)', async () => {
     const engine = new Engine({ policyFor: () => POLICY }, {} as CallbackResolver, captureLogs().log, {});
-    expect(await run(engine, 'storage.googleapis.com')).toEqual({ kind: 'immediate', status: 502, body: 'Google Cloud credentials are not available' });
+    expect(await run(engine, 'storage.googleapis.com')).toEqual({
+      kind: 'immediate',
+      status: 502,
+      body: 'Google Cloud credentials are not available',
+    });
   });
 });

@@ -12,13 +12,25 @@ import { compilePathPattern } from '../../src/policy/path-pattern.js';
 import { thrown } from './support.js';
 
 const problems = (fn: () => unknown) => thrown(fn).problems;
-const rule = (extra: Record<string, unknown> = {}) => ({ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'A', type: 'plaintext', value: 'v' }], ...extra });
+const rule = (extra: Record<string, unknown> = {}) => ({
+  name: 'r',
+  match_hosts: ['a.example.com'],
+  headers: [{ name: 'A', type: 'plaintext', value: 'v' }],
+  ...extra,
+});
 
 describe('hostile input found by the fuzzers', () => {
   it('a YAML 1.1 !!omap / !!set / !!binary root is refused, not read as an empty config that drops access_control', () => {
-    expect(problems(() => parseConfigText('!!omap\n- access_control: {allow_list: [a.example.com]}\n', 'F'))).toEqual(['F: (root): Invalid input: expected object, received array']);
-    expect(problems(() => parseConfigText('!!set {rules, access_control}', 'F'))).toEqual(['F: rules: Invalid input: expected array, received null', 'F: access_control: Invalid input: expected object, received null']);
-    expect(problems(() => parseConfigText('!!binary aGVsbG8=', 'F'))).toEqual(['F: (root): Invalid input: expected object, received string']);
+    expect(problems(() => parseConfigText('!!omap\n- access_control: {allow_list: [a.example.com]}\n', 'F'))).toEqual([
+      'F: (root): Invalid input: expected object, received array',
+    ]);
+    expect(problems(() => parseConfigText('!!set {rules, access_control}', 'F'))).toEqual([
+      'F: rules: Invalid input: expected array, received null',
+      'F: access_control: Invalid input: expected object, received null',
+    ]);
+    expect(problems(() => parseConfigText('!!binary aGVsbG8=', 'F'))).toEqual([
+      'F: (root): Invalid input: expected object, received string',
+    ]);
   });
 
   it('YAML library messages never quote the document (token source, alias names), and warnings are not printed', () => {
@@ -27,7 +39,13 @@ describe('hostile input found by the fuzzers', () => {
     const onWarning = (w: Error) => warnings.push(w.message);
     process.on('warning', onWarning);
     try {
-      for (const text of [`{*a}\n`, `a: *${secret}\n`, `a: 1\n"${secret}\\"x" b\n}`, `description: |x${secret}\n  y`, `? [${secret}, b]\n: c\n`]) {
+      for (const text of [
+        `{*a}\n`,
+        `a: *${secret}\n`,
+        `a: 1\n"${secret}\\"x" b\n}`,
+        `description: |x${secret}\n  y`,
+        `? [${secret}, b]\n: c\n`,
+      ]) {
         let lines: readonly string[] = [];
         try {
           parseConfigText(text, 'F');
@@ -42,14 +60,20 @@ describe('hostile input found by the fuzzers', () => {
       process.off('warning', onWarning);
     }
     expect(warnings.join('\n')).not.toContain(secret);
-    expect(problems(() => parseConfigText('a: *nope\n', 'F'))).toEqual(['F: Unresolved alias (the anchor must be set before the alias)']);
+    expect(problems(() => parseConfigText('a: *nope\n', 'F'))).toEqual([
+      'F: Unresolved alias (the anchor must be set before the alias)',
+    ]);
   });
 
   it('an unrecognized key that looks like a token (digits, as in ghp_…) is not echoed', () => {
     const token = 'ghp_abcdefABCDEF1234567890abcdefABCDEF12';
-    expect(problems(() => validateConfig({ rules: [rule({ [token]: 1 })] }, 'F'))).toEqual(['F: rules[0]: Unrecognized key: a key that is not a field name']);
+    expect(problems(() => validateConfig({ rules: [rule({ [token]: 1 })] }, 'F'))).toEqual([
+      'F: rules[0]: Unrecognized key: a key that is not a field name',
+    ]);
     // Field-like typos are still named.
-    expect(problems(() => validateConfig({ rules: [rule({ match_host: 1 })] }, 'F'))).toEqual(['F: rules[0]: Unrecognized key: "match_host"']);
+    expect(problems(() => validateConfig({ rules: [rule({ match_host: 1 })] }, 'F'))).toEqual([
+      'F: rules[0]: Unrecognized key: "match_host"',
+    ]);
   });
 
   it('the admin API does not echo an unrecognized key either (a mis-indented plaintext opaque value)', () => {
@@ -71,12 +95,19 @@ describe('hostile input found by the fuzzers', () => {
       'F: (root): a key that is not a field name is not allowed beside "sandboxes"',
     ]);
     // A printable key is still shown.
-    expect(problems(() => parseConfigFile('sandboxes:\n  bad id: {}\n', 'F'))).toEqual(['F: sandboxes.bad id: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -']);
+    expect(problems(() => parseConfigFile('sandboxes:\n  bad id: {}\n', 'F'))).toEqual([
+      'F: sandboxes.bad id: sandbox ids are 1-128 characters of A-Z a-z 0-9 . _ : -',
+    ]);
   });
 
   it('rule names with control characters or line breaks are refused (they are echoed in problems, logs and audit lines)', () => {
-    expect(problems(() => validateConfig({ rules: [rule({ name: 'a\nb' })] }, 'F'))).toContain('F: rules[0].name: must not contain control characters or line breaks');
-    for (const line of problems(() => validateConfig({ rules: [rule({ name: 'a\u0000' }), rule({ name: 'a\u0000' })] }, 'F'))) expect(line).not.toMatch(/[\r\n\u0000]/);
+    expect(problems(() => validateConfig({ rules: [rule({ name: 'a\nb' })] }, 'F'))).toContain(
+      'F: rules[0].name: must not contain control characters or line breaks',
+    );
+    for (const line of problems(() =>
+      validateConfig({ rules: [rule({ name: 'a\u0000' }), rule({ name: 'a\u0000' })] }, 'F'),
+    ))
+      expect(line).not.toMatch(/[\r\n\u0000]/);
   });
 
   it('host patterns and access entries are quoted with control characters escaped and cut to ~80 characters', () => {
@@ -95,18 +126,40 @@ describe('hostile input found by the fuzzers', () => {
   });
 
   it('header names have a bound (a 9,000-character name was accepted and echoed whole)', () => {
-    const lines = problems(() => validateConfig({ rules: [rule({ headers: [{ name: 'x'.repeat(9000), type: 'plaintext', value: 'v' }] })] }, 'F'));
+    const lines = problems(() =>
+      validateConfig({ rules: [rule({ headers: [{ name: 'x'.repeat(9000), type: 'plaintext', value: 'v' }] })] }, 'F'),
+    );
     expect(lines).toEqual(['F: rules[0].headers[0].name: is longer than 256 characters']);
   });
 
   it('a plaintext header value in the sealed form is held to the 8192-character limit (only opaque values are opened)', () => {
     const long = `sealed:${'A'.repeat(9000)}`;
-    expect(problems(() => validateConfig({ rules: [rule({ headers: [{ name: 'A', type: 'plaintext', value: long }] })] }, 'F'))).toEqual(['F: rules[0].headers[0].value: is longer than 8192 characters']);
-    expect(problems(() => validateConfig({ callbacks: [{ match_hosts: ['a.example.com'], url: 'https://t.example/', ttl_seconds: 60, request_headers: [{ name: 'A', type: 'plaintext', value: long }] }] }, 'F'))).toEqual([
-      'F: callbacks[0].request_headers[0].value: is longer than 8192 characters',
-    ]);
+    expect(
+      problems(() =>
+        validateConfig({ rules: [rule({ headers: [{ name: 'A', type: 'plaintext', value: long }] })] }, 'F'),
+      ),
+    ).toEqual(['F: rules[0].headers[0].value: is longer than 8192 characters']);
+    expect(
+      problems(() =>
+        validateConfig(
+          {
+            callbacks: [
+              {
+                match_hosts: ['a.example.com'],
+                url: 'https://t.example/',
+                ttl_seconds: 60,
+                request_headers: [{ name: 'A', type: 'plaintext', value: long }],
+              },
+            ],
+          },
+          'F',
+        ),
+      ),
+    ).toEqual(['F: callbacks[0].request_headers[0].value: is longer than 8192 characters']);
     // An opaque value may be that long: what it opens to is checked when the config is applied.
-    expect(() => validateConfig({ rules: [rule({ headers: [{ name: 'A', type: 'opaque', value: long }] })] }, 'F')).not.toThrow();
+    expect(() =>
+      validateConfig({ rules: [rule({ headers: [{ name: 'A', type: 'opaque', value: long }] })] }, 'F'),
+    ).not.toThrow();
   });
 
   it('a dot segment beside an empty segment is ambiguous: "/user//../repos/x" no longer matches /repos/*', () => {

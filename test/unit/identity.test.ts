@@ -9,7 +9,10 @@ const md = (...ids: string[]) => {
   return m;
 };
 const cert = (cn: string, san = '') => ({ subject: { CN: cn }, subjectaltname: san }) as unknown as PeerCertificate;
-const call = (metadata: grpc.Metadata, peer?: PeerCertificate) => ({ metadata, getAuthContext: () => ({ sslPeerCertificate: peer }) });
+const call = (metadata: grpc.Metadata, peer?: PeerCertificate) => ({
+  metadata,
+  getAuthContext: () => ({ sslPeerCertificate: peer }),
+});
 const free = { defaultSandboxId: 'default', bindToClientCert: false };
 const bound = { defaultSandboxId: 'default', bindToClientCert: true };
 
@@ -24,7 +27,11 @@ describe('stream identity', () => {
   });
 
   it('reads sandbox ids from URI SANs ending in /sandbox/ID and from the CN', () => {
-    expect(certificateSandboxIds(cert('sb-cn', 'DNS:x.example, URI:spiffe://authproxy/sandbox/sb-uri, URI:https://other/thing'))).toEqual(['sb-uri', 'sb-cn']);
+    expect(
+      certificateSandboxIds(
+        cert('sb-cn', 'DNS:x.example, URI:spiffe://authproxy/sandbox/sb-uri, URI:https://other/thing'),
+      ),
+    ).toEqual(['sb-uri', 'sb-cn']);
     expect(certificateSandboxIds(undefined)).toEqual([]);
   });
 

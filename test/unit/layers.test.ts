@@ -27,12 +27,17 @@ function layerTable(): Map<string, number> {
 }
 
 function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 
 /** The relative specifiers a file imports or re-exports, static (value or type) and dynamic. */
 function imports(text: string): string[] {
-  const found = [...text.matchAll(/^\s*(?:import|export)\b[^'";]*?\bfrom\s*['"](\.[^'"]+)['"]/gm), ...text.matchAll(/\bimport\s*\(\s*['"](\.[^'"]+)['"]\s*\)/g)];
+  const found = [
+    ...text.matchAll(/^\s*(?:import|export)\b[^'";]*?\bfrom\s*['"](\.[^'"]+)['"]/gm),
+    ...text.matchAll(/\bimport\s*\(\s*['"](\.[^'"]+)['"]\s*\)/g),
+  ];
   return found.map((m) => m[1]!);
 }
 
@@ -59,7 +64,8 @@ describe('the layers of src/', () => {
       if (from === 'gen') continue;
       for (const spec of imports(readFileSync(file, 'utf8'))) {
         const to = folderOf(resolve(dirname(file), spec));
-        if (to !== from && ranks.get(to)! > ranks.get(from)!) upward.push(`${relative(src, file)} imports ${spec} (${from || 'src/'} is below ${to})`);
+        if (to !== from && ranks.get(to)! > ranks.get(from)!)
+          upward.push(`${relative(src, file)} imports ${spec} (${from || 'src/'} is below ${to})`);
       }
     }
     expect(upward).toEqual([]);

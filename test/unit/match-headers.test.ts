@@ -49,7 +49,13 @@ function lookup(pairs: Array<[string, string]>): HeaderLookup {
 }
 
 function outcome(path: string, pairs: Array<[string, string]> | undefined): string {
-  const req: PolicyRequest = { method: 'GET', scheme: 'https', authority: 'api.example.com', path, ...(pairs ? { headers: lookup(pairs) } : {}) };
+  const req: PolicyRequest = {
+    method: 'GET',
+    scheme: 'https',
+    authority: 'api.example.com',
+    path,
+    ...(pairs ? { headers: lookup(pairs) } : {}),
+  };
   const d = decide(POLICY, req);
   if (d.outcome === 'inject') return `inject ${d.rule.name}`;
   return d.outcome === 'pass' ? `pass ${d.reason}` : d.outcome;
@@ -121,13 +127,24 @@ describe('match_headers decisions', () => {
   });
 
   it('the matched rule swaps the placeholder: its Authorization replaces the one the sandbox sent', () => {
-    const d = decide(POLICY, { method: 'GET', scheme: 'https', authority: 'api.example.com', path: '/', headers: lookup([['authorization', 'Bearer account-a']]) });
+    const d = decide(POLICY, {
+      method: 'GET',
+      scheme: 'https',
+      authority: 'api.example.com',
+      path: '/',
+      headers: lookup([['authorization', 'Bearer account-a']]),
+    });
     expect(d.outcome === 'inject' && d.rule.pairs).toEqual([['Authorization', 'Bearer FAKE-account-a-canary']]);
   });
 });
 
 describe('match_hosts on provider rules narrows their built-in hosts', () => {
-  const SA = JSON.stringify({ type: 'service_account', client_email: 'sa@p.iam.gserviceaccount.com', private_key: PEM(), token_uri: 'https://oauth2.googleapis.com/token' });
+  const SA = JSON.stringify({
+    type: 'service_account',
+    client_email: 'sa@p.iam.gserviceaccount.com',
+    private_key: PEM(),
+    token_uri: 'https://oauth2.googleapis.com/token',
+  });
   const narrowed = policyFrom(
     `rules:
   - name: aws
@@ -148,7 +165,8 @@ describe('match_hosts on provider rules narrows their built-in hosts', () => {
       ['SA', SA],
     ]),
   );
-  const run = (host: string) => decide(narrowed, { method: 'GET', scheme: 'https', authority: host, path: '/' }).outcome;
+  const run = (host: string) =>
+    decide(narrowed, { method: 'GET', scheme: 'https', authority: host, path: '/' }).outcome;
 
   it.each([
     ['sts.amazonaws.com', 'aws'],
@@ -169,7 +187,9 @@ describe('match_hosts on provider rules narrows their built-in hosts', () => {
 
 /** A throwaway RSA key in PEM, made once per run (never a real credential). */
 function PEM(): string {
-  return generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  return generateKeyPairSync('rsa', { modulusLength: 2048 })
+    .privateKey.export({ type: 'pkcs8', format: 'pem' })
+    .toString();
 }
 
 describe('a rewrite destination and access_control', () => {

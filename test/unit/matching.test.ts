@@ -3,7 +3,8 @@ import { decide, type Decision } from '../../src/policy/decide.js';
 import type { CompiledPolicy } from '../../src/policy/compiled.js';
 import { policyFrom } from './support.js';
 
-const header = (value: string) => `    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {${value}}" }]\n`;
+const header = (value: string) =>
+  `    headers: [{ name: Authorization, type: workspace_secret, value: "Bearer {${value}}" }]\n`;
 const SECRETS = new Map([
   ['GH', 'ghp_FAKEcanary'],
   ['GHW', 'ghp_FAKEwildcard'],
@@ -63,8 +64,10 @@ function summary(d: Decision): string {
   }
 }
 
-const run = (policy: CompiledPolicy, authority: string, path = '/', scheme = 'https') => decide(policy, { method: 'GET', scheme, authority, path });
-const check = (policy: CompiledPolicy, authority: string, path: string, expected: string, scheme = 'https') => expect(summary(run(policy, authority, path, scheme)), `${scheme}://${authority}${path}`).toBe(expected);
+const run = (policy: CompiledPolicy, authority: string, path = '/', scheme = 'https') =>
+  decide(policy, { method: 'GET', scheme, authority, path });
+const check = (policy: CompiledPolicy, authority: string, path: string, expected: string, scheme = 'https') =>
+  expect(summary(run(policy, authority, path, scheme)), `${scheme}://${authority}${path}`).toBe(expected);
 
 describe('step 1: host normalisation', () => {
   it.each([
@@ -84,14 +87,20 @@ describe('step 1: host normalisation', () => {
     expect(summary(run(POLICY, 'api.openai.com..'))).toBe('pass invalid_authority');
   });
 
-  it.each(['user@api.openai.com', 'api.openai.com:99999', 'api.openai.com:0', 'api.openai.com:', 'api.openai.com:443:443', '', '[::1', 'api_openai.com'])(
-    'authority %j matches nothing and gets no credential',
-    (authority) => {
-      const d = run(POLICY, authority, '/v1/models');
-      expect(summary(d)).toBe('pass invalid_authority');
-      expect(d.target).toBeUndefined();
-    },
-  );
+  it.each([
+    'user@api.openai.com',
+    'api.openai.com:99999',
+    'api.openai.com:0',
+    'api.openai.com:',
+    'api.openai.com:443:443',
+    '',
+    '[::1',
+    'api_openai.com',
+  ])('authority %j matches nothing and gets no credential', (authority) => {
+    const d = run(POLICY, authority, '/v1/models');
+    expect(summary(d)).toBe('pass invalid_authority');
+    expect(d.target).toBeUndefined();
+  });
 
   it('IPv6 literals are unbracketed and keep their port', () => {
     expect(run(POLICY, '[::1]:8443').target).toEqual({ host: '::1', port: 8443 });
@@ -172,15 +181,27 @@ describe('steps 3 and 4: path normalisation and path patterns', () => {
     ['', 'pass no_match'],
   ])('paths.example.com%s -> %s', (path, expected) => check(POLICY, 'paths.example.com', path, expected));
 
-  it.each(['/repos/a%2Fb', '/repos/a%2fb', '/repos/a%5Cb', '/repos/a%5cb', '/repos/a\\b', '/user;jsessionid=1', '/repos/x;v=1/y', '/repos/%3B', '/repos/%zz', '/repos/%', '/repos/%2', '/repos/%%41', 'repos/x', '*'])(
-    'ambiguous path %j gets no credential',
-    (path) => {
-      for (const authority of ['paths.example.com', 'api.openai.com', 'cb.example.com']) {
-        const d = run(POLICY, authority, path);
-        expect(summary(d), `${authority} ${path}`).toBe('pass ambiguous_path');
-      }
-    },
-  );
+  it.each([
+    '/repos/a%2Fb',
+    '/repos/a%2fb',
+    '/repos/a%5Cb',
+    '/repos/a%5cb',
+    '/repos/a\\b',
+    '/user;jsessionid=1',
+    '/repos/x;v=1/y',
+    '/repos/%3B',
+    '/repos/%zz',
+    '/repos/%',
+    '/repos/%2',
+    '/repos/%%41',
+    'repos/x',
+    '*',
+  ])('ambiguous path %j gets no credential', (path) => {
+    for (const authority of ['paths.example.com', 'api.openai.com', 'cb.example.com']) {
+      const d = run(POLICY, authority, path);
+      expect(summary(d), `${authority} ${path}`).toBe('pass ambiguous_path');
+    }
+  });
 
   it('keeps encoded reserved characters encoded, so they never match a literal', () => {
     check(POLICY, 'paths.example.com', '/x%5B12%5D/c', 'pass no_match');
@@ -209,8 +230,14 @@ describe('step 5: no_proxy', () => {
 
 describe('step 6: access_control', () => {
   const rule = (host: string) => `  - name: ${host}\n    match_hosts: ["${host}"]\n${header('OAI')}`;
-  const allow = policyFrom(`rules:\n${rule('api.openai.com')}${rule('github.com')}access_control:\n  allow_list: ["*.github.com", "api.openai.com"]\nno_proxy: ["localhost"]\n`, SECRETS);
-  const deny = policyFrom(`rules:\n${rule('api.openai.com')}${rule('evil.example.com')}access_control:\n  deny_list: ["evil.example.com", "*.tracker.example"]\n`, SECRETS);
+  const allow = policyFrom(
+    `rules:\n${rule('api.openai.com')}${rule('github.com')}access_control:\n  allow_list: ["*.github.com", "api.openai.com"]\nno_proxy: ["localhost"]\n`,
+    SECRETS,
+  );
+  const deny = policyFrom(
+    `rules:\n${rule('api.openai.com')}${rule('evil.example.com')}access_control:\n  deny_list: ["evil.example.com", "*.tracker.example"]\n`,
+    SECRETS,
+  );
 
   it.each([
     ['api.openai.com', 'inject api.openai.com'],
@@ -231,7 +258,8 @@ describe('step 6: access_control', () => {
   ])('deny_list: %s -> %s', (authority, expected) => check(deny, authority, '/', expected));
 
   it('a refused request carries no credential, whatever the scheme', () => {
-    for (const scheme of ['https', 'http']) expect(run(deny, 'evil.example.com', '/', scheme)).not.toHaveProperty('rule');
+    for (const scheme of ['https', 'http'])
+      expect(run(deny, 'evil.example.com', '/', scheme)).not.toHaveProperty('rule');
   });
 });
 
@@ -256,7 +284,10 @@ describe('steps 7 to 9: rules, then callbacks, then pass', () => {
   });
 
   it('the first rule wins even when a later rule has the exact host', () => {
-    const p = policyFrom(`rules:\n  - name: wild\n    match_hosts: ["*.example.com"]\n${header('X')}  - name: exact\n    match_hosts: ["api.example.com"]\n${header('X')}`, SECRETS);
+    const p = policyFrom(
+      `rules:\n  - name: wild\n    match_hosts: ["*.example.com"]\n${header('X')}  - name: exact\n    match_hosts: ["api.example.com"]\n${header('X')}`,
+      SECRETS,
+    );
     check(p, 'api.example.com', '/', 'inject wild');
   });
 });

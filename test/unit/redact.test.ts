@@ -14,12 +14,36 @@ describe('callback URLs are shown without their query', () => {
   });
 
   it('explain and compile errors never show a key placed in the query', () => {
-    const config = validateConfig({ callbacks: [{ match_hosts: ['api.example.com'], url: `https://t.example/r?key=${CANARY}`, ttl_seconds: 60 }] }, 't');
-    const out = JSON.stringify(explain(compilePolicy(config, { secrets: new Map(), unsealer: undefined }), 'GET', 'https://api.example.com/', 'sb'));
+    const config = validateConfig(
+      { callbacks: [{ match_hosts: ['api.example.com'], url: `https://t.example/r?key=${CANARY}`, ttl_seconds: 60 }] },
+      't',
+    );
+    const out = JSON.stringify(
+      explain(
+        compilePolicy(config, { secrets: new Map(), unsealer: undefined }),
+        'GET',
+        'https://api.example.com/',
+        'sb',
+      ),
+    );
     expect(out).toContain('https://t.example/r?[redacted]');
     expect(out).not.toContain(CANARY);
-    const bad = validateConfig({ callbacks: [{ match_hosts: ['api.example.com'], url: `https://t.example/r?key=${CANARY}`, ttl_seconds: 60, request_headers: [{ name: 'K', type: 'opaque', value: 'plain' }] }] }, 't');
-    expect(() => compilePolicy(bad, { secrets: new Map(), unsealer: undefined })).toThrow(/callback https:\/\/t\.example\/r\?\[redacted\]/);
+    const bad = validateConfig(
+      {
+        callbacks: [
+          {
+            match_hosts: ['api.example.com'],
+            url: `https://t.example/r?key=${CANARY}`,
+            ttl_seconds: 60,
+            request_headers: [{ name: 'K', type: 'opaque', value: 'plain' }],
+          },
+        ],
+      },
+      't',
+    );
+    expect(() => compilePolicy(bad, { secrets: new Map(), unsealer: undefined })).toThrow(
+      /callback https:\/\/t\.example\/r\?\[redacted\]/,
+    );
     try {
       compilePolicy(bad, { secrets: new Map(), unsealer: undefined });
     } catch (err) {

@@ -7,13 +7,27 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { envVarPlaceholders, sandboxEnv } from '../../src/envoy/sandbox-env.js';
 
-const AWS = { name: 'aws', type: 'aws', aws: { access_key_id: { type: 'workspace_secret', value: '{K}' }, secret_access_key: { type: 'workspace_secret', value: '{S}' } } };
-const withEnv = (env_vars: Record<string, string>, enabled = true) => validateConfig({ rules: [{ ...AWS, env_vars, enabled }] }, 'test');
+const AWS = {
+  name: 'aws',
+  type: 'aws',
+  aws: {
+    access_key_id: { type: 'workspace_secret', value: '{K}' },
+    secret_access_key: { type: 'workspace_secret', value: '{S}' },
+  },
+};
+const withEnv = (env_vars: Record<string, string>, enabled = true) =>
+  validateConfig({ rules: [{ ...AWS, env_vars, enabled }] }, 'test');
 
 describe('sandboxEnv', () => {
   it("tells Node 24's fetch to use the proxy variables (NODE_USE_ENV_PROXY)", () => {
-    const env = Object.fromEntries(sandboxEnv(validateConfig({ rules: [] }, 'test'), { proxyUrl: 'http://127.0.0.1:10000', caFile: '/ca.pem' }));
-    expect(env).toMatchObject({ HTTPS_PROXY: 'http://127.0.0.1:10000', NODE_USE_ENV_PROXY: '1', NODE_EXTRA_CA_CERTS: '/ca.pem' });
+    const env = Object.fromEntries(
+      sandboxEnv(validateConfig({ rules: [] }, 'test'), { proxyUrl: 'http://127.0.0.1:10000', caFile: '/ca.pem' }),
+    );
+    expect(env).toMatchObject({
+      HTTPS_PROXY: 'http://127.0.0.1:10000',
+      NODE_USE_ENV_PROXY: '1',
+      NODE_EXTRA_CA_CERTS: '/ca.pem',
+    });
   });
 });
 

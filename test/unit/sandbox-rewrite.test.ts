@@ -47,21 +47,44 @@ describe('rewrite to another sandbox', () => {
 
   it('follows a changed address and refuses once the link is gone (403), with no recompile', () => {
     links.set('sb-1>sb-2:8080', 'fd00::7');
-    expect(engine.handle(get('/'), 'sb-1', extras)).toMatchObject({ set: [[':authority', '[fd00::7]:8080'], expect.anything(), expect.anything()], dial: { host: 'fd00::7', port: 8080 } });
+    expect(engine.handle(get('/'), 'sb-1', extras)).toMatchObject({
+      set: [[':authority', '[fd00::7]:8080'], expect.anything(), expect.anything()],
+      dial: { host: 'fd00::7', port: 8080 },
+    });
     links.clear();
-    expect(engine.handle(get('/'), 'sb-1', extras)).toEqual({ kind: 'immediate', status: 403, body: 'no sandbox link allows this destination' });
+    expect(engine.handle(get('/'), 'sb-1', extras)).toEqual({
+      kind: 'immediate',
+      status: 403,
+      body: 'no sandbox link allows this destination',
+    });
     expect(logs.text()).toContain('rewrite to sandbox refused');
   });
 
   it('marks the ext_proc answer plain: the intercepting listener routes on that metadata', () => {
-    const answer = toProcessingResponse({ kind: 'rewrite', set: [[':authority', '10.0.3.7:8080']], remove: [], dial: { host: '10.0.3.7', port: 8080 }, plain: true });
-    expect(answer.dynamicMetadata).toEqual({ authproxy: { target_host: '10.0.3.7', target_port: '8080', upstream: 'plain' } });
+    const answer = toProcessingResponse({
+      kind: 'rewrite',
+      set: [[':authority', '10.0.3.7:8080']],
+      remove: [],
+      dial: { host: '10.0.3.7', port: 8080 },
+      plain: true,
+    });
+    expect(answer.dynamicMetadata).toEqual({
+      authproxy: { target_host: '10.0.3.7', target_port: '8080', upstream: 'plain' },
+    });
   });
 
   it('is refused when written (requireLinks) while nothing allows it, naming the field and the reason', () => {
     const whyNot = () => 'sandbox "sb-2" has no address (PUT /v1/sandboxes/sb-2/address)';
-    const err = thrown(() => policyFrom(config, new Map(), undefined, { sandboxId: 'sb-1', sandboxLinks: { dial: () => undefined, whyNot }, requireLinks: true }));
-    expect(err.problems).toEqual(['rules[0].rewrite.sandbox: sandbox "sb-2" has no address (PUT /v1/sandboxes/sb-2/address)']);
+    const err = thrown(() =>
+      policyFrom(config, new Map(), undefined, {
+        sandboxId: 'sb-1',
+        sandboxLinks: { dial: () => undefined, whyNot },
+        requireLinks: true,
+      }),
+    );
+    expect(err.problems).toEqual([
+      'rules[0].rewrite.sandbox: sandbox "sb-2" has no address (PUT /v1/sandboxes/sb-2/address)',
+    ]);
   });
 
   it('refuses headers holding a secret: they would go in cleartext', () => {
@@ -76,7 +99,9 @@ describe('rewrite to another sandbox', () => {
         },
       ),
     );
-    expect(err.problems[0]).toMatch(/^TEST: rules\[0\]\.headers\[0\]\.type: a sandbox destination is plain http, and credentials are never sent in cleartext/);
+    expect(err.problems[0]).toMatch(
+      /^TEST: rules\[0\]\.headers\[0\]\.type: a sandbox destination is plain http, and credentials are never sent in cleartext/,
+    );
   });
 });
 

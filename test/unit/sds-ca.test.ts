@@ -1,7 +1,13 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthProxyError } from '../../src/errors.js';
-import { CertificateAuthority, DEFAULT_LEAF_VALIDITY_MS, generateCa, LEAF_BACKDATE_MS, type CaPem } from '../../src/sds/ca.js';
+import {
+  CertificateAuthority,
+  DEFAULT_LEAF_VALIDITY_MS,
+  generateCa,
+  LEAF_BACKDATE_MS,
+  type CaPem,
+} from '../../src/sds/ca.js';
 import { subtle, x509 } from '../../src/sds/x509.js';
 import { tempDir, type TempDir } from '../helpers/fs.js';
 import { expectValidLeaf } from '../helpers/sds-certs.js';
@@ -102,7 +108,9 @@ describe('CertificateAuthority.mintLeaf', () => {
     const short = await CertificateAuthority.fromPem(pem.certPem, pem.keyPem, { leafValidityMs: 2 * HOUR });
     const now = Math.floor(Date.now() / 1000) * 1000;
     expect((await short.mintLeaf('short.example.com', { now })).notAfter).toBe(now + 2 * HOUR);
-    expect((await failure(CertificateAuthority.fromPem(pem.certPem, pem.keyPem, { leafValidityMs: 1000 }))).message).toMatch(/^leaf validity: /);
+    expect(
+      (await failure(CertificateAuthority.fromPem(pem.certPem, pem.keyPem, { leafValidityMs: 1000 }))).message,
+    ).toMatch(/^leaf validity: /);
   });
 
   it('puts an IP literal in an IP SAN', async () => {
@@ -149,7 +157,11 @@ describe('CertificateAuthority.load', () => {
   });
   afterAll(() => dir.cleanup());
 
-  const load = (cert: string, key: string) => CertificateAuthority.load(dir.file(`c-${cert.length}-${key.length}.crt`, cert), dir.file(`k-${cert.length}-${key.length}.key`, key));
+  const load = (cert: string, key: string) =>
+    CertificateAuthority.load(
+      dir.file(`c-${cert.length}-${key.length}.crt`, cert),
+      dir.file(`k-${cert.length}-${key.length}.key`, key),
+    );
 
   it('loads PEM files and mints leaves that verify against the certificate', async () => {
     const ca = await CertificateAuthority.load(dir.file('ca.crt', pem.certPem), dir.file('ca.key', pem.keyPem));
@@ -166,7 +178,12 @@ describe('CertificateAuthority.load', () => {
   });
 
   it('accepts an RSA CA', async () => {
-    const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+    const alg = {
+      name: 'RSASSA-PKCS1-v1_5',
+      hash: 'SHA-256',
+      publicExponent: new Uint8Array([1, 0, 1]),
+      modulusLength: 2048,
+    };
     const keys = (await subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       name: 'CN=RSA CA',
@@ -174,7 +191,10 @@ describe('CertificateAuthority.load', () => {
       signingAlgorithm: alg,
       notBefore: new Date(Date.now() - HOUR),
       notAfter: new Date(Date.now() + DAY),
-      extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+      ],
     });
     const keyPem = x509.PemConverter.encode(await subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
     const ca = await CertificateAuthority.fromPem(cert.toString('pem'), keyPem);
@@ -187,7 +207,9 @@ describe('CertificateAuthority.load', () => {
     const err = await failure(CertificateAuthority.load(missing, dir.file('x.key', pem.keyPem)));
     expect([err.code, err.message]).toEqual(['config_io', `${missing}: cannot read CA certificate (ENOENT)`]);
     const missingKey = `${dir.path}/nope.key`;
-    expect((await failure(CertificateAuthority.load(dir.file('y.crt', pem.certPem), missingKey))).message).toBe(`${missingKey}: cannot read CA private key (ENOENT)`);
+    expect((await failure(CertificateAuthority.load(dir.file('y.crt', pem.certPem), missingKey))).message).toBe(
+      `${missingKey}: cannot read CA private key (ENOENT)`,
+    );
   });
 
   it.each<[string, () => [string, string], 'crt' | 'key', string]>([
@@ -213,7 +235,9 @@ describe('CertificateAuthority.load', () => {
   });
 
   it('refuses an encrypted key without echoing it', async () => {
-    const encrypted = createPrivateKey(pem.keyPem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' }).toString();
+    const encrypted = createPrivateKey(pem.keyPem)
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' })
+      .toString();
     const err = await failure(load(pem.certPem, encrypted));
     expect(err.message).toMatch(/\.key: encrypted private keys are not supported$/);
   });

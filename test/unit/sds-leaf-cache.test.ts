@@ -25,7 +25,15 @@ function fakeMinter(opts: { hold?: boolean } = {}) {
         failNext -= 1;
         throw new Error(`mint ${n} failed`);
       }
-      return { hostname, certificateChainPem: `chain-${n}`, privateKeyPem: `key-${n}`, serial: `S${n}`, notBefore: now - 300_000, notAfter: now + LIFETIME, issuedAt: now };
+      return {
+        hostname,
+        certificateChainPem: `chain-${n}`,
+        privateKeyPem: `key-${n}`,
+        serial: `S${n}`,
+        notBefore: now - 300_000,
+        notAfter: now + LIFETIME,
+        issuedAt: now,
+      };
     },
   };
   return {
@@ -44,7 +52,11 @@ describe('LeafCache', () => {
   it('mints once for concurrent requests of one name and then serves the cached leaf', async () => {
     const m = fakeMinter({ hold: true });
     const cache = new LeafCache(m.minter, { clock: new ManualClock() });
-    const waiting = Promise.all([cache.get('api.example.com'), cache.get('API.example.com.'), cache.get('api.example.com')]);
+    const waiting = Promise.all([
+      cache.get('api.example.com'),
+      cache.get('API.example.com.'),
+      cache.get('api.example.com'),
+    ]);
     await m.release();
     const leaves = await waiting;
     expect(m.calls).toEqual(['api.example.com']);
@@ -129,7 +141,13 @@ describe('LeafCache', () => {
     expect((await cache.get('b.example.com')).serial).toBe('S1');
     expect(m.calls).toHaveLength(3);
     expect((await cache.refresh('b.example.com')).serial).toBe('S3');
-    expect(logs.lines().some((l) => l.msg === 'sds: leaf renewal failed, still serving the current leaf' && l.hostname === 'b.example.com')).toBe(true);
+    expect(
+      logs
+        .lines()
+        .some(
+          (l) => l.msg === 'sds: leaf renewal failed, still serving the current leaf' && l.hostname === 'b.example.com',
+        ),
+    ).toBe(true);
   });
 
   it('evicts the least recently used name beyond its bound', async () => {

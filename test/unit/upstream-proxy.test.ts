@@ -6,15 +6,24 @@ import { toRouteResponse } from '../../src/extproc/translate.js';
 
 describe('parseUpstreamProxy (--upstream-proxy)', () => {
   it.each([
-    ['http://proxy.corp.example:3128', { scheme: 'http', host: 'proxy.corp.example', port: 3128, url: 'http://proxy.corp.example:3128' }],
-    ['https://Proxy.Corp.Example:443/', { scheme: 'https', host: 'proxy.corp.example', port: 443, url: 'https://proxy.corp.example:443' }],
+    [
+      'http://proxy.corp.example:3128',
+      { scheme: 'http', host: 'proxy.corp.example', port: 3128, url: 'http://proxy.corp.example:3128' },
+    ],
+    [
+      'https://Proxy.Corp.Example:443/',
+      { scheme: 'https', host: 'proxy.corp.example', port: 443, url: 'https://proxy.corp.example:443' },
+    ],
     ['http://10.0.0.5:80', { scheme: 'http', host: '10.0.0.5', port: 80, url: 'http://10.0.0.5:80' }],
     ['http://[fd00::5]:3128', { scheme: 'http', host: 'fd00::5', port: 3128, url: 'http://[fd00::5]:3128' }],
   ])('%s', (text, parsed) => expect(parseUpstreamProxy(text)).toEqual(parsed));
 
   it.each([
     ['socks5://proxy:1080', '--upstream-proxy: scheme "socks5" must be http or https'],
-    ['http://user:s3cret@proxy:3128', '--upstream-proxy: must not contain credentials (user:password@); authproxy does not authenticate to the proxy'],
+    [
+      'http://user:s3cret@proxy:3128',
+      '--upstream-proxy: must not contain credentials (user:password@); authproxy does not authenticate to the proxy',
+    ],
     ['http://proxy.corp.example', '--upstream-proxy: must name a port, like http://proxy.corp.example:3128'],
     ['http://proxy:0', '--upstream-proxy: port must be 1..65535'],
     ['http://proxy:3128/path', '--upstream-proxy: must not have a path, query or fragment'],
@@ -25,12 +34,16 @@ describe('parseUpstreamProxy (--upstream-proxy)', () => {
   });
 
   it('never echoes a password', () => {
-    expect(() => parseUpstreamProxy('http://u:hunter2@proxy:3128')).toThrow(expect.objectContaining({ message: expect.not.stringContaining('hunter2') }));
+    expect(() => parseUpstreamProxy('http://u:hunter2@proxy:3128')).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('hunter2') }),
+    );
   });
 });
 
 describe('NoProxyList (--upstream-no-proxy)', () => {
-  const list = NoProxyList.parse('corp.internal, .svc.example, db.example:5432, 10.0.0.0/8, 192.168.1.7, [fd00::1]:8443, LOCALHOST');
+  const list = NoProxyList.parse(
+    'corp.internal, .svc.example, db.example:5432, 10.0.0.0/8, 192.168.1.7, [fd00::1]:8443, LOCALHOST',
+  );
   it.each([
     ['corp.internal', 443, undefined, true],
     ['api.corp.internal', 443, undefined, true],
@@ -47,7 +60,9 @@ describe('NoProxyList (--upstream-no-proxy)', () => {
     ['[fd00::1]', 8443, undefined, true],
     ['fd00::1', 443, undefined, false],
     ['localhost', 80, undefined, true],
-  ])('%s:%s (checked %s) -> %s', (host, port, address, direct) => expect(list.matches(host, port, address)).toBe(direct));
+  ])('%s:%s (checked %s) -> %s', (host, port, address, direct) =>
+    expect(list.matches(host, port, address)).toBe(direct),
+  );
 
   it('* matches everything; an empty list nothing', () => {
     expect(NoProxyList.parse('*').matches('anything.example', 1)).toBe(true);
@@ -88,16 +103,41 @@ describe('the route answer and the bootstrap with a proxy', () => {
   it('carries the CONNECT target by name and the upstream answer as metadata', () => {
     const res = toRouteResponse('intercept', { host: 'api.github.com', port: 443 }, '140.82.112.5', 'proxy');
     const meta = res.response?.$case === 'requestHeaders' ? res.dynamicMetadata : undefined;
-    expect(meta).toEqual({ authproxy: { target_host: '140.82.112.5', target_port: '443', upstream_authority: 'api.github.com:443', upstream: 'proxy' } });
+    expect(meta).toEqual({
+      authproxy: {
+        target_host: '140.82.112.5',
+        target_port: '443',
+        upstream_authority: 'api.github.com:443',
+        upstream: 'proxy',
+      },
+    });
     const v6 = toRouteResponse('tunnel', { host: '2606:4700::1', port: 8443 }, '2606:4700::1');
-    expect(v6.dynamicMetadata).toEqual({ authproxy: { target_host: '[2606:4700::1]', target_port: '8443', upstream_authority: '[2606:4700::1]:8443' } });
+    expect(v6.dynamicMetadata).toEqual({
+      authproxy: { target_host: '[2606:4700::1]', target_port: '8443', upstream_authority: '[2606:4700::1]:8443' },
+    });
   });
 
   it('renders the proxy clusters only when asked', () => {
-    const base = { proxyAddress: '127.0.0.1', proxyPort: 10000, authproxy: 'unix:/run/a.sock', caBundle: '/ca.pem', sandboxId: 'sb', messageTimeoutMs: 12000 };
+    const base = {
+      proxyAddress: '127.0.0.1',
+      proxyPort: 10000,
+      authproxy: 'unix:/run/a.sock',
+      caBundle: '/ca.pem',
+      sandboxId: 'sb',
+      messageTimeoutMs: 12000,
+    };
     expect(renderBootstrap(base)).not.toContain('upstream_proxy');
     const yaml = renderBootstrap({ ...base, upstreamProxy: parseUpstreamProxy('https://proxy.corp.example:3129') });
-    for (const piece of ['name: upstream_proxy', 'send_fully_qualified_url: true', 'name: proxied_tls', 'name: proxied_raw', 'tunneling_config', 'connect_tunnel_direct', 'intercept_direct', 'sni: proxy.corp.example']) {
+    for (const piece of [
+      'name: upstream_proxy',
+      'send_fully_qualified_url: true',
+      'name: proxied_tls',
+      'name: proxied_raw',
+      'tunneling_config',
+      'connect_tunnel_direct',
+      'intercept_direct',
+      'sni: proxy.corp.example',
+    ]) {
       expect(yaml).toContain(piece);
     }
   });

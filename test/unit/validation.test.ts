@@ -4,7 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../src/config/compile.js';
 import { parseConfigText, validateConfig } from '../../src/config/load.js';
-import { generateSealingKeys, parsePrivateKey, parsePublicKey, seal, SHAPE_ONLY_UNSEALER, Unsealer } from '../../src/secrets/sealing.js';
+import {
+  generateSealingKeys,
+  parsePrivateKey,
+  parsePublicKey,
+  seal,
+  SHAPE_ONLY_UNSEALER,
+  Unsealer,
+} from '../../src/secrets/sealing.js';
 import { CANARY, LANGCHAIN_SECRETS, policyFrom, thrown } from './support.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
@@ -56,7 +63,9 @@ describe('valid fixtures', () => {
   it('the LangChain-style config compiles to the expected headers', () => {
     const policy = policyFrom(read('valid', 'langchain.yaml'), LANGCHAIN_SECRETS);
     expect(policy.rules.map((r) => r.name)).toEqual(['openai', 'anthropic', 'github-api', 'github-git']);
-    const headers = Object.fromEntries(policy.rules.map((r) => [r.name, r.headers.map((h) => [h.name, h.value, h.sensitive])]));
+    const headers = Object.fromEntries(
+      policy.rules.map((r) => [r.name, r.headers.map((h) => [h.name, h.value, h.sensitive])]),
+    );
     expect(headers).toEqual({
       openai: [['Authorization', `Bearer ${CANARY.openai}`, true]],
       anthropic: [
@@ -77,7 +86,12 @@ describe('valid fixtures', () => {
     expect(config.rules[0]!.env_vars).toEqual({});
     expect(config.callbacks[1]!.request_headers).toEqual([]);
     expect(config.no_proxy).toEqual(['::1', '10.1.2.3', '*.svc.cluster.local']);
-    const minimal = validateConfig({ rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'A', type: 'plaintext', value: 'v' }] }] }, 'X');
+    const minimal = validateConfig(
+      {
+        rules: [{ name: 'r', match_hosts: ['a.example.com'], headers: [{ name: 'A', type: 'plaintext', value: 'v' }] }],
+      },
+      'X',
+    );
     expect(minimal.rules[0]).toMatchObject({ enabled: true, match_paths: [], env_vars: {} });
     expect(minimal.callbacks).toEqual([]);
     expect(minimal.access_control).toBeUndefined();
@@ -89,17 +103,26 @@ describe('valid fixtures', () => {
 
   it('accepts the boundary values ttl 60 and 3600 and a 1024-character description', () => {
     const cb = (ttl: number) => ({ match_hosts: ['api.example.com'], url: 'https://t.example/', ttl_seconds: ttl });
-    expect(validateConfig({ callbacks: [cb(60), cb(3600)] }, 'X').callbacks.map((c) => c.ttl_seconds)).toEqual([60, 3600]);
+    expect(validateConfig({ callbacks: [cb(60), cb(3600)] }, 'X').callbacks.map((c) => c.ttl_seconds)).toEqual([
+      60, 3600,
+    ]);
     expect(validateConfig({ description: 'd'.repeat(1024) }, 'X').description).toHaveLength(1024);
   });
 
   it('accepts "?" in match_paths (contract: "?" matches one character)', () => {
-    const rule = { name: 'r', match_hosts: ['a.example.com'], match_paths: ['/v?/items'], headers: [{ name: 'A', type: 'plaintext', value: 'v' }] };
+    const rule = {
+      name: 'r',
+      match_hosts: ['a.example.com'],
+      match_paths: ['/v?/items'],
+      headers: [{ name: 'A', type: 'plaintext', value: 'v' }],
+    };
     expect(validateConfig({ rules: [rule] }, 'X').rules[0]!.match_paths).toEqual(['/v?/items']);
   });
 
   it('validateConfig reports every problem, each naming source and field', () => {
-    const err = thrown(() => validateConfig({ rules: [{ name: '', match_hosts: ['*.com'], headers: [] }], no_proxy: 'localhost' }, 'api'));
+    const err = thrown(() =>
+      validateConfig({ rules: [{ name: '', match_hosts: ['*.com'], headers: [] }], no_proxy: 'localhost' }, 'api'),
+    );
     expect(err.problems).toEqual([
       'api: rules[0].name: must not be empty',
       'api: rules[0].match_hosts[0]: "*.com" is too broad: a wildcard needs a domain of at least two labels',
@@ -122,7 +145,9 @@ describe('compile-time failures', () => {
     const yaml = ONE_RULE('      - { name: Authorization, type: workspace_secret, value: "Bearer {OPENAI_API_KEY}" }');
     const err = thrown(() => policyFrom(yaml, new Map()));
     expect(err.code).toBe('config_invalid');
-    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": workspace secret "OPENAI_API_KEY" is not set']);
+    expect(err.problems).toEqual([
+      'rules[0].headers[0].value: rule "openai", header "Authorization": workspace secret "OPENAI_API_KEY" is not set',
+    ]);
   });
 
   it('gathers every missing KEY, also from disabled rules (the config is applied whole or not at all)', () => {
@@ -135,14 +160,25 @@ describe('compile-time failures', () => {
   });
 
   it('a workspace_secret value without a placeholder is rejected', () => {
-    const err = thrown(() => policyFrom(ONE_RULE('      - { name: Authorization, type: workspace_secret, value: "Bearer OPENAI_API_KEY" }')));
-    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": workspace_secret value has no {KEY} placeholder']);
+    const err = thrown(() =>
+      policyFrom(ONE_RULE('      - { name: Authorization, type: workspace_secret, value: "Bearer OPENAI_API_KEY" }')),
+    );
+    expect(err.problems).toEqual([
+      'rules[0].headers[0].value: rule "openai", header "Authorization": workspace_secret value has no {KEY} placeholder',
+    ]);
   });
 
   it('a secret that would make an invalid header value is rejected without echoing it', () => {
     const secret = `${CANARY.openai}\r\nX-Evil: 1`;
-    const err = thrown(() => policyFrom(ONE_RULE('      - { name: Authorization, type: workspace_secret, value: "Bearer {K}" }'), new Map([['K', secret]])));
-    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": resolved value must not contain CR, LF or NUL']);
+    const err = thrown(() =>
+      policyFrom(
+        ONE_RULE('      - { name: Authorization, type: workspace_secret, value: "Bearer {K}" }'),
+        new Map([['K', secret]]),
+      ),
+    );
+    expect(err.problems).toEqual([
+      'rules[0].headers[0].value: rule "openai", header "Authorization": resolved value must not contain CR, LF or NUL',
+    ]);
     expect(err.message).not.toContain(CANARY.openai);
   });
 
@@ -168,19 +204,27 @@ describe('compile-time failures', () => {
 
   it('an opaque plaintext value is a config error that never echoes the value', () => {
     const err = thrown(() => policyFrom(opaque(PLAIN), new Map(), unsealer));
-    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`']);
+    expect(err.problems).toEqual([
+      'rules[0].headers[0].value: rule "openai", header "Authorization": opaque values must be sealed ("sealed:..."); seal it with `authproxy seal`',
+    ]);
     expect(err.message).not.toContain('FAKE-opaque-canary');
   });
 
   it('an opaque value without a sealing key is rejected', () => {
-    const err = thrown(() => policyFrom(opaque(seal(PLAIN, parsePublicKey(keys.publicPem, 'p'))), new Map(), undefined));
-    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": opaque value needs a sealing key (--sealing-key)']);
+    const err = thrown(() =>
+      policyFrom(opaque(seal(PLAIN, parsePublicKey(keys.publicPem, 'p'))), new Map(), undefined),
+    );
+    expect(err.problems).toEqual([
+      'rules[0].headers[0].value: rule "openai", header "Authorization": opaque value needs a sealing key (--sealing-key)',
+    ]);
   });
 
   it('an opaque value sealed to another key is rejected without echoing it', () => {
     const sealed = seal(PLAIN, parsePublicKey(other.publicPem, 'other.pub'), FOR_RULE);
     const err = thrown(() => policyFrom(opaque(sealed), new Map(), unsealer));
-    expect(err.problems).toEqual(['rules[0].headers[0].value: rule "openai", header "Authorization": cannot be unsealed with this sealing key (sealed to another key, or corrupted)']);
+    expect(err.problems).toEqual([
+      'rules[0].headers[0].value: rule "openai", header "Authorization": cannot be unsealed with this sealing key (sealed to another key, or corrupted)',
+    ]);
     expect(err.message).not.toContain('FAKE-opaque-canary');
     expect(err.message).not.toContain(sealed);
   });

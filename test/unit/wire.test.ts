@@ -6,8 +6,21 @@ import { toPolicyRequest, wirePolicyRequest } from '../../src/extproc/translate.
 import { capturedFrom, wireCapturedFrom } from '../../src/extproc/capture.js';
 
 // The wire reader must read exactly what the generated decoder reads, for every message it may meet.
-const KEYS = [':method', ':scheme', ':authority', ':path', 'x-authproxy-original-dst', 'x-authproxy-capture', 'user-agent', ':Authority', 'x-request-id'];
-const text = fc.oneof(fc.constantFrom('GET', 'https', 'http', 'api.github.com', '/user', '203.0.113.1:443', 'tls', '', 'é'), fc.string({ maxLength: 8 }));
+const KEYS = [
+  ':method',
+  ':scheme',
+  ':authority',
+  ':path',
+  'x-authproxy-original-dst',
+  'x-authproxy-capture',
+  'user-agent',
+  ':Authority',
+  'x-request-id',
+];
+const text = fc.oneof(
+  fc.constantFrom('GET', 'https', 'http', 'api.github.com', '/user', '203.0.113.1:443', 'tls', '', 'é'),
+  fc.string({ maxLength: 8 }),
+);
 const header = fc.record({
   key: fc.constantFrom(...KEYS),
   value: text,
@@ -17,20 +30,38 @@ const header = fc.record({
     fc.uint8Array({ maxLength: 6 }).map((b) => Buffer.from(b)),
   ),
 });
-const headers = fc.record({ headers: fc.option(fc.record({ headers: fc.array(header, { maxLength: 10 }) }), { nil: undefined }), attributes: fc.constant({}), endOfStream: fc.boolean() });
-const structValue = fc.oneof(text, fc.double({ noNaN: true }), fc.boolean(), fc.constant(null), fc.constant({ nested: 'x' }));
+const headers = fc.record({
+  headers: fc.option(fc.record({ headers: fc.array(header, { maxLength: 10 }) }), { nil: undefined }),
+  attributes: fc.constant({}),
+  endOfStream: fc.boolean(),
+});
+const structValue = fc.oneof(
+  text,
+  fc.double({ noNaN: true }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant({ nested: 'x' }),
+);
 const attributes = fc.dictionary(
   fc.constantFrom('envoy.filters.http.ext_proc', 'other'),
-  fc.dictionary(fc.constantFrom('filter_state["authproxy.connect_authority"]', 'connection.requested_server_name', 'x'), structValue, { maxKeys: 3 }),
+  fc.dictionary(
+    fc.constantFrom('filter_state["authproxy.connect_authority"]', 'connection.requested_server_name', 'x'),
+    structValue,
+    { maxKeys: 3 },
+  ),
   { maxKeys: 2 },
 );
 const request = fc.oneof(
   headers.map((value) => ({ $case: 'requestHeaders' as const, value })),
   headers.map((value) => ({ $case: 'responseHeaders' as const, value })),
-  fc.record({ body: fc.uint8Array({ maxLength: 8 }).map((b) => Buffer.from(b)), endOfStream: fc.boolean() }).map((value) => ({ $case: 'requestBody' as const, value })),
+  fc
+    .record({ body: fc.uint8Array({ maxLength: 8 }).map((b) => Buffer.from(b)), endOfStream: fc.boolean() })
+    .map((value) => ({ $case: 'requestBody' as const, value })),
   fc.constant(undefined),
 );
-const message = fc.record({ request, attributes, observabilityMode: fc.boolean() }).map((m) => ({ ...m, metadataContext: undefined }) as ProcessingRequest);
+const message = fc
+  .record({ request, attributes, observabilityMode: fc.boolean() })
+  .map((m) => ({ ...m, metadataContext: undefined }) as ProcessingRequest);
 
 describe('the wire reader agrees with the generated decoder', () => {
   it('on which message it is, the policy request, the capture headers, end_of_stream and the header map', () => {
@@ -65,7 +96,14 @@ describe('the wire reader agrees with the generated decoder', () => {
   it('throws on malformed bytes instead of guessing', () => {
     const valid = Buffer.from(
       ProcessingRequest.encode({
-        request: { $case: 'requestHeaders', value: { headers: { headers: [{ key: ':authority', value: '', rawValue: Buffer.from('api.github.com') }] }, attributes: {}, endOfStream: true } },
+        request: {
+          $case: 'requestHeaders',
+          value: {
+            headers: { headers: [{ key: ':authority', value: '', rawValue: Buffer.from('api.github.com') }] },
+            attributes: {},
+            endOfStream: true,
+          },
+        },
         attributes: {},
         observabilityMode: false,
         metadataContext: undefined,

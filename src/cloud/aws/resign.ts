@@ -38,7 +38,20 @@ export class UnsignableRequest extends Error {}
 export const Sha256 = Hash.bind(null, 'sha256');
 
 /** Headers the signer writes itself, and hop-by-hop headers Envoy may rewrite on the way (never signed). */
-const NOT_COPIED = new Set(['host', 'authorization', 'x-amz-date', 'x-amz-security-token', 'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-connection']);
+const NOT_COPIED = new Set([
+  'host',
+  'authorization',
+  'x-amz-date',
+  'x-amz-security-token',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-connection',
+]);
 
 /** S3 signs the path as sent; every other service normalises and double-encodes it (SigV4's rule). */
 const SINGLE_ENCODED_PATH = new Set(['s3', 's3express', 's3-outposts']);
@@ -102,7 +115,15 @@ export async function resign(input: ResignInput): Promise<Resigned> {
     applyChecksum: false,
   });
   const signed = await signer.sign(
-    { method: input.method, protocol: 'https:', hostname: input.authority, path, query, headers, body: 'body' in input.payload ? input.payload.body : undefined },
+    {
+      method: input.method,
+      protocol: 'https:',
+      hostname: input.authority,
+      path,
+      query,
+      headers,
+      body: 'body' in input.payload ? input.payload.body : undefined,
+    },
     { signingDate: input.now, signableHeaders: signable },
   );
   const set: Array<readonly [string, string]> = [

@@ -57,13 +57,24 @@ export class AwsRoleCredentials {
     private readonly identities?: IdentitySource,
   ) {}
 
-  get(roleArn: string, sessionTags: Readonly<Record<string, string>>, sandboxId: string): AwsCredentials | Promise<AwsCredentials> {
+  get(
+    roleArn: string,
+    sessionTags: Readonly<Record<string, string>>,
+    sandboxId: string,
+  ): AwsCredentials | Promise<AwsCredentials> {
     const externalId = this.identities?.identityFor(sandboxId).tenantId ?? 'default';
     const tags = Object.entries(sessionTags).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const key = `aws-role\n${sandboxId}\n${roleArn}\n${externalId}\n${JSON.stringify(tags)}`;
     const found = this.cache.get(key, async () => {
       const role = await this.sts.assume({ roleArn, sessionName: roleSessionName(sandboxId), externalId, sessionTags });
-      return { values: { accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken }, expiresAt: role.expiresAt };
+      return {
+        values: {
+          accessKeyId: role.accessKeyId,
+          secretAccessKey: role.secretAccessKey,
+          sessionToken: role.sessionToken,
+        },
+        expiresAt: role.expiresAt,
+      };
     });
     return found instanceof Promise ? found.then(toCredentials) : toCredentials(found);
   }
@@ -71,6 +82,7 @@ export class AwsRoleCredentials {
 
 function toCredentials(values: Readonly<Record<string, string>>): AwsCredentials {
   const { accessKeyId, secretAccessKey, sessionToken } = values;
-  if (!accessKeyId || !secretAccessKey || !sessionToken) throw new AwsRoleFailure('malformed', 'a cached role session is incomplete');
+  if (!accessKeyId || !secretAccessKey || !sessionToken)
+    throw new AwsRoleFailure('malformed', 'a cached role session is incomplete');
   return { accessKeyId, secretAccessKey, sessionToken };
 }

@@ -31,7 +31,12 @@ export interface AwsSetup {
  */
 export function createAwsHandler(setup: AwsSetup, stsRoleAssumer?: (settings: StsSettings) => RoleAssumer): AwsSigner {
   if (!stsRoleAssumer) return new AwsSigner({ log: setup.log, metrics: setup.metrics });
-  const sts = stsRoleAssumer({ endpoint: setup.stsEndpoint, region: setup.region, egress: setup.egress, timeoutMs: setup.timeoutMs });
+  const sts = stsRoleAssumer({
+    endpoint: setup.stsEndpoint,
+    region: setup.region,
+    egress: setup.egress,
+    timeoutMs: setup.timeoutMs,
+  });
   const roles = new AwsRoleCredentials(new TemporaryCredentials(setup.cache), sts, setup.identities);
   return new AwsSigner({ log: setup.log, metrics: setup.metrics, roles });
 }

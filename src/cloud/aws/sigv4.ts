@@ -43,7 +43,8 @@ export function parseAuthorization(value: string | undefined): SigV4Authorizatio
   const signature = parts.get('Signature');
   if (credential?.length !== 5 || !signed || signature === undefined || parts.size !== 3) return undefined;
   const [accessKeyId, date, region, service, terminator] = credential as [string, string, string, string, string];
-  if (!/^[A-Za-z0-9]{1,128}$/.test(accessKeyId) || !/^\d{8}$/.test(date) || terminator !== 'aws4_request') return undefined;
+  if (!/^[A-Za-z0-9]{1,128}$/.test(accessKeyId) || !/^\d{8}$/.test(date) || terminator !== 'aws4_request')
+    return undefined;
   if (!SCOPE_PART.test(region) || !SCOPE_PART.test(service) || !/^[0-9a-f]{64}$/.test(signature)) return undefined;
   if (signed.some((h) => !HEADER_NAME.test(h))) return undefined;
   return { accessKeyId, date, region, service, signedHeaders: signed };
@@ -67,7 +68,11 @@ export function isPresigned(path: string): boolean {
 }
 
 /** What the signature says about the body: a value to sign as is, a body authproxy must hash, or a refusal. */
-export type PayloadChoice = { readonly kind: 'given'; readonly value: string } | { readonly kind: 'hash' } | { readonly kind: 'chunk_signed' } | { readonly kind: 'invalid' };
+export type PayloadChoice =
+  | { readonly kind: 'given'; readonly value: string }
+  | { readonly kind: 'hash' }
+  | { readonly kind: 'chunk_signed' }
+  | { readonly kind: 'invalid' };
 
 /** `x-amz-content-sha256` values whose body needs no hashing by authproxy. */
 const SIGNABLE = new Set(['UNSIGNED-PAYLOAD', 'STREAMING-UNSIGNED-PAYLOAD-TRAILER']);
@@ -85,7 +90,8 @@ export function payloadChoice(values: readonly string[] | undefined): PayloadCho
   const value = values[0]!.trim();
   if (/^[0-9a-fA-F]{64}$/.test(value)) return { kind: 'given', value };
   if (SIGNABLE.has(value)) return { kind: 'given', value };
-  if (/^STREAMING-AWS4-(HMAC-SHA256|ECDSA-P256-SHA256)-(PAYLOAD|EVENTS)(-TRAILER)?$/.test(value)) return { kind: 'chunk_signed' };
+  if (/^STREAMING-AWS4-(HMAC-SHA256|ECDSA-P256-SHA256)-(PAYLOAD|EVENTS)(-TRAILER)?$/.test(value))
+    return { kind: 'chunk_signed' };
   return { kind: 'invalid' };
 }
 
@@ -111,7 +117,11 @@ const SIGNING_NAMES: Readonly<Record<string, readonly string[]>> = {
  * endpoint (`iam.amazonaws.com`, `sts.amazonaws.com`, `s3.amazonaws.com`) any region the SDK chose
  * (us-east-1 for most) is signed as given. The text is for the 403 body: names and regions only.
  */
-export function scopeProblem(scope: Pick<SigV4Authorization, 'service' | 'region'>, endpoint: AwsEndpoint, host: string): string | undefined {
+export function scopeProblem(
+  scope: Pick<SigV4Authorization, 'service' | 'region'>,
+  endpoint: AwsEndpoint,
+  host: string,
+): string | undefined {
   const names = [endpoint.service, ...(SIGNING_NAMES[endpoint.service] ?? [])];
   if (!names.includes(scope.service)) {
     return `the request is signed for AWS service "${scope.service}", but ${host} serves "${names.join('" or "')}"`;

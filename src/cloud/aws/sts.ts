@@ -28,7 +28,11 @@ export function stsRoleAssumer(settings: StsSettings): RoleAssumer {
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
     credentials: fromNodeProviderChain(),
     maxAttempts: 2,
-    requestHandler: new NodeHttpHandler({ httpsAgent: guardedHttpsAgent(settings.egress), connectionTimeout: settings.timeoutMs, requestTimeout: settings.timeoutMs }),
+    requestHandler: new NodeHttpHandler({
+      httpsAgent: guardedHttpsAgent(settings.egress),
+      connectionTimeout: settings.timeoutMs,
+      requestTimeout: settings.timeoutMs,
+    }),
   });
   return {
     async assume(p) {
@@ -40,7 +44,9 @@ export function stsRoleAssumer(settings: StsSettings): RoleAssumer {
             RoleSessionName: p.sessionName,
             ExternalId: p.externalId,
             DurationSeconds: settings.durationSeconds ?? 3600,
-            ...(Object.keys(p.sessionTags).length > 0 ? { Tags: Object.entries(p.sessionTags).map(([Key, Value]) => ({ Key, Value })) } : {}),
+            ...(Object.keys(p.sessionTags).length > 0
+              ? { Tags: Object.entries(p.sessionTags).map(([Key, Value]) => ({ Key, Value })) }
+              : {}),
           }),
           { abortSignal: AbortSignal.timeout(settings.timeoutMs) },
         );
@@ -48,8 +54,14 @@ export function stsRoleAssumer(settings: StsSettings): RoleAssumer {
         throw classify(err);
       }
       const c = out.Credentials;
-      if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) throw new AwsRoleFailure('malformed', 'STS AssumeRole answered without credentials');
-      return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiresAt: c.Expiration.getTime() };
+      if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration)
+        throw new AwsRoleFailure('malformed', 'STS AssumeRole answered without credentials');
+      return {
+        accessKeyId: c.AccessKeyId,
+        secretAccessKey: c.SecretAccessKey,
+        sessionToken: c.SessionToken,
+        expiresAt: c.Expiration.getTime(),
+      };
     },
   };
 }
@@ -57,8 +69,17 @@ export function stsRoleAssumer(settings: StsSettings): RoleAssumer {
 /** An SDK error as an AwsRoleFailure: the STS error code, or what kept authproxy from asking. */
 function classify(err: unknown): AwsRoleFailure {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number }; code?: string };
-  if (e?.name === 'CredentialsProviderError') return new AwsRoleFailure('transport', 'authproxy has no AWS credentials of its own (environment, profile, web identity, container or instance metadata)');
-  if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return new AwsRoleFailure('timeout', 'STS did not answer AssumeRole in time');
-  if (e?.$metadata?.httpStatusCode !== undefined) return new AwsRoleFailure('status', `STS refused AssumeRole (${e.name ?? 'error'}, HTTP ${e.$metadata.httpStatusCode})`);
+  if (e?.name === 'CredentialsProviderError')
+    return new AwsRoleFailure(
+      'transport',
+      'authproxy has no AWS credentials of its own (environment, profile, web identity, container or instance metadata)',
+    );
+  if (e?.name === 'AbortError' || e?.name === 'TimeoutError')
+    return new AwsRoleFailure('timeout', 'STS did not answer AssumeRole in time');
+  if (e?.$metadata?.httpStatusCode !== undefined)
+    return new AwsRoleFailure(
+      'status',
+      `STS refused AssumeRole (${e.name ?? 'error'}, HTTP ${e.$metadata.httpStatusCode})`,
+    );
   return new AwsRoleFailure('transport', `STS could not be reached (${e?.code ?? e?.name ?? 'error'})`);
 }

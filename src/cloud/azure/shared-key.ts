@@ -24,7 +24,19 @@ export interface SharedKeyRequest {
 export class UnsignableAzureRequest extends Error {}
 
 /** The standard headers of the blob/queue/file/dfs string-to-sign, in order (the documented order). */
-const STANDARD = ['content-encoding', 'content-language', 'content-length', 'content-md5', 'content-type', 'date', 'if-modified-since', 'if-match', 'if-none-match', 'if-unmodified-since', 'range'];
+const STANDARD = [
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-md5',
+  'content-type',
+  'date',
+  'if-modified-since',
+  'if-match',
+  'if-none-match',
+  'if-unmodified-since',
+  'range',
+];
 
 /** The single value of `name`, '' when absent; a repeated header is unsignable (its order is not defined). */
 function one(headers: SharedKeyRequest['headers'], name: string): string {
@@ -106,7 +118,9 @@ export function sharedKeyAuthorization(req: SharedKeyRequest, key: Buffer): stri
 }
 
 /** What a sandbox's `Authorization` says: the scheme and, for Shared Key, the account it signed for. */
-export type SandboxSignature = { readonly scheme: 'SharedKey'; readonly account: string } | { readonly scheme: 'other' | 'none' };
+export type SandboxSignature =
+  | { readonly scheme: 'SharedKey'; readonly account: string }
+  | { readonly scheme: 'other' | 'none' };
 
 /** Reads the sandbox's `Authorization` (one value): `SharedKey <account>:<signature>`, another scheme, or none. */
 export function parseSandboxAuthorization(values: readonly string[] | undefined): SandboxSignature {

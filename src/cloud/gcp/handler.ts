@@ -56,7 +56,12 @@ export class GcpTokenHandler implements CloudHandler<GcpDecision, PolicyRequest>
     this.clock = options.clock ?? Date.now;
   }
 
-  handle(decision: GcpDecision, _req: PolicyRequest, _extras: RequestExtras | undefined, sandboxId: string): Outcome | Promise<Outcome> {
+  handle(
+    decision: GcpDecision,
+    _req: PolicyRequest,
+    _extras: RequestExtras | undefined,
+    sandboxId: string,
+  ): Outcome | Promise<Outcome> {
     const rule = decision.rule;
     const found = this.tokens.get(gcpTokenKey(rule), () => this.mint(rule));
     if (!(found instanceof Promise)) return this.authorized(found, decision, sandboxId);
@@ -69,14 +74,18 @@ export class GcpTokenHandler implements CloudHandler<GcpDecision, PolicyRequest>
   private async mint(rule: CompiledGcpRule): Promise<MintedCredential> {
     const started = this.clock();
     const token = await this.minter.mint(rule);
-    return { values: { authorization: `Bearer ${token.accessToken}` }, expiresAt: started + token.expiresInSeconds * 1000 };
+    return {
+      values: { authorization: `Bearer ${token.accessToken}` },
+      expiresAt: started + token.expiresInSeconds * 1000,
+    };
   }
 
   private authorized(values: CredentialValues, decision: GcpDecision, sandboxId: string): Outcome {
     let outcome = this.outcomes.get(values);
     if (!outcome) {
       const authorization = values.authorization;
-      if (!authorization) return this.failed(new GcpTokenFailure('malformed', 'a cached token is incomplete'), decision, sandboxId);
+      if (!authorization)
+        return this.failed(new GcpTokenFailure('malformed', 'a cached token is incomplete'), decision, sandboxId);
       outcome = { kind: 'continue', set: [['authorization', authorization]], remove: REMOVE };
       this.outcomes.set(values, outcome);
     }
@@ -93,7 +102,10 @@ export class GcpTokenHandler implements CloudHandler<GcpDecision, PolicyRequest>
           ? `${GCP_TOKEN_FAILED}: the mint for this key failed on another replica (${err.reason})`
           : `${GCP_TOKEN_FAILED}: no token could be obtained`;
     const reason = err instanceof CallbackFailure ? err.reason : 'internal';
-    this.options.log.warn({ sandbox: sandboxId, rule: decision.rule.name, host: decision.target.host, reason, err: body }, 'Google Cloud token minting failed');
+    this.options.log.warn(
+      { sandbox: sandboxId, rule: decision.rule.name, host: decision.target.host, reason, err: body },
+      'Google Cloud token minting failed',
+    );
     this.options.metrics?.decision('refuse', 'gcp_token_failed');
     return { kind: 'immediate', status: 502, body };
   }

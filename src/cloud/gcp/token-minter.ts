@@ -109,12 +109,21 @@ export function googleTokenMinter(settings: MinterSettings): TokenMinter {
 
 /** Checks a 2xx answer: `{access_token, expires_in, token_type?: "Bearer"}`; anything else is malformed. */
 export function parseTokenAnswer(data: unknown): AccessToken {
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new GcpTokenFailure('malformed', 'the token endpoint did not answer a JSON object');
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new GcpTokenFailure('malformed', 'the token endpoint did not answer a JSON object');
   const { access_token: token, expires_in: expires, token_type: type } = data as Record<string, unknown>;
-  if (typeof token !== 'string' || !TOKEN.test(token)) throw new GcpTokenFailure('malformed', 'the token endpoint answered no usable access_token');
-  if (type !== undefined && (typeof type !== 'string' || type.toLowerCase() !== 'bearer')) throw new GcpTokenFailure('malformed', 'the token endpoint answered a token_type other than Bearer');
-  const seconds = typeof expires === 'number' ? expires : typeof expires === 'string' && /^\d{1,9}$/.test(expires) ? Number(expires) : NaN;
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new GcpTokenFailure('malformed', 'the token endpoint answered no valid expires_in');
+  if (typeof token !== 'string' || !TOKEN.test(token))
+    throw new GcpTokenFailure('malformed', 'the token endpoint answered no usable access_token');
+  if (type !== undefined && (typeof type !== 'string' || type.toLowerCase() !== 'bearer'))
+    throw new GcpTokenFailure('malformed', 'the token endpoint answered a token_type other than Bearer');
+  const seconds =
+    typeof expires === 'number'
+      ? expires
+      : typeof expires === 'string' && /^\d{1,9}$/.test(expires)
+        ? Number(expires)
+        : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0)
+    throw new GcpTokenFailure('malformed', 'the token endpoint answered no valid expires_in');
   return { accessToken: token, expiresInSeconds: seconds };
 }
 
@@ -125,20 +134,27 @@ function classify(err: unknown): GcpTokenFailure {
   if (typeof status === 'number') {
     const code = (err as { response?: { data?: { error?: unknown } } }).response?.data?.error;
     const named = typeof code === 'string' && OAUTH_ERROR.test(code) ? ` (${code})` : '';
-    return new GcpTokenFailure(status >= 300 && status < 400 ? 'redirect' : 'status', `the token endpoint answered ${status}${named}`);
+    return new GcpTokenFailure(
+      status >= 300 && status < 400 ? 'redirect' : 'status',
+      `the token endpoint answered ${status}${named}`,
+    );
   }
   const names: string[] = [];
   // gaxios keeps the fetch error as `cause`; node-fetch keeps only the socket error's code and message.
   for (let e: unknown = err; e && names.length < 12; e = (e as { cause?: unknown }).cause) {
     const code = String((e as { code?: unknown }).code ?? '');
     if (e instanceof EgressRefusedError || code === GUARD_CODE) {
-      const reason = /reason: (host [^\n]{1,160})$/.exec(String((e as { message?: unknown }).message))?.[1] ?? 'host is refused by the egress guard';
+      const reason =
+        /reason: (host [^\n]{1,160})$/.exec(String((e as { message?: unknown }).message))?.[1] ??
+        'host is refused by the egress guard';
       return new GcpTokenFailure('private_destination', `the token endpoint ${reason}`);
     }
     names.push(String((e as { name?: unknown }).name ?? ''), code, String((e as { type?: unknown }).type ?? ''));
   }
-  if (names.some((n) => n === 'AbortError' || n === 'TimeoutError' || n === 'aborted')) return new GcpTokenFailure('timeout', 'the token endpoint did not answer in time');
-  if (names.includes('max-size')) return new GcpTokenFailure('too_large', `the token endpoint answered more than ${MAX_ANSWER_BYTES} bytes`);
+  if (names.some((n) => n === 'AbortError' || n === 'TimeoutError' || n === 'aborted'))
+    return new GcpTokenFailure('timeout', 'the token endpoint did not answer in time');
+  if (names.includes('max-size'))
+    return new GcpTokenFailure('too_large', `the token endpoint answered more than ${MAX_ANSWER_BYTES} bytes`);
   const code = names.find((n) => /^E[A-Z_]{2,40}$|^[A-Z_]{4,40}$/.test(n));
   return new GcpTokenFailure('transport', `the token endpoint could not be reached (${code ?? 'error'})`);
 }

@@ -21,8 +21,13 @@ export function parseGcpTokenUriAllow(list: string, flag = '--gcp-token-uri-allo
       url = undefined;
     }
     const shown = entry.slice(0, 80);
-    if (url?.protocol !== 'https:' || !entry.toLowerCase().startsWith('https://')) throw new AuthProxyError('usage', `${flag}: "${shown}" is not an https:// URL (token endpoints are only called over https)`);
-    if (url.username || url.password || url.search || url.hash || entry.includes('?') || entry.includes('#')) throw new AuthProxyError('usage', `${flag}: "${shown}" must not have credentials, a query or a fragment`);
+    if (url?.protocol !== 'https:' || !entry.toLowerCase().startsWith('https://'))
+      throw new AuthProxyError(
+        'usage',
+        `${flag}: "${shown}" is not an https:// URL (token endpoints are only called over https)`,
+      );
+    if (url.username || url.password || url.search || url.hash || entry.includes('?') || entry.includes('#'))
+      throw new AuthProxyError('usage', `${flag}: "${shown}" must not have credentials, a query or a fragment`);
   }
   return entries;
 }

@@ -23,7 +23,10 @@ export class EgressRefusedError extends Error {
  */
 export function guardedHttpsAgent(guard: EgressGuard | undefined): Agent {
   if (!guard) return new Agent({ keepAlive: true });
-  const options = { keepAlive: true, lookup: guardedLookup(guard, (reason) => new EgressRefusedError(`host ${reason}`)) as unknown as LookupFunction };
+  const options = {
+    keepAlive: true,
+    lookup: guardedLookup(guard, (reason) => new EgressRefusedError(`host ${reason}`)) as unknown as LookupFunction,
+  };
   return guard.upstream?.proxy ? new TunnellingAgent(guard, guard.upstream, options) : new Agent(options);
 }
 
@@ -37,7 +40,10 @@ class TunnellingAgent extends Agent {
     super(options);
   }
 
-  override createConnection(options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+  override createConnection(
+    options: ClientRequestArgs,
+    callback?: (err: Error | null, stream: Duplex) => void,
+  ): Duplex | null | undefined {
     const host = (options.hostname ?? options.host ?? 'localhost').replace(/^\[(.*)\]$/, '$1');
     const port = Number(options.port ?? 443);
     if (this.route.direct(host, port)) return super.createConnection(options, callback);
@@ -52,10 +58,22 @@ class TunnellingAgent extends Agent {
   private async tunnel(host: string, port: number, options: ClientRequestArgs): Promise<Duplex> {
     // The proxy resolves the name itself; the guard still refuses one that resolves to a private address.
     const checked = await this.guard.check(host);
-    if (!checked.ok) throw new EgressRefusedError(`host ${checked.reason === 'unresolvable' ? 'does not resolve' : checked.detail}`);
+    if (!checked.ok)
+      throw new EgressRefusedError(`host ${checked.reason === 'unresolvable' ? 'does not resolve' : checked.detail}`);
     const raw = await openProxyTunnel(this.route.proxy!, host, port);
-    const tlsOptions = options as ClientRequestArgs & { servername?: string; ca?: string | Buffer | Array<string | Buffer>; rejectUnauthorized?: boolean };
+    const tlsOptions = options as ClientRequestArgs & {
+      servername?: string;
+      ca?: string | Buffer | Array<string | Buffer>;
+      rejectUnauthorized?: boolean;
+    };
     const servername = tlsOptions.servername ?? (isIP(host) === 0 ? host : undefined);
-    return tlsConnect({ socket: raw, host, servername, ca: tlsOptions.ca, rejectUnauthorized: tlsOptions.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'] });
+    return tlsConnect({
+      socket: raw,
+      host,
+      servername,
+      ca: tlsOptions.ca,
+      rejectUnauthorized: tlsOptions.rejectUnauthorized ?? true,
+      ALPNProtocols: ['http/1.1'],
+    });
   }
 }

@@ -56,7 +56,11 @@ const name = Buffer.from(service, 'utf8');
 if (name.length > 127) fail('--service: too long');
 const request = Buffer.concat([Buffer.from([0x0a, name.length]), name]);
 // An IP address is no TLS server name (RFC 6066): name the loopback peer instead (its certificate is not checked).
-const client = new grpc.Client(target, credentials, target.startsWith('unix:') ? {} : { 'grpc.ssl_target_name_override': 'localhost' });
+const client = new grpc.Client(
+  target,
+  credentials,
+  target.startsWith('unix:') ? {} : { 'grpc.ssl_target_name_override': 'localhost' },
+);
 client.makeUnaryRequest(
   '/grpc.health.v1.Health/Check',
   (b) => b,
