@@ -2,7 +2,7 @@
  * The one table of decision reasons: every value of the `reason` label of `authproxy_decisions_total`, the
  * outcome it is counted under, and, for the refusals whose answer does not depend on the request, the status
  * and the text body Envoy sends back. The engine, the ext_proc adapter, the cloud handlers and the metrics
- * take their reasons from here; docs/metrics.md lists the same set. A leaf: imports nothing.
+ * take their reasons from here; docs/operations.md lists the same set. A leaf: imports nothing.
  */
 
 /** What the engine did with one request (the `outcome` label of `authproxy_decisions_total`). */
@@ -51,6 +51,15 @@ export const DECISION_REASONS = {
   ip_literal: { outcomes: ['refuse'], status: 403 },
   protocol_mismatch: { outcomes: ['refuse'], status: 403 },
   raw_tcp_denied: { outcomes: ['refuse'], status: 403 },
+  // The ext_proc adapter itself: a request whose pseudo-headers can't be read as one target (421 inside an
+  // intercepted tunnel, else passed with nothing injected), and a capture-phase message without its
+  // original destination (403)
+  ambiguous_request: {
+    outcomes: ['pass', 'refuse'],
+    status: 421,
+    body: 'host, TLS server name and CONNECT target disagree',
+  },
+  bad_capture: { outcomes: ['refuse'], status: 403 },
   // The egress guard and sandbox links
   private_destination: {
     outcomes: ['refuse', 'callback_failed'],

@@ -30,7 +30,7 @@ export interface ExtProcServerOptions {
   /** How each stream's sandbox is identified (metadata, default id, optional client-certificate binding). */
   readonly identity: IdentityOptions;
   /** Counts streams ended with a gRPC error (`authproxy_extproc_errors_total`). */
-  readonly metrics?: Pick<Metrics, 'extProcError'>;
+  readonly metrics?: Pick<Metrics, 'extProcError' | 'decision'>;
 }
 
 /** A running gRPC server: ext_proc plus grpc.health.v1. */
@@ -123,6 +123,7 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
         const request = wirePolicyRequest(req, phase === 'inject');
         const original = phase === 'capture' ? wireCapturedFrom(req) : undefined;
         if (phase === 'capture' && !original) {
+          opts.metrics?.decision('refuse', 'bad_capture');
           send(BAD_CAPTURE, true);
           return;
         }
@@ -135,6 +136,7 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
             { sandbox: sandboxId ?? '(ambiguous)', outcome: 'refuse', reason: 'ambiguous_request', status: 421 },
             'decision',
           );
+          opts.metrics?.decision('refuse', 'ambiguous_request');
           send(MISDIRECTED, true);
           return;
         }
@@ -143,6 +145,7 @@ export function extProcHandler(opts: ExtProcServerOptions): grpc.handleBidiStrea
             { sandbox: sandboxId ?? '(ambiguous)', outcome: 'pass', reason: 'ambiguous_request' },
             'decision',
           );
+          opts.metrics?.decision('pass', 'ambiguous_request');
           send(NOTHING, true);
           return;
         }

@@ -60,8 +60,10 @@ describe('ext_proc capture phase over real gRPC', () => {
   });
 
   it('refuses a capture-phase stream without the capture headers, and a private original destination', async () => {
+    const counted = service.metrics.count('decision', 'refuse', 'bad_capture');
     const bare = await exchange(client, [connect('api.github.com:443', {})], { 'x-authproxy-phase': 'capture' });
     expect(bare.responses[0]!.immediate_response?.status.code).toBe('Forbidden');
+    expect(service.metrics.count('decision', 'refuse', 'bad_capture')).toBe(counted + 1);
     const local = await exchange(
       client,
       [connect('api.github.com:443', { 'x-authproxy-original-dst': '127.0.0.1:443', 'x-authproxy-capture': 'tls' })],

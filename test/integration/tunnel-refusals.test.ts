@@ -68,7 +68,10 @@ describe('refusals inside and outside intercepted tunnels', () => {
       [':scheme', 'https'],
       [':path', '/'],
     ];
+    const counted = service.metrics.count('decision', 'refuse', 'ambiguous_request');
     const twice = await inject(raw([...base, [':authority', 'api.example.com'], [':authority', 'evil.example']]));
+    // Counted in authproxy_decisions_total like every other refusal.
+    expect(service.metrics.count('decision', 'refuse', 'ambiguous_request')).toBe(counted + 1);
     expect(immediate(twice)).toEqual({
       status: 'MisdirectedRequest',
       body: 'host, TLS server name and CONNECT target disagree',
