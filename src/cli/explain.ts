@@ -2,6 +2,7 @@ import { redactUrl, type CompiledHeader, type CompiledPolicy } from '../policy/c
 import { decide, type HeaderLookup } from '../policy/decide.js';
 import { normalisePath } from '../policy/path.js';
 import { matchingPattern } from '../policy/path-pattern.js';
+import { ListHeaderLookup } from '../policy/header-lookup.js';
 import { AuthProxyError } from '../errors.js';
 import { CREDENTIAL_HEADERS } from '../policy/rewrite.js';
 
@@ -12,16 +13,15 @@ function redact(h: CompiledHeader): { name: string; value: string } {
 
 /** `--header "name: value"` lines as the decision's header lookup (names lower-cased; a name given twice is ambiguous). */
 function headerLookup(lines: readonly string[]): HeaderLookup {
-  const map = new Map<string, string | undefined>();
-  for (const line of lines) {
+  const entries = lines.map((line) => {
     const colon = line.indexOf(':');
     if (colon <= 0) throw new AuthProxyError('usage', '--header: each must be written "name: value"');
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    map.set(name, map.has(name) ? undefined : value);
-  }
-  return { lookup: (name) => (map.has(name) ? map.get(name) : null) };
+    return { key: line.slice(0, colon).trim(), value: line.slice(colon + 1).trim(), rawValue: NO_RAW_VALUE };
+  });
+  // The same lookup Envoy's header maps get: names lower-cased, a name given twice is ambiguous.
+  return new ListHeaderLookup(() => entries);
 }
+const NO_RAW_VALUE = new Uint8Array(0);
 
 /**
  * The decision for one METHOD URL as JSON, for `authproxy explain`: which rule or callback applies and
